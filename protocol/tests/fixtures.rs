@@ -1,0 +1,163 @@
+//! Golden fixtures: one JSON file per message kind under `protocol/fixtures/`.
+//!
+//! Two checks per kind: the fixture parses and re-serialises to the same JSON value, and the message built
+//! in code through the typed constructors serialises to exactly the fixture. The second fails whenever a
+//! type's wire shape changes, so the contract never drifts silently: change the fixture (and
+//! `docs/protocol.md`) on purpose, or not at all.
+
+use kline_protocol::*;
+use serde_json::Value;
+
+const MINT: &str = "b4zeKt5mRRSyWiokzX63ww9FDZSkp6RrDjnbdtGFRbP";
+
+fn fixture(name: &str) -> (String, Value) {
+    let path = format!("{}/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let value = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"));
+    (text, value)
+}
+
+fn symbol() -> Symbol {
+    Symbol::parse(MINT).unwrap()
+}
+
+fn sub_id(id: &str) -> Option<SubscriptionId> {
+    Some(SubscriptionId::new(id).unwrap())
+}
+
+const REQUESTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
+const RESPONSES: [&str; 7] = [
+    "connection_success",
+    "history_data",
+    "subscription_confirmed",
+    "unsubscribe_confirmed",
+    "kline_data",
+    "error",
+    "pong",
+];
+
+#[test]
+fn request_fixtures_round_trip() {
+    for name in REQUESTS {
+        let (text, value) = fixture(name);
+        let request = ClientRequest::parse(&text).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(request.msg_type(), name);
+        let again: Value = serde_json::from_str(&request.to_json()).unwrap();
+        assert_eq!(again, value, "{name} did not round-trip");
+    }
+}
+
+#[test]
+fn response_fixtures_round_trip() {
+    for name in RESPONSES {
+        let (text, value) = fixture(name);
+        let message = ServerMessage::parse(&text).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(message.kind(), name);
+        let again: Value = serde_json::from_str(&message.to_json()).unwrap();
+        assert_eq!(again, value, "{name} did not round-trip");
+    }
+}
+
+fn built_request(name: &str) -> ClientRequest {
+    match name {
+        "subscribe" => ClientRequest::Subscribe(
+            SubscribeRequest::new(symbol(), Interval::M5)
+                .with_subscription_id(sub_id("chart-1").unwrap())
+                .with_limit(100)
+                .unwrap()
+                .with_from(1_764_000_000),
+        ),
+        "unsubscribe" => ClientRequest::Unsubscribe(
+            UnsubscribeRequest::new(symbol(), Interval::M5).with_subscription_id(sub_id("chart-1").unwrap()),
+        ),
+        "history" => ClientRequest::History(
+            HistoryRequest::new(symbol(), Interval::M5)
+                .with_subscription_id(sub_id("page-2").unwrap())
+                .with_limit(200)
+                .unwrap()
+                .with_range(Some(1_763_000_000), Some(1_764_000_000))
+                .unwrap(),
+        ),
+        "ping" => ClientRequest::Ping,
+        other => panic!("no request {other}"),
+    }
+}
+
+fn built_response(name: &str) -> ServerMessage {
+    let (payload, timestamp): (ServerPayload, i64) = match name {
+        "connection_success" => (
+            ConnectionSuccess::new("2f1c6b8e-4a53-4c1e-9a8f-0c5d3e7b9a10", 1_764_000_123, vec![symbol()], "0.1.0").into(),
+            1_764_000_123_456,
+        ),
+        "history_data" => (
+            HistoryData::new(
+                symbol(),
+                Interval::M5,
+                sub_id("chart-1"),
+                vec![
+                    Candle::new(1_763_999_700, [2.796e-8, 2.81234567891e-8, 2.79e-8, 2.8e-8], 12, true),
+                    Candle::new(1_764_000_000, [2.8e-8, 2.85e-8, 2.8e-8, 2.845e-8], 3, false),
+                ],
+                true,
+            )
+            .into(),
+            1_764_000_123_456,
+        ),
+        "subscription_confirmed" => (
+            SubscriptionConfirmed::new(symbol(), Interval::M5, sub_id("chart-1")).into(),
+            1_764_000_123_457,
+        ),
+        "unsubscribe_confirmed" => (
+            UnsubscribeConfirmed::new(symbol(), Interval::M5, sub_id("chart-1")).into(),
+            1_764_000_123_458,
+        ),
+        "kline_data" => (
+            KlineData::new(
+                symbol(),
+                Interval::M5,
+                Candle::new(1_764_000_000, [2.8e-8, 2.86e-8, 2.8e-8, 2.86e-8], 4, false),
+                1_764_000_124_001,
+            )
+            .into(),
+            1_764_000_124_002,
+        ),
+        "error" => {
+            let rejected = ClientRequest::parse(&format!(
+                r#"{{"msg_type":"subscribe","symbol":"{MINT}","interval":"m2","subscription_id":"chart-1"}}"#
+            ))
+            .unwrap_err();
+            (ErrorData::from(&rejected).into(), 1_764_000_124_100)
+        }
+        "pong" => (Pong::new(1_764_000_125).into(), 1_764_000_125_000),
+        other => panic!("no response {other}"),
+    };
+    ServerMessage::new(payload, timestamp)
+}
+
+#[test]
+fn wire_shape_of_every_request_matches_its_fixture() {
+    for name in REQUESTS {
+        let built: Value = serde_json::from_str(&built_request(name).to_json()).unwrap();
+        assert_eq!(built, fixture(name).1, "wire shape of `{name}` changed");
+    }
+}
+
+#[test]
+fn wire_shape_of_every_response_matches_its_fixture() {
+    for name in RESPONSES {
+        let built: Value = serde_json::from_str(&built_response(name).to_json()).unwrap();
+        assert_eq!(built, fixture(name).1, "wire shape of `{name}` changed");
+    }
+}
+
+#[test]
+fn every_error_code_has_its_documented_number() {
+    let numbers: Vec<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();
+    assert_eq!(numbers, [1001, 1002, 1003, 1004, 1005]);
+}
+
+#[test]
+fn an_unknown_server_message_type_is_rejected() {
+    let err = ServerMessage::parse(r#"{"type":"nope","data":{},"timestamp":1}"#).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}

@@ -1,0 +1,151 @@
+//! The server's typed configuration and how it is assembled from layers.
+//!
+//! Layers, later wins: `config/default.toml` (compiled in, so it is the single source of defaults) →
+//! `--config FILE` → environment variables `KLINE__SECTION__KEY` → command-line overrides. The merged TOML
+//! is then checked against [`Config`]: unknown keys and bad values are errors naming the key's full path.
+
+mod layers;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use kline_protocol::{Interval, MAX_HISTORY_LIMIT};
+use serde::Deserialize;
+
+pub use layers::{ConfigError, ConfigLayers};
+
+/// The built-in defaults: the text of `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub kline: KlineConfig,
+    pub pipeline: PipelineConfig,
+    pub ingest: IngestConfig,
+    pub source: SourcesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub shutdown_timeout_secs: u64,
+    pub cors_allowed_origins: CorsOrigins,
+}
+
+/// `"permissive"` or a list of origins.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum CorsOrigins {
+    Keyword(String),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub sync_writes: bool,
+    pub max_open_files: i32,
+    pub retention_check_secs: u64,
+    #[serde(default)]
+    pub retention_days: BTreeMap<Interval, u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KlineConfig {
+    pub intervals: Vec<Interval>,
+    pub finality_grace_ms: u64,
+    pub price_scale_decimals: u32,
+    pub history_data_limit: u32,
+    pub broadcast_buffer_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub queue_capacity: usize,
+    pub max_batch_events: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub enabled: bool,
+    pub token: String,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    pub simulator: SimulatorConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    pub enabled: bool,
+    pub mints: usize,
+    pub events_per_sec: f64,
+    pub seed: u64,
+}
+
+impl Config {
+    /// The defaults of `config/default.toml`.
+    pub fn defaults() -> Config {
+        ConfigLayers::new().build().expect("config/default.toml is valid")
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        format!("{}:{}", self.server.host, self.server.port)
+            .parse()
+            .map_err(|err| ConfigError::invalid("server.host", format!("{err}")))
+    }
+
+    /// The ingest token, if ingest is on and a token is set; `None` means the route is off.
+    pub fn ingest_token(&self) -> Option<&str> {
+        (self.ingest.enabled && !self.ingest.token.is_empty()).then_some(self.ingest.token.as_str())
+    }
+
+    /// Checks what types alone cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&str, bool, &str); 9] = [
+            ("kline.intervals", !self.kline.intervals.is_empty(), "must list at least one interval"),
+            (
+                "kline.history_data_limit",
+                (1..=MAX_HISTORY_LIMIT).contains(&self.kline.history_data_limit),
+                "must be between 1 and 1000",
+            ),
+            ("kline.price_scale_decimals", self.kline.price_scale_decimals <= 38, "must be at most 38"),
+            ("kline.broadcast_buffer_size", self.kline.broadcast_buffer_size > 0, "must be positive"),
+            ("pipeline.queue_capacity", self.pipeline.queue_capacity > 0, "must be positive"),
+            ("pipeline.max_batch_events", self.pipeline.max_batch_events > 0, "must be positive"),
+            ("storage.max_open_files", self.storage.max_open_files >= 16, "must be at least 16"),
+            (
+                "source.simulator.events_per_sec",
+                self.source.simulator.events_per_sec.is_finite() && self.source.simulator.events_per_sec > 0.0,
+                "must be a positive number",
+            ),
+            ("source.simulator.mints", self.source.simulator.mints > 0, "must be positive"),
+        ];
+        if let Some((key, _, reason)) = checks.into_iter().find(|(_, ok, _)| !ok) {
+            return Err(ConfigError::invalid(key, reason));
+        }
+        if let CorsOrigins::Keyword(word) = &self.server.cors_allowed_origins
+            && word != "permissive"
+        {
+            return Err(ConfigError::invalid(
+                "server.cors_allowed_origins",
+                format!("`{word}`: expected \"permissive\" or a list of origins"),
+            ));
+        }
+        self.bind_addr().map(|_| ())
+    }
+}
