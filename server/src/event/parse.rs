@@ -136,3 +136,83 @@ pub fn split_body(body: &str) -> Result<Vec<&str>, EventError> {
         .filter(|line| !line.is_empty())
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::simulator::SimulatedMarket;
+
+    const NOW_MS: i64 = 1_764_000_000_000;
+    const LIMITS: ParseLimits = ParseLimits {
+        now_ms: NOW_MS,
+        price_scale: 28,
+    };
+    const MINT: &str = "b4zeKt5mRRSyWiokzX63ww9FDZSkp6RrDjnbdtGFRbP";
+    const SIG: &str = "1XTRN2RJN5MfCYf2UTVo8dcmei94CvVB2BBWvvograKBRzTW7RaDH79KZ4NSHQNUNLf3DwSbhdsgmDYptsM2d21";
+
+    fn buy_sell(price: &str, timestamp: &str) -> String {
+        format!(
+            r#"{{"event_type":"BuySell","payer":"{MINT}","mint_account":"{MINT}","is_buy":true,"token_amount":5,
+            "sol_amount":7,"latest_price":{price},"timestamp":{timestamp},"signature":"{SIG}","slot":42}}"#
+        )
+    }
+
+    #[test]
+    fn existing_server_shape_parses_with_exact_u128() {
+        let event = parse_event(&buy_sell("\"279590000000000000001\"", "\"2025-11-24T16:00:00Z\""), &LIMITS).unwrap();
+        assert_eq!(event.event.latest_price(), Some(279_590_000_000_000_000_001));
+        assert_eq!(event.meta.timestamp.unix_secs(), 1_764_000_000);
+        assert_eq!(event.meta.event_index, 0, "defaults to 0");
+        // A JSON integer keeps every digit too (an f64 would round this one).
+        let as_int = parse_event(&buy_sell("279590000000000000001", "1764000000"), &LIMITS).unwrap();
+        assert_eq!(as_int.event.latest_price(), Some(279_590_000_000_000_000_001));
+        assert_eq!(as_int.meta.timestamp, event.meta.timestamp, "Unix seconds equal the RFC 3339 time");
+    }
+
+    #[test]
+    fn every_event_type_round_trips_through_its_stored_json() {
+        let mut market = SimulatedMarket::new(11, 2);
+        for i in 0..200 {
+            let event = market.next_event(NOW_MS - i);
+            assert_eq!(parse_event(&event.to_json(), &LIMITS).unwrap(), event);
+        }
+    }
+
+    fn reason(text: &str) -> String {
+        parse_event(text, &LIMITS).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_events_are_rejected_with_a_reason() {
+        assert!(reason("{not json").starts_with("malformed JSON"));
+        assert!(reason("[1,2]").contains("must be a JSON object"));
+        assert_eq!(reason(r#"{"slot":1}"#), "missing `event_type`");
+        assert!(reason(r#"{"event_type":"Swap"}"#).starts_with("unknown event_type `Swap`"));
+        let bad_mint = buy_sell("\"1\"", "1764000000").replacen(&format!("\"mint_account\":\"{MINT}\""), "\"mint_account\":\"0xdead\"", 1);
+        assert!(reason(&bad_mint).starts_with("field `mint_account`: symbol `0xdead` is not base58"), "{}", reason(&bad_mint));
+        assert_eq!(reason(&buy_sell("\"0\"", "1764000000")), "invalid price: latest_price is 0");
+        let overflow = reason(&buy_sell("\"999999999999999999999999999999999999999999\"", "1764000000"));
+        assert!(overflow.contains("does not fit in a u128"), "{overflow}");
+        assert!(reason(&buy_sell("\"-5\"", "1764000000")).contains("expected an unsigned integer"));
+        assert!(reason(&buy_sell("\"1\"", "1500000000")).contains("before 2020-01-01"));
+        assert!(reason(&buy_sell("\"1\"", "1764172801")).contains("more than a day in the future"));
+        assert!(reason(&buy_sell("\"1\"", "\"yesterday\"")).contains("field `timestamp`"));
+        let missing = buy_sell("\"1\"", "1764000000").replace(r#","slot":42"#, "");
+        assert!(reason(&missing).starts_with("missing field `slot`"), "{}", reason(&missing));
+        let bad_sig = buy_sell("\"1\"", "1764000000").replace(SIG, "abc");
+        assert!(reason(&bad_sig).contains("a signature is 64 bytes"), "{}", reason(&bad_sig));
+    }
+
+    #[test]
+    fn bodies_split_into_events() {
+        let one = buy_sell("\"1\"", "1764000000");
+        assert_eq!(split_body(&one).unwrap().len(), 1);
+        let array = format!("[{one}, {one}, 5]");
+        assert_eq!(split_body(&array).unwrap().len(), 3, "each element is judged on its own");
+        let ndjson = format!("{}\n\n{{broken\n{}\n", one.replace('\n', " "), one.replace('\n', " "));
+        let lines = split_body(&ndjson).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert!(parse_event(lines[1], &LIMITS).is_err() && parse_event(lines[2], &LIMITS).is_ok());
+        assert!(split_body("[1, 2").is_err());
+    }
+}

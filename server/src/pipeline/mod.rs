@@ -1,0 +1,217 @@
+//! The single write path: every source's events go through [`Pipeline::ingest`].
+//!
+//! For a group of event batches it drops duplicates (by identity, against the store and within the group),
+//! feeds price events to the [`Aggregator`], and writes the events, every candle they changed and the symbol
+//! stats in one RocksDB write batch. Only after that write succeeds are the changed candles published to
+//! the live stream, so a subscriber never sees a candle the store does not hold. [`service`] runs it on its
+//! own thread behind a bounded queue.
+
+pub mod service;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use kline_protocol::{Interval, KlineData, Symbol};
+use tokio::sync::broadcast;
+
+use crate::aggregator::{Aggregator, OrderKey, PriceTick};
+use crate::event::{EventRecord, scaled_price};
+use crate::stats::PipelineStats;
+use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats};
+
+/// The live stream of candle changes. Each update is one `kline_data` payload, shared by reference.
+pub type CandleFeed = broadcast::Sender<Arc<KlineData>>;
+
+/// What the pipeline needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub intervals: Vec<Interval>,
+    pub finality_grace_ms: u64,
+    pub price_scale_decimals: u32,
+}
+
+/// The outcome for one submitted batch of (already validated) events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// Accepted events that corrected an already final candle.
+    pub late: usize,
+}
+
+pub struct Pipeline {
+    store: Arc<CandleStore>,
+    settings: PipelineSettings,
+    aggregator: Aggregator,
+    symbols: HashMap<[u8; 32], (Symbol, SymbolStats)>,
+    feed: CandleFeed,
+    stats: Arc<PipelineStats>,
+}
+
+impl Pipeline {
+    /// Resumes from the store: open candles go back into the aggregator, symbol stats into memory.
+    pub fn open(
+        store: Arc<CandleStore>,
+        settings: PipelineSettings,
+        feed: CandleFeed,
+        stats: Arc<PipelineStats>,
+    ) -> Result<Pipeline, StoreError> {
+        let mut aggregator = Aggregator::new(&settings.intervals, settings.finality_grace_ms);
+        aggregator.restore(store.open_candles()?);
+        let symbols = store
+            .symbols()?
+            .into_iter()
+            .map(|(mint, stats)| (mint, (Symbol::from_bytes(&mint), stats)))
+            .collect();
+        Ok(Pipeline {
+            store,
+            settings,
+            aggregator,
+            symbols,
+            feed,
+            stats,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<CandleStore> {
+        &self.store
+    }
+
+    /// Stores a group of batches in one write and returns a report per batch.
+    pub fn ingest(&mut self, batches: &[Vec<EventRecord>], now_ms: i64) -> Result<Vec<BatchReport>, StoreError> {
+        let ids: Vec<_> = batches.iter().flatten().map(EventRecord::id).collect();
+        let already_stored = self.store.events_exist(&ids)?;
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut reports = Vec::with_capacity(batches.len());
+        let mut touched_mints = HashSet::new();
+        let store = Arc::clone(&self.store);
+        let mut write = store.batch();
+        let mut position = 0;
+        for batch in batches {
+            let mut report = BatchReport::default();
+            for event in batch {
+                let (id, stored) = (ids[position], already_stored[position]);
+                position += 1;
+                if stored || !seen.insert(id) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                write.put_event(&id, &event.to_json());
+                report.accepted += 1;
+                if let Some(tick) = self.price_tick(event) {
+                    let outcome = self.aggregator.apply(&tick, now_ms, &mut |key| store.candle(key))?;
+                    report.late += usize::from(outcome.late_intervals > 0);
+                    self.note_symbol_price(&tick, now_ms);
+                    touched_mints.insert(tick.mint);
+                }
+            }
+            reports.push(report);
+        }
+        self.aggregator.finalize_due(now_ms);
+        for mint in &touched_mints {
+            let (_, stats) = &self.symbols[mint];
+            write.put_symbol(mint, stats);
+        }
+        self.commit(write, now_ms)?;
+        for report in &reports {
+            PipelineStats::add(&self.stats.events_accepted, report.accepted);
+            PipelineStats::add(&self.stats.events_duplicate, report.duplicates);
+            PipelineStats::add(&self.stats.events_late, report.late);
+        }
+        Ok(reports)
+    }
+
+    /// Finalizes every candle whose deadline has passed, stores and publishes them.
+    pub fn finalize(&mut self, now_ms: i64) -> Result<usize, StoreError> {
+        let count = self.aggregator.finalize_due(now_ms);
+        if count > 0 {
+            let store = Arc::clone(&self.store);
+            self.commit(store.batch(), now_ms)?;
+        }
+        Ok(count)
+    }
+
+    /// Unix ms of the next finality deadline.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.aggregator.next_deadline()
+    }
+
+    fn price_tick(&self, event: &EventRecord) -> Option<PriceTick> {
+        let raw = event.event.latest_price()?;
+        // Validated when parsed; a zero price from a source that skipped validation is ignored here.
+        let price = scaled_price(raw, self.settings.price_scale_decimals).ok()?;
+        let signature = event.meta.signature.to_bytes();
+        Some(PriceTick {
+            mint: event.event.mint().to_bytes(),
+            price,
+            key: OrderKey::new(
+                event.meta.timestamp.unix_millis(),
+                event.meta.slot,
+                event.meta.event_index,
+                &signature,
+            ),
+        })
+    }
+
+    fn note_symbol_price(&mut self, tick: &PriceTick, now_ms: i64) {
+        let (_, stats) = self.symbols.entry(tick.mint).or_insert_with(|| {
+            (
+                Symbol::from_bytes(&tick.mint),
+                SymbolStats {
+                    last_price: tick.price,
+                    last_key: tick.key,
+                    updated_at_ms: now_ms,
+                    event_count: 0,
+                },
+            )
+        });
+        if tick.key >= stats.last_key {
+            stats.last_price = tick.price;
+            stats.last_key = tick.key;
+        }
+        stats.updated_at_ms = now_ms;
+        stats.event_count += 1;
+    }
+
+    /// Adds the aggregator's changes to `write`, commits it, then publishes. On a failed write the
+    /// in-memory candles are reloaded from the store, so memory never runs ahead of what is stored.
+    fn commit(&mut self, mut write: StoreBatch<'_>, now_ms: i64) -> Result<(), StoreError> {
+        let changes = self.aggregator.take_changes();
+        for change in &changes {
+            write.put_candle(&change.key, &change.state);
+        }
+        if write.is_empty() {
+            return Ok(());
+        }
+        if let Err(err) = self.store.write(write) {
+            PipelineStats::add(&self.stats.write_errors, 1);
+            tracing::error!(error = %err, "write batch failed; reloading open candles from the store");
+            self.reload()?;
+            return Err(err);
+        }
+        PipelineStats::add(&self.stats.batches_written, 1);
+        let finalized = changes.iter().filter(|c| c.publish && c.state.is_final).count();
+        PipelineStats::add(&self.stats.candles_finalized, finalized);
+        let mut published = 0;
+        for change in changes.iter().filter(|change| change.publish) {
+            let Some((symbol, _)) = self.symbols.get(&change.key.mint) else {
+                continue;
+            };
+            let update = KlineData::new(symbol.clone(), change.key.interval, change.state.to_candle(), now_ms);
+            // No receivers is fine: nobody is subscribed.
+            let _ = self.feed.send(Arc::new(update));
+            published += 1;
+        }
+        PipelineStats::add(&self.stats.candle_updates_published, published);
+        Ok(())
+    }
+
+    fn reload(&mut self) -> Result<(), StoreError> {
+        self.aggregator = Aggregator::new(&self.settings.intervals, self.settings.finality_grace_ms);
+        self.aggregator.restore(self.store.open_candles()?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

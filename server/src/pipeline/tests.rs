@@ -1,0 +1,215 @@
+//! Pipeline tests against a real RocksDB in a temporary directory.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::aggregator::CandleState;
+use crate::event::{EventTime, scaled_price};
+use crate::source::simulator::SimulatedMarket;
+use crate::store::HistoryQuery;
+
+const T0_MS: i64 = 1_764_000_000_000;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    pipeline: Pipeline,
+    updates: broadcast::Receiver<Arc<KlineData>>,
+}
+
+fn harness(intervals: &[Interval]) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
+    let (feed, updates) = broadcast::channel(100_000);
+    let settings = PipelineSettings {
+        intervals: intervals.to_vec(),
+        finality_grace_ms: 2000,
+        price_scale_decimals: 28,
+    };
+    let pipeline = Pipeline::open(store, settings, feed, Arc::default()).unwrap();
+    Harness {
+        _dir: dir,
+        pipeline,
+        updates,
+    }
+}
+
+/// An independent reference: candles straight from the definition, over the whole event set.
+fn reference_candles(events: &[EventRecord], interval: Interval) -> BTreeMap<([u8; 32], i64), [f64; 4]> {
+    let mut by_candle: BTreeMap<([u8; 32], i64), Vec<(OrderKey, f64)>> = BTreeMap::new();
+    for event in events {
+        let Some(raw) = event.event.latest_price() else { continue };
+        let price = scaled_price(raw, 28).unwrap();
+        let key = OrderKey::new(
+            event.meta.timestamp.unix_millis(),
+            event.meta.slot,
+            event.meta.event_index,
+            &event.meta.signature.to_bytes(),
+        );
+        let time = interval.bucket_start(event.meta.timestamp.unix_secs());
+        by_candle
+            .entry((event.event.mint().to_bytes(), time))
+            .or_default()
+            .push((key, price));
+    }
+    by_candle
+        .into_iter()
+        .map(|(candle, mut ticks)| {
+            ticks.sort_by_key(|(key, _)| *key);
+            let prices: Vec<f64> = ticks.iter().map(|(_, p)| *p).collect();
+            let high = prices.iter().copied().fold(f64::MIN, f64::max);
+            let low = prices.iter().copied().fold(f64::MAX, f64::min);
+            (candle, [prices[0], high, low, *prices.last().unwrap()])
+        })
+        .collect()
+}
+
+fn stored_series(store: &CandleStore, mint: &[u8; 32], interval: Interval) -> Vec<CandleState> {
+    let query = HistoryQuery {
+        from: None,
+        to: None,
+        limit: 1_000_000,
+    };
+    store.history(mint, interval, query).unwrap().candles
+}
+
+#[test]
+fn shuffled_and_duplicated_events_give_the_reference_candles_for_every_interval() {
+    let mut rng = StdRng::seed_from_u64(99);
+    let mut market = SimulatedMarket::new(5, 3);
+    // Two hours of events at irregular times, some sharing a timestamp.
+    let mut events: Vec<EventRecord> = (0..3000)
+        .map(|_| market.next_event(T0_MS + rng.random_range(0..7_200_000) / 250 * 250))
+        .collect();
+    let originals = events.clone();
+    let duplicates: Vec<EventRecord> = events.choose_multiple(&mut rng, 500).cloned().collect();
+    events.extend(duplicates);
+    events.shuffle(&mut rng);
+
+    let mut h = harness(&Interval::ALL);
+    let now = T0_MS + 7_200_000 + 10_000;
+    let mut accepted = 0;
+    let mut dups = 0;
+    for chunk in events.chunks(317) {
+        let report = h.pipeline.ingest(&[chunk.to_vec()], now).unwrap()[0];
+        accepted += report.accepted;
+        dups += report.duplicates;
+    }
+    assert_eq!((accepted, dups), (3000, 500));
+
+    for interval in Interval::ALL {
+        let expected = reference_candles(&originals, interval);
+        for mint in market.mints() {
+            let mint = mint.to_bytes();
+            let stored = stored_series(h.pipeline.store(), &mint, interval);
+            let want: Vec<_> = expected.iter().filter(|((m, _), _)| *m == mint).collect();
+            assert_eq!(stored.len(), want.len(), "{interval}: number of candles");
+            for (candle, ((_, time), ohlc)) in stored.iter().zip(want) {
+                assert_eq!(candle.time, *time, "{interval}");
+                assert_eq!([candle.open, candle.high, candle.low, candle.close], *ohlc, "{interval} at {time}");
+                let closed = (time + interval.duration_secs()) * 1000 + 2000 <= now;
+                assert_eq!(candle.is_final, closed, "{interval} at {time}: final exactly when past its deadline");
+            }
+            let counted: u32 = stored.iter().map(|c| c.update_count).sum();
+            let events_of_mint = originals.iter().filter(|e| e.event.mint().to_bytes() == mint).count();
+            assert_eq!(counted as usize, events_of_mint, "{interval}: update_count sums to the events");
+        }
+    }
+    assert_eq!(h.pipeline.store().count_events().unwrap(), 3000);
+}
+
+#[test]
+fn live_updates_are_published_after_the_write_and_finals_once() {
+    let mut h = harness(&[Interval::S1, Interval::M1]);
+    let mut market = SimulatedMarket::new(1, 1);
+    let event = market.next_event(T0_MS + 100);
+    h.pipeline.ingest(&[vec![event.clone()]], T0_MS + 150).unwrap();
+    let first = h.updates.try_recv().unwrap();
+    assert_eq!(first.symbol, *event.event.mint());
+    assert!(!first.data.is_final);
+    assert_eq!(h.updates.try_recv().unwrap().interval, Interval::M1);
+    assert!(h.updates.try_recv().is_err());
+
+    // Same event again: nothing changes, nothing is published.
+    let report = h.pipeline.ingest(&[vec![event]], T0_MS + 200).unwrap()[0];
+    assert_eq!(report.duplicates, 1);
+    assert!(h.updates.try_recv().is_err());
+
+    assert_eq!(h.pipeline.finalize(T0_MS + 3000).unwrap(), 1, "the s1 candle closes");
+    let final_update = h.updates.try_recv().unwrap();
+    assert!(final_update.data.is_final && final_update.interval == Interval::S1);
+    assert_eq!(h.pipeline.finalize(T0_MS + 4000).unwrap(), 0);
+    assert!(h.updates.try_recv().is_err(), "a final candle is published once");
+}
+
+#[test]
+fn a_late_event_corrects_history_but_is_not_pushed() {
+    let mut h = harness(&[Interval::S1]);
+    let mut market = SimulatedMarket::new(2, 1);
+    let on_time = market.next_event(T0_MS + 500);
+    h.pipeline.ingest(&[vec![on_time]], T0_MS + 600).unwrap();
+    h.pipeline.finalize(T0_MS + 3000).unwrap();
+    while h.updates.try_recv().is_ok() {}
+
+    let mut late = market.next_event(T0_MS + 100);
+    late.meta.timestamp = EventTime(T0_MS + 100);
+    let report = h.pipeline.ingest(&[vec![late]], T0_MS + 10_000).unwrap()[0];
+    assert_eq!((report.accepted, report.late), (1, 1));
+    assert!(h.updates.try_recv().is_err(), "late corrections are not pushed live");
+    let mint = market.mints()[0].to_bytes();
+    let stored = stored_series(h.pipeline.store(), &mint, Interval::S1);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].update_count, 2);
+    assert!(stored[0].is_final);
+}
+
+#[test]
+fn open_candles_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = PipelineSettings {
+        intervals: vec![Interval::M1],
+        finality_grace_ms: 2000,
+        price_scale_decimals: 28,
+    };
+    let mut market = SimulatedMarket::new(3, 1);
+    {
+        let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
+        let (feed, _) = broadcast::channel(16);
+        let mut pipeline = Pipeline::open(store, settings.clone(), feed, Arc::default()).unwrap();
+        pipeline.ingest(&[vec![market.next_event(T0_MS + 1000)]], T0_MS + 1000).unwrap();
+    }
+    let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
+    let (feed, mut updates) = broadcast::channel(16);
+    let mut pipeline = Pipeline::open(store, settings, feed, Arc::default()).unwrap();
+    pipeline.ingest(&[vec![market.next_event(T0_MS + 2000)]], T0_MS + 2000).unwrap();
+    assert_eq!(updates.try_recv().unwrap().data.update_count, 2, "continues the stored open candle");
+    assert_eq!(pipeline.finalize(T0_MS + 62_000).unwrap(), 1);
+    assert!(updates.try_recv().unwrap().data.is_final);
+}
+
+#[test]
+fn history_is_newest_first_limited_and_says_has_more() {
+    let mut h = harness(&[Interval::S1]);
+    let mut market = SimulatedMarket::new(4, 1);
+    let events: Vec<_> = (0..50).map(|i| market.next_event(T0_MS + i * 1000)).collect();
+    h.pipeline.ingest(&[events], T0_MS + 100_000).unwrap();
+    let mint = market.mints()[0].to_bytes();
+    let store = h.pipeline.store();
+    let t0 = T0_MS / 1000;
+    let page = |from, to, limit| store.history(&mint, Interval::S1, HistoryQuery { from, to, limit }).unwrap();
+
+    let newest = page(None, None, 10);
+    assert_eq!(newest.candles.first().unwrap().time, t0 + 40);
+    assert_eq!(newest.candles.last().unwrap().time, t0 + 49);
+    assert!(newest.has_more);
+
+    let older = page(None, Some(t0 + 40), 10);
+    assert_eq!(older.candles.last().unwrap().time, t0 + 39, "`to` is exclusive");
+    let ranged = page(Some(t0 + 5), Some(t0 + 8), 10);
+    assert_eq!(ranged.candles.iter().map(|c| c.time).collect::<Vec<_>>(), [t0 + 5, t0 + 6, t0 + 7]);
+    assert!(!ranged.has_more, "nothing older inside the range");
+    assert!(page(Some(t0 + 100), None, 10).candles.is_empty());
+}

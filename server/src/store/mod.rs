@@ -1,0 +1,284 @@
+//! `CandleStore`: events, candles and metadata in one embedded RocksDB.
+//!
+//! Column families:
+//! - `events`: event identity (signature + index) → the event's JSON. The key doubles as the dedup marker.
+//! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
+//! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
+//! - `symbols`: mint → last price and update time.
+//! - `meta`: small named values (source cursors).
+//!
+//! Everything one batch of events causes (events, candles, open markers, symbols) is written in one
+//! [`StoreBatch`], atomically: after a crash the store never holds an event without its candles, or the
+//! reverse. The pipeline is the only writer; readers (history, symbols) may run concurrently.
+
+pub mod codec;
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+
+use kline_protocol::Interval;
+use rocksdb::{
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteOptions,
+};
+
+use crate::aggregator::{CandleKey, CandleState};
+use crate::config::StorageConfig;
+use crate::event::EventId;
+pub use codec::{CorruptValue, SymbolStats};
+
+const CF_EVENTS: &str = "events";
+const CF_CANDLES: &str = "candles";
+const CF_OPEN: &str = "open_candles";
+const CF_SYMBOLS: &str = "symbols";
+const CF_META: &str = "meta";
+const COLUMN_FAMILIES: [&str; 5] = [CF_EVENTS, CF_CANDLES, CF_OPEN, CF_SYMBOLS, CF_META];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("data directory {0} is in use by another process (is a kline-server already running on it?)")]
+    Locked(PathBuf),
+    #[error("RocksDB: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error(transparent)]
+    Corrupt(#[from] CorruptValue),
+}
+
+/// A page of candles answering a history query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// Ascending by time.
+    pub candles: Vec<CandleState>,
+    /// Older candles exist in the range before the first one returned.
+    pub has_more: bool,
+}
+
+/// The newest `limit` candles with `from <= time < to` (either bound optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub limit: usize,
+}
+
+pub struct CandleStore {
+    db: DB,
+    path: PathBuf,
+    sync_writes: bool,
+}
+
+impl CandleStore {
+    /// Opens (creating if needed) the store in `config.data_dir`.
+    pub fn open(config: &StorageConfig) -> Result<CandleStore, StoreError> {
+        Self::open_at(&config.data_dir, config.sync_writes, config.max_open_files)
+    }
+
+    pub fn open_at(path: &Path, sync_writes: bool, max_open_files: i32) -> Result<CandleStore, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_max_open_files(max_open_files);
+        options.set_keep_log_file_num(4);
+        options.increase_parallelism(2);
+
+        let mut point_lookups = BlockBasedOptions::default();
+        point_lookups.set_bloom_filter(10.0, false);
+        let mut events_options = Options::default();
+        events_options.set_block_based_table_factory(&point_lookups);
+
+        let descriptors = COLUMN_FAMILIES.map(|name| {
+            let cf_options = if name == CF_EVENTS {
+                events_options.clone()
+            } else {
+                Options::default()
+            };
+            ColumnFamilyDescriptor::new(name, cf_options)
+        });
+        let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|err| {
+            if err.to_string().contains("lock") {
+                StoreError::Locked(path.to_path_buf())
+            } else {
+                StoreError::Rocks(err)
+            }
+        })?;
+        Ok(CandleStore {
+            db,
+            path: path.to_path_buf(),
+            sync_writes,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("column families are created on open")
+    }
+
+    /// For each id, whether the event is already stored.
+    pub fn events_exist(&self, ids: &[EventId]) -> Result<Vec<bool>, StoreError> {
+        let cf = self.cf(CF_EVENTS);
+        let keys: Vec<_> = ids.iter().map(|id| (cf, keys::event_key(id))).collect();
+        self.db
+            .multi_get_cf(keys)
+            .into_iter()
+            .map(|found| Ok(found?.is_some()))
+            .collect()
+    }
+
+    /// The stored JSON of one event.
+    pub fn event_json(&self, id: &EventId) -> Result<Option<String>, StoreError> {
+        let found = self.db.get_cf(self.cf(CF_EVENTS), keys::event_key(id))?;
+        Ok(found.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Number of stored events (a full scan: for tests and tools, not the hot path).
+    pub fn count_events(&self) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for item in self.db.iterator_cf(self.cf(CF_EVENTS), IteratorMode::Start) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    pub fn candle(&self, key: &CandleKey) -> Result<Option<CandleState>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_CANDLES), keys::candle_key(key))? {
+            Some(bytes) => Ok(Some(codec::decode_candle(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest `query.limit` candles of a series in `[from, to)`, ascending. Reads at most `limit + 1`
+    /// entries, however long the series is.
+    pub fn history(
+        &self,
+        mint: &[u8; 32],
+        interval: Interval,
+        query: HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(keys::series_key(mint, interval, query.from.unwrap_or(i64::MIN)).to_vec());
+        read.set_iterate_upper_bound(keys::series_key(mint, interval, query.to.unwrap_or(i64::MAX)).to_vec());
+        let mut candles = Vec::with_capacity(query.limit.min(1024) + 1);
+        for item in self.db.iterator_cf_opt(self.cf(CF_CANDLES), read, IteratorMode::End) {
+            if candles.len() > query.limit {
+                break;
+            }
+            let (_, value) = item?;
+            candles.push(codec::decode_candle(&value)?);
+        }
+        let has_more = candles.len() > query.limit;
+        candles.truncate(query.limit);
+        candles.reverse();
+        Ok(HistoryPage { candles, has_more })
+    }
+
+    /// Every candle that was open when last written (restored into the aggregator on start).
+    pub fn open_candles(&self) -> Result<Vec<(CandleKey, CandleState)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_OPEN), IteratorMode::Start) {
+            let (key_bytes, _) = item?;
+            let Some(key) = keys::decode_candle_key(&key_bytes) else {
+                continue;
+            };
+            if let Some(state) = self.candle(&key)? {
+                out.push((key, state));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every known mint with its stats.
+    pub fn symbols(&self) -> Result<Vec<([u8; 32], SymbolStats)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_SYMBOLS), IteratorMode::Start) {
+            let (key, value) = item?;
+            if let Ok(mint) = <[u8; 32]>::try_from(key.as_ref()) {
+                out.push((mint, codec::decode_symbol(&value)?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META), name)?)
+    }
+
+    /// Writes a batch atomically (WAL synced when `sync_writes`).
+    pub fn write(&self, batch: StoreBatch) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(self.sync_writes);
+        self.db.write_opt(batch.batch, &options)?;
+        Ok(())
+    }
+
+    pub fn batch(&self) -> StoreBatch<'_> {
+        StoreBatch {
+            store: self,
+            batch: WriteBatch::default(),
+        }
+    }
+
+    /// Deletes every candle of the series older than `before_time`. Returns whether anything was in range.
+    pub fn prune_series(&self, mint: &[u8; 32], interval: Interval, before_time: i64) -> Result<bool, StoreError> {
+        let start = keys::series_key(mint, interval, i64::MIN);
+        let end = keys::series_key(mint, interval, before_time);
+        let mut any = self
+            .db
+            .iterator_cf(self.cf(CF_CANDLES), IteratorMode::From(&start, Direction::Forward))
+            .next()
+            .transpose()?
+            .is_some_and(|(key, _)| key.as_ref() < end.as_slice());
+        if any {
+            self.db.delete_range_cf(self.cf(CF_CANDLES), start, end)?;
+        } else {
+            any = false;
+        }
+        Ok(any)
+    }
+
+    /// Flushes memtables to disk (on shutdown, so the next start does not replay the WAL).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in COLUMN_FAMILIES {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+}
+
+/// Changes to be written together. Built by the pipeline, written by [`CandleStore::write`].
+pub struct StoreBatch<'a> {
+    store: &'a CandleStore,
+    batch: WriteBatch,
+}
+
+impl StoreBatch<'_> {
+    pub fn put_event(&mut self, id: &EventId, json: &str) {
+        self.batch.put_cf(self.store.cf(CF_EVENTS), keys::event_key(id), json);
+    }
+
+    /// Stores a candle and keeps the open-candle index in step with its finality.
+    pub fn put_candle(&mut self, key: &CandleKey, state: &CandleState) {
+        let key_bytes = keys::candle_key(key);
+        self.batch.put_cf(self.store.cf(CF_CANDLES), key_bytes, codec::encode_candle(state));
+        if state.is_final {
+            self.batch.delete_cf(self.store.cf(CF_OPEN), key_bytes);
+        } else {
+            self.batch.put_cf(self.store.cf(CF_OPEN), key_bytes, []);
+        }
+    }
+
+    pub fn put_symbol(&mut self, mint: &[u8; 32], stats: &SymbolStats) {
+        self.batch.put_cf(self.store.cf(CF_SYMBOLS), mint, codec::encode_symbol(stats));
+    }
+
+    pub fn put_meta(&mut self, name: &str, value: &[u8]) {
+        self.batch.put_cf(self.store.cf(CF_META), name, value);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+}
