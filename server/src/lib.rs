@@ -3,17 +3,25 @@
 //! Turns Spin Pet trade events into OHLC candles, stores both in RocksDB, and serves them.
 //!
 //! ## Layout
+//! - [`app`]: assembles the server (`bind`, `run`) and owns the shutdown order.
 //! - [`aggregator`]: open candles in memory; price ticks in, candle changes out.
 //! - [`config`]: the typed configuration and its layers (default.toml → file → env → CLI).
 //! - [`event`]: the seven Spin Pet events, their JSON form, identity and validation.
+//! - [`history`]: history queries answered as protocol `history_data` payloads.
+//! - [`http`]: `app(state) -> Router`: REST routes, ingest, health.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
+//! - [`retention`]: background deletion of candles past their interval's retention.
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
 //! - [`stats`]: counters read by `/metrics` and `/health`.
 //! - [`store`]: `CandleStore`, RocksDB column families for events, candles and metadata.
 pub mod aggregator;
+pub mod app;
 pub mod config;
 pub mod event;
+pub mod history;
+pub mod http;
 pub mod pipeline;
+pub mod retention;
 pub mod source;
 pub mod stats;
 pub mod store;

@@ -34,6 +34,7 @@ pub struct Config {
 pub struct ServerConfig {
     pub host: String,
     pub port: u16,
+    pub listen_backlog: u32,
     pub shutdown_timeout_secs: u64,
     pub cors_allowed_origins: CorsOrigins,
 }

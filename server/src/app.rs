@@ -1,0 +1,159 @@
+//! Assembling the server: open the store, start the pipeline, the sources and the retention task, serve
+//! HTTP, and shut everything down in order.
+//!
+//! Shutdown order: stop accepting and close connections → stop the sources → let the pipeline store what
+//! is queued → flush RocksDB. Everything is bounded by `server.shutdown_timeout_secs`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError};
+use crate::pipeline::service::{self, IngestHandle};
+use crate::pipeline::{CandleFeed, Pipeline, PipelineSettings};
+use crate::stats::PipelineStats;
+use crate::store::{CandleStore, StoreError};
+use crate::{http, retention, source};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Everything request handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub config: Config,
+    pub store: Arc<CandleStore>,
+    pub ingest: IngestHandle,
+    pub stats: Arc<PipelineStats>,
+    pub feed: CandleFeed,
+    pub started_at: Instant,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl PipelineSettings {
+    pub fn from_config(config: &Config) -> PipelineSettings {
+        PipelineSettings {
+            intervals: config.kline.intervals.clone(),
+            finality_grace_ms: config.kline.finality_grace_ms,
+            price_scale_decimals: config.kline.price_scale_decimals,
+        }
+    }
+}
+
+/// Binds the configured address with the configured listen backlog.
+pub fn bind(config: &Config) -> Result<TcpListener, ServerError> {
+    let addr = config.bind_addr()?;
+    let listen_error = |source| ServerError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(listen_error)?;
+    socket.set_reuseaddr(true).map_err(listen_error)?;
+    socket.bind(addr).map_err(listen_error)?;
+    socket.listen(config.server.listen_backlog).map_err(listen_error)
+}
+
+/// Runs the server on `listener` until `shutdown` is cancelled, then stops everything in order.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+    let store = Arc::new(CandleStore::open(&config.storage)?);
+    let stats = Arc::new(PipelineStats::default());
+    let (feed, _) = broadcast::channel(config.kline.broadcast_buffer_size);
+    let pipeline = Pipeline::open(
+        store.clone(),
+        PipelineSettings::from_config(&config),
+        feed.clone(),
+        stats.clone(),
+    )?;
+    let pipeline_stop = CancellationToken::new();
+    let (ingest, pipeline_thread) = service::spawn(
+        pipeline,
+        config.pipeline.queue_capacity,
+        config.pipeline.max_batch_events,
+        pipeline_stop.clone(),
+    );
+
+    let background = TaskTracker::new();
+    if config.source.simulator.enabled {
+        background.spawn(source::simulator::run(
+            config.source.simulator.clone(),
+            ingest.clone(),
+            shutdown.child_token(),
+        ));
+    }
+    background.spawn(retention::run(
+        store.clone(),
+        config.storage.clone(),
+        stats.clone(),
+        shutdown.child_token(),
+    ));
+    background.close();
+
+    let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
+    let state = AppState(Arc::new(AppInner {
+        config,
+        store: store.clone(),
+        ingest,
+        stats,
+        feed,
+        started_at: Instant::now(),
+    }));
+    let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
+    tracing::info!(addr = %local_addr, data_dir = %store.path().display(), "kline-server listening");
+
+    let serve = axum::serve(listener, http::app(state.clone())).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = tokio::select! {
+        result = serve => result.map_err(ServerError::Serve),
+        _ = deadline_after(&shutdown, grace) => {
+            tracing::warn!("connections did not close within the shutdown timeout; closing anyway");
+            Ok(())
+        }
+    };
+    tracing::info!("stopping sources");
+    let _ = tokio::time::timeout(grace, background.wait()).await;
+    drop(state);
+    pipeline_stop.cancel();
+    let pipeline = tokio::task::spawn_blocking(move || pipeline_thread.join())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    match pipeline {
+        Some(pipeline) => pipeline.store().flush()?,
+        None => tracing::error!("the pipeline thread panicked"),
+    }
+    tracing::info!("store flushed; bye");
+    served
+}
+
+/// Completes `grace` after `shutdown` is cancelled.
+async fn deadline_after(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+}

@@ -1,0 +1,82 @@
+//! `POST /api/v1/events`: authenticated event ingest. Takes one event, a JSON array, or NDJSON; answers
+//! only after the valid events are durably written, with counts and a reason for each rejected event.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use serde::Serialize;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::event::{ParseLimits, parse_event, split_body};
+use crate::pipeline::service::now_ms;
+use crate::stats::PipelineStats;
+
+#[derive(Debug, Serialize)]
+pub struct IngestResponse {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// One entry per rejected event: its position in the body (0-based) and why.
+    pub errors: Vec<Rejection>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rejection {
+    pub index: usize,
+    pub reason: String,
+}
+
+pub async fn ingest_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let token = state.config.ingest_token().ok_or(ApiError::Unauthorized)?;
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        return Err(ApiError::Unauthorized);
+    }
+
+    let texts = split_body(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
+    let limits = ParseLimits {
+        now_ms: now_ms(),
+        price_scale: state.config.kline.price_scale_decimals,
+    };
+    let mut events = Vec::with_capacity(texts.len());
+    let mut errors = Vec::new();
+    for (index, text) in texts.iter().enumerate() {
+        match parse_event(text, &limits) {
+            Ok(event) => events.push(event),
+            Err(err) => errors.push(Rejection {
+                index,
+                reason: err.to_string(),
+            }),
+        }
+    }
+    PipelineStats::add(&state.stats.events_rejected, errors.len());
+    if !errors.is_empty() {
+        tracing::debug!(rejected = errors.len(), first = %errors[0].reason, "ingest rejected events");
+    }
+    let report = if events.is_empty() {
+        Default::default()
+    } else {
+        state.ingest.submit(events).await?
+    };
+    Ok(Json(IngestResponse {
+        accepted: report.accepted,
+        duplicates: report.duplicates,
+        rejected: errors.len(),
+        errors,
+    }))
+}
+
+/// Compares without stopping at the first difference, so response time does not leak the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,43 @@
+//! The HTTP surface: `app(state) -> Router` with every route, CORS and body limits.
+
+mod error;
+mod health;
+mod ingest;
+mod klines;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::ApiError;
+
+use crate::app::AppState;
+use crate::config::CorsOrigins;
+
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(health::health))
+        .route("/api/v1/klines", get(klines::klines))
+        .route("/api/v1/symbols", get(klines::symbols))
+        .route("/api/kline", get(klines::legacy_kline));
+    if state.config.ingest_token().is_some() {
+        router = router.route(
+            "/api/v1/events",
+            post(ingest::ingest_events).layer(DefaultBodyLimit::max(state.config.ingest.max_body_bytes)),
+        );
+    }
+    let cors = cors_layer(&state.config.server.cors_allowed_origins);
+    router.layer(cors).with_state(state)
+}
+
+fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+    match origins {
+        CorsOrigins::Keyword(_) => CorsLayer::permissive(),
+        CorsOrigins::List(list) => {
+            let origins: Vec<HeaderValue> = list.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+            CorsLayer::new().allow_origin(AllowOrigin::list(origins))
+        }
+    }
+}
