@@ -1,0 +1,34 @@
+//! The `kline-server` binary's command line: configuration errors name the key and exit non-zero.
+//! (Also makes `cargo test` build the binary that the end-to-end tests in `tests/` start.)
+
+use std::process::Command;
+
+fn server() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kline-server"))
+}
+
+#[test]
+fn check_config_accepts_the_shipped_files() {
+    let output = server().arg("check-config").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let production = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/production.toml");
+    let output = server().args(["--config", production, "check-config"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn a_bad_key_is_an_error_that_names_it() {
+    let output = server().args(["--set", "server.prot=1", "check-config"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("prot"), "{stderr}");
+
+    let output = server()
+        .arg("check-config")
+        .env("KLINE__KLINE__FINALITY_GRACE_MS", "soon")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("kline.finality_grace_ms"), "{stderr}");
+}
