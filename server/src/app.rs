@@ -16,9 +16,13 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{CandleFeed, Pipeline, PipelineSettings};
-use crate::stats::PipelineStats;
+use crate::stats::{PipelineStats, PushStats};
+use crate::ws::hub::{self, Hub};
 use crate::store::{CandleStore, StoreError};
 use crate::{http, retention, source};
+
+/// How long the symbol list sent in `connection_success` is reused before it is read again.
+const SYMBOL_LIST_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -43,6 +47,29 @@ pub struct AppInner {
     pub stats: Arc<PipelineStats>,
     pub feed: CandleFeed,
     pub started_at: Instant,
+    pub push_stats: Arc<PushStats>,
+    pub hub: Hub,
+    /// Cancelled when the server shuts down: connections close with 1001.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket connection task, so shutdown can wait for them.
+    pub connections: TaskTracker,
+    symbol_list: tokio::sync::Mutex<(Option<Instant>, Vec<kline_protocol::Symbol>)>,
+}
+
+impl AppState {
+    /// Known mints, most recently updated first (cached for a few seconds: every connection asks).
+    pub async fn symbol_list(&self) -> Vec<kline_protocol::Symbol> {
+        let mut cache = self.symbol_list.lock().await;
+        if cache.0.is_none_or(|at| at.elapsed() > SYMBOL_LIST_TTL) {
+            let store = self.store.clone();
+            if let Ok(Ok(mut symbols)) = tokio::task::spawn_blocking(move || store.symbols()).await {
+                symbols.sort_by(|a, b| b.1.updated_at_ms.cmp(&a.1.updated_at_ms));
+                cache.1 = symbols.iter().map(|(mint, _)| kline_protocol::Symbol::from_bytes(mint)).collect();
+                cache.0 = Some(Instant::now());
+            }
+        }
+        cache.1.clone()
+    }
 }
 
 impl Deref for AppState {
@@ -116,7 +143,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     ));
     background.close();
 
+    let push_stats = Arc::new(PushStats::default());
+    let hub_stop = CancellationToken::new();
+    let (hub, hub_task) = hub::spawn(
+        feed.subscribe(),
+        config.websocket.hub_queue_capacity,
+        push_stats.clone(),
+        hub_stop.clone(),
+    );
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
+    let connections = TaskTracker::new();
     let state = AppState(Arc::new(AppInner {
         config,
         store: store.clone(),
@@ -124,6 +160,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         stats,
         feed,
         started_at: Instant::now(),
+        push_stats,
+        hub,
+        shutdown: shutdown.clone(),
+        connections: connections.clone(),
+        symbol_list: Default::default(),
     }));
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(addr = %local_addr, data_dir = %store.path().display(), "kline-server listening");
@@ -136,6 +177,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             Ok(())
         }
     };
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        tracing::warn!("WebSocket connections did not finish within the shutdown timeout");
+    }
+    hub_stop.cancel();
+    let _ = hub_task.await;
     tracing::info!("stopping sources");
     let _ = tokio::time::timeout(grace, background.wait()).await;
     drop(state);

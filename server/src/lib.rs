@@ -14,6 +14,7 @@
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
 //! - [`stats`]: counters read by `/metrics` and `/health`.
 //! - [`store`]: `CandleStore`, RocksDB column families for events, candles and metadata.
+//! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod aggregator;
 pub mod app;
 pub mod config;
@@ -25,3 +26,4 @@ pub mod retention;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod ws;

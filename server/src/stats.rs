@@ -35,3 +35,64 @@ impl PipelineStats {
         counter.load(Ordering::Relaxed)
     }
 }
+
+/// Counters of the push service. Gauges (`*_active`) go up and down; the rest only grow.
+#[derive(Debug, Default)]
+pub struct PushStats {
+    /// Open WebSocket connections (connection tasks).
+    pub connections_active: AtomicU64,
+    /// Connections accepted since start (connection tasks).
+    pub connections_total: AtomicU64,
+    /// Connections refused with 1013 at the connection limit (connection tasks).
+    pub connections_rejected: AtomicU64,
+    /// (connection, series) subscriptions in the index (hub).
+    pub subscriptions_active: AtomicU64,
+    /// Text frames written to clients (writers).
+    pub messages_sent: AtomicU64,
+    /// Unsent candle updates replaced by a newer one of the same candle (hub).
+    pub updates_replaced: AtomicU64,
+    /// Updates the hub missed because it fell behind the candle stream (hub).
+    pub feed_lagged: AtomicU64,
+    /// Clients closed with 4008 (writers).
+    pub slow_client_closes: AtomicU64,
+    /// Clients closed with 4000 (connection tasks).
+    pub idle_timeouts: AtomicU64,
+    /// Requests refused with 1004 (connection tasks).
+    pub rate_limited: AtomicU64,
+    /// Requests answered with an `error` message of any code (connection tasks).
+    pub request_errors: AtomicU64,
+    /// Time from an update's production (after its write) to its write on a client socket (writers).
+    pub push_latency: LatencyHistogram,
+}
+
+/// Upper bounds (ms) of the latency histogram's buckets; a last bucket holds everything above.
+pub const LATENCY_BUCKETS_MS: [f64; 12] = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
+
+/// A fixed-bucket histogram of milliseconds, lock-free.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub fn observe_ms(&self, ms: f64) {
+        let index = LATENCY_BUCKETS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LATENCY_BUCKETS_MS.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add((ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket (Prometheus style), the total count, and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        let mut running = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|bucket| {
+                running += bucket.load(Ordering::Relaxed);
+                running
+            })
+            .collect();
+        (cumulative, running, self.sum_us.load(Ordering::Relaxed) as f64 / 1e6)
+    }
+}

@@ -43,7 +43,7 @@ impl ServerProcess {
     pub fn start(data_dir: &Path, args: &[&str]) -> ServerProcess {
         let log = data_dir.with_extension(format!("log.{}", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(server_binary())
+        let mut child = Command::new(server_binary())
             .args(["--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(["--set", "ingest.enabled=true"])
@@ -55,7 +55,7 @@ impl ServerProcess {
             .stderr(log_file)
             .spawn()
             .expect("kline-server starts");
-        let addr = wait_for_listen_addr(&log, Duration::from_secs(60));
+        let addr = wait_for_listen_addr(&mut child, &log, Duration::from_secs(60));
         ServerProcess { child, addr, log }
     }
 
@@ -97,7 +97,7 @@ impl Drop for ServerProcess {
     }
 }
 
-fn wait_for_listen_addr(log: &Path, timeout: Duration) -> SocketAddr {
+fn wait_for_listen_addr(child: &mut Child, log: &Path, timeout: Duration) -> SocketAddr {
     let deadline = Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -108,6 +108,8 @@ fn wait_for_listen_addr(log: &Path, timeout: Duration) -> SocketAddr {
                 .expect("listening line has addr=");
             return addr.parse().expect("addr parses");
         }
+        let exited = child.try_wait().ok().flatten();
+        assert!(exited.is_none(), "server exited ({exited:?}) before listening; log:\n{text}");
         assert!(Instant::now() < deadline, "server did not start; log:\n{text}");
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -129,4 +131,84 @@ pub async fn post_events(server: &ServerProcess, body: String) -> (u16, serde_js
 /// GETs a JSON document.
 pub async fn get_json(url: &str) -> serde_json::Value {
     reqwest::get(url).await.expect("GET").json().await.expect("JSON body")
+}
+
+/// A WebSocket client speaking the protocol, for tests.
+pub mod ws {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use kline_protocol::{ClientRequest, ServerMessage};
+    use tokio::net::TcpStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+    pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+    /// What a read produced.
+    #[derive(Debug)]
+    pub enum Received {
+        Message(ServerMessage),
+        /// The server closed the connection with this code (None: no close frame).
+        Closed(Option<u16>),
+    }
+
+    pub struct Client {
+        pub socket: Socket,
+    }
+
+    impl Client {
+        pub async fn connect(url: &str) -> Client {
+            let (socket, _) = connect_async(url).await.expect("WebSocket connects");
+            Client { socket }
+        }
+
+        pub async fn send(&mut self, request: &ClientRequest) {
+            self.send_text(&request.to_json()).await;
+        }
+
+        pub async fn send_text(&mut self, text: &str) {
+            self.socket.send(Message::text(text)).await.expect("send");
+        }
+
+        pub async fn send_raw(&mut self, message: Message) {
+            let _ = self.socket.send(message).await;
+        }
+
+        /// The next protocol message or close, skipping pings; panics after `timeout`.
+        pub async fn recv_within(&mut self, timeout: Duration) -> Received {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let next = tokio::time::timeout_at(deadline, self.socket.next())
+                    .await
+                    .expect("a message within the timeout");
+                match next {
+                    Some(Ok(Message::Text(text))) => {
+                        let message = ServerMessage::parse(&text)
+                            .unwrap_or_else(|err| panic!("server sent an invalid message {text}: {err}"));
+                        return Received::Message(message);
+                    }
+                    Some(Ok(Message::Close(frame))) => return Received::Closed(frame.map(|f| u16::from(f.code))),
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return Received::Closed(None),
+                }
+            }
+        }
+
+        pub async fn recv(&mut self) -> ServerMessage {
+            match self.recv_within(Duration::from_secs(10)).await {
+                Received::Message(message) => message,
+                Received::Closed(code) => panic!("connection closed ({code:?}) while a message was expected"),
+            }
+        }
+
+        /// Reads until the server closes; returns the close code.
+        pub async fn close_code(&mut self, timeout: Duration) -> Option<u16> {
+            loop {
+                if let Received::Closed(code) = self.recv_within(timeout).await {
+                    return code;
+                }
+            }
+        }
+    }
 }

@@ -24,6 +24,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub kline: KlineConfig,
+    pub websocket: WebSocketConfig,
     pub pipeline: PipelineConfig,
     pub ingest: IngestConfig,
     pub source: SourcesConfig,
@@ -66,6 +67,27 @@ pub struct KlineConfig {
     pub price_scale_decimals: u32,
     pub history_data_limit: u32,
     pub broadcast_buffer_size: usize,
+    /// Seconds without client traffic before a connection is closed (4000).
+    pub connection_timeout: u64,
+    pub max_subscriptions_per_client: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// Milliseconds between server pings.
+    pub ping_interval: u64,
+    pub max_connections: usize,
+    pub max_message_bytes: usize,
+    pub outbox_capacity: usize,
+    pub write_timeout_ms: u64,
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: u32,
+    pub rate_limit_strikes: u32,
+    pub read_buffer_bytes: usize,
+    pub write_buffer_bytes: usize,
+    pub max_write_buffer_bytes: usize,
+    pub hub_queue_capacity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,7 +139,23 @@ impl Config {
 
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
-        let checks: [(&str, bool, &str); 9] = [
+        let ws = &self.websocket;
+        let checks: [(&str, bool, &str); 16] = [
+            ("kline.connection_timeout", self.kline.connection_timeout > 0, "must be positive"),
+            ("websocket.ping_interval", ws.ping_interval > 0, "must be positive"),
+            ("websocket.outbox_capacity", ws.outbox_capacity > 0, "must be positive"),
+            ("websocket.hub_queue_capacity", ws.hub_queue_capacity > 0, "must be positive"),
+            (
+                "websocket.rate_limit_per_sec",
+                ws.rate_limit_per_sec.is_finite() && ws.rate_limit_per_sec > 0.0,
+                "must be a positive number",
+            ),
+            ("websocket.rate_limit_burst", ws.rate_limit_burst > 0, "must be positive"),
+            (
+                "websocket.max_write_buffer_bytes",
+                ws.max_write_buffer_bytes > ws.write_buffer_bytes,
+                "must be larger than websocket.write_buffer_bytes",
+            ),
             ("kline.intervals", !self.kline.intervals.is_empty(), "must list at least one interval"),
             (
                 "kline.history_data_limit",

@@ -1,9 +1,10 @@
-//! The HTTP surface: `app(state) -> Router` with every route, CORS and body limits.
+//! The HTTP surface: `app(state) -> Router` with every route (REST, `/ws`, `/metrics`), CORS and body limits.
 
 mod error;
 mod health;
 mod ingest;
 mod klines;
+mod metrics;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -21,7 +22,9 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/api/v1/klines", get(klines::klines))
         .route("/api/v1/symbols", get(klines::symbols))
-        .route("/api/kline", get(klines::legacy_kline));
+        .route("/api/kline", get(klines::legacy_kline))
+        .route("/metrics", get(metrics::metrics))
+        .route("/ws", get(crate::ws::upgrade));
     if state.config.ingest_token().is_some() {
         router = router.route(
             "/api/v1/events",

@@ -1,0 +1,194 @@
+//! `SubscriptionHub`: the one owner of the subscription index (series → subscribers) and the fan-out.
+//!
+//! A single task receives the pipeline's candle stream and the connections' commands. For each update it
+//! serializes the `kline_data` message **once** and pushes the same bytes into the outbox of every
+//! subscriber of that series (never blocking: see [`Outbox`]'s overflow policy). Connections change the
+//! index only through [`Hub`] commands over a bounded queue; their writers run on other threads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kline_protocol::{KlineData, ServerMessage};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::outbox::{Outbox, Pushed, SeriesKey, UpdateFrame};
+use crate::stats::{PipelineStats, PushStats};
+
+/// Identifies one connection in the index.
+pub type ConnectionId = u64;
+
+enum Command {
+    Subscribe {
+        conn: ConnectionId,
+        series: SeriesKey,
+        outbox: Arc<Outbox>,
+        done: oneshot::Sender<()>,
+    },
+    Unsubscribe {
+        conn: ConnectionId,
+        series: SeriesKey,
+        done: oneshot::Sender<()>,
+    },
+    Disconnect {
+        conn: ConnectionId,
+        series: Vec<SeriesKey>,
+    },
+    Count {
+        series: SeriesKey,
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// The handle connections use. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Hub {
+    /// Adds `conn` to the subscribers of `series` (again is a no-op); returns once the index has it.
+    pub async fn subscribe(&self, conn: ConnectionId, series: SeriesKey, outbox: Arc<Outbox>) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Command::Subscribe { conn, series, outbox, done }).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Removes `conn` from `series`; once this returns, no further update of it is pushed to `conn`.
+    pub async fn unsubscribe(&self, conn: ConnectionId, series: SeriesKey) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Command::Unsubscribe { conn, series, done }).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Removes every subscription of a closed connection.
+    pub async fn disconnect(&self, conn: ConnectionId, series: Vec<SeriesKey>) {
+        let _ = self.tx.send(Command::Disconnect { conn, series }).await;
+    }
+
+    /// Subscribers of `series` in the index (for tests and diagnostics).
+    pub async fn subscriber_count(&self, series: SeriesKey) -> usize {
+        let (reply, wait) = oneshot::channel();
+        if self.tx.send(Command::Count { series, reply }).await.is_err() {
+            return 0;
+        }
+        wait.await.unwrap_or(0)
+    }
+}
+
+/// Starts the hub task; it ends when `shutdown` is cancelled or the candle stream closes.
+pub fn spawn(
+    updates: broadcast::Receiver<Arc<KlineData>>,
+    queue_capacity: usize,
+    stats: Arc<PushStats>,
+    shutdown: CancellationToken,
+) -> (Hub, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(queue_capacity);
+    let task = tokio::spawn(run(updates, rx, stats, shutdown));
+    (Hub { tx }, task)
+}
+
+struct Index {
+    subscribers: HashMap<SeriesKey, Vec<(ConnectionId, Arc<Outbox>)>>,
+    stats: Arc<PushStats>,
+}
+
+async fn run(
+    mut updates: broadcast::Receiver<Arc<KlineData>>,
+    mut commands: mpsc::Receiver<Command>,
+    stats: Arc<PushStats>,
+    shutdown: CancellationToken,
+) {
+    let mut index = Index {
+        subscribers: HashMap::new(),
+        stats,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(command) = commands.recv() => index.apply(command),
+            update = updates.recv() => match update {
+                Ok(update) => index.fan_out(&update),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "hub fell behind the candle stream");
+                    PipelineStats::add(&index.stats.feed_lagged, missed as usize);
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+}
+
+impl Index {
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Subscribe { conn, series, outbox, done } => {
+                let list = self.subscribers.entry(series).or_default();
+                if !list.iter().any(|(id, _)| *id == conn) {
+                    list.push((conn, outbox));
+                    PipelineStats::add(&self.stats.subscriptions_active, 1);
+                }
+                let _ = done.send(());
+            }
+            Command::Unsubscribe { conn, series, done } => {
+                self.remove(conn, &series);
+                let _ = done.send(());
+            }
+            Command::Disconnect { conn, series } => {
+                for series in &series {
+                    self.remove(conn, series);
+                }
+            }
+            Command::Count { series, reply } => {
+                let _ = reply.send(self.subscribers.get(&series).map_or(0, Vec::len));
+            }
+        }
+    }
+
+    fn remove(&mut self, conn: ConnectionId, series: &SeriesKey) {
+        let Some(list) = self.subscribers.get_mut(series) else { return };
+        if let Some(position) = list.iter().position(|(id, _)| *id == conn) {
+            list.swap_remove(position);
+            self.stats.subscriptions_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if list.is_empty() {
+            self.subscribers.remove(series);
+        }
+    }
+
+    fn fan_out(&mut self, update: &KlineData) {
+        let series = (update.symbol.clone(), update.interval);
+        let Some(list) = self.subscribers.get_mut(&series) else { return };
+        let bytes = ServerMessage::now(update.clone()).to_json().into();
+        let frame = UpdateFrame {
+            series,
+            time: update.data.time,
+            update_count: update.data.update_count,
+            is_final: update.data.is_final,
+            produced_at_ms: update.timestamp,
+            bytes,
+        };
+        let mut replaced = 0;
+        let before = list.len();
+        // A closed outbox (client gone or too slow) leaves the index here even before its Disconnect.
+        list.retain(|(_, outbox)| match outbox.push_update(frame.clone()) {
+            Pushed::Closed => false,
+            Pushed::Replaced => {
+                replaced += 1;
+                true
+            }
+            Pushed::Queued | Pushed::Held => true,
+        });
+        let removed = before - list.len();
+        if removed > 0 {
+            self.stats.subscriptions_active.fetch_sub(removed as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        if list.is_empty() {
+            self.subscribers.remove(&frame.series);
+        }
+        PipelineStats::add(&self.stats.updates_replaced, replaced);
+    }
+}

@@ -1,0 +1,327 @@
+//! The push service end to end: the real server binary, real WebSocket clients (tokio-tungstenite).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use kline_protocol::*;
+use kline_server::event::EventRecord;
+use kline_server::source::simulator::SimulatedMarket;
+use kline_tests::ws::{Client, Received};
+use kline_tests::{ServerProcess, get_json, post_events};
+use tokio_tungstenite::tungstenite::Message;
+
+const QUIET: &[&str] = &["--set", "source.simulator.enabled=false"];
+const SECOND: Duration = Duration::from_secs(1);
+
+fn server(extra: &[&str]) -> (tempfile::TempDir, ServerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = QUIET.to_vec();
+    args.extend_from_slice(extra);
+    let server = ServerProcess::start(&dir.path().join("db"), &args);
+    (dir, server)
+}
+
+async fn connect(server: &ServerProcess) -> Client {
+    let mut client = Client::connect(&server.ws_url()).await;
+    let hello = client.recv().await;
+    let ServerPayload::ConnectionSuccess(hello) = hello.payload else {
+        panic!("first message must be connection_success, got {hello:?}");
+    };
+    assert_eq!(hello.protocol_version, 1);
+    assert_eq!(hello.supported_intervals.len(), 9);
+    client
+}
+
+fn now_event(market: &mut SimulatedMarket, mint: usize) -> EventRecord {
+    market.next_event_for(mint, kline_protocol::response::unix_millis_now())
+}
+
+async fn post(server: &ServerProcess, events: &[EventRecord]) {
+    let body: String = events.iter().map(|e| e.to_json() + "\n").collect();
+    let (status, report) = post_events(server, body).await;
+    assert_eq!(status, 200, "{report}");
+}
+
+fn subscribe(symbol: &Symbol, interval: Interval, id: &str) -> ClientRequest {
+    ClientRequest::Subscribe(
+        SubscribeRequest::new(symbol.clone(), interval).with_subscription_id(SubscriptionId::new(id).unwrap()),
+    )
+}
+
+fn expect_error(message: ServerMessage, code: ErrorCode) -> ErrorData {
+    match message.payload {
+        ServerPayload::Error(error) if error.code == code => error,
+        other => panic!("expected error {code:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_request_kind_and_error_code_and_the_connection_stays_usable() {
+    let (_dir, server) = server(&["--set", "kline.max_subscriptions_per_client=2"]);
+    let mut market = SimulatedMarket::new(3, 3);
+    let mints = market.mints().to_vec();
+    post(&server, &[now_event(&mut market, 0)]).await;
+    let mut client = connect(&server).await;
+
+    client.send(&ClientRequest::Ping).await;
+    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)));
+    client.send_text("{not json").await;
+    let error = expect_error(client.recv().await, ErrorCode::InvalidRequest);
+    assert!(error.message.starts_with("malformed JSON"), "{}", error.message);
+    client.send_text(r#"{"type":"subscribe","symbol":"test_mint_account","interval":"s1","subscription_id":"x"}"#).await;
+    let error = expect_error(client.recv().await, ErrorCode::InvalidRequest);
+    assert_eq!((error.msg_type.as_deref(), error.subscription_id.as_deref()), (Some("subscribe"), Some("x")));
+    client.send_text(r#"{"msg_type":"teleport"}"#).await;
+    expect_error(client.recv().await, ErrorCode::InvalidRequest);
+    client.send_raw(Message::binary(vec![1, 2, 3])).await;
+    expect_error(client.recv().await, ErrorCode::UnsupportedFrame);
+
+    // History of a mint with one event, via WebSocket and REST: the same payload.
+    let history = ClientRequest::History(HistoryRequest::new(mints[0].clone(), Interval::M1));
+    client.send(&history).await;
+    let ServerPayload::HistoryData(data) = client.recv().await.payload else { panic!("history_data") };
+    assert_eq!(data.total_count, 1);
+    let rest = get_json(&server.url(&format!("/api/v1/klines?symbol={}&interval=m1", mints[0]))).await;
+    assert_eq!(serde_json::to_value(&data).unwrap(), rest);
+
+    // Subscription limit 2: the third is refused with 1002, the first two still work.
+    for (i, mint) in mints.iter().enumerate() {
+        client.send(&subscribe(mint, Interval::S1, &format!("s{i}"))).await;
+        if i < 2 {
+            assert!(matches!(client.recv().await.payload, ServerPayload::HistoryData(_)));
+            assert!(matches!(client.recv().await.payload, ServerPayload::SubscriptionConfirmed(_)));
+        } else {
+            let error = expect_error(client.recv().await, ErrorCode::SubscriptionRefused);
+            assert_eq!(error.subscription_id.as_deref(), Some("s2"));
+        }
+    }
+    client.send(&ClientRequest::Ping).await;
+    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)), "still usable");
+}
+
+#[tokio::test]
+async fn subscribe_streams_updates_once_and_unsubscribe_stops_them() {
+    let (_dir, server) = server(&[]);
+    let mut market = SimulatedMarket::new(4, 2);
+    let mint = market.mints()[0].clone();
+    let mut client = connect(&server).await;
+    for _ in 0..2 {
+        // Subscribing twice confirms again and does not double the updates.
+        client.send(&subscribe(&mint, Interval::M1, "a")).await;
+        assert!(matches!(client.recv().await.payload, ServerPayload::HistoryData(_)));
+        assert!(matches!(client.recv().await.payload, ServerPayload::SubscriptionConfirmed(_)));
+    }
+    for _ in 0..3 {
+        post(&server, &[now_event(&mut market, 0), now_event(&mut market, 1)]).await;
+        let ServerPayload::KlineData(update) = client.recv().await.payload else { panic!("kline_data") };
+        assert_eq!((update.symbol.clone(), update.interval, update.subscription_id.clone()), (mint.clone(), Interval::M1, None));
+    }
+    // Exactly one update per event on the subscribed pair (mint 1 and other intervals are not sent).
+    client.send(&ClientRequest::Ping).await;
+    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)), "no duplicate updates queued");
+
+    client
+        .send(&ClientRequest::Unsubscribe(UnsubscribeRequest::new(mint.clone(), Interval::M1)))
+        .await;
+    assert!(matches!(client.recv().await.payload, ServerPayload::UnsubscribeConfirmed(_)));
+    post(&server, &[now_event(&mut market, 0)]).await;
+    client.send(&ClientRequest::Ping).await;
+    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)), "no kline_data after unsubscribe");
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("kline_subscriptions_active 0"), "{metrics}");
+}
+
+/// Under a live stream: a client that subscribes mid-stream gets history, confirmation, then updates none
+/// older than the snapshot, `update_count` never going backwards per candle, and every final candle.
+#[tokio::test]
+async fn ordering_promises_hold_for_a_subscriber_joining_mid_stream() {
+    let (_dir, server) = server(&[
+        "--set", "source.simulator.enabled=true",
+        "--set", "source.simulator.mints=1",
+        "--set", "source.simulator.events_per_sec=400",
+        "--set", "kline.finality_grace_ms=300",
+    ]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let symbols = get_json(&server.url("/api/v1/symbols")).await;
+    let mint = Symbol::parse(symbols[0]["symbol"].as_str().unwrap()).unwrap();
+    let mut client = connect(&server).await;
+    client.send(&subscribe(&mint, Interval::S1, "live")).await;
+    let ServerPayload::HistoryData(snapshot) = client.recv().await.payload else { panic!("history first") };
+    assert!(matches!(client.recv().await.payload, ServerPayload::SubscriptionConfirmed(_)));
+    let newest = snapshot.data.last().expect("the snapshot includes the open candle");
+    assert!(!newest.is_final, "the current candle is in the snapshot");
+
+    let mut latest: BTreeMap<i64, (u32, bool)> =
+        snapshot.data.iter().map(|c| (c.time, (c.update_count, c.is_final))).collect();
+    let mut finals = HashSet::new();
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        let ServerPayload::KlineData(update) = client.recv().await.payload else { panic!("only kline_data") };
+        let candle = update.data;
+        assert!(candle.time >= snapshot.data[0].time, "nothing older than the snapshot");
+        if let Some(&(count, was_final)) = latest.get(&candle.time) {
+            assert!(!was_final, "nothing after a final candle of the same time");
+            assert!(
+                (candle.update_count, candle.is_final) > (count, was_final),
+                "update_count never goes backwards at {}: {count} then {}",
+                candle.time,
+                candle.update_count
+            );
+        }
+        latest.insert(candle.time, (candle.update_count, candle.is_final));
+        if candle.is_final {
+            assert!(finals.insert(candle.time), "a final candle is pushed once");
+        }
+    }
+    // Every candle that was open at subscription time or later, and whose bucket closed more than a
+    // second ago, was pushed as final.
+    let cutoff = kline_protocol::response::unix_millis_now() / 1000 - 2;
+    for (&time, &(_, is_final)) in latest.range(newest.time..cutoff) {
+        assert!(is_final, "missed the final candle at {time}");
+    }
+    assert!(finals.len() >= 2, "finals were seen: {finals:?}");
+}
+
+#[tokio::test]
+async fn resume_with_from_after_a_disconnect_is_gap_free() {
+    let (_dir, server) = server(&[
+        "--set", "source.simulator.enabled=true",
+        "--set", "source.simulator.mints=1",
+        "--set", "source.simulator.events_per_sec=50",
+    ]);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let symbols = get_json(&server.url("/api/v1/symbols")).await;
+    let mint = Symbol::parse(symbols[0]["symbol"].as_str().unwrap()).unwrap();
+    let mut candles: BTreeMap<i64, Candle> = BTreeMap::new();
+
+    let mut first = connect(&server).await;
+    first.send(&subscribe(&mint, Interval::S1, "a")).await;
+    let ServerPayload::HistoryData(history) = first.recv().await.payload else { panic!() };
+    candles.extend(history.data.iter().map(|c| (c.time, *c)));
+    first.recv().await;
+    for _ in 0..20 {
+        if let ServerPayload::KlineData(update) = first.recv().await.payload {
+            candles.insert(update.data.time, update.data);
+        }
+    }
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(2500)).await; // the stream goes on while we are away
+
+    let from = *candles.keys().last().unwrap();
+    let mut second = connect(&server).await;
+    let resume = SubscribeRequest::new(mint.clone(), Interval::S1).with_from(from);
+    second.send(&ClientRequest::Subscribe(resume)).await;
+    let ServerPayload::HistoryData(history) = second.recv().await.payload else { panic!() };
+    assert_eq!(history.data[0].time, from, "the resume starts at the newest candle held");
+    candles.extend(history.data.iter().map(|c| (c.time, *c)));
+
+    let oldest = *candles.keys().next().unwrap();
+    let rest = get_json(&server.url(&format!("/api/v1/klines?symbol={mint}&interval=s1&from={oldest}&limit=1000"))).await;
+    let stored: Vec<i64> = rest["data"].as_array().unwrap().iter().map(|c| c["time"].as_i64().unwrap()).collect();
+    let newest_held = *candles.keys().last().unwrap();
+    for time in stored.iter().filter(|t| **t <= newest_held) {
+        assert!(candles.contains_key(time), "gap at {time} after resuming from {from}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_closed_with_4008_while_a_fast_one_gets_everything() {
+    // A long grace keeps every candle open, so each event below is a live update of its own candle
+    // (no newer update of the same candle exists to replace it): ~13 MB of updates, more than the
+    // loopback socket buffers of a client that never reads.
+    let (_dir, server) = server(&[
+        "--set", "kline.finality_grace_ms=864000000",
+        "--set", "kline.intervals=[\"s1\"]",
+        "--set", "websocket.outbox_capacity=2048",
+        "--set", "websocket.write_timeout_ms=20000",
+    ]);
+    const EVENTS: usize = 40_000;
+    let mut market = SimulatedMarket::new(6, 1);
+    let mint = market.mints()[0].clone();
+    let mut fast = connect(&server).await;
+    let mut slow = connect(&server).await;
+    for client in [&mut fast, &mut slow] {
+        client.send(&subscribe(&mint, Interval::S1, "x")).await;
+    }
+    for _ in 0..2 {
+        fast.recv().await;
+    }
+    let start = kline_protocol::response::unix_millis_now() - EVENTS as i64 * 1000;
+    let events: Vec<_> = (0..EVENTS).map(|i| market.next_event_for(0, start + i as i64 * 1000)).collect();
+    let reader = tokio::spawn(async move {
+        let mut updates = 0;
+        while updates < EVENTS {
+            match fast.recv_within(Duration::from_secs(30)).await {
+                Received::Message(message) if message.kind() == "kline_data" => updates += 1,
+                Received::Message(_) => {}
+                Received::Closed(code) => panic!("the fast client was closed ({code:?}) after {updates} updates"),
+            }
+        }
+        updates
+    });
+    for chunk in events.chunks(500) {
+        post(&server, chunk).await;
+    }
+    assert_eq!(reader.await.unwrap(), EVENTS, "the fast client received every update");
+    // The slow client never read: now it does, and finds the 4008 close after what it was sent.
+    assert_eq!(slow.close_code(Duration::from_secs(30)).await, Some(CloseCode::TooSlow.as_u16()));
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("kline_slow_client_closes_total 1\n"), "{metrics}");
+    assert!(metrics.contains("kline_subscriptions_active 0\n"), "both left the index (slow close, client close): {metrics}");
+}
+
+#[tokio::test]
+async fn limits_close_with_their_codes() {
+    let (_dir, server) = server(&[
+        "--set", "websocket.max_message_bytes=1024",
+        "--set", "kline.connection_timeout=1",
+        "--set", "websocket.rate_limit_burst=5",
+        "--set", "websocket.rate_limit_per_sec=1",
+        "--set", "websocket.rate_limit_strikes=5",
+        "--set", "websocket.max_connections=3",
+    ]);
+    let mut big = connect(&server).await;
+    big.send_text(&format!("{{\"msg_type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(4096))).await;
+    assert_eq!(big.close_code(SECOND * 5).await, Some(1009));
+
+    let mut idle = connect(&server).await;
+    assert_eq!(idle.close_code(SECOND * 5).await, Some(4000));
+
+    let mut abuser = connect(&server).await;
+    for _ in 0..20 {
+        abuser.send(&ClientRequest::Ping).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    let code = loop {
+        match abuser.recv_within(SECOND * 5).await {
+            Received::Message(message) => match message.payload {
+                ServerPayload::Pong(_) => pongs += 1,
+                ServerPayload::Error(error) if error.code == ErrorCode::RateLimited => limited += 1,
+                other => panic!("{other:?}"),
+            },
+            Received::Closed(code) => break code,
+        }
+    };
+    assert_eq!((pongs, code), (5, Some(1008)), "burst of 5 answered, then 1004 errors ({limited}), then 1008");
+    assert!(limited >= 1);
+
+    let _a = connect(&server).await;
+    let _b = connect(&server).await;
+    let _c = connect(&server).await;
+    let mut fourth = Client::connect(&server.ws_url()).await;
+    assert_eq!(fourth.close_code(SECOND * 5).await, Some(1013));
+}
+
+#[tokio::test]
+async fn shutdown_closes_clients_with_1001_and_exits_0() {
+    let (_dir, mut server) = server(&[]);
+    let mut client = connect(&server).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(Duration::from_secs(20));
+        (status, server)
+    });
+    assert_eq!(client.close_code(SECOND * 10).await, Some(1001));
+    let (status, _server) = status.await.unwrap();
+    assert!(status.expect("exits within the timeout").success());
+}
