@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn error_codes_are_numbers_on_the_wire() {
-        assert_eq!(serde_json::to_string(&ErrorCode::RateLimited).unwrap(), "1004");
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::RateLimited).unwrap(),
+            "1004"
+        );
         assert_eq!(
             serde_json::from_str::<ErrorCode>("1002").unwrap(),
             ErrorCode::SubscriptionRefused

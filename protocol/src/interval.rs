@@ -136,7 +136,10 @@ mod tests {
     fn unknown_name_is_an_error_that_names_it() {
         let err = "m2".parse::<Interval>().unwrap_err();
         assert!(err.to_string().contains("`m2`"), "{err}");
-        assert!("S1".parse::<Interval>().is_err(), "names are case-sensitive");
+        assert!(
+            "S1".parse::<Interval>().is_err(),
+            "names are case-sensitive"
+        );
     }
 
     #[test]

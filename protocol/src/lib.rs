@@ -27,8 +27,8 @@ pub use candle::{Candle, UpdateType};
 pub use codes::{CloseCode, ErrorCode};
 pub use interval::{Interval, IntervalError};
 pub use request::{
-    ClientRequest, HistoryRequest, RejectedRequest, RequestError, SubscribeRequest,
-    SubscriptionId, UnsubscribeRequest,
+    ClientRequest, HistoryRequest, RejectedRequest, RequestError, SubscribeRequest, SubscriptionId,
+    UnsubscribeRequest,
 };
 pub use response::{
     ConnectionSuccess, ErrorData, HistoryData, KlineData, Pong, ServerMessage, ServerPayload,

@@ -126,7 +126,9 @@ pub enum RequestError {
     LimitOutOfRange(i64),
     #[error("`from` ({from}) must not be after `to` ({to})")]
     FromAfterTo { from: i64, to: i64 },
-    #[error("`subscription_id` has {chars} characters; at most {MAX_SUBSCRIPTION_ID_CHARS} are allowed")]
+    #[error(
+        "`subscription_id` has {chars} characters; at most {MAX_SUBSCRIPTION_ID_CHARS} are allowed"
+    )]
     SubscriptionIdTooLong { chars: usize },
 }
 
@@ -255,7 +257,9 @@ impl ClientRequest {
             Some("unsubscribe") => fields.unsubscribe().map(ClientRequest::Unsubscribe),
             Some("history") => fields.history().map(ClientRequest::History),
             Some("ping") => Ok(ClientRequest::Ping),
-            Some(other) => Err(RequestError::UnknownMsgType(other.chars().take(64).collect())),
+            Some(other) => Err(RequestError::UnknownMsgType(
+                other.chars().take(64).collect(),
+            )),
         };
         parsed.map_err(reject)
     }
@@ -426,7 +430,10 @@ mod tests {
 
     #[test]
     fn type_is_an_alias_of_msg_type() {
-        assert_eq!(ClientRequest::parse(r#"{"type":"ping"}"#).unwrap(), ClientRequest::Ping);
+        assert_eq!(
+            ClientRequest::parse(r#"{"type":"ping"}"#).unwrap(),
+            ClientRequest::Ping
+        );
     }
 
     #[test]
@@ -442,7 +449,9 @@ mod tests {
             error_of(r#"{"msg_type":"subscribe","interval":"s1"}"#),
             RequestError::MissingField("symbol")
         );
-        let wrong_type = error_of(&format!(r#"{{"msg_type":"subscribe","symbol":"{MINT}","interval":5}}"#));
+        let wrong_type = error_of(&format!(
+            r#"{{"msg_type":"subscribe","symbol":"{MINT}","interval":5}}"#
+        ));
         assert_eq!(
             wrong_type,
             RequestError::InvalidField {
@@ -450,30 +459,58 @@ mod tests {
                 reason: "expected a string, got a number".into()
             }
         );
-        let bad_interval = error_of(&format!(r#"{{"msg_type":"history","symbol":"{MINT}","interval":"m2"}}"#));
-        assert!(bad_interval.to_string().contains("field `interval`: unknown interval `m2`"), "{bad_interval}");
-        let bad_symbol = error_of(r#"{"msg_type":"subscribe","symbol":"test_mint_account","interval":"s1"}"#);
-        assert!(bad_symbol.to_string().starts_with("field `symbol`: symbol `test_mint_account` is not base58"), "{bad_symbol}");
+        let bad_interval = error_of(&format!(
+            r#"{{"msg_type":"history","symbol":"{MINT}","interval":"m2"}}"#
+        ));
+        assert!(
+            bad_interval
+                .to_string()
+                .contains("field `interval`: unknown interval `m2`"),
+            "{bad_interval}"
+        );
+        let bad_symbol =
+            error_of(r#"{"msg_type":"subscribe","symbol":"test_mint_account","interval":"s1"}"#);
+        assert!(
+            bad_symbol
+                .to_string()
+                .starts_with("field `symbol`: symbol `test_mint_account` is not base58"),
+            "{bad_symbol}"
+        );
         for limit in ["0", "1001", "-1"] {
-            let text = format!(r#"{{"msg_type":"subscribe","symbol":"{MINT}","interval":"s1","limit":{limit}}}"#);
-            assert_eq!(error_of(&text), RequestError::LimitOutOfRange(limit.parse().unwrap()));
+            let text = format!(
+                r#"{{"msg_type":"subscribe","symbol":"{MINT}","interval":"s1","limit":{limit}}}"#
+            );
+            assert_eq!(
+                error_of(&text),
+                RequestError::LimitOutOfRange(limit.parse().unwrap())
+            );
         }
-        let fractional = error_of(&format!(r#"{{"msg_type":"history","symbol":"{MINT}","interval":"s1","limit":1.5}}"#));
-        assert!(matches!(fractional, RequestError::InvalidField { field: "limit", .. }));
+        let fractional = error_of(&format!(
+            r#"{{"msg_type":"history","symbol":"{MINT}","interval":"s1","limit":1.5}}"#
+        ));
+        assert!(matches!(
+            fractional,
+            RequestError::InvalidField { field: "limit", .. }
+        ));
         assert_eq!(
-            error_of(&format!(r#"{{"msg_type":"history","symbol":"{MINT}","interval":"s1","from":10,"to":5}}"#)),
+            error_of(&format!(
+                r#"{{"msg_type":"history","symbol":"{MINT}","interval":"s1","from":10,"to":5}}"#
+            )),
             RequestError::FromAfterTo { from: 10, to: 5 }
         );
         let long_id = "x".repeat(65);
         assert_eq!(
-            error_of(&format!(r#"{{"msg_type":"unsubscribe","symbol":"{MINT}","interval":"s1","subscription_id":"{long_id}"}}"#)),
+            error_of(&format!(
+                r#"{{"msg_type":"unsubscribe","symbol":"{MINT}","interval":"s1","subscription_id":"{long_id}"}}"#
+            )),
             RequestError::SubscriptionIdTooLong { chars: 65 }
         );
     }
 
     #[test]
     fn rejection_keeps_context_for_the_error_reply() {
-        let rejected = ClientRequest::parse(r#"{"msg_type":"subscribe","subscription_id":"mine"}"#).unwrap_err();
+        let rejected = ClientRequest::parse(r#"{"msg_type":"subscribe","subscription_id":"mine"}"#)
+            .unwrap_err();
         assert_eq!(rejected.msg_type.as_deref(), Some("subscribe"));
         assert_eq!(rejected.subscription_id.as_deref(), Some("mine"));
     }
@@ -481,11 +518,21 @@ mod tests {
     #[test]
     fn constructors_enforce_limits() {
         let symbol = Symbol::parse(MINT).unwrap();
-        assert!(SubscribeRequest::new(symbol.clone(), Interval::S1).with_limit(0).is_err());
-        assert!(HistoryRequest::new(symbol.clone(), Interval::S1).with_limit(1001).is_err());
-        assert!(HistoryRequest::new(symbol.clone(), Interval::S1)
-            .with_range(Some(2), Some(1))
-            .is_err());
+        assert!(
+            SubscribeRequest::new(symbol.clone(), Interval::S1)
+                .with_limit(0)
+                .is_err()
+        );
+        assert!(
+            HistoryRequest::new(symbol.clone(), Interval::S1)
+                .with_limit(1001)
+                .is_err()
+        );
+        assert!(
+            HistoryRequest::new(symbol.clone(), Interval::S1)
+                .with_range(Some(2), Some(1))
+                .is_err()
+        );
         let request = ClientRequest::History(
             HistoryRequest::new(symbol, Interval::S1)
                 .with_range(None, Some(100))

@@ -140,7 +140,10 @@ impl HistoryData {
         data: Vec<Candle>,
         has_more: bool,
     ) -> HistoryData {
-        debug_assert!(data.windows(2).all(|w| w[0].time < w[1].time), "history must ascend");
+        debug_assert!(
+            data.windows(2).all(|w| w[0].time < w[1].time),
+            "history must ascend"
+        );
         HistoryData {
             symbol,
             interval,
@@ -153,7 +156,11 @@ impl HistoryData {
 }
 
 impl SubscriptionConfirmed {
-    pub fn new(symbol: Symbol, interval: Interval, subscription_id: Option<SubscriptionId>) -> Self {
+    pub fn new(
+        symbol: Symbol,
+        interval: Interval,
+        subscription_id: Option<SubscriptionId>,
+    ) -> Self {
         let message = format!("subscribed to {symbol} {interval}");
         SubscriptionConfirmed {
             symbol,
@@ -166,7 +173,11 @@ impl SubscriptionConfirmed {
 }
 
 impl UnsubscribeConfirmed {
-    pub fn new(symbol: Symbol, interval: Interval, subscription_id: Option<SubscriptionId>) -> Self {
+    pub fn new(
+        symbol: Symbol,
+        interval: Interval,
+        subscription_id: Option<SubscriptionId>,
+    ) -> Self {
         UnsubscribeConfirmed {
             symbol,
             interval,
@@ -231,7 +242,14 @@ macro_rules! payload_from {
         }
     )*};
 }
-payload_from!(ConnectionSuccess, HistoryData, SubscriptionConfirmed, UnsubscribeConfirmed, KlineData, Pong);
+payload_from!(
+    ConnectionSuccess,
+    HistoryData,
+    SubscriptionConfirmed,
+    UnsubscribeConfirmed,
+    KlineData,
+    Pong
+);
 
 impl From<ErrorData> for ServerPayload {
     fn from(payload: ErrorData) -> ServerPayload {

@@ -126,7 +126,10 @@ mod tests {
             Err(SymbolError::NotBase58 { .. })
         ));
         let short = Symbol::parse("JBMmrp6jhksqnxDBskkmVvWHhJLaPBjg").unwrap_err();
-        assert!(matches!(short, SymbolError::WrongLength { len, .. } if len < 32), "{short}");
+        assert!(
+            matches!(short, SymbolError::WrongLength { len, .. } if len < 32),
+            "{short}"
+        );
         let long = format!("{PROGRAM_ID}{PROGRAM_ID}");
         assert!(matches!(
             Symbol::parse(&long),
@@ -137,6 +140,9 @@ mod tests {
     #[test]
     fn serde_validates() {
         let err = serde_json::from_str::<Symbol>("\"abc\"").unwrap_err();
-        assert!(err.to_string().contains("a mint address is 32 bytes"), "{err}");
+        assert!(
+            err.to_string().contains("a mint address is 32 bytes"),
+            "{err}"
+        );
     }
 }

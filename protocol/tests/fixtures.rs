@@ -68,7 +68,8 @@ fn built_request(name: &str) -> ClientRequest {
                 .with_from(1_764_000_000),
         ),
         "unsubscribe" => ClientRequest::Unsubscribe(
-            UnsubscribeRequest::new(symbol(), Interval::M5).with_subscription_id(sub_id("chart-1").unwrap()),
+            UnsubscribeRequest::new(symbol(), Interval::M5)
+                .with_subscription_id(sub_id("chart-1").unwrap()),
         ),
         "history" => ClientRequest::History(
             HistoryRequest::new(symbol(), Interval::M5)
@@ -86,7 +87,13 @@ fn built_request(name: &str) -> ClientRequest {
 fn built_response(name: &str) -> ServerMessage {
     let (payload, timestamp): (ServerPayload, i64) = match name {
         "connection_success" => (
-            ConnectionSuccess::new("2f1c6b8e-4a53-4c1e-9a8f-0c5d3e7b9a10", 1_764_000_123, vec![symbol()], "0.1.0").into(),
+            ConnectionSuccess::new(
+                "2f1c6b8e-4a53-4c1e-9a8f-0c5d3e7b9a10",
+                1_764_000_123,
+                vec![symbol()],
+                "0.1.0",
+            )
+            .into(),
             1_764_000_123_456,
         ),
         "history_data" => (
@@ -95,7 +102,12 @@ fn built_response(name: &str) -> ServerMessage {
                 Interval::M5,
                 sub_id("chart-1"),
                 vec![
-                    Candle::new(1_763_999_700, [2.796e-8, 2.81234567891e-8, 2.79e-8, 2.8e-8], 12, true),
+                    Candle::new(
+                        1_763_999_700,
+                        [2.796e-8, 2.81234567891e-8, 2.79e-8, 2.8e-8],
+                        12,
+                        true,
+                    ),
                     Candle::new(1_764_000_000, [2.8e-8, 2.85e-8, 2.8e-8, 2.845e-8], 3, false),
                 ],
                 true,

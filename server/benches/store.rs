@@ -36,7 +36,9 @@ fn ingest_rate(events: usize, sync: bool) -> f64 {
     let mut market = SimulatedMarket::new(1, 100);
     let start_ms = kline_protocol::response::unix_millis_now();
     // Timestamps advance at 50k events/s of simulated time, so candles open and close as in real traffic.
-    let all: Vec<_> = (0..events).map(|i| market.next_event(start_ms + (i / 50) as i64)).collect();
+    let all: Vec<_> = (0..events)
+        .map(|i| market.next_event(start_ms + (i / 50) as i64))
+        .collect();
     let batches: Vec<Vec<_>> = all.chunks(BATCH).map(<[_]>::to_vec).collect();
     let begin = Instant::now();
     for (i, batch) in batches.iter().enumerate() {
@@ -58,7 +60,9 @@ fn fill_series(store: &CandleStore, mint: [u8; 32], candles: usize) {
         state.is_final = true;
         batch.put_candle(&key, &state);
         if i % 100_000 == 99_999 {
-            store.write(std::mem::replace(&mut batch, store.batch())).unwrap();
+            store
+                .write(std::mem::replace(&mut batch, store.batch()))
+                .unwrap();
         }
     }
     store.write(batch).unwrap();
@@ -104,5 +108,8 @@ fn main() {
     fill_series(&store, large, 1_000_000);
     let small_us = history_latency_us(&store, small);
     let large_us = history_latency_us(&store, large);
-    println!("history, newest 1000 candles: median {small_us:.0} µs with 1k stored, {large_us:.0} µs with 1M stored (ratio {:.2})", large_us / small_us);
+    println!(
+        "history, newest 1000 candles: median {small_us:.0} µs with 1k stored, {large_us:.0} µs with 1M stored (ratio {:.2})",
+        large_us / small_us
+    );
 }

@@ -17,8 +17,8 @@ use crate::config::{Config, ConfigError};
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{CandleFeed, Pipeline, PipelineSettings};
 use crate::stats::{PipelineStats, PushStats};
-use crate::ws::hub::{self, Hub};
 use crate::store::{CandleStore, StoreError};
+use crate::ws::hub::{self, Hub};
 use crate::{http, retention, source};
 
 /// How long the symbol list sent in `connection_success` is reused before it is read again.
@@ -31,7 +31,10 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -62,9 +65,13 @@ impl AppState {
         let mut cache = self.symbol_list.lock().await;
         if cache.0.is_none_or(|at| at.elapsed() > SYMBOL_LIST_TTL) {
             let store = self.store.clone();
-            if let Ok(Ok(mut symbols)) = tokio::task::spawn_blocking(move || store.symbols()).await {
-                symbols.sort_by(|a, b| b.1.updated_at_ms.cmp(&a.1.updated_at_ms));
-                cache.1 = symbols.iter().map(|(mint, _)| kline_protocol::Symbol::from_bytes(mint)).collect();
+            if let Ok(Ok(mut symbols)) = tokio::task::spawn_blocking(move || store.symbols()).await
+            {
+                symbols.sort_by_key(|(_, stats)| std::cmp::Reverse(stats.updated_at_ms));
+                cache.1 = symbols
+                    .iter()
+                    .map(|(mint, _)| kline_protocol::Symbol::from_bytes(mint))
+                    .collect();
                 cache.0 = Some(Instant::now());
             }
         }
@@ -105,11 +112,17 @@ pub fn bind(config: &Config) -> Result<TcpListener, ServerError> {
     .map_err(listen_error)?;
     socket.set_reuseaddr(true).map_err(listen_error)?;
     socket.bind(addr).map_err(listen_error)?;
-    socket.listen(config.server.listen_backlog).map_err(listen_error)
+    socket
+        .listen(config.server.listen_backlog)
+        .map_err(listen_error)
 }
 
 /// Runs the server on `listener` until `shutdown` is cancelled, then stops everything in order.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
     let store = Arc::new(CandleStore::open(&config.storage)?);
     let stats = Arc::new(PipelineStats::default());
     let (feed, _) = broadcast::channel(config.kline.broadcast_buffer_size);
@@ -169,7 +182,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(addr = %local_addr, data_dir = %store.path().display(), "kline-server listening");
 
-    let serve = axum::serve(listener, http::app(state.clone())).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let serve = axum::serve(listener, http::app(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = tokio::select! {
         result = serve => result.map_err(ServerError::Serve),
         _ = deadline_after(&shutdown, grace) => {
@@ -178,7 +192,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         }
     };
     connections.close();
-    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("WebSocket connections did not finish within the shutdown timeout");
     }
     hub_stop.cancel();

@@ -20,7 +20,10 @@ pub struct HistoryRequest {
 }
 
 /// The newest `limit` candles in `[from, to)`, ascending, with `has_more`.
-pub fn history_data(store: &CandleStore, request: HistoryRequest) -> Result<HistoryData, StoreError> {
+pub fn history_data(
+    store: &CandleStore,
+    request: HistoryRequest,
+) -> Result<HistoryData, StoreError> {
     let query = HistoryQuery {
         from: request.from,
         to: request.to,

@@ -58,13 +58,17 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(dir) = &cli.data_dir {
         overrides.push(format!("storage.data_dir={:?}", dir.display().to_string()));
     }
-    Ok(layers.overrides(overrides.iter().map(String::as_str))?.build()?)
+    Ok(layers
+        .overrides(overrides.iter().map(String::as_str))?
+        .build()?)
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -73,14 +77,19 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => serve(config),
         Command::Replay { file } => replay(config, &file),
         Command::CheckConfig => {
-            println!("configuration is valid; listening on {}", config.bind_addr()?);
+            println!(
+                "configuration is valid; listening on {}",
+                config.bind_addr()?
+            );
             Ok(())
         }
     }
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let listener = app::bind(&config)?;
         let shutdown = CancellationToken::new();
@@ -103,9 +112,19 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 fn replay(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     let store = Arc::new(CandleStore::open(&config.storage)?);
     let (feed, _) = tokio::sync::broadcast::channel(1);
-    let mut pipeline = Pipeline::open(store.clone(), PipelineSettings::from_config(&config), feed, Arc::default())?;
+    let mut pipeline = Pipeline::open(
+        store.clone(),
+        PipelineSettings::from_config(&config),
+        feed,
+        Arc::default(),
+    )?;
     let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let summary = replay_file(file, &mut pipeline, config.kline.price_scale_decimals, show_progress)?;
+    let summary = replay_file(
+        file,
+        &mut pipeline,
+        config.kline.price_scale_decimals,
+        show_progress,
+    )?;
     store.flush()?;
     print!("{summary}");
     Ok(())

@@ -13,7 +13,11 @@ use crate::store::{CandleStore, StoreError};
 
 /// One pass: for every known mint and every interval with a retention, drop candles older than
 /// `now - days`. Returns the number of series that had something to delete.
-pub fn prune_once(store: &CandleStore, config: &StorageConfig, now_secs: i64) -> Result<usize, StoreError> {
+pub fn prune_once(
+    store: &CandleStore,
+    config: &StorageConfig,
+    now_secs: i64,
+) -> Result<usize, StoreError> {
     let mut pruned = 0;
     let rules: Vec<(Interval, i64)> = config
         .retention_days
@@ -85,18 +89,36 @@ mod tests {
         let mut market = SimulatedMarket::new(9, 1);
         let old = market.next_event((now_secs - 10 * 86_400) * 1000);
         let recent = market.next_event((now_secs - 3600) * 1000);
-        pipeline.ingest(&[vec![old, recent]], now_secs * 1000).unwrap();
+        pipeline
+            .ingest(&[vec![old, recent]], now_secs * 1000)
+            .unwrap();
 
         let mut config = Config::defaults().storage;
         config.retention_days = [(Interval::S1, 7)].into();
         assert_eq!(prune_once(&store, &config, now_secs).unwrap(), 1);
         let mint = market.mints()[0].to_bytes();
-        let all = HistoryQuery { from: None, to: None, limit: 100 };
+        let all = HistoryQuery {
+            from: None,
+            to: None,
+            limit: 100,
+        };
         let s1 = store.history(&mint, Interval::S1, all).unwrap().candles;
         assert_eq!(s1.len(), 1, "the 10-day-old s1 candle is gone");
         assert!(s1[0].time > now_secs - 7 * 86_400);
-        assert_eq!(store.history(&mint, Interval::M5, all).unwrap().candles.len(), 2, "m5 kept");
+        assert_eq!(
+            store
+                .history(&mint, Interval::M5, all)
+                .unwrap()
+                .candles
+                .len(),
+            2,
+            "m5 kept"
+        );
         assert_eq!(store.count_events().unwrap(), 2, "events are always kept");
-        assert_eq!(prune_once(&store, &config, now_secs).unwrap(), 0, "nothing left to prune");
+        assert_eq!(
+            prune_once(&store, &config, now_secs).unwrap(),
+            0,
+            "nothing left to prune"
+        );
     }
 }

@@ -66,7 +66,9 @@ pub struct PushStats {
 }
 
 /// Upper bounds (ms) of the latency histogram's buckets; a last bucket holds everything above.
-pub const LATENCY_BUCKETS_MS: [f64; 12] = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
+pub const LATENCY_BUCKETS_MS: [f64; 12] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
+];
 
 /// A fixed-bucket histogram of milliseconds, lock-free.
 #[derive(Debug, Default)]
@@ -77,9 +79,13 @@ pub struct LatencyHistogram {
 
 impl LatencyHistogram {
     pub fn observe_ms(&self, ms: f64) {
-        let index = LATENCY_BUCKETS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LATENCY_BUCKETS_MS.len());
+        let index = LATENCY_BUCKETS_MS
+            .iter()
+            .position(|bound| ms <= *bound)
+            .unwrap_or(LATENCY_BUCKETS_MS.len());
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add((ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add((ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
     }
 
     /// Cumulative counts per bucket (Prometheus style), the total count, and the sum in seconds.
@@ -93,6 +99,10 @@ impl LatencyHistogram {
                 running
             })
             .collect();
-        (cumulative, running, self.sum_us.load(Ordering::Relaxed) as f64 / 1e6)
+        (
+            cumulative,
+            running,
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+        )
     }
 }

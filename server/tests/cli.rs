@@ -10,15 +10,29 @@ fn server() -> Command {
 #[test]
 fn check_config_accepts_the_shipped_files() {
     let output = server().arg("check-config").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let production = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/production.toml");
-    let output = server().args(["--config", production, "check-config"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = server()
+        .args(["--config", production, "check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
 fn a_bad_key_is_an_error_that_names_it() {
-    let output = server().args(["--set", "server.prot=1", "check-config"]).output().unwrap();
+    let output = server()
+        .args(["--set", "server.prot=1", "check-config"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("prot"), "{stderr}");

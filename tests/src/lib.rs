@@ -16,7 +16,10 @@ pub fn workspace_binary(name: &str, env_var: &str) -> PathBuf {
         return PathBuf::from(path);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
@@ -75,7 +78,10 @@ impl ServerProcess {
 
     /// SIGTERM, then wait (at most `timeout`) for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -101,7 +107,10 @@ fn wait_for_listen_addr(child: &mut Child, log: &Path, timeout: Duration) -> Soc
     let deadline = Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|line| line.contains("kline-server listening")) {
+        if let Some(line) = text
+            .lines()
+            .find(|line| line.contains("kline-server listening"))
+        {
             let addr = line
                 .split_whitespace()
                 .find_map(|word| word.strip_prefix("addr="))
@@ -109,8 +118,14 @@ fn wait_for_listen_addr(child: &mut Child, log: &Path, timeout: Duration) -> Soc
             return addr.parse().expect("addr parses");
         }
         let exited = child.try_wait().ok().flatten();
-        assert!(exited.is_none(), "server exited ({exited:?}) before listening; log:\n{text}");
-        assert!(Instant::now() < deadline, "server did not start; log:\n{text}");
+        assert!(
+            exited.is_none(),
+            "server exited ({exited:?}) before listening; log:\n{text}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "server did not start; log:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -125,12 +140,20 @@ pub async fn post_events(server: &ServerProcess, body: String) -> (u16, serde_js
         .await
         .expect("POST reaches the server");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// GETs a JSON document.
 pub async fn get_json(url: &str) -> serde_json::Value {
-    reqwest::get(url).await.expect("GET").json().await.expect("JSON body")
+    reqwest::get(url)
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON body")
 }
 
 /// A WebSocket client speaking the protocol, for tests.
@@ -184,11 +207,14 @@ pub mod ws {
                     .expect("a message within the timeout");
                 match next {
                     Some(Ok(Message::Text(text))) => {
-                        let message = ServerMessage::parse(&text)
-                            .unwrap_or_else(|err| panic!("server sent an invalid message {text}: {err}"));
+                        let message = ServerMessage::parse(&text).unwrap_or_else(|err| {
+                            panic!("server sent an invalid message {text}: {err}")
+                        });
                         return Received::Message(message);
                     }
-                    Some(Ok(Message::Close(frame))) => return Received::Closed(frame.map(|f| u16::from(f.code))),
+                    Some(Ok(Message::Close(frame))) => {
+                        return Received::Closed(frame.map(|f| u16::from(f.code)));
+                    }
                     Some(Ok(_)) => continue,
                     Some(Err(_)) | None => return Received::Closed(None),
                 }
@@ -198,7 +224,9 @@ pub mod ws {
         pub async fn recv(&mut self) -> ServerMessage {
             match self.recv_within(Duration::from_secs(10)).await {
                 Received::Message(message) => message,
-                Received::Closed(code) => panic!("connection closed ({code:?}) while a message was expected"),
+                Received::Closed(code) => {
+                    panic!("connection closed ({code:?}) while a message was expected")
+                }
             }
         }
 

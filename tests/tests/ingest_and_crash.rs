@@ -14,7 +14,9 @@ const SIMULATOR_OFF: &[&str] = &["--set", "source.simulator.enabled=false"];
 fn events(seed: u64, count: usize) -> (Vec<EventRecord>, Vec<String>) {
     let mut market = SimulatedMarket::new(seed, 4);
     let start = kline_protocol::response::unix_millis_now() - 3_600_000;
-    let events: Vec<_> = (0..count).map(|i| market.next_event(start + i as i64 * 997)).collect();
+    let events: Vec<_> = (0..count)
+        .map(|i| market.next_event(start + i as i64 * 997))
+        .collect();
     let mints = market.mints().iter().map(|m| m.to_string()).collect();
     (events, mints)
 }
@@ -24,7 +26,9 @@ fn ndjson(events: &[EventRecord]) -> String {
 }
 
 async fn all_candles(server: &ServerProcess, mint: &str, interval: Interval) -> Vec<Value> {
-    let url = server.url(&format!("/api/v1/klines?symbol={mint}&interval={interval}&limit=1000"));
+    let url = server.url(&format!(
+        "/api/v1/klines?symbol={mint}&interval={interval}&limit=1000"
+    ));
     let data = get_json(&url).await;
     data["data"]
         .as_array()
@@ -32,7 +36,14 @@ async fn all_candles(server: &ServerProcess, mint: &str, interval: Interval) -> 
         .iter()
         .map(|c| {
             // Finality depends on wall-clock time; the values must not.
-            serde_json::json!([c["time"], c["open"], c["high"], c["low"], c["close"], c["update_count"]])
+            serde_json::json!([
+                c["time"],
+                c["open"],
+                c["high"],
+                c["low"],
+                c["close"],
+                c["update_count"]
+            ])
         })
         .collect()
 }
@@ -43,7 +54,10 @@ async fn ingest_reports_accepted_duplicate_and_rejected_per_event() {
     let server = ServerProcess::start(&dir.path().join("db"), SIMULATOR_OFF);
     let (events, mints) = events(1, 3);
     let bad_price = events[2].to_json().replace(
-        &format!("\"latest_price\":\"{}\"", events[2].event.latest_price().unwrap()),
+        &format!(
+            "\"latest_price\":\"{}\"",
+            events[2].event.latest_price().unwrap()
+        ),
         "\"latest_price\":\"0\"",
     );
     let body = format!(
@@ -59,13 +73,24 @@ async fn ingest_reports_accepted_duplicate_and_rejected_per_event() {
     assert_eq!(report["duplicates"], 1);
     assert_eq!(report["rejected"], 2);
     assert_eq!(report["errors"][0]["index"], 3);
-    assert!(report["errors"][0]["reason"].as_str().unwrap().contains("unknown event_type `Nope`"));
+    assert!(
+        report["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown event_type `Nope`")
+    );
     assert_eq!(report["errors"][1]["index"], 4);
-    assert_eq!(report["errors"][1]["reason"], "invalid price: latest_price is 0");
+    assert_eq!(
+        report["errors"][1]["reason"],
+        "invalid price: latest_price is 0"
+    );
 
     // NDJSON works too, and nothing is stored twice.
     let (_, again) = post_events(&server, ndjson(&events[..2])).await;
-    assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(2))
+    );
 
     let client = reqwest::Client::new();
     let unauthorized = client
@@ -86,12 +111,13 @@ async fn ingest_reports_accepted_duplicate_and_rejected_per_event() {
     assert_eq!(malformed.status().as_u16(), 400);
 
     let symbols = get_json(&server.url("/api/v1/symbols")).await;
-    assert!(symbols.as_array().unwrap().len() >= 1, "{symbols}");
-    let stored: usize = futures_util::future::join_all(mints.iter().map(|m| all_candles(&server, m, Interval::D1)))
-        .await
-        .iter()
-        .map(Vec::len)
-        .sum();
+    assert!(!symbols.as_array().unwrap().is_empty(), "{symbols}");
+    let stored: usize =
+        futures_util::future::join_all(mints.iter().map(|m| all_candles(&server, m, Interval::D1)))
+            .await
+            .iter()
+            .map(Vec::len)
+            .sum();
     assert!(stored >= 1);
 }
 
@@ -129,12 +155,18 @@ async fn sigkill_loses_no_acknowledged_event_and_replay_completes_the_history() 
     let url = victim.url("/api/v1/events");
     let mut in_flight = Vec::new();
     for chunk in events.chunks(50) {
-        let request = client.post(&url).bearer_auth(TOKEN).body(ndjson(chunk)).send();
+        let request = client
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .body(ndjson(chunk))
+            .send();
         in_flight.push(tokio::spawn(async move {
             match request.await {
-                Ok(response) if response.status().is_success() => {
-                    response.json::<Value>().await.ok().and_then(|r| r["accepted"].as_u64())
-                }
+                Ok(response) if response.status().is_success() => response
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|r| r["accepted"].as_u64()),
                 _ => None,
             }
         }));
@@ -144,8 +176,14 @@ async fn sigkill_loses_no_acknowledged_event_and_replay_completes_the_history() 
     for task in in_flight {
         acknowledged += task.await.unwrap().unwrap_or(0);
     }
-    assert!(acknowledged > 0, "some batches were acknowledged before the kill");
-    assert!(acknowledged < 3000, "the kill happened mid-ingest ({acknowledged} acknowledged)");
+    assert!(
+        acknowledged > 0,
+        "some batches were acknowledged before the kill"
+    );
+    assert!(
+        acknowledged < 3000,
+        "the kill happened mid-ingest ({acknowledged} acknowledged)"
+    );
 
     // Replay the whole file into the crashed store: every acknowledged event is already there.
     let file = dir.path().join("events.ndjson");
@@ -160,18 +198,33 @@ async fn sigkill_loses_no_acknowledged_event_and_replay_completes_the_history() 
             .unwrap()
     };
     let output = replay(());
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary = String::from_utf8_lossy(&output.stdout).to_string();
     let number = |label: &str| -> u64 {
         let before = summary.split(label).next().unwrap();
-        before.split([' ', ',', ':']).filter(|w| !w.is_empty()).last().unwrap().parse().unwrap()
+        before
+            .split([' ', ',', ':'])
+            .rfind(|w| !w.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let (stored, duplicates) = (number(" stored"), number(" already stored"));
     assert_eq!(stored + duplicates, 3000, "{summary}");
-    assert!(duplicates >= acknowledged, "every acknowledged event survived: {summary} vs {acknowledged} acked");
+    assert!(
+        duplicates >= acknowledged,
+        "every acknowledged event survived: {summary} vs {acknowledged} acked"
+    );
 
     let second = String::from_utf8_lossy(&replay(()).stdout).to_string();
-    assert!(second.contains("0 stored, 3000 already stored"), "a second replay adds nothing: {second}");
+    assert!(
+        second.contains("0 stored, 3000 already stored"),
+        "a second replay adds nothing: {second}"
+    );
 
     // The recovered history equals the reference, candle for candle.
     let victim = ServerProcess::start(&victim_dir, SIMULATOR_OFF);
@@ -179,7 +232,11 @@ async fn sigkill_loses_no_acknowledged_event_and_replay_completes_the_history() 
         for interval in Interval::ALL {
             let want = all_candles(&reference, mint, interval).await;
             assert!(!want.is_empty());
-            assert_eq!(all_candles(&victim, mint, interval).await, want, "{mint} {interval}");
+            assert_eq!(
+                all_candles(&victim, mint, interval).await,
+                want,
+                "{mint} {interval}"
+            );
         }
     }
 }

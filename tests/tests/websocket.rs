@@ -44,7 +44,8 @@ async fn post(server: &ServerProcess, events: &[EventRecord]) {
 
 fn subscribe(symbol: &Symbol, interval: Interval, id: &str) -> ClientRequest {
     ClientRequest::Subscribe(
-        SubscribeRequest::new(symbol.clone(), interval).with_subscription_id(SubscriptionId::new(id).unwrap()),
+        SubscribeRequest::new(symbol.clone(), interval)
+            .with_subscription_id(SubscriptionId::new(id).unwrap()),
     )
 }
 
@@ -64,13 +65,23 @@ async fn every_request_kind_and_error_code_and_the_connection_stays_usable() {
     let mut client = connect(&server).await;
 
     client.send(&ClientRequest::Ping).await;
-    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)));
+    assert!(matches!(
+        client.recv().await.payload,
+        ServerPayload::Pong(_)
+    ));
     client.send_text("{not json").await;
     let error = expect_error(client.recv().await, ErrorCode::InvalidRequest);
-    assert!(error.message.starts_with("malformed JSON"), "{}", error.message);
+    assert!(
+        error.message.starts_with("malformed JSON"),
+        "{}",
+        error.message
+    );
     client.send_text(r#"{"type":"subscribe","symbol":"test_mint_account","interval":"s1","subscription_id":"x"}"#).await;
     let error = expect_error(client.recv().await, ErrorCode::InvalidRequest);
-    assert_eq!((error.msg_type.as_deref(), error.subscription_id.as_deref()), (Some("subscribe"), Some("x")));
+    assert_eq!(
+        (error.msg_type.as_deref(), error.subscription_id.as_deref()),
+        (Some("subscribe"), Some("x"))
+    );
     client.send_text(r#"{"msg_type":"teleport"}"#).await;
     expect_error(client.recv().await, ErrorCode::InvalidRequest);
     client.send_raw(Message::binary(vec![1, 2, 3])).await;
@@ -79,24 +90,38 @@ async fn every_request_kind_and_error_code_and_the_connection_stays_usable() {
     // History of a mint with one event, via WebSocket and REST: the same payload.
     let history = ClientRequest::History(HistoryRequest::new(mints[0].clone(), Interval::M1));
     client.send(&history).await;
-    let ServerPayload::HistoryData(data) = client.recv().await.payload else { panic!("history_data") };
+    let ServerPayload::HistoryData(data) = client.recv().await.payload else {
+        panic!("history_data")
+    };
     assert_eq!(data.total_count, 1);
-    let rest = get_json(&server.url(&format!("/api/v1/klines?symbol={}&interval=m1", mints[0]))).await;
+    let rest =
+        get_json(&server.url(&format!("/api/v1/klines?symbol={}&interval=m1", mints[0]))).await;
     assert_eq!(serde_json::to_value(&data).unwrap(), rest);
 
     // Subscription limit 2: the third is refused with 1002, the first two still work.
     for (i, mint) in mints.iter().enumerate() {
-        client.send(&subscribe(mint, Interval::S1, &format!("s{i}"))).await;
+        client
+            .send(&subscribe(mint, Interval::S1, &format!("s{i}")))
+            .await;
         if i < 2 {
-            assert!(matches!(client.recv().await.payload, ServerPayload::HistoryData(_)));
-            assert!(matches!(client.recv().await.payload, ServerPayload::SubscriptionConfirmed(_)));
+            assert!(matches!(
+                client.recv().await.payload,
+                ServerPayload::HistoryData(_)
+            ));
+            assert!(matches!(
+                client.recv().await.payload,
+                ServerPayload::SubscriptionConfirmed(_)
+            ));
         } else {
             let error = expect_error(client.recv().await, ErrorCode::SubscriptionRefused);
             assert_eq!(error.subscription_id.as_deref(), Some("s2"));
         }
     }
     client.send(&ClientRequest::Ping).await;
-    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)), "still usable");
+    assert!(
+        matches!(client.recv().await.payload, ServerPayload::Pong(_)),
+        "still usable"
+    );
 }
 
 #[tokio::test]
@@ -108,27 +133,66 @@ async fn subscribe_streams_updates_once_and_unsubscribe_stops_them() {
     for _ in 0..2 {
         // Subscribing twice confirms again and does not double the updates.
         client.send(&subscribe(&mint, Interval::M1, "a")).await;
-        assert!(matches!(client.recv().await.payload, ServerPayload::HistoryData(_)));
-        assert!(matches!(client.recv().await.payload, ServerPayload::SubscriptionConfirmed(_)));
+        assert!(matches!(
+            client.recv().await.payload,
+            ServerPayload::HistoryData(_)
+        ));
+        assert!(matches!(
+            client.recv().await.payload,
+            ServerPayload::SubscriptionConfirmed(_)
+        ));
     }
     for _ in 0..3 {
-        post(&server, &[now_event(&mut market, 0), now_event(&mut market, 1)]).await;
-        let ServerPayload::KlineData(update) = client.recv().await.payload else { panic!("kline_data") };
-        assert_eq!((update.symbol.clone(), update.interval, update.subscription_id.clone()), (mint.clone(), Interval::M1, None));
+        post(
+            &server,
+            &[now_event(&mut market, 0), now_event(&mut market, 1)],
+        )
+        .await;
+        let ServerPayload::KlineData(update) = client.recv().await.payload else {
+            panic!("kline_data")
+        };
+        assert_eq!(
+            (
+                update.symbol.clone(),
+                update.interval,
+                update.subscription_id.clone()
+            ),
+            (mint.clone(), Interval::M1, None)
+        );
     }
     // Exactly one update per event on the subscribed pair (mint 1 and other intervals are not sent).
     client.send(&ClientRequest::Ping).await;
-    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)), "no duplicate updates queued");
+    assert!(
+        matches!(client.recv().await.payload, ServerPayload::Pong(_)),
+        "no duplicate updates queued"
+    );
 
     client
-        .send(&ClientRequest::Unsubscribe(UnsubscribeRequest::new(mint.clone(), Interval::M1)))
+        .send(&ClientRequest::Unsubscribe(UnsubscribeRequest::new(
+            mint.clone(),
+            Interval::M1,
+        )))
         .await;
-    assert!(matches!(client.recv().await.payload, ServerPayload::UnsubscribeConfirmed(_)));
+    assert!(matches!(
+        client.recv().await.payload,
+        ServerPayload::UnsubscribeConfirmed(_)
+    ));
     post(&server, &[now_event(&mut market, 0)]).await;
     client.send(&ClientRequest::Ping).await;
-    assert!(matches!(client.recv().await.payload, ServerPayload::Pong(_)), "no kline_data after unsubscribe");
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("kline_subscriptions_active 0"), "{metrics}");
+    assert!(
+        matches!(client.recv().await.payload, ServerPayload::Pong(_)),
+        "no kline_data after unsubscribe"
+    );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kline_subscriptions_active 0"),
+        "{metrics}"
+    );
 }
 
 /// Under a live stream: a client that subscribes mid-stream gets history, confirmation, then updates none
@@ -136,29 +200,49 @@ async fn subscribe_streams_updates_once_and_unsubscribe_stops_them() {
 #[tokio::test]
 async fn ordering_promises_hold_for_a_subscriber_joining_mid_stream() {
     let (_dir, server) = server(&[
-        "--set", "source.simulator.enabled=true",
-        "--set", "source.simulator.mints=1",
-        "--set", "source.simulator.events_per_sec=400",
-        "--set", "kline.finality_grace_ms=300",
+        "--set",
+        "source.simulator.enabled=true",
+        "--set",
+        "source.simulator.mints=1",
+        "--set",
+        "source.simulator.events_per_sec=400",
+        "--set",
+        "kline.finality_grace_ms=300",
     ]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let symbols = get_json(&server.url("/api/v1/symbols")).await;
     let mint = Symbol::parse(symbols[0]["symbol"].as_str().unwrap()).unwrap();
     let mut client = connect(&server).await;
     client.send(&subscribe(&mint, Interval::S1, "live")).await;
-    let ServerPayload::HistoryData(snapshot) = client.recv().await.payload else { panic!("history first") };
-    assert!(matches!(client.recv().await.payload, ServerPayload::SubscriptionConfirmed(_)));
-    let newest = snapshot.data.last().expect("the snapshot includes the open candle");
+    let ServerPayload::HistoryData(snapshot) = client.recv().await.payload else {
+        panic!("history first")
+    };
+    assert!(matches!(
+        client.recv().await.payload,
+        ServerPayload::SubscriptionConfirmed(_)
+    ));
+    let newest = snapshot
+        .data
+        .last()
+        .expect("the snapshot includes the open candle");
     assert!(!newest.is_final, "the current candle is in the snapshot");
 
-    let mut latest: BTreeMap<i64, (u32, bool)> =
-        snapshot.data.iter().map(|c| (c.time, (c.update_count, c.is_final))).collect();
+    let mut latest: BTreeMap<i64, (u32, bool)> = snapshot
+        .data
+        .iter()
+        .map(|c| (c.time, (c.update_count, c.is_final)))
+        .collect();
     let mut finals = HashSet::new();
     let started = tokio::time::Instant::now();
     while started.elapsed() < Duration::from_secs(4) {
-        let ServerPayload::KlineData(update) = client.recv().await.payload else { panic!("only kline_data") };
+        let ServerPayload::KlineData(update) = client.recv().await.payload else {
+            panic!("only kline_data")
+        };
         let candle = update.data;
-        assert!(candle.time >= snapshot.data[0].time, "nothing older than the snapshot");
+        assert!(
+            candle.time >= snapshot.data[0].time,
+            "nothing older than the snapshot"
+        );
         if let Some(&(count, was_final)) = latest.get(&candle.time) {
             assert!(!was_final, "nothing after a final candle of the same time");
             assert!(
@@ -185,9 +269,12 @@ async fn ordering_promises_hold_for_a_subscriber_joining_mid_stream() {
 #[tokio::test]
 async fn resume_with_from_after_a_disconnect_is_gap_free() {
     let (_dir, server) = server(&[
-        "--set", "source.simulator.enabled=true",
-        "--set", "source.simulator.mints=1",
-        "--set", "source.simulator.events_per_sec=50",
+        "--set",
+        "source.simulator.enabled=true",
+        "--set",
+        "source.simulator.mints=1",
+        "--set",
+        "source.simulator.events_per_sec=50",
     ]);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let symbols = get_json(&server.url("/api/v1/symbols")).await;
@@ -196,7 +283,9 @@ async fn resume_with_from_after_a_disconnect_is_gap_free() {
 
     let mut first = connect(&server).await;
     first.send(&subscribe(&mint, Interval::S1, "a")).await;
-    let ServerPayload::HistoryData(history) = first.recv().await.payload else { panic!() };
+    let ServerPayload::HistoryData(history) = first.recv().await.payload else {
+        panic!()
+    };
     candles.extend(history.data.iter().map(|c| (c.time, *c)));
     first.recv().await;
     for _ in 0..20 {
@@ -211,16 +300,32 @@ async fn resume_with_from_after_a_disconnect_is_gap_free() {
     let mut second = connect(&server).await;
     let resume = SubscribeRequest::new(mint.clone(), Interval::S1).with_from(from);
     second.send(&ClientRequest::Subscribe(resume)).await;
-    let ServerPayload::HistoryData(history) = second.recv().await.payload else { panic!() };
-    assert_eq!(history.data[0].time, from, "the resume starts at the newest candle held");
+    let ServerPayload::HistoryData(history) = second.recv().await.payload else {
+        panic!()
+    };
+    assert_eq!(
+        history.data[0].time, from,
+        "the resume starts at the newest candle held"
+    );
     candles.extend(history.data.iter().map(|c| (c.time, *c)));
 
     let oldest = *candles.keys().next().unwrap();
-    let rest = get_json(&server.url(&format!("/api/v1/klines?symbol={mint}&interval=s1&from={oldest}&limit=1000"))).await;
-    let stored: Vec<i64> = rest["data"].as_array().unwrap().iter().map(|c| c["time"].as_i64().unwrap()).collect();
+    let rest = get_json(&server.url(&format!(
+        "/api/v1/klines?symbol={mint}&interval=s1&from={oldest}&limit=1000"
+    )))
+    .await;
+    let stored: Vec<i64> = rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["time"].as_i64().unwrap())
+        .collect();
     let newest_held = *candles.keys().last().unwrap();
     for time in stored.iter().filter(|t| **t <= newest_held) {
-        assert!(candles.contains_key(time), "gap at {time} after resuming from {from}");
+        assert!(
+            candles.contains_key(time),
+            "gap at {time} after resuming from {from}"
+        );
     }
 }
 
@@ -230,10 +335,14 @@ async fn a_slow_reader_is_closed_with_4008_while_a_fast_one_gets_everything() {
     // (no newer update of the same candle exists to replace it): ~13 MB of updates, more than the
     // loopback socket buffers of a client that never reads.
     let (_dir, server) = server(&[
-        "--set", "kline.finality_grace_ms=864000000",
-        "--set", "kline.intervals=[\"s1\"]",
-        "--set", "websocket.outbox_capacity=2048",
-        "--set", "websocket.write_timeout_ms=20000",
+        "--set",
+        "kline.finality_grace_ms=864000000",
+        "--set",
+        "kline.intervals=[\"s1\"]",
+        "--set",
+        "websocket.outbox_capacity=2048",
+        "--set",
+        "websocket.write_timeout_ms=20000",
     ]);
     const EVENTS: usize = 40_000;
     let mut market = SimulatedMarket::new(6, 1);
@@ -247,14 +356,18 @@ async fn a_slow_reader_is_closed_with_4008_while_a_fast_one_gets_everything() {
         fast.recv().await;
     }
     let start = kline_protocol::response::unix_millis_now() - EVENTS as i64 * 1000;
-    let events: Vec<_> = (0..EVENTS).map(|i| market.next_event_for(0, start + i as i64 * 1000)).collect();
+    let events: Vec<_> = (0..EVENTS)
+        .map(|i| market.next_event_for(0, start + i as i64 * 1000))
+        .collect();
     let reader = tokio::spawn(async move {
         let mut updates = 0;
         while updates < EVENTS {
             match fast.recv_within(Duration::from_secs(30)).await {
                 Received::Message(message) if message.kind() == "kline_data" => updates += 1,
                 Received::Message(_) => {}
-                Received::Closed(code) => panic!("the fast client was closed ({code:?}) after {updates} updates"),
+                Received::Closed(code) => {
+                    panic!("the fast client was closed ({code:?}) after {updates} updates")
+                }
             }
         }
         updates
@@ -262,26 +375,54 @@ async fn a_slow_reader_is_closed_with_4008_while_a_fast_one_gets_everything() {
     for chunk in events.chunks(500) {
         post(&server, chunk).await;
     }
-    assert_eq!(reader.await.unwrap(), EVENTS, "the fast client received every update");
+    assert_eq!(
+        reader.await.unwrap(),
+        EVENTS,
+        "the fast client received every update"
+    );
     // The slow client never read: now it does, and finds the 4008 close after what it was sent.
-    assert_eq!(slow.close_code(Duration::from_secs(30)).await, Some(CloseCode::TooSlow.as_u16()));
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("kline_slow_client_closes_total 1\n"), "{metrics}");
-    assert!(metrics.contains("kline_subscriptions_active 0\n"), "both left the index (slow close, client close): {metrics}");
+    assert_eq!(
+        slow.close_code(Duration::from_secs(30)).await,
+        Some(CloseCode::TooSlow.as_u16())
+    );
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kline_slow_client_closes_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kline_subscriptions_active 0\n"),
+        "both left the index (slow close, client close): {metrics}"
+    );
 }
 
 #[tokio::test]
 async fn limits_close_with_their_codes() {
     let (_dir, server) = server(&[
-        "--set", "websocket.max_message_bytes=1024",
-        "--set", "kline.connection_timeout=1",
-        "--set", "websocket.rate_limit_burst=5",
-        "--set", "websocket.rate_limit_per_sec=1",
-        "--set", "websocket.rate_limit_strikes=5",
-        "--set", "websocket.max_connections=3",
+        "--set",
+        "websocket.max_message_bytes=1024",
+        "--set",
+        "kline.connection_timeout=1",
+        "--set",
+        "websocket.rate_limit_burst=5",
+        "--set",
+        "websocket.rate_limit_per_sec=1",
+        "--set",
+        "websocket.rate_limit_strikes=5",
+        "--set",
+        "websocket.max_connections=3",
     ]);
     let mut big = connect(&server).await;
-    big.send_text(&format!("{{\"msg_type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(4096))).await;
+    big.send_text(&format!(
+        "{{\"msg_type\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(4096)
+    ))
+    .await;
     assert_eq!(big.close_code(SECOND * 5).await, Some(1009));
 
     let mut idle = connect(&server).await;
@@ -303,7 +444,11 @@ async fn limits_close_with_their_codes() {
             Received::Closed(code) => break code,
         }
     };
-    assert_eq!((pongs, code), (5, Some(1008)), "burst of 5 answered, then 1004 errors ({limited}), then 1008");
+    assert_eq!(
+        (pongs, code),
+        (5, Some(1008)),
+        "burst of 5 answered, then 1004 errors ({limited}), then 1008"
+    );
     assert!(limited >= 1);
 
     let _a = connect(&server).await;

@@ -125,7 +125,10 @@ mod tests {
         candle.apply(1.0, key(100)); // earlier event arrives later: it is the open
         candle.apply(3.0, key(900));
         candle.apply(0.5, key(700));
-        assert_eq!((candle.open, candle.high, candle.low, candle.close), (1.0, 3.0, 0.5, 3.0));
+        assert_eq!(
+            (candle.open, candle.high, candle.low, candle.close),
+            (1.0, 3.0, 0.5, 3.0)
+        );
         assert_eq!(candle.update_count, 4);
     }
 

@@ -113,7 +113,13 @@ impl Aggregator {
         tick: &PriceTick,
         load: &mut dyn FnMut(&CandleKey) -> Result<Option<CandleState>, E>,
     ) -> Result<(), E> {
-        match self.closed.get(&key).copied().map(Ok).or_else(|| load(&key).transpose()) {
+        match self
+            .closed
+            .get(&key)
+            .copied()
+            .map(Ok)
+            .or_else(|| load(&key).transpose())
+        {
             // Final already (only if the clock went backwards): treat as late.
             Some(Ok(state)) if state.is_final => self.apply_late(key, tick, load),
             Some(Ok(mut state)) => {

@@ -30,8 +30,15 @@ fn one_tick_touches_every_configured_interval() {
     apply(&mut aggregator, tick(T0_MS + 500, 1.0), T0_MS + 500);
     let changes = aggregator.take_changes();
     assert_eq!(changes.len(), 9);
-    assert!(changes.iter().all(|c| c.publish && c.state.update_count == 1 && !c.state.is_final));
-    assert!(aggregator.take_changes().is_empty(), "changes are handed out once");
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.publish && c.state.update_count == 1 && !c.state.is_final)
+    );
+    assert!(
+        aggregator.take_changes().is_empty(),
+        "changes are handed out once"
+    );
 }
 
 #[test]
@@ -73,13 +80,22 @@ fn a_late_event_corrects_the_final_candle_without_publishing() {
         ..CandleState::first(T0_MS / 1000, 1.0, tick(T0_MS + 100, 1.0).key)
     };
     let mut load = |_: &CandleKey| -> Result<_, Infallible> { Ok(Some(stored)) };
-    let outcome = aggregator.apply(&tick(T0_MS + 50, 0.5), T0_MS + 6000, &mut load).unwrap();
+    let outcome = aggregator
+        .apply(&tick(T0_MS + 50, 0.5), T0_MS + 6000, &mut load)
+        .unwrap();
     assert_eq!(outcome.late_intervals, 1);
     let changes = aggregator.take_changes();
     assert_eq!(changes.len(), 1);
     let change = changes[0];
     assert!(!change.publish && change.state.is_final);
-    assert_eq!((change.state.open, change.state.low, change.state.update_count), (0.5, 0.5, 2));
+    assert_eq!(
+        (
+            change.state.open,
+            change.state.low,
+            change.state.update_count
+        ),
+        (0.5, 0.5, 2)
+    );
 }
 
 #[test]

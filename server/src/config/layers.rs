@@ -12,7 +12,10 @@ pub const ENV_PREFIX: &str = "KLINE__";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{origin} is not valid TOML: {message}")]
     Syntax { origin: String, message: String },
     #[error("config key `{key}`: {reason}")]
@@ -55,7 +58,10 @@ impl ConfigLayers {
             path: path.display().to_string(),
             source,
         })?;
-        merge(&mut self.merged, parse_table(&text, &path.display().to_string())?);
+        merge(
+            &mut self.merged,
+            parse_table(&text, &path.display().to_string())?,
+        );
         Ok(self)
     }
 
@@ -67,7 +73,10 @@ impl ConfigLayers {
 
     /// Applies `KLINE__SECTION__KEY=value` variables from `vars` (pass `std::env::vars()`), and the
     /// `KLINE_INGEST_TOKEN` shortcut for `ingest.token`.
-    pub fn env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn env(
+        mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         for (name, value) in vars {
             if name == "KLINE_INGEST_TOKEN" {
                 self.set(&["ingest", "token"], Value::String(value));
@@ -84,7 +93,10 @@ impl ConfigLayers {
     }
 
     /// Applies `section.key=value` overrides (the CLI's `--set`).
-    pub fn overrides<'a>(mut self, items: impl IntoIterator<Item = &'a str>) -> Result<Self, ConfigError> {
+    pub fn overrides<'a>(
+        mut self,
+        items: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, ConfigError> {
         for item in items {
             let (path, value) = item
                 .split_once('=')
@@ -116,10 +128,11 @@ impl ConfigLayers {
 
     /// Checks the merged layers and returns the typed config.
     pub fn build(self) -> Result<Config, ConfigError> {
-        let config: Config = serde_path_to_error::deserialize(Value::Table(self.merged)).map_err(|err| {
-            let key = err.path().to_string();
-            ConfigError::invalid(key, err.into_inner().to_string())
-        })?;
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Table(self.merged)).map_err(|err| {
+                let key = err.path().to_string();
+                ConfigError::invalid(key, err.into_inner().to_string())
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -145,7 +158,9 @@ fn parse_scalar(text: &str) -> Value {
 fn merge(base: &mut Table, over: Table) {
     for (key, value) in over {
         match (base.get_mut(&key), value) {
-            (Some(Value::Table(base_table)), Value::Table(over_table)) => merge(base_table, over_table),
+            (Some(Value::Table(base_table)), Value::Table(over_table)) => {
+                merge(base_table, over_table)
+            }
             (_, value) => {
                 base.insert(key, value);
             }
@@ -159,7 +174,10 @@ mod tests {
     use crate::config::CorsOrigins;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -168,12 +186,22 @@ mod tests {
         assert!(defaults.source.simulator.enabled);
         assert!(!defaults.ingest.enabled);
         assert_eq!(defaults.kline.intervals.len(), 9);
-        assert_eq!(defaults.server.cors_allowed_origins, CorsOrigins::Keyword("permissive".into()));
+        assert_eq!(
+            defaults.server.cors_allowed_origins,
+            CorsOrigins::Keyword("permissive".into())
+        );
         let production = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/production.toml");
-        let production = ConfigLayers::new().file(Path::new(production)).unwrap().build().unwrap();
+        let production = ConfigLayers::new()
+            .file(Path::new(production))
+            .unwrap()
+            .build()
+            .unwrap();
         assert!(!production.source.simulator.enabled);
         assert!(production.ingest.enabled);
-        assert!(matches!(production.server.cors_allowed_origins, CorsOrigins::List(_)));
+        assert!(matches!(
+            production.server.cors_allowed_origins,
+            CorsOrigins::List(_)
+        ));
     }
 
     #[test]
@@ -188,9 +216,15 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(config.server.port, 9200);
-        assert_eq!(config.server.host, "0.0.0.0", "file layer kept where nothing overrides it");
+        assert_eq!(
+            config.server.host, "0.0.0.0",
+            "file layer kept where nothing overrides it"
+        );
         let env_only = ConfigLayers::new()
-            .env(env(&[("KLINE__SERVER__PORT", "9100"), ("KLINE__SOURCE__SIMULATOR__ENABLED", "false")]))
+            .env(env(&[
+                ("KLINE__SERVER__PORT", "9100"),
+                ("KLINE__SOURCE__SIMULATOR__ENABLED", "false"),
+            ]))
             .unwrap()
             .build()
             .unwrap();
@@ -201,7 +235,11 @@ mod tests {
     #[test]
     fn ingest_token_from_env_turns_the_route_on_only_when_enabled() {
         let vars = env(&[("KLINE_INGEST_TOKEN", "secret")]);
-        let off = ConfigLayers::new().env(vars.clone()).unwrap().build().unwrap();
+        let off = ConfigLayers::new()
+            .env(vars.clone())
+            .unwrap()
+            .build()
+            .unwrap();
         assert_eq!(off.ingest_token(), None);
         let on = ConfigLayers::new()
             .overrides(["ingest.enabled=true"])
@@ -215,22 +253,51 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let unknown = ConfigLayers::new().toml("[server]\nprot = 1").unwrap().build().unwrap_err();
+        let unknown = ConfigLayers::new()
+            .toml("[server]\nprot = 1")
+            .unwrap()
+            .build()
+            .unwrap_err();
         assert!(unknown.to_string().contains("prot"), "{unknown}");
-        let bad_value = ConfigLayers::new().overrides(["server.port=\"high\""]).unwrap().build().unwrap_err();
+        let bad_value = ConfigLayers::new()
+            .overrides(["server.port=\"high\""])
+            .unwrap()
+            .build()
+            .unwrap_err();
         assert!(bad_value.to_string().contains("server.port"), "{bad_value}");
-        let bad_interval = ConfigLayers::new().toml("[kline]\nintervals = [\"m2\"]").unwrap().build().unwrap_err();
-        assert!(bad_interval.to_string().contains("kline.intervals"), "{bad_interval}");
-        let range = ConfigLayers::new().overrides(["kline.history_data_limit=5000"]).unwrap().build().unwrap_err();
-        assert!(range.to_string().contains("kline.history_data_limit"), "{range}");
+        let bad_interval = ConfigLayers::new()
+            .toml("[kline]\nintervals = [\"m2\"]")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            bad_interval.to_string().contains("kline.intervals"),
+            "{bad_interval}"
+        );
+        let range = ConfigLayers::new()
+            .overrides(["kline.history_data_limit=5000"])
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            range.to_string().contains("kline.history_data_limit"),
+            "{range}"
+        );
         let env_unknown = ConfigLayers::new()
             .env(env(&[("KLINE__SERVER__NOPE", "1")]))
             .unwrap()
             .build()
             .unwrap_err();
         assert!(env_unknown.to_string().contains("nope"), "{env_unknown}");
-        let cors = ConfigLayers::new().overrides(["server.cors_allowed_origins=any"]).unwrap().build().unwrap_err();
-        assert!(cors.to_string().contains("server.cors_allowed_origins"), "{cors}");
+        let cors = ConfigLayers::new()
+            .overrides(["server.cors_allowed_origins=any"])
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            cors.to_string().contains("server.cors_allowed_origins"),
+            "{cors}"
+        );
         let syntax = ConfigLayers::new().toml("[server").unwrap_err();
         assert!(matches!(syntax, ConfigError::Syntax { .. }));
         assert!(matches!(

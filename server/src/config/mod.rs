@@ -123,7 +123,9 @@ pub struct SimulatorConfig {
 impl Config {
     /// The defaults of `config/default.toml`.
     pub fn defaults() -> Config {
-        ConfigLayers::new().build().expect("config/default.toml is valid")
+        ConfigLayers::new()
+            .build()
+            .expect("config/default.toml is valid")
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -141,38 +143,87 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
         let checks: [(&str, bool, &str); 16] = [
-            ("kline.connection_timeout", self.kline.connection_timeout > 0, "must be positive"),
-            ("websocket.ping_interval", ws.ping_interval > 0, "must be positive"),
-            ("websocket.outbox_capacity", ws.outbox_capacity > 0, "must be positive"),
-            ("websocket.hub_queue_capacity", ws.hub_queue_capacity > 0, "must be positive"),
+            (
+                "kline.connection_timeout",
+                self.kline.connection_timeout > 0,
+                "must be positive",
+            ),
+            (
+                "websocket.ping_interval",
+                ws.ping_interval > 0,
+                "must be positive",
+            ),
+            (
+                "websocket.outbox_capacity",
+                ws.outbox_capacity > 0,
+                "must be positive",
+            ),
+            (
+                "websocket.hub_queue_capacity",
+                ws.hub_queue_capacity > 0,
+                "must be positive",
+            ),
             (
                 "websocket.rate_limit_per_sec",
                 ws.rate_limit_per_sec.is_finite() && ws.rate_limit_per_sec > 0.0,
                 "must be a positive number",
             ),
-            ("websocket.rate_limit_burst", ws.rate_limit_burst > 0, "must be positive"),
+            (
+                "websocket.rate_limit_burst",
+                ws.rate_limit_burst > 0,
+                "must be positive",
+            ),
             (
                 "websocket.max_write_buffer_bytes",
                 ws.max_write_buffer_bytes > ws.write_buffer_bytes,
                 "must be larger than websocket.write_buffer_bytes",
             ),
-            ("kline.intervals", !self.kline.intervals.is_empty(), "must list at least one interval"),
+            (
+                "kline.intervals",
+                !self.kline.intervals.is_empty(),
+                "must list at least one interval",
+            ),
             (
                 "kline.history_data_limit",
                 (1..=MAX_HISTORY_LIMIT).contains(&self.kline.history_data_limit),
                 "must be between 1 and 1000",
             ),
-            ("kline.price_scale_decimals", self.kline.price_scale_decimals <= 38, "must be at most 38"),
-            ("kline.broadcast_buffer_size", self.kline.broadcast_buffer_size > 0, "must be positive"),
-            ("pipeline.queue_capacity", self.pipeline.queue_capacity > 0, "must be positive"),
-            ("pipeline.max_batch_events", self.pipeline.max_batch_events > 0, "must be positive"),
-            ("storage.max_open_files", self.storage.max_open_files >= 16, "must be at least 16"),
+            (
+                "kline.price_scale_decimals",
+                self.kline.price_scale_decimals <= 38,
+                "must be at most 38",
+            ),
+            (
+                "kline.broadcast_buffer_size",
+                self.kline.broadcast_buffer_size > 0,
+                "must be positive",
+            ),
+            (
+                "pipeline.queue_capacity",
+                self.pipeline.queue_capacity > 0,
+                "must be positive",
+            ),
+            (
+                "pipeline.max_batch_events",
+                self.pipeline.max_batch_events > 0,
+                "must be positive",
+            ),
+            (
+                "storage.max_open_files",
+                self.storage.max_open_files >= 16,
+                "must be at least 16",
+            ),
             (
                 "source.simulator.events_per_sec",
-                self.source.simulator.events_per_sec.is_finite() && self.source.simulator.events_per_sec > 0.0,
+                self.source.simulator.events_per_sec.is_finite()
+                    && self.source.simulator.events_per_sec > 0.0,
                 "must be a positive number",
             ),
-            ("source.simulator.mints", self.source.simulator.mints > 0, "must be positive"),
+            (
+                "source.simulator.mints",
+                self.source.simulator.mints > 0,
+                "must be positive",
+            ),
         ];
         if let Some((key, _, reason)) = checks.into_iter().find(|(_, ok, _)| !ok) {
             return Err(ConfigError::invalid(key, reason));

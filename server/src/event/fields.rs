@@ -117,7 +117,10 @@ impl Signature {
             .into_vec()
             .map_err(|err| format!("signature `{text}` is not base58: {err}"))?;
         let bytes = <[u8; 64]>::try_from(decoded.as_slice()).map_err(|_| {
-            format!("signature `{text}` decodes to {} bytes; a signature is 64 bytes", decoded.len())
+            format!(
+                "signature `{text}` decodes to {} bytes; a signature is 64 bytes",
+                decoded.len()
+            )
         })?;
         Ok(Signature {
             text: text.to_owned(),

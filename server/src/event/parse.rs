@@ -44,7 +44,10 @@ pub enum EventError {
     #[error("invalid price: {0}")]
     Price(#[from] PriceError),
     #[error("timestamp {timestamp_ms} ms is {reason}")]
-    TimestampOutOfRange { timestamp_ms: i64, reason: &'static str },
+    TimestampOutOfRange {
+        timestamp_ms: i64,
+        reason: &'static str,
+    },
 }
 
 fn field_message(field: &str, reason: &str) -> String {
@@ -79,7 +82,11 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<EventRecord, Even
         "FullClose" => SpinPetEvent::FullClose(fields(text)?),
         "PartialClose" => SpinPetEvent::PartialClose(fields(text)?),
         "MilestoneDiscount" => SpinPetEvent::MilestoneDiscount(fields(text)?),
-        other => return Err(EventError::UnknownEventType(other.chars().take(64).collect())),
+        other => {
+            return Err(EventError::UnknownEventType(
+                other.chars().take(64).collect(),
+            ));
+        }
     };
     let record = EventRecord {
         event,
@@ -123,8 +130,8 @@ fn fields<T: DeserializeOwned>(text: &str) -> Result<T, EventError> {
 pub fn split_body(body: &str) -> Result<Vec<&str>, EventError> {
     let trimmed = body.trim();
     if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> =
-            serde_json::from_str(trimmed).map_err(|err| EventError::Malformed(format!("body array: {err}")))?;
+        let items: Vec<&RawValue> = serde_json::from_str(trimmed)
+            .map_err(|err| EventError::Malformed(format!("body array: {err}")))?;
         return Ok(items.into_iter().map(RawValue::get).collect());
     }
     if serde_json::from_str::<&RawValue>(trimmed).is_ok() {
@@ -148,7 +155,8 @@ mod tests {
         price_scale: 28,
     };
     const MINT: &str = "b4zeKt5mRRSyWiokzX63ww9FDZSkp6RrDjnbdtGFRbP";
-    const SIG: &str = "1XTRN2RJN5MfCYf2UTVo8dcmei94CvVB2BBWvvograKBRzTW7RaDH79KZ4NSHQNUNLf3DwSbhdsgmDYptsM2d21";
+    const SIG: &str =
+        "1XTRN2RJN5MfCYf2UTVo8dcmei94CvVB2BBWvvograKBRzTW7RaDH79KZ4NSHQNUNLf3DwSbhdsgmDYptsM2d21";
 
     fn buy_sell(price: &str, timestamp: &str) -> String {
         format!(
@@ -159,14 +167,28 @@ mod tests {
 
     #[test]
     fn existing_server_shape_parses_with_exact_u128() {
-        let event = parse_event(&buy_sell("\"279590000000000000001\"", "\"2025-11-24T16:00:00Z\""), &LIMITS).unwrap();
-        assert_eq!(event.event.latest_price(), Some(279_590_000_000_000_000_001));
+        let event = parse_event(
+            &buy_sell("\"279590000000000000001\"", "\"2025-11-24T16:00:00Z\""),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            event.event.latest_price(),
+            Some(279_590_000_000_000_000_001)
+        );
         assert_eq!(event.meta.timestamp.unix_secs(), 1_764_000_000);
         assert_eq!(event.meta.event_index, 0, "defaults to 0");
         // A JSON integer keeps every digit too (an f64 would round this one).
-        let as_int = parse_event(&buy_sell("279590000000000000001", "1764000000"), &LIMITS).unwrap();
-        assert_eq!(as_int.event.latest_price(), Some(279_590_000_000_000_000_001));
-        assert_eq!(as_int.meta.timestamp, event.meta.timestamp, "Unix seconds equal the RFC 3339 time");
+        let as_int =
+            parse_event(&buy_sell("279590000000000000001", "1764000000"), &LIMITS).unwrap();
+        assert_eq!(
+            as_int.event.latest_price(),
+            Some(279_590_000_000_000_000_001)
+        );
+        assert_eq!(
+            as_int.meta.timestamp, event.meta.timestamp,
+            "Unix seconds equal the RFC 3339 time"
+        );
     }
 
     #[test]
@@ -188,19 +210,41 @@ mod tests {
         assert!(reason("[1,2]").contains("must be a JSON object"));
         assert_eq!(reason(r#"{"slot":1}"#), "missing `event_type`");
         assert!(reason(r#"{"event_type":"Swap"}"#).starts_with("unknown event_type `Swap`"));
-        let bad_mint = buy_sell("\"1\"", "1764000000").replacen(&format!("\"mint_account\":\"{MINT}\""), "\"mint_account\":\"0xdead\"", 1);
-        assert!(reason(&bad_mint).starts_with("field `mint_account`: symbol `0xdead` is not base58"), "{}", reason(&bad_mint));
-        assert_eq!(reason(&buy_sell("\"0\"", "1764000000")), "invalid price: latest_price is 0");
-        let overflow = reason(&buy_sell("\"999999999999999999999999999999999999999999\"", "1764000000"));
+        let bad_mint = buy_sell("\"1\"", "1764000000").replacen(
+            &format!("\"mint_account\":\"{MINT}\""),
+            "\"mint_account\":\"0xdead\"",
+            1,
+        );
+        assert!(
+            reason(&bad_mint).starts_with("field `mint_account`: symbol `0xdead` is not base58"),
+            "{}",
+            reason(&bad_mint)
+        );
+        assert_eq!(
+            reason(&buy_sell("\"0\"", "1764000000")),
+            "invalid price: latest_price is 0"
+        );
+        let overflow = reason(&buy_sell(
+            "\"999999999999999999999999999999999999999999\"",
+            "1764000000",
+        ));
         assert!(overflow.contains("does not fit in a u128"), "{overflow}");
         assert!(reason(&buy_sell("\"-5\"", "1764000000")).contains("expected an unsigned integer"));
         assert!(reason(&buy_sell("\"1\"", "1500000000")).contains("before 2020-01-01"));
         assert!(reason(&buy_sell("\"1\"", "1764172801")).contains("more than a day in the future"));
         assert!(reason(&buy_sell("\"1\"", "\"yesterday\"")).contains("field `timestamp`"));
         let missing = buy_sell("\"1\"", "1764000000").replace(r#","slot":42"#, "");
-        assert!(reason(&missing).starts_with("missing field `slot`"), "{}", reason(&missing));
+        assert!(
+            reason(&missing).starts_with("missing field `slot`"),
+            "{}",
+            reason(&missing)
+        );
         let bad_sig = buy_sell("\"1\"", "1764000000").replace(SIG, "abc");
-        assert!(reason(&bad_sig).contains("a signature is 64 bytes"), "{}", reason(&bad_sig));
+        assert!(
+            reason(&bad_sig).contains("a signature is 64 bytes"),
+            "{}",
+            reason(&bad_sig)
+        );
     }
 
     #[test]
@@ -208,8 +252,16 @@ mod tests {
         let one = buy_sell("\"1\"", "1764000000");
         assert_eq!(split_body(&one).unwrap().len(), 1);
         let array = format!("[{one}, {one}, 5]");
-        assert_eq!(split_body(&array).unwrap().len(), 3, "each element is judged on its own");
-        let ndjson = format!("{}\n\n{{broken\n{}\n", one.replace('\n', " "), one.replace('\n', " "));
+        assert_eq!(
+            split_body(&array).unwrap().len(),
+            3,
+            "each element is judged on its own"
+        );
+        let ndjson = format!(
+            "{}\n\n{{broken\n{}\n",
+            one.replace('\n', " "),
+            one.replace('\n', " ")
+        );
         let lines = split_body(&ndjson).unwrap();
         assert_eq!(lines.len(), 3);
         assert!(parse_event(lines[1], &LIMITS).is_err() && parse_event(lines[2], &LIMITS).is_ok());

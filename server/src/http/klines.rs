@@ -25,13 +25,16 @@ pub async fn klines(
     for (key, value) in &params {
         // Numbers stay numbers so the protocol's validation applies; anything else is judged as given.
         let value = match key.as_str() {
-            "limit" | "from" | "to" => value.parse::<i64>().map(Value::from).unwrap_or_else(|_| json!(value)),
+            "limit" | "from" | "to" => value
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| json!(value)),
             _ => json!(value),
         };
         request[key.as_str()] = value;
     }
-    let ClientRequest::History(history) =
-        ClientRequest::from_value(&request).map_err(|rejected| ApiError::BadRequest(rejected.error.to_string()))?
+    let ClientRequest::History(history) = ClientRequest::from_value(&request)
+        .map_err(|rejected| ApiError::BadRequest(rejected.error.to_string()))?
     else {
         unreachable!("msg_type is history");
     };
@@ -41,7 +44,9 @@ pub async fn klines(
         subscription_id: history.subscription_id,
         from: history.from,
         to: history.to,
-        limit: history.limit.unwrap_or(state.config.kline.history_data_limit),
+        limit: history
+            .limit
+            .unwrap_or(state.config.kline.history_data_limit),
     };
     let store = state.store.clone();
     let data = tokio::task::spawn_blocking(move || history_data(&store, request)).await??;
@@ -74,7 +79,11 @@ pub async fn symbols(State(state): State<AppState>) -> Result<Json<Vec<SymbolSum
             event_count: stats.event_count,
         })
         .collect();
-    list.sort_by(|a, b| b.updated_at_ms.cmp(&a.updated_at_ms).then_with(|| a.symbol.cmp(&b.symbol)));
+    list.sort_by(|a, b| {
+        b.updated_at_ms
+            .cmp(&a.updated_at_ms)
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
     Ok(Json(list))
 }
 
@@ -84,7 +93,10 @@ const LEGACY_MAX_DEPTH: usize = 100_000;
 /// `GET /api/kline?mint=&interval=&page=&limit=&order_by=time_asc|time_desc`, in the existing server's
 /// `{"success","data","message"}` wrapping. Pages count from 1, newest candles first for `time_desc`
 /// (the default); `time_asc` returns the same page in ascending order.
-pub async fn legacy_kline(State(state): State<AppState>, Query(params): Query<HashMap<String, String>>) -> Response {
+pub async fn legacy_kline(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
     match legacy_page(&state, &params).await {
         Ok(data) => Json(json!({ "success": true, "data": data, "message": "ok" })).into_response(),
         Err(ApiError::BadRequest(message)) => (
@@ -100,9 +112,14 @@ pub async fn legacy_kline(State(state): State<AppState>, Query(params): Query<Ha
     }
 }
 
-async fn legacy_page(state: &AppState, params: &HashMap<String, String>) -> Result<Value, ApiError> {
+async fn legacy_page(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<Value, ApiError> {
     let bad = |message: String| ApiError::BadRequest(message);
-    let mint = params.get("mint").ok_or_else(|| bad("missing `mint`".into()))?;
+    let mint = params
+        .get("mint")
+        .ok_or_else(|| bad("missing `mint`".into()))?;
     let symbol = Symbol::parse(mint).map_err(|err| bad(err.to_string()))?;
     let interval: Interval = params
         .get("interval")
@@ -123,11 +140,17 @@ async fn legacy_page(state: &AppState, params: &HashMap<String, String>) -> Resu
     let ascending = match params.get("order_by").map(String::as_str) {
         None | Some("time_desc") => false,
         Some("time_asc") => true,
-        Some(other) => return Err(bad(format!("`order_by` must be time_asc or time_desc, got `{other}`"))),
+        Some(other) => {
+            return Err(bad(format!(
+                "`order_by` must be time_asc or time_desc, got `{other}`"
+            )));
+        }
     };
     let depth = page.saturating_mul(limit);
     if depth > LEGACY_MAX_DEPTH {
-        return Err(bad(format!("page × limit must be at most {LEGACY_MAX_DEPTH}")));
+        return Err(bad(format!(
+            "page × limit must be at most {LEGACY_MAX_DEPTH}"
+        )));
     }
     let store = state.store.clone();
     let mint_bytes = symbol.to_bytes();
@@ -136,7 +159,8 @@ async fn legacy_page(state: &AppState, params: &HashMap<String, String>) -> Resu
         to: None,
         limit: depth,
     };
-    let history = tokio::task::spawn_blocking(move || store.history(&mint_bytes, interval, query)).await??;
+    let history =
+        tokio::task::spawn_blocking(move || store.history(&mint_bytes, interval, query)).await??;
     // `history` is ascending and holds the newest `depth` candles; this page is the oldest `limit` of them.
     let newest_first: Vec<_> = history.candles.iter().rev().skip(depth - limit).collect();
     let mut klines: Vec<_> = newest_first.iter().map(|state| state.to_candle()).collect();

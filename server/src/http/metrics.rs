@@ -15,34 +15,134 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let w = &state.push_stats;
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, value: &AtomicU64| {
-        let _ = writeln!(out, "# HELP kline_{name} {help}\n# TYPE kline_{name} {kind}\nkline_{name} {}", value.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP kline_{name} {help}\n# TYPE kline_{name} {kind}\nkline_{name} {}",
+            value.load(Ordering::Relaxed)
+        );
     };
-    metric("connections_active", "gauge", "Open WebSocket connections.", &w.connections_active);
-    metric("connections_total", "counter", "WebSocket connections accepted.", &w.connections_total);
-    metric("connections_rejected_total", "counter", "Connections closed with 1013 at the limit.", &w.connections_rejected);
-    metric("subscriptions_active", "gauge", "Subscriptions in the hub's index.", &w.subscriptions_active);
-    metric("messages_sent_total", "counter", "Text frames written to clients.", &w.messages_sent);
-    metric("updates_replaced_total", "counter", "Unsent candle updates replaced by a newer one of the same candle.", &w.updates_replaced);
-    metric("feed_lagged_total", "counter", "Candle updates the hub missed by falling behind.", &w.feed_lagged);
-    metric("slow_client_closes_total", "counter", "Clients closed with 4008 (too slow).", &w.slow_client_closes);
-    metric("idle_timeouts_total", "counter", "Clients closed with 4000 (idle).", &w.idle_timeouts);
-    metric("rate_limited_total", "counter", "Requests refused with 1004.", &w.rate_limited);
-    metric("request_errors_total", "counter", "Requests answered with an error message.", &w.request_errors);
-    metric("events_ingested_total", "counter", "Events stored.", &p.events_accepted);
-    metric("events_duplicate_total", "counter", "Events dropped as already stored.", &p.events_duplicate);
-    metric("events_rejected_total", "counter", "Events rejected as invalid.", &p.events_rejected);
-    metric("events_late_total", "counter", "Events that corrected an already final candle.", &p.events_late);
-    metric("candle_updates_published_total", "counter", "Candle updates published to the live stream.", &p.candle_updates_published);
-    metric("candles_finalized_total", "counter", "Candles marked final.", &p.candles_finalized);
-    metric("store_write_errors_total", "counter", "Failed RocksDB write batches.", &p.write_errors);
+    metric(
+        "connections_active",
+        "gauge",
+        "Open WebSocket connections.",
+        &w.connections_active,
+    );
+    metric(
+        "connections_total",
+        "counter",
+        "WebSocket connections accepted.",
+        &w.connections_total,
+    );
+    metric(
+        "connections_rejected_total",
+        "counter",
+        "Connections closed with 1013 at the limit.",
+        &w.connections_rejected,
+    );
+    metric(
+        "subscriptions_active",
+        "gauge",
+        "Subscriptions in the hub's index.",
+        &w.subscriptions_active,
+    );
+    metric(
+        "messages_sent_total",
+        "counter",
+        "Text frames written to clients.",
+        &w.messages_sent,
+    );
+    metric(
+        "updates_replaced_total",
+        "counter",
+        "Unsent candle updates replaced by a newer one of the same candle.",
+        &w.updates_replaced,
+    );
+    metric(
+        "feed_lagged_total",
+        "counter",
+        "Candle updates the hub missed by falling behind.",
+        &w.feed_lagged,
+    );
+    metric(
+        "slow_client_closes_total",
+        "counter",
+        "Clients closed with 4008 (too slow).",
+        &w.slow_client_closes,
+    );
+    metric(
+        "idle_timeouts_total",
+        "counter",
+        "Clients closed with 4000 (idle).",
+        &w.idle_timeouts,
+    );
+    metric(
+        "rate_limited_total",
+        "counter",
+        "Requests refused with 1004.",
+        &w.rate_limited,
+    );
+    metric(
+        "request_errors_total",
+        "counter",
+        "Requests answered with an error message.",
+        &w.request_errors,
+    );
+    metric(
+        "events_ingested_total",
+        "counter",
+        "Events stored.",
+        &p.events_accepted,
+    );
+    metric(
+        "events_duplicate_total",
+        "counter",
+        "Events dropped as already stored.",
+        &p.events_duplicate,
+    );
+    metric(
+        "events_rejected_total",
+        "counter",
+        "Events rejected as invalid.",
+        &p.events_rejected,
+    );
+    metric(
+        "events_late_total",
+        "counter",
+        "Events that corrected an already final candle.",
+        &p.events_late,
+    );
+    metric(
+        "candle_updates_published_total",
+        "counter",
+        "Candle updates published to the live stream.",
+        &p.candle_updates_published,
+    );
+    metric(
+        "candles_finalized_total",
+        "counter",
+        "Candles marked final.",
+        &p.candles_finalized,
+    );
+    metric(
+        "store_write_errors_total",
+        "counter",
+        "Failed RocksDB write batches.",
+        &p.write_errors,
+    );
 
     let (cumulative, count, sum) = w.push_latency.snapshot();
     let name = "kline_event_to_push_seconds";
-    let _ = writeln!(out, "# HELP {name} From a candle update's production (after its write) to its write on a client socket.");
+    let _ = writeln!(
+        out,
+        "# HELP {name} From a candle update's production (after its write) to its write on a client socket."
+    );
     let _ = writeln!(out, "# TYPE {name} histogram");
     for (bound, value) in LATENCY_BUCKETS_MS.iter().zip(&cumulative) {
         let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {value}", bound / 1000.0);
     }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}");
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
+    );
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

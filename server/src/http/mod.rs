@@ -28,7 +28,8 @@ pub fn app(state: AppState) -> Router {
     if state.config.ingest_token().is_some() {
         router = router.route(
             "/api/v1/events",
-            post(ingest::ingest_events).layer(DefaultBodyLimit::max(state.config.ingest.max_body_bytes)),
+            post(ingest::ingest_events)
+                .layer(DefaultBodyLimit::max(state.config.ingest.max_body_bytes)),
         );
     }
     let cors = cors_layer(&state.config.server.cors_allowed_origins);
@@ -39,7 +40,10 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     match origins {
         CorsOrigins::Keyword(_) => CorsLayer::permissive(),
         CorsOrigins::List(list) => {
-            let origins: Vec<HeaderValue> = list.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+            let origins: Vec<HeaderValue> = list
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect();
             CorsLayer::new().allow_origin(AllowOrigin::list(origins))
         }
     }

@@ -78,7 +78,11 @@ impl Pipeline {
     }
 
     /// Stores a group of batches in one write and returns a report per batch.
-    pub fn ingest(&mut self, batches: &[Vec<EventRecord>], now_ms: i64) -> Result<Vec<BatchReport>, StoreError> {
+    pub fn ingest(
+        &mut self,
+        batches: &[Vec<EventRecord>],
+        now_ms: i64,
+    ) -> Result<Vec<BatchReport>, StoreError> {
         let ids: Vec<_> = batches.iter().flatten().map(EventRecord::id).collect();
         let already_stored = self.store.events_exist(&ids)?;
         let mut seen = HashSet::with_capacity(ids.len());
@@ -99,7 +103,9 @@ impl Pipeline {
                 write.put_event(&id, &event.to_json());
                 report.accepted += 1;
                 if let Some(tick) = self.price_tick(event) {
-                    let outcome = self.aggregator.apply(&tick, now_ms, &mut |key| store.candle(key))?;
+                    let outcome = self
+                        .aggregator
+                        .apply(&tick, now_ms, &mut |key| store.candle(key))?;
                     report.late += usize::from(outcome.late_intervals > 0);
                     self.note_symbol_price(&tick, now_ms);
                     touched_mints.insert(tick.mint);
@@ -190,14 +196,22 @@ impl Pipeline {
             return Err(err);
         }
         PipelineStats::add(&self.stats.batches_written, 1);
-        let finalized = changes.iter().filter(|c| c.publish && c.state.is_final).count();
+        let finalized = changes
+            .iter()
+            .filter(|c| c.publish && c.state.is_final)
+            .count();
         PipelineStats::add(&self.stats.candles_finalized, finalized);
         let mut published = 0;
         for change in changes.iter().filter(|change| change.publish) {
             let Some((symbol, _)) = self.symbols.get(&change.key.mint) else {
                 continue;
             };
-            let update = KlineData::new(symbol.clone(), change.key.interval, change.state.to_candle(), now_ms);
+            let update = KlineData::new(
+                symbol.clone(),
+                change.key.interval,
+                change.state.to_candle(),
+                now_ms,
+            );
             // No receivers is fine: nobody is subscribed.
             let _ = self.feed.send(Arc::new(update));
             published += 1;
@@ -207,7 +221,8 @@ impl Pipeline {
     }
 
     fn reload(&mut self) -> Result<(), StoreError> {
-        self.aggregator = Aggregator::new(&self.settings.intervals, self.settings.finality_grace_ms);
+        self.aggregator =
+            Aggregator::new(&self.settings.intervals, self.settings.finality_grace_ms);
         self.aggregator.restore(self.store.open_candles()?);
         Ok(())
     }

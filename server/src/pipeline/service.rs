@@ -122,7 +122,8 @@ fn process_group(
         total += next.events.len();
         group.push(next);
     }
-    let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().map(|r| (r.events, r.reply)).unzip();
+    let (batches, replies): (Vec<_>, Vec<_>) =
+        group.into_iter().map(|r| (r.events, r.reply)).unzip();
     match pipeline.ingest(&batches, now_ms()) {
         Ok(reports) => {
             for (reply, report) in replies.into_iter().zip(reports) {

@@ -37,11 +37,19 @@ fn harness(intervals: &[Interval]) -> Harness {
     }
 }
 
+/// (mint, bucket start) of a candle.
+type CandleId = ([u8; 32], i64);
+
 /// An independent reference: candles straight from the definition, over the whole event set.
-fn reference_candles(events: &[EventRecord], interval: Interval) -> BTreeMap<([u8; 32], i64), [f64; 4]> {
-    let mut by_candle: BTreeMap<([u8; 32], i64), Vec<(OrderKey, f64)>> = BTreeMap::new();
+fn reference_candles(
+    events: &[EventRecord],
+    interval: Interval,
+) -> BTreeMap<CandleId, [f64; 4]> {
+    let mut by_candle: BTreeMap<CandleId, Vec<(OrderKey, f64)>> = BTreeMap::new();
     for event in events {
-        let Some(raw) = event.event.latest_price() else { continue };
+        let Some(raw) = event.event.latest_price() else {
+            continue;
+        };
         let price = scaled_price(raw, 28).unwrap();
         let key = OrderKey::new(
             event.meta.timestamp.unix_millis(),
@@ -109,13 +117,26 @@ fn shuffled_and_duplicated_events_give_the_reference_candles_for_every_interval(
             assert_eq!(stored.len(), want.len(), "{interval}: number of candles");
             for (candle, ((_, time), ohlc)) in stored.iter().zip(want) {
                 assert_eq!(candle.time, *time, "{interval}");
-                assert_eq!([candle.open, candle.high, candle.low, candle.close], *ohlc, "{interval} at {time}");
+                assert_eq!(
+                    [candle.open, candle.high, candle.low, candle.close],
+                    *ohlc,
+                    "{interval} at {time}"
+                );
                 let closed = (time + interval.duration_secs()) * 1000 + 2000 <= now;
-                assert_eq!(candle.is_final, closed, "{interval} at {time}: final exactly when past its deadline");
+                assert_eq!(
+                    candle.is_final, closed,
+                    "{interval} at {time}: final exactly when past its deadline"
+                );
             }
             let counted: u32 = stored.iter().map(|c| c.update_count).sum();
-            let events_of_mint = originals.iter().filter(|e| e.event.mint().to_bytes() == mint).count();
-            assert_eq!(counted as usize, events_of_mint, "{interval}: update_count sums to the events");
+            let events_of_mint = originals
+                .iter()
+                .filter(|e| e.event.mint().to_bytes() == mint)
+                .count();
+            assert_eq!(
+                counted as usize, events_of_mint,
+                "{interval}: update_count sums to the events"
+            );
         }
     }
     assert_eq!(h.pipeline.store().count_events().unwrap(), 3000);
@@ -126,7 +147,9 @@ fn live_updates_are_published_after_the_write_and_finals_once() {
     let mut h = harness(&[Interval::S1, Interval::M1]);
     let mut market = SimulatedMarket::new(1, 1);
     let event = market.next_event(T0_MS + 100);
-    h.pipeline.ingest(&[vec![event.clone()]], T0_MS + 150).unwrap();
+    h.pipeline
+        .ingest(&[vec![event.clone()]], T0_MS + 150)
+        .unwrap();
     let first = h.updates.try_recv().unwrap();
     assert_eq!(first.symbol, *event.event.mint());
     assert!(!first.data.is_final);
@@ -138,11 +161,18 @@ fn live_updates_are_published_after_the_write_and_finals_once() {
     assert_eq!(report.duplicates, 1);
     assert!(h.updates.try_recv().is_err());
 
-    assert_eq!(h.pipeline.finalize(T0_MS + 3000).unwrap(), 1, "the s1 candle closes");
+    assert_eq!(
+        h.pipeline.finalize(T0_MS + 3000).unwrap(),
+        1,
+        "the s1 candle closes"
+    );
     let final_update = h.updates.try_recv().unwrap();
     assert!(final_update.data.is_final && final_update.interval == Interval::S1);
     assert_eq!(h.pipeline.finalize(T0_MS + 4000).unwrap(), 0);
-    assert!(h.updates.try_recv().is_err(), "a final candle is published once");
+    assert!(
+        h.updates.try_recv().is_err(),
+        "a final candle is published once"
+    );
 }
 
 #[test]
@@ -158,7 +188,10 @@ fn a_late_event_corrects_history_but_is_not_pushed() {
     late.meta.timestamp = EventTime(T0_MS + 100);
     let report = h.pipeline.ingest(&[vec![late]], T0_MS + 10_000).unwrap()[0];
     assert_eq!((report.accepted, report.late), (1, 1));
-    assert!(h.updates.try_recv().is_err(), "late corrections are not pushed live");
+    assert!(
+        h.updates.try_recv().is_err(),
+        "late corrections are not pushed live"
+    );
     let mint = market.mints()[0].to_bytes();
     let stored = stored_series(h.pipeline.store(), &mint, Interval::S1);
     assert_eq!(stored.len(), 1);
@@ -179,13 +212,21 @@ fn open_candles_survive_a_restart() {
         let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
         let (feed, _) = broadcast::channel(16);
         let mut pipeline = Pipeline::open(store, settings.clone(), feed, Arc::default()).unwrap();
-        pipeline.ingest(&[vec![market.next_event(T0_MS + 1000)]], T0_MS + 1000).unwrap();
+        pipeline
+            .ingest(&[vec![market.next_event(T0_MS + 1000)]], T0_MS + 1000)
+            .unwrap();
     }
     let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
     let (feed, mut updates) = broadcast::channel(16);
     let mut pipeline = Pipeline::open(store, settings, feed, Arc::default()).unwrap();
-    pipeline.ingest(&[vec![market.next_event(T0_MS + 2000)]], T0_MS + 2000).unwrap();
-    assert_eq!(updates.try_recv().unwrap().data.update_count, 2, "continues the stored open candle");
+    pipeline
+        .ingest(&[vec![market.next_event(T0_MS + 2000)]], T0_MS + 2000)
+        .unwrap();
+    assert_eq!(
+        updates.try_recv().unwrap().data.update_count,
+        2,
+        "continues the stored open candle"
+    );
     assert_eq!(pipeline.finalize(T0_MS + 62_000).unwrap(), 1);
     assert!(updates.try_recv().unwrap().data.is_final);
 }
@@ -194,12 +235,18 @@ fn open_candles_survive_a_restart() {
 fn history_is_newest_first_limited_and_says_has_more() {
     let mut h = harness(&[Interval::S1]);
     let mut market = SimulatedMarket::new(4, 1);
-    let events: Vec<_> = (0..50).map(|i| market.next_event(T0_MS + i * 1000)).collect();
+    let events: Vec<_> = (0..50)
+        .map(|i| market.next_event(T0_MS + i * 1000))
+        .collect();
     h.pipeline.ingest(&[events], T0_MS + 100_000).unwrap();
     let mint = market.mints()[0].to_bytes();
     let store = h.pipeline.store();
     let t0 = T0_MS / 1000;
-    let page = |from, to, limit| store.history(&mint, Interval::S1, HistoryQuery { from, to, limit }).unwrap();
+    let page = |from, to, limit| {
+        store
+            .history(&mint, Interval::S1, HistoryQuery { from, to, limit })
+            .unwrap()
+    };
 
     let newest = page(None, None, 10);
     assert_eq!(newest.candles.first().unwrap().time, t0 + 40);
@@ -207,9 +254,16 @@ fn history_is_newest_first_limited_and_says_has_more() {
     assert!(newest.has_more);
 
     let older = page(None, Some(t0 + 40), 10);
-    assert_eq!(older.candles.last().unwrap().time, t0 + 39, "`to` is exclusive");
+    assert_eq!(
+        older.candles.last().unwrap().time,
+        t0 + 39,
+        "`to` is exclusive"
+    );
     let ranged = page(Some(t0 + 5), Some(t0 + 8), 10);
-    assert_eq!(ranged.candles.iter().map(|c| c.time).collect::<Vec<_>>(), [t0 + 5, t0 + 6, t0 + 7]);
+    assert_eq!(
+        ranged.candles.iter().map(|c| c.time).collect::<Vec<_>>(),
+        [t0 + 5, t0 + 6, t0 + 7]
+    );
     assert!(!ranged.has_more, "nothing older inside the range");
     assert!(page(Some(t0 + 100), None, 10).candles.is_empty());
 }

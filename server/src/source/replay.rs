@@ -21,7 +21,10 @@ const LISTED_REJECTIONS: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,7 +50,11 @@ impl std::fmt::Display for ReplaySummary {
             writeln!(f, "  line {line}: {reason}")?;
         }
         if self.rejected > self.rejections.len() {
-            writeln!(f, "  … and {} more rejections", self.rejected - self.rejections.len())?;
+            writeln!(
+                f,
+                "  … and {} more rejections",
+                self.rejected - self.rejections.len()
+            )?;
         }
         Ok(())
     }
@@ -76,7 +83,10 @@ pub fn replay_file(
             .expect("valid template"),
     );
     let mut raw = BufReader::new(progress.wrap_read(file));
-    let gzip = raw.fill_buf().map_err(read_error)?.starts_with(&[0x1f, 0x8b]);
+    let gzip = raw
+        .fill_buf()
+        .map_err(read_error)?
+        .starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn BufRead> = if gzip {
         Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(raw)))
     } else {
@@ -114,7 +124,11 @@ pub fn replay_file(
     Ok(summary)
 }
 
-fn store(pipeline: &mut Pipeline, batch: &mut Vec<EventRecord>, summary: &mut ReplaySummary) -> Result<(), StoreError> {
+fn store(
+    pipeline: &mut Pipeline,
+    batch: &mut Vec<EventRecord>,
+    summary: &mut ReplaySummary,
+) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -134,6 +148,7 @@ pub fn read_maybe_gzip(path: &Path) -> std::io::Result<String> {
         flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_string(&mut text)?;
         Ok(text)
     } else {
-        String::from_utf8(bytes).map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+        String::from_utf8(bytes)
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
     }
 }

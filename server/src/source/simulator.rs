@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SimulatorConfig;
 use crate::event::{
-    BuySell, EventMeta, EventRecord, EventTime, FullClose, LongShort, PartialClose, Pubkey, Signature, SpinPetEvent,
-    U128,
+    BuySell, EventMeta, EventRecord, EventTime, FullClose, LongShort, PartialClose, Pubkey,
+    Signature, SpinPetEvent, U128,
 };
 use crate::pipeline::service::{IngestHandle, now_ms};
 
@@ -35,7 +35,9 @@ pub struct SimulatedMarket {
 impl SimulatedMarket {
     pub fn new(seed: u64, mints: usize) -> SimulatedMarket {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mints: Vec<Pubkey> = (0..mints).map(|_| Pubkey::from_bytes(&rng.random())).collect();
+        let mints: Vec<Pubkey> = (0..mints)
+            .map(|_| Pubkey::from_bytes(&rng.random()))
+            .collect();
         // New Spin Pet tokens start near 2.8e-8 SOL; spread the simulated ones over a decade or two above it.
         let prices = (0..mints.len())
             .map(|_| 2.796e-8 * 10f64.powf(rng.random_range(0.0..2.0)))
@@ -72,7 +74,13 @@ impl SimulatedMarket {
                 sol_amount,
                 latest_price,
             }),
-            12..15 => SpinPetEvent::LongShort(self.long_short(mint, latest_price, sol_amount, token_amount, ts_ms)),
+            12..15 => SpinPetEvent::LongShort(self.long_short(
+                mint,
+                latest_price,
+                sol_amount,
+                token_amount,
+                ts_ms,
+            )),
             15..18 => SpinPetEvent::FullClose(FullClose {
                 payer: self.key(),
                 user_sol_account: self.key(),
@@ -85,7 +93,8 @@ impl SimulatedMarket {
                 order_pda: self.key(),
             }),
             _ => {
-                let order = self.long_short(mint.clone(), latest_price, sol_amount, token_amount, ts_ms);
+                let order =
+                    self.long_short(mint.clone(), latest_price, sol_amount, token_amount, ts_ms);
                 SpinPetEvent::PartialClose(PartialClose {
                     payer: order.payer,
                     user_sol_account: self.key(),
@@ -124,7 +133,14 @@ impl SimulatedMarket {
         }
     }
 
-    fn long_short(&mut self, mint: Pubkey, latest_price: U128, sol: u64, tokens: u64, ts_ms: i64) -> LongShort {
+    fn long_short(
+        &mut self,
+        mint: Pubkey,
+        latest_price: U128,
+        sol: u64,
+        tokens: u64,
+        ts_ms: i64,
+    ) -> LongShort {
         let start = (ts_ms / 1000) as u32;
         LongShort {
             payer: self.key(),
@@ -206,7 +222,10 @@ mod tests {
         let mut b = SimulatedMarket::new(7, 3);
         assert_eq!(a.mints(), b.mints());
         for i in 0..50 {
-            assert_eq!(a.next_event(1_700_000_000_000 + i), b.next_event(1_700_000_000_000 + i));
+            assert_eq!(
+                a.next_event(1_700_000_000_000 + i),
+                b.next_event(1_700_000_000_000 + i)
+            );
         }
         assert_ne!(SimulatedMarket::new(8, 3).mints(), a.mints());
     }
@@ -224,7 +243,10 @@ mod tests {
             let parsed = parse_event(&event.to_json(), &limits).expect("simulated events validate");
             assert_eq!(parsed, event, "JSON round trip");
             let price = event.event.latest_price().unwrap() as f64 / 1e28;
-            assert!((MIN_PRICE * 0.99..=MAX_PRICE * 1.01).contains(&price), "{price}");
+            assert!(
+                (MIN_PRICE * 0.99..=MAX_PRICE * 1.01).contains(&price),
+                "{price}"
+            );
             kinds.insert(event.event.event_type());
         }
         assert_eq!(kinds.len(), 4, "all four price events appear: {kinds:?}");

@@ -16,7 +16,10 @@ pub struct CorruptValue {
 
 pub fn encode_candle(state: &CandleState) -> [u8; CANDLE_VALUE_LEN] {
     let mut out = [0u8; CANDLE_VALUE_LEN];
-    let mut w = Writer { buf: &mut out, at: 0 };
+    let mut w = Writer {
+        buf: &mut out,
+        at: 0,
+    };
     w.put(&[CANDLE_VERSION]);
     for price in [state.open, state.high, state.low, state.close] {
         w.put(&price.to_le_bytes());
@@ -81,7 +84,10 @@ pub const SYMBOL_VALUE_LEN: usize = 8 + ORDER_KEY_LEN + 8 + 8;
 
 pub fn encode_symbol(stats: &SymbolStats) -> [u8; SYMBOL_VALUE_LEN] {
     let mut out = [0u8; SYMBOL_VALUE_LEN];
-    let mut w = Writer { buf: &mut out, at: 0 };
+    let mut w = Writer {
+        buf: &mut out,
+        at: 0,
+    };
     w.put(&stats.last_price.to_le_bytes());
     w.put(&stats.last_key.ts_ms.to_le_bytes());
     w.put(&stats.last_key.slot.to_le_bytes());
@@ -133,7 +139,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take<const N: usize>(&mut self) -> [u8; N] {
-        let out: [u8; N] = self.buf[self.at..self.at + N].try_into().expect("length checked");
+        let out: [u8; N] = self.buf[self.at..self.at + N]
+            .try_into()
+            .expect("length checked");
         self.at += N;
         out
     }
@@ -166,8 +174,18 @@ mod tests {
             high: 3e-8,
             low: 1e-9,
             close: 2.5e-8,
-            open_key: OrderKey { ts_ms: 1, slot: 2, event_index: 3, tiebreak: 4 },
-            close_key: OrderKey { ts_ms: 5, slot: 6, event_index: 7, tiebreak: u64::MAX },
+            open_key: OrderKey {
+                ts_ms: 1,
+                slot: 2,
+                event_index: 3,
+                tiebreak: 4,
+            },
+            close_key: OrderKey {
+                ts_ms: 5,
+                slot: 6,
+                event_index: 7,
+                tiebreak: u64::MAX,
+            },
             update_count: 42,
             is_final: true,
         };
@@ -179,7 +197,12 @@ mod tests {
     fn symbol_round_trips() {
         let stats = SymbolStats {
             last_price: 1.5e-7,
-            last_key: OrderKey { ts_ms: 9, slot: 8, event_index: 7, tiebreak: 6 },
+            last_key: OrderKey {
+                ts_ms: 9,
+                slot: 8,
+                event_index: 7,
+                tiebreak: 6,
+            },
             updated_at_ms: 1_700_000_000_000,
             event_count: 12,
         };

@@ -73,6 +73,9 @@ mod tests {
     fn series_are_contiguous() {
         let a = series_key(&[1; 32], Interval::S1, i64::MAX);
         let b = series_key(&[1; 32], Interval::S15, i64::MIN);
-        assert!(a < b, "every s1 candle sorts before every s15 candle of the mint");
+        assert!(
+            a < b,
+            "every s1 candle sorts before every s15 candle of the mint"
+        );
     }
 }

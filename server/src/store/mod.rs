@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use kline_protocol::Interval;
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
 
 use crate::aggregator::{CandleKey, CandleState};
@@ -36,7 +36,9 @@ const COLUMN_FAMILIES: [&str; 5] = [CF_EVENTS, CF_CANDLES, CF_OPEN, CF_SYMBOLS, 
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("data directory {0} is in use by another process (is a kline-server already running on it?)")]
+    #[error(
+        "data directory {0} is in use by another process (is a kline-server already running on it?)"
+    )]
     Locked(PathBuf),
     #[error("RocksDB: {0}")]
     Rocks(#[from] rocksdb::Error),
@@ -73,7 +75,11 @@ impl CandleStore {
         Self::open_at(&config.data_dir, config.sync_writes, config.max_open_files)
     }
 
-    pub fn open_at(path: &Path, sync_writes: bool, max_open_files: i32) -> Result<CandleStore, StoreError> {
+    pub fn open_at(
+        path: &Path,
+        sync_writes: bool,
+        max_open_files: i32,
+    ) -> Result<CandleStore, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -113,7 +119,9 @@ impl CandleStore {
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db.cf_handle(name).expect("column families are created on open")
+        self.db
+            .cf_handle(name)
+            .expect("column families are created on open")
     }
 
     /// For each id, whether the event is already stored.
@@ -144,7 +152,10 @@ impl CandleStore {
     }
 
     pub fn candle(&self, key: &CandleKey) -> Result<Option<CandleState>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(CF_CANDLES), keys::candle_key(key))? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_CANDLES), keys::candle_key(key))?
+        {
             Some(bytes) => Ok(Some(codec::decode_candle(&bytes)?)),
             None => Ok(None),
         }
@@ -159,10 +170,17 @@ impl CandleStore {
         query: HistoryQuery,
     ) -> Result<HistoryPage, StoreError> {
         let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(keys::series_key(mint, interval, query.from.unwrap_or(i64::MIN)).to_vec());
-        read.set_iterate_upper_bound(keys::series_key(mint, interval, query.to.unwrap_or(i64::MAX)).to_vec());
+        read.set_iterate_lower_bound(
+            keys::series_key(mint, interval, query.from.unwrap_or(i64::MIN)).to_vec(),
+        );
+        read.set_iterate_upper_bound(
+            keys::series_key(mint, interval, query.to.unwrap_or(i64::MAX)).to_vec(),
+        );
         let mut candles = Vec::with_capacity(query.limit.min(1024) + 1);
-        for item in self.db.iterator_cf_opt(self.cf(CF_CANDLES), read, IteratorMode::End) {
+        for item in self
+            .db
+            .iterator_cf_opt(self.cf(CF_CANDLES), read, IteratorMode::End)
+        {
             if candles.len() > query.limit {
                 break;
             }
@@ -193,7 +211,10 @@ impl CandleStore {
     /// Every known mint with its stats.
     pub fn symbols(&self) -> Result<Vec<([u8; 32], SymbolStats)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_SYMBOLS), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_SYMBOLS), IteratorMode::Start)
+        {
             let (key, value) = item?;
             if let Ok(mint) = <[u8; 32]>::try_from(key.as_ref()) {
                 out.push((mint, codec::decode_symbol(&value)?));
@@ -222,12 +243,20 @@ impl CandleStore {
     }
 
     /// Deletes every candle of the series older than `before_time`. Returns whether anything was in range.
-    pub fn prune_series(&self, mint: &[u8; 32], interval: Interval, before_time: i64) -> Result<bool, StoreError> {
+    pub fn prune_series(
+        &self,
+        mint: &[u8; 32],
+        interval: Interval,
+        before_time: i64,
+    ) -> Result<bool, StoreError> {
         let start = keys::series_key(mint, interval, i64::MIN);
         let end = keys::series_key(mint, interval, before_time);
         let mut any = self
             .db
-            .iterator_cf(self.cf(CF_CANDLES), IteratorMode::From(&start, Direction::Forward))
+            .iterator_cf(
+                self.cf(CF_CANDLES),
+                IteratorMode::From(&start, Direction::Forward),
+            )
             .next()
             .transpose()?
             .is_some_and(|(key, _)| key.as_ref() < end.as_slice());
@@ -256,13 +285,18 @@ pub struct StoreBatch<'a> {
 
 impl StoreBatch<'_> {
     pub fn put_event(&mut self, id: &EventId, json: &str) {
-        self.batch.put_cf(self.store.cf(CF_EVENTS), keys::event_key(id), json);
+        self.batch
+            .put_cf(self.store.cf(CF_EVENTS), keys::event_key(id), json);
     }
 
     /// Stores a candle and keeps the open-candle index in step with its finality.
     pub fn put_candle(&mut self, key: &CandleKey, state: &CandleState) {
         let key_bytes = keys::candle_key(key);
-        self.batch.put_cf(self.store.cf(CF_CANDLES), key_bytes, codec::encode_candle(state));
+        self.batch.put_cf(
+            self.store.cf(CF_CANDLES),
+            key_bytes,
+            codec::encode_candle(state),
+        );
         if state.is_final {
             self.batch.delete_cf(self.store.cf(CF_OPEN), key_bytes);
         } else {
@@ -271,7 +305,8 @@ impl StoreBatch<'_> {
     }
 
     pub fn put_symbol(&mut self, mint: &[u8; 32], stats: &SymbolStats) {
-        self.batch.put_cf(self.store.cf(CF_SYMBOLS), mint, codec::encode_symbol(stats));
+        self.batch
+            .put_cf(self.store.cf(CF_SYMBOLS), mint, codec::encode_symbol(stats));
     }
 
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::StreamExt;
 use kline_protocol::{
-    ClientRequest, CloseCode, ConnectionSuccess, ErrorCode, ErrorData, HistoryRequest as WireHistoryRequest, Pong,
-    ServerMessage, ServerPayload, SubscribeRequest, SubscriptionConfirmed, UnsubscribeConfirmed, UnsubscribeRequest,
+    ClientRequest, CloseCode, ConnectionSuccess, ErrorCode, ErrorData,
+    HistoryRequest as WireHistoryRequest, Pong, ServerMessage, ServerPayload, SubscribeRequest,
+    SubscriptionConfirmed, UnsubscribeConfirmed, UnsubscribeRequest,
 };
 use tracing::Instrument;
 
@@ -34,7 +35,9 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let client_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", client = %client_id, conn);
-    serve_admitted(socket, state, conn, client_id).instrument(span).await;
+    serve_admitted(socket, state, conn, client_id)
+        .instrument(span)
+        .await;
 }
 
 async fn serve_admitted(socket: WebSocket, state: AppState, conn: ConnectionId, client_id: String) {
@@ -59,7 +62,12 @@ async fn serve_admitted(socket: WebSocket, state: AppState, conn: ConnectionId, 
     }
     PipelineStats::add(&push.connections_total, 1);
     let symbols = state.symbol_list().await;
-    let hello = ConnectionSuccess::new(client_id, now_ms() / 1000, symbols, env!("CARGO_PKG_VERSION"));
+    let hello = ConnectionSuccess::new(
+        client_id,
+        now_ms() / 1000,
+        symbols,
+        env!("CARGO_PKG_VERSION"),
+    );
     outbox.push_message(encode(hello));
 
     let mut session = Session {
@@ -69,7 +77,11 @@ async fn serve_admitted(socket: WebSocket, state: AppState, conn: ConnectionId, 
         subscriptions: HashSet::new(),
     };
     let idle = Duration::from_secs(state.config.kline.connection_timeout);
-    let mut limiter = TokenBucket::new(config.rate_limit_burst, config.rate_limit_per_sec, Instant::now());
+    let mut limiter = TokenBucket::new(
+        config.rate_limit_burst,
+        config.rate_limit_per_sec,
+        Instant::now(),
+    );
     let mut strikes = 0;
     let close = loop {
         let next = tokio::select! {
@@ -98,7 +110,10 @@ async fn serve_admitted(socket: WebSocket, state: AppState, conn: ConnectionId, 
             if strikes >= config.rate_limit_strikes {
                 break Some(CloseCode::PolicyViolation);
             }
-            session.error(ErrorData::new(ErrorCode::RateLimited, "rate limited: too many messages, slow down"));
+            session.error(ErrorData::new(
+                ErrorCode::RateLimited,
+                "rate limited: too many messages, slow down",
+            ));
             continue;
         }
         match message {
@@ -119,7 +134,8 @@ async fn serve_admitted(socket: WebSocket, state: AppState, conn: ConnectionId, 
     state.hub.disconnect(conn, subscriptions).await;
     if let Some(code) = close {
         outbox.close(code);
-        let _ = tokio::time::timeout(Duration::from_millis(config.write_timeout_ms * 2), writer).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(config.write_timeout_ms * 2), writer).await;
     } else {
         outbox.close(CloseCode::ServerShutdown);
         writer.abort();
@@ -167,19 +183,27 @@ impl Session<'_> {
 
     async fn subscribe(&mut self, request: SubscribeRequest) {
         let series: SeriesKey = (request.symbol.clone(), request.interval);
-        let sub_id = request.subscription_id.as_ref().map(|id| id.as_str().to_owned());
+        let sub_id = request
+            .subscription_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned());
         let limit = self.state.config.kline.max_subscriptions_per_client;
         if !self.subscriptions.contains(&series) && self.subscriptions.len() >= limit {
-            let message = format!("subscription limit reached ({limit} per connection); unsubscribe first");
+            let message =
+                format!("subscription limit reached ({limit} per connection); unsubscribe first");
             self.error(
-                ErrorData::new(ErrorCode::SubscriptionRefused, message).for_request(Some("subscribe"), sub_id.as_deref()),
+                ErrorData::new(ErrorCode::SubscriptionRefused, message)
+                    .for_request(Some("subscribe"), sub_id.as_deref()),
             );
             return;
         }
         // Gate first, then join the index, then read the snapshot: every update published after the
         // snapshot's read is held and follows it; anything the snapshot already covers is dropped.
         self.outbox.close_gate(&series);
-        self.state.hub.subscribe(self.conn, series.clone(), self.outbox.clone()).await;
+        self.state
+            .hub
+            .subscribe(self.conn, series.clone(), self.outbox.clone())
+            .await;
         self.subscriptions.insert(series.clone());
         let query = HistoryRequest {
             symbol: request.symbol.clone(),
@@ -187,20 +211,28 @@ impl Session<'_> {
             subscription_id: request.subscription_id.clone(),
             from: request.from,
             to: None,
-            limit: request.limit.unwrap_or(self.state.config.kline.history_data_limit),
+            limit: request
+                .limit
+                .unwrap_or(self.state.config.kline.history_data_limit),
         };
         match self.read_history(query).await {
             Ok(history) => {
-                let confirmed = SubscriptionConfirmed::new(request.symbol, request.interval, request.subscription_id);
+                let confirmed = SubscriptionConfirmed::new(
+                    request.symbol,
+                    request.interval,
+                    request.subscription_id,
+                );
                 let candles = history.data.clone();
-                self.outbox.open_gate(&series, &candles, vec![encode(history), encode(confirmed)]);
+                self.outbox
+                    .open_gate(&series, &candles, vec![encode(history), encode(confirmed)]);
             }
             Err(message) => {
                 self.state.hub.unsubscribe(self.conn, series.clone()).await;
                 self.subscriptions.remove(&series);
                 self.outbox.purge(&series);
                 self.error(
-                    ErrorData::new(ErrorCode::HistoryFailed, message).for_request(Some("subscribe"), sub_id.as_deref()),
+                    ErrorData::new(ErrorCode::HistoryFailed, message)
+                        .for_request(Some("subscribe"), sub_id.as_deref()),
                 );
             }
         }
@@ -212,31 +244,41 @@ impl Session<'_> {
             self.state.hub.unsubscribe(self.conn, series.clone()).await;
         }
         self.outbox.purge(&series);
-        let confirmed = UnsubscribeConfirmed::new(request.symbol, request.interval, request.subscription_id);
+        let confirmed =
+            UnsubscribeConfirmed::new(request.symbol, request.interval, request.subscription_id);
         self.outbox.push_message(encode(confirmed));
     }
 
     async fn history(&mut self, request: WireHistoryRequest) {
-        let sub_id = request.subscription_id.as_ref().map(|id| id.as_str().to_owned());
+        let sub_id = request
+            .subscription_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned());
         let query = HistoryRequest {
             symbol: request.symbol,
             interval: request.interval,
             subscription_id: request.subscription_id,
             from: request.from,
             to: request.to,
-            limit: request.limit.unwrap_or(self.state.config.kline.history_data_limit),
+            limit: request
+                .limit
+                .unwrap_or(self.state.config.kline.history_data_limit),
         };
         match self.read_history(query).await {
             Ok(history) => {
                 self.outbox.push_message(encode(history));
             }
             Err(message) => self.error(
-                ErrorData::new(ErrorCode::HistoryFailed, message).for_request(Some("history"), sub_id.as_deref()),
+                ErrorData::new(ErrorCode::HistoryFailed, message)
+                    .for_request(Some("history"), sub_id.as_deref()),
             ),
         }
     }
 
-    async fn read_history(&self, query: HistoryRequest) -> Result<kline_protocol::HistoryData, String> {
+    async fn read_history(
+        &self,
+        query: HistoryRequest,
+    ) -> Result<kline_protocol::HistoryData, String> {
         let store = self.state.store.clone();
         match tokio::task::spawn_blocking(move || history_data(&store, query)).await {
             Ok(Ok(history)) => Ok(history),

@@ -50,7 +50,17 @@ impl Hub {
     /// Adds `conn` to the subscribers of `series` (again is a no-op); returns once the index has it.
     pub async fn subscribe(&self, conn: ConnectionId, series: SeriesKey, outbox: Arc<Outbox>) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Command::Subscribe { conn, series, outbox, done }).await.is_ok() {
+        if self
+            .tx
+            .send(Command::Subscribe {
+                conn,
+                series,
+                outbox,
+                done,
+            })
+            .await
+            .is_ok()
+        {
             let _ = wait.await;
         }
     }
@@ -58,7 +68,12 @@ impl Hub {
     /// Removes `conn` from `series`; once this returns, no further update of it is pushed to `conn`.
     pub async fn unsubscribe(&self, conn: ConnectionId, series: SeriesKey) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Command::Unsubscribe { conn, series, done }).await.is_ok() {
+        if self
+            .tx
+            .send(Command::Unsubscribe { conn, series, done })
+            .await
+            .is_ok()
+        {
             let _ = wait.await;
         }
     }
@@ -71,7 +86,12 @@ impl Hub {
     /// Subscribers of `series` in the index (for tests and diagnostics).
     pub async fn subscriber_count(&self, series: SeriesKey) -> usize {
         let (reply, wait) = oneshot::channel();
-        if self.tx.send(Command::Count { series, reply }).await.is_err() {
+        if self
+            .tx
+            .send(Command::Count { series, reply })
+            .await
+            .is_err()
+        {
             return 0;
         }
         wait.await.unwrap_or(0)
@@ -125,7 +145,12 @@ async fn run(
 impl Index {
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Subscribe { conn, series, outbox, done } => {
+            Command::Subscribe {
+                conn,
+                series,
+                outbox,
+                done,
+            } => {
                 let list = self.subscribers.entry(series).or_default();
                 if !list.iter().any(|(id, _)| *id == conn) {
                     list.push((conn, outbox));
@@ -149,10 +174,14 @@ impl Index {
     }
 
     fn remove(&mut self, conn: ConnectionId, series: &SeriesKey) {
-        let Some(list) = self.subscribers.get_mut(series) else { return };
+        let Some(list) = self.subscribers.get_mut(series) else {
+            return;
+        };
         if let Some(position) = list.iter().position(|(id, _)| *id == conn) {
             list.swap_remove(position);
-            self.stats.subscriptions_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .subscriptions_active
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         if list.is_empty() {
             self.subscribers.remove(series);
@@ -161,7 +190,9 @@ impl Index {
 
     fn fan_out(&mut self, update: &KlineData) {
         let series = (update.symbol.clone(), update.interval);
-        let Some(list) = self.subscribers.get_mut(&series) else { return };
+        let Some(list) = self.subscribers.get_mut(&series) else {
+            return;
+        };
         let bytes = ServerMessage::now(update.clone()).to_json().into();
         let frame = UpdateFrame {
             series,
@@ -184,7 +215,9 @@ impl Index {
         });
         let removed = before - list.len();
         if removed > 0 {
-            self.stats.subscriptions_active.fetch_sub(removed as u64, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .subscriptions_active
+                .fetch_sub(removed as u64, std::sync::atomic::Ordering::Relaxed);
         }
         if list.is_empty() {
             self.subscribers.remove(&frame.series);

@@ -76,7 +76,9 @@ impl Outbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a reply. Replies count against the capacity too: a client that never reads is closed.
@@ -109,7 +111,11 @@ impl Outbox {
             return Pushed::Held;
         }
         let same_candle = state.queue.iter_mut().rev().find_map(|frame| match frame {
-            Frame::Update(queued) if queued.series == update.series && queued.time == update.time => Some(queued),
+            Frame::Update(queued)
+                if queued.series == update.series && queued.time == update.time =>
+            {
+                Some(queued)
+            }
             _ => None,
         });
         let pushed = if let Some(queued) = same_candle {
@@ -135,13 +141,20 @@ impl Outbox {
     /// Queues `snapshot_messages` (history, confirmation), then the held updates of `series` that are newer
     /// than the snapshot: a candle the snapshot does not hold (and not older than its oldest), or a later
     /// state of one it holds (more events, or newly final). Later updates flow directly again.
-    pub fn open_gate(&self, series: &SeriesKey, snapshot: &[Candle], snapshot_messages: Vec<Utf8Bytes>) {
+    pub fn open_gate(
+        &self,
+        series: &SeriesKey,
+        snapshot: &[Candle],
+        snapshot_messages: Vec<Utf8Bytes>,
+    ) {
         let mut state = self.lock();
         let held = state.gated.remove(series).unwrap_or_default();
         if state.close.is_some() {
             return;
         }
-        state.queue.extend(snapshot_messages.into_iter().map(Frame::Message));
+        state
+            .queue
+            .extend(snapshot_messages.into_iter().map(Frame::Message));
         let oldest = snapshot.first().map(|c| c.time);
         for update in held {
             let newer = match snapshot.binary_search_by_key(&update.time, |c| c.time) {
@@ -234,7 +247,8 @@ mod tests {
 
     fn drained(outbox: &Outbox) -> (Vec<String>, Option<CloseCode>) {
         let mut frames = Vec::new();
-        let close = futures_util::FutureExt::now_or_never(outbox.drain(&mut frames)).expect("ready");
+        let close =
+            futures_util::FutureExt::now_or_never(outbox.drain(&mut frames)).expect("ready");
         let texts = frames
             .into_iter()
             .map(|frame| match frame {
@@ -278,9 +292,20 @@ mod tests {
             Candle::new(9, [1.0; 4], 5, false),
             Candle::new(10, [1.0; 4], 4, false),
         ];
-        outbox.open_gate(&series(), &snapshot, vec!["history".into(), "confirmed".into()]);
-        assert_eq!(drained(&outbox).0, ["history", "confirmed", "9/5/true", "11/1/false"]);
-        assert_eq!(outbox.push_update(update(11, 2, false)), Pushed::Queued, "the gate is open");
+        outbox.open_gate(
+            &series(),
+            &snapshot,
+            vec!["history".into(), "confirmed".into()],
+        );
+        assert_eq!(
+            drained(&outbox).0,
+            ["history", "confirmed", "9/5/true", "11/1/false"]
+        );
+        assert_eq!(
+            outbox.push_update(update(11, 2, false)),
+            Pushed::Queued,
+            "the gate is open"
+        );
     }
 
     #[test]
@@ -297,6 +322,9 @@ mod tests {
         let outbox = Outbox::new(8);
         outbox.push_message("bye".into());
         outbox.close(CloseCode::ServerShutdown);
-        assert_eq!(drained(&outbox), (vec!["bye".to_string()], Some(CloseCode::ServerShutdown)));
+        assert_eq!(
+            drained(&outbox),
+            (vec!["bye".to_string()], Some(CloseCode::ServerShutdown))
+        );
     }
 }

@@ -44,11 +44,22 @@ mod tests {
     fn burst_then_sustained_rate() {
         let start = Instant::now();
         let mut bucket = TokenBucket::new(200, 20.0, start);
-        assert!((0..200).all(|_| bucket.allow(start)), "a front-end may subscribe to 100 pairs at once");
+        assert!(
+            (0..200).all(|_| bucket.allow(start)),
+            "a front-end may subscribe to 100 pairs at once"
+        );
         assert!(!bucket.allow(start));
         let later = start + Duration::from_millis(500);
-        assert_eq!((0..20).filter(|_| bucket.allow(later)).count(), 10, "20/s refill");
+        assert_eq!(
+            (0..20).filter(|_| bucket.allow(later)).count(),
+            10,
+            "20/s refill"
+        );
         let much_later = later + Duration::from_secs(3600);
-        assert_eq!((0..1000).filter(|_| bucket.allow(much_later)).count(), 200, "refill caps at burst");
+        assert_eq!(
+            (0..1000).filter(|_| bucket.allow(much_later)).count(),
+            200,
+            "refill caps at burst"
+        );
     }
 }

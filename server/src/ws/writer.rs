@@ -26,7 +26,10 @@ pub async fn run(
     stats: Arc<PushStats>,
 ) -> Option<CloseCode> {
     let mut frames = Vec::new();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + settings.ping_every, settings.ping_every);
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + settings.ping_every,
+        settings.ping_every,
+    );
     loop {
         let mut close = tokio::select! {
             close = outbox.drain(&mut frames) => close,
@@ -73,7 +76,11 @@ pub async fn run(
                 code: code.as_u16(),
                 reason: close_reason(code).into(),
             };
-            let _ = tokio::time::timeout(settings.write_timeout, sink.send(Message::Close(Some(frame)))).await;
+            let _ = tokio::time::timeout(
+                settings.write_timeout,
+                sink.send(Message::Close(Some(frame))),
+            )
+            .await;
             return Some(code);
         }
     }

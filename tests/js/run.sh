@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the design document's JavaScript client (section 9.2, `ws` npm package) against the real
+# kline-server with its simulator on. Used by .ci/run; needs node, npm and a built kline-server.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${KLINE_SERVER_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/debug/kline-server}
+work=$(mktemp -d)
+log=$work/server.log
+
+"$bin" --bind 127.0.0.1:0 --data-dir "$work/db" --set source.simulator.events_per_sec=50 2>"$log" &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+addr=""
+for _ in $(seq 1 600); do
+    addr=$(grep -o 'addr=[0-9.:]*' "$log" | head -n 1 | cut -d= -f2 || true)
+    [ -n "$addr" ] && break
+    sleep 0.1
+done
+[ -n "$addr" ] || { echo "kline-server did not start:"; cat "$log"; exit 1; }
+
+mint=""
+for _ in $(seq 1 100); do
+    mint=$(node -e '
+        fetch(process.argv[1]).then(r => r.json())
+            .then(list => console.log(list.length ? list[0].symbol : ""))
+            .catch(() => console.log(""));' "http://$addr/api/v1/symbols")
+    [ -n "$mint" ] && break
+    sleep 0.1
+done
+[ -n "$mint" ] || { echo "no simulated mint appeared"; exit 1; }
+
+cd "$here"
+npm ci --no-audit --no-fund --silent
+KLINE_WS_URL="ws://$addr/ws" KLINE_MINT="$mint" node test_kline_websocket.js | tee "$work/out.txt"
+grep -q "All tests passed" "$work/out.txt" || { echo "the design document's client did not pass"; exit 1; }
+echo "js-client: 1 passed, 0 failed"
