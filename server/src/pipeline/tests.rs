@@ -41,10 +41,7 @@ fn harness(intervals: &[Interval]) -> Harness {
 type CandleId = ([u8; 32], i64);
 
 /// An independent reference: candles straight from the definition, over the whole event set.
-fn reference_candles(
-    events: &[EventRecord],
-    interval: Interval,
-) -> BTreeMap<CandleId, [f64; 4]> {
+fn reference_candles(events: &[EventRecord], interval: Interval) -> BTreeMap<CandleId, [f64; 4]> {
     let mut by_candle: BTreeMap<CandleId, Vec<(OrderKey, f64)>> = BTreeMap::new();
     for event in events {
         let Some(raw) = event.event.latest_price() else {
