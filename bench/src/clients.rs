@@ -1,0 +1,240 @@
+//! The WebSocket load: N real clients, each bound to a source address in 127.0.0.x (so no address runs out
+//! of ports), connected in ramps so the listen backlog never overflows, each subscribed to one pair.
+//! Every `kline_data` is timed against the moment its event was POSTed (the event's price encodes its
+//! sequence number), and each client remembers the latest state of every candle it saw.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+
+/// Price of event `seq`: `(seq + 1) * 1e-9` SOL, so a client can tell which event a candle's close is.
+pub fn price_raw(seq: u64) -> u128 {
+    u128::from(seq + 1) * 10u128.pow(19)
+}
+
+fn seq_of_price(price: f64) -> Option<u64> {
+    let n = (price * 1e9).round();
+    (n >= 1.0).then(|| n as u64 - 1)
+}
+
+/// State shared by the driver and every client.
+pub struct Shared {
+    pub epoch: Instant,
+    /// Nanoseconds since `epoch` at which event `seq` was POSTed (0: not sent).
+    pub sent_at_ns: Vec<AtomicU64>,
+    pub latency_us: Mutex<Histogram<u64>>,
+    pub deliveries: AtomicU64,
+    pub connected: AtomicUsize,
+    pub connect_errors: AtomicU64,
+    pub closes: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Shared {
+    pub fn new(max_events: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            epoch: Instant::now(),
+            sent_at_ns: (0..max_events).map(|_| AtomicU64::new(0)).collect(),
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+            ),
+            deliveries: AtomicU64::new(0),
+            connected: AtomicUsize::new(0),
+            connect_errors: AtomicU64::new(0),
+            closes: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn note_close(&self, why: String) {
+        *self.closes.lock().unwrap().entry(why).or_default() += 1;
+    }
+}
+
+/// What one client saw: for each candle time, the highest (update_count, is_final).
+pub struct ClientOutcome {
+    pub pair: usize,
+    pub candles: HashMap<i64, (u32, bool)>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct KlineLite {
+    data: CandleLite,
+}
+
+#[derive(Deserialize)]
+struct CandleLite {
+    time: i64,
+    close: f64,
+    update_count: u32,
+    is_final: bool,
+}
+
+/// Opens `count` clients (in ramps of `ramp` at a time), client `i` on pair `i % mints.len()`, and waits
+/// until each is subscribed (or failed). Returns their tasks.
+pub async fn open(
+    server: SocketAddr,
+    ws_url: &str,
+    mints: &[String],
+    count: usize,
+    ramp: usize,
+    shared: &Arc<Shared>,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<Option<ClientOutcome>>> {
+    let mut tasks = Vec::with_capacity(count);
+    for start in (0..count).step_by(ramp.max(1)) {
+        let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(ramp.max(1));
+        for index in start..(start + ramp).min(count) {
+            let pair = index % mints.len();
+            let task = run_client(
+                index,
+                server,
+                ws_url.to_owned(),
+                pair,
+                mints[pair].clone(),
+                shared.clone(),
+                stop.clone(),
+                ready_tx.clone(),
+            );
+            tasks.push(tokio::spawn(task));
+        }
+        drop(ready_tx);
+        while ready_rx.recv().await.is_some() {}
+    }
+    tasks
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_client(
+    index: usize,
+    server: SocketAddr,
+    url: String,
+    pair: usize,
+    mint: String,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> Option<ClientOutcome> {
+    let source = Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8);
+    let connect = async {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((source, 0)))?;
+        let stream = socket.connect(server).await?;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
+                .await
+                .map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(ws)
+    };
+    let mut ws = match tokio::time::timeout(Duration::from_secs(30), connect).await {
+        Ok(Ok(ws)) => ws,
+        _ => {
+            shared.connect_errors.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    };
+    let subscribe =
+        format!(r#"{{"msg_type":"subscribe","symbol":"{mint}","interval":"s1","limit":1}}"#);
+    if ws.send(Message::text(subscribe)).await.is_err() {
+        shared.connect_errors.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    let mut outcome = ClientOutcome {
+        pair,
+        candles: HashMap::new(),
+    };
+    let mut subscribed = false;
+    let mut ready = Some(ready);
+    let mut pending = Vec::with_capacity(256);
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => break,
+            next = ws.next() => next,
+        };
+        let text = match next {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => {
+                shared.note_close(frame.map_or("close without code".into(), |f| {
+                    format!("close {}", u16::from(f.code))
+                }));
+                break;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => {
+                shared.note_close(format!("error: {err}"));
+                break;
+            }
+            None => {
+                shared.note_close("eof".into());
+                break;
+            }
+        };
+        let Ok(envelope) = serde_json::from_str::<Envelope>(&text) else {
+            continue;
+        };
+        match envelope.kind {
+            "subscription_confirmed" if !subscribed => {
+                subscribed = true;
+                shared.connected.fetch_add(1, Ordering::Relaxed);
+                ready.take();
+            }
+            "kline_data" => {
+                let Ok(update) = serde_json::from_str::<KlineLite>(envelope.data.get()) else {
+                    continue;
+                };
+                let candle = update.data;
+                let now_ns = shared.epoch.elapsed().as_nanos() as u64;
+                if let Some(sent) = seq_of_price(candle.close)
+                    .and_then(|seq| shared.sent_at_ns.get(seq as usize))
+                    .map(|sent| sent.load(Ordering::Relaxed))
+                    .filter(|sent| *sent > 0)
+                {
+                    pending.push(now_ns.saturating_sub(sent) / 1000);
+                }
+                let entry = outcome.candles.entry(candle.time).or_insert((0, false));
+                *entry = (*entry).max((candle.update_count, candle.is_final));
+                if pending.len() == pending.capacity() {
+                    flush(&shared, &mut pending);
+                }
+            }
+            _ => {}
+        }
+    }
+    flush(&shared, &mut pending);
+    let _ = ws.close(None).await;
+    Some(outcome)
+}
+
+fn flush(shared: &Shared, pending: &mut Vec<u64>) {
+    if pending.is_empty() {
+        return;
+    }
+    shared
+        .deliveries
+        .fetch_add(pending.len() as u64, Ordering::Relaxed);
+    let mut histogram = shared.latency_us.lock().unwrap();
+    for micros in pending.drain(..) {
+        let _ = histogram.record(micros.max(1));
+    }
+}

@@ -1,0 +1,386 @@
+//! `kline-bench`: measures a kline-server under load with one command.
+//!
+//! `cargo run --release -p kline-bench -- fanout` starts the release server with a temporary data dir, opens
+//! the scenario's WebSocket clients (separate process from the server: each may hold ~19,900 files), drives
+//! events through `POST /api/v1/events`, and prints latency, throughput, losses, closes, server CPU and RSS.
+//! Loopback only; every run is bounded in connections and time.
+
+mod clients;
+mod driver;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use kline_server::event::Pubkey;
+use kline_server::source::simulator::SimulatedMarket;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::server::{ProcSample, ServerUnderTest, cpu_percent};
+
+/// Load and latency benchmark of kline-server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// fanout | hot | idle | ingest
+    scenario: String,
+    /// WebSocket connections (scenario default if absent).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Distinct (mint, s1) pairs the clients spread over.
+    #[arg(long)]
+    pairs: Option<usize>,
+    /// Events per second to POST.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds to drive events (or to hold idle connections).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Connections opened at a time while ramping up.
+    #[arg(long, default_value_t = 500)]
+    ramp: usize,
+    /// Target a running server (e.g. http://127.0.0.1:8080) instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// Ingest token of the server given with --url.
+    #[arg(long, env = "KLINE_INGEST_TOKEN", default_value = "")]
+    token: String,
+    /// PID of the server given with --url, for CPU and RSS sampling.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Extra `--set key=value` for the server the bench starts (repeatable).
+    #[arg(long = "server-set")]
+    server_set: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    connections: usize,
+    pairs: usize,
+    rate: f64,
+    duration: u64,
+}
+
+fn scenario(name: &str) -> anyhow::Result<Scenario> {
+    Ok(match name {
+        "fanout" => Scenario {
+            connections: 10_000,
+            pairs: 100,
+            rate: 1000.0,
+            duration: 30,
+        },
+        "hot" => Scenario {
+            connections: 10_000,
+            pairs: 1,
+            rate: 10.0,
+            duration: 30,
+        },
+        "idle" => Scenario {
+            connections: 19_000,
+            pairs: 100,
+            rate: 0.0,
+            duration: 60,
+        },
+        "ingest" => Scenario {
+            connections: 0,
+            pairs: 100,
+            rate: 0.0,
+            duration: 10,
+        },
+        other => anyhow::bail!("unknown scenario `{other}`; expected fanout, hot, idle or ingest"),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let defaults = scenario(&cli.scenario)?;
+    let plan = Scenario {
+        connections: cli.connections.unwrap_or(defaults.connections),
+        pairs: cli.pairs.unwrap_or(defaults.pairs).max(1),
+        rate: cli.rate.unwrap_or(defaults.rate),
+        duration: cli.duration.unwrap_or(defaults.duration),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run(&cli, plan))?;
+    print_table(&report);
+    if let Some(path) = &cli.out {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        println!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
+    let server = match &cli.url {
+        Some(url) => ServerUnderTest::attach(url, cli.token.clone(), cli.pid),
+        None => {
+            let extra: Vec<String> = cli
+                .server_set
+                .iter()
+                .flat_map(|s| ["--set".to_owned(), s.clone()])
+                .collect();
+            ServerUnderTest::start(&extra)?
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let http = reqwest::Client::new();
+    let mints: Vec<Pubkey> = SimulatedMarket::new(99, plan.pairs).mints().to_vec();
+    let ingest_url = format!("{}/api/v1/events", server.base_url);
+    let baseline = server.sample();
+
+    if cli.scenario == "ingest" {
+        return ingest(&http, &ingest_url, &server, &mints, plan, baseline).await;
+    }
+
+    let addr: SocketAddr = server
+        .base_url
+        .trim_start_matches("http://")
+        .parse()
+        .context("--url must be http://IP:PORT")?;
+    let mint_strings: Vec<String> = mints.iter().map(ToString::to_string).collect();
+    let max_events = (plan.rate * plan.duration as f64) as usize + 1;
+    let shared = clients::Shared::new(max_events);
+    let stop = CancellationToken::new();
+    let ramp_started = Instant::now();
+    let tasks = clients::open(
+        addr,
+        &server.ws_url(),
+        &mint_strings,
+        plan.connections,
+        cli.ramp,
+        &shared,
+        &stop,
+    )
+    .await;
+    let ramp_secs = ramp_started.elapsed().as_secs_f64();
+    let connected = shared.connected.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_connect = server.sample();
+
+    // Drive (or hold), sampling the server once a second.
+    let sampler_stop = CancellationToken::new();
+    let sampler = {
+        let stop = sampler_stop.clone();
+        let pid = server.pid;
+        tokio::spawn(async move {
+            let probe = ServerUnderTest::attach("", String::new(), pid);
+            let mut samples = Vec::new();
+            while !stop.is_cancelled() {
+                samples.extend(probe.sample());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            samples.extend(probe.sample());
+            samples
+        })
+    };
+    let driven = if plan.rate > 0.0 {
+        driver::drive(
+            &http,
+            &ingest_url,
+            &server.token,
+            &mints,
+            plan.rate,
+            Duration::from_secs(plan.duration),
+            &shared,
+        )
+        .await
+    } else {
+        tokio::time::sleep(Duration::from_secs(plan.duration)).await;
+        Default::default()
+    };
+    sampler_stop.cancel();
+    let samples = sampler.await.unwrap_or_default();
+    let still_connected = connected - shared.closes.lock().unwrap().values().sum::<u64>() as usize;
+    // Let the last candles become final and reach everyone.
+    tokio::time::sleep(Duration::from_millis(if plan.rate > 0.0 {
+        4000
+    } else {
+        0
+    }))
+    .await;
+    stop.cancel();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        if let Ok(Some(outcome)) = task.await {
+            outcomes.push(outcome);
+        }
+    }
+    let lost = if plan.rate > 0.0 {
+        count_lost(&http, &server.base_url, &mint_strings, &outcomes).await?
+    } else {
+        0
+    };
+
+    let histogram = shared.latency_us.lock().unwrap().clone();
+    let quantile_ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let load_cpu = samples
+        .first()
+        .zip(samples.last())
+        .map(|(a, b)| cpu_percent(a, b));
+    let peak_rss = samples.iter().map(|s| s.rss_kib).max();
+    let per_connection_bytes = baseline
+        .zip(after_connect)
+        .filter(|_| connected > 0)
+        .map(|(a, b)| (b.rss_kib as f64 - a.rss_kib as f64) * 1024.0 / connected as f64);
+    let duration = plan.duration as f64;
+    Ok(json!({
+        "scenario": cli.scenario,
+        "connections_requested": plan.connections,
+        "connections_subscribed": connected,
+        "connections_at_end_of_load": still_connected,
+        "connect_errors": shared.connect_errors.load(Ordering::Relaxed),
+        "ramp_secs": round(ramp_secs),
+        "pairs": plan.pairs,
+        "rate_target": plan.rate,
+        "duration_secs": plan.duration,
+        "events_sent": driven.events_sent,
+        "events_accepted": driven.events_accepted,
+        "post_errors": driven.post_errors,
+        "deliveries": shared.deliveries.load(Ordering::Relaxed),
+        "deliveries_per_sec": round(shared.deliveries.load(Ordering::Relaxed) as f64 / duration),
+        "latency_ms": {
+            "p50": quantile_ms(0.5), "p90": quantile_ms(0.9), "p99": quantile_ms(0.99),
+            "p99.9": quantile_ms(0.999), "max": histogram.max() as f64 / 1000.0,
+        },
+        "updates_lost": lost,
+        "closes": *shared.closes.lock().unwrap(),
+        "server": {
+            "cpu_percent_of_one_core_during_load": load_cpu.map(round),
+            "rss_kib_baseline": baseline.map(|s| s.rss_kib),
+            "rss_kib_after_connect": after_connect.map(|s| s.rss_kib),
+            "rss_kib_peak": peak_rss,
+            "rss_growth_bytes_per_connection": per_connection_bytes.map(round),
+        },
+        "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+    }))
+}
+
+/// Candles a client should have seen in their final state (per the server's history) but did not.
+async fn count_lost(
+    http: &reqwest::Client,
+    base: &str,
+    mints: &[String],
+    outcomes: &[clients::ClientOutcome],
+) -> anyhow::Result<u64> {
+    let mut truth = Vec::with_capacity(mints.len());
+    for mint in mints {
+        let url = format!("{base}/api/v1/klines?symbol={mint}&interval=s1&limit=1000");
+        let body: Value = http.get(url).send().await?.json().await?;
+        let candles: Vec<(i64, u32)> = body["data"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|c| {
+                        (
+                            c["time"].as_i64().unwrap_or(0),
+                            c["update_count"].as_u64().unwrap_or(0) as u32,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        truth.push(candles);
+    }
+    let mut lost = 0;
+    for outcome in outcomes {
+        for (time, count) in &truth[outcome.pair] {
+            let seen = outcome.candles.get(time).map_or(0, |(c, _)| *c);
+            lost += u64::from(seen < *count);
+        }
+    }
+    Ok(lost)
+}
+
+async fn ingest(
+    http: &reqwest::Client,
+    url: &str,
+    server: &ServerUnderTest,
+    mints: &[Pubkey],
+    plan: Scenario,
+    baseline: Option<ProcSample>,
+) -> anyhow::Result<Value> {
+    const BATCH: u64 = 2000;
+    const WRITERS: u64 = 4;
+    let deadline = Instant::now() + Duration::from_secs(plan.duration);
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let (http, url, token, mints) = (
+            http.clone(),
+            url.to_owned(),
+            server.token.clone(),
+            mints.to_vec(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            let mut seq = writer << 40;
+            while Instant::now() < deadline {
+                let body: String = (0..BATCH)
+                    .map(|i| {
+                        driver::event(
+                            seq + i,
+                            &mints[((seq + i) % mints.len() as u64) as usize],
+                            writer,
+                        )
+                        .to_json()
+                            + "\n"
+                    })
+                    .collect();
+                seq += BATCH;
+                accepted += driver::post(&http, &url, &token, body).await.unwrap_or(0);
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for writer in writers {
+        accepted += writer.await.unwrap_or(0);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let end = server.sample();
+    Ok(json!({
+        "scenario": "ingest",
+        "events_accepted": accepted,
+        "secs": round(elapsed),
+        "events_per_sec": round(accepted as f64 / elapsed),
+        "note": "end to end through HTTP: JSON encode in the bench, HTTP, JSON parse and validation, RocksDB write of all nine intervals",
+        "server": { "cpu_percent_of_one_core": baseline.zip(end).map(|(a, b)| round(cpu_percent(&a, &b))) },
+    }))
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn print_table(report: &Value) {
+    fn walk(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    let name = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&name, inner, rows);
+                }
+            }
+            other => rows.push((prefix.to_owned(), other.to_string())),
+        }
+    }
+    let mut rows = Vec::new();
+    walk("", report, &mut rows);
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in rows {
+        println!("{key:width$}  {value}");
+    }
+}

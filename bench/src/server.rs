@@ -1,0 +1,160 @@
+//! The server under test: started from the release binary with a temporary data dir (or attached to
+//! `--url`), and sampled from `/proc` (CPU time, RSS).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The ingest token used when the bench starts the server itself.
+pub const TOKEN: &str = "kline-bench";
+
+pub struct ServerUnderTest {
+    pub base_url: String,
+    pub token: String,
+    pub pid: Option<u32>,
+    child: Option<Child>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl ServerUnderTest {
+    /// Starts `kline-server` (next to this binary) on a free loopback port with ingest on, simulator off.
+    pub fn start(extra: &[String]) -> anyhow::Result<ServerUnderTest> {
+        let exe = std::env::current_exe()?;
+        let binary: PathBuf = std::env::var_os("KLINE_SERVER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| exe.with_file_name("kline-server"));
+        if !binary.exists() {
+            bail!(
+                "{} not found: build it first (`cargo build --release -p kline-server`)",
+                binary.display()
+            );
+        }
+        let data = tempfile::tempdir()?;
+        let log_path = data.path().join("server.log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = Command::new(&binary);
+        command
+            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("db"))
+            .args([
+                "--set",
+                "ingest.enabled=true",
+                "--set",
+                "source.simulator.enabled=false",
+            ])
+            .args([
+                "--set",
+                "websocket.max_connections=19500",
+                "--set",
+                "server.listen_backlog=8192",
+            ])
+            .args(extra)
+            .env("KLINE_INGEST_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn,kline_server::app=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let started = Instant::now();
+        let addr = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(addr) = text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+            {
+                break addr.to_owned();
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("kline-server exited ({status}):\n{text}");
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("kline-server did not start:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ok(ServerUnderTest {
+            base_url: format!("http://{addr}"),
+            token: TOKEN.into(),
+            pid: Some(child.id()),
+            child: Some(child),
+            _data: Some(data),
+        })
+    }
+
+    /// A server somebody else runs (no `/proc` sampling unless `pid` is given).
+    pub fn attach(url: &str, token: String, pid: Option<u32>) -> ServerUnderTest {
+        ServerUnderTest {
+            base_url: url.trim_end_matches('/').to_owned(),
+            token,
+            pid,
+            child: None,
+            _data: None,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws", self.base_url.replacen("http", "ws", 1))
+    }
+
+    /// CPU seconds used so far and resident memory in KiB, from `/proc`.
+    pub fn sample(&self) -> Option<ProcSample> {
+        let pid = self.pid?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss_kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())?;
+        Some(ProcSample {
+            at: Instant::now(),
+            cpu_secs: ticks / 100.0,
+            rss_kib,
+        })
+    }
+}
+
+impl Drop for ServerUnderTest {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProcSample {
+    pub at: Instant,
+    pub cpu_secs: f64,
+    pub rss_kib: u64,
+}
+
+/// CPU use between two samples, in percent of one core.
+pub fn cpu_percent(from: &ProcSample, to: &ProcSample) -> f64 {
+    let wall = to.at.duration_since(from.at).as_secs_f64();
+    if wall <= 0.0 {
+        0.0
+    } else {
+        (to.cpu_secs - from.cpu_secs) / wall * 100.0
+    }
+}
