@@ -21,7 +21,7 @@ pub fn event(seq: u64, mint: &Pubkey, run: u64) -> EventRecord {
         event: SpinPetEvent::BuySell(BuySell {
             payer: mint.clone(),
             mint_account: mint.clone(),
-            is_buy: seq % 2 == 0,
+            is_buy: seq.is_multiple_of(2),
             token_amount: 1_000_000,
             sol_amount: 10_000_000,
             latest_price: U128(price_raw(seq)),
