@@ -205,7 +205,11 @@ async fn run_client(
                 };
                 let candle = update.data;
                 let now_ns = shared.epoch.elapsed().as_nanos() as u64;
-                if let Some(sent) = seq_of_price(candle.close)
+                // A final candle repeats the last event's price seconds later (bucket end + grace): it is a
+                // finalization, not an event delivery, so it is not timed.
+                if let Some(sent) = Some(candle.close)
+                    .filter(|_| !candle.is_final)
+                    .and_then(seq_of_price)
                     .and_then(|seq| shared.sent_at_ns.get(seq as usize))
                     .map(|sent| sent.load(Ordering::Relaxed))
                     .filter(|sent| *sent > 0)
