@@ -9,7 +9,11 @@ use serde_json::Value;
 fn run(args: &[&str]) -> Value {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_kline-bench"));
     let server = bench.with_file_name("kline-server");
-    assert!(server.exists(), "kline-server is built by `cargo test --workspace`: {}", server.display());
+    assert!(
+        server.exists(),
+        "kline-server is built by `cargo test --workspace`: {}",
+        server.display()
+    );
     let out = tempfile::NamedTempFile::new().unwrap();
     let output = Command::new(&bench)
         .args(args)
@@ -25,29 +29,62 @@ fn run(args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("latency_ms.p99") || stdout.contains("events_per_sec"), "prints its table:\n{stdout}");
+    assert!(
+        stdout.contains("latency_ms.p99") || stdout.contains("events_per_sec"),
+        "prints its table:\n{stdout}"
+    );
     serde_json::from_str(&std::fs::read_to_string(out.path()).unwrap()).unwrap()
 }
 
 #[test]
 fn fanout_delivers_every_update_to_every_client() {
-    let report = run(&["fanout", "--connections", "200", "--pairs", "10", "--rate", "100", "--duration", "3"]);
+    let report = run(&[
+        "fanout",
+        "--connections",
+        "200",
+        "--pairs",
+        "10",
+        "--rate",
+        "100",
+        "--duration",
+        "3",
+    ]);
     assert_eq!(report["connections_subscribed"], 200, "{report}");
     assert_eq!(report["events_accepted"], report["events_sent"], "{report}");
     assert!(report["deliveries"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["updates_lost"], 0, "{report}");
-    assert!(report["latency_ms"]["p50"].as_f64().unwrap() > 0.0, "{report}");
-    assert!(report["server"]["rss_kib_peak"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["latency_ms"]["p50"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["server"]["rss_kib_peak"].as_u64().unwrap() > 0,
+        "{report}"
+    );
 }
 
 #[test]
 fn hot_idle_and_ingest_run() {
-    let hot = run(&["hot", "--connections", "200", "--rate", "10", "--duration", "2"]);
+    let hot = run(&[
+        "hot",
+        "--connections",
+        "200",
+        "--rate",
+        "10",
+        "--duration",
+        "2",
+    ]);
     assert_eq!(hot["updates_lost"], 0, "{hot}");
     assert!(hot["deliveries"].as_u64().unwrap() >= 200, "{hot}");
     let idle = run(&["idle", "--connections", "300", "--duration", "2"]);
-    assert_eq!(idle["connections_at_end_of_load"], 300, "no idle connection dropped: {idle}");
-    assert!(idle["server"]["rss_growth_bytes_per_connection"].is_number(), "{idle}");
+    assert_eq!(
+        idle["connections_at_end_of_load"], 300,
+        "no idle connection dropped: {idle}"
+    );
+    assert!(
+        idle["server"]["rss_growth_bytes_per_connection"].is_number(),
+        "{idle}"
+    );
     let ingest = run(&["ingest", "--duration", "2"]);
     assert!(ingest["events_per_sec"].as_f64().unwrap() > 0.0, "{ingest}");
 }

@@ -426,7 +426,14 @@ async fn limits_close_with_their_codes() {
     assert_eq!(big.close_code(SECOND * 5).await, Some(1009));
 
     let mut idle = connect(&server).await;
+    let mint = Symbol::from_bytes(&[9; 32]);
+    idle.send(&subscribe(&mint, Interval::M5, "idle")).await;
     assert_eq!(idle.close_code(SECOND * 5).await, Some(4000));
+    let health = get_json(&server.url("/health")).await;
+    assert_eq!(
+        health["connections"]["subscriptions"], 0,
+        "the idle client left the index: {health}"
+    );
 
     let mut abuser = connect(&server).await;
     for _ in 0..20 {

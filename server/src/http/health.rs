@@ -15,6 +15,11 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started_at.elapsed().as_secs(),
+        "connections": {
+            "active": state.push_stats.connections_active.load(Ordering::Relaxed),
+            "subscriptions": state.push_stats.subscriptions_active.load(Ordering::Relaxed),
+            "max": state.config.websocket.max_connections,
+        },
         "store": {
             "state": if stats.write_errors.load(Ordering::Relaxed) == 0 { "ok" } else { "degraded" },
             "path": state.store.path().display().to_string(),
