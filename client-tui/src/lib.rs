@@ -1,3 +1,20 @@
-//! kline-tui: a terminal client for kline servers.
+//! # kline-tui: live candlestick charts in a terminal
 //!
-//! The chart client is built in its own issue; this crate compiles so the workspace is complete.
+//! ## Layout
+//! - [`state`]: the pure chart model, fed by protocol messages.
+//! - [`conn`]: the connection state machine (reconnect with capped, jittered backoff).
+//! - [`view`]: rendering only: the `CandleChart` widget, axes, header, status, overlays.
+//! - [`input`]: keys → actions, and the key table.
+//! - [`app`]: the interactive loop (input + connection + coalesced redraws).
+//! - [`headless`]: `watch --json` and `snapshot` for scripts and tests.
+//! - [`endpoint`]: the server's WebSocket URL and the REST URLs next to it.
+//! - [`term`]: the guard that always restores the terminal.
+
+pub mod app;
+pub mod conn;
+pub mod endpoint;
+pub mod headless;
+pub mod input;
+pub mod state;
+pub mod term;
+pub mod view;

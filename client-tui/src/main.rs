@@ -1,6 +1,97 @@
-//! `kline-tui` binary (skeleton: the chart client is its own issue).
+//! `kline-tui`: parse the command line, log to a file, run the chosen mode.
 
-fn main() {
-    eprintln!("kline-tui: not implemented yet; see the project's issues");
-    std::process::exit(2);
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kline_protocol::{Interval, Symbol};
+use kline_tui::endpoint::Endpoint;
+use kline_tui::{app, headless};
+
+/// Live candlestick charts from a kline server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The server's WebSocket endpoint.
+    #[arg(long, global = true, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Mint to chart; without it the interactive client opens a picker (headless modes take the most
+    /// recently updated one).
+    #[arg(long, global = true)]
+    symbol: Option<String>,
+    /// s1 s15 s30 m1 m5 m15 h1 h4 d1
+    #[arg(long, global = true, default_value = "m1")]
+    interval: String,
+    /// Show times in UTC instead of local time.
+    #[arg(long, global = true)]
+    utc: bool,
+    /// Log file (logs never go to the screen).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Print every received message as one JSON line.
+    Watch {
+        /// JSON lines (the only output format; accepted for clarity in scripts).
+        #[arg(long)]
+        json: bool,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Exit after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+    },
+    /// Render the chart once, after the history arrives, as plain text.
+    Snapshot {
+        #[arg(long, default_value_t = 100)]
+        width: u16,
+        #[arg(long, default_value_t = 30)]
+        height: u16,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let log_path = cli.log.clone().unwrap_or_else(|| std::env::temp_dir().join("kline-tui.log"));
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open log file {}", log_path.display()))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::sync::Mutex::new(log_file))
+        .with_ansi(false)
+        .init();
+    let endpoint = Endpoint::parse(&cli.url)?;
+    let interval: Interval = cli.interval.parse()?;
+    let symbol = cli.symbol.as_deref().map(Symbol::parse).transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let code = runtime.block_on(async move {
+        match cli.mode {
+            None => app::run(app::Options { endpoint, symbol, interval, utc: cli.utc }).await.map(|()| 0),
+            Some(Mode::Watch { json: _, count, seconds }) => {
+                let symbol = match headless::resolve_symbol(&endpoint, symbol).await {
+                    Ok(symbol) => symbol,
+                    Err(err) => {
+                        eprintln!("kline-tui: {err:#}");
+                        return Ok(headless::EXIT_CONNECTION_FAILED);
+                    }
+                };
+                headless::watch(headless::WatchOptions { endpoint, symbol, interval, count, seconds }).await
+            }
+            Some(Mode::Snapshot { width, height }) => {
+                let symbol = headless::resolve_symbol(&endpoint, symbol).await?;
+                let options = headless::SnapshotOptions { endpoint, symbol, interval, width, height, utc: cli.utc };
+                print!("{}", headless::snapshot(options).await?);
+                Ok(0)
+            }
+        }
+    })?;
+    std::process::exit(code);
 }

@@ -1,0 +1,250 @@
+//! The interactive client: wires terminal input, the connection and the state together, and redraws at
+//! most ~30 times a second however fast updates arrive.
+
+use std::time::{Duration, Instant};
+
+use kline_protocol::{ClientRequest, Interval, SubscribeRequest, Symbol, UnsubscribeRequest};
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
+use tokio::sync::mpsc;
+
+use crate::conn::{self, Backoff, ConnCommand, ConnEvent};
+use crate::endpoint::{Endpoint, fetch_symbols};
+use crate::input::{Action, chart_action, next_interval};
+use crate::state::{ChartState, LinkStatus, PAGE};
+use crate::term::TerminalGuard;
+use crate::view::{self, Picker, Ui};
+
+/// Shortest time between two frames.
+const FRAME: Duration = Duration::from_millis(33);
+
+pub struct Options {
+    pub endpoint: Endpoint,
+    pub symbol: Option<Symbol>,
+    pub interval: Interval,
+    pub utc: bool,
+}
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let (command_tx, command_rx) = mpsc::channel(64);
+    let (event_tx, mut event_rx) = mpsc::channel(1024);
+    let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    tokio::spawn(conn::run(options.endpoint.ws.to_string(), command_rx, event_tx, backoff));
+    let (key_tx, mut key_rx) = mpsc::channel(64);
+    std::thread::spawn(move || read_terminal_events(key_tx));
+
+    let mut guard = TerminalGuard::new();
+    let mut app = App {
+        state: ChartState::new(options.symbol.clone(), options.interval),
+        ui: Ui {
+            utc: options.utc,
+            ..Ui::default()
+        },
+        commands: command_tx,
+        endpoint: options.endpoint,
+        chart_columns: 80,
+    };
+    if options.symbol.is_none() {
+        app.open_picker().await;
+    }
+    let mut dirty = true;
+    let mut last_frame = Instant::now() - FRAME;
+    let mut ticker = tokio::time::interval(FRAME);
+    loop {
+        tokio::select! {
+            event = key_rx.recv() => match event {
+                Some(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                    if app.on_key(key).await == Flow::Quit {
+                        break;
+                    }
+                    dirty = true;
+                }
+                Some(Event::Resize(..)) => dirty = true,
+                Some(_) => {}
+                None => break,
+            },
+            event = event_rx.recv() => match event {
+                Some(event) => {
+                    app.on_connection(event).await;
+                    dirty = true;
+                }
+                None => break,
+            },
+            _ = ticker.tick() => {
+                // Timers in the status line (reconnect countdown, staleness) change once a second.
+                if last_frame.elapsed() >= Duration::from_secs(1) {
+                    dirty = true;
+                }
+            }
+        }
+        if dirty && last_frame.elapsed() >= FRAME {
+            let now = Instant::now();
+            guard.terminal.draw(|frame| {
+                let area = frame.area();
+                app.chart_columns = area.width.saturating_sub(12);
+                view::render(&app.state, &app.ui, area, frame.buffer_mut(), now);
+            })?;
+            last_frame = now;
+            dirty = false;
+        }
+    }
+    Ok(())
+}
+
+fn read_terminal_events(events: mpsc::Sender<Event>) {
+    loop {
+        match event::poll(Duration::from_millis(200)) {
+            Ok(true) => match event::read() {
+                Ok(event) => {
+                    if events.blocking_send(event).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            },
+            Ok(false) => {
+                if events.is_closed() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+struct App {
+    state: ChartState,
+    ui: Ui,
+    commands: mpsc::Sender<ConnCommand>,
+    endpoint: Endpoint,
+    chart_columns: u16,
+}
+
+impl App {
+    async fn send(&self, request: ClientRequest) {
+        let _ = self.commands.send(ConnCommand::Send(request)).await;
+    }
+
+    /// Subscribes to the current series, resuming after the newest candle held (no gap, no duplicate).
+    async fn subscribe(&self) {
+        let Some(symbol) = self.state.symbol.clone() else { return };
+        let mut request = SubscribeRequest::new(symbol, self.state.interval);
+        request = match self.state.resume_from() {
+            Some(from) => request.with_from(from),
+            None => request.with_limit(PAGE).expect("PAGE is a valid limit"),
+        };
+        self.send(ClientRequest::Subscribe(request)).await;
+    }
+
+    async fn switch(&mut self, symbol: Symbol, interval: Interval) {
+        if let Some(old) = self.state.symbol.clone() {
+            self.send(ClientRequest::Unsubscribe(UnsubscribeRequest::new(old, self.state.interval))).await;
+        }
+        self.state.switch(symbol, interval);
+        self.subscribe().await;
+    }
+
+    async fn on_connection(&mut self, event: ConnEvent) {
+        match event {
+            ConnEvent::Connected => {
+                self.state.link = LinkStatus::Connected;
+                self.state.last_error = None;
+                self.state.older_pending = false;
+                self.subscribe().await;
+            }
+            ConnEvent::Message(message) => {
+                self.state.apply(&message, Instant::now(), kline_protocol::response::unix_millis_now());
+            }
+            ConnEvent::Lost { error, retry_at, attempt } => {
+                self.state.link = LinkStatus::Reconnecting { at: retry_at, attempt };
+                self.state.last_error = Some(error);
+            }
+        }
+    }
+
+    async fn open_picker(&mut self) {
+        let mut picker = Picker::default();
+        match fetch_symbols(&self.endpoint).await {
+            Ok(symbols) if symbols.is_empty() => picker.message = Some("the server knows no symbols yet".into()),
+            Ok(symbols) => picker.symbols = symbols,
+            Err(err) => picker.message = Some(format!("cannot list symbols: {err}")),
+        }
+        self.ui.picker = Some(picker);
+    }
+
+    async fn on_key(&mut self, key: ratatui::crossterm::event::KeyEvent) -> Flow {
+        if let Some(picker) = &mut self.ui.picker {
+            match key.code {
+                KeyCode::Esc => self.ui.picker = None,
+                KeyCode::Enter => {
+                    let chosen = picker.matches().get(picker.selected).map(|entry| entry.symbol.clone());
+                    if let Some(symbol) = chosen.and_then(|s| Symbol::parse(&s).ok()) {
+                        self.ui.picker = None;
+                        self.switch(symbol, self.state.interval).await;
+                    }
+                }
+                KeyCode::Up => picker.selected = picker.selected.saturating_sub(1),
+                KeyCode::Down => picker.selected = (picker.selected + 1).min(picker.matches().len().saturating_sub(1)),
+                KeyCode::Backspace => {
+                    picker.filter.pop();
+                    picker.selected = 0;
+                }
+                KeyCode::Char(c) => {
+                    picker.filter.push(c);
+                    picker.selected = 0;
+                }
+                _ => {}
+            }
+            return Flow::Continue;
+        }
+        let Some(action) = chart_action(key) else { return Flow::Continue };
+        let columns = self.chart_columns;
+        let visible = self.state.visible(columns).len();
+        match action {
+            Action::Quit => return Flow::Quit,
+            Action::SetInterval(interval) => {
+                if let Some(symbol) = self.state.symbol.clone() {
+                    self.switch(symbol, interval).await;
+                } else {
+                    self.state.interval = interval;
+                }
+            }
+            Action::NextInterval => {
+                let interval = next_interval(self.state.interval);
+                match self.state.symbol.clone() {
+                    Some(symbol) => self.switch(symbol, interval).await,
+                    None => self.state.interval = interval,
+                }
+            }
+            Action::ScrollOlder if self.state.cursor.is_some() => self.state.move_cursor(-1, visible),
+            Action::ScrollNewer if self.state.cursor.is_some() => self.state.move_cursor(1, visible),
+            Action::ScrollOlder => {
+                let step = (visible / 4).max(1);
+                if let Some(request) = self.state.scroll_older(step, columns) {
+                    self.send(ClientRequest::History(request)).await;
+                }
+            }
+            Action::ScrollNewer => self.state.scroll_newer((visible / 4).max(1)),
+            Action::ZoomIn => self.state.zoom_in(),
+            Action::ZoomOut => self.state.zoom_out(),
+            Action::Oldest => {
+                if let Some(request) = self.state.scroll_older(usize::MAX / 2, columns) {
+                    self.send(ClientRequest::History(request)).await;
+                }
+            }
+            Action::Newest => self.state.scroll = 0,
+            Action::OpenPicker => self.open_picker().await,
+            Action::ToggleCursor => self.state.toggle_cursor(),
+            Action::Reconnect => {
+                let _ = self.commands.send(ConnCommand::Reconnect).await;
+            }
+            Action::ToggleHelp => self.ui.show_help = !self.ui.show_help,
+        }
+        Flow::Continue
+    }
+}

@@ -1,0 +1,92 @@
+//! Keys → actions: small predicates with tests, so the key table lives in one place.
+
+use kline_protocol::Interval;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    SetInterval(Interval),
+    NextInterval,
+    ScrollOlder,
+    ScrollNewer,
+    ZoomIn,
+    ZoomOut,
+    Oldest,
+    Newest,
+    OpenPicker,
+    ToggleCursor,
+    Reconnect,
+    ToggleHelp,
+}
+
+/// The key table shown by `?` (and in the README).
+pub const KEY_HELP: &[(&str, &str)] = &[
+    ("1..9", "interval s1 s15 s30 m1 m5 m15 h1 h4 d1"),
+    ("Tab", "next interval"),
+    ("← / →", "scroll through history (older pages load at the left edge)"),
+    ("+ / -", "zoom in / out"),
+    ("Home / End", "oldest loaded / newest (follow live)"),
+    ("s", "symbol picker (type to filter, Enter to choose)"),
+    ("c", "crosshair: one candle's OHLC and time (← → move it)"),
+    ("r", "reconnect now"),
+    ("?", "this help"),
+    ("q / Esc / Ctrl-C", "quit"),
+];
+
+/// The chart screen's action for a key, if any.
+pub fn chart_action(key: KeyEvent) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    Some(match key.code {
+        KeyCode::Char('q') | KeyCode::Esc => Action::Quit,
+        KeyCode::Char(digit @ '1'..='9') => Action::SetInterval(Interval::ALL[digit as usize - '1' as usize]),
+        KeyCode::Tab => Action::NextInterval,
+        KeyCode::Left => Action::ScrollOlder,
+        KeyCode::Right => Action::ScrollNewer,
+        KeyCode::Char('+') | KeyCode::Char('=') => Action::ZoomIn,
+        KeyCode::Char('-') => Action::ZoomOut,
+        KeyCode::Home => Action::Oldest,
+        KeyCode::End => Action::Newest,
+        KeyCode::Char('s') => Action::OpenPicker,
+        KeyCode::Char('c') => Action::ToggleCursor,
+        KeyCode::Char('r') => Action::Reconnect,
+        KeyCode::Char('?') => Action::ToggleHelp,
+        _ => return None,
+    })
+}
+
+/// The interval after `interval`, wrapping around.
+pub fn next_interval(interval: Interval) -> Interval {
+    let index = Interval::ALL.iter().position(|i| *i == interval).unwrap_or(0);
+    Interval::ALL[(index + 1) % Interval::ALL.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn digits_pick_intervals_and_tab_cycles() {
+        assert_eq!(chart_action(key(KeyCode::Char('1'))), Some(Action::SetInterval(Interval::S1)));
+        assert_eq!(chart_action(key(KeyCode::Char('5'))), Some(Action::SetInterval(Interval::M5)));
+        assert_eq!(chart_action(key(KeyCode::Char('9'))), Some(Action::SetInterval(Interval::D1)));
+        assert_eq!(next_interval(Interval::D1), Interval::S1);
+        assert_eq!(next_interval(Interval::M5), Interval::M15);
+    }
+
+    #[test]
+    fn every_way_out_quits() {
+        assert_eq!(chart_action(key(KeyCode::Char('q'))), Some(Action::Quit));
+        assert_eq!(chart_action(key(KeyCode::Esc)), Some(Action::Quit));
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(chart_action(ctrl_c), Some(Action::Quit));
+        assert_eq!(chart_action(key(KeyCode::Char('c'))), Some(Action::ToggleCursor), "plain c is the crosshair");
+        assert_eq!(chart_action(key(KeyCode::Char('x'))), None);
+    }
+}

@@ -1,0 +1,22 @@
+//! `TerminalGuard`: puts the terminal in raw/alternate-screen mode and restores it when dropped — on quit,
+//! on error and on panic (ratatui's `init` installs a panic hook that restores first).
+
+use ratatui::DefaultTerminal;
+
+pub struct TerminalGuard {
+    pub terminal: DefaultTerminal,
+}
+
+impl TerminalGuard {
+    pub fn new() -> TerminalGuard {
+        TerminalGuard {
+            terminal: ratatui::init(),
+        }
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}

@@ -1,0 +1,237 @@
+//! Rendering: reads the state, draws the screen. Nothing here changes state or does I/O.
+//!
+//! Layout, top to bottom: header (symbol, interval, last price, change, visible high/low — or the crosshair
+//! candle), the chart with its price axis on the right, the time axis, and the status line.
+
+pub mod chart;
+pub mod price;
+
+use std::time::Instant;
+
+use chrono::{DateTime, Local, Utc};
+use kline_protocol::{Candle, Interval};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
+
+use self::chart::{CandleChart, price_range};
+use self::price::format_price;
+use crate::input::KEY_HELP;
+use crate::state::{ChartState, LinkStatus};
+
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 10;
+const AXIS_WIDTH: u16 = 12;
+const PRICE_DIGITS: usize = 4;
+
+/// A known symbol, for the picker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SymbolEntry {
+    pub symbol: String,
+    pub last_price: f64,
+}
+
+/// The symbol picker's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Picker {
+    pub filter: String,
+    pub symbols: Vec<SymbolEntry>,
+    pub selected: usize,
+    pub message: Option<String>,
+}
+
+impl Picker {
+    pub fn matches(&self) -> Vec<&SymbolEntry> {
+        let filter = self.filter.to_lowercase();
+        self.symbols.iter().filter(|s| s.symbol.to_lowercase().contains(&filter)).collect()
+    }
+}
+
+/// What the screen shows besides the chart state.
+#[derive(Debug, Clone, Default)]
+pub struct Ui {
+    pub utc: bool,
+    pub show_help: bool,
+    pub picker: Option<Picker>,
+}
+
+/// Draws the whole screen into `buf`.
+pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: Instant) {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let message = format!("Terminal too small: {MIN_WIDTH}×{MIN_HEIGHT} needed, {}×{} here", area.width, area.height);
+        Paragraph::new(message).wrap(Default::default()).render(area, buf);
+        return;
+    }
+    let plot = Rect::new(area.x, area.y + 1, area.width - AXIS_WIDTH, area.height - 3);
+    let candles = state.visible(plot.width);
+    let highlight = state.cursor.and_then(|from_right| candles.len().checked_sub(from_right + 1));
+    render_header(state, &candles, highlight, Rect::new(area.x, area.y, area.width, 1), buf);
+    if candles.is_empty() {
+        let waiting = match (&state.symbol, &state.link) {
+            (None, _) => "No symbol: press s to pick one".to_owned(),
+            (Some(_), LinkStatus::Connected) => "Waiting for candles…".to_owned(),
+            _ => "Waiting for the server…".to_owned(),
+        };
+        Paragraph::new(waiting).render(Rect::new(plot.x + 2, plot.y + plot.height / 2, plot.width - 2, 1), buf);
+    } else {
+        let chart = CandleChart {
+            candles: &candles,
+            zoom: state.zoom,
+            range: None,
+            highlight,
+        };
+        (&chart).render(plot, buf);
+        if let Some(range) = price_range(&candles) {
+            render_price_axis(range, Rect::new(plot.right(), plot.y, AXIS_WIDTH, plot.height), buf);
+        }
+        render_time_axis(&candles, state, ui.utc, Rect::new(area.x, plot.bottom(), plot.width, 1), buf);
+    }
+    render_status(state, Rect::new(area.x, area.bottom() - 1, area.width, 1), buf, now);
+    if ui.show_help {
+        render_help(area, buf);
+    }
+    if let Some(picker) = &ui.picker {
+        render_picker(picker, area, buf);
+    }
+}
+
+fn short(symbol: &str) -> String {
+    if symbol.len() <= 12 {
+        symbol.to_owned()
+    } else {
+        format!("{}…{}", &symbol[..5], &symbol[symbol.len() - 4..])
+    }
+}
+
+fn render_header(state: &ChartState, candles: &[Candle], highlight: Option<usize>, area: Rect, buf: &mut Buffer) {
+    let name = state.symbol.as_ref().map_or("—".to_owned(), |s| short(s.as_str()));
+    let mut spans = vec![
+        Span::styled(format!(" {name} "), Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
+        Span::styled(format!(" {} ", state.interval), Style::new().add_modifier(Modifier::BOLD)),
+    ];
+    let p = |x: f64| format_price(x, PRICE_DIGITS);
+    if let Some(candle) = highlight.and_then(|i| candles.get(i)) {
+        spans.push(Span::raw(format!(
+            " {}  O {}  H {}  L {}  C {}  n={}{}",
+            format_time(candle.time, state.interval, false, true),
+            p(candle.open),
+            p(candle.high),
+            p(candle.low),
+            p(candle.close),
+            candle.update_count,
+            if candle.is_final { " final" } else { "" }
+        )));
+    } else if let (Some(first), Some(last)) = (candles.first(), state.candles.values().next_back()) {
+        let change = (last.close / first.open - 1.0) * 100.0;
+        let high = candles.iter().map(|c| c.high).fold(f64::MIN, f64::max);
+        let low = candles.iter().map(|c| c.low).fold(f64::MAX, f64::min);
+        let color = if change >= 0.0 { chart::UP } else { chart::DOWN };
+        spans.push(Span::raw(format!(" last {} ", p(last.close))));
+        spans.push(Span::styled(format!("{change:+.2}%"), Style::new().fg(color)));
+        spans.push(Span::raw(format!("  H {}  L {}", p(high), p(low))));
+    }
+    Line::from(spans).render(area, buf);
+}
+
+fn render_price_axis((low, high): (f64, f64), area: Rect, buf: &mut Buffer) {
+    let rows = area.height.max(1);
+    for row in (0..rows).step_by(3) {
+        // The price at the middle of this row (two pixels per row, pixel 0 at the bottom).
+        let pixel = f64::from(rows - 1 - row) * 2.0 + 0.5;
+        let price = low + (high - low) * pixel / (f64::from(rows) * 2.0 - 1.0);
+        let label = format!("┤{}", format_price(price, PRICE_DIGITS));
+        Line::from(label).render(Rect::new(area.x, area.y + row, area.width, 1), buf);
+    }
+}
+
+/// A candle time as shown on the axis and in the crosshair.
+pub fn format_time(time: i64, interval: Interval, utc: bool, long: bool) -> String {
+    let pattern = match (interval.duration_secs(), long) {
+        (86_400, _) => "%Y-%m-%d",
+        (secs, false) if secs < 60 => "%H:%M:%S",
+        (_, false) => "%H:%M",
+        (_, true) => "%Y-%m-%d %H:%M:%S",
+    };
+    let Some(at) = DateTime::<Utc>::from_timestamp(time, 0) else {
+        return time.to_string();
+    };
+    if utc {
+        at.format(pattern).to_string()
+    } else {
+        at.with_timezone(&Local).format(pattern).to_string()
+    }
+}
+
+fn render_time_axis(candles: &[Candle], state: &ChartState, utc: bool, area: Rect, buf: &mut Buffer) {
+    let zoom = state.zoom.max(1) as usize;
+    let label_width = format_time(0, state.interval, utc, false).chars().count() + 2;
+    let every = label_width.div_ceil(zoom).max(1);
+    for (index, candle) in candles.iter().enumerate().step_by(every) {
+        let x = area.x + (index * zoom) as u16;
+        if x + label_width as u16 > area.right() {
+            break;
+        }
+        Line::from(format!("└{}", format_time(candle.time, state.interval, utc, false)))
+            .render(Rect::new(x, area.y, label_width as u16, 1), buf);
+    }
+}
+
+fn render_status(state: &ChartState, area: Rect, buf: &mut Buffer, now: Instant) {
+    let (text, color) = match &state.link {
+        LinkStatus::Connecting => ("◌ connecting…".to_owned(), Color::Yellow),
+        LinkStatus::Reconnecting { at, attempt } => {
+            let secs = at.saturating_duration_since(now).as_secs_f64().ceil();
+            (format!("◌ reconnecting in {secs:.0} s (attempt {attempt})"), Color::Yellow)
+        }
+        LinkStatus::Connected => match state.last_update.map(|t| now.duration_since(t).as_secs()) {
+            Some(quiet) if quiet > 30 => (format!("● stale: no update for {quiet} s"), Color::Yellow),
+            _ => ("● connected".to_owned(), Color::Green),
+        },
+    };
+    let mut spans = vec![Span::styled(text, Style::new().fg(color))];
+    spans.push(Span::raw(format!(" │ {} upd/s", state.updates_per_sec())));
+    if let Some(latency) = state.latency_ms {
+        spans.push(Span::raw(format!(" │ latency {latency} ms")));
+    }
+    spans.push(Span::raw(" │ ? help"));
+    if let Some(error) = &state.last_error {
+        spans.push(Span::styled(format!(" │ {error}"), Style::new().fg(Color::Red)));
+    }
+    Line::from(spans).render(area, buf);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(area.x + (area.width - width) / 2, area.y + (area.height - height) / 2, width, height)
+}
+
+fn render_help(area: Rect, buf: &mut Buffer) {
+    let box_area = centered(area, 72, KEY_HELP.len() as u16 + 2);
+    Clear.render(box_area, buf);
+    let lines: Vec<Line> = KEY_HELP.iter().map(|(key, what)| Line::from(format!("{key:>18}  {what}"))).collect();
+    Paragraph::new(lines)
+        .block(Block::default().borders(Borders::ALL).title(" keys (? to close) "))
+        .render(box_area, buf);
+}
+
+fn render_picker(picker: &Picker, area: Rect, buf: &mut Buffer) {
+    let box_area = centered(area, 64, area.height.saturating_sub(2).min(20));
+    Clear.render(box_area, buf);
+    let mut lines = vec![Line::from(format!("filter: {}▏", picker.filter))];
+    if let Some(message) = &picker.message {
+        lines.push(Line::styled(message.clone(), Style::new().fg(Color::Yellow)));
+    }
+    for (index, entry) in picker.matches().into_iter().enumerate() {
+        let style = if index == picker.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
+        lines.push(Line::styled(format!("{:<46} {}", entry.symbol, format_price(entry.last_price, PRICE_DIGITS)), style));
+    }
+    Paragraph::new(lines)
+        .block(Block::default().borders(Borders::ALL).title(" symbols (Enter choose, Esc close) "))
+        .render(box_area, buf);
+}
+
+#[cfg(test)]
+mod tests;
