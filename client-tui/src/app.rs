@@ -28,11 +28,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let (command_tx, command_rx) = mpsc::channel(64);
     let (event_tx, mut event_rx) = mpsc::channel(1024);
     let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    tokio::spawn(conn::run(options.endpoint.ws.to_string(), command_rx, event_tx, backoff));
+    tokio::spawn(conn::run(
+        options.endpoint.ws.to_string(),
+        command_rx,
+        event_tx,
+        backoff,
+    ));
     let (key_tx, mut key_rx) = mpsc::channel(64);
     std::thread::spawn(move || read_terminal_events(key_tx));
 
-    let mut guard = TerminalGuard::new();
+    let mut guard = TerminalGuard::enter();
     let mut app = App {
         state: ChartState::new(options.symbol.clone(), options.interval),
         ui: Ui {
@@ -46,6 +51,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     if options.symbol.is_none() {
         app.open_picker().await;
     }
+    let started = Instant::now();
+    let mut frames: u64 = 0;
     let mut dirty = true;
     let mut last_frame = Instant::now() - FRAME;
     let mut ticker = tokio::time::interval(FRAME);
@@ -85,8 +92,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             })?;
             last_frame = now;
             dirty = false;
+            frames += 1;
         }
     }
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(frames, secs, fps = frames as f64 / secs.max(0.001), "session ended");
     Ok(())
 }
 
@@ -132,7 +142,9 @@ impl App {
 
     /// Subscribes to the current series, resuming after the newest candle held (no gap, no duplicate).
     async fn subscribe(&self) {
-        let Some(symbol) = self.state.symbol.clone() else { return };
+        let Some(symbol) = self.state.symbol.clone() else {
+            return;
+        };
         let mut request = SubscribeRequest::new(symbol, self.state.interval);
         request = match self.state.resume_from() {
             Some(from) => request.with_from(from),
@@ -143,7 +155,11 @@ impl App {
 
     async fn switch(&mut self, symbol: Symbol, interval: Interval) {
         if let Some(old) = self.state.symbol.clone() {
-            self.send(ClientRequest::Unsubscribe(UnsubscribeRequest::new(old, self.state.interval))).await;
+            self.send(ClientRequest::Unsubscribe(UnsubscribeRequest::new(
+                old,
+                self.state.interval,
+            )))
+            .await;
         }
         self.state.switch(symbol, interval);
         self.subscribe().await;
@@ -158,10 +174,21 @@ impl App {
                 self.subscribe().await;
             }
             ConnEvent::Message(message) => {
-                self.state.apply(&message, Instant::now(), kline_protocol::response::unix_millis_now());
+                self.state.apply(
+                    &message,
+                    Instant::now(),
+                    kline_protocol::response::unix_millis_now(),
+                );
             }
-            ConnEvent::Lost { error, retry_at, attempt } => {
-                self.state.link = LinkStatus::Reconnecting { at: retry_at, attempt };
+            ConnEvent::Lost {
+                error,
+                retry_at,
+                attempt,
+            } => {
+                self.state.link = LinkStatus::Reconnecting {
+                    at: retry_at,
+                    attempt,
+                };
                 self.state.last_error = Some(error);
             }
         }
@@ -170,7 +197,9 @@ impl App {
     async fn open_picker(&mut self) {
         let mut picker = Picker::default();
         match fetch_symbols(&self.endpoint).await {
-            Ok(symbols) if symbols.is_empty() => picker.message = Some("the server knows no symbols yet".into()),
+            Ok(symbols) if symbols.is_empty() => {
+                picker.message = Some("the server knows no symbols yet".into())
+            }
             Ok(symbols) => picker.symbols = symbols,
             Err(err) => picker.message = Some(format!("cannot list symbols: {err}")),
         }
@@ -182,14 +211,20 @@ impl App {
             match key.code {
                 KeyCode::Esc => self.ui.picker = None,
                 KeyCode::Enter => {
-                    let chosen = picker.matches().get(picker.selected).map(|entry| entry.symbol.clone());
+                    let chosen = picker
+                        .matches()
+                        .get(picker.selected)
+                        .map(|entry| entry.symbol.clone());
                     if let Some(symbol) = chosen.and_then(|s| Symbol::parse(&s).ok()) {
                         self.ui.picker = None;
                         self.switch(symbol, self.state.interval).await;
                     }
                 }
                 KeyCode::Up => picker.selected = picker.selected.saturating_sub(1),
-                KeyCode::Down => picker.selected = (picker.selected + 1).min(picker.matches().len().saturating_sub(1)),
+                KeyCode::Down => {
+                    picker.selected =
+                        (picker.selected + 1).min(picker.matches().len().saturating_sub(1))
+                }
                 KeyCode::Backspace => {
                     picker.filter.pop();
                     picker.selected = 0;
@@ -202,7 +237,9 @@ impl App {
             }
             return Flow::Continue;
         }
-        let Some(action) = chart_action(key) else { return Flow::Continue };
+        let Some(action) = chart_action(key) else {
+            return Flow::Continue;
+        };
         let columns = self.chart_columns;
         let visible = self.state.visible(columns).len();
         match action {
@@ -221,8 +258,12 @@ impl App {
                     None => self.state.interval = interval,
                 }
             }
-            Action::ScrollOlder if self.state.cursor.is_some() => self.state.move_cursor(-1, visible),
-            Action::ScrollNewer if self.state.cursor.is_some() => self.state.move_cursor(1, visible),
+            Action::ScrollOlder if self.state.cursor.is_some() => {
+                self.state.move_cursor(-1, visible)
+            }
+            Action::ScrollNewer if self.state.cursor.is_some() => {
+                self.state.move_cursor(1, visible)
+            }
             Action::ScrollOlder => {
                 let step = (visible / 4).max(1);
                 if let Some(request) = self.state.scroll_older(step, columns) {

@@ -14,7 +14,11 @@ pub enum ConnEvent {
     Connected,
     Message(ServerMessage),
     /// The connection is gone; the next attempt starts at `retry_at`.
-    Lost { error: String, retry_at: Instant, attempt: u32 },
+    Lost {
+        error: String,
+        retry_at: Instant,
+        attempt: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -58,7 +62,10 @@ impl Backoff {
     }
 
     pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.base.saturating_mul(1 << self.attempt.min(16)).min(self.cap);
+        let ceiling = self
+            .base
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(self.cap);
         self.attempt += 1;
         // xorshift: plenty for jitter.
         self.seed ^= self.seed << 13;
@@ -115,7 +122,9 @@ pub async fn run(
 }
 
 async fn pump(
-    mut socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    mut socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     commands: &mut mpsc::Receiver<ConnCommand>,
     events: &mpsc::Sender<ConnEvent>,
 ) -> Ended {
@@ -167,8 +176,14 @@ mod tests {
         let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
         assert!(delays[0] >= Duration::from_millis(125) && delays[0] <= Duration::from_millis(250));
         assert!(delays[3] >= Duration::from_secs(1) && delays[3] <= Duration::from_secs(2));
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(10)), "capped (min, not max): {delays:?}");
-        assert!(delays[11] >= Duration::from_secs(5), "stays near the cap: {delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(10)),
+            "capped (min, not max): {delays:?}"
+        );
+        assert!(
+            delays[11] >= Duration::from_secs(5),
+            "stays near the cap: {delays:?}"
+        );
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(250));
     }

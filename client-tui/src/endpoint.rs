@@ -27,8 +27,13 @@ impl Endpoint {
     /// `GET /api/v1/symbols` on the same host.
     pub fn symbols_url(&self) -> Url {
         let mut http = self.ws.clone();
-        let scheme = if self.ws.scheme() == "wss" { "https" } else { "http" };
-        http.set_scheme(scheme).expect("http(s) is a valid scheme for a ws URL");
+        let scheme = if self.ws.scheme() == "wss" {
+            "https"
+        } else {
+            "http"
+        };
+        http.set_scheme(scheme)
+            .expect("http(s) is a valid scheme for a ws URL");
         http.set_path("/api/v1/symbols");
         http.set_query(None);
         http
@@ -37,7 +42,11 @@ impl Endpoint {
 
 /// Known symbols with their last price, most recent first.
 pub async fn fetch_symbols(endpoint: &Endpoint) -> anyhow::Result<Vec<crate::view::SymbolEntry>> {
-    let list: Vec<serde_json::Value> = reqwest::get(endpoint.symbols_url()).await?.error_for_status()?.json().await?;
+    let list: Vec<serde_json::Value> = reqwest::get(endpoint.symbols_url())
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     Ok(list
         .iter()
         .filter_map(|entry| {
@@ -56,9 +65,15 @@ mod tests {
     #[test]
     fn rest_urls_sit_next_to_the_websocket() {
         let endpoint = Endpoint::parse("ws://127.0.0.1:8080/ws").unwrap();
-        assert_eq!(endpoint.symbols_url().as_str(), "http://127.0.0.1:8080/api/v1/symbols");
+        assert_eq!(
+            endpoint.symbols_url().as_str(),
+            "http://127.0.0.1:8080/api/v1/symbols"
+        );
         let secure = Endpoint::parse("wss://kline.example/ws?x=1").unwrap();
-        assert_eq!(secure.symbols_url().as_str(), "https://kline.example/api/v1/symbols");
+        assert_eq!(
+            secure.symbols_url().as_str(),
+            "https://kline.example/api/v1/symbols"
+        );
         assert!(Endpoint::parse("http://host/ws").is_err());
         assert!(Endpoint::parse("nope").is_err());
     }

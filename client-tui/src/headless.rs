@@ -25,7 +25,9 @@ pub async fn resolve_symbol(endpoint: &Endpoint, symbol: Option<Symbol>) -> anyh
         return Ok(symbol);
     }
     let symbols = fetch_symbols(endpoint).await.context("listing symbols")?;
-    let first = symbols.first().context("the server knows no symbols yet; pass --symbol")?;
+    let first = symbols
+        .first()
+        .context("the server knows no symbols yet; pass --symbol")?;
     Ok(Symbol::parse(&first.symbol)?)
 }
 
@@ -43,8 +45,15 @@ pub async fn watch(options: WatchOptions) -> anyhow::Result<i32> {
     let (command_tx, command_rx) = mpsc::channel(16);
     let (event_tx, mut event_rx) = mpsc::channel(1024);
     let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    tokio::spawn(conn::run(options.endpoint.ws.to_string(), command_rx, event_tx, backoff));
-    let deadline = options.seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    tokio::spawn(conn::run(
+        options.endpoint.ws.to_string(),
+        command_rx,
+        event_tx,
+        backoff,
+    ));
+    let deadline = options
+        .seconds
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
     let mut printed = 0u64;
     let mut ever_connected = false;
     let mut newest: Option<i64> = None;
@@ -66,22 +75,38 @@ pub async fn watch(options: WatchOptions) -> anyhow::Result<i32> {
                 if let Some(from) = newest {
                     request = request.with_from(from);
                 }
-                let _ = command_tx.send(ConnCommand::Send(ClientRequest::Subscribe(request))).await;
+                let _ = command_tx
+                    .send(ConnCommand::Send(ClientRequest::Subscribe(request)))
+                    .await;
             }
             ConnEvent::Lost { error, .. } if !ever_connected => {
-                eprintln!("kline-tui: cannot connect to {}: {error}", options.endpoint.ws);
+                eprintln!(
+                    "kline-tui: cannot connect to {}: {error}",
+                    options.endpoint.ws
+                );
                 return Ok(EXIT_CONNECTION_FAILED);
             }
-            ConnEvent::Lost { error, retry_at, .. } => {
+            ConnEvent::Lost {
+                error, retry_at, ..
+            } => {
                 let wait = retry_at.saturating_duration_since(Instant::now());
-                eprintln!("kline-tui: connection lost ({error}); reconnecting in {:.1} s", wait.as_secs_f64());
+                eprintln!(
+                    "kline-tui: connection lost ({error}); reconnecting in {:.1} s",
+                    wait.as_secs_f64()
+                );
             }
             ConnEvent::Message(message) => {
                 match &message.payload {
-                    ServerPayload::HistoryData(history) => newest = newest.max(history.data.last().map(|c| c.time)),
+                    ServerPayload::HistoryData(history) => {
+                        newest = newest.max(history.data.last().map(|c| c.time))
+                    }
                     ServerPayload::KlineData(update) => newest = newest.max(Some(update.data.time)),
                     ServerPayload::Error(error) => {
-                        eprintln!("kline-tui: server error {}: {}", error.code.as_u16(), error.message);
+                        eprintln!(
+                            "kline-tui: server error {}: {}",
+                            error.code.as_u16(),
+                            error.message
+                        );
                         server_error = true;
                     }
                     _ => {}
@@ -117,10 +142,13 @@ pub async fn snapshot(options: SnapshotOptions) -> anyhow::Result<String> {
         .await
         .with_context(|| format!("cannot connect to {}", options.endpoint.ws))?;
     let limit = u32::from(options.width).clamp(1, kline_protocol::MAX_HISTORY_LIMIT);
-    let request = SubscribeRequest::new(options.symbol.clone(), options.interval).with_limit(limit)?;
+    let request =
+        SubscribeRequest::new(options.symbol.clone(), options.interval).with_limit(limit)?;
     use futures_util::{SinkExt, StreamExt};
     socket
-        .send(tokio_tungstenite::tungstenite::Message::text(ClientRequest::Subscribe(request).to_json()))
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            ClientRequest::Subscribe(request).to_json(),
+        ))
         .await?;
     let mut state = ChartState::new(Some(options.symbol), options.interval);
     state.link = LinkStatus::Connected;
@@ -129,29 +157,47 @@ pub async fn snapshot(options: SnapshotOptions) -> anyhow::Result<String> {
         let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, socket.next()).await else {
             bail!("no history arrived within 10 s");
         };
-        let Ok(text) = message.into_text() else { continue };
-        let Ok(message) = kline_protocol::ServerMessage::parse(&text) else { continue };
+        let Ok(text) = message.into_text() else {
+            continue;
+        };
+        let Ok(message) = kline_protocol::ServerMessage::parse(&text) else {
+            continue;
+        };
         if let ServerPayload::Error(error) = &message.payload {
             bail!("server error {}: {}", error.code.as_u16(), error.message);
         }
         let is_history = matches!(message.payload, ServerPayload::HistoryData(_));
-        state.apply(&message, Instant::now(), kline_protocol::response::unix_millis_now());
+        state.apply(
+            &message,
+            Instant::now(),
+            kline_protocol::response::unix_millis_now(),
+        );
         if is_history {
             break;
         }
     }
     let _ = socket.close(None).await;
-    Ok(render_text(&state, options.width, options.height, options.utc))
+    Ok(render_text(
+        &state,
+        options.width,
+        options.height,
+        options.utc,
+    ))
 }
 
 /// The screen as plain text, one line per row, trailing spaces trimmed.
 pub fn render_text(state: &ChartState, width: u16, height: u16, utc: bool) -> String {
     let mut buffer = Buffer::empty(Rect::new(0, 0, width, height));
-    let ui = Ui { utc, ..Ui::default() };
+    let ui = Ui {
+        utc,
+        ..Ui::default()
+    };
     view::render(state, &ui, buffer.area, &mut buffer, Instant::now());
     (0..height)
         .map(|y| {
-            let line: String = (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+            let line: String = (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect();
             line.trim_end().to_owned() + "\n"
         })
         .collect()

@@ -24,7 +24,10 @@ pub enum Action {
 pub const KEY_HELP: &[(&str, &str)] = &[
     ("1..9", "interval s1 s15 s30 m1 m5 m15 h1 h4 d1"),
     ("Tab", "next interval"),
-    ("← / →", "scroll through history (older pages load at the left edge)"),
+    (
+        "← / →",
+        "scroll through history (older pages load at the left edge)",
+    ),
     ("+ / -", "zoom in / out"),
     ("Home / End", "oldest loaded / newest (follow live)"),
     ("s", "symbol picker (type to filter, Enter to choose)"),
@@ -41,7 +44,9 @@ pub fn chart_action(key: KeyEvent) -> Option<Action> {
     }
     Some(match key.code {
         KeyCode::Char('q') | KeyCode::Esc => Action::Quit,
-        KeyCode::Char(digit @ '1'..='9') => Action::SetInterval(Interval::ALL[digit as usize - '1' as usize]),
+        KeyCode::Char(digit @ '1'..='9') => {
+            Action::SetInterval(Interval::ALL[digit as usize - '1' as usize])
+        }
         KeyCode::Tab => Action::NextInterval,
         KeyCode::Left => Action::ScrollOlder,
         KeyCode::Right => Action::ScrollNewer,
@@ -59,7 +64,10 @@ pub fn chart_action(key: KeyEvent) -> Option<Action> {
 
 /// The interval after `interval`, wrapping around.
 pub fn next_interval(interval: Interval) -> Interval {
-    let index = Interval::ALL.iter().position(|i| *i == interval).unwrap_or(0);
+    let index = Interval::ALL
+        .iter()
+        .position(|i| *i == interval)
+        .unwrap_or(0);
     Interval::ALL[(index + 1) % Interval::ALL.len()]
 }
 
@@ -73,9 +81,18 @@ mod tests {
 
     #[test]
     fn digits_pick_intervals_and_tab_cycles() {
-        assert_eq!(chart_action(key(KeyCode::Char('1'))), Some(Action::SetInterval(Interval::S1)));
-        assert_eq!(chart_action(key(KeyCode::Char('5'))), Some(Action::SetInterval(Interval::M5)));
-        assert_eq!(chart_action(key(KeyCode::Char('9'))), Some(Action::SetInterval(Interval::D1)));
+        assert_eq!(
+            chart_action(key(KeyCode::Char('1'))),
+            Some(Action::SetInterval(Interval::S1))
+        );
+        assert_eq!(
+            chart_action(key(KeyCode::Char('5'))),
+            Some(Action::SetInterval(Interval::M5))
+        );
+        assert_eq!(
+            chart_action(key(KeyCode::Char('9'))),
+            Some(Action::SetInterval(Interval::D1))
+        );
         assert_eq!(next_interval(Interval::D1), Interval::S1);
         assert_eq!(next_interval(Interval::M5), Interval::M15);
     }
@@ -86,7 +103,11 @@ mod tests {
         assert_eq!(chart_action(key(KeyCode::Esc)), Some(Action::Quit));
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(chart_action(ctrl_c), Some(Action::Quit));
-        assert_eq!(chart_action(key(KeyCode::Char('c'))), Some(Action::ToggleCursor), "plain c is the crosshair");
+        assert_eq!(
+            chart_action(key(KeyCode::Char('c'))),
+            Some(Action::ToggleCursor),
+            "plain c is the crosshair"
+        );
         assert_eq!(chart_action(key(KeyCode::Char('x'))), None);
     }
 }

@@ -57,25 +57,44 @@ enum Mode {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let log_path = cli.log.clone().unwrap_or_else(|| std::env::temp_dir().join("kline-tui.log"));
+    let log_path = cli
+        .log
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("kline-tui.log"));
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open log file {}", log_path.display()))?;
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::sync::Mutex::new(log_file))
         .with_ansi(false)
         .init();
     let endpoint = Endpoint::parse(&cli.url)?;
     let interval: Interval = cli.interval.parse()?;
     let symbol = cli.symbol.as_deref().map(Symbol::parse).transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let code = runtime.block_on(async move {
         match cli.mode {
-            None => app::run(app::Options { endpoint, symbol, interval, utc: cli.utc }).await.map(|()| 0),
-            Some(Mode::Watch { json: _, count, seconds }) => {
+            None => app::run(app::Options {
+                endpoint,
+                symbol,
+                interval,
+                utc: cli.utc,
+            })
+            .await
+            .map(|()| 0),
+            Some(Mode::Watch {
+                json: _,
+                count,
+                seconds,
+            }) => {
                 let symbol = match headless::resolve_symbol(&endpoint, symbol).await {
                     Ok(symbol) => symbol,
                     Err(err) => {
@@ -83,11 +102,25 @@ fn main() -> anyhow::Result<()> {
                         return Ok(headless::EXIT_CONNECTION_FAILED);
                     }
                 };
-                headless::watch(headless::WatchOptions { endpoint, symbol, interval, count, seconds }).await
+                headless::watch(headless::WatchOptions {
+                    endpoint,
+                    symbol,
+                    interval,
+                    count,
+                    seconds,
+                })
+                .await
             }
             Some(Mode::Snapshot { width, height }) => {
                 let symbol = headless::resolve_symbol(&endpoint, symbol).await?;
-                let options = headless::SnapshotOptions { endpoint, symbol, interval, width, height, utc: cli.utc };
+                let options = headless::SnapshotOptions {
+                    endpoint,
+                    symbol,
+                    interval,
+                    width,
+                    height,
+                    utc: cli.utc,
+                };
                 print!("{}", headless::snapshot(options).await?);
                 Ok(0)
             }

@@ -15,7 +15,10 @@ pub enum LinkStatus {
     Connecting,
     Connected,
     /// Waiting to reconnect: when, and which attempt it will be.
-    Reconnecting { at: Instant, attempt: u32 },
+    Reconnecting {
+        at: Instant,
+        attempt: u32,
+    },
 }
 
 pub struct ChartState {
@@ -63,9 +66,15 @@ impl ChartState {
     /// Folds one server message into the state. Messages for another symbol or interval are ignored.
     pub fn apply(&mut self, message: &ServerMessage, now: Instant, now_ms: i64) {
         match &message.payload {
-            ServerPayload::HistoryData(history) if self.is_current(&history.symbol, history.interval) => {
+            ServerPayload::HistoryData(history)
+                if self.is_current(&history.symbol, history.interval) =>
+            {
                 let was_older_page = self.older_pending
-                    && history.data.first().zip(self.candles.keys().next()).is_some_and(|(a, b)| a.time < *b);
+                    && history
+                        .data
+                        .first()
+                        .zip(self.candles.keys().next())
+                        .is_some_and(|(a, b)| a.time < *b);
                 if was_older_page || self.candles.is_empty() {
                     self.older_available = history.has_more;
                 }
@@ -74,7 +83,9 @@ impl ChartState {
                     self.upsert(*candle);
                 }
             }
-            ServerPayload::KlineData(update) if self.is_current(&update.symbol, update.interval) => {
+            ServerPayload::KlineData(update)
+                if self.is_current(&update.symbol, update.interval) =>
+            {
                 self.upsert(update.data);
                 self.latency_ms = Some(now_ms - update.timestamp);
                 self.update_times.push_back(now);
@@ -82,11 +93,19 @@ impl ChartState {
             }
             ServerPayload::Error(error) => {
                 self.older_pending = false;
-                self.last_error = Some(format!("server error {}: {}", error.code.as_u16(), error.message));
+                self.last_error = Some(format!(
+                    "server error {}: {}",
+                    error.code.as_u16(),
+                    error.message
+                ));
             }
             _ => {}
         }
-        while self.update_times.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1)) {
+        while self
+            .update_times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
             self.update_times.pop_front();
         }
     }
@@ -98,7 +117,9 @@ impl ChartState {
     /// Inserts or replaces by `time`; an older state of a candle never replaces a newer one.
     fn upsert(&mut self, candle: Candle) {
         match self.candles.get(&candle.time) {
-            Some(known) if (known.update_count, known.is_final) > (candle.update_count, candle.is_final) => {}
+            Some(known)
+                if (known.update_count, known.is_final)
+                    > (candle.update_count, candle.is_final) => {}
             _ => {
                 self.candles.insert(candle.time, candle);
             }
@@ -130,16 +151,28 @@ impl ChartState {
         let count = (columns / self.zoom.max(1)) as usize;
         let newest_shown = self.candles.len().saturating_sub(self.scroll);
         let oldest_shown = newest_shown.saturating_sub(count);
-        self.candles.values().skip(oldest_shown).take(newest_shown - oldest_shown).copied().collect()
+        self.candles
+            .values()
+            .skip(oldest_shown)
+            .take(newest_shown - oldest_shown)
+            .copied()
+            .collect()
     }
 
     /// Scrolls `by` candles towards older ones. Returns a request for an older page when the left edge of
     /// what is held comes into view and the server has more.
     pub fn scroll_older(&mut self, by: usize, columns: u16) -> Option<HistoryRequest> {
         let count = (columns / self.zoom.max(1)) as usize;
-        let max_scroll = self.candles.len().saturating_sub(count.min(self.candles.len()));
+        let max_scroll = self
+            .candles
+            .len()
+            .saturating_sub(count.min(self.candles.len()));
         self.scroll = (self.scroll + by).min(max_scroll);
-        if self.scroll >= max_scroll { self.older_page_request() } else { None }
+        if self.scroll >= max_scroll {
+            self.older_page_request()
+        } else {
+            None
+        }
     }
 
     pub fn scroll_newer(&mut self, by: usize) {
@@ -192,11 +225,19 @@ mod tests {
     }
 
     fn candle(time: i64, close: f64, count: u32, is_final: bool) -> Candle {
-        Candle::new(time, [1.0, close.max(1.0), 1.0_f64.min(close), close], count, is_final)
+        Candle::new(
+            time,
+            [1.0, close.max(1.0), 1.0_f64.min(close), close],
+            count,
+            is_final,
+        )
     }
 
     fn history(candles: Vec<Candle>, has_more: bool) -> ServerMessage {
-        ServerMessage::new(HistoryData::new(symbol(), Interval::M1, None, candles, has_more), 0)
+        ServerMessage::new(
+            HistoryData::new(symbol(), Interval::M1, None, candles, has_more),
+            0,
+        )
     }
 
     fn update(candle: Candle) -> ServerMessage {
@@ -214,7 +255,10 @@ mod tests {
     #[test]
     fn history_then_updates_then_a_final() {
         let state = state_with(&[
-            history(vec![candle(0, 1.0, 3, true), candle(60, 2.0, 1, false)], false),
+            history(
+                vec![candle(0, 1.0, 3, true), candle(60, 2.0, 1, false)],
+                false,
+            ),
             update(candle(60, 2.5, 2, false)),
             update(candle(60, 2.6, 3, true)),
             update(candle(120, 3.0, 1, false)),
@@ -229,14 +273,22 @@ mod tests {
 
     #[test]
     fn an_older_update_never_replaces_a_newer_state() {
-        let state = state_with(&[update(candle(60, 2.0, 5, false)), update(candle(60, 1.5, 4, false))]);
+        let state = state_with(&[
+            update(candle(60, 2.0, 5, false)),
+            update(candle(60, 1.5, 4, false)),
+        ]);
         assert_eq!(state.candles[&60].update_count, 5);
     }
 
     #[test]
     fn other_series_are_ignored() {
         let mut state = state_with(&[]);
-        let other = KlineData::new(Symbol::from_bytes(&[6; 32]), Interval::M1, candle(0, 1.0, 1, false), 0);
+        let other = KlineData::new(
+            Symbol::from_bytes(&[6; 32]),
+            Interval::M1,
+            candle(0, 1.0, 1, false),
+            0,
+        );
         state.apply(&ServerMessage::new(other, 0), Instant::now(), 0);
         let other_interval = KlineData::new(symbol(), Interval::S1, candle(0, 1.0, 1, false), 0);
         state.apply(&ServerMessage::new(other_interval, 0), Instant::now(), 0);
@@ -245,11 +297,21 @@ mod tests {
 
     #[test]
     fn resume_after_reconnect_has_no_gap_and_no_duplicates() {
-        let mut state = state_with(&[history(vec![candle(0, 1.0, 2, true), candle(60, 2.0, 1, false)], false)]);
+        let mut state = state_with(&[history(
+            vec![candle(0, 1.0, 2, true), candle(60, 2.0, 1, false)],
+            false,
+        )]);
         assert_eq!(state.resume_from(), Some(60));
         // The resumed snapshot repeats candle 60 (now with more events) and brings what was missed.
         state.apply(
-            &history(vec![candle(60, 2.2, 4, true), candle(120, 3.0, 2, true), candle(180, 3.1, 1, false)], false),
+            &history(
+                vec![
+                    candle(60, 2.2, 4, true),
+                    candle(120, 3.0, 2, true),
+                    candle(180, 3.1, 1, false),
+                ],
+                false,
+            ),
             Instant::now(),
             0,
         );
@@ -260,24 +322,37 @@ mod tests {
 
     #[test]
     fn scrolling_to_the_left_edge_requests_older_history_once() {
-        let candles: Vec<Candle> = (0..30).map(|i| candle(6000 + i * 60, 1.0, 1, true)).collect();
+        let candles: Vec<Candle> = (0..30)
+            .map(|i| candle(6000 + i * 60, 1.0, 1, true))
+            .collect();
         let mut state = state_with(&[history(candles, true)]);
         assert_eq!(state.visible(20).len(), 20);
         assert!(state.scroll_older(5, 20).is_none(), "not at the edge yet");
-        let request = state.scroll_older(10, 20).expect("edge reached: ask for older");
+        let request = state
+            .scroll_older(10, 20)
+            .expect("edge reached: ask for older");
         assert_eq!((request.to, request.limit), (Some(6000), Some(PAGE)));
         assert!(state.scroll_older(1, 20).is_none(), "one request at a time");
-        let older: Vec<Candle> = (0..10).map(|i| candle(5400 + i * 60, 1.0, 1, true)).collect();
+        let older: Vec<Candle> = (0..10)
+            .map(|i| candle(5400 + i * 60, 1.0, 1, true))
+            .collect();
         state.apply(&history(older, false), Instant::now(), 0);
         assert_eq!(state.candles.len(), 40);
         assert!(!state.older_available && !state.older_pending);
-        assert_eq!(state.visible(20).first().unwrap().time, 5400 + 60 * 10, "view stays where it was");
+        assert_eq!(
+            state.visible(20).first().unwrap().time,
+            5400 + 60 * 10,
+            "view stays where it was"
+        );
     }
 
     #[test]
     fn errors_show_in_the_status() {
         let error = ServerMessage::new(ErrorData::new(ErrorCode::RateLimited, "slow down"), 0);
         let state = state_with(&[error]);
-        assert_eq!(state.last_error.as_deref(), Some("server error 1004: slow down"));
+        assert_eq!(
+            state.last_error.as_deref(),
+            Some("server error 1004: slow down")
+        );
     }
 }

@@ -8,7 +8,8 @@ pub struct TerminalGuard {
 }
 
 impl TerminalGuard {
-    pub fn new() -> TerminalGuard {
+    /// Enters raw mode and the alternate screen.
+    pub fn enter() -> TerminalGuard {
         TerminalGuard {
             terminal: ratatui::init(),
         }

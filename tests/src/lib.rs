@@ -33,6 +33,16 @@ pub fn server_binary() -> PathBuf {
     workspace_binary("kline-server", "KLINE_SERVER_BIN")
 }
 
+pub fn tui_binary() -> PathBuf {
+    workspace_binary("kline-tui", "KLINE_TUI_BIN")
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_local_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").to_string()
+}
+
 /// A running `kline-server` on `127.0.0.1:<free port>`, killed when dropped.
 pub struct ServerProcess {
     child: Child,
@@ -44,10 +54,15 @@ impl ServerProcess {
     /// Starts the server on `data_dir` with `args` (e.g. `--set source.simulator.enabled=false`) and waits
     /// until it listens. Ingest is on with [`TOKEN`].
     pub fn start(data_dir: &Path, args: &[&str]) -> ServerProcess {
+        Self::start_on(data_dir, "127.0.0.1:0", args)
+    }
+
+    /// Like [`ServerProcess::start`], on a given address (to restart a server where clients expect it).
+    pub fn start_on(data_dir: &Path, bind: &str, args: &[&str]) -> ServerProcess {
         let log = data_dir.with_extension(format!("log.{}", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut child = Command::new(server_binary())
-            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .args(["--bind", bind, "--data-dir"])
             .arg(data_dir)
             .args(["--set", "ingest.enabled=true"])
             .args(args)

@@ -26,7 +26,10 @@ pub struct CandleChart<'a> {
 /// The low and high of `candles`, padded when flat so a flat series sits mid-chart.
 pub fn price_range(candles: &[Candle]) -> Option<(f64, f64)> {
     let low = candles.iter().map(|c| c.low).fold(f64::INFINITY, f64::min);
-    let high = candles.iter().map(|c| c.high).fold(f64::NEG_INFINITY, f64::max);
+    let high = candles
+        .iter()
+        .map(|c| c.high)
+        .fold(f64::NEG_INFINITY, f64::max);
     if !low.is_finite() || !high.is_finite() {
         return None;
     }
@@ -48,7 +51,11 @@ impl Widget for &CandleChart<'_> {
         };
         let pixels = i64::from(area.height) * 2;
         let to_pixel = |price: f64| -> i64 {
-            let share = if high > low { (price - low) / (high - low) } else { 0.5 };
+            let share = if high > low {
+                (price - low) / (high - low)
+            } else {
+                0.5
+            };
             ((share * (pixels - 1) as f64).round() as i64).clamp(0, pixels - 1)
         };
         let zoom = self.zoom.max(1);
@@ -58,8 +65,15 @@ impl Widget for &CandleChart<'_> {
                 break;
             }
             let x = area.x + column;
-            let color = if candle.close >= candle.open { UP } else { DOWN };
-            let body = (to_pixel(candle.open.min(candle.close)), to_pixel(candle.open.max(candle.close)));
+            let color = if candle.close >= candle.open {
+                UP
+            } else {
+                DOWN
+            };
+            let body = (
+                to_pixel(candle.open.min(candle.close)),
+                to_pixel(candle.open.max(candle.close)),
+            );
             let wick = (to_pixel(candle.low), to_pixel(candle.high));
             for row in 0..area.height {
                 let bottom = i64::from(area.height - 1 - row) * 2;
@@ -104,7 +118,9 @@ mod tests {
     }
 
     fn column(buffer: &Buffer, x: u16) -> String {
-        (0..buffer.area.height).map(|y| buffer[(x, y)].symbol().to_string()).collect()
+        (0..buffer.area.height)
+            .map(|y| buffer[(x, y)].symbol().to_string())
+            .collect()
     }
 
     fn ohlc(open: f64, high: f64, low: f64, close: f64) -> Candle {
@@ -140,14 +156,22 @@ mod tests {
 
     #[test]
     fn a_wick_only_candle_and_a_candle_taller_than_the_chart() {
-        let buffer = render(&[ohlc(5.0, 7.0, 0.0, 5.0), ohlc(-10.0, 50.0, -20.0, 40.0)], Some((0.0, 7.0)), 2, 4);
+        let buffer = render(
+            &[ohlc(5.0, 7.0, 0.0, 5.0), ohlc(-10.0, 50.0, -20.0, 40.0)],
+            Some((0.0, 7.0)),
+            2,
+            4,
+        );
         assert_eq!(column(&buffer, 0), "│▀││", "flat body on a long wick");
         assert_eq!(column(&buffer, 1), "████", "clamped to the plot, no panic");
     }
 
     #[test]
     fn fits_tiny_prices_and_the_empty_state_draws_nothing() {
-        let candles = [ohlc(2.7e-8, 2.9e-8, 2.6e-8, 2.8e-8), ohlc(2.8e-8, 3.0e-8, 2.8e-8, 2.95e-8)];
+        let candles = [
+            ohlc(2.7e-8, 2.9e-8, 2.6e-8, 2.8e-8),
+            ohlc(2.8e-8, 3.0e-8, 2.8e-8, 2.95e-8),
+        ];
         let buffer = render(&candles, None, 2, 6);
         // Fitted to the candles: the highest wick touches the top row, the lowest the bottom row.
         assert_ne!(buffer[(1, 0)].symbol(), " ", "{}", column(&buffer, 1));

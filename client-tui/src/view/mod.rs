@@ -45,7 +45,10 @@ pub struct Picker {
 impl Picker {
     pub fn matches(&self) -> Vec<&SymbolEntry> {
         let filter = self.filter.to_lowercase();
-        self.symbols.iter().filter(|s| s.symbol.to_lowercase().contains(&filter)).collect()
+        self.symbols
+            .iter()
+            .filter(|s| s.symbol.to_lowercase().contains(&filter))
+            .collect()
     }
 }
 
@@ -60,21 +63,37 @@ pub struct Ui {
 /// Draws the whole screen into `buf`.
 pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: Instant) {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let message = format!("Terminal too small: {MIN_WIDTH}×{MIN_HEIGHT} needed, {}×{} here", area.width, area.height);
-        Paragraph::new(message).wrap(Default::default()).render(area, buf);
+        let message = format!(
+            "Terminal too small: {MIN_WIDTH}×{MIN_HEIGHT} needed, {}×{} here",
+            area.width, area.height
+        );
+        Paragraph::new(message)
+            .wrap(Default::default())
+            .render(area, buf);
         return;
     }
     let plot = Rect::new(area.x, area.y + 1, area.width - AXIS_WIDTH, area.height - 3);
     let candles = state.visible(plot.width);
-    let highlight = state.cursor.and_then(|from_right| candles.len().checked_sub(from_right + 1));
-    render_header(state, &candles, highlight, Rect::new(area.x, area.y, area.width, 1), buf);
+    let highlight = state
+        .cursor
+        .and_then(|from_right| candles.len().checked_sub(from_right + 1));
+    render_header(
+        state,
+        &candles,
+        highlight,
+        Rect::new(area.x, area.y, area.width, 1),
+        buf,
+    );
     if candles.is_empty() {
         let waiting = match (&state.symbol, &state.link) {
             (None, _) => "No symbol: press s to pick one".to_owned(),
             (Some(_), LinkStatus::Connected) => "Waiting for candles…".to_owned(),
             _ => "Waiting for the server…".to_owned(),
         };
-        Paragraph::new(waiting).render(Rect::new(plot.x + 2, plot.y + plot.height / 2, plot.width - 2, 1), buf);
+        Paragraph::new(waiting).render(
+            Rect::new(plot.x + 2, plot.y + plot.height / 2, plot.width - 2, 1),
+            buf,
+        );
     } else {
         let chart = CandleChart {
             candles: &candles,
@@ -84,11 +103,26 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
         };
         (&chart).render(plot, buf);
         if let Some(range) = price_range(&candles) {
-            render_price_axis(range, Rect::new(plot.right(), plot.y, AXIS_WIDTH, plot.height), buf);
+            render_price_axis(
+                range,
+                Rect::new(plot.right(), plot.y, AXIS_WIDTH, plot.height),
+                buf,
+            );
         }
-        render_time_axis(&candles, state, ui.utc, Rect::new(area.x, plot.bottom(), plot.width, 1), buf);
+        render_time_axis(
+            &candles,
+            state,
+            ui.utc,
+            Rect::new(area.x, plot.bottom(), plot.width, 1),
+            buf,
+        );
     }
-    render_status(state, Rect::new(area.x, area.bottom() - 1, area.width, 1), buf, now);
+    render_status(
+        state,
+        Rect::new(area.x, area.bottom() - 1, area.width, 1),
+        buf,
+        now,
+    );
     if ui.show_help {
         render_help(area, buf);
     }
@@ -105,11 +139,26 @@ fn short(symbol: &str) -> String {
     }
 }
 
-fn render_header(state: &ChartState, candles: &[Candle], highlight: Option<usize>, area: Rect, buf: &mut Buffer) {
-    let name = state.symbol.as_ref().map_or("—".to_owned(), |s| short(s.as_str()));
+fn render_header(
+    state: &ChartState,
+    candles: &[Candle],
+    highlight: Option<usize>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let name = state
+        .symbol
+        .as_ref()
+        .map_or("—".to_owned(), |s| short(s.as_str()));
     let mut spans = vec![
-        Span::styled(format!(" {name} "), Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
-        Span::styled(format!(" {} ", state.interval), Style::new().add_modifier(Modifier::BOLD)),
+        Span::styled(
+            format!(" {name} "),
+            Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ),
+        Span::styled(
+            format!(" {} ", state.interval),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
     ];
     let p = |x: f64| format_price(x, PRICE_DIGITS);
     if let Some(candle) = highlight.and_then(|i| candles.get(i)) {
@@ -123,13 +172,21 @@ fn render_header(state: &ChartState, candles: &[Candle], highlight: Option<usize
             candle.update_count,
             if candle.is_final { " final" } else { "" }
         )));
-    } else if let (Some(first), Some(last)) = (candles.first(), state.candles.values().next_back()) {
+    } else if let (Some(first), Some(last)) = (candles.first(), state.candles.values().next_back())
+    {
         let change = (last.close / first.open - 1.0) * 100.0;
         let high = candles.iter().map(|c| c.high).fold(f64::MIN, f64::max);
         let low = candles.iter().map(|c| c.low).fold(f64::MAX, f64::min);
-        let color = if change >= 0.0 { chart::UP } else { chart::DOWN };
+        let color = if change >= 0.0 {
+            chart::UP
+        } else {
+            chart::DOWN
+        };
         spans.push(Span::raw(format!(" last {} ", p(last.close))));
-        spans.push(Span::styled(format!("{change:+.2}%"), Style::new().fg(color)));
+        spans.push(Span::styled(
+            format!("{change:+.2}%"),
+            Style::new().fg(color),
+        ));
         spans.push(Span::raw(format!("  H {}  L {}", p(high), p(low))));
     }
     Line::from(spans).render(area, buf);
@@ -164,7 +221,13 @@ pub fn format_time(time: i64, interval: Interval, utc: bool, long: bool) -> Stri
     }
 }
 
-fn render_time_axis(candles: &[Candle], state: &ChartState, utc: bool, area: Rect, buf: &mut Buffer) {
+fn render_time_axis(
+    candles: &[Candle],
+    state: &ChartState,
+    utc: bool,
+    area: Rect,
+    buf: &mut Buffer,
+) {
     let zoom = state.zoom.max(1) as usize;
     let label_width = format_time(0, state.interval, utc, false).chars().count() + 2;
     let every = label_width.div_ceil(zoom).max(1);
@@ -173,8 +236,11 @@ fn render_time_axis(candles: &[Candle], state: &ChartState, utc: bool, area: Rec
         if x + label_width as u16 > area.right() {
             break;
         }
-        Line::from(format!("└{}", format_time(candle.time, state.interval, utc, false)))
-            .render(Rect::new(x, area.y, label_width as u16, 1), buf);
+        Line::from(format!(
+            "└{}",
+            format_time(candle.time, state.interval, utc, false)
+        ))
+        .render(Rect::new(x, area.y, label_width as u16, 1), buf);
     }
 }
 
@@ -183,10 +249,15 @@ fn render_status(state: &ChartState, area: Rect, buf: &mut Buffer, now: Instant)
         LinkStatus::Connecting => ("◌ connecting…".to_owned(), Color::Yellow),
         LinkStatus::Reconnecting { at, attempt } => {
             let secs = at.saturating_duration_since(now).as_secs_f64().ceil();
-            (format!("◌ reconnecting in {secs:.0} s (attempt {attempt})"), Color::Yellow)
+            (
+                format!("◌ reconnecting in {secs:.0} s (attempt {attempt})"),
+                Color::Yellow,
+            )
         }
         LinkStatus::Connected => match state.last_update.map(|t| now.duration_since(t).as_secs()) {
-            Some(quiet) if quiet > 30 => (format!("● stale: no update for {quiet} s"), Color::Yellow),
+            Some(quiet) if quiet > 30 => {
+                (format!("● stale: no update for {quiet} s"), Color::Yellow)
+            }
             _ => ("● connected".to_owned(), Color::Green),
         },
     };
@@ -197,7 +268,10 @@ fn render_status(state: &ChartState, area: Rect, buf: &mut Buffer, now: Instant)
     }
     spans.push(Span::raw(" │ ? help"));
     if let Some(error) = &state.last_error {
-        spans.push(Span::styled(format!(" │ {error}"), Style::new().fg(Color::Red)));
+        spans.push(Span::styled(
+            format!(" │ {error}"),
+            Style::new().fg(Color::Red),
+        ));
     }
     Line::from(spans).render(area, buf);
 }
@@ -205,15 +279,27 @@ fn render_status(state: &ChartState, area: Rect, buf: &mut Buffer, now: Instant)
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
-    Rect::new(area.x + (area.width - width) / 2, area.y + (area.height - height) / 2, width, height)
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
 }
 
 fn render_help(area: Rect, buf: &mut Buffer) {
     let box_area = centered(area, 72, KEY_HELP.len() as u16 + 2);
     Clear.render(box_area, buf);
-    let lines: Vec<Line> = KEY_HELP.iter().map(|(key, what)| Line::from(format!("{key:>18}  {what}"))).collect();
+    let lines: Vec<Line> = KEY_HELP
+        .iter()
+        .map(|(key, what)| Line::from(format!("{key:>18}  {what}")))
+        .collect();
     Paragraph::new(lines)
-        .block(Block::default().borders(Borders::ALL).title(" keys (? to close) "))
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" keys (? to close) "),
+        )
         .render(box_area, buf);
 }
 
@@ -222,14 +308,32 @@ fn render_picker(picker: &Picker, area: Rect, buf: &mut Buffer) {
     Clear.render(box_area, buf);
     let mut lines = vec![Line::from(format!("filter: {}▏", picker.filter))];
     if let Some(message) = &picker.message {
-        lines.push(Line::styled(message.clone(), Style::new().fg(Color::Yellow)));
+        lines.push(Line::styled(
+            message.clone(),
+            Style::new().fg(Color::Yellow),
+        ));
     }
     for (index, entry) in picker.matches().into_iter().enumerate() {
-        let style = if index == picker.selected { Style::new().add_modifier(Modifier::REVERSED) } else { Style::new() };
-        lines.push(Line::styled(format!("{:<46} {}", entry.symbol, format_price(entry.last_price, PRICE_DIGITS)), style));
+        let style = if index == picker.selected {
+            Style::new().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new()
+        };
+        lines.push(Line::styled(
+            format!(
+                "{:<46} {}",
+                entry.symbol,
+                format_price(entry.last_price, PRICE_DIGITS)
+            ),
+            style,
+        ));
     }
     Paragraph::new(lines)
-        .block(Block::default().borders(Borders::ALL).title(" symbols (Enter choose, Esc close) "))
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" symbols (Enter choose, Esc close) "),
+        )
         .render(box_area, buf);
 }
 

@@ -27,7 +27,11 @@ pub fn format_price(price: f64, digits: usize) -> String {
     let exponent: i32 = exponent.parse().expect("integer exponent");
     let significant: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let zeros = (-exponent - 1) as u32;
-    let subscript: String = zeros.to_string().chars().map(|d| SUBSCRIPTS[d as usize - '0' as usize]).collect();
+    let subscript: String = zeros
+        .to_string()
+        .chars()
+        .map(|d| SUBSCRIPTS[d as usize - '0' as usize])
+        .collect();
     format!("{sign}0.0{subscript}{significant}")
 }
 

@@ -8,9 +8,22 @@ use super::*;
 
 fn screen(state: &ChartState, width: u16, height: u16) -> Vec<String> {
     let mut buffer = Buffer::empty(Rect::new(0, 0, width, height));
-    render(state, &Ui { utc: true, ..Ui::default() }, buffer.area, &mut buffer, Instant::now());
+    render(
+        state,
+        &Ui {
+            utc: true,
+            ..Ui::default()
+        },
+        buffer.area,
+        &mut buffer,
+        Instant::now(),
+    );
     (0..height)
-        .map(|y| (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>())
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
         .collect()
 }
 
@@ -20,7 +33,12 @@ fn state_with_tiny_prices() -> ChartState {
     let candles: Vec<Candle> = (0..30)
         .map(|i| {
             let base = 2.796e-8 * (1.0 + 0.01 * f64::from(i));
-            Candle::new(1_764_000_000 + i64::from(i) * 60, [base, base * 1.01, base * 0.99, base * 1.005], 3, true)
+            Candle::new(
+                1_764_000_000 + i64::from(i) * 60,
+                [base, base * 1.01, base * 0.99, base * 1.005],
+                3,
+                true,
+            )
         })
         .collect();
     let history = HistoryData::new(symbol, Interval::M1, None, candles, false);
@@ -32,7 +50,12 @@ fn state_with_tiny_prices() -> ChartState {
 #[test]
 fn a_tiny_terminal_gets_a_clear_message() {
     let lines = screen(&state_with_tiny_prices(), 39, 9);
-    assert!(lines.join("").contains("Terminal too small: 40×10 needed, 39×9 here"), "{lines:#?}");
+    assert!(
+        lines
+            .join("")
+            .contains("Terminal too small: 40×10 needed, 39×9 here"),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -49,13 +72,30 @@ fn the_empty_state_says_what_it_waits_for() {
 fn tiny_prices_get_significant_digits_on_the_axis_and_in_the_header() {
     let lines = screen(&state_with_tiny_prices(), 80, 16);
     let text = lines.join("\n");
-    assert!(text.contains("┤0.0₇"), "price axis uses subscript zeros:\n{text}");
-    assert!(!text.contains("0.00 ") && !text.contains("0.000000"), "never rounds to zero:\n{text}");
-    assert!(lines[0].contains(" m1 ") && lines[0].contains("last 0.0₇"), "header: {}", lines[0]);
+    assert!(
+        text.contains("┤0.0₇"),
+        "price axis uses subscript zeros:\n{text}"
+    );
+    assert!(
+        !text.contains("0.00 ") && !text.contains("0.000000"),
+        "never rounds to zero:\n{text}"
+    );
+    assert!(
+        lines[0].contains(" m1 ") && lines[0].contains("last 0.0₇"),
+        "header: {}",
+        lines[0]
+    );
     assert!(lines[0].contains('%'), "change in the header: {}", lines[0]);
     assert!(lines[14].contains("└"), "time axis row: {}", lines[14]);
-    assert!(lines[15].contains("● connected"), "status line: {}", lines[15]);
-    let chart_cells: usize = lines[1..14].iter().map(|l| l.chars().filter(|c| "█▀▄│╵╷".contains(*c)).count()).sum();
+    assert!(
+        lines[15].contains("● connected"),
+        "status line: {}",
+        lines[15]
+    );
+    let chart_cells: usize = lines[1..14]
+        .iter()
+        .map(|l| l.chars().filter(|c| "█▀▄│╵╷".contains(*c)).count())
+        .sum();
     assert!(chart_cells > 30, "candles are drawn:\n{text}");
 }
 
@@ -64,13 +104,28 @@ fn the_crosshair_shows_one_candles_ohlc_and_time() {
     let mut state = state_with_tiny_prices();
     state.toggle_cursor();
     let header = &screen(&state, 100, 16)[0];
-    assert!(header.contains("O 0.0₇") && header.contains("C 0.0₇") && header.contains("n=3 final"), "{header}");
-    assert!(header.contains("2025-11-24 16:29:00"), "UTC time of the newest candle: {header}");
+    assert!(
+        header.contains("O 0.0₇") && header.contains("C 0.0₇") && header.contains("n=3 final"),
+        "{header}"
+    );
+    assert!(
+        header.contains("2025-11-24 16:29:00"),
+        "UTC time of the newest candle: {header}"
+    );
 }
 
 #[test]
 fn format_time_per_interval() {
-    assert_eq!(format_time(1_764_000_005, Interval::S15, true, false), "16:00:05");
-    assert_eq!(format_time(1_764_000_000, Interval::H1, true, false), "16:00");
-    assert_eq!(format_time(1_764_000_000, Interval::D1, true, false), "2025-11-24");
+    assert_eq!(
+        format_time(1_764_000_005, Interval::S15, true, false),
+        "16:00:05"
+    );
+    assert_eq!(
+        format_time(1_764_000_000, Interval::H1, true, false),
+        "16:00"
+    );
+    assert_eq!(
+        format_time(1_764_000_000, Interval::D1, true, false),
+        "2025-11-24"
+    );
 }
