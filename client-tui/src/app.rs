@@ -96,7 +96,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    tracing::info!(frames, secs, fps = frames as f64 / secs.max(0.001), "session ended");
+    tracing::info!(
+        frames,
+        secs,
+        fps = frames as f64 / secs.max(0.001),
+        "session ended"
+    );
     Ok(())
 }
 

@@ -57,6 +57,8 @@ pub struct AppInner {
     /// Every WebSocket connection task, so shutdown can wait for them.
     pub connections: TaskTracker,
     symbol_list: tokio::sync::Mutex<(Option<Instant>, Vec<kline_protocol::Symbol>)>,
+    /// The Solana source's state, when it is on.
+    pub solana: Option<Arc<source::solana::SolanaStatus>>,
 }
 
 impl AppState {
@@ -148,6 +150,21 @@ pub async fn run(
             shutdown.child_token(),
         ));
     }
+    let solana = config
+        .source
+        .solana
+        .enabled
+        .then(|| Arc::new(source::solana::SolanaStatus::default()));
+    if let Some(status) = &solana {
+        background.spawn(source::solana::run(
+            config.source.solana.clone(),
+            config.kline.price_scale_decimals,
+            ingest.clone(),
+            store.clone(),
+            status.clone(),
+            shutdown.child_token(),
+        ));
+    }
     background.spawn(retention::run(
         store.clone(),
         config.storage.clone(),
@@ -178,6 +195,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         connections: connections.clone(),
         symbol_list: Default::default(),
+        solana,
     }));
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(addr = %local_addr, data_dir = %store.path().display(), "kline-server listening");

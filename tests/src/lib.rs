@@ -255,3 +255,4 @@ pub mod ws {
         }
     }
 }
+pub mod fake_solana;

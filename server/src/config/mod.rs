@@ -109,6 +109,22 @@ pub struct IngestConfig {
 #[serde(deny_unknown_fields)]
 pub struct SourcesConfig {
     pub simulator: SimulatorConfig,
+    pub solana: SolanaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolanaConfig {
+    pub enabled: bool,
+    pub ws_url: String,
+    pub rpc_url: String,
+    pub program_id: String,
+    pub commitment: String,
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    pub ping_interval_secs: u64,
+    pub backfill_page: usize,
+    pub max_backfill: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +243,31 @@ impl Config {
         ];
         if let Some((key, _, reason)) = checks.into_iter().find(|(_, ok, _)| !ok) {
             return Err(ConfigError::invalid(key, reason));
+        }
+        let solana = &self.source.solana;
+        if !matches!(
+            solana.commitment.as_str(),
+            "processed" | "confirmed" | "finalized"
+        ) {
+            return Err(ConfigError::invalid(
+                "source.solana.commitment",
+                format!(
+                    "`{}`: expected processed, confirmed or finalized",
+                    solana.commitment
+                ),
+            ));
+        }
+        if kline_protocol::Symbol::parse(&solana.program_id).is_err() {
+            return Err(ConfigError::invalid(
+                "source.solana.program_id",
+                "must be a base58 public key",
+            ));
+        }
+        if !(1..=1000).contains(&solana.backfill_page) {
+            return Err(ConfigError::invalid(
+                "source.solana.backfill_page",
+                "must be between 1 and 1000",
+            ));
         }
         if let CorsOrigins::Keyword(word) = &self.server.cors_allowed_origins
             && word != "permissive"

@@ -13,7 +13,7 @@ use kline_protocol::Symbol;
 use serde::{Deserialize, Serialize};
 
 pub use fields::{EventTime, Signature, U128};
-pub use parse::{EventError, ParseLimits, parse_event, split_body};
+pub use parse::{EventError, ParseLimits, parse_event, split_body, validate};
 pub use price::{PriceError, scaled_price};
 
 /// A Solana public key (any account, not only mints): base58 of 32 bytes.

@@ -39,6 +39,18 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
                 "note": if simulator.enabled { "SIMULATED data: not real Spin Pet trades" } else { "off" },
             },
             "ingest": { "enabled": state.config.ingest_token().is_some() },
+            "solana": state.solana.as_ref().map_or(json!({ "enabled": false }), |status| json!({
+                "enabled": true,
+                "state": status.state(),
+                "last_slot": status.last_slot.load(Ordering::Relaxed),
+                "lag_secs": status.lag_secs(),
+                "transactions": status.transactions.load(Ordering::Relaxed),
+                "events": status.events.load(Ordering::Relaxed),
+                "backfilled": status.backfilled.load(Ordering::Relaxed),
+                "decode_errors": status.decode_errors.load(Ordering::Relaxed),
+                "bad_notifications": status.bad_notifications.load(Ordering::Relaxed),
+                "reconnects": status.reconnects.load(Ordering::Relaxed),
+            })),
         },
     }))
 }

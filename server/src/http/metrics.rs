@@ -130,6 +130,55 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         &p.write_errors,
     );
 
+    if let Some(solana) = &state.solana {
+        metric(
+            "solana_last_slot",
+            "gauge",
+            "Newest slot the Solana source processed.",
+            &solana.last_slot,
+        );
+        metric(
+            "solana_transactions_total",
+            "counter",
+            "Transactions the Solana source processed.",
+            &solana.transactions,
+        );
+        metric(
+            "solana_events_total",
+            "counter",
+            "Events the Solana source decoded.",
+            &solana.events,
+        );
+        metric(
+            "solana_backfilled_total",
+            "counter",
+            "Transactions recovered by backfill.",
+            &solana.backfilled,
+        );
+        metric(
+            "solana_decode_errors_total",
+            "counter",
+            "Program data lines that did not decode.",
+            &solana.decode_errors,
+        );
+        metric(
+            "solana_bad_notifications_total",
+            "counter",
+            "Notifications of an unexpected shape.",
+            &solana.bad_notifications,
+        );
+        metric(
+            "solana_reconnects_total",
+            "counter",
+            "Reconnections to the Solana node.",
+            &solana.reconnects,
+        );
+        let live = u64::from(solana.state() == "live");
+        let _ = writeln!(
+            out,
+            "# HELP kline_solana_live 1 while the Solana source follows live notifications.\n# TYPE kline_solana_live gauge\nkline_solana_live {live}"
+        );
+    }
     let (cumulative, count, sum) = w.push_latency.snapshot();
     let name = "kline_event_to_push_seconds";
     let _ = writeln!(

@@ -83,6 +83,17 @@ impl Pipeline {
         batches: &[Vec<EventRecord>],
         now_ms: i64,
     ) -> Result<Vec<BatchReport>, StoreError> {
+        self.ingest_with_meta(batches, &[], now_ms)
+    }
+
+    /// Like [`Pipeline::ingest`], also writing `meta` (name, value) entries in the same batch, so a source's
+    /// cursor advances atomically with the events it covers.
+    pub fn ingest_with_meta(
+        &mut self,
+        batches: &[Vec<EventRecord>],
+        meta: &[(String, Vec<u8>)],
+        now_ms: i64,
+    ) -> Result<Vec<BatchReport>, StoreError> {
         let ids: Vec<_> = batches.iter().flatten().map(EventRecord::id).collect();
         let already_stored = self.store.events_exist(&ids)?;
         let mut seen = HashSet::with_capacity(ids.len());
@@ -114,6 +125,9 @@ impl Pipeline {
             reports.push(report);
         }
         self.aggregator.finalize_due(now_ms);
+        for (name, value) in meta {
+            write.put_meta(name, value);
+        }
         for mint in &touched_mints {
             let (_, stats) = &self.symbols[mint];
             write.put_symbol(mint, stats);

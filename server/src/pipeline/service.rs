@@ -25,6 +25,7 @@ pub enum IngestError {
 
 struct IngestRequest {
     events: Vec<EventRecord>,
+    meta: Vec<(String, Vec<u8>)>,
     reply: oneshot::Sender<Result<BatchReport, IngestError>>,
 }
 
@@ -37,9 +38,22 @@ pub struct IngestHandle {
 impl IngestHandle {
     /// Stores the events; returns once they are durably written (per `storage.sync_writes`).
     pub async fn submit(&self, events: Vec<EventRecord>) -> Result<BatchReport, IngestError> {
+        self.submit_with_meta(events, Vec::new()).await
+    }
+
+    /// Stores the events and the `meta` entries (e.g. a source cursor) in the same atomic write.
+    pub async fn submit_with_meta(
+        &self,
+        events: Vec<EventRecord>,
+        meta: Vec<(String, Vec<u8>)>,
+    ) -> Result<BatchReport, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(IngestRequest { events, reply })
+            .send(IngestRequest {
+                events,
+                meta,
+                reply,
+            })
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
         answer.await.map_err(|_| IngestError::ShuttingDown)?
@@ -122,9 +136,15 @@ fn process_group(
         total += next.events.len();
         group.push(next);
     }
-    let (batches, replies): (Vec<_>, Vec<_>) =
-        group.into_iter().map(|r| (r.events, r.reply)).unzip();
-    match pipeline.ingest(&batches, now_ms()) {
+    let mut meta = Vec::new();
+    let mut batches = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for request in group {
+        meta.extend(request.meta);
+        batches.push(request.events);
+        replies.push(request.reply);
+    }
+    match pipeline.ingest_with_meta(&batches, &meta, now_ms()) {
         Ok(reports) => {
             for (reply, report) in replies.into_iter().zip(reports) {
                 let _ = reply.send(Ok(report));

@@ -1,0 +1,409 @@
+//! The `solana` source: live Spin Pet events from a Solana RPC node, with nothing lost across restarts.
+//!
+//! - Live: `logsSubscribe` with `{"mentions": [program_id]}` over WebSocket; failed transactions are
+//!   skipped; every `Program data:` line the program itself emitted ([`logs`]) is decoded ([`decode`]) into
+//!   an event whose `event_index` is its position in the transaction.
+//! - Time: the block time of the event's slot (`getBlockTime`, cached per slot); when the node cannot tell
+//!   it yet, the receive time, and the stored event says which (`time_source`).
+//! - Nothing lost: the newest processed signature and slot (the *cursor*) are written in the same RocksDB
+//!   batch as the events. On start and after every reconnect, the gap since the cursor is backfilled with
+//!   `getSignaturesForAddress(until = cursor)` (paged) and `getTransaction`, oldest first, before the live
+//!   notifications queued meanwhile are read. Overlaps are harmless: events are deduplicated by identity.
+//!   With no cursor yet (first start), the source begins at the live edge.
+//! - Reconnects with capped exponential backoff and jitter; pings the node; reports its state in
+//!   [`SolanaStatus`] (shown by `/health` and `/metrics`).
+//! - Bad input (unknown discriminator, truncated or oversized payload, bad base64, a notification of another
+//!   shape) is logged with the signature, counted, and skipped.
+
+pub mod decode;
+pub mod logs;
+pub mod rpc;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use self::rpc::RpcClient;
+use crate::config::SolanaConfig;
+use crate::event::{
+    EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, validate,
+};
+use crate::pipeline::service::{IngestHandle, now_ms};
+use crate::store::CandleStore;
+
+/// Key of the cursor in the store's `meta` column family.
+pub const CURSOR_KEY: &str = "solana.cursor";
+/// Block times remembered (one per slot).
+const BLOCK_TIME_CACHE: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub signature: String,
+    pub slot: u64,
+}
+
+/// What the source is doing, for `/health` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct SolanaStatus {
+    state: Mutex<&'static str>,
+    pub last_slot: AtomicU64,
+    /// Unix ms of the last processed transaction's time.
+    pub last_event_ms: AtomicU64,
+    pub transactions: AtomicU64,
+    pub events: AtomicU64,
+    pub skipped_failed: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub bad_notifications: AtomicU64,
+    pub backfilled: AtomicU64,
+    pub reconnects: AtomicU64,
+}
+
+impl SolanaStatus {
+    pub fn state(&self) -> &'static str {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_state(&self, state: &'static str) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// Seconds between now and the time of the last processed transaction.
+    pub fn lag_secs(&self) -> Option<f64> {
+        let last = self.last_event_ms.load(Ordering::Relaxed);
+        (last > 0).then(|| (now_ms() - last as i64) as f64 / 1000.0)
+    }
+
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error("WebSocket: {0}")]
+    Socket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error(transparent)]
+    Rpc(#[from] rpc::RpcError),
+    #[error("storing events failed: {0}")]
+    Ingest(#[from] crate::pipeline::service::IngestError),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("shutting down")]
+    Shutdown,
+}
+
+struct Source<'a> {
+    config: &'a SolanaConfig,
+    rpc: RpcClient,
+    ingest: IngestHandle,
+    store: &'a CandleStore,
+    status: &'a SolanaStatus,
+    block_times: HashMap<u64, i64>,
+    price_scale: u32,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(
+    config: SolanaConfig,
+    price_scale: u32,
+    ingest: IngestHandle,
+    store: std::sync::Arc<CandleStore>,
+    status: std::sync::Arc<SolanaStatus>,
+    shutdown: CancellationToken,
+) {
+    let mut source = Source {
+        config: &config,
+        rpc: RpcClient::new(&config.rpc_url, &config.commitment),
+        ingest,
+        store: &store,
+        status: &status,
+        block_times: HashMap::new(),
+        price_scale,
+    };
+    let mut attempt: u32 = 0;
+    loop {
+        status.set_state("connecting");
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => Err(SourceError::Shutdown),
+            result = source.session(&mut attempt) => result,
+        };
+        match result {
+            Err(SourceError::Shutdown) => break,
+            Err(err) => tracing::warn!(error = %err, "solana source: connection lost"),
+            Ok(()) => tracing::warn!("solana source: the node closed the subscription"),
+        }
+        status.set_state("retrying");
+        SolanaStatus::add(&status.reconnects, 1);
+        let delay = backoff(config.reconnect_min_ms, config.reconnect_max_ms, attempt);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    status.set_state("stopped");
+}
+
+/// `min · 2^attempt`, capped at `max`, then a random point in its upper half.
+fn backoff(min_ms: u64, max_ms: u64, attempt: u32) -> Duration {
+    let ceiling = min_ms
+        .saturating_mul(1 << attempt.min(20))
+        .min(max_ms)
+        .max(1);
+    let jitter = (now_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % (ceiling / 2 + 1);
+    Duration::from_millis(ceiling - jitter)
+}
+
+impl Source<'_> {
+    /// One connection: subscribe, backfill the gap, then follow live notifications.
+    async fn session(&mut self, attempt: &mut u32) -> Result<(), SourceError> {
+        let (mut socket, _) = tokio_tungstenite::connect_async(self.config.ws_url.as_str()).await?;
+        let subscribe = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "logsSubscribe",
+            "params": [{ "mentions": [self.config.program_id] }, { "commitment": self.config.commitment }],
+        });
+        socket.send(Message::text(subscribe.to_string())).await?;
+        tracing::info!(ws = %self.config.ws_url, program = %self.config.program_id, "solana source: subscribed");
+
+        self.status.set_state("backfilling");
+        self.backfill().await?;
+        *attempt = 0;
+        self.status.set_state("live");
+
+        let ping_every = Duration::from_secs(self.config.ping_interval_secs.max(1));
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let mut heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = ping.tick() => {
+                    if heard.elapsed() > ping_every * 3 {
+                        return Err(SourceError::Protocol("the node stopped answering pings".into()));
+                    }
+                    socket.send(Message::Ping(Default::default())).await?;
+                }
+                message = socket.next() => {
+                    heard = tokio::time::Instant::now();
+                    match message {
+                        Some(Ok(Message::Text(text))) => self.on_notification(&text).await?,
+                        Some(Ok(Message::Close(_))) | None => return Ok(()),
+                        Some(Ok(_)) => {}
+                        Some(Err(err)) => return Err(err.into()),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_notification(&mut self, text: &str) -> Result<(), SourceError> {
+        let Ok(message) = serde_json::from_str::<Value>(text) else {
+            SolanaStatus::add(&self.status.bad_notifications, 1);
+            tracing::warn!(%text, "solana source: notification is not JSON");
+            return Ok(());
+        };
+        if message.get("id").is_some() {
+            if let Some(error) = message.get("error") {
+                return Err(SourceError::Protocol(format!(
+                    "logsSubscribe refused: {error}"
+                )));
+            }
+            return Ok(()); // the subscription id
+        }
+        let result = &message["params"]["result"];
+        let value = &result["value"];
+        let (Some(signature), Some(slot), Some(logs)) = (
+            value["signature"].as_str(),
+            result["context"]["slot"].as_u64(),
+            value["logs"].as_array(),
+        ) else {
+            SolanaStatus::add(&self.status.bad_notifications, 1);
+            tracing::warn!(%text, "solana source: notification of an unexpected shape, skipped");
+            return Ok(());
+        };
+        let logs: Vec<String> = logs
+            .iter()
+            .filter_map(|l| l.as_str().map(str::to_owned))
+            .collect();
+        let failed = !value["err"].is_null();
+        let (time_ms, time_source) = self.time_of_slot(slot).await;
+        self.process(signature, slot, failed, &logs, time_ms, time_source)
+            .await
+    }
+
+    async fn time_of_slot(&mut self, slot: u64) -> (i64, TimeSource) {
+        if let Some(secs) = self.block_times.get(&slot) {
+            return (secs * 1000, TimeSource::BlockTime);
+        }
+        match self.rpc.block_time(slot).await {
+            Ok(Some(secs)) => {
+                if self.block_times.len() >= BLOCK_TIME_CACHE {
+                    let oldest = self.block_times.keys().min().copied();
+                    oldest.map(|slot| self.block_times.remove(&slot));
+                }
+                self.block_times.insert(slot, secs);
+                (secs * 1000, TimeSource::BlockTime)
+            }
+            _ => (now_ms(), TimeSource::Received),
+        }
+    }
+
+    /// Fills the gap between the stored cursor and now, oldest first.
+    async fn backfill(&mut self) -> Result<(), SourceError> {
+        let Some(cursor) = self.cursor() else {
+            tracing::info!("solana source: no cursor yet; starting at the live edge");
+            return Ok(());
+        };
+        let mut signatures = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let page = self
+                .rpc
+                .signatures_for_address(
+                    &self.config.program_id,
+                    Some(&cursor.signature),
+                    before.as_deref(),
+                    self.config.backfill_page,
+                )
+                .await?;
+            let full = page.len() >= self.config.backfill_page;
+            before = page.last().map(|s| s.signature.clone());
+            signatures.extend(page);
+            if !full || signatures.len() >= self.config.max_backfill {
+                break;
+            }
+        }
+        signatures.reverse();
+        tracing::info!(
+            missed = signatures.len(),
+            since_slot = cursor.slot,
+            "solana source: backfilling"
+        );
+        for info in signatures {
+            let Some(tx) = self.rpc.transaction(&info.signature).await? else {
+                return Err(SourceError::Protocol(format!(
+                    "the node does not have transaction {} yet",
+                    info.signature
+                )));
+            };
+            let (time_ms, source) = match tx.block_time {
+                Some(secs) => (secs * 1000, TimeSource::BlockTime),
+                None => self.time_of_slot(tx.slot).await,
+            };
+            self.process(
+                &info.signature,
+                tx.slot,
+                tx.failed || info.failed,
+                &tx.logs,
+                time_ms,
+                source,
+            )
+            .await?;
+            SolanaStatus::add(&self.status.backfilled, 1);
+        }
+        Ok(())
+    }
+
+    fn cursor(&self) -> Option<Cursor> {
+        let bytes = self.store.meta(CURSOR_KEY).ok().flatten()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Decodes a transaction's events and stores them with the advanced cursor, in one write.
+    async fn process(
+        &mut self,
+        signature: &str,
+        slot: u64,
+        failed: bool,
+        logs: &[String],
+        time_ms: i64,
+        time_source: TimeSource,
+    ) -> Result<(), SourceError> {
+        SolanaStatus::add(&self.status.transactions, 1);
+        let mut events = Vec::new();
+        if failed {
+            SolanaStatus::add(&self.status.skipped_failed, 1);
+        } else {
+            events = self.decode_transaction(signature, slot, logs, time_ms, time_source);
+        }
+        let cursor = Cursor {
+            signature: signature.to_owned(),
+            slot,
+        };
+        let advance = self.cursor().is_none_or(|stored| slot >= stored.slot);
+        let meta = if advance {
+            vec![(
+                CURSOR_KEY.to_owned(),
+                serde_json::to_vec(&cursor).expect("a cursor serializes"),
+            )]
+        } else {
+            Vec::new()
+        };
+        SolanaStatus::add(&self.status.events, events.len());
+        self.ingest.submit_with_meta(events, meta).await?;
+        self.status.last_slot.fetch_max(slot, Ordering::Relaxed);
+        self.status
+            .last_event_ms
+            .store(time_ms.max(0) as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn decode_transaction(
+        &self,
+        signature: &str,
+        slot: u64,
+        logs: &[String],
+        time_ms: i64,
+        time_source: TimeSource,
+    ) -> Vec<EventRecord> {
+        let Ok(parsed_signature) = Signature::parse(signature) else {
+            SolanaStatus::add(&self.status.bad_notifications, 1);
+            tracing::warn!(%signature, "solana source: not a transaction signature, skipped");
+            return Vec::new();
+        };
+        let limits = ParseLimits {
+            now_ms: now_ms(),
+            price_scale: self.price_scale,
+        };
+        let mut events = Vec::new();
+        for (index, payload) in logs::program_data(logs, &self.config.program_id)
+            .into_iter()
+            .enumerate()
+        {
+            let decoded = payload
+                .and_then(|bytes| decode::decode_event(&bytes).map_err(|err| err.to_string()));
+            let record = decoded.and_then(|event| {
+                let record = EventRecord {
+                    event,
+                    meta: EventMeta {
+                        timestamp: EventTime(time_ms),
+                        signature: parsed_signature.clone(),
+                        slot,
+                        event_index: index as u32,
+                        time_source: Some(time_source),
+                    },
+                };
+                validate(&record, &limits)
+                    .map(|()| record)
+                    .map_err(|err| err.to_string())
+            });
+            match record {
+                Ok(record) => events.push(record),
+                Err(reason) => {
+                    SolanaStatus::add(&self.status.decode_errors, 1);
+                    tracing::warn!(%signature, event_index = index, %reason, "solana source: event skipped");
+                }
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests;

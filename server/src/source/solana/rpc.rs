@@ -1,0 +1,137 @@
+//! The few Solana JSON-RPC calls the source needs, over HTTP: `getSignaturesForAddress`,
+//! `getTransaction`, `getBlockTime`.
+
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("RPC transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("RPC error from the node: {0}")]
+    Node(String),
+    #[error("unexpected RPC answer: {0}")]
+    Shape(String),
+}
+
+/// A signature that mentions the program, as listed by `getSignaturesForAddress`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignatureInfo {
+    pub signature: String,
+    pub slot: u64,
+    pub failed: bool,
+}
+
+/// What the source needs of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactionInfo {
+    pub slot: u64,
+    pub block_time: Option<i64>,
+    pub failed: bool,
+    pub logs: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct RpcClient {
+    http: reqwest::Client,
+    url: String,
+    commitment: String,
+}
+
+impl RpcClient {
+    pub fn new(url: &str, commitment: &str) -> RpcClient {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client builds");
+        RpcClient {
+            http,
+            url: url.to_owned(),
+            commitment: commitment.to_owned(),
+        }
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let request = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let answer: Value = self
+            .http
+            .post(&self.url)
+            .json(&request)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(error) = answer.get("error") {
+            return Err(RpcError::Node(error.to_string()));
+        }
+        answer
+            .get("result")
+            .cloned()
+            .ok_or_else(|| RpcError::Shape(format!("{method}: no `result` in {answer}")))
+    }
+
+    /// Signatures mentioning `address`, newest first, strictly newer than `until` and older than `before`.
+    pub async fn signatures_for_address(
+        &self,
+        address: &str,
+        until: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SignatureInfo>, RpcError> {
+        let mut options = json!({ "limit": limit, "commitment": self.commitment });
+        if let Some(until) = until {
+            options["until"] = json!(until);
+        }
+        if let Some(before) = before {
+            options["before"] = json!(before);
+        }
+        let result = self
+            .call("getSignaturesForAddress", json!([address, options]))
+            .await?;
+        let list = result
+            .as_array()
+            .ok_or_else(|| RpcError::Shape(format!("not a list: {result}")))?;
+        list.iter()
+            .map(|entry| {
+                Ok(SignatureInfo {
+                    signature: entry["signature"]
+                        .as_str()
+                        .ok_or_else(|| RpcError::Shape(format!("no signature in {entry}")))?
+                        .to_owned(),
+                    slot: entry["slot"].as_u64().unwrap_or(0),
+                    failed: !entry["err"].is_null(),
+                })
+            })
+            .collect()
+    }
+
+    /// A transaction's slot, block time, failure and logs; `None` if the node does not have it (yet).
+    pub async fn transaction(&self, signature: &str) -> Result<Option<TransactionInfo>, RpcError> {
+        let options = json!({ "encoding": "json", "commitment": self.commitment, "maxSupportedTransactionVersion": 0 });
+        let result = self
+            .call("getTransaction", json!([signature, options]))
+            .await?;
+        if result.is_null() {
+            return Ok(None);
+        }
+        let meta = &result["meta"];
+        Ok(Some(TransactionInfo {
+            slot: result["slot"].as_u64().unwrap_or(0),
+            block_time: result["blockTime"].as_i64(),
+            failed: !meta["err"].is_null(),
+            logs: meta["logMessages"]
+                .as_array()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .filter_map(|l| l.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }))
+    }
+
+    /// The block time of `slot`, if the node can tell it yet.
+    pub async fn block_time(&self, slot: u64) -> Result<Option<i64>, RpcError> {
+        Ok(self.call("getBlockTime", json!([slot])).await?.as_i64())
+    }
+}

@@ -1,0 +1,227 @@
+//! A faithful, local fake of the parts of a Solana RPC node the `solana` source uses: WebSocket
+//! `logsSubscribe` notifications, and HTTP JSON-RPC `getSignaturesForAddress`, `getTransaction`,
+//! `getBlockTime`. It plays a script of transactions: the test decides when each is "produced", can drop
+//! every WebSocket connection, and keeps producing while nobody listens.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::routing::{any, post};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct FakeTx {
+    pub signature: String,
+    pub slot: u64,
+    pub block_time: i64,
+    pub failed: bool,
+    pub logs: Vec<String>,
+}
+
+#[derive(Default)]
+struct Chain {
+    script: Vec<FakeTx>,
+    produced: usize,
+    subscribers: Vec<mpsc::Sender<String>>,
+    next_subscription: u64,
+}
+
+#[derive(Clone, Default)]
+struct Node(Arc<Mutex<Chain>>);
+
+pub struct FakeSolana {
+    node: Node,
+    pub addr: SocketAddr,
+}
+
+impl FakeSolana {
+    pub async fn start(script: Vec<FakeTx>) -> FakeSolana {
+        let node = Node::default();
+        node.0.lock().unwrap().script = script;
+        let app = Router::new()
+            .route("/", post(rpc))
+            .route("/ws", any(ws))
+            .with_state(node.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeSolana { node, addr }
+    }
+
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Makes the next `n` transactions of the script happen, notifying live subscribers.
+    pub fn produce(&self, n: usize) {
+        let mut chain = self.node.0.lock().unwrap();
+        let end = (chain.produced + n).min(chain.script.len());
+        for index in chain.produced..end {
+            let tx = chain.script[index].clone();
+            let notification = |subscription: u64| {
+                json!({
+                    "jsonrpc": "2.0", "method": "logsNotification",
+                    "params": {
+                        "result": {
+                            "context": { "slot": tx.slot },
+                            "value": {
+                                "signature": tx.signature,
+                                "err": if tx.failed { json!({"InstructionError": [0, {"Custom": 1}]}) } else { Value::Null },
+                                "logs": tx.logs,
+                            },
+                        },
+                        "subscription": subscription,
+                    },
+                })
+                .to_string()
+            };
+            chain
+                .subscribers
+                .retain(|sender| sender.try_send(notification(0)).is_ok());
+        }
+        chain.produced = end;
+    }
+
+    /// Closes every WebSocket connection (the node restarts, the network drops…).
+    pub fn drop_connections(&self) {
+        self.node.0.lock().unwrap().subscribers.clear();
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.node
+            .0
+            .lock()
+            .unwrap()
+            .subscribers
+            .iter()
+            .filter(|s| !s.is_closed())
+            .count()
+    }
+
+    /// Sends a notification of an unexpected shape to every subscriber (bad input must be skipped).
+    pub fn send_garbage(&self) {
+        let chain = self.node.0.lock().unwrap();
+        for sender in &chain.subscribers {
+            let _ = sender.try_send(
+                r#"{"jsonrpc":"2.0","method":"logsNotification","params":{"weird":true}}"#.into(),
+            );
+            let _ = sender.try_send("not json at all".into());
+        }
+    }
+}
+
+async fn ws(upgrade: WebSocketUpgrade, State(node): State<Node>) -> impl IntoResponse {
+    upgrade.on_upgrade(move |socket| serve_ws(socket, node))
+}
+
+async fn serve_ws(mut socket: WebSocket, node: Node) {
+    // The first message must be logsSubscribe.
+    let Some(Ok(Message::Text(request))) = socket.recv().await else {
+        return;
+    };
+    let request: Value = serde_json::from_str(&request).unwrap_or_default();
+    if request["method"] != "logsSubscribe" {
+        return;
+    }
+    let (sender, mut notifications) = mpsc::channel(100_000);
+    let subscription = {
+        let mut chain = node.0.lock().unwrap();
+        chain.next_subscription += 1;
+        chain.subscribers.push(sender);
+        chain.next_subscription
+    };
+    let reply =
+        json!({ "jsonrpc": "2.0", "result": subscription, "id": request["id"] }).to_string();
+    if socket.send(Message::Text(reply.into())).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            notification = notifications.recv() => match notification {
+                Some(text) => {
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+        }
+    }
+}
+
+async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value> {
+    let chain = node.0.lock().unwrap();
+    let produced = &chain.script[..chain.produced];
+    let params = &request["params"];
+    let result = match request["method"].as_str().unwrap_or_default() {
+        "getSignaturesForAddress" => {
+            let options = &params[1];
+            let position = |sig: &Value| {
+                sig.as_str()
+                    .and_then(|s| produced.iter().position(|tx| tx.signature == s))
+            };
+            let newer_than = position(&options["until"]);
+            let older_than = position(&options["before"]).unwrap_or(produced.len());
+            let limit = options["limit"].as_u64().unwrap_or(1000) as usize;
+            let list: Vec<Value> = produced
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(index, _)| *index < older_than && newer_than.is_none_or(|until| *index > until))
+                .take(limit)
+                .map(|(_, tx)| {
+                    json!({ "signature": tx.signature, "slot": tx.slot, "blockTime": tx.block_time,
+                            "err": if tx.failed { json!({"InstructionError": [0, {"Custom": 1}]}) } else { Value::Null } })
+                })
+                .collect();
+            json!(list)
+        }
+        "getTransaction" => {
+            let signature = params[0].as_str().unwrap_or_default();
+            match produced.iter().find(|tx| tx.signature == signature) {
+                Some(tx) => json!({
+                    "slot": tx.slot,
+                    "blockTime": tx.block_time,
+                    "meta": {
+                        "err": if tx.failed { json!({"InstructionError": [0, {"Custom": 1}]}) } else { Value::Null },
+                        "logMessages": tx.logs,
+                    },
+                    "transaction": { "signatures": [tx.signature] },
+                }),
+                None => Value::Null,
+            }
+        }
+        "getBlockTime" => {
+            let slot = params[0].as_u64().unwrap_or(0);
+            match produced.iter().find(|tx| tx.slot == slot) {
+                Some(tx) => json!(tx.block_time),
+                None => {
+                    return Json(json!({ "jsonrpc": "2.0", "id": request["id"],
+                        "error": { "code": -32009, "message": format!("Slot {slot} was skipped, or missing") } }));
+                }
+            }
+        }
+        other => {
+            return Json(json!({ "jsonrpc": "2.0", "id": request["id"],
+                "error": { "code": -32601, "message": format!("Method not found: {other}") } }));
+        }
+    };
+    Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }))
+}
