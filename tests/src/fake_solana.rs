@@ -68,26 +68,21 @@ impl FakeSolana {
         let end = (chain.produced + n).min(chain.script.len());
         for index in chain.produced..end {
             let tx = chain.script[index].clone();
-            let notification = |subscription: u64| {
-                json!({
-                    "jsonrpc": "2.0", "method": "logsNotification",
-                    "params": {
-                        "result": {
-                            "context": { "slot": tx.slot },
-                            "value": {
-                                "signature": tx.signature,
-                                "err": if tx.failed { json!({"InstructionError": [0, {"Custom": 1}]}) } else { Value::Null },
-                                "logs": tx.logs,
-                            },
-                        },
-                        "subscription": subscription,
+            // The source reads the content, not the subscription id: one text serves every subscriber.
+            let notification = json!({
+                "jsonrpc": "2.0", "method": "logsNotification",
+                "params": {
+                    "result": {
+                        "context": { "slot": tx.slot },
+                        "value": { "signature": tx.signature, "err": tx_error(&tx), "logs": tx.logs },
                     },
-                })
-                .to_string()
-            };
+                    "subscription": 1,
+                },
+            })
+            .to_string();
             chain
                 .subscribers
-                .retain(|sender| sender.try_send(notification(0)).is_ok());
+                .retain(|sender| sender.try_send(notification.clone()).is_ok());
         }
         chain.produced = end;
     }
@@ -95,17 +90,6 @@ impl FakeSolana {
     /// Closes every WebSocket connection (the node restarts, the network drops…).
     pub fn drop_connections(&self) {
         self.node.0.lock().unwrap().subscribers.clear();
-    }
-
-    pub fn subscribers(&self) -> usize {
-        self.node
-            .0
-            .lock()
-            .unwrap()
-            .subscribers
-            .iter()
-            .filter(|s| !s.is_closed())
-            .count()
     }
 
     /// Sends a notification of an unexpected shape to every subscriber (bad input must be skipped).
@@ -184,11 +168,13 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value
                 .iter()
                 .enumerate()
                 .rev()
-                .filter(|(index, _)| *index < older_than && newer_than.is_none_or(|until| *index > until))
+                .filter(|(index, _)| {
+                    *index < older_than && newer_than.is_none_or(|until| *index > until)
+                })
                 .take(limit)
                 .map(|(_, tx)| {
                     json!({ "signature": tx.signature, "slot": tx.slot, "blockTime": tx.block_time,
-                            "err": if tx.failed { json!({"InstructionError": [0, {"Custom": 1}]}) } else { Value::Null } })
+                            "err": tx_error(tx) })
                 })
                 .collect();
             json!(list)
@@ -200,7 +186,7 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value
                     "slot": tx.slot,
                     "blockTime": tx.block_time,
                     "meta": {
-                        "err": if tx.failed { json!({"InstructionError": [0, {"Custom": 1}]}) } else { Value::Null },
+                        "err": tx_error(tx),
                         "logMessages": tx.logs,
                     },
                     "transaction": { "signatures": [tx.signature] },
@@ -224,4 +210,13 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value
         }
     };
     Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }))
+}
+
+/// The `err` of a transaction as the node reports it.
+fn tx_error(tx: &FakeTx) -> Value {
+    if tx.failed {
+        json!({ "InstructionError": [0, { "Custom": 1 }] })
+    } else {
+        Value::Null
+    }
 }
