@@ -161,6 +161,44 @@ pub async fn post_events(server: &ServerProcess, body: String) -> (u16, serde_js
     )
 }
 
+/// Every candle of a series (up to 1000) as `[time, open, high, low, close, update_count]`, for comparing
+/// two servers' history. Finality is left out: it depends on wall-clock time, the values must not.
+pub async fn candle_values(
+    server: &ServerProcess,
+    mint: &str,
+    interval: kline_protocol::Interval,
+) -> Vec<serde_json::Value> {
+    let url = server.url(&format!(
+        "/api/v1/klines?symbol={mint}&interval={interval}&limit=1000"
+    ));
+    let data = get_json(&url).await;
+    data["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("history for {mint} {interval}: {data}"))
+        .iter()
+        .map(|c| {
+            serde_json::json!([
+                c["time"],
+                c["open"],
+                c["high"],
+                c["low"],
+                c["close"],
+                c["update_count"]
+            ])
+        })
+        .collect()
+}
+
+/// The text of `/metrics`.
+pub async fn metrics_text(server: &ServerProcess) -> String {
+    reqwest::get(server.url("/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// GETs a JSON document.
 pub async fn get_json(url: &str) -> serde_json::Value {
     reqwest::get(url)

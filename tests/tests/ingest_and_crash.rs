@@ -5,7 +5,7 @@ use std::time::Duration;
 use kline_protocol::Interval;
 use kline_server::event::EventRecord;
 use kline_server::source::simulator::SimulatedMarket;
-use kline_tests::{ServerProcess, TOKEN, get_json, post_events};
+use kline_tests::{ServerProcess, TOKEN, candle_values, get_json, post_events};
 use serde_json::Value;
 
 const SIMULATOR_OFF: &[&str] = &["--set", "source.simulator.enabled=false"];
@@ -23,29 +23,6 @@ fn events(seed: u64, count: usize) -> (Vec<EventRecord>, Vec<String>) {
 
 fn ndjson(events: &[EventRecord]) -> String {
     events.iter().map(|e| e.to_json() + "\n").collect()
-}
-
-async fn all_candles(server: &ServerProcess, mint: &str, interval: Interval) -> Vec<Value> {
-    let url = server.url(&format!(
-        "/api/v1/klines?symbol={mint}&interval={interval}&limit=1000"
-    ));
-    let data = get_json(&url).await;
-    data["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("history for {mint} {interval}: {data}"))
-        .iter()
-        .map(|c| {
-            // Finality depends on wall-clock time; the values must not.
-            serde_json::json!([
-                c["time"],
-                c["open"],
-                c["high"],
-                c["low"],
-                c["close"],
-                c["update_count"]
-            ])
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -112,12 +89,15 @@ async fn ingest_reports_accepted_duplicate_and_rejected_per_event() {
 
     let symbols = get_json(&server.url("/api/v1/symbols")).await;
     assert!(!symbols.as_array().unwrap().is_empty(), "{symbols}");
-    let stored: usize =
-        futures_util::future::join_all(mints.iter().map(|m| all_candles(&server, m, Interval::D1)))
-            .await
+    let stored: usize = futures_util::future::join_all(
+        mints
             .iter()
-            .map(Vec::len)
-            .sum();
+            .map(|m| candle_values(&server, m, Interval::D1)),
+    )
+    .await
+    .iter()
+    .map(Vec::len)
+    .sum();
     assert!(stored >= 1);
 }
 
@@ -147,38 +127,51 @@ async fn sigkill_loses_no_acknowledged_event_and_replay_completes_the_history() 
         assert_eq!(status, 200, "{report}");
     }
 
-    // The victim: killed with SIGKILL while batches are in flight.
+    // The victim: batches of 50 go out four at a time; SIGKILL lands right after the tenth is
+    // acknowledged, so it always hits mid-ingest with requests in flight.
     let victim_dir = dir.path().join("victim");
     let mut victim = ServerProcess::start(&victim_dir, SIMULATOR_OFF);
-    let mut acknowledged = 0;
     let client = reqwest::Client::new();
     let url = victim.url("/api/v1/events");
-    let mut in_flight = Vec::new();
-    for chunk in events.chunks(50) {
-        let request = client
-            .post(&url)
-            .bearer_auth(TOKEN)
-            .body(ndjson(chunk))
-            .send();
-        in_flight.push(tokio::spawn(async move {
-            match request.await {
-                Ok(response) if response.status().is_success() => response
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .and_then(|r| r["accepted"].as_u64()),
-                _ => None,
-            }
-        }));
+    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel();
+    let bodies: Vec<String> = events.chunks(50).map(ndjson).collect();
+    let sender = tokio::spawn(async move {
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(4));
+        for body in bodies {
+            let permit = permits.clone().acquire_owned().await.unwrap();
+            let (client, url, acks) = (client.clone(), url.clone(), acks_tx.clone());
+            tokio::spawn(async move {
+                let response = client.post(&url).bearer_auth(TOKEN).body(body).send().await;
+                let accepted = match response {
+                    Ok(response) if response.status().is_success() => response
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|r| r["accepted"].as_u64()),
+                    _ => None,
+                };
+                let _ = acks.send(accepted);
+                drop(permit);
+            });
+        }
+    });
+    let mut acknowledged = 0;
+    let mut acknowledged_batches = 0;
+    while acknowledged_batches < 10 {
+        if let Some(accepted) = acks.recv().await.expect("the sender reports") {
+            acknowledged += accepted;
+            acknowledged_batches += 1;
+        }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     victim.kill();
-    for task in in_flight {
-        acknowledged += task.await.unwrap().unwrap_or(0);
+    sender.abort();
+    // Answers that arrived before the kill still count as acknowledged.
+    while let Ok(Some(answer)) = tokio::time::timeout(Duration::from_secs(5), acks.recv()).await {
+        acknowledged += answer.unwrap_or(0);
     }
     assert!(
-        acknowledged > 0,
-        "some batches were acknowledged before the kill"
+        acknowledged >= 500,
+        "ten batches were acknowledged before the kill"
     );
     assert!(
         acknowledged < 3000,
@@ -230,10 +223,10 @@ async fn sigkill_loses_no_acknowledged_event_and_replay_completes_the_history() 
     let victim = ServerProcess::start(&victim_dir, SIMULATOR_OFF);
     for mint in &mints {
         for interval in Interval::ALL {
-            let want = all_candles(&reference, mint, interval).await;
+            let want = candle_values(&reference, mint, interval).await;
             assert!(!want.is_empty());
             assert_eq!(
-                all_candles(&victim, mint, interval).await,
+                candle_values(&victim, mint, interval).await,
                 want,
                 "{mint} {interval}"
             );

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use kline_protocol::Interval;
 use kline_tests::fake_solana::{FakeSolana, FakeTx};
-use kline_tests::{ServerProcess, free_local_addr, get_json, post_events};
+use kline_tests::{
+    ServerProcess, candle_values, free_local_addr, get_json, metrics_text, post_events,
+};
 use serde_json::{Value, json};
 
 const PROGRAM: &str = "JBMmrp6jhksqnxDBskkmVvWHhJLaPBjgiMHEroJbUTBZ";
@@ -141,28 +143,6 @@ async fn stored_events(server: &ServerProcess) -> u64 {
         .unwrap_or(0)
 }
 
-async fn candles(server: &ServerProcess, mint: &str, interval: Interval) -> Vec<Value> {
-    let url = server.url(&format!(
-        "/api/v1/klines?symbol={mint}&interval={interval}&limit=1000"
-    ));
-    let data = get_json(&url).await;
-    data["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            json!([
-                c["time"],
-                c["open"],
-                c["high"],
-                c["low"],
-                c["close"],
-                c["update_count"]
-            ])
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn live_reconnect_backfill_and_restart_store_exactly_the_script() {
     let (transactions, expected) = script(90);
@@ -289,20 +269,15 @@ async fn live_reconnect_backfill_and_restart_store_exactly_the_script() {
     for mint in [key(0), key(1)] {
         let mint = bs58::encode(mint).into_string();
         for interval in Interval::ALL {
-            let want = candles(&reference, &mint, interval).await;
+            let want = candle_values(&reference, &mint, interval).await;
             assert!(!want.is_empty());
             assert_eq!(
-                candles(&server, &mint, interval).await,
+                candle_values(&server, &mint, interval).await,
                 want,
                 "{mint} {interval}"
             );
         }
     }
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(metrics.contains("kline_solana_live 1"), "{metrics}");
 }

@@ -7,7 +7,7 @@ use kline_protocol::*;
 use kline_server::event::EventRecord;
 use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::ws::{Client, Received};
-use kline_tests::{ServerProcess, get_json, post_events};
+use kline_tests::{ServerProcess, get_json, metrics_text, post_events};
 use tokio_tungstenite::tungstenite::Message;
 
 const QUIET: &[&str] = &["--set", "source.simulator.enabled=false"];
@@ -183,12 +183,7 @@ async fn subscribe_streams_updates_once_and_unsubscribe_stops_them() {
         matches!(client.recv().await.payload, ServerPayload::Pong(_)),
         "no kline_data after unsubscribe"
     );
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.contains("kline_subscriptions_active 0"),
         "{metrics}"
@@ -385,12 +380,7 @@ async fn a_slow_reader_is_closed_with_4008_while_a_fast_one_gets_everything() {
         slow.close_code(Duration::from_secs(30)).await,
         Some(CloseCode::TooSlow.as_u16())
     );
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.contains("kline_slow_client_closes_total 1\n"),
         "{metrics}"
@@ -458,6 +448,12 @@ async fn limits_close_with_their_codes() {
     );
     assert!(limited >= 1);
 
+    // The closed connections' tasks may still be finishing: start the capacity check from zero.
+    let deadline = tokio::time::Instant::now() + SECOND * 10;
+    while get_json(&server.url("/health")).await["connections"]["active"] != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "connections did not all close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _a = connect(&server).await;
     let _b = connect(&server).await;
     let _c = connect(&server).await;
