@@ -5,11 +5,13 @@
 //! events through `POST /api/v1/events`, and prints latency, throughput, losses, closes, server CPU and RSS.
 //! Loopback only; every run is bounded in connections and time.
 
+mod churn;
 mod clients;
 mod driver;
 mod server;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,7 @@ use crate::server::{ProcSample, ServerUnderTest, cpu_percent};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// fanout | hot | idle | ingest
+    /// fanout | hot | idle | ingest | churn
     scenario: String,
     /// WebSocket connections (scenario default if absent).
     #[arg(long)]
@@ -40,6 +42,9 @@ struct Cli {
     /// Seconds to drive events (or to hold idle connections).
     #[arg(long)]
     duration: Option<u64>,
+    /// Clients that connect, subscribe, unsubscribe and disconnect in a loop during the run (churn: 2000).
+    #[arg(long)]
+    churners: Option<usize>,
     /// Connections opened at a time while ramping up.
     #[arg(long, default_value_t = 500)]
     ramp: usize,
@@ -66,6 +71,7 @@ struct Scenario {
     pairs: usize,
     rate: f64,
     duration: u64,
+    churners: usize,
 }
 
 fn scenario(name: &str) -> anyhow::Result<Scenario> {
@@ -75,26 +81,39 @@ fn scenario(name: &str) -> anyhow::Result<Scenario> {
             pairs: 100,
             rate: 1000.0,
             duration: 30,
+            churners: 0,
         },
         "hot" => Scenario {
             connections: 10_000,
             pairs: 1,
             rate: 10.0,
             duration: 30,
+            churners: 0,
         },
         "idle" => Scenario {
             connections: 19_000,
             pairs: 100,
             rate: 0.0,
             duration: 60,
+            churners: 0,
         },
         "ingest" => Scenario {
             connections: 0,
             pairs: 100,
             rate: 0.0,
             duration: 10,
+            churners: 0,
         },
-        other => anyhow::bail!("unknown scenario `{other}`; expected fanout, hot, idle or ingest"),
+        "churn" => Scenario {
+            connections: 10_000,
+            pairs: 100,
+            rate: 1000.0,
+            duration: 30,
+            churners: 2000,
+        },
+        other => {
+            anyhow::bail!("unknown scenario `{other}`; expected fanout, hot, idle, ingest or churn")
+        }
     })
 }
 
@@ -106,6 +125,7 @@ fn main() -> anyhow::Result<()> {
         pairs: cli.pairs.unwrap_or(defaults.pairs).max(1),
         rate: cli.rate.unwrap_or(defaults.rate),
         duration: cli.duration.unwrap_or(defaults.duration),
+        churners: cli.churners.unwrap_or(defaults.churners),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -166,6 +186,17 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_connect = server.sample();
 
+    let churn_counts = Arc::new(churn::ChurnCounts::default());
+    let churn_stop = CancellationToken::new();
+    let churners = churn::start(
+        addr,
+        &server.ws_url(),
+        &mint_strings,
+        plan.churners,
+        &churn_counts,
+        &churn_stop,
+    );
+
     // Drive (or hold), sampling the server once a second.
     let sampler_stop = CancellationToken::new();
     let sampler = {
@@ -207,6 +238,10 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
         0
     }))
     .await;
+    churn_stop.cancel();
+    for churner in churners {
+        let _ = churner.await;
+    }
     stop.cancel();
     let mut outcomes = Vec::new();
     for task in tasks {
@@ -218,6 +253,21 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
         count_lost(&http, &server.base_url, &mint_strings, &outcomes).await?
     } else {
         0
+    };
+
+    // Every client is gone: the index and the connection count must be back to zero.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_run = server.sample();
+    let metrics = http
+        .get(format!("{}/metrics", server.base_url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let gauge = |name: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
     };
 
     let histogram = shared.latency_us.lock().unwrap().clone();
@@ -259,6 +309,16 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
             "rss_kib_after_connect": after_connect.map(|s| s.rss_kib),
             "rss_kib_peak": peak_rss,
             "rss_growth_bytes_per_connection": per_connection_bytes.map(round),
+        },
+        "churn": {
+            "churners": plan.churners,
+            "cycles": churn_counts.cycles.load(Ordering::Relaxed),
+            "failures": churn_counts.failures.load(Ordering::Relaxed),
+        },
+        "after_all_disconnected": {
+            "subscriptions_active": gauge("kline_subscriptions_active "),
+            "connections_active": gauge("kline_connections_active "),
+            "rss_kib": after_run.map(|s| s.rss_kib),
         },
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
     }))

@@ -88,3 +88,30 @@ fn hot_idle_and_ingest_run() {
     let ingest = run(&["ingest", "--duration", "2"]);
     assert!(ingest["events_per_sec"].as_f64().unwrap() > 0.0, "{ingest}");
 }
+
+#[test]
+fn churn_leaves_nothing_behind() {
+    let report = run(&[
+        "churn",
+        "--connections",
+        "100",
+        "--pairs",
+        "5",
+        "--rate",
+        "50",
+        "--duration",
+        "3",
+        "--churners",
+        "50",
+    ]);
+    assert!(report["churn"]["cycles"].as_u64().unwrap() > 50, "{report}");
+    assert_eq!(
+        report["after_all_disconnected"]["subscriptions_active"], 0,
+        "{report}"
+    );
+    assert_eq!(
+        report["after_all_disconnected"]["connections_active"], 0,
+        "{report}"
+    );
+    assert_eq!(report["updates_lost"], 0, "{report}");
+}

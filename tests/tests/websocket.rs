@@ -451,7 +451,10 @@ async fn limits_close_with_their_codes() {
     // The closed connections' tasks may still be finishing: start the capacity check from zero.
     let deadline = tokio::time::Instant::now() + SECOND * 10;
     while get_json(&server.url("/health")).await["connections"]["active"] != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "connections did not all close");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connections did not all close"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _a = connect(&server).await;
