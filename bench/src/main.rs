@@ -319,6 +319,8 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
             "subscriptions_active": gauge("kline_subscriptions_active "),
             "connections_active": gauge("kline_connections_active "),
             "rss_kib": after_run.map(|s| s.rss_kib),
+            "feed_lagged_total": gauge("kline_feed_lagged_total "),
+            "slow_client_closes_total": gauge("kline_slow_client_closes_total "),
         },
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
     }))
