@@ -217,7 +217,7 @@ pub async fn run(
         tracing::warn!("WebSocket connections did not finish within the shutdown timeout");
     }
     hub_stop.cancel();
-    let _ = hub_task.await;
+    let _ = tokio::task::spawn_blocking(move || hub_task.join()).await;
     tracing::info!("stopping sources");
     let _ = tokio::time::timeout(grace, background.wait()).await;
     drop(state);
