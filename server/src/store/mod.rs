@@ -251,7 +251,8 @@ impl CandleStore {
     ) -> Result<bool, StoreError> {
         let start = keys::series_key(mint, interval, i64::MIN);
         let end = keys::series_key(mint, interval, before_time);
-        let mut any = self
+        // Look before deleting, so passes over already-pruned series add no range tombstones.
+        let any = self
             .db
             .iterator_cf(
                 self.cf(CF_CANDLES),
@@ -262,8 +263,6 @@ impl CandleStore {
             .is_some_and(|(key, _)| key.as_ref() < end.as_slice());
         if any {
             self.db.delete_range_cf(self.cf(CF_CANDLES), start, end)?;
-        } else {
-            any = false;
         }
         Ok(any)
     }
