@@ -476,3 +476,71 @@ async fn shutdown_closes_clients_with_1001_and_exits_0() {
     let (status, _server) = status.await.unwrap();
     assert!(status.expect("exits within the timeout").success());
 }
+
+/// If the hub ever falls behind the candle stream, nobody knows which updates were dropped: every
+/// subscriber is closed with 4008 rather than left with a silent gap, and resuming with `from` is complete.
+#[tokio::test]
+async fn a_lagging_hub_closes_subscribers_with_4008_and_resume_is_complete() {
+    let (_dir, server) = server(&[
+        "--set",
+        "kline.broadcast_buffer_size=1",
+        "--set",
+        "kline.intervals=[\"s1\"]",
+        "--set",
+        "kline.finality_grace_ms=864000000",
+    ]);
+    let mut market = SimulatedMarket::new(8, 1);
+    let mint = market.mints()[0].clone();
+    let mut client = connect(&server).await;
+    client.send(&subscribe(&mint, Interval::S1, "lag")).await;
+    for _ in 0..2 {
+        client.recv().await;
+    }
+    // 500 open candles changed by one write: 500 updates at once into a stream that holds one.
+    let start = kline_protocol::response::unix_millis_now() - 500_000;
+    let events: Vec<_> = (0..500)
+        .map(|i| market.next_event_for(0, start + i * 1000))
+        .collect();
+    post(&server, &events).await;
+    assert_eq!(
+        client.close_code(SECOND * 10).await,
+        Some(CloseCode::TooSlow.as_u16())
+    );
+    // The hub may take a moment to work through the stream; resume once the lag count has settled.
+    let lagged = || async {
+        metrics_text(&server)
+            .await
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("kline_feed_lagged_total ")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap()
+    };
+    let mut seen = lagged().await;
+    assert!(seen > 0, "the stream lagged");
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = lagged().await;
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+
+    let mut resumed = connect(&server).await;
+    let from = start / 1000 - 1;
+    resumed
+        .send(&ClientRequest::Subscribe(
+            SubscribeRequest::new(mint, Interval::S1).with_from(from),
+        ))
+        .await;
+    let ServerPayload::HistoryData(history) = resumed.recv().await.payload else {
+        panic!("history")
+    };
+    assert_eq!(
+        history.total_count, 500,
+        "every candle is there to resume from"
+    );
+}

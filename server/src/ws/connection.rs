@@ -211,9 +211,12 @@ impl Session<'_> {
             subscription_id: request.subscription_id.clone(),
             from: request.from,
             to: None,
-            limit: request
-                .limit
-                .unwrap_or(self.state.config.kline.history_data_limit),
+            // A resume (`from`) sends every candle since `from`, up to the protocol's maximum.
+            limit: request.limit.unwrap_or(if request.from.is_some() {
+                kline_protocol::MAX_HISTORY_LIMIT
+            } else {
+                self.state.config.kline.history_data_limit
+            }),
         };
         match self.read_history(query).await {
             Ok(history) => {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kline_protocol::{KlineData, ServerMessage};
+use kline_protocol::{CloseCode, KlineData, ServerMessage};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -146,8 +146,9 @@ async fn run(
             update = updates.recv() => match update {
                 Ok(update) => index.fan_out(&update),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "hub fell behind the candle stream");
+                    tracing::warn!(missed, "hub fell behind the candle stream; closing subscribers with 4008");
                     PipelineStats::add(&index.stats.feed_lagged, missed as usize);
+                    index.close_all_lagged();
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -199,6 +200,22 @@ impl Index {
         if list.is_empty() {
             self.subscribers.remove(series);
         }
+    }
+
+    /// The stream dropped updates and nobody knows which series they were for: rather than let clients
+    /// silently miss them, close every subscriber with 4008 ("reconnect and resume with `from`"), which the
+    /// protocol makes gap-free.
+    fn close_all_lagged(&mut self) {
+        let mut closed = 0;
+        for (_, subscribers) in self.subscribers.drain() {
+            for (_, outbox) in subscribers {
+                outbox.close(CloseCode::TooSlow);
+                closed += 1;
+            }
+        }
+        self.stats
+            .subscriptions_active
+            .fetch_sub(closed, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn fan_out(&mut self, update: &KlineData) {
