@@ -149,6 +149,10 @@ impl Outbox {
     ) {
         let mut state = self.lock();
         let held = state.gated.remove(series).unwrap_or_default();
+        if state.gated.is_empty() {
+            // A map keeps its table after its last entry goes; most connections gate rarely.
+            state.gated.shrink_to_fit();
+        }
         if state.close.is_some() {
             return;
         }
