@@ -32,6 +32,22 @@ async fn connect(server: &ServerProcess) -> Client {
     client
 }
 
+/// The simulator's first mint, once it has produced one.
+async fn simulated_mint(server: &ServerProcess) -> Symbol {
+    let deadline = tokio::time::Instant::now() + SECOND * 20;
+    loop {
+        let symbols = get_json(&server.url("/api/v1/symbols")).await;
+        if let Some(symbol) = symbols[0]["symbol"].as_str() {
+            return Symbol::parse(symbol).unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the simulator produced no mint"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn now_event(market: &mut SimulatedMarket, mint: usize) -> EventRecord {
     market.next_event_for(mint, kline_protocol::response::unix_millis_now())
 }
@@ -205,8 +221,7 @@ async fn ordering_promises_hold_for_a_subscriber_joining_mid_stream() {
         "kline.finality_grace_ms=300",
     ]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let symbols = get_json(&server.url("/api/v1/symbols")).await;
-    let mint = Symbol::parse(symbols[0]["symbol"].as_str().unwrap()).unwrap();
+    let mint = simulated_mint(&server).await;
     let mut client = connect(&server).await;
     client.send(&subscribe(&mint, Interval::S1, "live")).await;
     let ServerPayload::HistoryData(snapshot) = client.recv().await.payload else {
@@ -272,8 +287,7 @@ async fn resume_with_from_after_a_disconnect_is_gap_free() {
         "source.simulator.events_per_sec=50",
     ]);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let symbols = get_json(&server.url("/api/v1/symbols")).await;
-    let mint = Symbol::parse(symbols[0]["symbol"].as_str().unwrap()).unwrap();
+    let mint = simulated_mint(&server).await;
     let mut candles: BTreeMap<i64, Candle> = BTreeMap::new();
 
     let mut first = connect(&server).await;
