@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
 use crate::pipeline::service::{self, IngestHandle};
-use crate::pipeline::{CandleFeed, Pipeline, PipelineSettings};
+use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::stats::{PipelineStats, PushStats};
 use crate::store::{CandleStore, StoreError};
 use crate::ws::hub::{self, Hub};
@@ -48,7 +48,6 @@ pub struct AppInner {
     pub store: Arc<CandleStore>,
     pub ingest: IngestHandle,
     pub stats: Arc<PipelineStats>,
-    pub feed: CandleFeed,
     pub started_at: Instant,
     pub push_stats: Arc<PushStats>,
     pub hub: Hub,
@@ -188,7 +187,6 @@ pub async fn run(
         store: store.clone(),
         ingest,
         stats,
-        feed,
         started_at: Instant::now(),
         push_stats,
         hub,

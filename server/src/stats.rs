@@ -30,10 +30,6 @@ impl PipelineStats {
     pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
-
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
 }
 
 /// Counters of the push service. Gauges (`*_active`) go up and down; the rest only grow.

@@ -3,7 +3,7 @@
 //! twice adds nothing.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -137,18 +137,4 @@ fn store(
     summary.accepted += report.accepted;
     summary.duplicates += report.duplicates;
     Ok(())
-}
-
-/// Reads a whole (possibly gzip) file into memory; used by tests and tools.
-pub fn read_maybe_gzip(path: &Path) -> std::io::Result<String> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_string(&mut text)?;
-        Ok(text)
-    } else {
-        String::from_utf8(bytes)
-            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-    }
 }

@@ -34,10 +34,6 @@ enum Command {
         conn: ConnectionId,
         series: Vec<SeriesKey>,
     },
-    Count {
-        series: SeriesKey,
-        reply: oneshot::Sender<usize>,
-    },
 }
 
 /// The handle connections use. Cheap to clone.
@@ -81,20 +77,6 @@ impl Hub {
     /// Removes every subscription of a closed connection.
     pub async fn disconnect(&self, conn: ConnectionId, series: Vec<SeriesKey>) {
         let _ = self.tx.send(Command::Disconnect { conn, series }).await;
-    }
-
-    /// Subscribers of `series` in the index (for tests and diagnostics).
-    pub async fn subscriber_count(&self, series: SeriesKey) -> usize {
-        let (reply, wait) = oneshot::channel();
-        if self
-            .tx
-            .send(Command::Count { series, reply })
-            .await
-            .is_err()
-        {
-            return 0;
-        }
-        wait.await.unwrap_or(0)
     }
 }
 
@@ -180,9 +162,6 @@ impl Index {
                 for series in &series {
                     self.remove(conn, series);
                 }
-            }
-            Command::Count { series, reply } => {
-                let _ = reply.send(self.subscribers.get(&series).map_or(0, Vec::len));
             }
         }
     }
