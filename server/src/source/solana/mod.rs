@@ -103,7 +103,8 @@ struct Source<'a> {
     config: &'a SolanaConfig,
     rpc: RpcClient,
     ingest: IngestHandle,
-    store: &'a CandleStore,
+    /// The cursor as last written to the store (read once at start; the store only changes through us).
+    cursor: Option<Cursor>,
     status: &'a SolanaStatus,
     block_times: HashMap<u64, i64>,
     price_scale: u32,
@@ -122,7 +123,7 @@ pub async fn run(
         config: &config,
         rpc: RpcClient::new(&config.rpc_url, &config.commitment),
         ingest,
-        store: &store,
+        cursor: stored_cursor(&store),
         status: &status,
         block_times: HashMap::new(),
         price_scale,
@@ -149,6 +150,12 @@ pub async fn run(
         }
     }
     status.set_state("stopped");
+}
+
+/// The cursor the store holds, if any.
+fn stored_cursor(store: &CandleStore) -> Option<Cursor> {
+    let bytes = store.meta(CURSOR_KEY).ok().flatten()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// `min · 2^attempt`, capped at `max`, then a random point in its upper half.
@@ -256,7 +263,7 @@ impl Source<'_> {
 
     /// Fills the gap between the stored cursor and now, oldest first.
     async fn backfill(&mut self) -> Result<(), SourceError> {
-        let Some(cursor) = self.cursor() else {
+        let Some(cursor) = self.cursor.clone() else {
             tracing::info!("solana source: no cursor yet; starting at the live edge");
             return Ok(());
         };
@@ -310,11 +317,6 @@ impl Source<'_> {
         Ok(())
     }
 
-    fn cursor(&self) -> Option<Cursor> {
-        let bytes = self.store.meta(CURSOR_KEY).ok().flatten()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
     /// Decodes a transaction's events and stores them with the advanced cursor, in one write.
     async fn process(
         &mut self,
@@ -336,7 +338,10 @@ impl Source<'_> {
             signature: signature.to_owned(),
             slot,
         };
-        let advance = self.cursor().is_none_or(|stored| slot >= stored.slot);
+        let advance = self
+            .cursor
+            .as_ref()
+            .is_none_or(|stored| slot >= stored.slot);
         let meta = if advance {
             vec![(
                 CURSOR_KEY.to_owned(),
@@ -347,6 +352,9 @@ impl Source<'_> {
         };
         SolanaStatus::add(&self.status.events, events.len());
         self.ingest.submit_with_meta(events, meta).await?;
+        if advance {
+            self.cursor = Some(cursor);
+        }
         self.status.last_slot.fetch_max(slot, Ordering::Relaxed);
         self.status
             .last_event_ms
