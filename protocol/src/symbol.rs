@@ -5,10 +5,15 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A validated Solana mint address. The string form is kept as given (base58 has one encoding per key).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A validated Solana mint address. The string form is kept as given (base58 has one encoding per key), and
+/// so are the 32 bytes validation decoded, so [`Symbol::to_bytes`] costs a copy rather than a decode.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Symbol(String);
+pub struct Symbol {
+    // `text` first: the derived order is the string's order (`bytes` follows from `text`).
+    text: String,
+    bytes: [u8; 32],
+}
 
 /// Why a string is not a mint address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,22 +29,28 @@ pub enum SymbolError {
 impl Symbol {
     /// Parses and validates a mint address.
     pub fn parse(s: &str) -> Result<Symbol, SymbolError> {
-        Self::decode(s).map(|_| Symbol(s.to_owned()))
+        Self::decode(s).map(|bytes| Symbol {
+            text: s.to_owned(),
+            bytes,
+        })
     }
 
     /// The symbol for a raw 32-byte public key.
     pub fn from_bytes(bytes: &[u8; 32]) -> Symbol {
-        Symbol(bs58::encode(bytes).into_string())
+        Symbol {
+            text: bs58::encode(bytes).into_string(),
+            bytes: *bytes,
+        }
     }
 
     /// The 32 raw bytes of the address.
     pub fn to_bytes(&self) -> [u8; 32] {
-        Self::decode(&self.0).expect("a Symbol is valid base58 of 32 bytes by construction")
+        self.bytes
     }
 
     /// The base58 string.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     fn decode(s: &str) -> Result<[u8; 32], SymbolError> {
@@ -61,7 +72,7 @@ impl Symbol {
 
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -77,19 +88,25 @@ impl TryFrom<String> for Symbol {
     type Error = SymbolError;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::decode(&value).map(|_| Symbol(value))
+        Self::decode(&value).map(|bytes| Symbol { text: value, bytes })
     }
 }
 
 impl From<Symbol> for String {
     fn from(symbol: Symbol) -> Self {
-        symbol.0
+        symbol.text
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Symbol({})", self.text)
     }
 }
 
 impl AsRef<str> for Symbol {
     fn as_ref(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
