@@ -25,15 +25,8 @@ pub struct Options {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let (command_tx, command_rx) = mpsc::channel(64);
-    let (event_tx, mut event_rx) = mpsc::channel(1024);
     let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    tokio::spawn(conn::run(
-        options.endpoint.ws.to_string(),
-        command_rx,
-        event_tx,
-        backoff,
-    ));
+    let (command_tx, mut event_rx) = conn::spawn(options.endpoint.ws.to_string(), backoff);
     let (key_tx, mut key_rx) = mpsc::channel(64);
     std::thread::spawn(move || read_terminal_events(key_tx));
 

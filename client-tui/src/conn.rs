@@ -82,8 +82,22 @@ enum Ended {
     Lost(String),
 }
 
+/// Starts the connection task for `url`. It runs until the returned sender or receiver is dropped.
+///
+/// Both queues are bounded: commands are few (subscriptions, history pages); events wait for the app, and
+/// a full event queue pauses reading from the socket (the server then sees a slow client, by design).
+pub fn spawn(
+    url: String,
+    backoff: Backoff,
+) -> (mpsc::Sender<ConnCommand>, mpsc::Receiver<ConnEvent>) {
+    let (command_tx, command_rx) = mpsc::channel(64);
+    let (event_tx, event_rx) = mpsc::channel(1024);
+    tokio::spawn(run(url, command_rx, event_tx, backoff));
+    (command_tx, event_rx)
+}
+
 /// Runs until the app drops its command sender or its event receiver.
-pub async fn run(
+async fn run(
     url: String,
     mut commands: mpsc::Receiver<ConnCommand>,
     events: mpsc::Sender<ConnEvent>,

@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 use kline_protocol::{ClientRequest, Interval, ServerPayload, SubscribeRequest, Symbol};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use tokio::sync::mpsc;
 
 use crate::conn::{self, Backoff, ConnCommand, ConnEvent};
 use crate::endpoint::{Endpoint, fetch_symbols};
@@ -42,15 +41,8 @@ pub struct WatchOptions {
 /// Prints every server message as a JSON line until `count` messages or `seconds` pass. Survives server
 /// restarts (reconnects and resumes with `from`). Returns the process exit code.
 pub async fn watch(options: WatchOptions) -> anyhow::Result<i32> {
-    let (command_tx, command_rx) = mpsc::channel(16);
-    let (event_tx, mut event_rx) = mpsc::channel(1024);
     let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    tokio::spawn(conn::run(
-        options.endpoint.ws.to_string(),
-        command_rx,
-        event_tx,
-        backoff,
-    ));
+    let (command_tx, mut event_rx) = conn::spawn(options.endpoint.ws.to_string(), backoff);
     let deadline = options
         .seconds
         .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
