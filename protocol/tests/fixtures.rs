@@ -11,7 +11,9 @@ use serde_json::Value;
 const MINT: &str = "b4zeKt5mRRSyWiokzX63ww9FDZSkp6RrDjnbdtGFRbP";
 
 fn fixture(name: &str) -> (String, Value) {
-    let path = format!("{}/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    // Read at run time: a test binary reused from another checkout must not look in that checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it for tests");
+    let path = format!("{manifest_dir}/fixtures/{name}.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
     let value = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"));
     (text, value)
