@@ -174,8 +174,13 @@ pub async fn run(
 
     let push_stats = Arc::new(PushStats::default());
     let hub_stop = CancellationToken::new();
-    let (hub, hub_task) = hub::spawn(
-        feed.subscribe(),
+    let hub_threads = match config.websocket.hub_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let (hub, hub_threads) = hub::spawn(
+        &feed,
+        hub_threads,
         config.websocket.hub_queue_capacity,
         push_stats.clone(),
         hub_stop.clone(),
@@ -198,10 +203,8 @@ pub async fn run(
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(addr = %local_addr, data_dir = %store.path().display(), "kline-server listening");
 
-    let serve = axum::serve(listener, http::app(state.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = tokio::select! {
-        result = serve => result.map_err(ServerError::Serve),
+        _ = http::serve::serve(listener, http::app(state.clone()), shutdown.clone()) => Ok(()),
         _ = deadline_after(&shutdown, grace) => {
             tracing::warn!("connections did not close within the shutdown timeout; closing anyway");
             Ok(())
@@ -215,7 +218,12 @@ pub async fn run(
         tracing::warn!("WebSocket connections did not finish within the shutdown timeout");
     }
     hub_stop.cancel();
-    let _ = tokio::task::spawn_blocking(move || hub_task.join()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        for thread in hub_threads {
+            let _ = thread.join();
+        }
+    })
+    .await;
     tracing::info!("stopping sources");
     let _ = tokio::time::timeout(grace, background.wait()).await;
     drop(state);

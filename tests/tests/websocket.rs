@@ -558,3 +558,30 @@ async fn a_lagging_hub_closes_subscribers_with_4008_and_resume_is_complete() {
         "every candle is there to resume from"
     );
 }
+
+#[tokio::test]
+async fn a_request_that_is_not_a_websocket_upgrade_gets_an_http_error_naming_the_problem() {
+    let (_dir, server) = server(&[]);
+    let http = reqwest::Client::new();
+    let plain = http.get(server.url("/ws")).send().await.unwrap();
+    assert_eq!(plain.status(), 400);
+    assert!(plain.text().await.unwrap().contains("`Upgrade` header"));
+    let old_version = http
+        .get(server.url("/ws"))
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old_version.status(), 426);
+    assert_eq!(old_version.headers()["sec-websocket-version"], "13");
+    // The server is still serving WebSocket clients.
+    let mut client = connect(&server).await;
+    client.send_text(r#"{"msg_type":"ping"}"#).await;
+    assert!(matches!(
+        client.recv().await.payload,
+        ServerPayload::Pong(_)
+    ));
+}

@@ -85,9 +85,9 @@ pub struct WebSocketConfig {
     pub rate_limit_burst: u32,
     pub rate_limit_strikes: u32,
     pub read_buffer_bytes: usize,
-    pub write_buffer_bytes: usize,
-    pub max_write_buffer_bytes: usize,
     pub hub_queue_capacity: usize,
+    /// Fan-out threads (hub shards); 0 = one per CPU core.
+    pub hub_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +158,7 @@ impl Config {
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
-        let checks: [(&str, bool, &str); 16] = [
+        let checks: [(&str, bool, &str); 15] = [
             (
                 "kline.connection_timeout",
                 self.kline.connection_timeout > 0,
@@ -188,11 +188,6 @@ impl Config {
                 "websocket.rate_limit_burst",
                 ws.rate_limit_burst > 0,
                 "must be positive",
-            ),
-            (
-                "websocket.max_write_buffer_bytes",
-                ws.max_write_buffer_bytes > ws.write_buffer_bytes,
-                "must be larger than websocket.write_buffer_bytes",
             ),
             (
                 "kline.intervals",

@@ -1,10 +1,12 @@
-//! The HTTP surface: `app(state) -> Router` with every route (REST, `/ws`, `/metrics`), CORS and body limits.
+//! The HTTP surface: `app(state) -> Router` with every route (REST, `/ws`, `/metrics`), CORS and body limits;
+//! [`serve`] runs it on a listener.
 
 mod error;
 mod health;
 mod ingest;
 mod klines;
 mod metrics;
+pub mod serve;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -1,8 +1,11 @@
-//! `SubscriptionHub`: the one owner of the subscription index (series → subscribers) and the fan-out.
+//! The subscription hub: the subscription index (series → subscribers) and the fan-out, in shards.
 //!
-//! A single task (on its own thread) receives the pipeline's candle stream and the connections' commands. For each update it
-//! serializes the `kline_data` message **once** and pushes the same bytes into the outbox of every
-//! subscriber of that series (never blocking: see [`Outbox`]'s overflow policy). Connections change the
+//! Each shard is a task on a thread of its own and the one owner of the subscriptions of its share of the
+//! connections (connection id modulo the shard count), so fan-out writes spread over the cores with no
+//! shared index and no lock. Each shard receives the pipeline's candle stream and its connections' commands.
+//! For each update it encodes the `kline_data` frame **once** and pushes the same bytes into the outbox of
+//! every subscriber of that series, which writes them to the socket at once when it has room (never
+//! blocking: see [`Outbox`]'s overflow policy). Connections change the
 //! index only through [`Hub`] commands over a bounded queue; their writers run on other threads.
 
 use std::collections::HashMap;
@@ -12,6 +15,7 @@ use kline_protocol::{CloseCode, KlineData, ServerMessage};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::frame;
 use super::outbox::{Outbox, Pushed, SeriesKey, UpdateFrame};
 use crate::stats::{PipelineStats, PushStats};
 
@@ -36,27 +40,27 @@ enum Command {
     },
 }
 
-/// The handle connections use. Cheap to clone.
+/// The handle connections use: routes each connection's commands to its shard. Cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
-    tx: mpsc::Sender<Command>,
+    shards: Arc<[mpsc::Sender<Command>]>,
 }
 
 impl Hub {
+    fn shard(&self, conn: ConnectionId) -> &mpsc::Sender<Command> {
+        &self.shards[(conn % self.shards.len() as u64) as usize]
+    }
+
     /// Adds `conn` to the subscribers of `series` (again is a no-op); returns once the index has it.
     pub async fn subscribe(&self, conn: ConnectionId, series: SeriesKey, outbox: Arc<Outbox>) {
         let (done, wait) = oneshot::channel();
-        if self
-            .tx
-            .send(Command::Subscribe {
-                conn,
-                series,
-                outbox,
-                done,
-            })
-            .await
-            .is_ok()
-        {
+        let command = Command::Subscribe {
+            conn,
+            series,
+            outbox,
+            done,
+        };
+        if self.shard(conn).send(command).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -64,45 +68,59 @@ impl Hub {
     /// Removes `conn` from `series`; once this returns, no further update of it is pushed to `conn`.
     pub async fn unsubscribe(&self, conn: ConnectionId, series: SeriesKey) {
         let (done, wait) = oneshot::channel();
-        if self
-            .tx
-            .send(Command::Unsubscribe { conn, series, done })
-            .await
-            .is_ok()
-        {
+        let command = Command::Unsubscribe { conn, series, done };
+        if self.shard(conn).send(command).await.is_ok() {
             let _ = wait.await;
         }
     }
 
     /// Removes every subscription of a closed connection.
     pub async fn disconnect(&self, conn: ConnectionId, series: Vec<SeriesKey>) {
-        let _ = self.tx.send(Command::Disconnect { conn, series }).await;
+        let _ = self
+            .shard(conn)
+            .send(Command::Disconnect { conn, series })
+            .await;
     }
 }
 
-/// Starts the hub on a thread of its own; it ends when `shutdown` is cancelled or the candle stream closes.
+/// Starts `shards` hub shards (at least one), each on a thread of its own with its own receiver of `feed`;
+/// they end when `shutdown` is cancelled or the candle stream closes.
 ///
-/// Its own thread, not a task on the shared runtime: with thousands of connection tasks competing for the
-/// two worker threads, a hub task was starved under connection churn and fell behind the candle stream
+/// Threads of their own, not tasks on the shared runtime: with thousands of connection tasks competing for
+/// the worker threads, a hub task was starved under connection churn and fell behind the candle stream
 /// (measured: 55,798 updates dropped by the broadcast channel in `kline-bench churn`).
 pub fn spawn(
-    updates: broadcast::Receiver<Arc<KlineData>>,
+    feed: &broadcast::Sender<Arc<KlineData>>,
+    shards: usize,
     queue_capacity: usize,
     stats: Arc<PushStats>,
     shutdown: CancellationToken,
-) -> (Hub, std::thread::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(queue_capacity);
-    let thread = std::thread::Builder::new()
-        .name("kline-hub".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread runtime builds");
-            runtime.block_on(run(updates, rx, stats, shutdown));
-        })
-        .expect("the hub thread starts");
-    (Hub { tx }, thread)
+) -> (Hub, Vec<std::thread::JoinHandle<()>>) {
+    let mut senders = Vec::new();
+    let mut threads = Vec::new();
+    for shard in 0..shards.max(1) {
+        let (tx, rx) = mpsc::channel(queue_capacity);
+        let updates = feed.subscribe();
+        let (stats, shutdown) = (stats.clone(), shutdown.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("kline-hub-{shard}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime builds");
+                runtime.block_on(run(updates, rx, stats, shutdown));
+            })
+            .expect("a hub thread starts");
+        senders.push(tx);
+        threads.push(thread);
+    }
+    (
+        Hub {
+            shards: senders.into(),
+        },
+        threads,
+    )
 }
 
 struct Index {
@@ -202,25 +220,24 @@ impl Index {
         let Some(list) = self.subscribers.get_mut(&series) else {
             return;
         };
-        let bytes = ServerMessage::now(update.clone()).to_json().into();
-        let frame = UpdateFrame {
+        let frame = Arc::new(UpdateFrame {
             series,
             time: update.data.time,
             update_count: update.data.update_count,
             is_final: update.data.is_final,
             produced_at_ms: update.timestamp,
-            bytes,
-        };
+            frame: frame::text(&ServerMessage::now(update.clone()).to_json()),
+        });
         let mut replaced = 0;
         let before = list.len();
         // A closed outbox (client gone or too slow) leaves the index here even before its Disconnect.
-        list.retain(|(_, outbox)| match outbox.push_update(frame.clone()) {
+        list.retain(|(_, outbox)| match outbox.push_update(&frame) {
             Pushed::Closed => false,
             Pushed::Replaced => {
                 replaced += 1;
                 true
             }
-            Pushed::Queued | Pushed::Held => true,
+            Pushed::Written | Pushed::Queued | Pushed::Held => true,
         });
         let removed = before - list.len();
         if removed > 0 {

@@ -1,29 +1,40 @@
-//! `Outbox`: one connection's bounded queue of frames waiting to be written, and its overflow policy.
+//! `Outbox`: the one writer of a connection's socket, its bounded backlog, and its overflow policy.
 //!
-//! Producers (the hub's fan-out, the connection's request handler) push without blocking; the connection's
-//! single writer drains everything ready and flushes once.
+//! Every frame for a client goes through here: candle updates (pushed by the hub's thread), replies (pushed
+//! by the connection's task) and tungstenite's control replies. A frame is written to the socket **at
+//! once, by whoever pushes it**, when nothing is waiting before it: a delivery is one non-blocking `write`
+//! of bytes shared by every subscriber, with no task to wake. Only what the socket cannot take right away
+//! waits in the backlog, which the connection's writer ([`super::writer`]) writes when the socket has room.
+//! Frames are never interleaved: a frame partly written is finished before any other.
 //!
 //! Overflow policy, in order:
-//! 1. A candle update replaces an unsent update of the **same candle** (same series and `time`) in place:
-//!    a chart needs only the latest value, and the order of the queue is kept. Counted as `replaced`.
-//! 2. Otherwise, if the queue holds `capacity` frames, the client is too slow: the outbox closes with 4008
-//!    and the connection ends. Counted as a slow-client close. Nothing else is dropped silently.
+//! 1. A candle update replaces a waiting update of the **same candle** (same series and `time`) in place:
+//!    a chart needs only the latest value, and the order of the backlog is kept. Counted as `replaced`.
+//! 2. Otherwise, if `capacity` frames are waiting, the client is too slow: the backlog is dropped (except a
+//!    frame already partly written), a close frame 4008 follows, and the connection ends. Nothing else is
+//!    dropped silently.
 //!
 //! While a subscription's snapshot is being read, its series is *gated*: its updates wait aside and, when
 //! the snapshot is queued, only those newer than the snapshot follow it (see [`Outbox::open_gate`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::io;
+use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use kline_protocol::response::unix_millis_now;
 use kline_protocol::{Candle, CloseCode, Interval, Symbol};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use super::frame;
+use crate::stats::{PipelineStats, PushStats};
 
 /// A (symbol, interval) pair: what a client subscribes to.
 pub type SeriesKey = (Symbol, Interval);
 
-/// A candle update as queued: which candle, its freshness, and the shared serialized bytes.
-#[derive(Debug, Clone)]
+/// A candle update, encoded once as a WebSocket frame and shared by every subscriber.
+#[derive(Debug)]
 pub struct UpdateFrame {
     pub series: SeriesKey,
     pub time: i64,
@@ -31,21 +42,35 @@ pub struct UpdateFrame {
     pub is_final: bool,
     /// Unix ms when the update was produced (for the event-to-push latency histogram).
     pub produced_at_ms: i64,
-    pub bytes: Utf8Bytes,
+    /// The whole WebSocket frame (header and JSON).
+    pub frame: Bytes,
 }
 
 #[derive(Debug, Clone)]
-pub enum Frame {
-    /// A reply or notice for this connection only.
-    Message(Utf8Bytes),
+enum Frame {
+    /// An encoded frame for this connection only (reply, notice, ping, close, control reply).
+    Message(Bytes),
     /// A candle update shared with other subscribers.
-    Update(UpdateFrame),
+    Update(Arc<UpdateFrame>),
+}
+
+impl Frame {
+    fn bytes(&self) -> &Bytes {
+        match self {
+            Frame::Message(bytes) => bytes,
+            Frame::Update(update) => &update.frame,
+        }
+    }
 }
 
 /// Result of pushing an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
+    /// Written to the socket at once.
+    Written,
+    /// Waiting in the backlog.
     Queued,
+    /// Replaced a waiting update of the same candle.
     Replaced,
     /// The series is gated; the update waits for the snapshot.
     Held,
@@ -53,26 +78,48 @@ pub enum Pushed {
     Closed,
 }
 
-#[derive(Default)]
-struct State {
-    queue: VecDeque<Frame>,
-    gated: HashMap<SeriesKey, Vec<UpdateFrame>>,
-    close: Option<CloseCode>,
+/// How the connection ends, once the backlog is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A close frame with this code was queued last.
+    Close(CloseCode),
+    /// No close frame of ours: the client closed (tungstenite queued the echo of its close frame).
+    Finish,
+    /// The socket failed: nothing more can be written.
+    Failed,
+}
+
+/// What [`Outbox::write_backlog`] left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backlog {
+    /// Everything is written; the connection goes on.
+    Empty,
+    /// The socket has no room; `progressed` if some bytes were written in this call.
+    Blocked { progressed: bool },
+    /// Everything that will ever be written is written (or the socket failed).
+    Ended(Ending),
 }
 
 pub struct Outbox {
-    capacity: usize,
+    socket: TcpStream,
     state: Mutex<State>,
-    ready: Notify,
+    /// Wakes the writer: a backlog to write, or an ending.
+    wake_writer: Notify,
+    stats: Arc<PushStats>,
 }
 
 impl Outbox {
-    pub fn new(capacity: usize) -> Outbox {
+    pub fn new(socket: TcpStream, capacity: usize, stats: Arc<PushStats>) -> Outbox {
         Outbox {
-            capacity: capacity.max(1),
-            state: Mutex::new(State::default()),
-            ready: Notify::new(),
+            socket,
+            state: Mutex::new(State::new(capacity)),
+            wake_writer: Notify::new(),
+            stats,
         }
+    }
+
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -81,56 +128,72 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a reply. Replies count against the capacity too: a client that never reads is closed.
-    pub fn push_message(&self, bytes: Utf8Bytes) -> bool {
+    /// Writes `frame` now if nothing waits before it, else queues it; wakes the writer if a backlog remains.
+    fn send(&self, state: &mut State, frame: Frame) -> Pushed {
+        if !state.queue.is_empty() || state.ending == Some(Ending::Failed) {
+            state.queue.push_back(frame);
+            return Pushed::Queued;
+        }
+        // Straight to the socket: the common case touches no queue (an emptied queue keeps its buffer,
+        // which would cost every idle connection its capacity).
+        let bytes = frame.bytes();
+        match self.socket.try_write(bytes) {
+            Ok(n) if n == bytes.len() => {
+                state.wrote(&frame, &self.stats);
+                return Pushed::Written;
+            }
+            Ok(n) if n > 0 => state.front_written = n,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            // Ok(0) or an error: the peer is gone.
+            _ => {
+                state.fail();
+                self.wake_writer.notify_one();
+                return Pushed::Closed;
+            }
+        }
+        state.queue.push_back(frame);
+        self.wake_writer.notify_one();
+        Pushed::Queued
+    }
+
+    /// Queues an encoded frame for this connection (reply, notice, ping). Frames count against the
+    /// capacity too: a client that never reads is closed. `false` if the outbox is closed.
+    pub fn push_message(&self, frame: Bytes) -> bool {
         let mut state = self.lock();
-        if state.close.is_some() {
+        if state.ending.is_some() {
             return false;
         }
-        if state.queue.len() >= self.capacity {
-            state.close = Some(CloseCode::TooSlow);
-            drop(state);
-            self.ready.notify_one();
+        if state.is_full() {
+            self.end_too_slow(&mut state);
             return false;
         }
-        state.queue.push_back(Frame::Message(bytes));
-        drop(state);
-        self.ready.notify_one();
+        self.send(&mut state, Frame::Message(frame));
         true
     }
 
     /// Queues a candle update under the overflow policy above.
-    pub fn push_update(&self, update: UpdateFrame) -> Pushed {
+    pub fn push_update(&self, update: &Arc<UpdateFrame>) -> Pushed {
         let mut state = self.lock();
-        if state.close.is_some() {
+        if state.ending.is_some() {
             return Pushed::Closed;
         }
         if let Some(held) = state.gated.get_mut(&update.series) {
             held.retain(|frame| frame.time != update.time);
-            held.push(update);
+            held.push(update.clone());
             return Pushed::Held;
         }
-        let same_candle = state.queue.iter_mut().rev().find_map(|frame| match frame {
-            Frame::Update(queued)
-                if queued.series == update.series && queued.time == update.time =>
-            {
-                Some(queued)
-            }
-            _ => None,
-        });
-        let pushed = if let Some(queued) = same_candle {
-            *queued = update;
-            Pushed::Replaced
-        } else if state.queue.len() >= self.capacity {
-            state.close = Some(CloseCode::TooSlow);
-            Pushed::Closed
-        } else {
-            state.queue.push_back(Frame::Update(update));
-            Pushed::Queued
-        };
-        drop(state);
-        self.ready.notify_one();
-        pushed
+        if state.replace_waiting(update) {
+            return Pushed::Replaced;
+        }
+        if state.is_full() {
+            self.end_too_slow(&mut state);
+            return Pushed::Closed;
+        }
+        self.send(&mut state, Frame::Update(update.clone()))
     }
 
     /// Holds back updates of `series` until [`Outbox::open_gate`].
@@ -138,197 +201,244 @@ impl Outbox {
         self.lock().gated.entry(series.clone()).or_default();
     }
 
-    /// Queues `snapshot_messages` (history, confirmation), then the held updates of `series` that are newer
+    /// Queues `snapshot_frames` (history, confirmation), then the held updates of `series` that are newer
     /// than the snapshot: a candle the snapshot does not hold (and not older than its oldest), or a later
     /// state of one it holds (more events, or newly final). Later updates flow directly again.
-    pub fn open_gate(
-        &self,
-        series: &SeriesKey,
-        snapshot: &[Candle],
-        snapshot_messages: Vec<Utf8Bytes>,
-    ) {
+    pub fn open_gate(&self, series: &SeriesKey, snapshot: &[Candle], snapshot_frames: Vec<Bytes>) {
         let mut state = self.lock();
         let held = state.gated.remove(series).unwrap_or_default();
         if state.gated.is_empty() {
             // A map keeps its table after its last entry goes; most connections gate rarely.
             state.gated.shrink_to_fit();
         }
-        if state.close.is_some() {
+        if state.ending.is_some() {
             return;
         }
-        state
-            .queue
-            .extend(snapshot_messages.into_iter().map(Frame::Message));
         let oldest = snapshot.first().map(|c| c.time);
-        for update in held {
-            let newer = match snapshot.binary_search_by_key(&update.time, |c| c.time) {
+        let newer = held.into_iter().filter(|update| {
+            match snapshot.binary_search_by_key(&update.time, |c| c.time) {
                 Ok(index) => {
                     let known = &snapshot[index];
                     (update.update_count, update.is_final) > (known.update_count, known.is_final)
                 }
                 Err(_) => oldest.is_none_or(|oldest| update.time > oldest),
-            };
-            if newer {
-                state.queue.push_back(Frame::Update(update));
             }
+        });
+        let frames: Vec<Frame> = snapshot_frames
+            .into_iter()
+            .map(Frame::Message)
+            .chain(newer.map(Frame::Update))
+            .collect();
+        if state.queue.len() + frames.len() > state.capacity {
+            self.end_too_slow(&mut state);
+            return;
         }
-        if state.queue.len() > self.capacity {
-            state.close = Some(CloseCode::TooSlow);
+        for frame in frames {
+            self.send(&mut state, frame);
         }
-        drop(state);
-        self.ready.notify_one();
     }
 
-    /// Drops queued and held updates of `series` (after an unsubscribe).
+    /// Drops waiting and held updates of `series` (after an unsubscribe).
     pub fn purge(&self, series: &SeriesKey) {
         let mut state = self.lock();
         state.gated.remove(series);
-        state
-            .queue
-            .retain(|frame| !matches!(frame, Frame::Update(update) if &update.series == series));
+        state.retain_waiting(
+            |frame| !matches!(frame, Frame::Update(update) if &update.series == series),
+        );
     }
 
-    /// Asks the writer to send a close frame with `code` after what is queued, and stop.
+    /// Ends the connection with a close frame `code` after what is queued (a slow client's backlog is
+    /// dropped instead). Later pushes are refused. The first ending wins.
     pub fn close(&self, code: CloseCode) {
         let mut state = self.lock();
-        state.close.get_or_insert(code);
-        drop(state);
-        self.ready.notify_one();
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.lock().close.is_some()
-    }
-
-    /// Completes once the outbox has been closed because the client is too slow.
-    pub async fn wait_too_slow(&self) {
-        loop {
-            if self.lock().close == Some(CloseCode::TooSlow) {
-                return;
-            }
-            self.ready.notified().await;
+        if state.ending.is_some() {
+            return;
+        }
+        if code == CloseCode::TooSlow {
+            self.end_too_slow(&mut state);
+        } else {
+            state.ending = Some(Ending::Close(code));
+            self.send(&mut state, Frame::Message(close_frame(code)));
+            self.wake_writer.notify_one();
         }
     }
 
-    /// Waits until something is queued or the outbox is closed; returns every queued frame and, if closing,
-    /// the close code (a slow client's close skips what is queued: it would not read it anyway).
-    pub async fn drain(&self, into: &mut Vec<Frame>) -> Option<CloseCode> {
-        loop {
-            {
-                let mut state = self.lock();
-                if state.close == Some(CloseCode::TooSlow) {
-                    state.queue.clear();
-                    return state.close;
+    /// Ends the connection without a close frame of ours, after what is queued.
+    pub fn finish(&self) {
+        let mut state = self.lock();
+        state.ending.get_or_insert(Ending::Finish);
+        drop(state);
+        self.wake_writer.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().ending.is_some()
+    }
+
+    fn end_too_slow(&self, state: &mut State) {
+        PipelineStats::add(&self.stats.slow_client_closes, 1);
+        state.ending = Some(Ending::Close(CloseCode::TooSlow));
+        state.retain_waiting(|_| false);
+        self.send(state, Frame::Message(close_frame(CloseCode::TooSlow)));
+        self.wake_writer.notify_one();
+    }
+
+    /// Marks the socket failed (a write error, or a write that made no progress for too long while ending).
+    pub fn fail(&self) {
+        self.lock().fail();
+        self.wake_writer.notify_one();
+    }
+
+    /// Writes as much of the backlog as the socket takes now.
+    pub fn write_backlog(&self) -> Backlog {
+        let mut state = self.lock();
+        state.write(&mut |bytes| self.socket.try_write(bytes), &self.stats)
+    }
+
+    /// Completes when the writer has something to do (a backlog, or an ending). A wake-up sent while the
+    /// writer was busy is kept, so none is lost.
+    pub async fn writer_wanted(&self) {
+        self.wake_writer.notified().await;
+    }
+
+    /// Sends the TCP FIN after the last frame (the socket itself closes when the connection is dropped).
+    pub fn shutdown_socket(&self) {
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+fn close_frame(code: CloseCode) -> Bytes {
+    frame::close(code.as_u16(), close_reason(code))
+}
+
+fn close_reason(code: CloseCode) -> &'static str {
+    match code {
+        CloseCode::ServerShutdown => "server shutting down",
+        CloseCode::PolicyViolation => "rate limit abuse",
+        CloseCode::MessageTooBig => "message too big",
+        CloseCode::ServerAtCapacity => "server at connection limit, try again later",
+        CloseCode::IdleTimeout => "idle timeout",
+        CloseCode::TooSlow => "client too slow to keep up",
+    }
+}
+
+/// The backlog and its policy, apart from the socket (so the policy is testable byte for byte).
+struct State {
+    capacity: usize,
+    queue: VecDeque<Frame>,
+    /// Bytes of `queue.front()` already written.
+    front_written: usize,
+    gated: HashMap<SeriesKey, Vec<Arc<UpdateFrame>>>,
+    ending: Option<Ending>,
+}
+
+impl State {
+    fn new(capacity: usize) -> State {
+        State {
+            capacity: capacity.max(1),
+            queue: VecDeque::new(),
+            front_written: 0,
+            gated: HashMap::new(),
+            ending: None,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.queue.len() >= self.capacity
+    }
+
+    /// Frames not yet started: all of the queue but a partly written front.
+    fn first_waiting(&self) -> usize {
+        usize::from(self.front_written > 0)
+    }
+
+    fn replace_waiting(&mut self, update: &Arc<UpdateFrame>) -> bool {
+        let start = self.first_waiting();
+        let same_candle = self.queue.range_mut(start..).rev().find(|frame| {
+            matches!(frame, Frame::Update(queued)
+                if queued.series == update.series && queued.time == update.time)
+        });
+        match same_candle {
+            Some(queued) => {
+                *queued = Frame::Update(update.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn retain_waiting(&mut self, mut keep: impl FnMut(&Frame) -> bool) {
+        let start = self.first_waiting();
+        let mut index = 0;
+        self.queue.retain(|frame| {
+            index += 1;
+            index <= start || keep(frame)
+        });
+    }
+
+    /// Counts a frame written whole (and, for an update, its event-to-push latency).
+    fn wrote(&self, frame: &Frame, stats: &PushStats) {
+        if let Frame::Update(update) = frame {
+            let latency_ms = (unix_millis_now() - update.produced_at_ms) as f64;
+            stats.push_latency.observe_ms(latency_ms);
+        }
+        PipelineStats::add(&stats.messages_sent, 1);
+    }
+
+    /// The socket failed: nothing more is written.
+    fn fail(&mut self) {
+        self.ending = Some(Ending::Failed);
+        self.queue = VecDeque::new();
+        self.front_written = 0;
+    }
+
+    /// Writes queued frames in order through `write` until the queue is empty or the socket has no room.
+    fn write(
+        &mut self,
+        write: &mut dyn FnMut(&[u8]) -> io::Result<usize>,
+        stats: &PushStats,
+    ) -> Backlog {
+        if self.ending == Some(Ending::Failed) {
+            return Backlog::Ended(Ending::Failed);
+        }
+        let mut progressed = false;
+        let blocked = loop {
+            let Some(front) = self.queue.front() else {
+                break None;
+            };
+            let bytes = front.bytes();
+            match write(&bytes[self.front_written..]) {
+                Ok(n) if n > 0 => {
+                    progressed = true;
+                    self.front_written += n;
+                    if self.front_written < bytes.len() {
+                        continue;
+                    }
+                    if let Some(frame) = self.queue.pop_front() {
+                        self.wrote(&frame, stats);
+                    }
+                    self.front_written = 0;
                 }
-                if !state.queue.is_empty() || state.close.is_some() {
-                    into.extend(state.queue.drain(..));
-                    return state.close;
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Some(progressed),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                // Ok(0) or an error: the peer is gone.
+                _ => {
+                    self.fail();
+                    break None;
                 }
             }
-            self.ready.notified().await;
+        };
+        if self.queue.is_empty() {
+            // The backlog is gone: give its buffer back (most connections never have one).
+            self.queue = VecDeque::new();
+        }
+        match (blocked, self.ending) {
+            (Some(progressed), _) => Backlog::Blocked { progressed },
+            (None, Some(ending)) => Backlog::Ended(ending),
+            (None, None) => Backlog::Empty,
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn series() -> SeriesKey {
-        (Symbol::from_bytes(&[1; 32]), Interval::S1)
-    }
-
-    fn update(time: i64, count: u32, is_final: bool) -> UpdateFrame {
-        UpdateFrame {
-            series: series(),
-            time,
-            update_count: count,
-            is_final,
-            produced_at_ms: 0,
-            bytes: Utf8Bytes::from(format!("{time}/{count}/{is_final}")),
-        }
-    }
-
-    fn drained(outbox: &Outbox) -> (Vec<String>, Option<CloseCode>) {
-        let mut frames = Vec::new();
-        let close =
-            futures_util::FutureExt::now_or_never(outbox.drain(&mut frames)).expect("ready");
-        let texts = frames
-            .into_iter()
-            .map(|frame| match frame {
-                Frame::Message(bytes) => bytes.to_string(),
-                Frame::Update(update) => update.bytes.to_string(),
-            })
-            .collect();
-        (texts, close)
-    }
-
-    #[test]
-    fn a_newer_update_of_the_same_candle_replaces_the_unsent_one_in_place() {
-        let outbox = Outbox::new(8);
-        assert_eq!(outbox.push_update(update(1, 1, false)), Pushed::Queued);
-        assert!(outbox.push_message("reply".into()));
-        assert_eq!(outbox.push_update(update(1, 2, false)), Pushed::Replaced);
-        assert_eq!(outbox.push_update(update(2, 1, false)), Pushed::Queued);
-        assert_eq!(drained(&outbox).0, ["1/2/false", "reply", "2/1/false"]);
-    }
-
-    #[test]
-    fn a_full_outbox_closes_with_4008_and_drops_the_backlog() {
-        let outbox = Outbox::new(2);
-        outbox.push_update(update(1, 1, false));
-        outbox.push_update(update(2, 1, false));
-        assert_eq!(outbox.push_update(update(3, 1, false)), Pushed::Closed);
-        assert!(outbox.is_closed());
-        assert_eq!(drained(&outbox), (vec![], Some(CloseCode::TooSlow)));
-        assert!(!outbox.push_message("late".into()));
-    }
-
-    #[test]
-    fn the_gate_keeps_order_and_drops_what_the_snapshot_already_has() {
-        let outbox = Outbox::new(16);
-        outbox.close_gate(&series());
-        assert_eq!(outbox.push_update(update(10, 3, false)), Pushed::Held); // older than snapshot: dropped
-        outbox.push_update(update(9, 5, true)); // final of a candle the snapshot has open: kept
-        outbox.push_update(update(11, 1, false)); // a new candle: kept
-        outbox.push_update(update(5, 1, false)); // older than the snapshot's oldest: dropped
-        let snapshot = [
-            Candle::new(9, [1.0; 4], 5, false),
-            Candle::new(10, [1.0; 4], 4, false),
-        ];
-        outbox.open_gate(
-            &series(),
-            &snapshot,
-            vec!["history".into(), "confirmed".into()],
-        );
-        assert_eq!(
-            drained(&outbox).0,
-            ["history", "confirmed", "9/5/true", "11/1/false"]
-        );
-        assert_eq!(
-            outbox.push_update(update(11, 2, false)),
-            Pushed::Queued,
-            "the gate is open"
-        );
-    }
-
-    #[test]
-    fn purge_removes_a_series_updates_only() {
-        let outbox = Outbox::new(8);
-        outbox.push_update(update(1, 1, false));
-        outbox.push_message("reply".into());
-        outbox.purge(&series());
-        assert_eq!(drained(&outbox).0, ["reply"]);
-    }
-
-    #[test]
-    fn close_is_sent_after_the_queue() {
-        let outbox = Outbox::new(8);
-        outbox.push_message("bye".into());
-        outbox.close(CloseCode::ServerShutdown);
-        assert_eq!(
-            drained(&outbox),
-            (vec!["bye".to_string()], Some(CloseCode::ServerShutdown))
-        );
-    }
-}
+mod tests;

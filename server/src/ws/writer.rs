@@ -1,106 +1,80 @@
-//! The connection's single writer: drains everything its outbox has ready, writes it, flushes once, sends
-//! server pings, and ends the connection with a close frame when asked (or when the client is too slow).
+//! The connection's writer: writes its outbox's backlog when the socket has room, sends server pings, and
+//! ends the connection once its last frame is written.
+//!
+//! Most frames never come here: the outbox writes them at once. The writer runs inside the connection's
+//! task (no task of its own) and only wakes for a backlog, a ping, or an ending.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
 use kline_protocol::CloseCode;
-use kline_protocol::response::unix_millis_now;
+use tokio::time::Instant;
 
-use super::outbox::{Frame, Outbox};
-use crate::stats::{PipelineStats, PushStats};
+use super::frame;
+use super::outbox::{Backlog, Ending, Outbox};
 
 pub struct WriterSettings {
     pub ping_every: Duration,
+    /// A backlog that makes no progress for this long marks the client too slow (4008); the close frame
+    /// then gets the same time before the connection is dropped.
     pub write_timeout: Duration,
 }
 
-/// Writes until the outbox closes or the socket fails. Returns the close code sent, if any.
-pub async fn run(
-    mut sink: SplitSink<WebSocket, Message>,
-    outbox: Arc<Outbox>,
-    settings: WriterSettings,
-    stats: Arc<PushStats>,
-) -> Option<CloseCode> {
-    let mut frames = Vec::new();
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + settings.ping_every,
-        settings.ping_every,
-    );
+/// Runs until the outbox has ended and its last frame is written (or the socket failed). Returns the close
+/// code sent, if any.
+pub async fn run(outbox: &Outbox, settings: &WriterSettings) -> Option<CloseCode> {
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + settings.ping_every, settings.ping_every);
     loop {
-        let mut close = tokio::select! {
-            close = outbox.drain(&mut frames) => close,
+        tokio::select! {
+            _ = outbox.writer_wanted() => {}
             _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return None;
-                }
-                continue;
+                outbox.push_message(frame::ping());
             }
-        };
-        let count = frames.len();
-        let written = {
-            let write = async {
-                for frame in frames.drain(..) {
-                    let bytes = match frame {
-                        Frame::Message(bytes) => bytes,
-                        Frame::Update(update) => {
-                            let latency_ms = (unix_millis_now() - update.produced_at_ms) as f64;
-                            stats.push_latency.observe_ms(latency_ms);
-                            update.bytes
-                        }
-                    };
-                    sink.feed(Message::Text(bytes)).await?;
-                }
-                sink.flush().await
-            };
-            // Most writes finish at once (the socket has room): only a write that has to wait arms the stall
-            // timer, so the common path registers no timer (perf showed `Sleep::poll` per write batch).
-            let mut write = std::pin::pin!(write);
-            match futures_util::poll!(write.as_mut()) {
-                std::task::Poll::Ready(result) => Some(result),
-                std::task::Poll::Pending => tokio::select! {
-                    result = write => Some(result),
-                    // Stuck writing to a client that does not read, and the backlog overflowed meanwhile.
-                    _ = outbox.wait_too_slow() => None,
-                    _ = tokio::time::sleep(settings.write_timeout) => None,
-                },
-            }
-        };
-        match written {
-            Some(Ok(())) => PipelineStats::add(&stats.messages_sent, count),
-            Some(Err(_)) => return None,
-            None => close = Some(CloseCode::TooSlow),
         }
-        frames.clear();
-        if let Some(code) = close {
-            if code == CloseCode::TooSlow {
-                PipelineStats::add(&stats.slow_client_closes, 1);
-                outbox.close(CloseCode::TooSlow);
+        // Boxed: the waiting state (timers, readiness) exists only while a backlog is written, so an idle
+        // connection's task does not carry it.
+        if let Some(ending) = Box::pin(write_all(outbox, settings)).await {
+            if ending != Ending::Failed {
+                outbox.shutdown_socket();
             }
-            let frame = CloseFrame {
-                code: code.as_u16(),
-                reason: close_reason(code).into(),
+            return match ending {
+                Ending::Close(code) => Some(code),
+                Ending::Finish | Ending::Failed => None,
             };
-            let _ = tokio::time::timeout(
-                settings.write_timeout,
-                sink.send(Message::Close(Some(frame))),
-            )
-            .await;
-            return Some(code);
         }
     }
 }
 
-fn close_reason(code: CloseCode) -> &'static str {
-    match code {
-        CloseCode::ServerShutdown => "server shutting down",
-        CloseCode::PolicyViolation => "rate limit abuse",
-        CloseCode::MessageTooBig => "message too big",
-        CloseCode::ServerAtCapacity => "server at connection limit, try again later",
-        CloseCode::IdleTimeout => "idle timeout",
-        CloseCode::TooSlow => "client too slow to keep up",
+/// Writes the backlog until it is empty (`None`) or the outbox has ended (`Some`), waiting for room.
+async fn write_all(outbox: &Outbox, settings: &WriterSettings) -> Option<Ending> {
+    let mut deadline = Instant::now() + settings.write_timeout;
+    loop {
+        match outbox.write_backlog() {
+            Backlog::Empty => return None,
+            Backlog::Ended(ending) => return Some(ending),
+            Backlog::Blocked { progressed } => {
+                if progressed {
+                    deadline = Instant::now() + settings.write_timeout;
+                }
+                tokio::select! {
+                    ready = outbox.socket().writable() => {
+                        if ready.is_err() {
+                            outbox.fail();
+                        }
+                    }
+                    // A new ending (e.g. the backlog overflowed: 4008) replaces what was waiting.
+                    _ = outbox.writer_wanted() => {}
+                    _ = tokio::time::sleep_until(deadline) => {
+                        if outbox.is_closed() {
+                            // Even the close frame could not be delivered in time.
+                            outbox.fail();
+                        } else {
+                            outbox.close(CloseCode::TooSlow);
+                        }
+                        deadline = Instant::now() + settings.write_timeout;
+                    }
+                }
+            }
+        }
     }
 }

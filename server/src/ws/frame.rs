@@ -1,0 +1,109 @@
+//! Server-to-client WebSocket frames (RFC 6455 §5.2), encoded once into shared bytes.
+//!
+//! A candle update is encoded into one frame by the hub and the same bytes are written to every
+//! subscriber's socket, so a delivery is a single `write` of a shared buffer. Server frames are never
+//! masked and never fragmented.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+const FIN: u8 = 0x80;
+const OPCODE_TEXT: u8 = 0x1;
+const OPCODE_CLOSE: u8 = 0x8;
+const OPCODE_PING: u8 = 0x9;
+
+/// A final text frame carrying `payload` (UTF-8 JSON).
+pub fn text(payload: &str) -> Bytes {
+    encode(OPCODE_TEXT, payload.as_bytes())
+}
+
+/// A ping with an empty payload (clients answer with a pong).
+pub fn ping() -> Bytes {
+    encode(OPCODE_PING, &[])
+}
+
+/// A close frame with `code` and `reason` (a control frame: the reason is cut to fit 125 bytes).
+pub fn close(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = Vec::with_capacity(2 + end);
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    encode(OPCODE_CLOSE, &payload)
+}
+
+fn encode(opcode: u8, payload: &[u8]) -> Bytes {
+    let len = payload.len();
+    let mut frame = BytesMut::with_capacity(len + 10);
+    frame.put_u8(FIN | opcode);
+    if len < 126 {
+        frame.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        frame.put_u8(126);
+        frame.put_u16(len);
+    } else {
+        frame.put_u8(127);
+        frame.put_u64(len as u64);
+    }
+    frame.put_slice(payload);
+    frame.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::frame::{Frame, coding::OpCode};
+
+    /// Decodes with tungstenite's own frame parser: the bytes are what a client library reads.
+    fn parse(bytes: &Bytes) -> Frame {
+        let mut cursor = std::io::Cursor::new(bytes.to_vec());
+        let (header, length) =
+            tokio_tungstenite::tungstenite::protocol::frame::FrameHeader::parse(&mut cursor)
+                .expect("parses")
+                .expect("complete header");
+        let start = cursor.position() as usize;
+        let payload = bytes[start..].to_vec();
+        assert_eq!(
+            payload.len() as u64,
+            length,
+            "the length field matches the payload"
+        );
+        Frame::from_payload(header, payload.into())
+    }
+
+    #[test]
+    fn text_frames_of_every_length_class_decode() {
+        for len in [0, 1, 125, 126, 65_535, 65_536, 200_000] {
+            let payload = "x".repeat(len);
+            let frame = parse(&text(&payload));
+            assert!(frame.header().is_final);
+            assert_eq!(frame.header().opcode, OpCode::Data(coding_text()));
+            assert!(
+                frame.header().mask.is_none(),
+                "server frames are not masked"
+            );
+            assert_eq!(frame.payload().len(), len);
+        }
+    }
+
+    fn coding_text() -> tokio_tungstenite::tungstenite::protocol::frame::coding::Data {
+        tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text
+    }
+
+    #[test]
+    fn close_frames_carry_the_code_and_a_reason_cut_on_a_char_boundary() {
+        let frame = parse(&close(4008, "client too slow"));
+        assert_eq!(frame.payload()[..2], 4008u16.to_be_bytes());
+        assert_eq!(&frame.payload()[2..], b"client too slow");
+        let long = "é".repeat(100);
+        let frame = parse(&close(1001, &long));
+        assert!(frame.payload().len() <= 125, "control frames fit 125 bytes");
+        assert!(std::str::from_utf8(&frame.payload()[2..]).is_ok());
+    }
+
+    #[test]
+    fn ping_is_an_empty_control_frame() {
+        assert_eq!(ping().as_ref(), [0x89, 0x00]);
+    }
+}

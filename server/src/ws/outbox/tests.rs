@@ -1,0 +1,235 @@
+use std::io::Read;
+
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
+
+use super::*;
+
+fn series() -> SeriesKey {
+    (Symbol::from_bytes(&[1; 32]), Interval::S1)
+}
+
+fn update(time: i64, count: u32, is_final: bool) -> Arc<UpdateFrame> {
+    Arc::new(UpdateFrame {
+        series: series(),
+        time,
+        update_count: count,
+        is_final,
+        produced_at_ms: 0,
+        frame: frame::text(&format!("{time}/{count}/{is_final}")),
+    })
+}
+
+fn message(text: &str) -> Frame {
+    Frame::Message(frame::text(text))
+}
+
+/// The payloads of the frames in `bytes` (server frames: unmasked), in order; panics on a torn frame.
+fn payloads(bytes: &[u8]) -> Vec<String> {
+    let mut cursor = std::io::Cursor::new(bytes);
+    let mut texts = Vec::new();
+    while (cursor.position() as usize) < bytes.len() {
+        let (header, length) = FrameHeader::parse(&mut cursor)
+            .expect("a valid header")
+            .expect("a complete header");
+        assert!(header.is_final && header.mask.is_none());
+        let start = cursor.position() as usize;
+        let end = start + length as usize;
+        assert!(end <= bytes.len(), "a frame was cut short");
+        let payload = &bytes[start..end];
+        texts.push(if header.opcode == OpCode::Control(Control::Close) {
+            format!("close {}", u16::from_be_bytes([payload[0], payload[1]]))
+        } else {
+            String::from_utf8(payload.to_vec()).expect("UTF-8")
+        });
+        cursor.set_position(end as u64);
+    }
+    texts
+}
+
+/// A socket with no room: every write would block.
+fn no_room(_: &[u8]) -> io::Result<usize> {
+    Err(io::ErrorKind::WouldBlock.into())
+}
+
+fn write_all_into(state: &mut State, sink: &mut Vec<u8>) -> Backlog {
+    state.write(
+        &mut |bytes| {
+            sink.extend_from_slice(bytes);
+            Ok(bytes.len())
+        },
+        &PushStats::default(),
+    )
+}
+
+#[test]
+fn a_newer_update_of_the_same_candle_replaces_the_waiting_one_in_place() {
+    let mut state = State::new(8);
+    state.queue.push_back(Frame::Update(update(1, 1, false)));
+    state.queue.push_back(message("reply"));
+    assert!(state.replace_waiting(&update(1, 2, false)));
+    assert!(
+        !state.replace_waiting(&update(2, 1, false)),
+        "another candle"
+    );
+    state.queue.push_back(Frame::Update(update(2, 1, false)));
+    let mut sink = Vec::new();
+    assert_eq!(write_all_into(&mut state, &mut sink), Backlog::Empty);
+    assert_eq!(payloads(&sink), ["1/2/false", "reply", "2/1/false"]);
+}
+
+#[test]
+fn a_partly_written_frame_is_finished_before_anything_else_and_never_replaced() {
+    let mut state = State::new(8);
+    state.queue.push_back(Frame::Update(update(1, 1, false)));
+    let mut sink = Vec::new();
+    // The socket takes 3 bytes, then has no room.
+    let mut room = 3;
+    let blocked = state.write(
+        &mut |bytes| {
+            if room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = bytes.len().min(room);
+            room -= n;
+            sink.extend_from_slice(&bytes[..n]);
+            Ok(n)
+        },
+        &PushStats::default(),
+    );
+    assert_eq!(blocked, Backlog::Blocked { progressed: true });
+    assert!(
+        !state.replace_waiting(&update(1, 2, false)),
+        "the frame on the wire is not replaced"
+    );
+    state.queue.push_back(Frame::Update(update(1, 2, false)));
+    state.retain_waiting(|_| false);
+    assert_eq!(
+        state.queue.len(),
+        1,
+        "dropping the backlog keeps the partly written frame"
+    );
+    assert_eq!(write_all_into(&mut state, &mut sink), Backlog::Empty);
+    assert_eq!(payloads(&sink), ["1/1/false"]);
+}
+
+#[test]
+fn nothing_is_written_while_the_socket_has_no_room_and_a_failed_write_ends_it() {
+    let mut state = State::new(8);
+    state.queue.push_back(message("a"));
+    let stats = PushStats::default();
+    assert_eq!(
+        state.write(&mut no_room, &stats),
+        Backlog::Blocked { progressed: false }
+    );
+    assert_eq!(state.queue.len(), 1);
+    let reset = state.write(&mut |_| Err(io::ErrorKind::ConnectionReset.into()), &stats);
+    assert_eq!(reset, Backlog::Ended(Ending::Failed));
+    assert!(state.queue.is_empty());
+}
+
+/// An outbox on a real loopback socket, and the client's end of it.
+async fn connected(capacity: usize) -> (Arc<Outbox>, std::net::TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let outbox = Arc::new(Outbox::new(
+        server,
+        capacity,
+        Arc::new(PushStats::default()),
+    ));
+    (outbox, client)
+}
+
+/// Everything the client receives until the server closes its side.
+fn read_to_end(mut client: std::net::TcpStream) -> Vec<String> {
+    let mut bytes = Vec::new();
+    client.read_to_end(&mut bytes).unwrap();
+    payloads(&bytes)
+}
+
+async fn run_writer(outbox: &Outbox) -> Option<CloseCode> {
+    let settings = super::super::writer::WriterSettings {
+        ping_every: std::time::Duration::from_secs(3600),
+        write_timeout: std::time::Duration::from_secs(10),
+    };
+    super::super::writer::run(outbox, &settings).await
+}
+
+#[tokio::test]
+async fn the_gate_keeps_order_and_drops_what_the_snapshot_already_has() {
+    let (outbox, client) = connected(16).await;
+    outbox.close_gate(&series());
+    assert_eq!(outbox.push_update(&update(10, 3, false)), Pushed::Held); // older than snapshot: dropped
+    outbox.push_update(&update(9, 5, true)); // final of a candle the snapshot has open: kept
+    outbox.push_update(&update(11, 1, false)); // a new candle: kept
+    outbox.push_update(&update(5, 1, false)); // older than the snapshot's oldest: dropped
+    let snapshot = [
+        Candle::new(9, [1.0; 4], 5, false),
+        Candle::new(10, [1.0; 4], 4, false),
+    ];
+    outbox.open_gate(
+        &series(),
+        &snapshot,
+        vec![frame::text("history"), frame::text("confirmed")],
+    );
+    assert_eq!(
+        outbox.push_update(&update(11, 2, false)),
+        Pushed::Written,
+        "the gate is open and the socket has room"
+    );
+    outbox.close(CloseCode::ServerShutdown);
+    assert_eq!(run_writer(&outbox).await, Some(CloseCode::ServerShutdown));
+    assert_eq!(
+        read_to_end(client),
+        [
+            "history",
+            "confirmed",
+            "9/5/true",
+            "11/1/false",
+            "11/2/false",
+            "close 1001"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_gets_a_backlog_then_4008_and_nothing_is_torn() {
+    let (outbox, client) = connected(64).await;
+    let big = "x".repeat(64 * 1024);
+    let mut pushed = Vec::new();
+    // Fill the socket: the first frames are written at once, then the backlog grows to the capacity.
+    for n in 0.. {
+        let text = format!("{n}:{big}");
+        if !outbox.push_message(frame::text(&text)) {
+            break;
+        }
+        pushed.push(text);
+    }
+    assert!(outbox.is_closed(), "the full backlog closed the outbox");
+    assert!(pushed.len() >= 64, "{} frames accepted", pushed.len());
+    let reader = std::thread::spawn(move || read_to_end(client));
+    assert_eq!(run_writer(&outbox).await, Some(CloseCode::TooSlow));
+    let received = reader.join().unwrap();
+    let (close, frames) = received.split_last().unwrap();
+    assert_eq!(close, "close 4008");
+    assert!(
+        frames.len() < pushed.len(),
+        "the backlog was dropped, except what was on the wire"
+    );
+    assert_eq!(frames, &pushed[..frames.len()], "whole frames, in order");
+}
+
+#[tokio::test]
+async fn purge_removes_waiting_updates_of_the_series_only() {
+    let (outbox, client) = connected(8).await;
+    {
+        let mut state = outbox.lock();
+        state.queue.push_back(Frame::Update(update(1, 1, false)));
+        state.queue.push_back(message("reply"));
+    }
+    outbox.purge(&series());
+    outbox.close(CloseCode::ServerShutdown);
+    run_writer(&outbox).await;
+    assert_eq!(read_to_end(client), ["reply", "close 1001"]);
+}
