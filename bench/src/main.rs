@@ -213,6 +213,8 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
             samples
         })
     };
+    let load_client = ServerUnderTest::attach("", String::new(), Some(std::process::id()));
+    let client_before = load_client.sample();
     let driven = if plan.rate > 0.0 {
         driver::drive(
             &http,
@@ -228,6 +230,9 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
         tokio::time::sleep(Duration::from_secs(plan.duration)).await;
         Default::default()
     };
+    let client_cpu = client_before
+        .zip(load_client.sample())
+        .map(|(a, b)| cpu_percent(&a, &b));
     sampler_stop.cancel();
     let samples = sampler.await.unwrap_or_default();
     let still_connected = connected - shared.closes.lock().unwrap().values().sum::<u64>() as usize;
@@ -309,7 +314,16 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
             "rss_kib_after_connect": after_connect.map(|s| s.rss_kib),
             "rss_kib_peak": peak_rss,
             "rss_growth_bytes_per_connection": per_connection_bytes.map(round),
+            // The server's own share of the latency: from the update's production (after its RocksDB write)
+            // to its write on the client's socket, from `kline_event_to_push_seconds` (finals included);
+            // the upper bound of the histogram bucket holding the quantile.
+            "push_latency_ms_at_most": {
+                "p50": histogram_bound_ms(&metrics, "kline_event_to_push_seconds", 0.5),
+                "p99": histogram_bound_ms(&metrics, "kline_event_to_push_seconds", 0.99),
+            },
         },
+        // This process (the WebSocket clients and the event driver) shares the machine's cores.
+        "load_client": { "cpu_percent_of_one_core_during_load": client_cpu.map(round) },
         "churn": {
             "churners": plan.churners,
             "cycles": churn_counts.cycles.load(Ordering::Relaxed),
@@ -324,6 +338,32 @@ async fn run(cli: &Cli, plan: Scenario) -> anyhow::Result<Value> {
         },
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
     }))
+}
+
+/// Upper bound (ms) of the Prometheus histogram bucket `name` holding quantile `q` (None: no samples).
+fn histogram_bound_ms(metrics: &str, name: &str, q: f64) -> Option<f64> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets: Vec<(f64, u64)> = metrics
+        .lines()
+        .filter_map(|line| {
+            let (bound, count) = line.strip_prefix(&prefix)?.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil() as u64;
+    buckets
+        .iter()
+        .find(|(_, cumulative)| *cumulative >= rank)
+        .map(|(bound, _)| round(bound * 1000.0))
 }
 
 /// Candles a client should have seen in their final state (per the server's history) but did not.
@@ -444,5 +484,25 @@ fn print_table(report: &Value) {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in rows {
         println!("{key:width$}  {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::histogram_bound_ms;
+
+    #[test]
+    fn the_bucket_holding_the_quantile_gives_its_upper_bound() {
+        let metrics = "\
+x_seconds_bucket{le=\"0.001\"} 10
+x_seconds_bucket{le=\"0.002\"} 90
+x_seconds_bucket{le=\"0.005\"} 99
+x_seconds_bucket{le=\"+Inf\"} 100
+x_seconds_sum 0.2
+x_seconds_count 100";
+        assert_eq!(histogram_bound_ms(metrics, "x_seconds", 0.5), Some(2.0));
+        assert_eq!(histogram_bound_ms(metrics, "x_seconds", 0.99), Some(5.0));
+        assert_eq!(histogram_bound_ms(metrics, "x_seconds", 0.1), Some(1.0));
+        assert_eq!(histogram_bound_ms("", "x_seconds", 0.5), None);
     }
 }
