@@ -139,7 +139,7 @@ async fn run_client(
         socket.bind(SocketAddr::from((source, 0)))?;
         let stream = socket.connect(server).await?;
         let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
+            .read_buffer_size(512)
             .write_buffer_size(0);
         let (ws, _) =
             tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))

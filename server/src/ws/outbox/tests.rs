@@ -233,3 +233,38 @@ async fn purge_removes_waiting_updates_of_the_series_only() {
     run_writer(&outbox).await;
     assert_eq!(read_to_end(client), ["reply", "close 1001"]);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_after_the_write_timeout_then_dropped() {
+    let (outbox, client) = connected(1024).await;
+    let big = "y".repeat(64 * 1024);
+    // Fill the socket until frames wait, staying far below the capacity: only the stall timer can end it.
+    while outbox.push_message(frame::text(&big)) {
+        if !outbox.lock().queue.is_empty() {
+            break;
+        }
+    }
+    assert!(!outbox.is_closed());
+    let settings = super::super::writer::WriterSettings {
+        ping_every: std::time::Duration::from_secs(3600),
+        write_timeout: std::time::Duration::from_millis(200),
+    };
+    let started = std::time::Instant::now();
+    // No progress for the write timeout: 4008 is queued; it cannot be delivered either, so after another
+    // write timeout the connection is given up without a close frame.
+    let ended = super::super::writer::run(&outbox, &settings).await;
+    assert_eq!(ended, None);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    assert_eq!(
+        outbox
+            .stats
+            .slow_client_closes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(
+        !outbox.push_message(frame::text("late")),
+        "nothing is accepted after the end"
+    );
+    drop(client);
+}
