@@ -10,6 +10,41 @@ use anyhow::{Context, bail};
 /// The ingest token used when the bench starts the server itself.
 pub const TOKEN: &str = "kline-bench";
 
+/// Under `cargo run`, builds `kline-server` in the bench's own profile first, so one command measures the
+/// current server (a stale or missing binary next to the bench would otherwise be used or fail).
+fn build_server_with_cargo(exe: &std::path::Path) -> anyhow::Result<()> {
+    let (Some(cargo), Some(manifest_dir)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) else {
+        return Ok(());
+    };
+    let release = exe
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .is_some_and(|name| name == "release");
+    let mut command = Command::new(cargo);
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(PathBuf::from(manifest_dir).join("../Cargo.toml"))
+        .args(["-p", "kline-server"]);
+    if release {
+        command.arg("--release");
+    }
+    eprintln!(
+        "building kline-server ({})…",
+        if release { "release" } else { "dev" }
+    );
+    let status = command
+        .status()
+        .context("running cargo build -p kline-server")?;
+    if !status.success() {
+        bail!("cargo build -p kline-server failed ({status})");
+    }
+    Ok(())
+}
+
 pub struct ServerUnderTest {
     pub base_url: String,
     pub token: String,
@@ -22,9 +57,13 @@ impl ServerUnderTest {
     /// Starts `kline-server` (next to this binary) on a free loopback port with ingest on, simulator off.
     pub fn start(extra: &[String]) -> anyhow::Result<ServerUnderTest> {
         let exe = std::env::current_exe()?;
-        let binary: PathBuf = std::env::var_os("KLINE_SERVER_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| exe.with_file_name("kline-server"));
+        let binary: PathBuf = match std::env::var_os("KLINE_SERVER_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => {
+                build_server_with_cargo(&exe)?;
+                exe.with_file_name("kline-server")
+            }
+        };
         if !binary.exists() {
             bail!(
                 "{} not found: build it first (`cargo build --release -p kline-server`)",
