@@ -204,7 +204,12 @@ pub async fn run(
     tracing::info!(addr = %local_addr, data_dir = %store.path().display(), "kline-server listening");
 
     let served = tokio::select! {
-        _ = http::serve::serve(listener, http::app(state.clone()), shutdown.clone()) => Ok(()),
+        _ = http::serve::serve(
+            listener,
+            http::app(state.clone()),
+            Duration::from_secs(state.config.server.header_read_timeout_secs),
+            shutdown.clone(),
+        ) => Ok(()),
         _ = deadline_after(&shutdown, grace) => {
             tracing::warn!("connections did not close within the shutdown timeout; closing anyway");
             Ok(())

@@ -585,3 +585,21 @@ async fn a_request_that_is_not_a_websocket_upgrade_gets_an_http_error_naming_the
         ServerPayload::Pong(_)
     ));
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, server) = server(&["--set", "server.header_read_timeout_secs=1"]);
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(SECOND * 15, slow.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the server keeps a connection whose headers never end"
+    );
+    // Everyone else is still served.
+    assert_eq!(get_json(&server.url("/health")).await["status"], "ok");
+}

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub port: u16,
     pub listen_backlog: u32,
     pub shutdown_timeout_secs: u64,
+    /// How long a client may take to send an HTTP request's headers before the connection is closed.
+    pub header_read_timeout_secs: u64,
     pub cors_allowed_origins: CorsOrigins,
 }
 
@@ -158,7 +160,12 @@ impl Config {
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
-        let checks: [(&str, bool, &str); 15] = [
+        let checks: [(&str, bool, &str); 16] = [
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs > 0,
+                "must be positive",
+            ),
             (
                 "kline.connection_timeout",
                 self.kline.connection_timeout > 0,

@@ -20,15 +20,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Serves `router` on `listener` until `shutdown` is cancelled and every HTTP connection has closed.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+/// `header_read_timeout`: how long a client may take to send a request's headers.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: CancellationToken,
+) {
     let connections = TaskTracker::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
