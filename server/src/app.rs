@@ -19,7 +19,7 @@ use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::stats::{PipelineStats, PushStats};
 use crate::store::{CandleStore, StoreError};
 use crate::ws::hub::{self, Hub};
-use crate::{http, retention, source};
+use crate::{http, memory, retention, source};
 
 /// How long the symbol list sent in `connection_success` is reused before it is read again.
 const SYMBOL_LIST_TTL: Duration = Duration::from_secs(5);
@@ -170,9 +170,14 @@ pub async fn run(
         stats.clone(),
         shutdown.child_token(),
     ));
+    let push_stats = Arc::new(PushStats::default());
+    background.spawn(memory::run(
+        push_stats.clone(),
+        config.websocket.memory_trim_after_closes,
+        shutdown.child_token(),
+    ));
     background.close();
 
-    let push_stats = Arc::new(PushStats::default());
     let hub_stop = CancellationToken::new();
     let hub_threads = match config.websocket.hub_threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),

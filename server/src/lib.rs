@@ -21,6 +21,7 @@ pub mod config;
 pub mod event;
 pub mod history;
 pub mod http;
+pub mod memory;
 pub mod pipeline;
 pub mod retention;
 pub mod source;

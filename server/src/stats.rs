@@ -51,6 +51,8 @@ pub struct PushStats {
     pub feed_lagged: AtomicU64,
     /// Clients closed with 4008 (writers).
     pub slow_client_closes: AtomicU64,
+    /// Times freed heap memory was returned to the OS after connections fell (memory task).
+    pub memory_trims: AtomicU64,
     /// Clients closed with 4000 (connection tasks).
     pub idle_timeouts: AtomicU64,
     /// Requests refused with 1004 (connection tasks).

@@ -603,3 +603,31 @@ async fn a_client_that_never_finishes_its_request_headers_is_disconnected() {
     // Everyone else is still served.
     assert_eq!(get_json(&server.url("/health")).await["status"], "ok");
 }
+
+#[tokio::test]
+async fn freed_memory_is_returned_once_many_connections_have_closed() {
+    let (_dir, server) = server(&["--set", "websocket.memory_trim_after_closes=50"]);
+    let trims = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("kline_memory_trims_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("kline_memory_trims_total is exported")
+    };
+    let mut clients = Vec::new();
+    for _ in 0..60 {
+        clients.push(connect(&server).await);
+    }
+    tokio::time::sleep(SECOND * 2).await;
+    assert_eq!(trims(&metrics_text(&server).await), 0, "nothing closed yet");
+    drop(clients);
+    let deadline = tokio::time::Instant::now() + SECOND * 20;
+    while trims(&metrics_text(&server).await) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "60 closed connections (threshold 50) did not trigger a trim"
+        );
+        tokio::time::sleep(SECOND / 4).await;
+    }
+    assert!(server.log_text().contains("returned freed heap memory"));
+}

@@ -90,6 +90,8 @@ pub struct WebSocketConfig {
     pub hub_queue_capacity: usize,
     /// Fan-out threads (hub shards); 0 = one per CPU core.
     pub hub_threads: usize,
+    /// Return freed heap memory to the OS once this many connections have closed since the peak; 0 = never.
+    pub memory_trim_after_closes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -70,6 +70,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         &w.slow_client_closes,
     );
     metric(
+        "memory_trims_total",
+        "counter",
+        "Times freed heap memory was returned to the OS after connections fell.",
+        &w.memory_trims,
+    );
+    metric(
         "idle_timeouts_total",
         "counter",
         "Clients closed with 4000 (idle).",

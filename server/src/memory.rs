@@ -1,0 +1,72 @@
+//! Giving freed heap memory back to the operating system after the number of connections falls.
+//!
+//! glibc keeps the memory freed by closed connections mapped, so a burst of connections leaves the process
+//! at its peak size for good (measured: 10,000 idle connections closed, RSS stayed at 57 MB against a
+//! 17.6 MB baseline; `malloc_trim(0)` brought it back to 23.7 MB). This task watches the open-connection
+//! count and, once it has fallen by `websocket.memory_trim_after_closes` since its last peak, asks the
+//! allocator to return its free pages. While connections merely come and go (churn), the count does not
+//! fall that far and nothing is trimmed.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::{PipelineStats, PushStats};
+
+/// How often the connection count is looked at (an atomic load).
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs until `shutdown`; `after_closes == 0` disables trimming.
+pub async fn run(stats: Arc<PushStats>, after_closes: u64, shutdown: CancellationToken) {
+    if after_closes == 0 || !can_trim() {
+        return;
+    }
+    let mut peak = 0;
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let open = stats.connections_active.load(Ordering::Relaxed);
+        peak = peak.max(open);
+        if peak - open < after_closes {
+            continue;
+        }
+        let started = Instant::now();
+        let released = tokio::task::spawn_blocking(trim).await.unwrap_or(false);
+        tracing::info!(
+            closed = peak - open,
+            open,
+            released,
+            took_ms = started.elapsed().as_millis() as u64,
+            "connections fell; returned freed heap memory to the OS"
+        );
+        PipelineStats::add(&stats.memory_trims, 1);
+        peak = open;
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn can_trim() -> bool {
+    true
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn can_trim() -> bool {
+    false
+}
+
+/// `malloc_trim(0)`: returns whether glibc gave memory back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() -> bool {
+    // SAFETY: malloc_trim only walks and releases the allocator's own free lists; it has no preconditions.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() -> bool {
+    false
+}
