@@ -60,6 +60,10 @@ struct Cli {
     /// Write the report as JSON here.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// Threads of the load client's runtime (0: one per core). The clients share the machine with the
+    /// server; 1 keeps them to one core.
+    #[arg(long, default_value_t = 0)]
+    client_threads: usize,
     /// Extra `--set key=value` for the server the bench starts (repeatable).
     #[arg(long = "server-set")]
     server_set: Vec<String>,
@@ -127,9 +131,18 @@ fn main() -> anyhow::Result<()> {
         duration: cli.duration.unwrap_or(defaults.duration),
         churners: cli.churners.unwrap_or(defaults.churners),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = match cli.client_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     let report = runtime.block_on(run(&cli, plan))?;
     print_table(&report);
     if let Some(path) = &cli.out {
