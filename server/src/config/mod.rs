@@ -83,6 +83,8 @@ pub struct WebSocketConfig {
     pub max_message_bytes: usize,
     pub outbox_capacity: usize,
     pub write_timeout_ms: u64,
+    /// After our close frame: how long to wait for the client's, reading what it still sends; 0 = not at all.
+    pub close_linger_ms: u64,
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: u32,
     pub rate_limit_strikes: u32,

@@ -54,8 +54,8 @@ enum ReadEnd {
     Close(CloseCode),
     /// The client closed, or the socket failed.
     ClientGone,
-    /// The writer already ended the connection.
-    WriterDone,
+    /// The writer already ended the connection (with the close code it sent, if any).
+    WriterDone(Option<CloseCode>),
 }
 
 async fn serve_admitted(
@@ -75,15 +75,8 @@ async fn serve_admitted(
         write_timeout: Duration::from_millis(config.write_timeout_ms),
     };
     let mut writer = std::pin::pin!(writer::run(&outbox, &settings));
+    let linger = Duration::from_millis(config.close_linger_ms);
 
-    if active as usize >= config.max_connections {
-        PipelineStats::add(&push.connections_rejected, 1);
-        tracing::warn!(active, "at the connection limit; closing with 1013");
-        outbox.close(CloseCode::ServerAtCapacity);
-        let _ = tokio::time::timeout(settings.write_timeout, writer).await;
-        return;
-    }
-    PipelineStats::add(&push.connections_total, 1);
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(0)
@@ -95,6 +88,17 @@ async fn serve_admitted(
         Some(ws_config),
     )
     .await;
+
+    if active as usize >= config.max_connections {
+        PipelineStats::add(&push.connections_rejected, 1);
+        tracing::warn!(active, "at the connection limit; closing with 1013");
+        outbox.close(CloseCode::ServerAtCapacity);
+        if let Ok(Some(_)) = tokio::time::timeout(settings.write_timeout, writer).await {
+            Box::pin(linger_after_close(&mut stream, linger)).await;
+        }
+        return;
+    }
+    PipelineStats::add(&push.connections_total, 1);
     let symbols = state.symbol_list().await;
     let hello = ConnectionSuccess::new(
         client_id,
@@ -120,7 +124,7 @@ async fn serve_admitted(
     let end = loop {
         let next = tokio::select! {
             _ = state.shutdown.cancelled() => break ReadEnd::Close(CloseCode::ServerShutdown),
-            _ = &mut writer => break ReadEnd::WriterDone,
+            sent = &mut writer => break ReadEnd::WriterDone(sent),
             next = tokio::time::timeout(idle, stream.next()) => next,
         };
         let message = match next {
@@ -169,22 +173,44 @@ async fn serve_admitted(
     };
 
     state.hub.disconnect(conn, session.subscriptions).await;
-    let close = match end {
-        ReadEnd::WriterDone => None,
+    // The last frames (a close frame, or the echo of the client's) get the write timeout, twice.
+    let last_frames = settings.write_timeout * 2;
+    let close_sent = match end {
+        ReadEnd::WriterDone(sent) => sent,
         ReadEnd::Close(code) => {
             outbox.close(code);
-            Some(code)
+            tokio::time::timeout(last_frames, writer)
+                .await
+                .ok()
+                .flatten()
         }
         ReadEnd::ClientGone => {
             outbox.finish();
-            None
+            tokio::time::timeout(last_frames, writer)
+                .await
+                .ok()
+                .flatten()
         }
     };
-    if !matches!(end, ReadEnd::WriterDone) {
-        // The last frames (a close frame, or the echo of the client's) get the write timeout, twice.
-        let _ = tokio::time::timeout(settings.write_timeout * 2, writer).await;
+    if close_sent.is_some() {
+        Box::pin(linger_after_close(&mut stream, linger)).await;
     }
-    tracing::debug!(?close, "connection closed");
+    tracing::debug!(close = ?close_sent, "connection closed");
+}
+
+/// After our close frame: reads (and drops) what the client still sends until its close frame, its end of
+/// the stream, or `limit`. Dropping a socket with unread data makes the kernel send a reset, which can
+/// destroy our close frame before the client reads it (seen: a client still sending requests got
+/// `Broken pipe` instead of its 1008).
+async fn linger_after_close(stream: &mut WebSocketStream<ClientStream>, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 struct Decrement<'a>(&'a AtomicU64);
