@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kline_protocol::{CloseCode, KlineData, ServerMessage};
+use kline_protocol::{CloseCode, Interval, KlineData, ServerMessage};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,7 @@ enum Command {
     Disconnect {
         conn: ConnectionId,
         series: Vec<SeriesKey>,
+        done: oneshot::Sender<()>,
     },
 }
 
@@ -74,12 +75,14 @@ impl Hub {
         }
     }
 
-    /// Removes every subscription of a closed connection.
+    /// Removes every subscription of a closed connection; returns once the index no longer has them, so a
+    /// client that sees its close frame never finds itself still counted.
     pub async fn disconnect(&self, conn: ConnectionId, series: Vec<SeriesKey>) {
-        let _ = self
-            .shard(conn)
-            .send(Command::Disconnect { conn, series })
-            .await;
+        let (done, wait) = oneshot::channel();
+        let command = Command::Disconnect { conn, series, done };
+        if self.shard(conn).send(command).await.is_ok() {
+            let _ = wait.await;
+        }
     }
 }
 
@@ -123,8 +126,16 @@ pub fn spawn(
     )
 }
 
+/// The index's key: a series by its mint's 32 bytes, so looking up an update (9 per event, most of them of
+/// series nobody watches) neither clones nor hashes the mint's text.
+type IndexKey = ([u8; 32], Interval);
+
+fn index_key(series: &SeriesKey) -> IndexKey {
+    (series.0.to_bytes(), series.1)
+}
+
 struct Index {
-    subscribers: HashMap<SeriesKey, Vec<(ConnectionId, Arc<Outbox>)>>,
+    subscribers: HashMap<IndexKey, Vec<(ConnectionId, Arc<Outbox>)>>,
     stats: Arc<PushStats>,
 }
 
@@ -165,7 +176,7 @@ impl Index {
                 outbox,
                 done,
             } => {
-                let list = self.subscribers.entry(series).or_default();
+                let list = self.subscribers.entry(index_key(&series)).or_default();
                 if !list.iter().any(|(id, _)| *id == conn) {
                     list.push((conn, outbox));
                     PipelineStats::add(&self.stats.subscriptions_active, 1);
@@ -176,16 +187,18 @@ impl Index {
                 self.remove(conn, &series);
                 let _ = done.send(());
             }
-            Command::Disconnect { conn, series } => {
+            Command::Disconnect { conn, series, done } => {
                 for series in &series {
                     self.remove(conn, series);
                 }
+                let _ = done.send(());
             }
         }
     }
 
     fn remove(&mut self, conn: ConnectionId, series: &SeriesKey) {
-        let Some(list) = self.subscribers.get_mut(series) else {
+        let key = index_key(series);
+        let Some(list) = self.subscribers.get_mut(&key) else {
             return;
         };
         if let Some(position) = list.iter().position(|(id, _)| *id == conn) {
@@ -195,7 +208,7 @@ impl Index {
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         if list.is_empty() {
-            self.subscribers.remove(series);
+            self.subscribers.remove(&key);
         }
     }
 
@@ -216,12 +229,12 @@ impl Index {
     }
 
     fn fan_out(&mut self, update: &KlineData) {
-        let series = (update.symbol.clone(), update.interval);
-        let Some(list) = self.subscribers.get_mut(&series) else {
+        let key = (update.symbol.to_bytes(), update.interval);
+        let Some(list) = self.subscribers.get_mut(&key) else {
             return;
         };
         let frame = Arc::new(UpdateFrame {
-            series,
+            series: (update.symbol.clone(), update.interval),
             time: update.data.time,
             update_count: update.data.update_count,
             is_final: update.data.is_final,
@@ -246,7 +259,7 @@ impl Index {
                 .fetch_sub(removed as u64, std::sync::atomic::Ordering::Relaxed);
         }
         if list.is_empty() {
-            self.subscribers.remove(&frame.series);
+            self.subscribers.remove(&key);
         }
         PipelineStats::add(&self.stats.updates_replaced, replaced);
     }
