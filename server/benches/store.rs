@@ -14,7 +14,6 @@ use kline_server::aggregator::{CandleKey, CandleState, OrderKey};
 use kline_server::pipeline::{Pipeline, PipelineSettings};
 use kline_server::source::simulator::SimulatedMarket;
 use kline_server::store::{CandleStore, HistoryQuery};
-use tokio::sync::broadcast;
 
 const BATCH: usize = 4096;
 
@@ -26,7 +25,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn ingest_rate(events: usize, sync: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CandleStore::open_at(dir.path(), sync, 256).unwrap());
-    let (feed, _) = broadcast::channel(1024);
+    let feed = kline_server::feed::CandleFeed::unread();
     let settings = PipelineSettings {
         intervals: Interval::ALL.to_vec(),
         finality_grace_ms: 2000,

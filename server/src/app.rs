@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
+use crate::feed::CandleFeed;
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::stats::{PipelineStats, PushStats};
@@ -126,7 +126,11 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let store = Arc::new(CandleStore::open(&config.storage)?);
     let stats = Arc::new(PipelineStats::default());
-    let (feed, _) = broadcast::channel(config.kline.broadcast_buffer_size);
+    let hub_threads = match config.websocket.hub_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let feed = CandleFeed::new(hub_threads, config.kline.broadcast_buffer_size);
     let pipeline = Pipeline::open(
         store.clone(),
         PipelineSettings::from_config(&config),
@@ -179,14 +183,14 @@ pub async fn run(
     background.close();
 
     let hub_stop = CancellationToken::new();
-    let hub_threads = match config.websocket.hub_threads {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
+    let hub_settings = hub::HubSettings {
+        queue_capacity: config.websocket.hub_queue_capacity,
+        final_hold: Duration::from_millis(config.websocket.final_hold_ms),
     };
     let (hub, hub_threads) = hub::spawn(
         &feed,
-        hub_threads,
-        config.websocket.hub_queue_capacity,
+        store.clone(),
+        hub_settings,
         push_stats.clone(),
         hub_stop.clone(),
     );

@@ -111,7 +111,7 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 
 fn replay(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     let store = Arc::new(CandleStore::open(&config.storage)?);
-    let (feed, _) = tokio::sync::broadcast::channel(1);
+    let feed = kline_server::feed::CandleFeed::unread();
     let mut pipeline = Pipeline::open(
         store.clone(),
         PipelineSettings::from_config(&config),

@@ -66,8 +66,6 @@ pub async fn run(
 mod tests {
     use std::sync::Arc;
 
-    use tokio::sync::broadcast;
-
     use super::*;
     use crate::config::Config;
     use crate::pipeline::{Pipeline, PipelineSettings};
@@ -83,7 +81,7 @@ mod tests {
             finality_grace_ms: 0,
             price_scale_decimals: 28,
         };
-        let (feed, _) = broadcast::channel(16);
+        let feed = crate::feed::CandleFeed::unread();
         let mut pipeline = Pipeline::open(store.clone(), settings, feed, Arc::default()).unwrap();
         let now_secs = 1_764_000_000;
         let mut market = SimulatedMarket::new(9, 1);

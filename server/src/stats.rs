@@ -16,6 +16,8 @@ pub struct PipelineStats {
     pub events_late: AtomicU64,
     /// Candle updates published to the live stream (pipeline).
     pub candle_updates_published: AtomicU64,
+    /// Published candle updates of series some hub shard has subscribers for (pipeline).
+    pub candle_updates_watched: AtomicU64,
     /// Candles marked final (pipeline).
     pub candles_finalized: AtomicU64,
     /// RocksDB write batches committed (pipeline).
@@ -47,8 +49,10 @@ pub struct PushStats {
     pub messages_sent: AtomicU64,
     /// Unsent candle updates replaced by a newer one of the same candle (hub).
     pub updates_replaced: AtomicU64,
-    /// Updates the hub missed because it fell behind the candle stream (hub).
+    /// Times a hub shard's inbox overflowed and a series was re-read from the store to catch up (hub).
     pub feed_lagged: AtomicU64,
+    /// Candle states a hub shard skipped because a newer one of the same candle was waiting (hub).
+    pub feed_coalesced: AtomicU64,
     /// Clients closed with 4008 (writers).
     pub slow_client_closes: AtomicU64,
     /// Times freed heap memory was returned to the OS after connections fell (memory task).
@@ -61,6 +65,9 @@ pub struct PushStats {
     pub request_errors: AtomicU64,
     /// Time from an update's production (after its write) to its write on a client socket (writers).
     pub push_latency: LatencyHistogram,
+    /// Time from the receipt of the event behind an update (HTTP request read, Solana notification) to its
+    /// write on a client socket: queueing, aggregation, storage, feed and fan-out (writers).
+    pub receipt_to_push: LatencyHistogram,
 }
 
 /// Upper bounds (ms) of the latency histogram's buckets; a last bucket holds everything above.

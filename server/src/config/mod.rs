@@ -68,6 +68,7 @@ pub struct KlineConfig {
     pub finality_grace_ms: u64,
     pub price_scale_decimals: u32,
     pub history_data_limit: u32,
+    /// Candles a hub shard's feed inbox holds before a series is re-read from the store instead.
     pub broadcast_buffer_size: usize,
     /// Seconds without client traffic before a connection is closed (4000).
     pub connection_timeout: u64,
@@ -92,6 +93,9 @@ pub struct WebSocketConfig {
     pub hub_queue_capacity: usize,
     /// Fan-out threads (hub shards); 0 = one per CPU core.
     pub hub_threads: usize,
+    /// How long a hub shard may hold a final candle back so it rides along with the series' next update
+    /// in one write (ms); 0 = send finals at once.
+    pub final_hold_ms: u64,
     /// Return freed heap memory to the OS once this many connections have closed since the peak; 0 = never.
     pub memory_trim_after_closes: u64,
 }

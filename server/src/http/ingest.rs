@@ -33,6 +33,8 @@ pub async fn ingest_events(
     headers: HeaderMap,
     body: String,
 ) -> Result<Json<IngestResponse>, ApiError> {
+    // The receipt time of these events: the request has been read whole.
+    let received_at_ms = now_ms();
     let token = state.config.ingest_token().ok_or(ApiError::Unauthorized)?;
     let presented = headers
         .get(AUTHORIZATION)
@@ -66,7 +68,10 @@ pub async fn ingest_events(
     let report = if events.is_empty() {
         Default::default()
     } else {
-        state.ingest.submit(events).await?
+        state
+            .ingest
+            .submit_received(events, Vec::new(), received_at_ms)
+            .await?
     };
     Ok(Json(IngestResponse {
         accepted: report.accepted,

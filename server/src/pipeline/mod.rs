@@ -11,16 +11,15 @@ pub mod service;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use kline_protocol::{Interval, KlineData, Symbol};
-use tokio::sync::broadcast;
+use std::sync::OnceLock;
+
+use kline_protocol::{Interval, Symbol};
 
 use crate::aggregator::{Aggregator, OrderKey, PriceTick};
 use crate::event::{EventRecord, scaled_price};
+use crate::feed::{CandleFeed, CandleUpdate};
 use crate::stats::PipelineStats;
 use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats};
-
-/// The live stream of candle changes. Each update is one `kline_data` payload, shared by reference.
-pub type CandleFeed = broadcast::Sender<Arc<KlineData>>;
 
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -46,6 +45,8 @@ pub struct Pipeline {
     symbols: HashMap<[u8; 32], (Symbol, SymbolStats)>,
     feed: CandleFeed,
     stats: Arc<PipelineStats>,
+    /// Per mint, when the newest event of the group being written reached the server (Unix ms).
+    received: HashMap<[u8; 32], i64>,
 }
 
 impl Pipeline {
@@ -70,6 +71,7 @@ impl Pipeline {
             symbols,
             feed,
             stats,
+            received: HashMap::new(),
         })
     }
 
@@ -94,6 +96,19 @@ impl Pipeline {
         meta: &[(String, Vec<u8>)],
         now_ms: i64,
     ) -> Result<Vec<BatchReport>, StoreError> {
+        let received = vec![now_ms; batches.len()];
+        self.ingest_received(batches, &received, meta, now_ms)
+    }
+
+    /// Like [`Pipeline::ingest_with_meta`], with the time each batch reached the server (Unix ms), so the
+    /// push service can tell how long an event took from receipt to a client's socket.
+    pub fn ingest_received(
+        &mut self,
+        batches: &[Vec<EventRecord>],
+        received_at_ms: &[i64],
+        meta: &[(String, Vec<u8>)],
+        now_ms: i64,
+    ) -> Result<Vec<BatchReport>, StoreError> {
         let ids: Vec<_> = batches.iter().flatten().map(EventRecord::id).collect();
         let already_stored = self.store.events_exist(&ids)?;
         let mut seen = HashSet::with_capacity(ids.len());
@@ -102,7 +117,7 @@ impl Pipeline {
         let store = Arc::clone(&self.store);
         let mut write = store.batch();
         let mut position = 0;
-        for batch in batches {
+        for (batch, &received) in batches.iter().zip(received_at_ms) {
             let mut report = BatchReport::default();
             for event in batch {
                 let (id, stored) = (ids[position], already_stored[position]);
@@ -120,6 +135,7 @@ impl Pipeline {
                     report.late += usize::from(outcome.late_intervals > 0);
                     self.note_symbol_price(&tick, now_ms);
                     touched_mints.insert(tick.mint);
+                    self.received.insert(tick.mint, received);
                 }
             }
             reports.push(report);
@@ -197,6 +213,7 @@ impl Pipeline {
     /// in-memory candles are reloaded from the store, so memory never runs ahead of what is stored.
     fn commit(&mut self, mut write: StoreBatch<'_>, now_ms: i64) -> Result<(), StoreError> {
         let changes = self.aggregator.take_changes();
+        let received = std::mem::take(&mut self.received);
         for change in &changes {
             write.put_candle(&change.key, &change.state);
         }
@@ -215,22 +232,27 @@ impl Pipeline {
             .filter(|c| c.publish && c.state.is_final)
             .count();
         PipelineStats::add(&self.stats.candles_finalized, finalized);
-        let mut published = 0;
-        for change in changes.iter().filter(|change| change.publish) {
-            let Some((symbol, _)) = self.symbols.get(&change.key.mint) else {
-                continue;
-            };
-            let update = KlineData::new(
-                symbol.clone(),
-                change.key.interval,
-                change.state.to_candle(),
-                now_ms,
-            );
-            // No receivers is fine: nobody is subscribed.
-            let _ = self.feed.send(Arc::new(update));
-            published += 1;
-        }
+        let symbols = &self.symbols;
+        let watched = self.feed.publish(
+            changes
+                .iter()
+                .filter(|change| change.publish && symbols.contains_key(&change.key.mint)),
+            |change| (change.key.mint, change.key.interval),
+            |change| CandleUpdate {
+                symbol: symbols[&change.key.mint].0.clone(),
+                interval: change.key.interval,
+                candle: change.state.to_candle(),
+                produced_at_ms: now_ms,
+                // A final state is the clock's doing, not an event's.
+                received_at_ms: (!change.state.is_final)
+                    .then(|| received.get(&change.key.mint).copied())
+                    .flatten(),
+                encoded: OnceLock::new(),
+            },
+        );
+        let published = changes.iter().filter(|change| change.publish).count();
         PipelineStats::add(&self.stats.candle_updates_published, published);
+        PipelineStats::add(&self.stats.candle_updates_watched, watched);
         Ok(())
     }
 

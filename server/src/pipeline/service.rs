@@ -26,6 +26,8 @@ pub enum IngestError {
 struct IngestRequest {
     events: Vec<EventRecord>,
     meta: Vec<(String, Vec<u8>)>,
+    /// Unix ms when the events reached the server.
+    received_at_ms: i64,
     reply: oneshot::Sender<Result<BatchReport, IngestError>>,
 }
 
@@ -47,11 +49,24 @@ impl IngestHandle {
         events: Vec<EventRecord>,
         meta: Vec<(String, Vec<u8>)>,
     ) -> Result<BatchReport, IngestError> {
+        self.submit_received(events, meta, now_ms()).await
+    }
+
+    /// Like [`IngestHandle::submit_with_meta`], for events that reached the server at `received_at_ms`
+    /// (Unix ms; e.g. when the HTTP request or the Solana notification arrived), so the time from receipt
+    /// to a client's socket is measured whole (`kline_receipt_to_push_seconds`).
+    pub async fn submit_received(
+        &self,
+        events: Vec<EventRecord>,
+        meta: Vec<(String, Vec<u8>)>,
+        received_at_ms: i64,
+    ) -> Result<BatchReport, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(IngestRequest {
                 events,
                 meta,
+                received_at_ms,
                 reply,
             })
             .await
@@ -139,12 +154,14 @@ fn process_group(
     let mut meta = Vec::new();
     let mut batches = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
+    let mut received = Vec::with_capacity(group.len());
     for request in group {
         meta.extend(request.meta);
         batches.push(request.events);
+        received.push(request.received_at_ms);
         replies.push(request.reply);
     }
-    match pipeline.ingest_with_meta(&batches, &meta, now_ms()) {
+    match pipeline.ingest_received(&batches, &received, &meta, now_ms()) {
         Ok(reports) => {
             for (reply, report) in replies.into_iter().zip(reports) {
                 let _ = reply.send(Ok(report));

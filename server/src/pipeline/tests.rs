@@ -17,13 +17,46 @@ const T0_MS: i64 = 1_764_000_000_000;
 struct Harness {
     _dir: tempfile::TempDir,
     pipeline: Pipeline,
-    updates: broadcast::Receiver<Arc<KlineData>>,
+    updates: FeedProbe,
+}
+
+/// Reads the feed as a hub shard would, watching the given mints at every interval.
+struct FeedProbe {
+    inbox: Arc<crate::feed::Inbox>,
+    read: std::collections::VecDeque<Arc<CandleUpdate>>,
+}
+
+impl FeedProbe {
+    fn new(feed: &CandleFeed, mints: &[crate::event::Pubkey]) -> FeedProbe {
+        let inbox = feed.inboxes()[0].clone();
+        for mint in mints {
+            for interval in Interval::ALL {
+                inbox.watch((mint.to_bytes(), interval));
+            }
+        }
+        FeedProbe {
+            inbox,
+            read: Default::default(),
+        }
+    }
+
+    fn try_recv(&mut self) -> Result<Arc<CandleUpdate>, &'static str> {
+        if self.read.is_empty() {
+            self.read.extend(self.inbox.drain().updates);
+        }
+        self.read.pop_front().ok_or("nothing published")
+    }
 }
 
 fn harness(intervals: &[Interval]) -> Harness {
+    harness_watching(intervals, &[])
+}
+
+fn harness_watching(intervals: &[Interval], mints: &[crate::event::Pubkey]) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
-    let (feed, updates) = broadcast::channel(100_000);
+    let feed = CandleFeed::new(1, 100_000);
+    let updates = FeedProbe::new(&feed, mints);
     let settings = PipelineSettings {
         intervals: intervals.to_vec(),
         finality_grace_ms: 2000,
@@ -141,15 +174,15 @@ fn shuffled_and_duplicated_events_give_the_reference_candles_for_every_interval(
 
 #[test]
 fn live_updates_are_published_after_the_write_and_finals_once() {
-    let mut h = harness(&[Interval::S1, Interval::M1]);
     let mut market = SimulatedMarket::new(1, 1);
+    let mut h = harness_watching(&[Interval::S1, Interval::M1], market.mints());
     let event = market.next_event(T0_MS + 100);
     h.pipeline
         .ingest(&[vec![event.clone()]], T0_MS + 150)
         .unwrap();
     let first = h.updates.try_recv().unwrap();
     assert_eq!(first.symbol, *event.event.mint());
-    assert!(!first.data.is_final);
+    assert!(!first.candle.is_final);
     assert_eq!(h.updates.try_recv().unwrap().interval, Interval::M1);
     assert!(h.updates.try_recv().is_err());
 
@@ -164,7 +197,7 @@ fn live_updates_are_published_after_the_write_and_finals_once() {
         "the s1 candle closes"
     );
     let final_update = h.updates.try_recv().unwrap();
-    assert!(final_update.data.is_final && final_update.interval == Interval::S1);
+    assert!(final_update.candle.is_final && final_update.interval == Interval::S1);
     assert_eq!(h.pipeline.finalize(T0_MS + 4000).unwrap(), 0);
     assert!(
         h.updates.try_recv().is_err(),
@@ -174,8 +207,8 @@ fn live_updates_are_published_after_the_write_and_finals_once() {
 
 #[test]
 fn a_late_event_corrects_history_but_is_not_pushed() {
-    let mut h = harness(&[Interval::S1]);
     let mut market = SimulatedMarket::new(2, 1);
+    let mut h = harness_watching(&[Interval::S1], market.mints());
     let on_time = market.next_event(T0_MS + 500);
     h.pipeline.ingest(&[vec![on_time]], T0_MS + 600).unwrap();
     h.pipeline.finalize(T0_MS + 3000).unwrap();
@@ -207,25 +240,26 @@ fn open_candles_survive_a_restart() {
     let mut market = SimulatedMarket::new(3, 1);
     {
         let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
-        let (feed, _) = broadcast::channel(16);
+        let feed = CandleFeed::unread();
         let mut pipeline = Pipeline::open(store, settings.clone(), feed, Arc::default()).unwrap();
         pipeline
             .ingest(&[vec![market.next_event(T0_MS + 1000)]], T0_MS + 1000)
             .unwrap();
     }
     let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
-    let (feed, mut updates) = broadcast::channel(16);
+    let feed = CandleFeed::new(1, 16);
+    let mut updates = FeedProbe::new(&feed, market.mints());
     let mut pipeline = Pipeline::open(store, settings, feed, Arc::default()).unwrap();
     pipeline
         .ingest(&[vec![market.next_event(T0_MS + 2000)]], T0_MS + 2000)
         .unwrap();
     assert_eq!(
-        updates.try_recv().unwrap().data.update_count,
+        updates.try_recv().unwrap().candle.update_count,
         2,
         "continues the stored open candle"
     );
     assert_eq!(pipeline.finalize(T0_MS + 62_000).unwrap(), 1);
-    assert!(updates.try_recv().unwrap().data.is_final);
+    assert!(updates.try_recv().unwrap().candle.is_final);
 }
 
 #[test]

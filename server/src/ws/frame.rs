@@ -5,6 +5,9 @@
 //! masked and never fragmented.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kline_protocol::{KlineData, ServerMessage};
+
+use crate::feed::CandleUpdate;
 
 const FIN: u8 = 0x80;
 const OPCODE_TEXT: u8 = 0x1;
@@ -14,6 +17,20 @@ const OPCODE_PING: u8 = 0x9;
 /// A final text frame carrying `payload` (UTF-8 JSON).
 pub fn text(payload: &str) -> Bytes {
     encode(OPCODE_TEXT, payload.as_bytes())
+}
+
+/// The `kline_data` frame of a candle update, encoded by the first caller and shared by every subscriber
+/// on every hub shard.
+pub fn update(update: &CandleUpdate) -> &Bytes {
+    update.encoded.get_or_init(|| {
+        let payload = KlineData::new(
+            update.symbol.clone(),
+            update.interval,
+            update.candle,
+            update.produced_at_ms,
+        );
+        text(&ServerMessage::now(payload).to_json())
+    })
 }
 
 /// A ping with an empty payload (clients answer with a pong).

@@ -2,22 +2,38 @@
 //!
 //! Each shard is a task on a thread of its own and the one owner of the subscriptions of its share of the
 //! connections (connection id modulo the shard count), so fan-out writes spread over the cores with no
-//! shared index and no lock. Each shard receives the pipeline's candle stream and its connections' commands.
-//! For each update it encodes the `kline_data` frame **once** and pushes the same bytes into the outbox of
-//! every subscriber of that series, which writes them to the socket at once when it has room (never
-//! blocking: see [`Outbox`]'s overflow policy). Connections change the
-//! index only through [`Hub`] commands over a bounded queue; their writers run on other threads.
+//! shared index and no lock. Each shard reads its own [`Inbox`] of the candle feed at its own pace (a
+//! shard that falls behind gets the newest state of each candle, never a gap: see [`crate::feed`]) and its
+//! connections' commands. For each update the `kline_data` frame is encoded **once** (shared by every
+//! shard) and the updates of a series that one read brought are pushed into every subscriber's outbox
+//! together, which writes them to the socket at once, in one write, when it has room (never blocking: see
+//! [`Outbox`]'s overflow policy). Connections change the index only through [`Hub`] commands over a bounded
+//! queue; their writers run on other threads.
+//!
+//! A final that comes alone (when the candles of a second close, every s1 series gets one at once) is
+//! held back for at most `websocket.final_hold_ms` and rides along with its series' next update in the
+//! same write, so the closing of a second is not a burst of one write per subscriber.
+//!
+//! Each shard also remembers the last states it delivered of each series' recent candles (its
+//! *frontier*), so whatever path an update takes (the inbox, or a re-read of the store after the inbox
+//! overflowed), a subscriber never gets an older state of a candle after a newer one, nor a final twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use kline_protocol::{CloseCode, Interval, KlineData, ServerMessage};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use kline_protocol::{MAX_HISTORY_LIMIT, Symbol};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::frame;
-use super::outbox::{Outbox, Pushed, SeriesKey, UpdateFrame};
+use super::outbox::{Outbox, SeriesKey};
+use crate::feed::{CandleFeed, CandleUpdate, Drained, Inbox, SeriesId};
+use crate::pipeline::service::now_ms;
 use crate::stats::{PipelineStats, PushStats};
+use crate::store::{CandleStore, HistoryQuery};
 
 /// Identifies one connection in the index.
 pub type ConnectionId = u64;
@@ -39,6 +55,9 @@ enum Command {
         series: Vec<SeriesKey>,
         done: oneshot::Sender<()>,
     },
+    /// Test hook: the shard does nothing (reads neither commands nor its inbox) until `resume` fires.
+    #[cfg(test)]
+    Pause { resume: oneshot::Receiver<()> },
 }
 
 /// The handle connections use: routes each connection's commands to its shard. Cheap to clone.
@@ -75,6 +94,14 @@ impl Hub {
         }
     }
 
+    /// Test hook: stalls the shard that serves `conn` until the returned sender is used or dropped.
+    #[cfg(test)]
+    pub async fn pause_shard_of(&self, conn: ConnectionId) -> oneshot::Sender<()> {
+        let (resume_tx, resume) = oneshot::channel();
+        let _ = self.shard(conn).send(Command::Pause { resume }).await;
+        resume_tx
+    }
+
     /// Removes every subscription of a closed connection; returns once the index no longer has them, so a
     /// client that sees its close frame never finds itself still counted.
     pub async fn disconnect(&self, conn: ConnectionId, series: Vec<SeriesKey>) {
@@ -86,33 +113,40 @@ impl Hub {
     }
 }
 
-/// Starts `shards` hub shards (at least one), each on a thread of its own with its own receiver of `feed`;
-/// they end when `shutdown` is cancelled or the candle stream closes.
+/// Starts one hub shard per inbox of `feed`, each on a thread of its own; they end when `shutdown` is
+/// cancelled. `store` is read when a shard's inbox overflowed and it catches up.
 ///
 /// Threads of their own, not tasks on the shared runtime: with thousands of connection tasks competing for
 /// the worker threads, a hub task was starved under connection churn and fell behind the candle stream
 /// (measured: 55,798 updates dropped by the broadcast channel in `kline-bench churn`).
 pub fn spawn(
-    feed: &broadcast::Sender<Arc<KlineData>>,
-    shards: usize,
-    queue_capacity: usize,
+    feed: &CandleFeed,
+    store: Arc<CandleStore>,
+    settings: HubSettings,
     stats: Arc<PushStats>,
     shutdown: CancellationToken,
 ) -> (Hub, Vec<std::thread::JoinHandle<()>>) {
     let mut senders = Vec::new();
     let mut threads = Vec::new();
-    for shard in 0..shards.max(1) {
-        let (tx, rx) = mpsc::channel(queue_capacity);
-        let updates = feed.subscribe();
-        let (stats, shutdown) = (stats.clone(), shutdown.clone());
+    for (number, inbox) in feed.inboxes().iter().enumerate() {
+        let (tx, rx) = mpsc::channel(settings.queue_capacity);
+        let shard = Shard {
+            index: HashMap::new(),
+            frontiers: HashMap::new(),
+            held: HeldFinals::new(settings.final_hold),
+            inbox: inbox.clone(),
+            store: store.clone(),
+            stats: stats.clone(),
+        };
+        let shutdown = shutdown.clone();
         let thread = std::thread::Builder::new()
-            .name(format!("kline-hub-{shard}"))
+            .name(format!("kline-hub-{number}"))
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .expect("a current-thread runtime builds");
-                runtime.block_on(run(updates, rx, stats, shutdown));
+                runtime.block_on(shard.run(rx, shutdown));
             })
             .expect("a hub thread starts");
         senders.push(tx);
@@ -126,49 +160,145 @@ pub fn spawn(
     )
 }
 
-/// The index's key: a series by its mint's 32 bytes, so looking up an update (9 per event, most of them of
-/// series nobody watches) neither clones nor hashes the mint's text.
-type IndexKey = ([u8; 32], Interval);
-
-fn index_key(series: &SeriesKey) -> IndexKey {
-    (series.0.to_bytes(), series.1)
+/// What the shards need from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct HubSettings {
+    /// Capacity of each shard's command queue.
+    pub queue_capacity: usize,
+    /// How long a lone final may wait for its series' next update (`websocket.final_hold_ms`).
+    pub final_hold: Duration,
 }
 
-struct Index {
-    subscribers: HashMap<IndexKey, Vec<(ConnectionId, Arc<Outbox>)>>,
-    stats: Arc<PushStats>,
+fn series_id((symbol, interval): &SeriesKey) -> SeriesId {
+    (symbol.to_bytes(), *interval)
 }
 
-async fn run(
-    mut updates: broadcast::Receiver<Arc<KlineData>>,
-    mut commands: mpsc::Receiver<Command>,
-    stats: Arc<PushStats>,
-    shutdown: CancellationToken,
-) {
-    let mut index = Index {
-        subscribers: HashMap::new(),
-        stats,
-    };
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            Some(command) = commands.recv() => index.apply(command),
-            update = updates.recv() => match update {
-                Ok(update) => index.fan_out(&update),
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "hub fell behind the candle stream; closing subscribers with 4008");
-                    PipelineStats::add(&index.stats.feed_lagged, missed as usize);
-                    index.close_all_lagged();
+/// How many recent candles of a series a shard remembers the delivered state of: more than the candles of
+/// one series that can change at once (the open one, and those waiting for finality).
+const FRONTIER_CANDLES: usize = 16;
+
+/// The states a shard last delivered of a series' recent candles: `(time, update_count, is_final)`.
+#[derive(Default)]
+struct Frontier(VecDeque<(i64, u32, bool)>);
+
+impl Frontier {
+    /// Records `update` and says whether it is to be delivered: not an older or equal state of a candle
+    /// already delivered.
+    fn admit(&mut self, update: &CandleUpdate) -> bool {
+        let candle = &update.candle;
+        match self.0.iter_mut().find(|(time, _, _)| *time == candle.time) {
+            Some(known) if !update.is_newer_than(known.1, known.2) => false,
+            Some(known) => {
+                *known = (candle.time, candle.update_count, candle.is_final);
+                true
+            }
+            None => {
+                if self.0.len() == FRONTIER_CANDLES {
+                    self.0.pop_front();
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
+                self.0
+                    .push_back((candle.time, candle.update_count, candle.is_final));
+                true
+            }
         }
     }
 }
 
-impl Index {
-    fn apply(&mut self, command: Command) {
+/// Finals waiting to ride along with their series' next update.
+struct HeldFinals {
+    hold: Duration,
+    by_series: HashMap<SeriesId, Vec<Arc<CandleUpdate>>>,
+    /// When each series' oldest held final is due, oldest first (entries of series already sent are
+    /// skipped when they come up).
+    due: VecDeque<(Instant, SeriesId)>,
+}
+
+impl HeldFinals {
+    fn new(hold: Duration) -> HeldFinals {
+        HeldFinals {
+            hold,
+            by_series: HashMap::new(),
+            due: VecDeque::new(),
+        }
+    }
+
+    /// Holds `finals` (all final) if holding is on; gives them back otherwise.
+    fn hold(
+        &mut self,
+        series: SeriesId,
+        finals: Vec<Arc<CandleUpdate>>,
+    ) -> Option<Vec<Arc<CandleUpdate>>> {
+        if self.hold.is_zero() {
+            return Some(finals);
+        }
+        let held = self.by_series.entry(series).or_default();
+        if held.is_empty() {
+            self.due.push_back((Instant::now() + self.hold, series));
+        }
+        held.extend(finals);
+        None
+    }
+
+    /// The finals held for `series`, to go before its next updates.
+    fn take(&mut self, series: &SeriesId) -> Vec<Arc<CandleUpdate>> {
+        self.by_series.remove(series).unwrap_or_default()
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.due.front().map(|(at, _)| *at)
+    }
+
+    /// The series whose held finals are due by `now`, with their finals.
+    fn take_due(&mut self, now: Instant) -> Vec<(SeriesId, Vec<Arc<CandleUpdate>>)> {
+        let mut due = Vec::new();
+        while let Some(&(at, series)) = self.due.front() {
+            if at > now {
+                break;
+            }
+            self.due.pop_front();
+            if let Some(finals) = self.by_series.remove(&series) {
+                due.push((series, finals));
+            }
+        }
+        if self.by_series.is_empty() {
+            self.due.clear();
+        }
+        due
+    }
+}
+
+struct Shard {
+    index: HashMap<SeriesId, Vec<(ConnectionId, Arc<Outbox>)>>,
+    frontiers: HashMap<SeriesId, Frontier>,
+    held: HeldFinals,
+    inbox: Arc<Inbox>,
+    store: Arc<CandleStore>,
+    stats: Arc<PushStats>,
+}
+
+impl Shard {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        loop {
+            let finals_due = self.held.next_due();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(command) = commands.recv() => self.apply(command).await,
+                _ = self.inbox.ready() => {
+                    let drained = self.inbox.drain();
+                    self.deliver(drained);
+                }
+                _ = tokio::time::sleep_until(finals_due.unwrap_or_else(Instant::now)),
+                    if finals_due.is_some() => {
+                    for (series, finals) in self.held.take_due(Instant::now()) {
+                        self.deliver_series(series, finals);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, command: Command) {
         match command {
             Command::Subscribe {
                 conn,
@@ -176,29 +306,40 @@ impl Index {
                 outbox,
                 done,
             } => {
-                let list = self.subscribers.entry(index_key(&series)).or_default();
-                if !list.iter().any(|(id, _)| *id == conn) {
+                let id = series_id(&series);
+                let list = self.index.entry(id).or_default();
+                if list.is_empty() {
+                    self.inbox.watch(id);
+                }
+                if !list.iter().any(|(known, _)| *known == conn) {
                     list.push((conn, outbox));
                     PipelineStats::add(&self.stats.subscriptions_active, 1);
                 }
+                // Held finals go now: to the new subscriber they arrive behind its gate, where the
+                // snapshot it is about to read decides whether it needs them.
+                let held = self.held.take(&id);
+                self.deliver_series(id, held);
                 let _ = done.send(());
             }
             Command::Unsubscribe { conn, series, done } => {
-                self.remove(conn, &series);
+                self.remove(conn, &series_id(&series));
                 let _ = done.send(());
             }
             Command::Disconnect { conn, series, done } => {
                 for series in &series {
-                    self.remove(conn, series);
+                    self.remove(conn, &series_id(series));
                 }
                 let _ = done.send(());
+            }
+            #[cfg(test)]
+            Command::Pause { resume } => {
+                let _ = resume.await;
             }
         }
     }
 
-    fn remove(&mut self, conn: ConnectionId, series: &SeriesKey) {
-        let key = index_key(series);
-        let Some(list) = self.subscribers.get_mut(&key) else {
+    fn remove(&mut self, conn: ConnectionId, series: &SeriesId) {
+        let Some(list) = self.index.get_mut(series) else {
             return;
         };
         if let Some(position) = list.iter().position(|(id, _)| *id == conn) {
@@ -208,49 +349,73 @@ impl Index {
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
         if list.is_empty() {
-            self.subscribers.remove(&key);
+            self.forget(series);
         }
     }
 
-    /// The stream dropped updates and nobody knows which series they were for: rather than let clients
-    /// silently miss them, close every subscriber with 4008 ("reconnect and resume with `from`"), which the
-    /// protocol makes gap-free.
-    fn close_all_lagged(&mut self) {
-        let mut closed = 0;
-        for (_, subscribers) in self.subscribers.drain() {
-            for (_, outbox) in subscribers {
-                outbox.close(CloseCode::TooSlow);
-                closed += 1;
+    /// The series has no subscriber left in this shard.
+    fn forget(&mut self, series: &SeriesId) {
+        self.index.remove(series);
+        self.frontiers.remove(series);
+        self.held.take(series);
+        self.inbox.unwatch(series);
+    }
+
+    /// Delivers what one read of the inbox brought: per series, in order, each subscriber's share in one
+    /// push; then the series that overflowed, re-read from the store.
+    fn deliver(&mut self, drained: Drained) {
+        PipelineStats::add(&self.stats.feed_coalesced, drained.coalesced as usize);
+        let mut groups: Vec<(SeriesId, Vec<Arc<CandleUpdate>>)> = Vec::new();
+        let mut group_of: HashMap<SeriesId, usize> = HashMap::new();
+        for update in drained.updates {
+            let id = update.series();
+            let index = *group_of.entry(id).or_insert_with(|| {
+                groups.push((id, Vec::new()));
+                groups.len() - 1
+            });
+            groups[index].1.push(update);
+        }
+        for (series, oldest) in drained.resync {
+            PipelineStats::add(&self.stats.feed_lagged, 1);
+            let updates = self.reread(series, oldest);
+            groups.push((series, updates));
+        }
+        for (series, updates) in groups {
+            if !self.index.contains_key(&series) {
+                continue;
             }
+            let updates = if updates.iter().all(|update| update.candle.is_final) {
+                match self.held.hold(series, updates) {
+                    Some(updates) => updates,
+                    None => continue,
+                }
+            } else {
+                let mut with_held = self.held.take(&series);
+                with_held.extend(updates);
+                with_held
+            };
+            self.deliver_series(series, updates);
         }
-        self.stats
-            .subscriptions_active
-            .fetch_sub(closed, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn fan_out(&mut self, update: &KlineData) {
-        let key = (update.symbol.to_bytes(), update.interval);
-        let Some(list) = self.subscribers.get_mut(&key) else {
+    fn deliver_series(&mut self, series: SeriesId, mut updates: Vec<Arc<CandleUpdate>>) {
+        let frontier = self.frontiers.entry(series).or_default();
+        updates.retain(|update| frontier.admit(update));
+        if updates.is_empty() {
+            return;
+        }
+        let Some(list) = self.index.get_mut(&series) else {
             return;
         };
-        let frame = Arc::new(UpdateFrame {
-            series: (update.symbol.clone(), update.interval),
-            time: update.data.time,
-            update_count: update.data.update_count,
-            is_final: update.data.is_final,
-            produced_at_ms: update.timestamp,
-            frame: frame::text(&ServerMessage::now(update.clone()).to_json()),
-        });
         let mut replaced = 0;
         let before = list.len();
         // A closed outbox (client gone or too slow) leaves the index here even before its Disconnect.
-        list.retain(|(_, outbox)| match outbox.push_update(&frame) {
-            Pushed::Closed => false,
-            Pushed::Replaced => {
-                replaced += 1;
+        list.retain(|(_, outbox)| match outbox.push_updates(&updates) {
+            Ok(n) => {
+                replaced += n;
                 true
             }
-            Pushed::Written | Pushed::Queued | Pushed::Held => true,
+            Err(_closed) => false,
         });
         let removed = before - list.len();
         if removed > 0 {
@@ -259,8 +424,48 @@ impl Index {
                 .fetch_sub(removed as u64, std::sync::atomic::Ordering::Relaxed);
         }
         if list.is_empty() {
-            self.subscribers.remove(&key);
+            self.forget(&series);
         }
         PipelineStats::add(&self.stats.updates_replaced, replaced);
     }
+
+    /// The current states of the series' candles from `oldest` on (up to the protocol's history maximum),
+    /// read from the store: the pipeline publishes only after writing, so the store has every state the
+    /// inbox dropped, or a newer one.
+    fn reread(&self, (mint, interval): SeriesId, oldest: i64) -> Vec<Arc<CandleUpdate>> {
+        let query = HistoryQuery {
+            from: Some(oldest),
+            to: None,
+            limit: MAX_HISTORY_LIMIT as usize,
+        };
+        let page = match self.store.history(&mint, interval, query) {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::error!(error = %err, "hub: re-reading a series after an inbox overflow failed");
+                return Vec::new();
+            }
+        };
+        let symbol = Symbol::from_bytes(&mint);
+        tracing::warn!(
+            symbol = %symbol, %interval, candles = page.candles.len(), truncated = page.has_more,
+            "hub shard fell behind the candle feed; caught up from the store"
+        );
+        let produced_at_ms = now_ms();
+        page.candles
+            .iter()
+            .map(|state| {
+                Arc::new(CandleUpdate {
+                    symbol: symbol.clone(),
+                    interval,
+                    candle: state.to_candle(),
+                    produced_at_ms,
+                    received_at_ms: None,
+                    encoded: OnceLock::new(),
+                })
+            })
+            .collect()
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,7 @@
 //! the snapshot is queued, only those newer than the snapshot follow it (see [`Outbox::open_gate`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -28,37 +28,28 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::frame;
+use crate::feed::{CandleUpdate, SeriesId};
 use crate::stats::{PipelineStats, PushStats};
 
 /// A (symbol, interval) pair: what a client subscribes to.
 pub type SeriesKey = (Symbol, Interval);
 
-/// A candle update, encoded once as a WebSocket frame and shared by every subscriber.
-#[derive(Debug)]
-pub struct UpdateFrame {
-    pub series: SeriesKey,
-    pub time: i64,
-    pub update_count: u32,
-    pub is_final: bool,
-    /// Unix ms when the update was produced (for the event-to-push latency histogram).
-    pub produced_at_ms: i64,
-    /// The whole WebSocket frame (header and JSON).
-    pub frame: Bytes,
-}
+/// The most frames one vectored write carries.
+const MAX_FRAMES_PER_WRITE: usize = 16;
 
 #[derive(Debug, Clone)]
 enum Frame {
     /// An encoded frame for this connection only (reply, notice, ping, close, control reply).
     Message(Bytes),
-    /// A candle update shared with other subscribers.
-    Update(Arc<UpdateFrame>),
+    /// A candle update shared with other subscribers (its frame is encoded once).
+    Update(Arc<CandleUpdate>),
 }
 
 impl Frame {
     fn bytes(&self) -> &Bytes {
         match self {
             Frame::Message(bytes) => bytes,
-            Frame::Update(update) => &update.frame,
+            Frame::Update(update) => frame::update(update),
         }
     }
 }
@@ -176,29 +167,126 @@ impl Outbox {
     }
 
     /// Queues a candle update under the overflow policy above.
-    pub fn push_update(&self, update: &Arc<UpdateFrame>) -> Pushed {
+    pub fn push_update(&self, update: &Arc<CandleUpdate>) -> Pushed {
         let mut state = self.lock();
-        if state.ending.is_some() {
-            return Pushed::Closed;
+        match self.admit(&mut state, update) {
+            Ok(()) => self.send(&mut state, Frame::Update(update.clone())),
+            Err(pushed) => pushed,
         }
-        if let Some(held) = state.gated.get_mut(&update.series) {
-            held.retain(|frame| frame.time != update.time);
+    }
+
+    /// Pushes several updates of one delivery round under the overflow policy above; those that go to the
+    /// socket now go in **one** vectored write (when the candles of a second become final together, a
+    /// client gets its final and the next candle's update in one `send`). Returns how many were replaced
+    /// (policy 1), or `Closed`.
+    pub fn push_updates(&self, updates: &[Arc<CandleUpdate>]) -> Result<usize, Closed> {
+        if let [update] = updates {
+            return match self.push_update(update) {
+                Pushed::Closed => Err(Closed),
+                Pushed::Replaced => Ok(1),
+                _ => Ok(0),
+            };
+        }
+        let mut state = self.lock();
+        let mut replaced = 0;
+        let mut frames = Vec::with_capacity(updates.len());
+        for update in updates {
+            match self.admit(&mut state, update) {
+                Ok(()) => frames.push(Frame::Update(update.clone())),
+                Err(Pushed::Closed) => return Err(Closed),
+                Err(Pushed::Replaced) => replaced += 1,
+                Err(_) => {}
+            }
+        }
+        if self.send_all(&mut state, frames) == Pushed::Closed {
+            return Err(Closed);
+        }
+        Ok(replaced)
+    }
+
+    /// Applies the gate and the overflow policy to `update`: `Ok` if it is to be sent, else what became
+    /// of it.
+    fn admit(&self, state: &mut State, update: &Arc<CandleUpdate>) -> Result<(), Pushed> {
+        if state.ending.is_some() {
+            return Err(Pushed::Closed);
+        }
+        if !state.gated.is_empty()
+            && let Some(held) = state.gated.get_mut(&update.series())
+        {
+            held.retain(|waiting| !waiting.same_candle(update));
             held.push(update.clone());
-            return Pushed::Held;
+            return Err(Pushed::Held);
         }
         if state.replace_waiting(update) {
-            return Pushed::Replaced;
+            return Err(Pushed::Replaced);
         }
         if state.is_full() {
-            self.end_too_slow(&mut state);
-            return Pushed::Closed;
+            self.end_too_slow(state);
+            return Err(Pushed::Closed);
         }
-        self.send(&mut state, Frame::Update(update.clone()))
+        Ok(())
+    }
+
+    /// Like [`Outbox::send`] for several frames: vectored writes of up to [`MAX_FRAMES_PER_WRITE`] frames
+    /// when nothing waits before them; what the socket does not take waits in the backlog.
+    fn send_all(&self, state: &mut State, frames: Vec<Frame>) -> Pushed {
+        if frames.len() <= 1 || !state.queue.is_empty() || state.ending.is_some() {
+            let mut last = Pushed::Queued;
+            for frame in frames {
+                last = self.send(state, frame);
+            }
+            return last;
+        }
+        let mut frames = frames.into_iter().peekable();
+        while frames.peek().is_some() {
+            let chunk: Vec<Frame> = frames.by_ref().take(MAX_FRAMES_PER_WRITE).collect();
+            let mut slices = [IoSlice::new(&[]); MAX_FRAMES_PER_WRITE];
+            for (slice, frame) in slices.iter_mut().zip(&chunk) {
+                *slice = IoSlice::new(frame.bytes());
+            }
+            let mut written = match self.socket.try_write_vectored(&slices[..chunk.len()]) {
+                Ok(n) if n > 0 => n,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    0
+                }
+                // Ok(0) or an error: the peer is gone.
+                _ => {
+                    state.fail();
+                    self.wake_writer.notify_one();
+                    return Pushed::Closed;
+                }
+            };
+            for frame in chunk {
+                let len = frame.bytes().len();
+                if state.queue.is_empty() && written >= len {
+                    written -= len;
+                    state.wrote(&frame, &self.stats);
+                    continue;
+                }
+                if state.queue.is_empty() {
+                    // The first frame not written whole: the rest of it is the backlog's front.
+                    state.front_written = written;
+                    written = 0;
+                }
+                state.queue.push_back(frame);
+            }
+            if !state.queue.is_empty() {
+                state.queue.extend(frames);
+                self.wake_writer.notify_one();
+                return Pushed::Queued;
+            }
+        }
+        Pushed::Written
     }
 
     /// Holds back updates of `series` until [`Outbox::open_gate`].
     pub fn close_gate(&self, series: &SeriesKey) {
-        self.lock().gated.entry(series.clone()).or_default();
+        self.lock().gated.entry(series_id(series)).or_default();
     }
 
     /// Queues `snapshot_frames` (history, confirmation), then the held updates of `series` that are newer
@@ -206,7 +294,7 @@ impl Outbox {
     /// state of one it holds (more events, or newly final). Later updates flow directly again.
     pub fn open_gate(&self, series: &SeriesKey, snapshot: &[Candle], snapshot_frames: Vec<Bytes>) {
         let mut state = self.lock();
-        let held = state.gated.remove(series).unwrap_or_default();
+        let held = state.gated.remove(&series_id(series)).unwrap_or_default();
         if state.gated.is_empty() {
             // A map keeps its table after its last entry goes; most connections gate rarely.
             state.gated.shrink_to_fit();
@@ -216,12 +304,13 @@ impl Outbox {
         }
         let oldest = snapshot.first().map(|c| c.time);
         let newer = held.into_iter().filter(|update| {
-            match snapshot.binary_search_by_key(&update.time, |c| c.time) {
+            let time = update.candle.time;
+            match snapshot.binary_search_by_key(&time, |c| c.time) {
                 Ok(index) => {
                     let known = &snapshot[index];
-                    (update.update_count, update.is_final) > (known.update_count, known.is_final)
+                    update.is_newer_than(known.update_count, known.is_final)
                 }
-                Err(_) => oldest.is_none_or(|oldest| update.time > oldest),
+                Err(_) => oldest.is_none_or(|oldest| time > oldest),
             }
         });
         let frames: Vec<Frame> = snapshot_frames
@@ -241,9 +330,10 @@ impl Outbox {
     /// Drops waiting and held updates of `series` (after an unsubscribe).
     pub fn purge(&self, series: &SeriesKey) {
         let mut state = self.lock();
-        state.gated.remove(series);
+        let id = series_id(series);
+        state.gated.remove(&id);
         state.retain_waiting(
-            |frame| !matches!(frame, Frame::Update(update) if &update.series == series),
+            |frame| !matches!(frame, Frame::Update(update) if update.series() == id),
         );
     }
 
@@ -307,6 +397,14 @@ impl Outbox {
     }
 }
 
+/// A vectored or single write found the outbox closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+fn series_id((symbol, interval): &SeriesKey) -> SeriesId {
+    (symbol.to_bytes(), *interval)
+}
+
 fn close_frame(code: CloseCode) -> Bytes {
     frame::close(code.as_u16(), close_reason(code))
 }
@@ -328,7 +426,7 @@ struct State {
     queue: VecDeque<Frame>,
     /// Bytes of `queue.front()` already written.
     front_written: usize,
-    gated: HashMap<SeriesKey, Vec<Arc<UpdateFrame>>>,
+    gated: HashMap<SeriesId, Vec<Arc<CandleUpdate>>>,
     ending: Option<Ending>,
 }
 
@@ -352,11 +450,11 @@ impl State {
         usize::from(self.front_written > 0)
     }
 
-    fn replace_waiting(&mut self, update: &Arc<UpdateFrame>) -> bool {
+    fn replace_waiting(&mut self, update: &Arc<CandleUpdate>) -> bool {
         let start = self.first_waiting();
         let same_candle = self.queue.range_mut(start..).rev().find(|frame| {
             matches!(frame, Frame::Update(queued)
-                if queued.series == update.series && queued.time == update.time)
+                if queued.same_candle(update))
         });
         match same_candle {
             Some(queued) => {
@@ -379,8 +477,13 @@ impl State {
     /// Counts a frame written whole (and, for an update, its event-to-push latency).
     fn wrote(&self, frame: &Frame, stats: &PushStats) {
         if let Frame::Update(update) = frame {
-            let latency_ms = (unix_millis_now() - update.produced_at_ms) as f64;
-            stats.push_latency.observe_ms(latency_ms);
+            let now = unix_millis_now();
+            stats
+                .push_latency
+                .observe_ms((now - update.produced_at_ms) as f64);
+            if let Some(received) = update.received_at_ms {
+                stats.receipt_to_push.observe_ms((now - received) as f64);
+            }
         }
         PipelineStats::add(&stats.messages_sent, 1);
     }

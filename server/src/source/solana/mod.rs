@@ -210,6 +210,7 @@ impl Source<'_> {
     }
 
     async fn on_notification(&mut self, text: &str) -> Result<(), SourceError> {
+        let received_at_ms = now_ms();
         let Ok(message) = serde_json::from_str::<Value>(text) else {
             SolanaStatus::add(&self.status.bad_notifications, 1);
             tracing::warn!(%text, "solana source: notification is not JSON");
@@ -240,7 +241,8 @@ impl Source<'_> {
             .collect();
         let failed = !value["err"].is_null();
         let (time_ms, time_source) = self.time_of_slot(slot).await;
-        self.process(signature, slot, failed, &logs, time_ms, time_source)
+        let time = (time_ms, time_source);
+        self.process(signature, slot, failed, &logs, time, received_at_ms)
             .await
     }
 
@@ -299,7 +301,8 @@ impl Source<'_> {
                     info.signature
                 )));
             };
-            let (time_ms, source) = match tx.block_time {
+            let received_at_ms = now_ms();
+            let time = match tx.block_time {
                 Some(secs) => (secs * 1000, TimeSource::BlockTime),
                 None => self.time_of_slot(tx.slot).await,
             };
@@ -308,8 +311,8 @@ impl Source<'_> {
                 tx.slot,
                 tx.failed || info.failed,
                 &tx.logs,
-                time_ms,
-                source,
+                time,
+                received_at_ms,
             )
             .await?;
             SolanaStatus::add(&self.status.backfilled, 1);
@@ -318,14 +321,15 @@ impl Source<'_> {
     }
 
     /// Decodes a transaction's events and stores them with the advanced cursor, in one write.
+    /// `received_at_ms`: when the transaction reached the server (notification or backfill fetch).
     async fn process(
         &mut self,
         signature: &str,
         slot: u64,
         failed: bool,
         logs: &[String],
-        time_ms: i64,
-        time_source: TimeSource,
+        (time_ms, time_source): (i64, TimeSource),
+        received_at_ms: i64,
     ) -> Result<(), SourceError> {
         SolanaStatus::add(&self.status.transactions, 1);
         let mut events = Vec::new();
@@ -351,7 +355,9 @@ impl Source<'_> {
             Vec::new()
         };
         SolanaStatus::add(&self.status.events, events.len());
-        self.ingest.submit_with_meta(events, meta).await?;
+        self.ingest
+            .submit_received(events, meta, received_at_ms)
+            .await?;
         if advance {
             self.cursor = Some(cursor);
         }

@@ -9,14 +9,17 @@ fn series() -> SeriesKey {
     (Symbol::from_bytes(&[1; 32]), Interval::S1)
 }
 
-fn update(time: i64, count: u32, is_final: bool) -> Arc<UpdateFrame> {
-    Arc::new(UpdateFrame {
-        series: series(),
-        time,
-        update_count: count,
-        is_final,
+/// An update of `series()` whose frame reads `time/count/is_final`.
+fn update(time: i64, count: u32, is_final: bool) -> Arc<CandleUpdate> {
+    let encoded = std::sync::OnceLock::new();
+    let _ = encoded.set(frame::text(&format!("{time}/{count}/{is_final}")));
+    Arc::new(CandleUpdate {
+        symbol: series().0,
+        interval: series().1,
+        candle: Candle::new(time, [1.0; 4], count, is_final),
         produced_at_ms: 0,
-        frame: frame::text(&format!("{time}/{count}/{is_final}")),
+        received_at_ms: None,
+        encoded,
     })
 }
 
@@ -218,6 +221,79 @@ async fn a_client_that_does_not_read_gets_a_backlog_then_4008_and_nothing_is_tor
         "the backlog was dropped, except what was on the wire"
     );
     assert_eq!(frames, &pushed[..frames.len()], "whole frames, in order");
+}
+
+#[tokio::test]
+async fn updates_pushed_together_are_written_in_order_replaced_in_place_or_held() {
+    let (outbox, client) = connected(16).await;
+    assert_eq!(
+        outbox.push_updates(&[update(1, 3, true), update(2, 1, false)]),
+        Ok(0)
+    );
+    // Behind a waiting frame, the batch queues and replaces the waiting state of its candle.
+    outbox
+        .lock()
+        .queue
+        .push_back(Frame::Update(update(2, 2, false)));
+    assert_eq!(
+        outbox.push_updates(&[update(2, 3, false), update(3, 1, false)]),
+        Ok(1)
+    );
+    outbox.close_gate(&series());
+    assert_eq!(
+        outbox.push_updates(&[update(3, 2, false), update(4, 1, false)]),
+        Ok(0)
+    );
+    outbox.open_gate(&series(), &[], vec![frame::text("snapshot")]);
+    outbox.close(CloseCode::ServerShutdown);
+    assert_eq!(run_writer(&outbox).await, Some(CloseCode::ServerShutdown));
+    assert_eq!(
+        read_to_end(client),
+        [
+            "1/3/true",
+            "2/1/false",
+            "2/3/false",
+            "3/1/false",
+            "snapshot",
+            "3/2/false",
+            "4/1/false",
+            "close 1001"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_to_a_socket_with_little_room_is_finished_by_the_writer_untorn() {
+    let (outbox, client) = connected(4096).await;
+    let big = "z".repeat(512 * 1024);
+    let batch: Vec<_> = (0..MAX_FRAMES_PER_WRITE as i64 + 4)
+        .map(|time| {
+            let encoded = std::sync::OnceLock::new();
+            let _ = encoded.set(frame::text(&format!("{time}:{big}")));
+            Arc::new(CandleUpdate {
+                symbol: series().0,
+                interval: series().1,
+                candle: Candle::new(time, [1.0; 4], 1, false),
+                produced_at_ms: 0,
+                received_at_ms: None,
+                encoded,
+            })
+        })
+        .collect();
+    assert_eq!(outbox.push_updates(&batch), Ok(0));
+    assert!(
+        !outbox.lock().queue.is_empty(),
+        "10 MB do not fit a loopback socket at once"
+    );
+    let reader = std::thread::spawn(move || read_to_end(client));
+    outbox.close(CloseCode::ServerShutdown);
+    assert_eq!(run_writer(&outbox).await, Some(CloseCode::ServerShutdown));
+    let received = reader.join().unwrap();
+    let expected: Vec<String> = (0..batch.len())
+        .map(|time| format!("{time}:{big}"))
+        .chain(["close 1001".to_owned()])
+        .collect();
+    assert_eq!(received, expected, "whole frames, in order");
 }
 
 #[tokio::test]

@@ -1,0 +1,258 @@
+//! The live candle feed: from the pipeline (the one publisher) to the hub shards (its readers).
+//!
+//! Each shard has an [`Inbox`] that **coalesces** instead of queueing: it holds at most one entry per candle
+//! (the newest state; a final state is the last one a candle gets), and only for the series the shard has
+//! subscribers for, so nothing is stored or encoded for the intervals nobody watches. A shard reads its inbox
+//! at its own pace: when it falls behind, it skips intermediate states of a candle and delivers the newest,
+//! and every candle's final state still reaches it exactly once. No shard can make the publisher wait.
+//!
+//! Overflow policy: an inbox holds at most `capacity` candles (`kline.broadcast_buffer_size`). A candle
+//! that does not fit puts its whole series in *resync*: the series' waiting entries are dropped and the
+//! shard re-reads the series from the store, from the oldest candle it dropped, when it gets to run (the
+//! pipeline publishes only after writing, so the store holds every state the inbox would have). A slow
+//! shard therefore catches up; it never closes its subscribers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use bytes::Bytes;
+use kline_protocol::{Candle, Interval, Symbol};
+use tokio::sync::Notify;
+
+/// A series by its mint's 32 bytes and interval: the key of the feed and of the hub's index.
+pub type SeriesId = ([u8; 32], Interval);
+
+/// One candle's new state, shared by every shard and every subscriber that delivers it.
+#[derive(Debug)]
+pub struct CandleUpdate {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub candle: Candle,
+    /// Unix ms when the pipeline produced the update (after its write).
+    pub produced_at_ms: i64,
+    /// Unix ms when the event behind this state reached the server (HTTP request, Solana notification);
+    /// `None` for a state no event produced (a candle made final by the clock).
+    pub received_at_ms: Option<i64>,
+    /// The push transport's encoding of the update (for `/ws`, the whole WebSocket frame), made once by
+    /// the first shard that delivers it and shared by all (see `ws::frame::update`).
+    pub encoded: OnceLock<Bytes>,
+}
+
+impl CandleUpdate {
+    pub fn series(&self) -> SeriesId {
+        (self.symbol.to_bytes(), self.interval)
+    }
+
+    /// Same candle (series and bucket).
+    pub fn same_candle(&self, other: &CandleUpdate) -> bool {
+        self.candle.time == other.candle.time
+            && self.interval == other.interval
+            && self.symbol == other.symbol
+    }
+
+    /// Whether this state is newer than `(update_count, is_final)` of the same candle.
+    pub fn is_newer_than(&self, update_count: u32, is_final: bool) -> bool {
+        (self.candle.update_count, self.candle.is_final) > (update_count, is_final)
+    }
+}
+
+/// What a shard takes from its inbox in one go.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// The newest waiting state of each candle, in the order the candles were first published.
+    pub updates: Vec<Arc<CandleUpdate>>,
+    /// Series to re-read from the store, each from the oldest candle time (Unix s) its inbox dropped.
+    pub resync: Vec<(SeriesId, i64)>,
+    /// States that were replaced by a newer one of the same candle before the shard got to them.
+    pub coalesced: u64,
+}
+
+/// One shard's inbox. The publisher writes, the shard reads; both hold the lock only briefly.
+pub struct Inbox {
+    state: Mutex<InboxState>,
+    ready: Notify,
+}
+
+struct InboxState {
+    capacity: usize,
+    /// Series the shard has subscribers for (kept by the shard); updates of others are not stored.
+    watched: HashSet<SeriesId>,
+    /// Waiting updates; `None` where an entry was dropped for a resync.
+    pending: Vec<Option<Arc<CandleUpdate>>>,
+    /// Candle (series, time) → its index in `pending`.
+    slots: HashMap<(SeriesId, i64), usize>,
+    live: usize,
+    resync: HashMap<SeriesId, i64>,
+    coalesced: u64,
+}
+
+impl Inbox {
+    fn new(capacity: usize) -> Inbox {
+        Inbox {
+            state: Mutex::new(InboxState {
+                capacity: capacity.max(1),
+                watched: HashSet::new(),
+                pending: Vec::new(),
+                slots: HashMap::new(),
+                live: 0,
+                resync: HashMap::new(),
+                coalesced: 0,
+            }),
+            ready: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The shard gained its first subscriber of `series`: store its updates from now on.
+    pub fn watch(&self, series: SeriesId) {
+        self.lock().watched.insert(series);
+    }
+
+    /// The shard lost its last subscriber of `series`.
+    pub fn unwatch(&self, series: &SeriesId) {
+        let mut state = self.lock();
+        state.watched.remove(series);
+        state.resync.remove(series);
+        if state.watched.is_empty() {
+            state.watched.shrink_to_fit();
+        }
+    }
+
+    /// Completes when something was published since the last [`Inbox::drain`]. A wake-up that comes
+    /// while the shard is busy is kept, so none is lost.
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Takes everything waiting.
+    pub fn drain(&self) -> Drained {
+        let mut state = self.lock();
+        let updates = std::mem::take(&mut state.pending)
+            .into_iter()
+            .flatten()
+            .collect();
+        state.slots.clear();
+        state.live = 0;
+        let resync = state.resync.drain().collect();
+        let coalesced = std::mem::take(&mut state.coalesced);
+        Drained {
+            updates,
+            resync,
+            coalesced,
+        }
+    }
+}
+
+impl InboxState {
+    /// Stores `update` if the shard watches its series. `true` if the shard has something new to do.
+    fn offer(&mut self, series: SeriesId, update: &mut dyn FnMut() -> Arc<CandleUpdate>) -> bool {
+        if !self.watched.contains(&series) {
+            return false;
+        }
+        let update = update();
+        let time = update.candle.time;
+        if let Some(oldest) = self.resync.get_mut(&series) {
+            *oldest = (*oldest).min(time);
+            return true;
+        }
+        if let Some(&index) = self.slots.get(&(series, time)) {
+            self.pending[index] = Some(update);
+            self.coalesced += 1;
+            return true;
+        }
+        if self.live >= self.capacity {
+            self.start_resync(series, time);
+            return true;
+        }
+        self.slots.insert((series, time), self.pending.len());
+        self.pending.push(Some(update));
+        self.live += 1;
+        true
+    }
+
+    /// Drops the waiting entries of `series`; the shard re-reads it from the oldest candle dropped.
+    fn start_resync(&mut self, series: SeriesId, time: i64) {
+        let mut oldest = time;
+        let dropped: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|((s, _), _)| *s == series)
+            .map(|(key, index)| (*key, *index))
+            .collect();
+        for ((_, candle_time), index) in dropped {
+            oldest = oldest.min(candle_time);
+            self.slots.remove(&(series, candle_time));
+            self.pending[index] = None;
+            self.live -= 1;
+        }
+        self.resync.insert(series, oldest);
+    }
+}
+
+/// The publisher's handle: the pipeline holds it, each hub shard reads one [`Inbox`].
+#[derive(Clone)]
+pub struct CandleFeed {
+    inboxes: Arc<[Arc<Inbox>]>,
+}
+
+impl CandleFeed {
+    /// A feed read by `shards` readers (at least one), each inbox holding at most `capacity` candles.
+    pub fn new(shards: usize, capacity: usize) -> CandleFeed {
+        CandleFeed {
+            inboxes: (0..shards.max(1))
+                .map(|_| Arc::new(Inbox::new(capacity)))
+                .collect(),
+        }
+    }
+
+    /// A feed nobody reads (tools that run the pipeline without a push service).
+    pub fn unread() -> CandleFeed {
+        CandleFeed::new(1, 1)
+    }
+
+    pub fn inboxes(&self) -> &[Arc<Inbox>] {
+        &self.inboxes
+    }
+
+    /// Publishes a committed group's candle changes, in order. `make` builds a change's update; it is
+    /// called at most once per change, and only if some shard watches the series. Returns how many
+    /// changes some shard watched.
+    pub fn publish<C>(
+        &self,
+        changes: impl IntoIterator<Item = C>,
+        series: impl Fn(&C) -> SeriesId,
+        make: impl Fn(&C) -> CandleUpdate,
+    ) -> usize {
+        let mut states: Vec<_> = self.inboxes.iter().map(|inbox| inbox.lock()).collect();
+        let mut woken = vec![false; states.len()];
+        let mut watched = 0;
+        for change in changes {
+            let id = series(&change);
+            let mut built: Option<Arc<CandleUpdate>> = None;
+            let mut update = || built.get_or_insert_with(|| Arc::new(make(&change))).clone();
+            let mut any = false;
+            for (state, woken) in states.iter_mut().zip(woken.iter_mut()) {
+                if state.offer(id, &mut update) {
+                    *woken = true;
+                    any = true;
+                }
+            }
+            watched += usize::from(any);
+        }
+        drop(states);
+        for (inbox, woken) in self.inboxes.iter().zip(woken) {
+            if woken {
+                inbox.ready.notify_one();
+            }
+        }
+        watched
+    }
+}
+
+#[cfg(test)]
+mod tests;
