@@ -169,7 +169,7 @@ impl Outbox {
     /// Queues a candle update under the overflow policy above.
     pub fn push_update(&self, update: &Arc<CandleUpdate>) -> Pushed {
         let mut state = self.lock();
-        match self.admit(&mut state, update) {
+        match self.admit(&mut state, update, 0) {
             Ok(()) => self.send(&mut state, Frame::Update(update.clone())),
             Err(pushed) => pushed,
         }
@@ -191,7 +191,9 @@ impl Outbox {
         let mut replaced = 0;
         let mut frames = Vec::with_capacity(updates.len());
         for update in updates {
-            match self.admit(&mut state, update) {
+            // Behind a backlog, the frames accepted so far will wait too: they count against the capacity.
+            let waiting = if state.queue.is_empty() { 0 } else { frames.len() };
+            match self.admit(&mut state, update, waiting) {
                 Ok(()) => frames.push(Frame::Update(update.clone())),
                 Err(Pushed::Closed) => return Err(Closed),
                 Err(Pushed::Replaced) => replaced += 1,
@@ -204,9 +206,14 @@ impl Outbox {
         Ok(replaced)
     }
 
-    /// Applies the gate and the overflow policy to `update`: `Ok` if it is to be sent, else what became
-    /// of it.
-    fn admit(&self, state: &mut State, update: &Arc<CandleUpdate>) -> Result<(), Pushed> {
+    /// Applies the gate and the overflow policy to `update` (with `waiting` more frames about to join the
+    /// backlog): `Ok` if it is to be sent, else what became of it.
+    fn admit(
+        &self,
+        state: &mut State,
+        update: &Arc<CandleUpdate>,
+        waiting: usize,
+    ) -> Result<(), Pushed> {
         if state.ending.is_some() {
             return Err(Pushed::Closed);
         }
@@ -220,7 +227,7 @@ impl Outbox {
         if state.replace_waiting(update) {
             return Err(Pushed::Replaced);
         }
-        if state.is_full() {
+        if state.queue.len() + waiting >= state.capacity {
             self.end_too_slow(state);
             return Err(Pushed::Closed);
         }
