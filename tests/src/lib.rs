@@ -294,3 +294,4 @@ pub mod ws {
     }
 }
 pub mod fake_solana;
+pub mod webdriver;

@@ -1,6 +1,7 @@
 //! The HTTP surface: `app(state) -> Router` with every route (REST, `/ws`, `/metrics`), CORS and body limits;
 //! [`serve`] runs it on a listener.
 
+mod chart;
 mod error;
 mod health;
 mod ingest;
@@ -26,7 +27,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/symbols", get(klines::symbols))
         .route("/api/kline", get(klines::legacy_kline))
         .route("/metrics", get(metrics::metrics))
-        .route("/ws", get(crate::ws::upgrade));
+        .route("/ws", get(crate::ws::upgrade))
+        .merge(chart::routes());
     if state.config.ingest_token().is_some() {
         router = router.route(
             "/api/v1/events",

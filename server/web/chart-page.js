@@ -1,0 +1,404 @@
+// The live chart page: symbol picker, interval buttons, the candlestick chart (TradingView
+// lightweight-charts, loaded before this module as the global `LightweightCharts`), crosshair legend,
+// UTC/local toggle and status line. The WebSocket side is chart-feed.js.
+//
+// `window.__kline` is a read-only view of the page's state for tests and for the curious (see the end).
+
+import { CandleFeed } from "./chart-feed.js";
+import { formatPrice, priceFormatFor } from "./price-format.js";
+
+const INTERVALS = ["s1", "s15", "s30", "m1", "m5", "m15", "h1", "h4", "d1"];
+const SYMBOLS_REFRESH_MS = 10_000;
+const MAX_ERRORS_KEPT = 20;
+const UP = "#26a69a";
+const DOWN = "#ef5350";
+
+const params = new URLSearchParams(location.search);
+const state = {
+  symbol: params.get("symbol") || null,
+  interval: INTERVALS.includes(params.get("interval")) ? params.get("interval") : "m1",
+  utc: params.get("tz") === "utc",
+  candles: [], // protocol candles of the current pair, ascending by time, one per time
+  hasOlder: false,
+  priceFormatSet: false,
+  counts: { historicalUpdates: 0, resets: 0 },
+  priceLabels: [],
+  errors: [],
+  updateTimes: [], // arrival times of the last second's updates, for upd/s
+  pushLagMs: null,
+  status: { state: "connecting", retryInMs: null, rttMs: null },
+};
+
+const $ = (id) => document.getElementById(id);
+const LWC = window.LightweightCharts;
+
+// ---- time labels (the chart's times are Unix seconds, UTC) ----
+
+function dateParts(time) {
+  const d = new Date(time * 1000);
+  const get = state.utc
+    ? { y: d.getUTCFullYear(), mo: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds() }
+    : { y: d.getFullYear(), mo: d.getMonth(), d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds() };
+  return get;
+}
+const pad = (n) => String(n).padStart(2, "0");
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+function formatTime(time) {
+  const p = dateParts(time);
+  return `${p.y}-${pad(p.mo + 1)}-${pad(p.d)} ${pad(p.h)}:${pad(p.mi)}:${pad(p.s)} ${state.utc ? "UTC" : "local"}`;
+}
+
+function formatTick(time, tickMarkType) {
+  const p = dateParts(time);
+  switch (tickMarkType) {
+    case LWC.TickMarkType.Year:
+      return String(p.y);
+    case LWC.TickMarkType.Month:
+      return MONTHS[p.mo];
+    case LWC.TickMarkType.DayOfMonth:
+      return `${MONTHS[p.mo]} ${p.d}`;
+    case LWC.TickMarkType.TimeWithSeconds:
+      return `${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}`;
+    default:
+      return `${pad(p.h)}:${pad(p.mi)}`;
+  }
+}
+
+// ---- the chart ----
+
+const chart = LWC.createChart($("chart"), {
+  autoSize: true,
+  layout: { background: { color: "#131722" }, textColor: "#d1d4dc" },
+  grid: { vertLines: { color: "#1e222d" }, horzLines: { color: "#1e222d" } },
+  crosshair: { mode: LWC.CrosshairMode.Normal },
+  rightPriceScale: { borderColor: "#2a2e39", scaleMargins: { top: 0.12, bottom: 0.08 } }, // room for the legend
+  timeScale: { borderColor: "#2a2e39", timeVisible: true },
+});
+const series = chart.addSeries(LWC.CandlestickSeries, {
+  upColor: UP,
+  downColor: DOWN,
+  borderVisible: false,
+  wickUpColor: UP,
+  wickDownColor: DOWN,
+});
+
+function applyTimeOptions() {
+  chart.applyOptions({
+    localization: { timeFormatter: formatTime },
+    timeScale: { tickMarkFormatter: formatTick, secondsVisible: state.interval.startsWith("s") },
+  });
+}
+
+function setPriceFormat(price) {
+  const format = priceFormatFor(price);
+  const tickmarks = format.tickmarksFormatter;
+  format.tickmarksFormatter = (prices) => {
+    const labels = tickmarks(prices);
+    state.priceLabels = labels;
+    return labels;
+  };
+  series.applyOptions({ priceFormat: format });
+  state.priceFormatSet = true;
+}
+
+const toBar = (c) => ({ time: c.time, open: c.open, high: c.high, low: c.low, close: c.close });
+
+/** Index of the candle with `time`, or -(insertion point) - 1. */
+function search(time) {
+  let lo = 0;
+  let hi = state.candles.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const t = state.candles[mid].time;
+    if (t === time) return mid;
+    if (t < time) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -lo - 1;
+}
+
+function redraw() {
+  series.setData(state.candles.map(toBar));
+  if (!state.priceFormatSet && state.candles.length) setPriceFormat(state.candles.at(-1).close);
+}
+
+/**
+ * Upsert by time (protocol: "replace the candle with that time, or append it"). The chart's `update()`
+ * only takes the newest bar or, with `historicalUpdate`, an existing older one: a final of the previous
+ * candle arriving after the next candle's first update is such a historical update. Anything else
+ * (a candle older than the newest that we never had) is inserted and the data set redrawn.
+ */
+function upsert(candle) {
+  const last = state.candles.at(-1);
+  if (!last || candle.time > last.time) {
+    state.candles.push(candle);
+    series.update(toBar(candle));
+  } else {
+    const index = search(candle.time);
+    if (index >= 0) {
+      if (candle.update_count < state.candles[index].update_count) return; // never go backwards
+      state.candles[index] = candle;
+      const historical = candle.time < last.time;
+      if (historical) state.counts.historicalUpdates += 1;
+      series.update(toBar(candle), historical);
+    } else {
+      state.candles.splice(-index - 1, 0, candle);
+      state.counts.resets += 1;
+      redraw();
+    }
+  }
+  if (!state.priceFormatSet) setPriceFormat(candle.close);
+}
+
+/** Merges a batch of candles (a resumed snapshot or an older page) into the data set. */
+function merge(candles) {
+  const byTime = new Map(state.candles.map((c) => [c.time, c]));
+  for (const c of candles) {
+    const held = byTime.get(c.time);
+    if (!held || held.update_count <= c.update_count) byTime.set(c.time, c);
+  }
+  state.candles = [...byTime.values()].sort((a, b) => a.time - b.time);
+  redraw();
+}
+
+function safely(what, action) {
+  try {
+    action();
+  } catch (error) {
+    // The chart must never stop on one bad update: redraw from the data set and keep going.
+    console.error(`kline: ${what} failed`, error);
+    recordError({ code: 0, message: `${what}: ${error.message}` });
+    state.counts.resets += 1;
+    redraw();
+  }
+}
+
+// ---- legend and status ----
+
+function showLegend(candle) {
+  const legend = $("legend");
+  if (!candle) {
+    legend.textContent = state.symbol ? `${short(state.symbol)} ${state.interval}` : "";
+    return;
+  }
+  const change = candle.open ? ((candle.close - candle.open) / candle.open) * 100 : 0;
+  legend.innerHTML = "";
+  const parts = [
+    [`${short(state.symbol)} ${state.interval}`, "pair"],
+    [`O ${formatPrice(candle.open, 5)}`],
+    [`H ${formatPrice(candle.high, 5)}`],
+    [`L ${formatPrice(candle.low, 5)}`],
+    [`C ${formatPrice(candle.close, 5)}`, change >= 0 ? "up" : "down"],
+    [`${change >= 0 ? "+" : ""}${change.toFixed(2)}%`, change >= 0 ? "up" : "down"],
+    [formatTime(candle.time), "time"],
+    [candle.is_final ? "final" : `${candle.update_count} events`, "time"],
+  ];
+  for (const [text, cls] of parts) {
+    const span = document.createElement("span");
+    span.textContent = text;
+    if (cls) span.className = cls;
+    legend.append(span);
+  }
+}
+
+chart.subscribeCrosshairMove((param) => {
+  const index = param.time === undefined ? -1 : search(param.time);
+  showLegend(index >= 0 ? state.candles[index] : state.candles.at(-1));
+});
+
+function renderStatus() {
+  const status = state.status;
+  const now = performance.now();
+  state.updateTimes = state.updateTimes.filter((t) => now - t < 1000);
+  const line = $("status");
+  line.className = status.state;
+  const parts = [];
+  if (status.state === "connected") {
+    parts.push("● connected", `${state.updateTimes.length} upd/s`);
+    if (status.rttMs !== null) parts.push(`rtt ${status.rttMs} ms`);
+    if (state.pushLagMs !== null) parts.push(`push latency ${state.pushLagMs} ms`);
+  } else if (status.state === "reconnecting") {
+    const retry = status.retryInMs === null ? "now" : `in ${(status.retryInMs / 1000).toFixed(1)} s`;
+    parts.push(`○ reconnecting ${retry}`);
+  } else {
+    parts.push("○ connecting…");
+  }
+  parts.push(`${state.candles.length} candles${state.hasOlder ? " (older on scroll)" : ""}`);
+  if (state.errors.length) parts.push(`last error: ${state.errors.at(-1).message}`);
+  line.textContent = parts.join("  ·  ");
+}
+
+function recordError(error) {
+  state.errors.push(error);
+  if (state.errors.length > MAX_ERRORS_KEPT) state.errors.shift();
+  renderStatus();
+}
+
+const short = (symbol) => (symbol ? `${symbol.slice(0, 4)}…${symbol.slice(-4)}` : "—");
+
+// ---- the feed ----
+
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+const pageSize = Math.min(1000, Math.max(1, Number(params.get("limit")) || 500));
+const feed = new CandleFeed(
+  wsUrl,
+  {
+    newestTime: () => state.candles.at(-1)?.time,
+    onStatus: (status) => {
+      state.status = status;
+      renderStatus();
+    },
+    onSnapshot: (_pair, candles, { hasMore, resumedFrom }) =>
+      safely("snapshot", () => {
+        // A resume answer with more than one page means we missed too much: start over from it.
+        if (resumedFrom !== null && !hasMore) {
+          merge(candles);
+        } else {
+          state.candles = candles.slice();
+          state.hasOlder = hasMore;
+          redraw();
+        }
+        showLegend(state.candles.at(-1));
+        renderStatus();
+        loadOlderIfAtLeftEdge();
+      }),
+    onOlder: (_pair, candles, { hasMore }) =>
+      safely("older page", () => {
+        state.hasOlder = hasMore && candles.length > 0;
+        merge(candles);
+        renderStatus();
+        loadOlderIfAtLeftEdge();
+      }),
+    onCandle: (_pair, candle, producedAtMs) =>
+      safely("update", () => {
+        state.updateTimes.push(performance.now());
+        state.pushLagMs = Math.max(0, Date.now() - producedAtMs);
+        upsert(candle);
+        showLegend(state.candles.at(-1));
+      }),
+    onError: (error) => recordError(error),
+  },
+  { pageSize },
+);
+setInterval(renderStatus, 1000);
+
+function loadOlderIfAtLeftEdge() {
+  const range = chart.timeScale().getVisibleLogicalRange();
+  if (range && range.from < 10 && state.hasOlder && state.candles.length) {
+    feed.requestOlder(state.candles[0].time);
+  }
+}
+chart.timeScale().subscribeVisibleLogicalRangeChange(loadOlderIfAtLeftEdge);
+
+// ---- controls ----
+
+function show(symbol, interval) {
+  state.symbol = symbol;
+  state.interval = interval;
+  state.candles = [];
+  state.hasOlder = false;
+  state.priceFormatSet = false;
+  state.priceLabels = [];
+  series.setData([]);
+  applyTimeOptions();
+  for (const button of document.querySelectorAll("#intervals button")) {
+    button.classList.toggle("active", button.dataset.interval === interval);
+  }
+  $("symbol").value = symbol;
+  const query = new URLSearchParams(location.search);
+  query.set("symbol", symbol);
+  query.set("interval", interval);
+  history.replaceState(null, "", `/chart?${query}`);
+  document.title = `${short(symbol)} ${interval} · kline`;
+  showLegend(null);
+  feed.watch(symbol, interval);
+}
+
+for (const interval of INTERVALS) {
+  const button = document.createElement("button");
+  button.textContent = interval;
+  button.dataset.interval = interval;
+  button.addEventListener("click", () => state.symbol && show(state.symbol, interval));
+  $("intervals").append(button);
+}
+
+$("symbol").addEventListener("change", (event) => show(event.target.value, state.interval));
+
+$("tz").addEventListener("click", () => {
+  state.utc = !state.utc;
+  $("tz").textContent = state.utc ? "UTC" : "local";
+  applyTimeOptions();
+  showLegend(state.candles.at(-1));
+});
+$("tz").textContent = state.utc ? "UTC" : "local";
+
+async function refreshSymbols() {
+  try {
+    const response = await fetch("/api/v1/symbols");
+    if (!response.ok) throw new Error(`GET /api/v1/symbols: ${response.status}`);
+    const list = await response.json();
+    const select = $("symbol");
+    const known = new Set(list.map((s) => s.symbol));
+    const options = list.map((s) => [s.symbol, `${short(s.symbol)}  ${formatPrice(s.last_price, 4)}`]);
+    if (state.symbol && !known.has(state.symbol)) options.unshift([state.symbol, `${short(state.symbol)}  —`]);
+    select.replaceChildren(
+      ...options.map(([value, text]) => {
+        const option = document.createElement("option");
+        option.value = value;
+        option.textContent = text;
+        option.title = value;
+        return option;
+      }),
+    );
+    if (state.symbol) select.value = state.symbol;
+    else if (list.length) show(list[0].symbol, state.interval);
+  } catch (error) {
+    recordError({ code: 0, message: error.message });
+  }
+}
+refreshSymbols();
+setInterval(refreshSymbols, SYMBOLS_REFRESH_MS);
+applyTimeOptions();
+if (state.symbol) show(state.symbol, state.interval);
+
+// ---- the read-only hook ----
+
+Object.defineProperty(window, "__kline", {
+  value: Object.freeze({
+    get status() {
+      return state.status.state;
+    },
+    get subscription() {
+      return { symbol: state.symbol, interval: state.interval, confirmed: feed.stats.confirmed };
+    },
+    get counts() {
+      const { connections, subscribes, snapshots, resumes, updates, olderPages } = feed.stats;
+      return { connections, subscribes, snapshots, resumes, updates, olderPages, ...state.counts };
+    },
+    get lastSubscribe() {
+      return feed.stats.lastSubscribe && { ...feed.stats.lastSubscribe };
+    },
+    /** What the chart itself holds (its series data), not the page's model. */
+    get bars() {
+      return series.data().map(toBar);
+    },
+    get lastBar() {
+      const bar = series.data().at(-1);
+      return bar ? toBar(bar) : null;
+    },
+    get hasOlder() {
+      return state.hasOlder;
+    },
+    get priceLabels() {
+      return state.priceLabels.slice();
+    },
+    get errors() {
+      return state.errors.slice();
+    },
+    get utc() {
+      return state.utc;
+    },
+    formatPrice,
+  }),
+});

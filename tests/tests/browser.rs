@@ -1,0 +1,396 @@
+//! The chart page (`GET /`, `GET /chart`) end to end: its assets over HTTP, and the page itself in a real
+//! headless chromium (driven over WebDriver) against the real `kline-server` with the simulator, through
+//! a server restart. The page's read-only hook `window.__kline` tells what the chart holds.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kline_tests::webdriver::Browser;
+use kline_tests::{ServerProcess, free_local_addr, get_json};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const SIMULATOR: &[&str] = &[
+    "--set",
+    "source.simulator.events_per_sec=50",
+    "--set",
+    "source.simulator.mints=3",
+];
+
+const LIGHTWEIGHT_CHARTS: &str = "/chart/assets/lightweight-charts-5.2.1.standalone.production.js";
+const LIGHTWEIGHT_CHARTS_SHA256: &str =
+    "e21cc5caa0226ef30bd8549c50b9ef926615f2a4ee6b4e486353477a55f598cf";
+
+/// Polls `check` until it gives `Ok`; panics after `timeout` with the last `Err` (what was seen).
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The page's state as its hook shows it (`null` until the page's module has run).
+async fn page(browser: &Browser) -> Value {
+    browser
+        .execute(
+            "const k = window.__kline; if (!k) return null;
+             return {status: k.status, subscription: k.subscription, counts: k.counts,
+                     lastSubscribe: k.lastSubscribe, lastBar: k.lastBar, times: k.bars.map(b => b.time),
+                     hasOlder: k.hasOlder, priceLabels: k.priceLabels, errors: k.errors};",
+        )
+        .await
+}
+
+async fn newest_candle(server: &ServerProcess, mint: &str, interval: &str) -> Value {
+    let url = server.url(&format!(
+        "/api/v1/klines?symbol={mint}&interval={interval}&limit=1"
+    ));
+    get_json(&url).await["data"][0].clone()
+}
+
+/// The page's newest bar equals the server's newest candle (both move: poll until they agree).
+async fn wait_for_last_bar_to_match(
+    browser: &Browser,
+    server: &ServerProcess,
+    mint: &str,
+    interval: &str,
+) {
+    wait_for(
+        &format!("the chart's last bar to equal /api/v1/klines's newest {interval} candle"),
+        Duration::from_secs(20),
+        || async {
+            let bar = page(browser).await["lastBar"].clone();
+            let candle = newest_candle(server, mint, interval).await;
+            let same = ["time", "open", "high", "low", "close"]
+                .iter()
+                .all(|key| bar[key] == candle[key] && !bar[key].is_null());
+            if same {
+                Ok(())
+            } else {
+                Err(format!("chart {bar} vs REST {candle}"))
+            }
+        },
+    )
+    .await;
+}
+
+fn times(state: &Value) -> Vec<i64> {
+    state["times"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+/// `target/` (next to the test's profile directory), where a person can find the screenshot.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+async fn wait_for_first_symbol(server: &ServerProcess) -> String {
+    wait_for("a simulated symbol", Duration::from_secs(20), || async {
+        let symbols = get_json(&server.url("/api/v1/symbols")).await;
+        symbols[0]["symbol"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| symbols.to_string())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn chart_page_and_its_assets_are_served_with_types_and_caching() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&dir.path().join("db"), &[]);
+    let http = reqwest::Client::new();
+
+    for path in ["/", "/chart?symbol=abc&interval=m5"] {
+        let response = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(response.headers()["cache-control"], "no-cache");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("/chart/assets/chart-page.js"), "{html}");
+    }
+
+    let library = http
+        .get(server.url(LIGHTWEIGHT_CHARTS))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(library.status(), 200);
+    assert_eq!(
+        library.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(
+        library.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = library.headers()["etag"].clone();
+    let bytes = library.bytes().await.unwrap();
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        digest, LIGHTWEIGHT_CHARTS_SHA256,
+        "the vendored file was changed"
+    );
+
+    let revalidated = http
+        .get(server.url(LIGHTWEIGHT_CHARTS))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), 304);
+
+    let notice = http
+        .get(server.url("/chart/assets/lightweight-charts-5.2.1-NOTICE.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        notice.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    assert!(notice.text().await.unwrap().contains("TradingView, Inc."));
+
+    let missing = http
+        .get(server.url("/chart/assets/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.text().await.unwrap(),
+        "no chart asset named `nothing.js`"
+    );
+}
+
+#[tokio::test]
+async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() {
+    let Some(browser) = Browser::start(1280, 720).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let addr = free_local_addr();
+    let mut server = ServerProcess::start_on(&data, &addr, SIMULATOR);
+    let mint = wait_for_first_symbol(&server).await;
+
+    // A page size of 5 with 12+ candles stored: the first page leaves the chart's left edge empty, so the
+    // page must load older pages (`history` with `to`) as it would when the user scrolls left.
+    wait_for(
+        "12 s1 candles in the store",
+        Duration::from_secs(30),
+        || async {
+            let url = server.url(&format!(
+                "/api/v1/klines?symbol={mint}&interval=s1&limit=12"
+            ));
+            let count = get_json(&url).await["total_count"].as_u64().unwrap_or(0);
+            if count >= 12 {
+                Ok(())
+            } else {
+                Err(format!("{count} candles"))
+            }
+        },
+    )
+    .await;
+    browser
+        .goto(&server.url(&format!("/chart?symbol={mint}&interval=s1&limit=5&tz=utc")))
+        .await;
+
+    // History drawn, older pages loaded, no duplicate.
+    let state = wait_for(
+        "history drawn and older pages loaded",
+        Duration::from_secs(20),
+        || async {
+            let state = page(&browser).await;
+            let drawn = state["status"] == "connected"
+                && state["subscription"]["confirmed"] == true
+                && state["counts"]["olderPages"].as_u64() >= Some(1)
+                && times(&state).len() >= 12;
+            if drawn {
+                Ok(state)
+            } else {
+                Err(state.to_string())
+            }
+        },
+    )
+    .await;
+    let drawn = times(&state);
+    assert!(
+        drawn.windows(2).all(|w| w[0] < w[1]),
+        "bars not strictly ascending: {drawn:?}"
+    );
+    assert_eq!(state["lastSubscribe"]["limit"], 5, "{state}");
+
+    // Live updates arrive, and the last bar is the server's newest candle.
+    let updates = state["counts"]["updates"].as_u64().unwrap();
+    wait_for("live updates", Duration::from_secs(10), || async {
+        let state = page(&browser).await;
+        let now = state["counts"]["updates"].as_u64().unwrap_or(0);
+        if now >= updates + 5 {
+            Ok(())
+        } else {
+            Err(state["counts"].to_string())
+        }
+    })
+    .await;
+    wait_for_last_bar_to_match(&browser, &server, &mint, "s1").await;
+
+    // Price labels: significant digits, and not all the same.
+    let labels = wait_for("price axis labels", Duration::from_secs(10), || async {
+        let labels = page(&browser).await["priceLabels"].clone();
+        let labels: Vec<String> = serde_json::from_value(labels.clone()).unwrap_or_default();
+        if labels.len() >= 2 {
+            Ok(labels)
+        } else {
+            Err(format!("{labels:?}"))
+        }
+    })
+    .await;
+    let distinct: std::collections::BTreeSet<&String> = labels.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        labels.len(),
+        "repeated price labels: {labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.starts_with("0.0") && l.chars().any(|c| ('₀'..='₉').contains(&c))),
+        "simulated prices are below 0.001 and should be labelled like 0.0₆1668: {labels:?}"
+    );
+    let formatted = browser
+        .execute("return [2.796e-8, 1e-9, 1.2346e-5, 0.0123456].map(p => window.__kline.formatPrice(p, 4));")
+        .await;
+    assert_eq!(
+        formatted,
+        serde_json::json!(["0.0₇2796", "0.0₈1000", "0.0₄1235", "0.01235"])
+    );
+
+    let screenshot = browser.screenshot().await;
+    assert!(
+        screenshot.starts_with(b"\x89PNG"),
+        "the screenshot is not a PNG"
+    );
+    let path = target_dir().join("kline-chart.png");
+    std::fs::write(&path, &screenshot).expect("screenshot written");
+    eprintln!("chart screenshot: {}", path.display());
+
+    // Server restart: the page reconnects and resumes from its newest bar, no gap and no duplicate.
+    let connections = state["counts"]["connections"].as_u64().unwrap();
+    let exit = server.terminate(Duration::from_secs(30));
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "server did not stop cleanly: {exit:?}"
+    );
+    let held = wait_for(
+        "the page to notice the restart",
+        Duration::from_secs(10),
+        || async {
+            let state = page(&browser).await;
+            if state["status"] == "reconnecting" {
+                Ok(state)
+            } else {
+                Err(state["status"].to_string())
+            }
+        },
+    )
+    .await;
+    let newest_held = *times(&held).last().expect("bars held");
+    server = ServerProcess::start_on(&data, &addr, SIMULATOR);
+    let resumed = wait_for(
+        "a resume after the restart",
+        Duration::from_secs(30),
+        || async {
+            let state = page(&browser).await;
+            let resumed = state["counts"]["connections"].as_u64() == Some(connections + 1)
+                && state["counts"]["resumes"].as_u64() >= Some(1)
+                && state["subscription"]["confirmed"] == true;
+            if resumed {
+                Ok(state)
+            } else {
+                Err(state.to_string())
+            }
+        },
+    )
+    .await;
+    assert_eq!(resumed["lastSubscribe"]["from"], newest_held, "{resumed}");
+    assert!(resumed["lastSubscribe"]["limit"].is_null(), "{resumed}");
+    wait_for_last_bar_to_match(&browser, &server, &mint, "s1").await;
+    let state = page(&browser).await;
+    let drawn = times(&state);
+    let (first, last) = (drawn[0], *drawn.last().unwrap());
+    let url = server.url(&format!(
+        "/api/v1/klines?symbol={mint}&interval=s1&from={first}&limit=1000"
+    ));
+    let stored: Vec<i64> = get_json(&url).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["time"].as_i64())
+        .filter(|t| *t <= last)
+        .collect();
+    assert_eq!(
+        drawn, stored,
+        "the chart's bars differ from the stored candles (gap or duplicate)"
+    );
+
+    // Switching interval (a click on the m1 button) resubscribes.
+    let subscribes = state["counts"]["subscribes"].as_u64().unwrap();
+    browser
+        .click("#intervals button[data-interval=\"m1\"]")
+        .await;
+    let state = wait_for("the m1 subscription", Duration::from_secs(10), || async {
+        let state = page(&browser).await;
+        let switched = state["subscription"]["interval"] == "m1"
+            && state["subscription"]["confirmed"] == true
+            && state["lastSubscribe"]["interval"] == "m1"
+            && state["counts"]["subscribes"].as_u64() == Some(subscribes + 1)
+            && !times(&state).is_empty();
+        if switched {
+            Ok(state)
+        } else {
+            Err(state.to_string())
+        }
+    })
+    .await;
+    assert_eq!(
+        state["lastSubscribe"]["limit"], 5,
+        "a new pair starts from a snapshot: {state}"
+    );
+    wait_for_last_bar_to_match(&browser, &server, &mint, "m1").await;
+    let location = browser.execute("return location.search;").await;
+    assert!(
+        location.as_str().unwrap().contains("interval=m1"),
+        "{location}"
+    );
+
+    let state = page(&browser).await;
+    assert_eq!(
+        state["errors"],
+        serde_json::json!([]),
+        "the page reported errors"
+    );
+}
