@@ -7,6 +7,7 @@
 //! - [`aggregator`]: open candles in memory; price ticks in, candle changes out.
 //! - [`config`]: the typed configuration and its layers (default.toml → file → env → CLI).
 //! - [`event`]: the seven Spin Pet events, their JSON form, identity and validation.
+//! - [`fds`]: the open-file limit and how it is shared between client sockets, RocksDB and the rest.
 //! - [`history`]: history queries answered as protocol `history_data` payloads.
 //! - [`http`]: `app(state) -> Router`: REST routes, ingest, health.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
@@ -19,6 +20,7 @@ pub mod aggregator;
 pub mod app;
 pub mod config;
 pub mod event;
+pub mod fds;
 pub mod history;
 pub mod http;
 pub mod memory;
