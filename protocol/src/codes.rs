@@ -57,10 +57,17 @@ impl TryFrom<u16> for ErrorCode {
 /// WebSocket close codes the server uses, and what each means to a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseCode {
+    /// A normal close: the server's answer to a client's close frame that carried no code.
+    Normal = 1000,
     /// The server is shutting down ("going away"): reconnect later.
     ServerShutdown = 1001,
     /// The client kept abusing the protocol after being rate limited.
     PolicyViolation = 1008,
+    /// The client broke RFC 6455: an unmasked frame, reserved bits or opcodes, a fragmented or oversize
+    /// control frame, a continuation without a start, an invalid close code.
+    ProtocolError = 1002,
+    /// A text message (or a close reason) that is not valid UTF-8.
+    InvalidPayload = 1007,
     /// A message was larger than the server accepts.
     MessageTooBig = 1009,
     /// The server is at its connection limit ("try again later").
@@ -79,7 +86,10 @@ impl CloseCode {
     /// The close code with this number, if the server uses it.
     pub fn from_u16(value: u16) -> Option<CloseCode> {
         [
+            CloseCode::Normal,
             CloseCode::ServerShutdown,
+            CloseCode::ProtocolError,
+            CloseCode::InvalidPayload,
             CloseCode::PolicyViolation,
             CloseCode::MessageTooBig,
             CloseCode::ServerAtCapacity,
@@ -111,7 +121,8 @@ mod tests {
     #[test]
     fn close_codes_round_trip() {
         assert_eq!(CloseCode::from_u16(4008), Some(CloseCode::TooSlow));
-        assert_eq!(CloseCode::from_u16(1000), None);
+        assert_eq!(CloseCode::from_u16(1000), Some(CloseCode::Normal));
+        assert_eq!(CloseCode::from_u16(1003), None);
         assert_eq!(CloseCode::ServerAtCapacity.as_u16(), 1013);
     }
 }

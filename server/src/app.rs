@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
 use crate::feed::CandleFeed;
+use crate::fds;
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::stats::{PipelineStats, PushStats};
@@ -124,6 +125,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    let fd_limit = fds::raise_limit().map_err(ServerError::Serve)?;
+    fds::check(&config, fd_limit)?;
+    let socket_budget = fds::socket_budget(&config, fd_limit);
     let store = Arc::new(CandleStore::open(&config.storage)?);
     let stats = Arc::new(PipelineStats::default());
     let hub_threads = match config.websocket.hub_threads {
@@ -210,13 +214,24 @@ pub async fn run(
         solana,
     }));
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
-    tracing::info!(addr = %local_addr, data_dir = %store.path().display(), "kline-server listening");
+    tracing::info!(
+        addr = %local_addr,
+        data_dir = %store.path().display(),
+        fd_limit,
+        socket_budget,
+        "kline-server listening"
+    );
 
     let served = tokio::select! {
         _ = http::serve::serve(
             listener,
             http::app(state.clone()),
-            Duration::from_secs(state.config.server.header_read_timeout_secs),
+            http::serve::HeadLimits::from_config(&state.config.server),
+            http::serve::SocketBudget {
+                max: socket_budget,
+                websockets: connections.clone(),
+                stats: state.push_stats.clone(),
+            },
             shutdown.clone(),
         ) => Ok(()),
         _ = deadline_after(&shutdown, grace) => {

@@ -8,6 +8,7 @@
 //! - [`config`]: the typed configuration and its layers (default.toml → file → env → CLI).
 //! - [`event`]: the seven Spin Pet events, their JSON form, identity and validation.
 //! - [`feed`]: the live candle feed from the pipeline to the hub shards: coalescing, bounded inboxes.
+//! - [`fds`]: the open-file limit and how it is shared between client sockets, RocksDB and the rest.
 //! - [`history`]: history queries answered as protocol `history_data` payloads.
 //! - [`http`]: `app(state) -> Router`: REST routes, ingest, health.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
@@ -21,6 +22,7 @@ pub mod app;
 pub mod config;
 pub mod event;
 pub mod feed;
+pub mod fds;
 pub mod history;
 pub mod http;
 pub mod memory;

@@ -77,6 +77,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => serve(config),
         Command::Replay { file } => replay(config, &file),
         Command::CheckConfig => {
+            let fd_limit = kline_server::fds::raise_limit().context("reading RLIMIT_NOFILE")?;
+            kline_server::fds::check(&config, fd_limit).context("invalid configuration")?;
             println!(
                 "configuration is valid; listening on {}",
                 config.bind_addr()?

@@ -43,6 +43,8 @@ pub struct PushStats {
     pub connections_total: AtomicU64,
     /// Connections refused with 1013 at the connection limit (connection tasks).
     pub connections_rejected: AtomicU64,
+    /// Client sockets refused with 503 at the socket budget (the accept loop).
+    pub sockets_refused: AtomicU64,
     /// (connection, series) subscriptions in the index (hub).
     pub subscriptions_active: AtomicU64,
     /// Text frames written to clients (writers).
@@ -59,6 +61,12 @@ pub struct PushStats {
     pub memory_trims: AtomicU64,
     /// Clients closed with 4000 (connection tasks).
     pub idle_timeouts: AtomicU64,
+    /// Clients closed with 1002 for breaking RFC 6455 (connection tasks).
+    pub protocol_error_closes: AtomicU64,
+    /// Clients closed with 1007 for a text message that is not UTF-8 (connection tasks).
+    pub invalid_payload_closes: AtomicU64,
+    /// Clients closed with 1009 for a message or frame above `websocket.max_message_bytes` (connection tasks).
+    pub message_too_big_closes: AtomicU64,
     /// Requests refused with 1004 (connection tasks).
     pub rate_limited: AtomicU64,
     /// Requests answered with an `error` message of any code (connection tasks).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the design document's JavaScript client (section 9.2, `ws` npm package) against the real
-# kline-server with its simulator on. Used by .ci/run; needs node, npm and a built kline-server.
+# kline-server with its simulator on, then the closing-handshake checks with Node `ws` and Python
+# `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built kline-server.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${KLINE_SERVER_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/debug/kline-server}
@@ -35,3 +36,8 @@ npm ci --no-audit --no-fund --silent
 KLINE_WS_URL="ws://$addr/ws" KLINE_MINT="$mint" node test_kline_websocket.js | tee "$work/out.txt"
 grep -q "All tests passed" "$work/out.txt" || { echo "the design document's client did not pass"; exit 1; }
 echo "js-client: 1 passed, 0 failed"
+
+# The closing handshake as independent clients see it: Node `ws` and Python `websockets`.
+KLINE_WS_URL="ws://$addr/ws" node test_close_handshake.js
+KLINE_WS_URL="ws://$addr/ws" python3 "$here/../py/test_close_handshake.py"
+echo "close-handshake clients: 2 passed, 0 failed"

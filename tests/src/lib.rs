@@ -1,5 +1,7 @@
-//! Helpers shared by the end-to-end tests: the real `kline-server` binary as a child process, and small
-//! HTTP helpers. Tests talk to it only through real sockets.
+//! Helpers shared by the end-to-end tests: the real `kline-server` binary as a child process
+//! ([`ServerProcess`]) or the server library in this process ([`InProcessServer`]), small HTTP helpers,
+//! a WebSocket client speaking the protocol ([`ws`]), one writing raw frames ([`raw_ws`]), and
+//! [`wait_until`] for conditions. Tests talk to servers only through real sockets.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,79 @@ pub fn free_local_addr() -> String {
     listener.local_addr().expect("local addr").to_string()
 }
 
+pub mod in_process;
+pub mod raw_ws;
+
+pub use in_process::InProcessServer;
+
+/// A server under test, wherever it runs.
+pub trait KlineServer {
+    fn addr(&self) -> SocketAddr;
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr())
+    }
+}
+
+impl KlineServer for ServerProcess {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; panics naming `what` after `timeout`. For conditions a test
+/// waits for (a metric, a state), in place of a fixed sleep.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The value of an unlabelled metric in a `/metrics` text, if present.
+pub fn metric_value(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == name).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
+/// The current value of an unlabelled metric (0 when absent).
+pub async fn metric(server: &impl KlineServer, name: &str) -> f64 {
+    metric_value(&metrics_text(server).await, name).unwrap_or(0.0)
+}
+
+/// Waits until the metric `name` is at least `at_least`.
+pub async fn wait_for_metric(server: &impl KlineServer, name: &str, at_least: f64) {
+    wait_until(
+        &format!("{name} >= {at_least}"),
+        Duration::from_secs(20),
+        || async { metric(server, name).await >= at_least },
+    )
+    .await;
+}
+
+/// [`wait_for_metric`] for tests without a runtime (e.g. the terminal client's).
+pub fn wait_for_metric_blocking(server: &impl KlineServer, name: &str, at_least: f64) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(wait_for_metric(server, name, at_least));
+}
+
 /// A running `kline-server` on `127.0.0.1:<free port>`, killed when dropped.
 pub struct ServerProcess {
     child: Child,
@@ -59,9 +134,20 @@ impl ServerProcess {
 
     /// Like [`ServerProcess::start`], on a given address (to restart a server where clients expect it).
     pub fn start_on(data_dir: &Path, bind: &str, args: &[&str]) -> ServerProcess {
+        Self::spawn(data_dir, bind, args, None)
+    }
+
+    /// Like [`ServerProcess::start`], with the open-file limit (soft and hard `RLIMIT_NOFILE`) set to
+    /// `fd_limit` for the server process.
+    pub fn start_with_fd_limit(data_dir: &Path, fd_limit: u64, args: &[&str]) -> ServerProcess {
+        Self::spawn(data_dir, "127.0.0.1:0", args, Some(fd_limit))
+    }
+
+    fn spawn(data_dir: &Path, bind: &str, args: &[&str], fd_limit: Option<u64>) -> ServerProcess {
         let log = data_dir.with_extension(format!("log.{}", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(server_binary())
+        let mut command = Command::new(server_binary());
+        command
             .args(["--bind", bind, "--data-dir"])
             .arg(data_dir)
             .args(["--set", "ingest.enabled=true"])
@@ -70,19 +156,27 @@ impl ServerProcess {
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("kline-server starts");
+            .stderr(log_file);
+        if let Some(limit) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: only `setrlimit` runs between fork and exec (async-signal-safe, no allocation).
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().expect("kline-server starts");
         let addr = wait_for_listen_addr(&mut child, &log, Duration::from_secs(60));
         ServerProcess { child, addr, log }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -146,7 +240,7 @@ fn wait_for_listen_addr(child: &mut Child, log: &Path, timeout: Duration) -> Soc
 }
 
 /// POSTs a body to `/api/v1/events` with the test token; returns (status, JSON body).
-pub async fn post_events(server: &ServerProcess, body: String) -> (u16, serde_json::Value) {
+pub async fn post_events(server: &impl KlineServer, body: String) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
         .post(server.url("/api/v1/events"))
         .bearer_auth(TOKEN)
@@ -164,7 +258,7 @@ pub async fn post_events(server: &ServerProcess, body: String) -> (u16, serde_js
 /// Every candle of a series (up to 1000) as `[time, open, high, low, close, update_count]`, for comparing
 /// two servers' history. Finality is left out: it depends on wall-clock time, the values must not.
 pub async fn candle_values(
-    server: &ServerProcess,
+    server: &impl KlineServer,
     mint: &str,
     interval: kline_protocol::Interval,
 ) -> Vec<serde_json::Value> {
@@ -190,7 +284,7 @@ pub async fn candle_values(
 }
 
 /// The text of `/metrics`.
-pub async fn metrics_text(server: &ServerProcess) -> String {
+pub async fn metrics_text(server: &impl KlineServer) -> String {
     reqwest::get(server.url("/metrics"))
         .await
         .expect("GET /metrics")

@@ -5,7 +5,7 @@ use std::time::Duration;
 use kline_protocol::Interval;
 use kline_server::event::EventRecord;
 use kline_server::source::simulator::SimulatedMarket;
-use kline_tests::{ServerProcess, TOKEN, candle_values, get_json, post_events};
+use kline_tests::{KlineServer, ServerProcess, TOKEN, candle_values, get_json, post_events};
 use serde_json::Value;
 
 const SIMULATOR_OFF: &[&str] = &["--set", "source.simulator.enabled=false"];

@@ -9,7 +9,7 @@ use base64::Engine;
 use kline_protocol::Interval;
 use kline_tests::fake_solana::{FakeSolana, FakeTx};
 use kline_tests::{
-    ServerProcess, candle_values, free_local_addr, get_json, metrics_text, post_events,
+    KlineServer, ServerProcess, candle_values, free_local_addr, get_json, metrics_text, post_events,
 };
 use serde_json::{Value, json};
 

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kline_protocol::{ServerMessage, ServerPayload};
-use kline_tests::{ServerProcess, free_local_addr, get_json, tui_binary};
+use kline_tests::{
+    KlineServer, ServerProcess, free_local_addr, get_json, tui_binary, wait_for_metric_blocking,
+};
 
 const SIMULATOR: &[&str] = &[
     "--set",
@@ -102,7 +104,7 @@ fn snapshot_renders_the_chart_as_text() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&dir.path().join("db"), SIMULATOR);
     wait_for_symbols(&server);
-    std::thread::sleep(Duration::from_secs(3)); // a few s1 candles
+    wait_for_metric_blocking(&server, "kline_candles_finalized_total", 3.0); // a few s1 candles
     let output = tui(&server, &["snapshot", "--width", "80", "--height", "20"])
         .output()
         .unwrap();
@@ -141,7 +143,8 @@ fn watch_survives_a_server_restart_without_gaps_or_duplicates() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // The watcher has its snapshot and some live updates before the restart.
+    wait_for_metric_blocking(&server, "kline_messages_sent_total", 10.0);
     assert!(
         server
             .terminate(Duration::from_secs(20))

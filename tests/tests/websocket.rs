@@ -7,7 +7,9 @@ use kline_protocol::*;
 use kline_server::event::EventRecord;
 use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::ws::{Client, Received};
-use kline_tests::{ServerProcess, get_json, metrics_text, post_events};
+use kline_tests::{
+    KlineServer, ServerProcess, get_json, metric, metrics_text, post_events, wait_for_metric,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 const QUIET: &[&str] = &["--set", "source.simulator.enabled=false"];
@@ -220,7 +222,8 @@ async fn ordering_promises_hold_for_a_subscriber_joining_mid_stream() {
         "--set",
         "kline.finality_grace_ms=300",
     ]);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Join mid-stream: a second's worth of events first.
+    wait_for_metric(&server, "kline_events_ingested_total", 400.0).await;
     let mint = simulated_mint(&server).await;
     let mut client = connect(&server).await;
     client.send(&subscribe(&mint, Interval::S1, "live")).await;
@@ -286,7 +289,7 @@ async fn resume_with_from_after_a_disconnect_is_gap_free() {
         "--set",
         "source.simulator.events_per_sec=50",
     ]);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    wait_for_metric(&server, "kline_events_ingested_total", 60.0).await;
     let mint = simulated_mint(&server).await;
     let mut candles: BTreeMap<i64, Candle> = BTreeMap::new();
 
@@ -303,7 +306,9 @@ async fn resume_with_from_after_a_disconnect_is_gap_free() {
         }
     }
     drop(first);
-    tokio::time::sleep(Duration::from_millis(2500)).await; // the stream goes on while we are away
+    // The stream goes on while we are away: two more candles close.
+    let finalized = metric(&server, "kline_candles_finalized_total").await;
+    wait_for_metric(&server, "kline_candles_finalized_total", finalized + 2.0).await;
 
     let from = *candles.keys().last().unwrap();
     let mut second = connect(&server).await;
@@ -615,6 +620,9 @@ async fn freed_memory_is_returned_once_many_connections_have_closed() {
     for _ in 0..60 {
         clients.push(connect(&server).await);
     }
+    wait_for_metric(&server, "kline_connections_active", 60.0).await;
+    // The memory task samples the connection count once a second and exports no peak to wait for: let it
+    // see the 60.
     tokio::time::sleep(SECOND * 2).await;
     assert_eq!(trims(&metrics_text(&server).await), 0, "nothing closed yet");
     drop(clients);

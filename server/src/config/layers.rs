@@ -25,7 +25,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             key: key.into(),
             reason: reason.into(),

@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// How long a client may take to send an HTTP request's headers before the connection is closed.
     pub header_read_timeout_secs: u64,
+    /// Largest HTTP request head (request line and headers), bytes; at least 8192. Larger gets 431.
+    pub max_header_bytes: usize,
+    /// Most header fields in an HTTP request; more gets 431.
+    pub max_headers: usize,
+    /// File descriptors kept for what is not a client socket nor a RocksDB table file (see [`crate::fds`]).
+    pub fd_reserve: usize,
     pub cors_allowed_origins: CorsOrigins,
 }
 
@@ -168,7 +174,17 @@ impl Config {
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
-        let checks: [(&str, bool, &str); 16] = [
+        let checks: [(&str, bool, &str); 18] = [
+            (
+                "server.max_header_bytes",
+                self.server.max_header_bytes >= crate::http::serve::MIN_HEAD_BYTES,
+                "must be at least 8192",
+            ),
+            (
+                "server.max_headers",
+                self.server.max_headers > 0,
+                "must be positive",
+            ),
             (
                 "server.header_read_timeout_secs",
                 self.server.header_read_timeout_secs > 0,

@@ -40,6 +40,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         &w.connections_rejected,
     );
     metric(
+        "sockets_refused_total",
+        "counter",
+        "Client sockets refused with 503 for want of file descriptors.",
+        &w.sockets_refused,
+    );
+    metric(
         "subscriptions_active",
         "gauge",
         "Subscriptions in the hub's index.",
@@ -80,6 +86,24 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "counter",
         "Clients closed with 4000 (idle).",
         &w.idle_timeouts,
+    );
+    metric(
+        "protocol_error_closes_total",
+        "counter",
+        "Clients closed with 1002 for breaking RFC 6455.",
+        &w.protocol_error_closes,
+    );
+    metric(
+        "invalid_payload_closes_total",
+        "counter",
+        "Clients closed with 1007 for text that is not UTF-8.",
+        &w.invalid_payload_closes,
+    );
+    metric(
+        "message_too_big_closes_total",
+        "counter",
+        "Clients closed with 1009 for a message above the limit.",
+        &w.message_too_big_closes,
     );
     metric(
         "rate_limited_total",

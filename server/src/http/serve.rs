@@ -16,22 +16,67 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::ServerConfig;
+use crate::stats::{PipelineStats, PushStats};
+
+/// hyper's smallest read buffer (it panics below it).
+pub const MIN_HEAD_BYTES: usize = 8192;
+
+/// Limits on a request's head (slowloris, oversized or numerous headers).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// How long a client may take to send a request's headers.
+    pub read_timeout: Duration,
+    /// Largest request head, bytes (at least 8192, hyper's minimum); larger gets 431.
+    pub max_bytes: usize,
+    /// Most header fields in a request; more gets 431.
+    pub max_headers: usize,
+}
+
+impl HeadLimits {
+    pub fn from_config(server: &ServerConfig) -> HeadLimits {
+        HeadLimits {
+            read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            max_bytes: server.max_header_bytes,
+            max_headers: server.max_headers,
+        }
+    }
+}
+
+/// How many client sockets may be open at once (see [`crate::fds`]): HTTP connections (counted here) and
+/// upgraded WebSocket connections (their tasks, in `websockets`).
+#[derive(Clone)]
+pub struct SocketBudget {
+    pub max: usize,
+    pub websockets: TaskTracker,
+    pub stats: Arc<PushStats>,
+}
+
+/// Clients refused at the socket budget whose 503 is still being delivered; beyond, a socket is dropped.
+const MAX_REFUSING: usize = 32;
+
 /// Serves `router` on `listener` until `shutdown` is cancelled and every HTTP connection has closed.
-/// `header_read_timeout`: how long a client may take to send a request's headers.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    header_read_timeout: Duration,
+    limits: HeadLimits,
+    budget: SocketBudget,
     shutdown: CancellationToken,
 ) {
     let connections = TaskTracker::new();
+    let refusing = TaskTracker::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(limits.read_timeout)
+        .max_buf_size(limits.max_bytes.max(MIN_HEAD_BYTES))
+        .max_headers(limits.max_headers);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -47,6 +92,13 @@ pub async fn serve(
                 continue;
             }
         };
+        if connections.len() + budget.websockets.len() >= budget.max {
+            PipelineStats::add(&budget.stats.sockets_refused, 1);
+            if refusing.len() < MAX_REFUSING {
+                refusing.spawn(refuse(socket));
+            }
+            continue;
+        }
         if let Err(err) = socket.set_nodelay(true) {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
@@ -70,7 +122,28 @@ pub async fn serve(
         });
     }
     connections.close();
+    refusing.close();
     connections.wait().await;
+    refusing.wait().await;
+}
+
+/// Answers a client beyond the socket budget with 503, then reads (and drops) its request until it closes,
+/// briefly: closing with its request unread would send a reset that can destroy the answer.
+async fn refuse(mut socket: TcpStream) {
+    const BODY: &str = "server at its connection limit; try again later\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+         retry-after: 5\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let refused = async {
+        socket.write_all(response.as_bytes()).await?;
+        socket.shutdown().await?;
+        let mut scratch = [0u8; 1024];
+        while socket.read(&mut scratch).await? > 0 {}
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), refused).await;
 }
 
 /// Errors about one incoming connection (it went away before it was accepted), not about the listener.

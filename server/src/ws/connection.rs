@@ -19,13 +19,14 @@ use kline_protocol::{
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::Instrument;
 
+use super::close;
 use super::frame;
 use super::hub::ConnectionId;
-use super::outbox::{Outbox, SeriesKey};
+use super::outbox::{Ending, Outbox, SeriesKey};
 use super::rate_limit::TokenBucket;
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
@@ -48,12 +49,16 @@ pub async fn serve(socket: TcpStream, read_ahead: Bytes, state: AppState) {
 
 /// How the read loop ended.
 enum ReadEnd {
-    /// Close the connection with this code.
+    /// The server closes the connection with this code (it starts the closing handshake).
     Close(CloseCode),
-    /// The client closed, or the socket failed.
+    /// The client broke the protocol: close with this code; what it sends next may not even be frames.
+    Violation(CloseCode),
+    /// The client started the closing handshake: echo its close frame with this code.
+    ClientClosed(u16),
+    /// The client went away without a close frame, or the socket failed.
     ClientGone,
-    /// The writer already ended the connection (with the close code it sent, if any).
-    WriterDone(Option<CloseCode>),
+    /// The writer already ended the connection.
+    WriterDone(Ending),
 }
 
 async fn serve_admitted(
@@ -91,8 +96,8 @@ async fn serve_admitted(
         PipelineStats::add(&push.connections_rejected, 1);
         tracing::warn!(active, "at the connection limit; closing with 1013");
         outbox.close(CloseCode::ServerAtCapacity);
-        if let Ok(Some(_)) = tokio::time::timeout(settings.write_timeout, writer).await {
-            Box::pin(linger_after_close(&mut stream, linger)).await;
+        if let Ok(Ending::Close(_)) = tokio::time::timeout(settings.write_timeout, writer).await {
+            Box::pin(close::linger_for_close(&mut stream, linger)).await;
         }
         return;
     }
@@ -131,14 +136,17 @@ async fn serve_admitted(
                 break ReadEnd::Close(CloseCode::IdleTimeout);
             }
             Ok(None) => break ReadEnd::ClientGone,
-            Ok(Some(Err(tungstenite::Error::Capacity(err)))) => {
-                tracing::debug!(error = %err, "message too big");
-                break ReadEnd::Close(CloseCode::MessageTooBig);
-            }
-            Ok(Some(Err(err))) => {
-                tracing::debug!(error = %err, "read failed");
-                break ReadEnd::ClientGone;
-            }
+            Ok(Some(Err(err))) => match close::violation(&err) {
+                Some(code) => {
+                    tracing::debug!(error = %err, code = code.as_u16(), "protocol violation");
+                    close::count_violation(&push, code);
+                    break ReadEnd::Violation(code);
+                }
+                None => {
+                    tracing::debug!(error = %err, "read failed");
+                    break ReadEnd::ClientGone;
+                }
+            },
             Ok(Some(Ok(message))) => message,
         };
         let frame_is_request = matches!(message, Message::Text(_) | Message::Binary(_));
@@ -165,50 +173,40 @@ async fn serve_admitted(
                 ErrorCode::UnsupportedFrame,
                 "binary frames are not supported; send JSON text frames",
             )),
-            Message::Close(_) => break ReadEnd::ClientGone,
+            Message::Close(frame) => break ReadEnd::ClientClosed(close::echo_code(frame.as_ref())),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
     };
 
     state.hub.disconnect(conn, session.subscriptions).await;
+    let violated = matches!(end, ReadEnd::Violation(_));
     // The last frames (a close frame, or the echo of the client's) get the write timeout, twice.
     let last_frames = settings.write_timeout * 2;
-    let close_sent = match end {
-        ReadEnd::WriterDone(sent) => sent,
-        ReadEnd::Close(code) => {
+    let ending = match end {
+        ReadEnd::WriterDone(ending) => Some(ending),
+        ReadEnd::Close(code) | ReadEnd::Violation(code) => {
             outbox.close(code);
-            tokio::time::timeout(last_frames, writer)
-                .await
-                .ok()
-                .flatten()
+            tokio::time::timeout(last_frames, writer).await.ok()
+        }
+        ReadEnd::ClientClosed(code) => {
+            outbox.echo_close(code);
+            tokio::time::timeout(last_frames, writer).await.ok()
         }
         ReadEnd::ClientGone => {
             outbox.finish();
-            tokio::time::timeout(last_frames, writer)
-                .await
-                .ok()
-                .flatten()
+            tokio::time::timeout(last_frames, writer).await.ok()
         }
     };
-    if close_sent.is_some() {
-        Box::pin(linger_after_close(&mut stream, linger)).await;
+    match ending {
+        // A client that broke the protocol may not send frames any more; one that closed sends nothing
+        // more but may still have bytes in flight: read raw bytes until it closes TCP.
+        Some(Ending::Close(_)) if violated => close::drain_until_eof(outbox.socket(), linger).await,
+        Some(Ending::Echo(_)) => close::drain_until_eof(outbox.socket(), linger).await,
+        // A close the server started: the client still speaks the protocol until it answers.
+        Some(Ending::Close(_)) => Box::pin(close::linger_for_close(&mut stream, linger)).await,
+        _ => {}
     }
-    tracing::debug!(close = ?close_sent, "connection closed");
-}
-
-/// After our close frame: reads (and drops) what the client still sends until its close frame, its end of
-/// the stream, or `limit`. Dropping a socket with unread data makes the kernel send a reset, which can
-/// destroy our close frame before the client reads it (seen: a client still sending requests got
-/// `Broken pipe` instead of its 1008).
-async fn linger_after_close(stream: &mut WebSocketStream<ClientStream>, limit: Duration) {
-    let _ = tokio::time::timeout(limit, async {
-        while let Some(Ok(message)) = stream.next().await {
-            if matches!(message, Message::Close(_)) {
-                return;
-            }
-        }
-    })
-    .await;
+    tracing::debug!(ending = ?ending, "connection closed");
 }
 
 struct Decrement<'a>(&'a AtomicU64);

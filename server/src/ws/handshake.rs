@@ -5,8 +5,9 @@
 //! it is downcast to the `TcpStream` the accept loop ([`crate::http::serve`]) gave hyper.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -14,18 +15,28 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::connection;
 use crate::app::AppState;
+use crate::config::CorsOrigins;
 
-/// Why an upgrade request was refused (answered with 400, or 426 for a wrong version).
+/// Why an upgrade request was refused: 400, except a method other than `GET` (405), a wrong version
+/// (426) and an origin not on the allow-list (403).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HandshakeError {
+    #[error("a WebSocket upgrade must be a GET request")]
+    Method,
     #[error("not a WebSocket upgrade: the `Upgrade` header must be `websocket`")]
     NotWebSocket,
     #[error("the `Connection` header must include `upgrade`")]
     NoConnectionUpgrade,
+    #[error("missing `Sec-WebSocket-Version` header (it must be 13)")]
+    NoVersion,
     #[error("unsupported WebSocket version: `Sec-WebSocket-Version` must be 13")]
     Version,
     #[error("missing `Sec-WebSocket-Key` header")]
     NoKey,
+    #[error("`Sec-WebSocket-Key` must be the base64 encoding of 16 bytes")]
+    BadKey,
+    #[error("origin `{0}` is not allowed (see server.cors_allowed_origins)")]
+    Origin(String),
     #[error("this connection cannot be upgraded (HTTP/1.1 is required)")]
     NotUpgradable,
 }
@@ -33,14 +44,21 @@ pub enum HandshakeError {
 impl IntoResponse for HandshakeError {
     fn into_response(self) -> Response {
         let message = self.to_string();
-        if self == HandshakeError::Version {
-            let version = [(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            )];
-            return (StatusCode::UPGRADE_REQUIRED, version, message).into_response();
+        match self {
+            HandshakeError::Version => {
+                let version = [(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                )];
+                (StatusCode::UPGRADE_REQUIRED, version, message).into_response()
+            }
+            HandshakeError::Method => {
+                let allow = [(header::ALLOW, HeaderValue::from_static("GET"))];
+                (StatusCode::METHOD_NOT_ALLOWED, allow, message).into_response()
+            }
+            HandshakeError::Origin(_) => (StatusCode::FORBIDDEN, message).into_response(),
+            _ => (StatusCode::BAD_REQUEST, message).into_response(),
         }
-        (StatusCode::BAD_REQUEST, message).into_response()
     }
 }
 
@@ -61,24 +79,58 @@ pub fn accept_key(headers: &HeaderMap) -> Result<String, HandshakeError> {
     if !has_token(header::CONNECTION, "upgrade") {
         return Err(HandshakeError::NoConnectionUpgrade);
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
-        return Err(HandshakeError::Version);
+    match headers.get(header::SEC_WEBSOCKET_VERSION) {
+        None => return Err(HandshakeError::NoVersion),
+        Some(version) if version.as_bytes() != b"13" => return Err(HandshakeError::Version),
+        Some(_) => {}
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or(HandshakeError::NoKey)?;
+    // RFC 6455 §4.2.1: "a base64-encoded value that, when decoded, is 16 bytes in length".
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+    if decoded.map(|bytes| bytes.len()) != Ok(16) {
+        return Err(HandshakeError::BadKey);
+    }
     Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// Browsers send `Origin`; with a list in `server.cors_allowed_origins`, only those origins may open `/ws`
+/// (a page elsewhere cannot use a visitor's browser to connect). A request without `Origin` is not from a
+/// browser page and is allowed; `permissive` allows every origin.
+pub fn check_origin(headers: &HeaderMap, allowed: &CorsOrigins) -> Result<(), HandshakeError> {
+    let CorsOrigins::List(list) = allowed else {
+        return Ok(());
+    };
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(origin.as_bytes());
+    if list
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(&origin))
+    {
+        Ok(())
+    } else {
+        Err(HandshakeError::Origin(origin.into_owned()))
+    }
 }
 
 /// Answers 101 and serves the connection on its own task once hyper hands the socket over.
 pub async fn upgrade(State(state): State<AppState>, mut request: Request) -> Response {
-    let accept = match accept_key(request.headers()) {
+    // The route is `get`, which axum also answers for HEAD.
+    if request.method() != Method::GET {
+        return HandshakeError::Method.into_response();
+    }
+    let accepted = accept_key(request.headers()).and_then(|accept| {
+        check_origin(request.headers(), &state.config.server.cors_allowed_origins).map(|()| accept)
+    });
+    let accept = match accepted {
         Ok(accept) => accept,
-        Err(err) => return err.into_response(),
+        Err(err) => {
+            tracing::debug!(error = %err, "WebSocket handshake refused");
+            return err.into_response();
+        }
     };
     let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
         return HandshakeError::NotUpgradable.into_response();
@@ -144,10 +196,42 @@ mod tests {
         };
         assert_eq!(without("upgrade"), HandshakeError::NotWebSocket);
         assert_eq!(without("connection"), HandshakeError::NoConnectionUpgrade);
-        assert_eq!(without("sec-websocket-version"), HandshakeError::Version);
+        assert_eq!(without("sec-websocket-version"), HandshakeError::NoVersion);
         assert_eq!(without("sec-websocket-key"), HandshakeError::NoKey);
         let mut old = request(&VALID);
         old.insert("sec-websocket-version", HeaderValue::from_static("8"));
         assert_eq!(accept_key(&old).unwrap_err(), HandshakeError::Version);
+        for key in [
+            "abc",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25j",
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+        ] {
+            let mut bad = request(&VALID);
+            bad.insert("sec-websocket-key", HeaderValue::from_static(key));
+            assert_eq!(
+                accept_key(&bad).unwrap_err(),
+                HandshakeError::BadKey,
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn origins_off_the_list_are_refused_and_requests_without_origin_pass() {
+        let list = CorsOrigins::List(vec!["https://app.example".into()]);
+        let with = |origin: &'static str| request(&[("origin", origin)]);
+        assert_eq!(check_origin(&with("https://app.example"), &list), Ok(()));
+        assert_eq!(check_origin(&with("HTTPS://APP.EXAMPLE"), &list), Ok(()));
+        assert_eq!(
+            check_origin(&with("https://evil.example"), &list),
+            Err(HandshakeError::Origin("https://evil.example".into()))
+        );
+        assert_eq!(check_origin(&HeaderMap::new(), &list), Ok(()));
+        let permissive = CorsOrigins::Keyword("permissive".into());
+        assert_eq!(
+            check_origin(&with("https://evil.example"), &permissive),
+            Ok(())
+        );
     }
 }

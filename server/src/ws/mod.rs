@@ -6,9 +6,11 @@
 //! - [`frame`]: server frames, encoded once and shared.
 //! - [`socket`]: the stream tungstenite reads client frames from.
 //! - [`writer`]: writes a connection's backlog when the socket has room; pings; the close.
+//! - [`close`]: the closing handshake: close codes for protocol violations, reading after our close.
 //! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
 //! - [`rate_limit`]: the token bucket.
 
+pub mod close;
 pub mod connection;
 pub mod frame;
 pub mod handshake;

@@ -72,9 +72,12 @@ pub enum Pushed {
 /// How the connection ends, once the backlog is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
-    /// A close frame with this code was queued last.
+    /// A close frame with this code was queued last (the server started the closing handshake).
     Close(CloseCode),
-    /// No close frame of ours: the client closed (tungstenite queued the echo of its close frame).
+    /// The client started the closing handshake: the echo of its close frame, with this code, was queued
+    /// last (RFC 6455 §5.5.1).
+    Echo(u16),
+    /// No close frame: the client went away without one.
     Finish,
     /// The socket failed: nothing more can be written.
     Failed,
@@ -291,9 +294,15 @@ impl Outbox {
         Pushed::Written
     }
 
-    /// Holds back updates of `series` until [`Outbox::open_gate`].
+    /// Holds back updates of `series` until [`Outbox::open_gate`], and drops its updates still waiting: the
+    /// snapshot read next is newer than all of them. Left in place, one of them would sit before the
+    /// snapshot, and a later update of its candle would replace it there: a newer state, then the older
+    /// one of the snapshot (a re-subscribe by a slow client).
     pub fn close_gate(&self, series: &SeriesKey) {
-        self.lock().gated.entry(series_id(series)).or_default();
+        let mut state = self.lock();
+        let id = series_id(series);
+        state.gated.entry(id).or_default();
+        state.retain_waiting(|frame| !matches!(frame, Frame::Update(update) if update.series() == id));
     }
 
     /// Queues `snapshot_frames` (history, confirmation), then the held updates of `series` that are newer
@@ -360,7 +369,19 @@ impl Outbox {
         }
     }
 
-    /// Ends the connection without a close frame of ours, after what is queued.
+    /// Answers the client's close frame with one carrying `code` (the client's, or 1000 when it gave none),
+    /// after what is queued; later pushes are refused. Nothing is sent if the connection is already ending.
+    pub fn echo_close(&self, code: u16) {
+        let mut state = self.lock();
+        if state.ending.is_some() {
+            return;
+        }
+        state.ending = Some(Ending::Echo(code));
+        self.send(&mut state, Frame::Message(frame::close(code, "")));
+        self.wake_writer.notify_one();
+    }
+
+    /// Ends the connection without a close frame, after what is queued.
     pub fn finish(&self) {
         let mut state = self.lock();
         state.ending.get_or_insert(Ending::Finish);
@@ -418,7 +439,10 @@ fn close_frame(code: CloseCode) -> Bytes {
 
 fn close_reason(code: CloseCode) -> &'static str {
     match code {
+        CloseCode::Normal => "",
         CloseCode::ServerShutdown => "server shutting down",
+        CloseCode::ProtocolError => "protocol error",
+        CloseCode::InvalidPayload => "invalid UTF-8",
         CloseCode::PolicyViolation => "rate limit abuse",
         CloseCode::MessageTooBig => "message too big",
         CloseCode::ServerAtCapacity => "server at connection limit, try again later",

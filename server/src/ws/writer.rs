@@ -19,9 +19,9 @@ pub struct WriterSettings {
     pub write_timeout: Duration,
 }
 
-/// Runs until the outbox has ended and its last frame is written (or the socket failed). Returns the close
-/// code sent, if any.
-pub async fn run(outbox: &Outbox, settings: &WriterSettings) -> Option<CloseCode> {
+/// Runs until the outbox has ended and its last frame is written (or the socket failed). Returns how it
+/// ended.
+pub async fn run(outbox: &Outbox, settings: &WriterSettings) -> Ending {
     let mut ping =
         tokio::time::interval_at(Instant::now() + settings.ping_every, settings.ping_every);
     loop {
@@ -37,10 +37,7 @@ pub async fn run(outbox: &Outbox, settings: &WriterSettings) -> Option<CloseCode
             if ending != Ending::Failed {
                 outbox.shutdown_socket();
             }
-            return match ending {
-                Ending::Close(code) => Some(code),
-                Ending::Finish | Ending::Failed => None,
-            };
+            return ending;
         }
     }
 }

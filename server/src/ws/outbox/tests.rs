@@ -151,7 +151,7 @@ fn read_to_end(mut client: std::net::TcpStream) -> Vec<String> {
     payloads(&bytes)
 }
 
-async fn run_writer(outbox: &Outbox) -> Option<CloseCode> {
+async fn run_writer(outbox: &Outbox) -> Ending {
     let settings = super::super::writer::WriterSettings {
         ping_every: std::time::Duration::from_secs(3600),
         write_timeout: std::time::Duration::from_secs(10),
@@ -182,7 +182,10 @@ async fn the_gate_keeps_order_and_drops_what_the_snapshot_already_has() {
         "the gate is open and the socket has room"
     );
     outbox.close(CloseCode::ServerShutdown);
-    assert_eq!(run_writer(&outbox).await, Some(CloseCode::ServerShutdown));
+    assert_eq!(
+        run_writer(&outbox).await,
+        Ending::Close(CloseCode::ServerShutdown)
+    );
     assert_eq!(
         read_to_end(client),
         [
@@ -212,7 +215,7 @@ async fn a_client_that_does_not_read_gets_a_backlog_then_4008_and_nothing_is_tor
     assert!(outbox.is_closed(), "the full backlog closed the outbox");
     assert!(pushed.len() >= 64, "{} frames accepted", pushed.len());
     let reader = std::thread::spawn(move || read_to_end(client));
-    assert_eq!(run_writer(&outbox).await, Some(CloseCode::TooSlow));
+    assert_eq!(run_writer(&outbox).await, Ending::Close(CloseCode::TooSlow));
     let received = reader.join().unwrap();
     let (close, frames) = received.split_last().unwrap();
     assert_eq!(close, "close 4008");
@@ -329,7 +332,7 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout_then_drop
     // No progress for the write timeout: 4008 is queued; it cannot be delivered either, so after another
     // write timeout the connection is given up without a close frame.
     let ended = super::super::writer::run(&outbox, &settings).await;
-    assert_eq!(ended, None);
+    assert_eq!(ended, Ending::Failed);
     assert!(started.elapsed() >= std::time::Duration::from_millis(400));
     assert_eq!(
         outbox
@@ -343,4 +346,36 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout_then_drop
         "nothing is accepted after the end"
     );
     drop(client);
+}
+
+#[tokio::test]
+async fn a_resubscribe_never_delivers_an_older_state_after_a_newer_one() {
+    let (outbox, client) = connected(16).await;
+    // A slow client: an update of candle 1 (5 events) waits behind a reply...
+    {
+        let mut state = outbox.lock();
+        state.queue.push_back(message("earlier reply"));
+        state.queue.push_back(Frame::Update(update(1, 5, false)));
+    }
+    // ...when it subscribes to the series again; the snapshot has candle 1 at 7 events.
+    outbox.close_gate(&series());
+    outbox.open_gate(
+        &series(),
+        &[Candle::new(1, [1.0; 4], 7, false)],
+        vec![frame::text("history"), frame::text("confirmed")],
+    );
+    // The next update of candle 1 must follow the snapshot, not replace an older one queued before it.
+    outbox.push_update(&update(1, 8, false));
+    outbox.close(CloseCode::ServerShutdown);
+    run_writer(&outbox).await;
+    assert_eq!(
+        read_to_end(client),
+        [
+            "earlier reply",
+            "history",
+            "confirmed",
+            "1/8/false",
+            "close 1001"
+        ]
+    );
 }

@@ -1,0 +1,166 @@
+//! Abuse limits of the real server binary: the file-descriptor budget.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kline_server::source::simulator::SimulatedMarket;
+use kline_tests::raw_ws::{OP_CLOSE, parse, upgrade_request};
+use kline_tests::ws::Client;
+use kline_tests::{KlineServer, ServerProcess, TOKEN, metric, server_binary};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What an extra client got.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The upgrade succeeded and the server closed at once with this code (1013: at max_connections).
+    Closed(Option<u16>),
+    /// `503 Service Unavailable` (no descriptor to spare).
+    Unavailable,
+}
+
+async fn extra_client(addr: std::net::SocketAddr) -> Refusal {
+    let mut socket = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("TCP connects");
+    socket
+        .write_all(upgrade_request(addr, "").as_bytes())
+        .await
+        .expect("request sent");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut bytes))
+        .await
+        .expect("the server answers and closes, not silence")
+        .expect("an answer, not a reset");
+    if bytes.starts_with(b"HTTP/1.1 503") {
+        return Refusal::Unavailable;
+    }
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut rest = &bytes[head_end..];
+    while let Some((frame, used)) = parse(rest) {
+        if frame.opcode == OP_CLOSE {
+            return Refusal::Closed(frame.close_code());
+        }
+        rest = &rest[used..];
+    }
+    Refusal::Closed(None)
+}
+
+#[tokio::test]
+async fn past_the_descriptor_budget_ingest_goes_on_and_extra_clients_are_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    // 512 descriptors: 64 for RocksDB's tables, 128 kept, 320 for client sockets; 300 WebSocket clients.
+    let server = ServerProcess::start_with_fd_limit(
+        &dir.path().join("db"),
+        512,
+        &[
+            "--set",
+            "source.simulator.enabled=false",
+            "--set",
+            "storage.max_open_files=64",
+            "--set",
+            "server.fd_reserve=128",
+            "--set",
+            "websocket.max_connections=300",
+            "--set",
+            "websocket.close_linger_ms=0",
+        ],
+    );
+    let addr = server.addr();
+
+    // Ingest runs throughout, on its own keep-alive connection.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ingest = {
+        let stop = stop.clone();
+        let url = server.url("/api/v1/events");
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut market = SimulatedMarket::new(5, 4);
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let now = kline_protocol::response::unix_millis_now();
+                let body: String = (0..50)
+                    .map(|i| market.next_event_for(i % 4, now).to_json() + "\n")
+                    .collect();
+                let status = http
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                statuses.push(status.map_err(|e| e.to_string()));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            statuses
+        })
+    };
+
+    let mut clients = Vec::new();
+    for _ in 0..300 {
+        clients.push(Client::connect(&server.ws_url()).await);
+    }
+    // Idle HTTP connections take the last client sockets of the budget (320 = 300 + ingest + 19).
+    let mut idle = Vec::new();
+    for _ in 0..25 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // More clients than fit: each is refused with an answer (503, or 1013 if a socket was free).
+    let mut refusals = Vec::new();
+    for _ in 0..100 {
+        refusals.push(extra_client(addr).await);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let statuses = ingest.await.unwrap();
+
+    assert!(
+        refusals
+            .iter()
+            .all(|r| matches!(r, Refusal::Unavailable | Refusal::Closed(Some(1013)))),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals.contains(&Refusal::Unavailable),
+        "the budget was reached"
+    );
+    assert!(statuses.len() >= 5, "ingest ran meanwhile");
+    assert!(
+        statuses.iter().all(|s| s == &Ok(200)),
+        "every ingest succeeded: {statuses:?}"
+    );
+    assert!(metric(&server, "kline_sockets_refused_total").await >= 1.0);
+    // Still serving once clients leave.
+    drop(clients);
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.send_text(r#"{"msg_type":"ping"}"#).await;
+    client.recv().await;
+}
+
+#[test]
+fn check_config_rejects_connections_that_cannot_have_descriptors() {
+    let output = Command::new(server_binary())
+        .args(["--set", "websocket.max_connections=30000", "check-config"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "accepted: {stderr}");
+    assert!(
+        stderr.contains("websocket.max_connections") && stderr.contains("RLIMIT_NOFILE"),
+        "{stderr}"
+    );
+    let fine = Command::new(server_binary())
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(
+        fine.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fine.stderr)
+    );
+}
