@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError};
-use crate::feed::CandleFeed;
 use crate::fds;
+use crate::feed::CandleFeed;
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::stats::{PipelineStats, PushStats};
@@ -59,6 +59,8 @@ pub struct AppInner {
     symbol_list: tokio::sync::Mutex<(Option<Instant>, Vec<kline_protocol::Symbol>)>,
     /// The Solana source's state, when it is on.
     pub solana: Option<Arc<source::solana::SolanaStatus>>,
+    /// Every metric, registered once (`/metrics`).
+    pub metrics: prometheus_client::registry::Registry,
 }
 
 impl AppState {
@@ -200,6 +202,7 @@ pub async fn run(
     );
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
     let connections = TaskTracker::new();
+    let metrics = http::metrics::registry(&stats, &push_stats, solana.as_ref());
     let state = AppState(Arc::new(AppInner {
         config,
         store: store.clone(),
@@ -211,6 +214,7 @@ pub async fn run(
         shutdown: shutdown.clone(),
         connections: connections.clone(),
         symbol_list: Default::default(),
+        metrics,
         solana,
     }));
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;

@@ -8,7 +8,6 @@
 //! fall that far and nothing is trimmed.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -30,7 +29,7 @@ pub async fn run(stats: Arc<PushStats>, after_closes: u64, shutdown: Cancellatio
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let open = stats.connections_active.load(Ordering::Relaxed);
+        let open = stats.connections_active.get();
         peak = peak.max(open);
         if peak - open < after_closes {
             continue;

@@ -1,36 +1,46 @@
 //! Counters shared by the parts of the server and read by `/metrics` and `/health`.
 //!
-//! Each counter has one writer (the component named in its doc); everyone else only reads.
+//! Each counter has one writer (the component named in its doc); everyone else only reads. The types are
+//! the Prometheus client's own (`prometheus-client`), so `/metrics` registers each of them once
+//! (`http/metrics.rs`) and the library writes the exposition format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+
+/// A monotonically increasing count.
+pub type Counter = prometheus_client::metrics::counter::Counter<u64, AtomicU64>;
+/// A count that goes up and down.
+pub type Gauge = prometheus_client::metrics::gauge::Gauge<u64, AtomicU64>;
 
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     /// Events stored for the first time (pipeline).
-    pub events_accepted: AtomicU64,
+    pub events_accepted: Counter,
     /// Events dropped because their identity was already stored (pipeline).
-    pub events_duplicate: AtomicU64,
+    pub events_duplicate: Counter,
     /// Events rejected as invalid before reaching the pipeline (the source that parsed them).
-    pub events_rejected: AtomicU64,
+    pub events_rejected: Counter,
     /// Events that touched at least one candle that was already final (pipeline).
-    pub events_late: AtomicU64,
+    pub events_late: Counter,
     /// Candle updates published to the live stream (pipeline).
-    pub candle_updates_published: AtomicU64,
+    pub candle_updates_published: Counter,
     /// Published candle updates of series some hub shard has subscribers for (pipeline).
-    pub candle_updates_watched: AtomicU64,
+    pub candle_updates_watched: Counter,
     /// Candles marked final (pipeline).
-    pub candles_finalized: AtomicU64,
+    pub candles_finalized: Counter,
     /// RocksDB write batches committed (pipeline).
-    pub batches_written: AtomicU64,
+    pub batches_written: Counter,
     /// RocksDB write failures (pipeline).
-    pub write_errors: AtomicU64,
+    pub write_errors: Counter,
     /// Candles deleted by retention, counted per pruned series (retention task).
-    pub series_pruned: AtomicU64,
+    pub series_pruned: Counter,
 }
 
 impl PipelineStats {
-    pub fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    pub fn add(counter: &Counter, n: usize) {
+        counter.inc_by(n as u64);
     }
 }
 
@@ -38,39 +48,39 @@ impl PipelineStats {
 #[derive(Debug, Default)]
 pub struct PushStats {
     /// Open WebSocket connections (connection tasks).
-    pub connections_active: AtomicU64,
+    pub connections_active: Gauge,
     /// Connections accepted since start (connection tasks).
-    pub connections_total: AtomicU64,
+    pub connections_total: Counter,
     /// Connections refused with 1013 at the connection limit (connection tasks).
-    pub connections_rejected: AtomicU64,
+    pub connections_rejected: Counter,
     /// Client sockets refused with 503 at the socket budget (the accept loop).
-    pub sockets_refused: AtomicU64,
+    pub sockets_refused: Counter,
     /// (connection, series) subscriptions in the index (hub).
-    pub subscriptions_active: AtomicU64,
+    pub subscriptions_active: Gauge,
     /// Text frames written to clients (writers).
-    pub messages_sent: AtomicU64,
+    pub messages_sent: Counter,
     /// Unsent candle updates replaced by a newer one of the same candle (hub).
-    pub updates_replaced: AtomicU64,
+    pub updates_replaced: Counter,
     /// Times a hub shard's inbox overflowed and a series was re-read from the store to catch up (hub).
-    pub feed_lagged: AtomicU64,
+    pub feed_lagged: Counter,
     /// Candle states a hub shard skipped because a newer one of the same candle was waiting (hub).
-    pub feed_coalesced: AtomicU64,
+    pub feed_coalesced: Counter,
     /// Clients closed with 4008 (writers).
-    pub slow_client_closes: AtomicU64,
+    pub slow_client_closes: Counter,
     /// Times freed heap memory was returned to the OS after connections fell (memory task).
-    pub memory_trims: AtomicU64,
+    pub memory_trims: Counter,
     /// Clients closed with 4000 (connection tasks).
-    pub idle_timeouts: AtomicU64,
+    pub idle_timeouts: Counter,
     /// Clients closed with 1002 for breaking RFC 6455 (connection tasks).
-    pub protocol_error_closes: AtomicU64,
+    pub protocol_error_closes: Counter,
     /// Clients closed with 1007 for a text message that is not UTF-8 (connection tasks).
-    pub invalid_payload_closes: AtomicU64,
+    pub invalid_payload_closes: Counter,
     /// Clients closed with 1009 for a message or frame above `websocket.max_message_bytes` (connection tasks).
-    pub message_too_big_closes: AtomicU64,
+    pub message_too_big_closes: Counter,
     /// Requests refused with 1004 (connection tasks).
-    pub rate_limited: AtomicU64,
+    pub rate_limited: Counter,
     /// Requests answered with an `error` message of any code (connection tasks).
-    pub request_errors: AtomicU64,
+    pub request_errors: Counter,
     /// Time from an update's production (after its write) to its write on a client socket (writers).
     pub push_latency: LatencyHistogram,
     /// Time from the receipt of the event behind an update (HTTP request read, Solana notification) to its
@@ -83,14 +93,26 @@ pub const LATENCY_BUCKETS_MS: [f64; 12] = [
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
 ];
 
-/// A fixed-bucket histogram of milliseconds, lock-free.
+/// A fixed-bucket histogram of milliseconds, lock-free. Clones share the counts (as the Prometheus
+/// client's own metric types do), so `/metrics` registers a clone.
+#[derive(Debug, Default, Clone)]
+pub struct LatencyHistogram(std::sync::Arc<HistogramCounts>);
+
 #[derive(Debug, Default)]
-pub struct LatencyHistogram {
+pub struct HistogramCounts {
     buckets: [AtomicU64; LATENCY_BUCKETS_MS.len() + 1],
     sum_us: AtomicU64,
 }
 
-impl LatencyHistogram {
+impl std::ops::Deref for LatencyHistogram {
+    type Target = HistogramCounts;
+
+    fn deref(&self) -> &HistogramCounts {
+        &self.0
+    }
+}
+
+impl HistogramCounts {
     pub fn observe_ms(&self, ms: f64) {
         let index = LATENCY_BUCKETS_MS
             .iter()
@@ -101,21 +123,39 @@ impl LatencyHistogram {
             .fetch_add((ms.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
     }
 
-    /// Cumulative counts per bucket (Prometheus style), the total count, and the sum in seconds.
-    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
-        let mut running = 0;
-        let cumulative = self
-            .buckets
+    /// Per-bucket counts with their upper bounds in seconds (the last is `+Inf`), the total count, and
+    /// the sum in seconds.
+    pub fn buckets_seconds(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let bounds = LATENCY_BUCKETS_MS
             .iter()
-            .map(|bucket| {
-                running += bucket.load(Ordering::Relaxed);
-                running
-            })
+            .map(|ms| ms / 1000.0)
+            .chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds
+            .zip(&self.buckets)
+            .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
             .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
         (
-            cumulative,
-            running,
+            buckets,
+            count,
             self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
         )
     }
+}
+
+/// Lock-free on the hot path (one atomic add per observation, written by every hub thread), and encoded by
+/// the Prometheus client as a histogram in seconds.
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (buckets, count, sum) = self.buckets_seconds();
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kline_tests::webdriver::Browser;
-use kline_tests::{ServerProcess, free_local_addr, get_json};
+use kline_tests::{KlineServer, ServerProcess, free_local_addr, get_json};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

@@ -1,7 +1,5 @@
 //! `GET /health`: whether the server is up, and the state of its store and sources.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
@@ -16,21 +14,21 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_secs": state.started_at.elapsed().as_secs(),
         "connections": {
-            "active": state.push_stats.connections_active.load(Ordering::Relaxed),
-            "subscriptions": state.push_stats.subscriptions_active.load(Ordering::Relaxed),
+            "active": state.push_stats.connections_active.get(),
+            "subscriptions": state.push_stats.subscriptions_active.get(),
             "max": state.config.websocket.max_connections,
         },
         "store": {
-            "state": if stats.write_errors.load(Ordering::Relaxed) == 0 { "ok" } else { "degraded" },
+            "state": if stats.write_errors.get() == 0 { "ok" } else { "degraded" },
             "path": state.store.path().display().to_string(),
-            "write_errors": stats.write_errors.load(Ordering::Relaxed),
+            "write_errors": stats.write_errors.get(),
         },
         "pipeline": {
             "queued_batches": state.ingest.queued(),
-            "events_accepted": stats.events_accepted.load(Ordering::Relaxed),
-            "events_duplicate": stats.events_duplicate.load(Ordering::Relaxed),
-            "events_rejected": stats.events_rejected.load(Ordering::Relaxed),
-            "events_late": stats.events_late.load(Ordering::Relaxed),
+            "events_accepted": stats.events_accepted.get(),
+            "events_duplicate": stats.events_duplicate.get(),
+            "events_rejected": stats.events_rejected.get(),
+            "events_late": stats.events_late.get(),
         },
         "sources": {
             "simulator": {
@@ -42,14 +40,14 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             "solana": state.solana.as_ref().map_or(json!({ "enabled": false }), |status| json!({
                 "enabled": true,
                 "state": status.state(),
-                "last_slot": status.last_slot.load(Ordering::Relaxed),
+                "last_slot": status.last_slot.get(),
                 "lag_secs": status.lag_secs(),
-                "transactions": status.transactions.load(Ordering::Relaxed),
-                "events": status.events.load(Ordering::Relaxed),
-                "backfilled": status.backfilled.load(Ordering::Relaxed),
-                "decode_errors": status.decode_errors.load(Ordering::Relaxed),
-                "bad_notifications": status.bad_notifications.load(Ordering::Relaxed),
-                "reconnects": status.reconnects.load(Ordering::Relaxed),
+                "transactions": status.transactions.get(),
+                "events": status.events.get(),
+                "backfilled": status.backfilled.get(),
+                "decode_errors": status.decode_errors.get(),
+                "bad_notifications": status.bad_notifications.get(),
+                "reconnects": status.reconnects.get(),
             })),
         },
     }))

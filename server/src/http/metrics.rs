@@ -1,227 +1,263 @@
-//! `GET /metrics`: every counter in the Prometheus text format.
+//! `GET /metrics`: every counter, gauge and histogram of the server, registered once each with the
+//! Prometheus project's client (`prometheus-client`), which writes the OpenMetrics text format.
+//!
+//! Names: the registry prefixes `kline_`, and counters get the `_total` suffix from the library (so
+//! `events_ingested` is exported as `kline_events_ingested_total`).
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use prometheus_client::registry::Registry;
 
 use crate::app::AppState;
-use crate::stats::LATENCY_BUCKETS_MS;
+use crate::source::solana::SolanaStatus;
+use crate::stats::{PipelineStats, PushStats};
+
+/// Builds the registry of every metric; called once at start.
+pub fn registry(
+    pipeline: &PipelineStats,
+    push: &PushStats,
+    solana: Option<&Arc<SolanaStatus>>,
+) -> Registry {
+    let mut r = Registry::with_prefix("kline");
+    // Push service.
+    let w = push;
+    r.register(
+        "connections_active",
+        "Open WebSocket connections",
+        w.connections_active.clone(),
+    );
+    r.register(
+        "connections",
+        "WebSocket connections accepted",
+        w.connections_total.clone(),
+    );
+    r.register(
+        "connections_rejected",
+        "Connections closed with 1013 at the limit",
+        w.connections_rejected.clone(),
+    );
+    r.register(
+        "sockets_refused",
+        "Client sockets refused with 503 for want of file descriptors",
+        w.sockets_refused.clone(),
+    );
+    r.register(
+        "subscriptions_active",
+        "Subscriptions in the hub's index",
+        w.subscriptions_active.clone(),
+    );
+    r.register(
+        "messages_sent",
+        "Text frames written to clients",
+        w.messages_sent.clone(),
+    );
+    r.register(
+        "updates_replaced",
+        "Unsent candle updates replaced by a newer one of the same candle",
+        w.updates_replaced.clone(),
+    );
+    r.register(
+        "feed_lagged",
+        "Times a hub shard's feed inbox overflowed and a series was re-read from the store to catch up",
+        w.feed_lagged.clone(),
+    );
+    r.register(
+        "feed_coalesced",
+        "Candle states a hub shard skipped because a newer state of the same candle was waiting",
+        w.feed_coalesced.clone(),
+    );
+    r.register(
+        "slow_client_closes",
+        "Clients closed with 4008 (too slow)",
+        w.slow_client_closes.clone(),
+    );
+    r.register(
+        "memory_trims",
+        "Times freed heap memory was returned to the OS after connections fell",
+        w.memory_trims.clone(),
+    );
+    r.register(
+        "idle_timeouts",
+        "Clients closed with 4000 (idle)",
+        w.idle_timeouts.clone(),
+    );
+    r.register(
+        "protocol_error_closes",
+        "Clients closed with 1002 for breaking RFC 6455",
+        w.protocol_error_closes.clone(),
+    );
+    r.register(
+        "invalid_payload_closes",
+        "Clients closed with 1007 for text that is not UTF-8",
+        w.invalid_payload_closes.clone(),
+    );
+    r.register(
+        "message_too_big_closes",
+        "Clients closed with 1009 for a message above the limit",
+        w.message_too_big_closes.clone(),
+    );
+    r.register(
+        "rate_limited",
+        "Requests refused with 1004",
+        w.rate_limited.clone(),
+    );
+    r.register(
+        "request_errors",
+        "Requests answered with an error message",
+        w.request_errors.clone(),
+    );
+    r.register(
+        "event_to_push_seconds",
+        "From a candle update's production (after its write) to its write on a client socket",
+        w.push_latency.clone(),
+    );
+    r.register(
+        "receipt_to_push_seconds",
+        "From the receipt of the event behind a candle update (HTTP request read, Solana notification) to \
+         its write on a client socket: queueing, aggregation, storage, feed and fan-out",
+        w.receipt_to_push.clone(),
+    );
+    // Pipeline.
+    let p = pipeline;
+    r.register(
+        "events_ingested",
+        "Events stored",
+        p.events_accepted.clone(),
+    );
+    r.register(
+        "events_duplicate",
+        "Events dropped as already stored",
+        p.events_duplicate.clone(),
+    );
+    r.register(
+        "events_rejected",
+        "Events rejected as invalid",
+        p.events_rejected.clone(),
+    );
+    r.register(
+        "events_late",
+        "Events that corrected an already final candle",
+        p.events_late.clone(),
+    );
+    r.register(
+        "candle_updates_published",
+        "Candle updates published to the live feed",
+        p.candle_updates_published.clone(),
+    );
+    r.register(
+        "candle_updates_watched",
+        "Published candle updates of series some hub shard has subscribers for",
+        p.candle_updates_watched.clone(),
+    );
+    r.register(
+        "candles_finalized",
+        "Candles marked final",
+        p.candles_finalized.clone(),
+    );
+    r.register(
+        "store_write_errors",
+        "Failed RocksDB write batches",
+        p.write_errors.clone(),
+    );
+    if let Some(solana) = solana {
+        register_solana(&mut r, solana);
+    }
+    r
+}
+
+fn register_solana(r: &mut Registry, s: &SolanaStatus) {
+    r.register(
+        "solana_live",
+        "1 while the Solana source follows live notifications",
+        s.live.clone(),
+    );
+    r.register(
+        "solana_last_slot",
+        "Newest slot the Solana source processed",
+        s.last_slot.clone(),
+    );
+    r.register(
+        "solana_transactions",
+        "Transactions the Solana source processed",
+        s.transactions.clone(),
+    );
+    r.register(
+        "solana_events",
+        "Events the Solana source decoded",
+        s.events.clone(),
+    );
+    r.register(
+        "solana_backfilled",
+        "Transactions recovered by backfill",
+        s.backfilled.clone(),
+    );
+    r.register(
+        "solana_decode_errors",
+        "Program data lines that did not decode",
+        s.decode_errors.clone(),
+    );
+    r.register(
+        "solana_bad_notifications",
+        "Notifications of an unexpected shape",
+        s.bad_notifications.clone(),
+    );
+    r.register(
+        "solana_reconnects",
+        "Reconnections to the Solana node",
+        s.reconnects.clone(),
+    );
+}
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let p = &state.stats;
-    let w = &state.push_stats;
-    let mut out = String::with_capacity(4096);
-    let mut metric = |name: &str, kind: &str, help: &str, value: &AtomicU64| {
-        let _ = writeln!(
-            out,
-            "# HELP kline_{name} {help}\n# TYPE kline_{name} {kind}\nkline_{name} {}",
-            value.load(Ordering::Relaxed)
-        );
-    };
-    metric(
-        "connections_active",
-        "gauge",
-        "Open WebSocket connections.",
-        &w.connections_active,
-    );
-    metric(
-        "connections_total",
-        "counter",
-        "WebSocket connections accepted.",
-        &w.connections_total,
-    );
-    metric(
-        "connections_rejected_total",
-        "counter",
-        "Connections closed with 1013 at the limit.",
-        &w.connections_rejected,
-    );
-    metric(
-        "sockets_refused_total",
-        "counter",
-        "Client sockets refused with 503 for want of file descriptors.",
-        &w.sockets_refused,
-    );
-    metric(
-        "subscriptions_active",
-        "gauge",
-        "Subscriptions in the hub's index.",
-        &w.subscriptions_active,
-    );
-    metric(
-        "messages_sent_total",
-        "counter",
-        "Text frames written to clients.",
-        &w.messages_sent,
-    );
-    metric(
-        "updates_replaced_total",
-        "counter",
-        "Unsent candle updates replaced by a newer one of the same candle.",
-        &w.updates_replaced,
-    );
-    metric(
-        "feed_lagged_total",
-        "counter",
-        "Candle updates the hub missed by falling behind.",
-        &w.feed_lagged,
-    );
-    metric(
-        "slow_client_closes_total",
-        "counter",
-        "Clients closed with 4008 (too slow).",
-        &w.slow_client_closes,
-    );
-    metric(
-        "memory_trims_total",
-        "counter",
-        "Times freed heap memory was returned to the OS after connections fell.",
-        &w.memory_trims,
-    );
-    metric(
-        "idle_timeouts_total",
-        "counter",
-        "Clients closed with 4000 (idle).",
-        &w.idle_timeouts,
-    );
-    metric(
-        "protocol_error_closes_total",
-        "counter",
-        "Clients closed with 1002 for breaking RFC 6455.",
-        &w.protocol_error_closes,
-    );
-    metric(
-        "invalid_payload_closes_total",
-        "counter",
-        "Clients closed with 1007 for text that is not UTF-8.",
-        &w.invalid_payload_closes,
-    );
-    metric(
-        "message_too_big_closes_total",
-        "counter",
-        "Clients closed with 1009 for a message above the limit.",
-        &w.message_too_big_closes,
-    );
-    metric(
-        "rate_limited_total",
-        "counter",
-        "Requests refused with 1004.",
-        &w.rate_limited,
-    );
-    metric(
-        "request_errors_total",
-        "counter",
-        "Requests answered with an error message.",
-        &w.request_errors,
-    );
-    metric(
-        "events_ingested_total",
-        "counter",
-        "Events stored.",
-        &p.events_accepted,
-    );
-    metric(
-        "events_duplicate_total",
-        "counter",
-        "Events dropped as already stored.",
-        &p.events_duplicate,
-    );
-    metric(
-        "events_rejected_total",
-        "counter",
-        "Events rejected as invalid.",
-        &p.events_rejected,
-    );
-    metric(
-        "events_late_total",
-        "counter",
-        "Events that corrected an already final candle.",
-        &p.events_late,
-    );
-    metric(
-        "candle_updates_published_total",
-        "counter",
-        "Candle updates published to the live stream.",
-        &p.candle_updates_published,
-    );
-    metric(
-        "candles_finalized_total",
-        "counter",
-        "Candles marked final.",
-        &p.candles_finalized,
-    );
-    metric(
-        "store_write_errors_total",
-        "counter",
-        "Failed RocksDB write batches.",
-        &p.write_errors,
-    );
+    let mut out = String::with_capacity(8192);
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &state.metrics);
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+}
 
-    if let Some(solana) = &state.solana {
-        metric(
-            "solana_last_slot",
-            "gauge",
-            "Newest slot the Solana source processed.",
-            &solana.last_slot,
-        );
-        metric(
-            "solana_transactions_total",
-            "counter",
-            "Transactions the Solana source processed.",
-            &solana.transactions,
-        );
-        metric(
-            "solana_events_total",
-            "counter",
-            "Events the Solana source decoded.",
-            &solana.events,
-        );
-        metric(
-            "solana_backfilled_total",
-            "counter",
-            "Transactions recovered by backfill.",
-            &solana.backfilled,
-        );
-        metric(
-            "solana_decode_errors_total",
-            "counter",
-            "Program data lines that did not decode.",
-            &solana.decode_errors,
-        );
-        metric(
-            "solana_bad_notifications_total",
-            "counter",
-            "Notifications of an unexpected shape.",
-            &solana.bad_notifications,
-        );
-        metric(
-            "solana_reconnects_total",
-            "counter",
-            "Reconnections to the Solana node.",
-            &solana.reconnects,
-        );
-        let live = u64::from(solana.state() == "live");
-        let _ = writeln!(
-            out,
-            "# HELP kline_solana_live 1 while the Solana source follows live notifications.\n# TYPE kline_solana_live gauge\nkline_solana_live {live}"
-        );
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exported_once_with_its_value() {
+        let (pipeline, push) = (PipelineStats::default(), PushStats::default());
+        PipelineStats::add(&pipeline.events_accepted, 3);
+        push.connections_active.inc();
+        push.push_latency.observe_ms(1.5);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry(&pipeline, &push, None))
+            .unwrap();
+        for line in [
+            "kline_events_ingested_total 3",
+            "kline_connections_active 1",
+            "kline_event_to_push_seconds_count 1",
+            "kline_event_to_push_seconds_bucket{le=\"0.002\"} 1",
+            "kline_event_to_push_seconds_bucket{le=\"0.001\"} 0",
+            "kline_receipt_to_push_seconds_count 0",
+            "kline_feed_lagged_total 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+        let names: Vec<_> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "each metric once");
     }
-    let (cumulative, count, sum) = w.push_latency.snapshot();
-    let name = "kline_event_to_push_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} From a candle update's production (after its write) to its write on a client socket."
-    );
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (bound, value) in LATENCY_BUCKETS_MS.iter().zip(&cumulative) {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {value}", bound / 1000.0);
-    }
-    let _ = writeln!(
-        out,
-        "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
-    );
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

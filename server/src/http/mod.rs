@@ -6,7 +6,7 @@ mod error;
 mod health;
 mod ingest;
 mod klines;
-mod metrics;
+pub mod metrics;
 pub mod serve;
 
 use axum::Router;

@@ -69,7 +69,7 @@ async fn serve_admitted(
     client_id: String,
 ) {
     let push = state.push_stats.clone();
-    let active = push.connections_active.fetch_add(1, Ordering::Relaxed);
+    let active = push.connections_active.inc();
     let _active = Decrement(&push.connections_active);
     let config = &state.config.websocket;
     let outbox = Arc::new(Outbox::new(socket, config.outbox_capacity, push.clone()));
@@ -209,11 +209,11 @@ async fn serve_admitted(
     tracing::debug!(ending = ?ending, "connection closed");
 }
 
-struct Decrement<'a>(&'a AtomicU64);
+struct Decrement<'a>(&'a crate::stats::Gauge);
 
 impl Drop for Decrement<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 

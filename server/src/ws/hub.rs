@@ -313,7 +313,7 @@ impl Shard {
                 }
                 if !list.iter().any(|(known, _)| *known == conn) {
                     list.push((conn, outbox));
-                    PipelineStats::add(&self.stats.subscriptions_active, 1);
+                    self.stats.subscriptions_active.inc();
                 }
                 // Held finals go now: to the new subscriber they arrive behind its gate, where the
                 // snapshot it is about to read decides whether it needs them.
@@ -344,9 +344,7 @@ impl Shard {
         };
         if let Some(position) = list.iter().position(|(id, _)| *id == conn) {
             list.swap_remove(position);
-            self.stats
-                .subscriptions_active
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats.subscriptions_active.dec_by(1);
         }
         if list.is_empty() {
             self.forget(series);
@@ -419,9 +417,7 @@ impl Shard {
         });
         let removed = before - list.len();
         if removed > 0 {
-            self.stats
-                .subscriptions_active
-                .fetch_sub(removed as u64, std::sync::atomic::Ordering::Relaxed);
+            self.stats.subscriptions_active.dec_by(removed as u64);
         }
         if list.is_empty() {
             self.forget(&series);

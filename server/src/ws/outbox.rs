@@ -195,7 +195,11 @@ impl Outbox {
         let mut frames = Vec::with_capacity(updates.len());
         for update in updates {
             // Behind a backlog, the frames accepted so far will wait too: they count against the capacity.
-            let waiting = if state.queue.is_empty() { 0 } else { frames.len() };
+            let waiting = if state.queue.is_empty() {
+                0
+            } else {
+                frames.len()
+            };
             match self.admit(&mut state, update, waiting) {
                 Ok(()) => frames.push(Frame::Update(update.clone())),
                 Err(Pushed::Closed) => return Err(Closed),
@@ -302,7 +306,9 @@ impl Outbox {
         let mut state = self.lock();
         let id = series_id(series);
         state.gated.entry(id).or_default();
-        state.retain_waiting(|frame| !matches!(frame, Frame::Update(update) if update.series() == id));
+        state.retain_waiting(
+            |frame| !matches!(frame, Frame::Update(update) if update.series() == id),
+        );
     }
 
     /// Queues `snapshot_frames` (history, confirmation), then the held updates of `series` that are newer

@@ -36,6 +36,7 @@ use crate::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, validate,
 };
 use crate::pipeline::service::{IngestHandle, now_ms};
+use crate::stats::{Counter, Gauge};
 use crate::store::CandleStore;
 
 /// Key of the cursor in the store's `meta` column family.
@@ -53,16 +54,18 @@ pub struct Cursor {
 #[derive(Debug, Default)]
 pub struct SolanaStatus {
     state: Mutex<&'static str>,
-    pub last_slot: AtomicU64,
+    /// 1 while the source follows live notifications.
+    pub live: Gauge,
+    pub last_slot: Gauge,
     /// Unix ms of the last processed transaction's time.
     pub last_event_ms: AtomicU64,
-    pub transactions: AtomicU64,
-    pub events: AtomicU64,
-    pub skipped_failed: AtomicU64,
-    pub decode_errors: AtomicU64,
-    pub bad_notifications: AtomicU64,
-    pub backfilled: AtomicU64,
-    pub reconnects: AtomicU64,
+    pub transactions: Counter,
+    pub events: Counter,
+    pub skipped_failed: Counter,
+    pub decode_errors: Counter,
+    pub bad_notifications: Counter,
+    pub backfilled: Counter,
+    pub reconnects: Counter,
 }
 
 impl SolanaStatus {
@@ -72,6 +75,7 @@ impl SolanaStatus {
 
     fn set_state(&self, state: &'static str) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        self.live.set(u64::from(state == "live"));
     }
 
     /// Seconds between now and the time of the last processed transaction.
@@ -80,8 +84,8 @@ impl SolanaStatus {
         (last > 0).then(|| (now_ms() - last as i64) as f64 / 1000.0)
     }
 
-    fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    fn add(counter: &Counter, n: usize) {
+        counter.inc_by(n as u64);
     }
 }
 
@@ -361,7 +365,10 @@ impl Source<'_> {
         if advance {
             self.cursor = Some(cursor);
         }
-        self.status.last_slot.fetch_max(slot, Ordering::Relaxed);
+        self.status
+            .last_slot
+            .inner()
+            .fetch_max(slot, Ordering::Relaxed);
         self.status
             .last_event_ms
             .store(time_ms.max(0) as u64, Ordering::Relaxed);
