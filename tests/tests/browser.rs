@@ -48,7 +48,8 @@ async fn page(browser: &Browser) -> Value {
             "const k = window.__kline; if (!k) return null;
              return {status: k.status, subscription: k.subscription, counts: k.counts,
                      lastSubscribe: k.lastSubscribe, lastBar: k.lastBar, times: k.bars.map(b => b.time),
-                     hasOlder: k.hasOlder, priceLabels: k.priceLabels, errors: k.errors};",
+                     hasOlder: k.hasOlder, priceLabels: k.priceLabels, errors: k.errors,
+                     statusLine: document.getElementById('status').textContent};",
         )
         .await
 }
@@ -327,7 +328,11 @@ async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() 
     );
     let path = target_dir().join("kline-chart.png");
     std::fs::write(&path, &screenshot).expect("screenshot written");
-    eprintln!("chart screenshot: {}", path.display());
+    eprintln!(
+        "chart screenshot: {} (status line: {})",
+        path.display(),
+        page(&browser).await["statusLine"]
+    );
 
     // Server restart: the page reconnects and resumes from its newest bar, no gap and no duplicate.
     let connections = state["counts"]["connections"].as_u64().unwrap();
