@@ -85,7 +85,7 @@ impl ServerUnderTest {
             ])
             .args([
                 "--set",
-                "websocket.max_connections=19500",
+                "websocket.max_connections=19400",
                 "--set",
                 "server.listen_backlog=8192",
             ])
