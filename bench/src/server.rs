@@ -83,9 +83,11 @@ impl ServerUnderTest {
                 "--set",
                 "source.simulator.enabled=false",
             ])
+            // The most connections the server accepts under a 20,000-descriptor limit: it refuses to start
+            // when max_connections + storage.max_open_files (256) + server.fd_reserve (256) exceed it.
             .args([
                 "--set",
-                "websocket.max_connections=19500",
+                "websocket.max_connections=19400",
                 "--set",
                 "server.listen_backlog=8192",
             ])
