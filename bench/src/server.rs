@@ -83,6 +83,8 @@ impl ServerUnderTest {
                 "--set",
                 "source.simulator.enabled=false",
             ])
+            // The most connections the server accepts under a 20,000-descriptor limit: it refuses to start
+            // when max_connections + storage.max_open_files (256) + server.fd_reserve (256) exceed it.
             .args([
                 "--set",
                 "websocket.max_connections=19400",

@@ -56,6 +56,8 @@ pub struct AppInner {
     pub shutdown: CancellationToken,
     /// Every WebSocket connection task, so shutdown can wait for them.
     pub connections: TaskTracker,
+    /// Permits for history reads over all WebSocket connections (`websocket.max_concurrent_history_reads`).
+    pub history_reads: Arc<tokio::sync::Semaphore>,
     symbol_list: tokio::sync::Mutex<(Option<Instant>, Vec<kline_protocol::Symbol>)>,
     /// The Solana source's state, when it is on.
     pub solana: Option<Arc<source::solana::SolanaStatus>>,
@@ -203,6 +205,9 @@ pub async fn run(
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
     let connections = TaskTracker::new();
     let metrics = http::metrics::registry(&stats, &push_stats, solana.as_ref());
+    let history_reads = Arc::new(tokio::sync::Semaphore::new(
+        config.websocket.max_concurrent_history_reads,
+    ));
     let state = AppState(Arc::new(AppInner {
         config,
         store: store.clone(),
@@ -213,6 +218,7 @@ pub async fn run(
         hub,
         shutdown: shutdown.clone(),
         connections: connections.clone(),
+        history_reads,
         symbol_list: Default::default(),
         metrics,
         solana,

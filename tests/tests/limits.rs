@@ -164,3 +164,127 @@ fn check_config_rejects_connections_that_cannot_have_descriptors() {
         String::from_utf8_lossy(&fine.stderr)
     );
 }
+
+#[tokio::test]
+async fn connection_success_stays_small_however_many_mints_exist() {
+    let server = kline_tests::InProcessServer::start(&["websocket.hello_max_symbols=20"]);
+    let mut market = SimulatedMarket::new(11, 150);
+    let now = kline_protocol::response::unix_millis_now();
+    let body: String = (0..150)
+        .map(|i| market.next_event_for(i, now).to_json() + "\n")
+        .collect();
+    let (status, report) = kline_tests::post_events(&server, body).await;
+    assert_eq!(status, 200, "{report}");
+    let symbols = kline_tests::get_json(&server.url("/api/v1/symbols")).await;
+    assert_eq!(
+        symbols.as_array().map(Vec::len),
+        Some(150),
+        "150 mints are known"
+    );
+    let mut client = Client::connect(&server.ws_url()).await;
+    let kline_protocol::ServerPayload::ConnectionSuccess(hello) = client.recv().await.payload
+    else {
+        panic!("connection_success first");
+    };
+    assert_eq!(hello.supported_symbols.len(), 20);
+}
+
+/// The server's resident memory, MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// A measurement, not a pass/fail test (`cargo test --test limits -- --ignored --nocapture`): 20 clients
+/// each send 200 `history` requests (limit 1000) and stop reading; prints the server's added RSS, their
+/// close codes, and whether a fast subscriber lost anything meanwhile.
+#[tokio::test]
+#[ignore]
+async fn measure_memory_of_clients_that_ask_for_large_histories_and_stop_reading() {
+    use futures_util::SinkExt;
+    use kline_protocol::{
+        ClientRequest, HistoryRequest, Interval, ServerPayload, SubscribeRequest,
+    };
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        &dir.path().join("db"),
+        &[
+            "--set",
+            "source.simulator.enabled=false",
+            "--set",
+            "kline.finality_grace_ms=864000000",
+        ],
+    );
+    let mut market = SimulatedMarket::new(3, 1);
+    let mint = market.mints()[0].clone();
+    let start = kline_protocol::response::unix_millis_now() - 2_000_000;
+    let body: String = (0..1200)
+        .map(|i| market.next_event_for(0, start + i * 1000).to_json() + "\n")
+        .collect();
+    assert_eq!(kline_tests::post_events(&server, body).await.0, 200);
+    let mut fast = Client::connect(&server.ws_url()).await;
+    fast.recv().await;
+    fast.send(&ClientRequest::Subscribe(SubscribeRequest::new(
+        mint.clone(),
+        Interval::S1,
+    )))
+    .await;
+    fast.recv().await;
+    fast.recv().await;
+    let before = rss_mib(server.pid());
+    let request = ClientRequest::History(
+        HistoryRequest::new(mint.clone(), Interval::S1)
+            .with_limit(1000)
+            .unwrap(),
+    )
+    .to_json();
+    let mut abusers = Vec::new();
+    for _ in 0..20 {
+        let mut client = Client::connect(&server.ws_url()).await;
+        for _ in 0..200 {
+            let _ = client.socket.feed(Message::text(request.clone())).await;
+        }
+        let _ = client.socket.flush().await;
+        abusers.push(client);
+    }
+    // Live updates meanwhile, which the fast subscriber must all get.
+    let mut sent = 0;
+    let mut peak = before;
+    for round in 0..40 {
+        let event = market.next_event_for(0, kline_protocol::response::unix_millis_now());
+        assert_eq!(
+            kline_tests::post_events(&server, event.to_json() + "\n")
+                .await
+                .0,
+            200
+        );
+        sent += 1;
+        peak = peak.max(rss_mib(server.pid()));
+        if round % 10 == 0 {
+            eprintln!("rss {:.1} MiB", rss_mib(server.pid()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut updates = 0;
+    while updates < sent {
+        match fast.recv().await.payload {
+            ServerPayload::KlineData(_) => updates += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut codes = Vec::new();
+    for mut client in abusers {
+        codes.push(client.close_code(Duration::from_secs(30)).await);
+    }
+    eprintln!(
+        "20 clients x 200 history(1000): rss before {before:.1} MiB, peak {peak:.1} MiB, added {:.1} MiB; \
+         close codes {codes:?}; fast subscriber got {updates}/{sent} updates",
+        peak - before
+    );
+}

@@ -89,7 +89,15 @@ pub struct WebSocketConfig {
     pub max_connections: usize,
     pub max_message_bytes: usize,
     pub outbox_capacity: usize,
+    /// Most bytes one connection may have waiting to be written (beyond: 4008).
+    pub outbox_max_bytes: usize,
     pub write_timeout_ms: u64,
+    /// A waiting backlog must drain at least this fast, measured over `write_timeout_ms` (else 4008).
+    pub min_drain_bytes_per_sec: u64,
+    /// History reads (WebSocket `history` and `subscribe` snapshots) running at once, server-wide.
+    pub max_concurrent_history_reads: usize,
+    /// Most mints listed in `connection_success`.
+    pub hello_max_symbols: usize,
     /// After our close frame: how long to wait for the client's, reading what it still sends; 0 = not at all.
     pub close_linger_ms: u64,
     pub rate_limit_per_sec: f64,
@@ -174,7 +182,17 @@ impl Config {
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
-        let checks: [(&str, bool, &str); 18] = [
+        let checks: [(&str, bool, &str); 20] = [
+            (
+                "websocket.outbox_max_bytes",
+                ws.outbox_max_bytes > 0,
+                "must be positive",
+            ),
+            (
+                "websocket.max_concurrent_history_reads",
+                ws.max_concurrent_history_reads > 0,
+                "must be positive",
+            ),
             (
                 "server.max_header_bytes",
                 self.server.max_header_bytes >= crate::http::serve::MIN_HEAD_BYTES,

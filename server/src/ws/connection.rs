@@ -27,7 +27,7 @@ use super::close;
 use super::frame;
 use super::hub::ConnectionId;
 use super::outbox::{Ending, Outbox, SeriesKey};
-use super::rate_limit::TokenBucket;
+use super::rate_limit::{self, TokenBucket};
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
 use crate::app::AppState;
@@ -72,10 +72,16 @@ async fn serve_admitted(
     let active = push.connections_active.inc();
     let _active = Decrement(&push.connections_active);
     let config = &state.config.websocket;
-    let outbox = Arc::new(Outbox::new(socket, config.outbox_capacity, push.clone()));
+    let outbox = Arc::new(Outbox::new(
+        socket,
+        config.outbox_capacity,
+        config.outbox_max_bytes,
+        push.clone(),
+    ));
     let settings = WriterSettings {
         ping_every: Duration::from_millis(config.ping_interval),
         write_timeout: Duration::from_millis(config.write_timeout_ms),
+        min_drain_bytes_per_sec: config.min_drain_bytes_per_sec,
     };
     let mut writer = std::pin::pin!(writer::run(&outbox, &settings));
     let linger = Duration::from_millis(config.close_linger_ms);
@@ -102,7 +108,9 @@ async fn serve_admitted(
         return;
     }
     PipelineStats::add(&push.connections_total, 1);
-    let symbols = state.symbol_list().await;
+    // Every mint ever seen would make this message grow without bound: list a bounded number.
+    let mut symbols = state.symbol_list().await;
+    symbols.truncate(config.hello_max_symbols);
     let hello = ConnectionSuccess::new(
         client_id,
         now_ms() / 1000,
@@ -149,8 +157,13 @@ async fn serve_admitted(
             },
             Ok(Some(Ok(message))) => message,
         };
-        let frame_is_request = matches!(message, Message::Text(_) | Message::Binary(_));
-        if frame_is_request && !limiter.allow(Instant::now()) {
+        // Requests are weighed by their cost (a 1000-candle history reads and sends far more than a ping).
+        let cost = match &message {
+            Message::Text(text) => rate_limit::request_cost(text),
+            Message::Binary(_) => 1,
+            _ => 0,
+        };
+        if cost > 0 && !limiter.allow_n(Instant::now(), cost) {
             strikes += 1;
             PipelineStats::add(&push.rate_limited, 1);
             if strikes >= config.rate_limit_strikes {
@@ -353,6 +366,10 @@ impl Session<'_> {
         &self,
         query: HistoryRequest,
     ) -> Result<kline_protocol::HistoryData, String> {
+        // A server-wide bound: many clients asking for large histories at once wait their turn.
+        let Ok(_permit) = self.state.history_reads.acquire().await else {
+            return Err("history query failed: the server is shutting down".to_owned());
+        };
         let store = self.state.store.clone();
         match tokio::task::spawn_blocking(move || history_data(&store, query)).await {
             Ok(Ok(history)) => Ok(history),

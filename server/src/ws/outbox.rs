@@ -10,9 +10,11 @@
 //! Overflow policy, in order:
 //! 1. A candle update replaces a waiting update of the **same candle** (same series and `time`) in place:
 //!    a chart needs only the latest value, and the order of the backlog is kept. Counted as `replaced`.
-//! 2. Otherwise, if `capacity` frames are waiting, the client is too slow: the backlog is dropped (except a
-//!    frame already partly written), a close frame 4008 follows, and the connection ends. Nothing else is
-//!    dropped silently.
+//! 2. Otherwise, if `capacity` frames are waiting, or the frame would bring the waiting bytes above
+//!    `max_bytes` (a frame is always taken when nothing waits), the client is too slow: the backlog is
+//!    dropped (except a frame already partly written), a close frame 4008 follows, and the connection ends.
+//!    Nothing else is dropped silently. (The waiting bytes are summed when a backlog exists: it holds at most
+//!    `capacity` frames, and only a slow client has one.)
 //!
 //! While a subscription's snapshot is being read, its series is *gated*: its updates wait aside and, when
 //! the snapshot is queued, only those newer than the snapshot follow it (see [`Outbox::open_gate`]).
@@ -103,10 +105,17 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(socket: TcpStream, capacity: usize, stats: Arc<PushStats>) -> Outbox {
+    pub fn new(
+        socket: TcpStream,
+        capacity: usize,
+        max_bytes: usize,
+        stats: Arc<PushStats>,
+    ) -> Outbox {
+        let mut state = State::new(capacity);
+        state.max_bytes = max_bytes;
         Outbox {
             socket,
-            state: Mutex::new(State::new(capacity)),
+            state: Mutex::new(state),
             wake_writer: Notify::new(),
             stats,
         }
@@ -133,10 +142,14 @@ impl Outbox {
         let bytes = frame.bytes();
         match self.socket.try_write(bytes) {
             Ok(n) if n == bytes.len() => {
+                state.written_bytes += n as u64;
                 state.wrote(&frame, &self.stats);
                 return Pushed::Written;
             }
-            Ok(n) if n > 0 => state.front_written = n,
+            Ok(n) if n > 0 => {
+                state.written_bytes += n as u64;
+                state.front_written = n;
+            }
             Err(err)
                 if matches!(
                     err.kind(),
@@ -161,7 +174,7 @@ impl Outbox {
         if state.ending.is_some() {
             return false;
         }
-        if state.is_full() {
+        if state.is_full(frame.len()) {
             self.end_too_slow(&mut state);
             return false;
         }
@@ -234,7 +247,9 @@ impl Outbox {
         if state.replace_waiting(update) {
             return Err(Pushed::Replaced);
         }
-        if state.queue.len() + waiting >= state.capacity {
+        // The frames of this batch accepted so far (`waiting`) are about as big as this one.
+        let incoming = frame::update(update).len() * (waiting + 1);
+        if state.queue.len() + waiting >= state.capacity || state.is_full(incoming) {
             self.end_too_slow(state);
             return Err(Pushed::Closed);
         }
@@ -340,7 +355,8 @@ impl Outbox {
             .map(Frame::Message)
             .chain(newer.map(Frame::Update))
             .collect();
-        if state.queue.len() + frames.len() > state.capacity {
+        let incoming = frames.iter().map(|frame| frame.bytes().len()).sum();
+        if state.queue.len() + frames.len() > state.capacity || state.is_full(incoming) {
             self.end_too_slow(&mut state);
             return;
         }
@@ -397,6 +413,11 @@ impl Outbox {
 
     pub fn is_closed(&self) -> bool {
         self.lock().ending.is_some()
+    }
+
+    /// Bytes written to the socket so far (the writer measures the drain rate with it).
+    pub fn bytes_written(&self) -> u64 {
+        self.lock().written_bytes
     }
 
     fn end_too_slow(&self, state: &mut State) {
@@ -460,6 +481,10 @@ fn close_reason(code: CloseCode) -> &'static str {
 /// The backlog and its policy, apart from the socket (so the policy is testable byte for byte).
 struct State {
     capacity: usize,
+    /// Most bytes waiting in `queue` (see the policy above).
+    max_bytes: usize,
+    /// Bytes written to the socket since the start.
+    written_bytes: u64,
     queue: VecDeque<Frame>,
     /// Bytes of `queue.front()` already written.
     front_written: usize,
@@ -471,6 +496,8 @@ impl State {
     fn new(capacity: usize) -> State {
         State {
             capacity: capacity.max(1),
+            max_bytes: usize::MAX,
+            written_bytes: 0,
             queue: VecDeque::new(),
             front_written: 0,
             gated: HashMap::new(),
@@ -478,8 +505,14 @@ impl State {
         }
     }
 
-    fn is_full(&self) -> bool {
+    /// Whether `incoming` more bytes would overflow the backlog (in frames or bytes).
+    fn is_full(&self, incoming: usize) -> bool {
+        if self.queue.is_empty() {
+            return false;
+        }
+        let waiting: usize = self.queue.iter().map(|frame| frame.bytes().len()).sum();
         self.queue.len() >= self.capacity
+            || (waiting - self.front_written).saturating_add(incoming) > self.max_bytes
     }
 
     /// Frames not yet started: all of the queue but a partly written front.
@@ -550,6 +583,7 @@ impl State {
             match write(&bytes[self.front_written..]) {
                 Ok(n) if n > 0 => {
                     progressed = true;
+                    self.written_bytes += n as u64;
                     self.front_written += n;
                     if self.front_written < bytes.len() {
                         continue;

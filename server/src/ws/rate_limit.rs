@@ -1,4 +1,5 @@
-//! A token bucket for incoming messages: `burst` tokens, refilled at `per_sec`.
+//! A token bucket for incoming messages: `burst` tokens, refilled at `per_sec`; each request costs tokens
+//! by what it asks the server to do ([`request_cost`]).
 
 use std::time::Instant;
 
@@ -22,11 +23,17 @@ impl TokenBucket {
 
     /// Takes a token if there is one.
     pub fn allow(&mut self, now: Instant) -> bool {
+        self.allow_n(now, 1)
+    }
+
+    /// Takes `cost` tokens if there are that many (a cost above the burst needs a full bucket).
+    pub fn allow_n(&mut self, now: Instant, cost: u32) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let cost = f64::from(cost).min(self.capacity);
+        if self.tokens >= cost {
+            self.tokens -= cost;
             true
         } else {
             false
@@ -34,8 +41,54 @@ impl TokenBucket {
     }
 }
 
+/// Candles per extra token: a `history` or `subscribe` costs 1 + its candles / 100 (a 1000-candle history
+/// costs 11, the default 100 costs 2); anything else costs 1.
+const CANDLES_PER_TOKEN: u64 = 100;
+
+/// The tokens a text request costs. Read from the JSON before the request is parsed for real (an
+/// unparseable request costs 1 and gets its error); a request without `limit` counts the protocol's default.
+pub fn request_cost(text: &str) -> u32 {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(alias = "type")]
+        msg_type: Option<String>,
+        limit: Option<serde_json::Value>,
+    }
+    let Ok(shape) = serde_json::from_str::<Shape>(text) else {
+        return 1;
+    };
+    match shape.msg_type.as_deref() {
+        Some("history" | "subscribe") => {
+            let candles = shape
+                .limit
+                .and_then(|limit| limit.as_u64())
+                .unwrap_or(u64::from(kline_protocol::DEFAULT_HISTORY_LIMIT))
+                .min(u64::from(kline_protocol::MAX_HISTORY_LIMIT));
+            1 + (candles / CANDLES_PER_TOKEN) as u32
+        }
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn large_histories_cost_more_than_pings() {
+        assert_eq!(request_cost(r#"{"msg_type":"ping"}"#), 1);
+        assert_eq!(request_cost(r#"{"msg_type":"history","limit":1000}"#), 11);
+        assert_eq!(request_cost(r#"{"type":"subscribe","limit":1}"#), 1);
+        assert_eq!(request_cost(r#"{"msg_type":"history","limit":99999}"#), 11);
+        assert_eq!(request_cost("{not json"), 1);
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(200, 20.0, start);
+        let histories = (0..100).filter(|_| bucket.allow_n(start, 11)).count();
+        assert_eq!(
+            histories, 18,
+            "a burst of 200 tokens pays for 18 large histories"
+        );
+        assert!(bucket.allow(start), "2 tokens left for pings");
+    }
+
     use std::time::Duration;
 
     use super::*;

@@ -14,9 +14,20 @@ use super::outbox::{Backlog, Ending, Outbox};
 
 pub struct WriterSettings {
     pub ping_every: Duration,
-    /// A backlog that makes no progress for this long marks the client too slow (4008); the close frame
-    /// then gets the same time before the connection is dropped.
+    /// While a backlog waits, its drain is measured over windows this long: a window in which fewer than
+    /// `min_drain_bytes_per_sec` × its length (and at least one byte) were written marks the client too slow
+    /// (4008); the close frame then gets one more window before the connection is dropped. A client reading
+    /// a byte now and then cannot hold its backlog forever.
     pub write_timeout: Duration,
+    pub min_drain_bytes_per_sec: u64,
+}
+
+impl WriterSettings {
+    /// The bytes a window must drain.
+    fn min_window_bytes(&self) -> u64 {
+        let required = self.min_drain_bytes_per_sec as f64 * self.write_timeout.as_secs_f64();
+        (required as u64).max(1)
+    }
 }
 
 /// Runs until the outbox has ended and its last frame is written (or the socket failed). Returns how it
@@ -45,14 +56,12 @@ pub async fn run(outbox: &Outbox, settings: &WriterSettings) -> Ending {
 /// Writes the backlog until it is empty (`None`) or the outbox has ended (`Some`), waiting for room.
 async fn write_all(outbox: &Outbox, settings: &WriterSettings) -> Option<Ending> {
     let mut deadline = Instant::now() + settings.write_timeout;
+    let mut window_start = outbox.bytes_written();
     loop {
         match outbox.write_backlog() {
             Backlog::Empty => return None,
             Backlog::Ended(ending) => return Some(ending),
-            Backlog::Blocked { progressed } => {
-                if progressed {
-                    deadline = Instant::now() + settings.write_timeout;
-                }
+            Backlog::Blocked { .. } => {
                 tokio::select! {
                     ready = outbox.socket().writable() => {
                         if ready.is_err() {
@@ -62,12 +71,16 @@ async fn write_all(outbox: &Outbox, settings: &WriterSettings) -> Option<Ending>
                     // A new ending (e.g. the backlog overflowed: 4008) replaces what was waiting.
                     _ = outbox.writer_wanted() => {}
                     _ = tokio::time::sleep_until(deadline) => {
-                        if outbox.is_closed() {
-                            // Even the close frame could not be delivered in time.
-                            outbox.fail();
-                        } else {
-                            outbox.close(CloseCode::TooSlow);
+                        let drained = outbox.bytes_written() - window_start;
+                        if drained < settings.min_window_bytes() {
+                            if outbox.is_closed() {
+                                // Even the close frame could not be delivered in time.
+                                outbox.fail();
+                            } else {
+                                outbox.close(CloseCode::TooSlow);
+                            }
                         }
+                        window_start = outbox.bytes_written();
                         deadline = Instant::now() + settings.write_timeout;
                     }
                 }

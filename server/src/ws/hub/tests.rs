@@ -23,13 +23,14 @@ async fn connected(
         .await
         .unwrap();
     let (server, _) = listener.accept().await.unwrap();
-    let outbox = Arc::new(Outbox::new(server, 1024, stats.clone()));
+    let outbox = Arc::new(Outbox::new(server, 1024, 64 << 20, stats.clone()));
     // The connection's writer, as a connection task runs it: it writes what the socket could not take.
     let writing = outbox.clone();
     tokio::spawn(async move {
         let settings = super::super::writer::WriterSettings {
             ping_every: Duration::from_secs(3600),
             write_timeout: Duration::from_secs(10),
+            min_drain_bytes_per_sec: 1,
         };
         super::super::writer::run(&writing, &settings).await
     });

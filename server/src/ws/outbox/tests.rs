@@ -139,6 +139,7 @@ async fn connected(capacity: usize) -> (Arc<Outbox>, std::net::TcpStream) {
     let outbox = Arc::new(Outbox::new(
         server,
         capacity,
+        usize::MAX,
         Arc::new(PushStats::default()),
     ));
     (outbox, client)
@@ -155,6 +156,7 @@ async fn run_writer(outbox: &Outbox) -> Ending {
     let settings = super::super::writer::WriterSettings {
         ping_every: std::time::Duration::from_secs(3600),
         write_timeout: std::time::Duration::from_secs(10),
+        min_drain_bytes_per_sec: 0,
     };
     super::super::writer::run(outbox, &settings).await
 }
@@ -332,6 +334,7 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout_then_drop
     let settings = super::super::writer::WriterSettings {
         ping_every: std::time::Duration::from_secs(3600),
         write_timeout: std::time::Duration::from_millis(200),
+        min_drain_bytes_per_sec: 0,
     };
     let started = std::time::Instant::now();
     // No progress for the write timeout: 4008 is queued; it cannot be delivered either, so after another
@@ -377,4 +380,67 @@ async fn a_resubscribe_never_delivers_an_older_state_after_a_newer_one() {
             "close 1001"
         ]
     );
+}
+
+#[tokio::test]
+async fn waiting_bytes_are_bounded_even_below_the_frame_capacity() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let outbox = Outbox::new(server, 1024, 256 * 1024, Arc::new(PushStats::default()));
+    let big = frame::text(&"h".repeat(64 * 1024));
+    let mut most_waiting = 0;
+    for _ in 0..4096 {
+        if !outbox.push_message(big.clone()) {
+            break;
+        }
+        let state = outbox.lock();
+        let queued: usize = state.queue.iter().map(|f| f.bytes().len()).sum();
+        most_waiting = most_waiting.max(queued - state.front_written);
+    }
+    assert!(outbox.is_closed(), "the byte budget closed it (4008)");
+    assert!(most_waiting <= 256 * 1024, "{most_waiting} bytes waited");
+    drop(client);
+}
+
+#[tokio::test]
+async fn a_client_reading_a_trickle_is_closed_as_too_slow() {
+    let (outbox, client) = connected(1024).await;
+    // A live stream: 64 KB every 10 ms, until the outbox closes.
+    let producer = {
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            let big = frame::text(&"t".repeat(64 * 1024));
+            while outbox.push_message(big.clone()) {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+    };
+    // The client reads 16 KB every 100 ms (160 KB/s): steady progress, but below the minimum drain rate.
+    let trickle = std::thread::spawn(move || {
+        let mut client = client;
+        let mut buf = vec![0u8; 16 * 1024];
+        while matches!(client.read(&mut buf), Ok(n) if n > 0) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    });
+    let settings = super::super::writer::WriterSettings {
+        ping_every: std::time::Duration::from_secs(3600),
+        write_timeout: std::time::Duration::from_secs(2),
+        min_drain_bytes_per_sec: 1024 * 1024,
+    };
+    let ended = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        super::super::writer::run(&outbox, &settings),
+    )
+    .await
+    .expect("a trickling client does not hold its backlog forever");
+    assert!(
+        matches!(ended, Ending::Close(CloseCode::TooSlow) | Ending::Failed),
+        "{ended:?}"
+    );
+    assert_eq!(outbox.stats.slow_client_closes.get(), 1);
+    producer.await.unwrap();
+    // The trickling reader still has megabytes of socket buffer to read: leave it.
+    drop(trickle);
 }
