@@ -1,5 +1,6 @@
 //! The churn load: clients that connect, subscribe, unsubscribe and disconnect in a loop, to show that
-//! nothing leaks (the subscription index and the server's memory return to where they were).
+//! nothing leaks (the subscription index and the server's memory return to where they were). On the nchan
+//! reference a cycle is connect (which subscribes) and disconnect.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::Wire;
+
 #[derive(Default)]
 pub struct ChurnCounts {
     /// Completed connect → subscribe → unsubscribe → disconnect cycles.
@@ -21,7 +24,7 @@ pub struct ChurnCounts {
 /// Starts `count` churning clients; they stop at `stop`.
 pub fn start(
     server: SocketAddr,
-    url: &str,
+    wire: &Wire,
     mints: &[String],
     count: usize,
     counts: &Arc<ChurnCounts>,
@@ -29,13 +32,13 @@ pub fn start(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..count)
         .map(|index| {
-            let (url, counts, stop) = (url.to_owned(), counts.clone(), stop.clone());
+            let (wire, counts, stop) = (wire.clone(), counts.clone(), stop.clone());
             let mint = mints[index % mints.len()].clone();
             tokio::spawn(async move {
                 while !stop.is_cancelled() {
                     let cycle = tokio::time::timeout(
                         Duration::from_secs(10),
-                        one_cycle(index, server, &url, &mint),
+                        one_cycle(index, server, &wire, &mint),
                     );
                     let ok = tokio::select! {
                         _ = stop.cancelled() => break,
@@ -49,16 +52,23 @@ pub fn start(
         .collect()
 }
 
-async fn one_cycle(index: usize, server: SocketAddr, url: &str, mint: &str) -> anyhow::Result<()> {
+async fn one_cycle(
+    index: usize,
+    server: SocketAddr,
+    wire: &Wire,
+    mint: &str,
+) -> anyhow::Result<()> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::from((
         Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8),
         0,
     )))?;
     let stream = socket.connect(server).await?;
-    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
-    let subscribe =
-        format!(r#"{{"msg_type":"subscribe","symbol":"{mint}","interval":"s1","limit":1}}"#);
+    let (mut ws, _) = tokio_tungstenite::client_async(wire.url(mint), stream).await?;
+    let Some(subscribe) = wire.subscribe_request(mint) else {
+        ws.close(None).await?;
+        return Ok(());
+    };
     ws.send(Message::text(subscribe)).await?;
     wait_for(&mut ws, "subscription_confirmed").await?;
     let unsubscribe = format!(r#"{{"msg_type":"unsubscribe","symbol":"{mint}","interval":"s1"}}"#);

@@ -1,7 +1,9 @@
 //! The WebSocket load: N real clients, each bound to a source address in 127.0.0.x (so no address runs out
 //! of ports), connected in ramps so the listen backlog never overflows, each subscribed to one pair.
-//! Every `kline_data` is timed against the moment its event was POSTed (the event's price encodes its
-//! sequence number), and each client remembers the latest state of every candle it saw.
+//! Every update is timed against the moment its event was published (the event's price encodes its
+//! sequence number). On kline's `/ws` ([`Wire::Kline`]) a client subscribes with a request and remembers
+//! the latest state of every candle it saw; on the nchan reference ([`Wire::Nchan`]) it connects to its
+//! pair's channel and counts the messages.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -61,10 +63,46 @@ impl Shared {
     }
 }
 
-/// What one client saw: for each candle time, the highest (update_count, is_final).
+/// How clients reach an engine and what it sends them.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// kline's `/ws` at `url`: a `subscribe` request per client, `kline_data` messages.
+    Kline { url: String },
+    /// nchan at `base` (`ws://IP:PORT`): a subscriber location per channel, one message per event.
+    Nchan { base: String },
+}
+
+impl Wire {
+    /// The URL a client of `mint`'s s1 pair connects to.
+    pub fn url(&self, mint: &str) -> String {
+        match self {
+            Wire::Kline { url } => url.clone(),
+            Wire::Nchan { base } => format!("{base}/sub/{}", channel(mint)),
+        }
+    }
+
+    /// The request that subscribes a client to `mint`'s s1 pair (None: connecting is subscribing).
+    pub fn subscribe_request(&self, mint: &str) -> Option<String> {
+        match self {
+            Wire::Kline { .. } => Some(format!(
+                r#"{{"msg_type":"subscribe","symbol":"{mint}","interval":"s1","limit":1}}"#
+            )),
+            Wire::Nchan { .. } => None,
+        }
+    }
+}
+
+/// The nchan channel of `mint`'s s1 pair.
+pub fn channel(mint: &str) -> String {
+    format!("{mint}_s1")
+}
+
+/// What one client saw: for each candle time, the highest (update_count, is_final) (kline), and how many
+/// update messages arrived (both).
 pub struct ClientOutcome {
     pub pair: usize,
     pub candles: HashMap<i64, (u32, bool)>,
+    pub messages: u64,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +118,12 @@ struct KlineLite {
     data: CandleLite,
 }
 
+/// A message of the nchan reference: the fields a client needs, in the order the publisher writes them.
+#[derive(Deserialize)]
+struct NchanLite {
+    close: f64,
+}
+
 #[derive(Deserialize)]
 struct CandleLite {
     time: i64,
@@ -92,7 +136,7 @@ struct CandleLite {
 /// until each is subscribed (or failed). Returns their tasks.
 pub async fn open(
     server: SocketAddr,
-    ws_url: &str,
+    wire: &Wire,
     mints: &[String],
     count: usize,
     ramp: usize,
@@ -107,7 +151,7 @@ pub async fn open(
             let task = run_client(
                 index,
                 server,
-                ws_url.to_owned(),
+                wire.clone(),
                 pair,
                 mints[pair].clone(),
                 shared.clone(),
@@ -126,7 +170,7 @@ pub async fn open(
 async fn run_client(
     index: usize,
     server: SocketAddr,
-    url: String,
+    wire: Wire,
     pair: usize,
     mint: String,
     shared: Arc<Shared>,
@@ -134,6 +178,7 @@ async fn run_client(
     ready: tokio::sync::mpsc::Sender<()>,
 ) -> Option<ClientOutcome> {
     let source = Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8);
+    let url = wire.url(&mint);
     let connect = async {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::from((source, 0)))?;
@@ -154,18 +199,26 @@ async fn run_client(
             return None;
         }
     };
-    let subscribe =
-        format!(r#"{{"msg_type":"subscribe","symbol":"{mint}","interval":"s1","limit":1}}"#);
-    if ws.send(Message::text(subscribe)).await.is_err() {
-        shared.connect_errors.fetch_add(1, Ordering::Relaxed);
-        return None;
+    let mut ready = Some(ready);
+    let mut subscribed = false;
+    match wire.subscribe_request(&mint) {
+        Some(subscribe) => {
+            if ws.send(Message::text(subscribe)).await.is_err() {
+                shared.connect_errors.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        None => {
+            subscribed = true;
+            shared.connected.fetch_add(1, Ordering::Relaxed);
+            ready.take();
+        }
     }
     let mut outcome = ClientOutcome {
         pair,
         candles: HashMap::new(),
+        messages: 0,
     };
-    let mut subscribed = false;
-    let mut ready = Some(ready);
     let mut pending = Vec::with_capacity(256);
     loop {
         let next = tokio::select! {
@@ -190,44 +243,65 @@ async fn run_client(
                 break;
             }
         };
-        let Ok(envelope) = serde_json::from_str::<Envelope>(&text) else {
-            continue;
+        let now_ns = shared.epoch.elapsed().as_nanos() as u64;
+        let timed_seq = match wire {
+            Wire::Kline { .. } => {
+                on_kline_message(&text, &mut outcome, &mut subscribed, &shared, &mut ready)
+            }
+            Wire::Nchan { .. } => {
+                outcome.messages += 1;
+                serde_json::from_str::<NchanLite>(&text)
+                    .ok()
+                    .and_then(|message| seq_of_price(message.close))
+            }
         };
-        match envelope.kind {
-            "subscription_confirmed" if !subscribed => {
-                subscribed = true;
-                shared.connected.fetch_add(1, Ordering::Relaxed);
-                ready.take();
+        if let Some(sent) = timed_seq
+            .and_then(|seq| shared.sent_at_ns.get(seq as usize))
+            .map(|sent| sent.load(Ordering::Relaxed))
+            .filter(|sent| *sent > 0)
+        {
+            pending.push(now_ns.saturating_sub(sent) / 1000);
+            if pending.len() == pending.capacity() {
+                flush(&shared, &mut pending);
             }
-            "kline_data" => {
-                let Ok(update) = serde_json::from_str::<KlineLite>(envelope.data.get()) else {
-                    continue;
-                };
-                let candle = update.data;
-                let now_ns = shared.epoch.elapsed().as_nanos() as u64;
-                // A final candle repeats the last event's price seconds later (bucket end + grace): it is a
-                // finalization, not an event delivery, so it is not timed.
-                if let Some(sent) = Some(candle.close)
-                    .filter(|_| !candle.is_final)
-                    .and_then(seq_of_price)
-                    .and_then(|seq| shared.sent_at_ns.get(seq as usize))
-                    .map(|sent| sent.load(Ordering::Relaxed))
-                    .filter(|sent| *sent > 0)
-                {
-                    pending.push(now_ns.saturating_sub(sent) / 1000);
-                }
-                let entry = outcome.candles.entry(candle.time).or_insert((0, false));
-                *entry = (*entry).max((candle.update_count, candle.is_final));
-                if pending.len() == pending.capacity() {
-                    flush(&shared, &mut pending);
-                }
-            }
-            _ => {}
         }
     }
     flush(&shared, &mut pending);
     let _ = ws.close(None).await;
     Some(outcome)
+}
+
+/// Handles one message from kline; returns the sequence number of the event it delivers, if it is timed.
+fn on_kline_message(
+    text: &str,
+    outcome: &mut ClientOutcome,
+    subscribed: &mut bool,
+    shared: &Shared,
+    ready: &mut Option<tokio::sync::mpsc::Sender<()>>,
+) -> Option<u64> {
+    let envelope = serde_json::from_str::<Envelope>(text).ok()?;
+    match envelope.kind {
+        "subscription_confirmed" if !*subscribed => {
+            *subscribed = true;
+            shared.connected.fetch_add(1, Ordering::Relaxed);
+            ready.take();
+            None
+        }
+        "kline_data" => {
+            let candle = serde_json::from_str::<KlineLite>(envelope.data.get())
+                .ok()?
+                .data;
+            outcome.messages += 1;
+            let entry = outcome.candles.entry(candle.time).or_insert((0, false));
+            *entry = (*entry).max((candle.update_count, candle.is_final));
+            // A final candle repeats the last event's price seconds later (bucket end + grace): it is a
+            // finalization, not an event delivery, so it is not timed.
+            (!candle.is_final)
+                .then_some(candle.close)
+                .and_then(seq_of_price)
+        }
+        _ => None,
+    }
 }
 
 fn flush(shared: &Shared, pending: &mut Vec<u64>) {

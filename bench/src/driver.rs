@@ -1,15 +1,18 @@
-//! The event load: POSTs Spin Pet events to `/api/v1/events` at a target rate, each with a unique price,
-//! recording when each was sent.
+//! The event load: events at a target rate, each with a unique price that encodes its sequence number,
+//! recording when each was published. Where they go is the [`Feed`]: kline's HTTP ingest, the nchan
+//! reference's publisher, or kline's Solana source through the fake RPC node.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use kline_server::event::{
     BuySell, EventMeta, EventRecord, EventTime, Pubkey, Signature, SpinPetEvent, U128,
 };
 
-use crate::clients::{Shared, price_raw};
+use crate::clients::{Shared, channel, price_raw};
+use crate::live::SlotFeed;
 
 /// One event on `mint` with sequence number `seq` (unique signature and price).
 pub fn event(seq: u64, mint: &Pubkey, run: u64) -> EventRecord {
@@ -36,28 +39,108 @@ pub fn event(seq: u64, mint: &Pubkey, run: u64) -> EventRecord {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+/// Where the driver's events go.
+pub enum Feed {
+    /// kline's `POST /api/v1/events`: the events due at a 5 ms tick as one NDJSON request.
+    Ingest {
+        http: reqwest::Client,
+        url: String,
+        token: String,
+    },
+    /// nchan's publisher (`http://IP:PORT`): one POST per event to its pair's channel, a small JSON
+    /// message with the event's price (`close`), as concurrent requests per 5 ms tick.
+    Nchan { http: reqwest::Client, base: String },
+    /// kline's Solana source: the events due at each slot (`slot`) as that slot's transactions.
+    Solana { slots: SlotFeed, slot: Duration },
+}
+
+impl Feed {
+    fn tick(&self) -> Duration {
+        match self {
+            Feed::Ingest { .. } | Feed::Nchan { .. } => Duration::from_millis(5),
+            Feed::Solana { slot, .. } => *slot,
+        }
+    }
+
+    /// Publishes events `seqs`; returns how many the engine accepted, added per pair to `per_pair`.
+    async fn publish(
+        &mut self,
+        seqs: std::ops::Range<u64>,
+        mints: &[Pubkey],
+        run: u64,
+        per_pair: &mut [u64],
+    ) -> Option<u64> {
+        let mint_of = |seq: u64| mints[seq as usize % mints.len()].clone();
+        match self {
+            Feed::Ingest { http, url, token } => {
+                let body: String = seqs
+                    .clone()
+                    .map(|seq| event(seq, &mint_of(seq), run).to_json() + "\n")
+                    .collect();
+                let accepted = post(http, url, token, body).await?;
+                if accepted == seqs.end - seqs.start {
+                    seqs.for_each(|seq| per_pair[seq as usize % mints.len()] += 1);
+                }
+                Some(accepted)
+            }
+            Feed::Nchan { http, base } => {
+                let (http, base) = (&*http, &*base);
+                let posts = seqs.clone().map(|seq| {
+                    let mint = mint_of(seq);
+                    let body = nchan_message(mint.as_str(), seq);
+                    let url = format!("{base}/pub/{}", channel(mint.as_str()));
+                    async move {
+                        let response = http.post(url).body(body).send().await.ok()?;
+                        // 201: delivered to subscribers; 202: queued, nobody subscribed.
+                        response.status().is_success().then_some(seq)
+                    }
+                });
+                let published: Vec<u64> = join_all(posts).await.into_iter().flatten().collect();
+                published
+                    .iter()
+                    .for_each(|seq| per_pair[*seq as usize % mints.len()] += 1);
+                Some(published.len() as u64)
+            }
+            Feed::Solana { slots, .. } => {
+                seqs.clone()
+                    .for_each(|seq| per_pair[seq as usize % mints.len()] += 1);
+                Some(slots.produce_slot(seqs, mint_of, run))
+            }
+        }
+    }
+}
+
+/// The nchan reference's message for event `seq`: what a chart client needs to show the update.
+pub fn nchan_message(mint: &str, seq: u64) -> String {
+    let close = price_raw(seq) as f64 / 1e28;
+    format!(r#"{{"symbol":"{mint}","interval":"s1","seq":{seq},"close":{close:e}}}"#)
+}
+
+#[derive(Debug, Default, Clone)]
 pub struct DriveOutcome {
     pub events_sent: u64,
     pub events_accepted: u64,
-    pub posts: u64,
-    pub post_errors: u64,
+    pub publishes: u64,
+    pub publish_errors: u64,
+    /// Events accepted per pair (pair = seq % pairs).
+    pub accepted_per_pair: Vec<u64>,
 }
 
-/// Sends `rate` events/s for `duration`, spread over `mints` round-robin.
+/// Sends `rate` events/s for `duration` to `feed`, spread over `mints` round-robin.
 pub async fn drive(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
+    feed: &mut Feed,
     mints: &[Pubkey],
     rate: f64,
     duration: Duration,
     shared: &Arc<Shared>,
 ) -> DriveOutcome {
-    let mut outcome = DriveOutcome::default();
+    let mut outcome = DriveOutcome {
+        accepted_per_pair: vec![0; mints.len()],
+        ..DriveOutcome::default()
+    };
     let run = shared.epoch.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
     let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut tick = tokio::time::interval(feed.tick());
     let capacity = shared.sent_at_ns.len() as u64;
     while start.elapsed() < duration {
         tick.tick().await;
@@ -66,17 +149,18 @@ pub async fn drive(
             continue;
         }
         let sent_at = shared.epoch.elapsed().as_nanos() as u64;
-        let mut body = String::new();
         for seq in outcome.events_sent..due {
             shared.sent_at_ns[seq as usize].store(sent_at, Ordering::Relaxed);
-            body.push_str(&event(seq, &mints[seq as usize % mints.len()], run).to_json());
-            body.push('\n');
         }
-        outcome.posts += 1;
+        let seqs = outcome.events_sent..due;
+        outcome.publishes += 1;
         outcome.events_sent = due;
-        match post(client, url, token, body).await {
+        match feed
+            .publish(seqs, mints, run, &mut outcome.accepted_per_pair)
+            .await
+        {
             Some(accepted) => outcome.events_accepted += accepted,
-            None => outcome.post_errors += 1,
+            None => outcome.publish_errors += 1,
         }
         if due == capacity {
             break;
@@ -99,4 +183,18 @@ pub async fn post(client: &reqwest::Client, url: &str, token: &str, body: String
     }
     let report: serde_json::Value = response.json().await.ok()?;
     report["accepted"].as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_nchan_message_carries_the_price_that_encodes_its_sequence_number() {
+        let message: serde_json::Value =
+            serde_json::from_str(&nchan_message("Mint111", 41)).unwrap();
+        let close = message["close"].as_f64().unwrap();
+        assert_eq!((close * 1e9).round() as u64 - 1, 41);
+        assert_eq!(message["seq"], 41);
+    }
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::process::{ProcSample, ProcessProbe, terminate};
+
 /// The ingest token used when the bench starts the server itself.
 pub const TOKEN: &str = "kline-bench";
 
@@ -137,65 +139,33 @@ impl ServerUnderTest {
         }
     }
 
+    /// The server's `IP:PORT`.
+    pub fn socket_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        self.base_url
+            .trim_start_matches("http://")
+            .parse()
+            .context("--url must be http://IP:PORT")
+    }
+
     pub fn ws_url(&self) -> String {
         format!("{}/ws", self.base_url.replacen("http", "ws", 1))
     }
 
+    /// The `/proc` probe of this server (None: attached without `--pid`).
+    pub fn probe(&self) -> Option<ProcessProbe> {
+        self.pid.map(ProcessProbe::single)
+    }
+
     /// CPU seconds used so far and resident memory in KiB, from `/proc`.
     pub fn sample(&self) -> Option<ProcSample> {
-        let pid = self.pid?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let rss_kib = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())?;
-        Some(ProcSample {
-            at: Instant::now(),
-            cpu_secs: ticks / 100.0,
-            rss_kib,
-        })
+        self.probe()?.sample()
     }
 }
 
 impl Drop for ServerUnderTest {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            terminate(child);
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct ProcSample {
-    pub at: Instant,
-    pub cpu_secs: f64,
-    pub rss_kib: u64,
-}
-
-/// CPU use between two samples, in percent of one core.
-pub fn cpu_percent(from: &ProcSample, to: &ProcSample) -> f64 {
-    let wall = to.at.duration_since(from.at).as_secs_f64();
-    if wall <= 0.0 {
-        0.0
-    } else {
-        (to.cpu_secs - from.cpu_secs) / wall * 100.0
     }
 }

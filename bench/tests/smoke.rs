@@ -1,5 +1,7 @@
 //! Smoke-sized runs of every scenario, so the benchmark cannot rot: the real `kline-bench` binary against
-//! the real `kline-server` (debug builds), a few hundred connections for a few seconds.
+//! the real `kline-server` (debug builds), a few hundred connections for a few seconds; the nginx+nchan
+//! reference when it is installed (else the test checks the skip message), a burned core, and the Solana
+//! source fed by the fake node (`live`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -114,4 +116,96 @@ fn churn_leaves_nothing_behind() {
         "{report}"
     );
     assert_eq!(report["updates_lost"], 0, "{report}");
+}
+
+#[test]
+fn the_nchan_reference_runs_the_same_load_beside_kline_or_is_skipped() {
+    let report = run(&[
+        "fanout",
+        "--connections",
+        "100",
+        "--pairs",
+        "5",
+        "--rate",
+        "50",
+        "--duration",
+        "2",
+        "--reference",
+        "nchan",
+    ]);
+    assert_eq!(report["updates_lost"], 0, "kline ran first: {report}");
+    let reference = &report["reference"];
+    assert_eq!(reference["engine"], "nchan", "{report}");
+    if let Some(why) = reference["skipped"].as_str() {
+        eprintln!("nchan reference skipped (nginx or the module is missing): {why}");
+        assert!(
+            why.contains("apt-get install nginx-light libnginx-mod-nchan"),
+            "{why}"
+        );
+        return;
+    }
+    assert_eq!(reference["connections_subscribed"], 100, "{reference}");
+    assert_eq!(
+        reference["events_accepted"], reference["events_sent"],
+        "{reference}"
+    );
+    assert!(reference["deliveries"].as_u64().unwrap() > 0, "{reference}");
+    assert_eq!(reference["updates_lost"], 0, "{reference}");
+    assert!(
+        reference["server"]["cpu_percent_of_one_core_during_load"].is_number(),
+        "nginx's processes are sampled: {reference}"
+    );
+    assert!(
+        report["ratio_kline_to_reference"]["latency p50 ms"].is_number(),
+        "{report}"
+    );
+}
+
+#[test]
+fn fanout_with_a_core_burned_loses_nothing() {
+    let report = run(&[
+        "fanout",
+        "--connections",
+        "100",
+        "--pairs",
+        "5",
+        "--rate",
+        "50",
+        "--duration",
+        "2",
+        "--burn-cores",
+        "1",
+    ]);
+    assert_eq!(report["burn_cores"], 1, "{report}");
+    assert_eq!(report["updates_lost"], 0, "{report}");
+    assert_eq!(report["closes_total"], 0, "{report}");
+    assert!(report["deliveries"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[test]
+fn live_feeds_the_solana_source_through_the_fake_node() {
+    let report = run(&[
+        "live",
+        "--connections",
+        "100",
+        "--pairs",
+        "5",
+        "--rate",
+        "100",
+        "--duration",
+        "3",
+        "--slot-ms",
+        "400",
+        "--events-per-tx",
+        "4",
+    ]);
+    assert!(report["events_sent"].as_u64().unwrap() >= 200, "{report}");
+    assert_eq!(
+        report["events_stored"], report["events_sent"],
+        "every event of every slot went through the Solana source: {report}"
+    );
+    assert!(report["deliveries"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["updates_lost"], 0, "{report}");
+    assert_eq!(report["server"]["feed_lagged_total"], 0, "{report}");
+    assert_eq!(report["closes_total"], 0, "{report}");
 }

@@ -1,7 +1,8 @@
 //! A faithful, local fake of the parts of a Solana RPC node the `solana` source uses: WebSocket
 //! `logsSubscribe` notifications, and HTTP JSON-RPC `getSignaturesForAddress`, `getTransaction`,
 //! `getBlockTime`. It plays a script of transactions: the test decides when each is "produced", can drop
-//! every WebSocket connection, and keeps producing while nobody listens.
+//! every WebSocket connection, and keeps producing while nobody listens. `kline-bench live` uses it too, as
+//! a chain that grows slot by slot ([`FakeSolana::extend_script`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,11 @@ impl FakeSolana {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// Adds transactions to the end of the script (a load generator writes the chain as it goes).
+    pub fn extend_script(&self, transactions: impl IntoIterator<Item = FakeTx>) {
+        self.node.0.lock().unwrap().script.extend(transactions);
     }
 
     /// Makes the next `n` transactions of the script happen, notifying live subscribers.
