@@ -11,8 +11,13 @@ fn series() -> SeriesKey {
 
 /// An update of `series()` whose frame reads `time/count/is_final`.
 fn update(time: i64, count: u32, is_final: bool) -> Arc<CandleUpdate> {
+    update_reading(time, count, is_final, &format!("{time}/{count}/{is_final}"))
+}
+
+/// An update of `series()` whose frame carries `text`.
+fn update_reading(time: i64, count: u32, is_final: bool, text: &str) -> Arc<CandleUpdate> {
     let encoded = std::sync::OnceLock::new();
-    let _ = encoded.set(frame::text(&format!("{time}/{count}/{is_final}")));
+    let _ = encoded.set(frame::text(text));
     Arc::new(CandleUpdate {
         symbol: series().0,
         interval: series().1,
@@ -274,18 +279,7 @@ async fn a_batch_to_a_socket_with_little_room_is_finished_by_the_writer_untorn()
     let (outbox, client) = connected(4096).await;
     let big = "z".repeat(512 * 1024);
     let batch: Vec<_> = (0..MAX_FRAMES_PER_WRITE as i64 + 4)
-        .map(|time| {
-            let encoded = std::sync::OnceLock::new();
-            let _ = encoded.set(frame::text(&format!("{time}:{big}")));
-            Arc::new(CandleUpdate {
-                symbol: series().0,
-                interval: series().1,
-                candle: Candle::new(time, [1.0; 4], 1, false),
-                produced_at_ms: 0,
-                received_at_ms: None,
-                encoded,
-            })
-        })
+        .map(|time| update_reading(time, 1, false, &format!("{time}:{big}")))
         .collect();
     assert_eq!(outbox.push_updates(&batch), Ok(0));
     assert!(
