@@ -213,8 +213,12 @@ async fn serve_admitted(
     match ending {
         // A client that broke the protocol may not send frames any more; one that closed sends nothing
         // more but may still have bytes in flight: read raw bytes until it closes TCP.
-        Some(Ending::Close(_)) if violated => close::drain_until_eof(outbox.socket(), linger).await,
-        Some(Ending::Echo(_)) => close::drain_until_eof(outbox.socket(), linger).await,
+        // Boxed, like the linger below: the drain's 1 KiB scratch buffer would otherwise be part of every
+        // connection's task for its whole life (measured: 3.7 → 4.75 KB per idle connection).
+        Some(Ending::Close(_)) if violated => {
+            Box::pin(close::drain_until_eof(outbox.socket(), linger)).await
+        }
+        Some(Ending::Echo(_)) => Box::pin(close::drain_until_eof(outbox.socket(), linger)).await,
         // A close the server started: the client still speaks the protocol until it answers.
         Some(Ending::Close(_)) => Box::pin(close::linger_for_close(&mut stream, linger)).await,
         _ => {}
