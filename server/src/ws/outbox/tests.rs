@@ -157,6 +157,15 @@ fn read_to_end(mut client: std::net::TcpStream) -> Vec<String> {
     payloads(&bytes)
 }
 
+/// Ends the outbox with 1001 and runs its writer until that close frame is written.
+async fn close_with_1001(outbox: &Outbox) {
+    outbox.close(CloseCode::ServerShutdown);
+    assert_eq!(
+        run_writer(outbox).await,
+        Ending::Close(CloseCode::ServerShutdown)
+    );
+}
+
 async fn run_writer(outbox: &Outbox) -> Ending {
     let settings = super::super::writer::WriterSettings {
         ping_every: std::time::Duration::from_secs(3600),
@@ -188,11 +197,7 @@ async fn the_gate_keeps_order_and_drops_what_the_snapshot_already_has() {
         Pushed::Written,
         "the gate is open and the socket has room"
     );
-    outbox.close(CloseCode::ServerShutdown);
-    assert_eq!(
-        run_writer(&outbox).await,
-        Ending::Close(CloseCode::ServerShutdown)
-    );
+    close_with_1001(&outbox).await;
     assert_eq!(
         read_to_end(client),
         [
@@ -255,11 +260,7 @@ async fn updates_pushed_together_are_written_in_order_replaced_in_place_or_held(
         Ok(0)
     );
     outbox.open_gate(&series(), &[], vec![frame::text("snapshot")]);
-    outbox.close(CloseCode::ServerShutdown);
-    assert_eq!(
-        run_writer(&outbox).await,
-        Ending::Close(CloseCode::ServerShutdown)
-    );
+    close_with_1001(&outbox).await;
     assert_eq!(
         read_to_end(client),
         // Closing the gate dropped what still waited of the series (2/3, 3/1): the snapshot covers it.
@@ -287,11 +288,7 @@ async fn a_batch_to_a_socket_with_little_room_is_finished_by_the_writer_untorn()
         "10 MB do not fit a loopback socket at once"
     );
     let reader = std::thread::spawn(move || read_to_end(client));
-    outbox.close(CloseCode::ServerShutdown);
-    assert_eq!(
-        run_writer(&outbox).await,
-        Ending::Close(CloseCode::ServerShutdown)
-    );
+    close_with_1001(&outbox).await;
     let received = reader.join().unwrap();
     let expected: Vec<String> = (0..batch.len())
         .map(|time| format!("{time}:{big}"))
