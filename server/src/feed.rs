@@ -36,6 +36,9 @@ pub struct CandleUpdate {
     /// The push transport's encoding of the update (for `/ws`, the whole WebSocket frame), made once by
     /// the first shard that delivers it and shared by all (see `ws::frame::update`).
     pub encoded: OnceLock<Bytes>,
+    /// The same, compressed for connections that negotiated permessage-deflate (`ws::frame::update_deflated`;
+    /// the plain frame again when compression does not pay).
+    pub compressed: OnceLock<Bytes>,
 }
 
 impl CandleUpdate {

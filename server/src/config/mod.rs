@@ -104,6 +104,10 @@ pub struct WebSocketConfig {
     pub rate_limit_burst: u32,
     pub rate_limit_strikes: u32,
     pub read_buffer_bytes: usize,
+    /// Answer permessage-deflate offers (RFC 7692, without context takeover).
+    pub compression: bool,
+    /// Messages shorter than this go uncompressed even when compression was negotiated.
+    pub compression_min_bytes: u32,
     pub hub_queue_capacity: usize,
     /// Fan-out threads (hub shards); 0 = one per CPU core.
     pub hub_threads: usize,

@@ -20,6 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::inflate::InflateError;
 use super::socket::ClientStream;
 use crate::stats::{PipelineStats, PushStats};
 
@@ -33,6 +34,11 @@ pub fn violation(err: &tungstenite::Error) -> Option<CloseCode> {
         // Unmasked frame, reserved bits, reserved opcode, fragmented or oversize control frame, a
         // continuation without a start, a new message inside a fragmented one, a 1-byte close payload.
         tungstenite::Error::Protocol(_) => Some(CloseCode::ProtocolError),
+        // A compressed message that could not be inflated (see `super::inflate`).
+        tungstenite::Error::Io(err) => err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<InflateError>())
+            .map(InflateError::close_code),
         _ => None,
     }
 }

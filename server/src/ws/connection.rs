@@ -24,8 +24,10 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 
 use super::close;
+use super::deflate::Deflate;
 use super::frame;
 use super::hub::ConnectionId;
+use super::inflate::Inflater;
 use super::outbox::{Ending, Outbox, SeriesKey};
 use super::rate_limit::{self, TokenBucket};
 use super::socket::ClientStream;
@@ -37,12 +39,18 @@ use crate::stats::PipelineStats;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
-/// Serves one upgraded socket until it closes. `read_ahead`: bytes the HTTP server read past the upgrade.
-pub async fn serve(socket: TcpStream, read_ahead: Bytes, state: AppState) {
+/// Serves one upgraded socket until it closes. `read_ahead`: bytes the HTTP server read past the upgrade;
+/// `deflate`: permessage-deflate as negotiated in the handshake.
+pub async fn serve(
+    socket: TcpStream,
+    read_ahead: Bytes,
+    deflate: Option<Deflate>,
+    state: AppState,
+) {
     let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let client_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", client = %client_id, conn);
-    serve_admitted(socket, read_ahead, state, conn, client_id)
+    serve_admitted(socket, read_ahead, deflate, state, conn, client_id)
         .instrument(span)
         .await;
 }
@@ -64,6 +72,7 @@ enum ReadEnd {
 async fn serve_admitted(
     socket: TcpStream,
     read_ahead: Bytes,
+    deflate: Option<Deflate>,
     state: AppState,
     conn: ConnectionId,
     client_id: String,
@@ -72,12 +81,15 @@ async fn serve_admitted(
     let active = push.connections_active.inc();
     let _active = Decrement(&push.connections_active);
     let config = &state.config.websocket;
-    let outbox = Arc::new(Outbox::new(
-        socket,
-        config.outbox_capacity,
-        config.outbox_max_bytes,
-        push.clone(),
-    ));
+    let outbox = Arc::new(
+        Outbox::new(
+            socket,
+            config.outbox_capacity,
+            config.outbox_max_bytes,
+            push.clone(),
+        )
+        .with_deflate(deflate),
+    );
     let settings = WriterSettings {
         ping_every: Duration::from_millis(config.ping_interval),
         write_timeout: Duration::from_millis(config.write_timeout_ms),
@@ -92,7 +104,11 @@ async fn serve_admitted(
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
     let mut stream = WebSocketStream::from_raw_socket(
-        ClientStream::new(read_ahead, outbox.clone()),
+        ClientStream::new(
+            read_ahead,
+            outbox.clone(),
+            deflate.map(|_| Inflater::new(config.max_message_bytes)),
+        ),
         Role::Server,
         Some(ws_config),
     )
@@ -117,14 +133,14 @@ async fn serve_admitted(
         symbols,
         env!("CARGO_PKG_VERSION"),
     );
-    outbox.push_message(encode(hello));
-
     let mut session = Session {
         state: &state,
         conn,
         outbox: &outbox,
+        deflate,
         subscriptions: Vec::new(),
     };
+    outbox.push_message(session.encode(hello));
     let idle = Duration::from_secs(state.config.kline.connection_timeout);
     let mut limiter = TokenBucket::new(
         config.rate_limit_burst,
@@ -234,31 +250,34 @@ impl Drop for Decrement<'_> {
     }
 }
 
-/// A whole text frame carrying `payload` in the envelope.
-fn encode(payload: impl Into<ServerPayload>) -> Bytes {
-    frame::text(&ServerMessage::now(payload).to_json())
-}
-
 /// A connection's request handling state.
 struct Session<'a> {
     state: &'a AppState,
     conn: ConnectionId,
     outbox: &'a Arc<Outbox>,
+    /// permessage-deflate, if negotiated: large replies are compressed.
+    deflate: Option<Deflate>,
     /// A few per connection (bounded by `max_subscriptions_per_client`): a vector is smaller than a set.
     subscriptions: Vec<SeriesKey>,
 }
 
 impl Session<'_> {
+    /// A whole text frame carrying `payload` in the envelope (compressed if negotiated and worth it).
+    fn encode(&self, payload: impl Into<ServerPayload>) -> Bytes {
+        frame::text_for(&ServerMessage::now(payload).to_json(), self.deflate)
+    }
+
     fn error(&self, error: ErrorData) {
         PipelineStats::add(&self.state.push_stats.request_errors, 1);
-        self.outbox.push_message(encode(error));
+        self.outbox.push_message(self.encode(error));
     }
 
     async fn handle(&mut self, text: &str) {
         match ClientRequest::parse(text) {
             Err(rejected) => self.error(ErrorData::from(&rejected)),
             Ok(ClientRequest::Ping) => {
-                self.outbox.push_message(encode(Pong::new(now_ms() / 1000)));
+                self.outbox
+                    .push_message(self.encode(Pong::new(now_ms() / 1000)));
             }
             Ok(ClientRequest::Subscribe(request)) => self.subscribe(request).await,
             Ok(ClientRequest::Unsubscribe(request)) => self.unsubscribe(request).await,
@@ -313,8 +332,11 @@ impl Session<'_> {
                     request.subscription_id,
                 );
                 let candles = history.data.clone();
-                self.outbox
-                    .open_gate(&series, &candles, vec![encode(history), encode(confirmed)]);
+                self.outbox.open_gate(
+                    &series,
+                    &candles,
+                    vec![self.encode(history), self.encode(confirmed)],
+                );
             }
             Err(message) => {
                 self.state.hub.unsubscribe(self.conn, series.clone()).await;
@@ -337,7 +359,7 @@ impl Session<'_> {
         self.outbox.purge(&series);
         let confirmed =
             UnsubscribeConfirmed::new(request.symbol, request.interval, request.subscription_id);
-        self.outbox.push_message(encode(confirmed));
+        self.outbox.push_message(self.encode(confirmed));
     }
 
     async fn history(&mut self, request: WireHistoryRequest) {
@@ -357,7 +379,7 @@ impl Session<'_> {
         };
         match self.read_history(query).await {
             Ok(history) => {
-                self.outbox.push_message(encode(history));
+                self.outbox.push_message(self.encode(history));
             }
             Err(message) => self.error(
                 ErrorData::new(ErrorCode::HistoryFailed, message)

@@ -2,14 +2,18 @@
 //!
 //! A candle update is encoded into one frame by the hub and the same bytes are written to every
 //! subscriber's socket, so a delivery is a single `write` of a shared buffer. Server frames are never
-//! masked and never fragmented.
+//! masked and never fragmented. On a connection that negotiated permessage-deflate ([`super::deflate`]), a
+//! text message may be compressed (RSV1 set); the compressed `kline_data` frame is shared the same way.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kline_protocol::{KlineData, ServerMessage};
 
+use super::deflate::{self, Deflate};
 use crate::feed::CandleUpdate;
 
 const FIN: u8 = 0x80;
+/// Set on the first frame of a compressed message (RFC 7692 §6).
+const RSV1: u8 = 0x40;
 const OPCODE_TEXT: u8 = 0x1;
 const OPCODE_CLOSE: u8 = 0x8;
 const OPCODE_PING: u8 = 0x9;
@@ -17,6 +21,26 @@ const OPCODE_PING: u8 = 0x9;
 /// A final text frame carrying `payload` (UTF-8 JSON).
 pub fn text(payload: &str) -> Bytes {
     encode(OPCODE_TEXT, payload.as_bytes())
+}
+
+/// A text frame for a connection that agreed to `deflate` (or `None`): compressed when the message is at
+/// least `min_bytes` long and compressing it with the connection's window makes it smaller.
+pub fn text_for(payload: &str, deflate: Option<Deflate>) -> Bytes {
+    match deflate {
+        Some(deflate) => {
+            compressed_text(payload.as_bytes(), deflate.window_bits, deflate.min_bytes)
+                .unwrap_or_else(|| text(payload))
+        }
+        None => text(payload),
+    }
+}
+
+fn compressed_text(payload: &[u8], window_bits: u8, min_bytes: u32) -> Option<Bytes> {
+    if payload.len() < min_bytes as usize {
+        return None;
+    }
+    let compressed = deflate::compress(payload, window_bits)?;
+    Some(encode(RSV1 | OPCODE_TEXT, &compressed))
 }
 
 /// The `kline_data` frame of a candle update, encoded by the first caller and shared by every subscriber
@@ -31,6 +55,27 @@ pub fn update(update: &CandleUpdate) -> &Bytes {
         );
         text(&ServerMessage::now(payload).to_json())
     })
+}
+
+/// The `kline_data` frame of a candle update for connections that negotiated permessage-deflate, compressed
+/// once (with the window every client accepts) and shared like [`update`]; the plain frame when compressing
+/// does not pay.
+pub fn update_deflated(update: &CandleUpdate, min_bytes: u32) -> &Bytes {
+    update.compressed.get_or_init(|| {
+        let plain = self::update(update);
+        compressed_text(payload(plain), deflate::SHARED_WINDOW_BITS, min_bytes)
+            .unwrap_or_else(|| plain.clone())
+    })
+}
+
+/// The payload of a frame this module encoded (unmasked, so the header is 2, 4 or 10 bytes).
+fn payload(frame: &[u8]) -> &[u8] {
+    let header = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    &frame[header..]
 }
 
 /// A ping with an empty payload (clients answer with a pong).
@@ -50,10 +95,11 @@ pub fn close(code: u16, reason: &str) -> Bytes {
     encode(OPCODE_CLOSE, &payload)
 }
 
-fn encode(opcode: u8, payload: &[u8]) -> Bytes {
+/// A final frame: `flags_opcode` is the opcode, with [`RSV1`] for a compressed message.
+fn encode(flags_opcode: u8, payload: &[u8]) -> Bytes {
     let len = payload.len();
     let mut frame = BytesMut::with_capacity(len + 10);
-    frame.put_u8(FIN | opcode);
+    frame.put_u8(FIN | flags_opcode);
     if len < 126 {
         frame.put_u8(len as u8);
     } else if let Ok(len) = u16::try_from(len) {

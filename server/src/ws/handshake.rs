@@ -2,7 +2,8 @@
 //!
 //! The handshake is done here rather than by axum's `WebSocketUpgrade` because the push path writes to
 //! the socket itself (see [`super::outbox`]): after the 101 response, hyper hands the connection back and
-//! it is downcast to the `TcpStream` the accept loop ([`crate::http::serve`]) gave hyper.
+//! it is downcast to the `TcpStream` the accept loop ([`crate::http::serve`]) gave hyper. A permessage-deflate
+//! offer is answered here ([`super::deflate`]) when `websocket.compression` is on.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -14,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::connection;
+use super::deflate::{self, Deflate};
 use crate::app::AppState;
 use crate::config::CorsOrigins;
 
@@ -132,6 +134,15 @@ pub async fn upgrade(State(state): State<AppState>, mut request: Request) -> Res
             return err.into_response();
         }
     };
+    let ws_config = &state.config.websocket;
+    let deflate = ws_config
+        .compression
+        .then(|| deflate::negotiate(request.headers()))
+        .flatten()
+        .map(|window_bits| Deflate {
+            window_bits,
+            min_bytes: ws_config.compression_min_bytes,
+        });
     let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
         return HandshakeError::NotUpgradable.into_response();
     };
@@ -145,12 +156,14 @@ pub async fn upgrade(State(state): State<AppState>, mut request: Request) -> Res
             }
         };
         match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => connection::serve(parts.io.into_inner(), parts.read_buf, state).await,
+            Ok(parts) => {
+                connection::serve(parts.io.into_inner(), parts.read_buf, deflate, state).await
+            }
             Err(_) => tracing::error!("upgraded connection is not a TCP stream; dropping it"),
         }
         drop(tracked);
     });
-    (
+    let mut response = (
         StatusCode::SWITCHING_PROTOCOLS,
         [
             (header::CONNECTION, HeaderValue::from_static("upgrade")),
@@ -158,7 +171,13 @@ pub async fn upgrade(State(state): State<AppState>, mut request: Request) -> Res
         ],
         [(header::SEC_WEBSOCKET_ACCEPT, accept)],
     )
-        .into_response()
+        .into_response();
+    if deflate.is_some() {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_EXTENSIONS, deflate::response_header());
+    }
+    response
 }
 
 #[cfg(test)]

@@ -457,6 +457,7 @@ impl Shard {
                     produced_at_ms,
                     received_at_ms: None,
                     encoded: OnceLock::new(),
+                    compressed: OnceLock::new(),
                 })
             })
             .collect()

@@ -4,6 +4,8 @@
 //! - [`hub`]: the subscription index and the fan-out (one thread, one owner).
 //! - [`outbox`]: a connection's socket writer: immediate writes, the bounded backlog, the overflow policy.
 //! - [`frame`]: server frames, encoded once and shared.
+//! - [`deflate`]: permessage-deflate: the negotiation, compressing a message once for every subscriber.
+//! - [`inflate`]: the client's compressed messages, inflated below tungstenite.
 //! - [`socket`]: the stream tungstenite reads client frames from.
 //! - [`writer`]: writes a connection's backlog when the socket has room; pings; the close.
 //! - [`close`]: the closing handshake: close codes for protocol violations, reading after our close.
@@ -12,9 +14,11 @@
 
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod hub;
+pub mod inflate;
 pub mod outbox;
 pub mod rate_limit;
 pub mod socket;

@@ -29,6 +29,7 @@ use kline_protocol::{Candle, CloseCode, Interval, Symbol};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::deflate::Deflate;
 use super::frame;
 use crate::feed::{CandleUpdate, SeriesId};
 use crate::stats::{PipelineStats, PushStats};
@@ -48,11 +49,20 @@ enum Frame {
 }
 
 impl Frame {
-    fn bytes(&self) -> &Bytes {
+    /// The bytes to write, for a connection that agreed to `deflate` (a shared update has two encodings).
+    fn bytes(&self, deflate: Option<Deflate>) -> &Bytes {
         match self {
             Frame::Message(bytes) => bytes,
-            Frame::Update(update) => frame::update(update),
+            Frame::Update(update) => update_frame(update, deflate),
         }
+    }
+}
+
+/// The frame of a shared update for a connection that agreed to `deflate` (or not).
+fn update_frame(update: &CandleUpdate, deflate: Option<Deflate>) -> &Bytes {
+    match deflate {
+        None => frame::update(update),
+        Some(deflate) => frame::update_deflated(update, deflate.min_bytes),
     }
 }
 
@@ -121,6 +131,12 @@ impl Outbox {
         }
     }
 
+    /// Candle updates go out compressed as `deflate` says (the connection negotiated permessage-deflate).
+    pub fn with_deflate(self, deflate: Option<Deflate>) -> Outbox {
+        self.lock().deflate = deflate;
+        self
+    }
+
     pub fn socket(&self) -> &TcpStream {
         &self.socket
     }
@@ -139,7 +155,7 @@ impl Outbox {
         }
         // Straight to the socket: the common case touches no queue (an emptied queue keeps its buffer,
         // which would cost every idle connection its capacity).
-        let bytes = frame.bytes();
+        let bytes = frame.bytes(state.deflate);
         match self.socket.try_write(bytes) {
             Ok(n) if n == bytes.len() => {
                 state.written_bytes += n as u64;
@@ -248,7 +264,7 @@ impl Outbox {
             return Err(Pushed::Replaced);
         }
         // The frames of this batch accepted so far (`waiting`) are about as big as this one.
-        let incoming = frame::update(update).len() * (waiting + 1);
+        let incoming = update_frame(update, state.deflate).len() * (waiting + 1);
         if state.queue.len() + waiting >= state.capacity || state.is_full(incoming) {
             self.end_too_slow(state);
             return Err(Pushed::Closed);
@@ -271,7 +287,7 @@ impl Outbox {
             let chunk: Vec<Frame> = frames.by_ref().take(MAX_FRAMES_PER_WRITE).collect();
             let mut slices = [IoSlice::new(&[]); MAX_FRAMES_PER_WRITE];
             for (slice, frame) in slices.iter_mut().zip(&chunk) {
-                *slice = IoSlice::new(frame.bytes());
+                *slice = IoSlice::new(frame.bytes(state.deflate));
             }
             let mut written = match self.socket.try_write_vectored(&slices[..chunk.len()]) {
                 Ok(n) if n > 0 => n,
@@ -291,7 +307,7 @@ impl Outbox {
                 }
             };
             for frame in chunk {
-                let len = frame.bytes().len();
+                let len = frame.bytes(state.deflate).len();
                 if state.queue.is_empty() && written >= len {
                     written -= len;
                     state.wrote(&frame, &self.stats);
@@ -355,7 +371,10 @@ impl Outbox {
             .map(Frame::Message)
             .chain(newer.map(Frame::Update))
             .collect();
-        let incoming = frames.iter().map(|frame| frame.bytes().len()).sum();
+        let incoming = frames
+            .iter()
+            .map(|frame| frame.bytes(state.deflate).len())
+            .sum();
         if state.queue.len() + frames.len() > state.capacity || state.is_full(incoming) {
             self.end_too_slow(&mut state);
             return;
@@ -490,6 +509,8 @@ struct State {
     front_written: usize,
     gated: HashMap<SeriesId, Vec<Arc<CandleUpdate>>>,
     ending: Option<Ending>,
+    /// permessage-deflate, if negotiated: which encoding of a shared update this connection gets.
+    deflate: Option<Deflate>,
 }
 
 impl State {
@@ -502,6 +523,7 @@ impl State {
             front_written: 0,
             gated: HashMap::new(),
             ending: None,
+            deflate: None,
         }
     }
 
@@ -510,7 +532,11 @@ impl State {
         if self.queue.is_empty() {
             return false;
         }
-        let waiting: usize = self.queue.iter().map(|frame| frame.bytes().len()).sum();
+        let waiting: usize = self
+            .queue
+            .iter()
+            .map(|frame| frame.bytes(self.deflate).len())
+            .sum();
         self.queue.len() >= self.capacity
             || (waiting - self.front_written).saturating_add(incoming) > self.max_bytes
     }
@@ -579,7 +605,7 @@ impl State {
             let Some(front) = self.queue.front() else {
                 break None;
             };
-            let bytes = front.bytes();
+            let bytes = front.bytes(self.deflate);
             match write(&bytes[self.front_written..]) {
                 Ok(n) if n > 0 => {
                     progressed = true;

@@ -4,6 +4,9 @@
 //! request). Writes never touch the socket directly: tungstenite writes only control replies (a pong to a
 //! client's ping, the echo of a client's close), and those are queued in the connection's [`Outbox`], the
 //! one writer of the socket, so they can never interleave with a candle update being written.
+//!
+//! On a connection that negotiated permessage-deflate, the bytes read pass through an [`Inflater`] first,
+//! which hands tungstenite the client's compressed messages inflated (tungstenite refuses RSV1).
 
 use std::io;
 use std::pin::Pin;
@@ -13,16 +16,19 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::inflate::Inflater;
 use super::outbox::Outbox;
 
 pub struct ClientStream {
     /// Bytes read by the HTTP server beyond the upgrade request (usually none).
     read_ahead: Bytes,
     outbox: Arc<Outbox>,
+    /// Set when the connection negotiated permessage-deflate.
+    inflater: Option<Box<Inflater>>,
 }
 
 impl ClientStream {
-    pub fn new(read_ahead: Bytes, outbox: Arc<Outbox>) -> ClientStream {
+    pub fn new(read_ahead: Bytes, outbox: Arc<Outbox>, inflater: Option<Inflater>) -> ClientStream {
         // `read_ahead` is a view into hyper's 8 KiB read buffer: keeping it, even empty, would keep that
         // whole buffer alive for the life of the connection (massif: 8 KB of ~13 KB per idle connection).
         let read_ahead = if read_ahead.is_empty() {
@@ -30,7 +36,57 @@ impl ClientStream {
         } else {
             Bytes::copy_from_slice(&read_ahead)
         };
-        ClientStream { read_ahead, outbox }
+        ClientStream {
+            read_ahead,
+            outbox,
+            inflater: inflater.map(Box::new),
+        }
+    }
+
+    /// Reads through the inflater: its output first, else more bytes from the socket for it.
+    fn poll_read_inflated(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let inflater = self.inflater.as_mut().expect("compression negotiated");
+        loop {
+            if inflater.has_output() {
+                let n = inflater.take(buf.initialize_unfilled());
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let fed = if self.read_ahead.is_empty() {
+                // The caller's buffer serves as scratch space: the bytes move into the inflater at once.
+                let scratch = buf.initialize_unfilled();
+                let n = ready!(read_socket(self.outbox.socket(), cx, scratch))?;
+                if n == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                inflater.feed(&scratch[..n])
+            } else {
+                let ahead = std::mem::take(&mut self.read_ahead);
+                inflater.feed(&ahead)
+            };
+            fed.map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+        }
+    }
+}
+
+/// One non-blocking read of the socket into `buf`, waiting for readiness.
+fn read_socket(
+    socket: &tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(socket.poll_read_ready(cx))?;
+        match socket.try_read(buf) {
+            Ok(n) => return Poll::Ready(Ok(n)),
+            // Readiness was stale; `try_read` cleared it, so the next poll waits for the reactor.
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) => return Poll::Ready(Err(err)),
+        }
     }
 }
 
@@ -40,26 +96,22 @@ impl AsyncRead for ClientStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.inflater.is_some() {
+            return self.poll_read_inflated(cx, buf);
+        }
         if !self.read_ahead.is_empty() {
             let n = self.read_ahead.len().min(buf.remaining());
             buf.put_slice(&self.read_ahead[..n]);
             self.read_ahead.advance(n);
             return Poll::Ready(Ok(()));
         }
-        let socket = self.outbox.socket();
-        loop {
-            ready!(socket.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            match socket.try_read(unfilled) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // Readiness was stale; `try_read` cleared it, so the next poll waits for the reactor.
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(err) => return Poll::Ready(Err(err)),
-            }
-        }
+        let n = ready!(read_socket(
+            self.outbox.socket(),
+            cx,
+            buf.initialize_unfilled()
+        ))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -25,6 +25,7 @@ fn update_reading(time: i64, count: u32, is_final: bool, text: &str) -> Arc<Cand
         produced_at_ms: 0,
         received_at_ms: None,
         encoded,
+        compressed: std::sync::OnceLock::new(),
     })
 }
 
@@ -386,7 +387,7 @@ async fn waiting_bytes_are_bounded_even_below_the_frame_capacity() {
             break;
         }
         let state = outbox.lock();
-        let queued: usize = state.queue.iter().map(|f| f.bytes().len()).sum();
+        let queued: usize = state.queue.iter().map(|f| f.bytes(None).len()).sum();
         most_waiting = most_waiting.max(queued - state.front_written);
     }
     assert!(outbox.is_closed(), "the byte budget closed it (4008)");
