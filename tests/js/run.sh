@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the design document's JavaScript client (section 9.2, `ws` npm package) against the real
-# kline-server with its simulator on, then the closing-handshake checks with Node `ws` and Python
-# `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built kline-server.
+# kline-server with its simulator on, then the closing-handshake and permessage-deflate checks with Node
+# `ws` and Python `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built
+# kline-server.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${KLINE_SERVER_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/debug/kline-server}
@@ -41,3 +42,8 @@ echo "js-client: 1 passed, 0 failed"
 KLINE_WS_URL="ws://$addr/ws" node test_close_handshake.js
 KLINE_WS_URL="ws://$addr/ws" python3 "$here/../py/test_close_handshake.py"
 echo "close-handshake clients: 2 passed, 0 failed"
+
+# permessage-deflate with the same two clients, compression on and off.
+KLINE_WS_URL="ws://$addr/ws" KLINE_MINT="$mint" node test_compression.js
+KLINE_WS_URL="ws://$addr/ws" KLINE_MINT="$mint" python3 "$here/../py/test_compression.py"
+echo "compression clients: 2 passed, 0 failed"

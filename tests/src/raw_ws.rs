@@ -49,6 +49,11 @@ impl RawFrame {
         RawFrame::new(OP_CLOSE, payload)
     }
 
+    /// A compressed text message (RSV1 set, permessage-deflate): `text` deflated by flate2 on its own.
+    pub fn deflated_text(text: &[u8]) -> RawFrame {
+        RawFrame::new(OP_TEXT, deflate(text)).with_rsv(0b100)
+    }
+
     pub fn not_final(mut self) -> RawFrame {
         self.fin = false;
         self
@@ -278,4 +283,54 @@ pub fn parse(bytes: &[u8]) -> Option<(ServerFrame, usize)> {
         payload,
     };
     Some((frame, at + len))
+}
+
+/// The permessage-deflate offer browsers send.
+pub const BROWSER_OFFER: &str =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+/// `bytes` compressed on its own with raw deflate, without the trailing `00 00 ff ff` (RFC 7692 §7.2.1).
+pub fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut compressor = Compress::new(Compression::default(), false);
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    compressor
+        .compress_vec(bytes, &mut out, FlushCompress::Sync)
+        .expect("deflate");
+    assert!(
+        out.ends_with(&[0, 0, 0xff, 0xff]),
+        "a sync flush ends the data"
+    );
+    out.truncate(out.len() - 4);
+    out
+}
+
+/// A compressed message's payload inflated (RFC 7692 §7.2.2: `00 00 ff ff` appended first).
+pub fn inflate(compressed: &[u8]) -> Vec<u8> {
+    use flate2::{Decompress, FlushDecompress};
+    let mut input = compressed.to_vec();
+    input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+    let mut inflater = Decompress::new(false);
+    let mut out = Vec::with_capacity(compressed.len() * 20 + 1024);
+    loop {
+        let at = inflater.total_in() as usize;
+        inflater
+            .decompress_vec(&input[at..], &mut out, FlushDecompress::Sync)
+            .expect("valid deflate data");
+        if inflater.total_in() as usize == input.len() && out.len() < out.capacity() {
+            return out;
+        }
+        out.reserve(out.capacity());
+    }
+}
+
+impl ServerFrame {
+    /// The message's payload: inflated if the frame is compressed (RSV1).
+    pub fn message(&self) -> Vec<u8> {
+        if self.rsv & 0b100 != 0 {
+            inflate(&self.payload)
+        } else {
+            self.payload.clone()
+        }
+    }
 }
