@@ -18,8 +18,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
+
+use crate::client_stream::CountingStream;
 
 /// Price of event `seq`: `(seq + 1) * 1e-9` SOL, so a client can tell which event a candle's close is.
 pub fn price_raw(seq: u64) -> u128 {
@@ -38,6 +42,8 @@ pub struct Shared {
     pub sent_at_ns: Vec<AtomicU64>,
     pub latency_us: Mutex<Histogram<u64>>,
     pub deliveries: AtomicU64,
+    /// Bytes the clients read from their sockets (what the engine put on the wire, compressed or not).
+    pub wire_bytes: AtomicU64,
     pub connected: AtomicUsize,
     pub connect_errors: AtomicU64,
     pub closes: Mutex<BTreeMap<String, u64>>,
@@ -52,6 +58,7 @@ impl Shared {
                 Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
             ),
             deliveries: AtomicU64::new(0),
+            wire_bytes: AtomicU64::new(0),
             connected: AtomicUsize::new(0),
             connect_errors: AtomicU64::new(0),
             closes: Mutex::new(BTreeMap::new()),
@@ -66,8 +73,9 @@ impl Shared {
 /// How clients reach an engine and what it sends them.
 #[derive(Debug, Clone)]
 pub enum Wire {
-    /// kline's `/ws` at `url`: a `subscribe` request per client, `kline_data` messages.
-    Kline { url: String },
+    /// kline's `/ws` at `url`: a `subscribe` request per client, `kline_data` messages; with `compression`
+    /// the clients offer permessage-deflate (as browsers do) and inflate what comes compressed.
+    Kline { url: String, compression: bool },
     /// nchan at `base` (`ws://IP:PORT`): a subscriber location per channel, one message per event.
     Nchan { base: String },
 }
@@ -76,7 +84,7 @@ impl Wire {
     /// The URL a client of `mint`'s s1 pair connects to.
     pub fn url(&self, mint: &str) -> String {
         match self {
-            Wire::Kline { url } => url.clone(),
+            Wire::Kline { url, .. } => url.clone(),
             Wire::Nchan { base } => format!("{base}/sub/{}", channel(mint)),
         }
     }
@@ -186,10 +194,27 @@ async fn run_client(
         let config = WebSocketConfig::default()
             .read_buffer_size(512)
             .write_buffer_size(0);
-        let (ws, _) =
-            tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
-                .await
-                .map_err(std::io::Error::other)?;
+        let compression = matches!(
+            wire,
+            Wire::Kline {
+                compression: true,
+                ..
+            }
+        );
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(std::io::Error::other)?;
+        if compression {
+            request.headers_mut().insert(
+                "Sec-WebSocket-Extensions",
+                HeaderValue::from_static("permessage-deflate; client_max_window_bits"),
+            );
+        }
+        let stream = CountingStream::new(stream, compression);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .map_err(std::io::Error::other)?;
         Ok::<_, std::io::Error>(ws)
     };
     let mut ws = match tokio::time::timeout(Duration::from_secs(30), connect).await {
@@ -267,6 +292,9 @@ async fn run_client(
         }
     }
     flush(&shared, &mut pending);
+    shared
+        .wire_bytes
+        .fetch_add(ws.get_ref().read_bytes(), Ordering::Relaxed);
     let _ = ws.close(None).await;
     Some(outcome)
 }

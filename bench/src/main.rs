@@ -8,16 +8,20 @@
 //! takes cores away from the server. Loopback only; every run is bounded in connections and time.
 //!
 //! # Layout
-//! - [`measure`]: one measured run against one engine; [`clients`], [`churn`]: the WebSocket load;
+//! - [`measure`]: one measured run against one engine; [`clients`], [`churn`]: the WebSocket load
+//!   ([`client_stream`]: bytes on the wire, permessage-deflate);
 //!   [`driver`]: the events and where they go; [`burn`]: the CPU burners.
 //! - [`server`]: kline-server as a child process; [`nchan`]: the nginx + nchan reference; [`live`]: the
 //!   fake Solana node's slot feed; [`process`]: `/proc` sampling.
-//! - [`ingest`]: the ingest-only scenario; [`report`]: `/metrics` parsing and printing.
+//! - [`ingest`]: the ingest-only scenario; [`history`]: what a 1000-candle history costs, compressed or
+//!   not; [`report`]: `/metrics` parsing and printing.
 
 mod burn;
 mod churn;
+mod client_stream;
 mod clients;
 mod driver;
+mod history;
 mod ingest;
 mod live;
 mod measure;
@@ -42,7 +46,7 @@ use crate::server::ServerUnderTest;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// fanout | hot | idle | ingest | churn | live
+    /// fanout | hot | idle | ingest | churn | live | history
     scenario: String,
     /// WebSocket connections (scenario default if absent).
     #[arg(long)]
@@ -91,6 +95,10 @@ struct Cli {
     /// server; 1 keeps them to one core.
     #[arg(long, default_value_t = 0)]
     client_threads: usize,
+    /// Clients offer permessage-deflate, as browsers do (kline only; nchan's clients never do), and inflate
+    /// what comes compressed. The report's `wire_bytes_per_delivery` shows what it saves.
+    #[arg(long)]
+    compression: bool,
     /// Extra `--set key=value` for the server the bench starts (repeatable).
     #[arg(long = "server-set")]
     server_set: Vec<String>,
@@ -112,6 +120,8 @@ pub struct Plan {
     pub churners: usize,
     pub ramp: usize,
     pub burn_cores: usize,
+    /// The clients offer permessage-deflate.
+    pub compression: bool,
 }
 
 /// (connections, pairs, events/s, seconds, churners) of each scenario.
@@ -122,8 +132,12 @@ fn scenario(name: &str) -> anyhow::Result<(usize, usize, f64, u64, usize)> {
         "idle" => (19_000, 100, 0.0, 60, 0),
         "ingest" => (0, 100, 0.0, 10, 0),
         "churn" => (10_000, 100, 1000.0, 30, 2000),
+        // `duration` is the number of requests per connection here.
+        "history" => (20, 1, 0.0, 20, 0),
         other => {
-            bail!("unknown scenario `{other}`; expected fanout, hot, idle, ingest, churn or live")
+            bail!(
+                "unknown scenario `{other}`; expected fanout, hot, idle, ingest, churn, live or history"
+            )
         }
     })
 }
@@ -139,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         churners: cli.churners.unwrap_or(churners),
         ramp: cli.ramp,
         burn_cores: cli.burn_cores,
+        compression: cli.compression,
     };
     if cli.reference.is_some() && !matches!(cli.scenario.as_str(), "fanout" | "hot" | "churn") {
         bail!(
@@ -186,11 +201,23 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
                 .flat_map(|s| ["--set".to_owned(), s.clone()])
                 .collect();
             extra.extend(slots.iter().flat_map(live::SlotFeed::server_args));
+            if cli.scenario == "history" {
+                // Back-to-back 1000-candle requests are what the rate limit exists to stop.
+                for set in [
+                    "websocket.rate_limit_per_sec=1e9",
+                    "websocket.rate_limit_burst=1000000000",
+                ] {
+                    extra.extend(["--set".to_owned(), set.to_owned()]);
+                }
+            }
             ServerUnderTest::start(&extra)?
         }
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ingest_url = format!("{}/api/v1/events", server.base_url);
+    if cli.scenario == "history" {
+        return history::run(&http, &server, plan, plan.duration).await;
+    }
     if cli.scenario == "ingest" {
         let baseline = server.sample();
         return ingest::run(&http, &ingest_url, &server, &mints, plan, baseline).await;

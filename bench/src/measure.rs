@@ -41,10 +41,11 @@ impl Engine<'_> {
         }
     }
 
-    fn wire(&self) -> Wire {
+    fn wire(&self, compression: bool) -> Wire {
         match self {
             Engine::Kline(server) => Wire::Kline {
                 url: server.ws_url(),
+                compression,
             },
             Engine::Nchan(nginx) => Wire::Nchan {
                 base: format!("ws://{}", nginx.addr),
@@ -71,7 +72,7 @@ pub async fn run(
     let sample = || probe.and_then(|p| p.sample());
     let baseline = sample();
     let addr = engine.addr()?;
-    let wire = engine.wire();
+    let wire = engine.wire(plan.compression);
     let mint_strings: Vec<String> = mints.iter().map(ToString::to_string).collect();
     let max_events = (plan.rate * plan.duration as f64) as usize + 1;
     let shared = clients::Shared::new(max_events);
@@ -176,6 +177,7 @@ pub async fn run(
         .map(|(a, b)| (b.rss_kib as f64 - a.rss_kib as f64) * 1024.0 / connected as f64);
     let duration = plan.duration as f64;
     let deliveries = shared.deliveries.load(Ordering::Relaxed);
+    let wire_bytes = shared.wire_bytes.load(Ordering::Relaxed);
     let mut report = json!({
         "engine": engine.name(),
         "connections_requested": plan.connections,
@@ -192,6 +194,9 @@ pub async fn run(
         "publish_errors": driven.publish_errors,
         "deliveries": deliveries,
         "deliveries_per_sec": round(deliveries as f64 / duration),
+        "compression_offered": plan.compression && matches!(engine, Engine::Kline(_)),
+        "wire_bytes_received": wire_bytes,
+        "wire_bytes_per_delivery": (deliveries > 0).then(|| round(wire_bytes as f64 / deliveries as f64)),
         "latency_ms": {
             "p50": quantile_ms(0.5), "p90": quantile_ms(0.9), "p99": quantile_ms(0.99),
             "p99.9": quantile_ms(0.999), "max": histogram.max() as f64 / 1000.0,

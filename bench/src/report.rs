@@ -45,7 +45,7 @@ pub fn round(x: f64) -> f64 {
 }
 
 /// The figures compared between kline and the reference: (label, JSON pointer into a report).
-const COMPARED: [(&str, &str); 8] = [
+const COMPARED: [(&str, &str); 9] = [
     ("latency p50 ms", "/latency_ms/p50"),
     ("latency p99 ms", "/latency_ms/p99"),
     ("latency max ms", "/latency_ms/max"),
@@ -58,6 +58,7 @@ const COMPARED: [(&str, &str); 8] = [
         "/server/rss_growth_bytes_per_connection",
     ),
     ("deliveries", "/deliveries"),
+    ("wire bytes/delivery", "/wire_bytes_per_delivery"),
     ("lost", "/updates_lost"),
     ("closes", "/closes_total"),
 ];
