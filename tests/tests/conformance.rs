@@ -407,12 +407,18 @@ fn cases(max_message_bytes: usize) -> Vec<Case> {
             vec![RawFrame::close(1000, &[b'r'; 124])],
             Close(1002),
         ),
-        // tungstenite reports a close reason that is not UTF-8 like a text message that is not (1007);
-        // Autobahn 7.5.1 accepts 1002 or 1007.
+        // tungstenite reports a close reason that is not UTF-8 exactly like a text message that is not
+        // (1007); Autobahn 7.5.1 accepts 1002 or 1007.
         case(
             "close",
             "a close reason that is not UTF-8",
             vec![RawFrame::close(1000, &[0xff, 0xfe])],
+            Close(1007),
+        ),
+        case(
+            "close",
+            "a close reason cut inside a UTF-8 sequence",
+            vec![RawFrame::close(1000, &[b'o', b'k', 0xe2, 0x82])],
             Close(1007),
         ),
         case(
@@ -560,13 +566,15 @@ async fn protocol_violations_are_counted_by_close_code() {
         (RawFrame::text(PING_REQUEST).unmasked(), 1002),
         (RawFrame::new(OP_TEXT, vec![0xff]), 1007),
         (RawFrame::text(&"x".repeat(2048)), 1009),
+        (RawFrame::close(999, b""), 1002),
+        (RawFrame::close(2999, b"x"), 1002),
     ];
     for (frame, code) in violations {
         run(server.addr(), "", vec![frame], Expect::Close(code)).await;
     }
     assert_eq!(
         metric(&server, "kline_protocol_error_closes_total").await,
-        1.0
+        3.0
     );
     assert_eq!(
         metric(&server, "kline_invalid_payload_closes_total").await,

@@ -28,7 +28,9 @@ use crate::stats::{PipelineStats, PushStats};
 pub fn violation(err: &tungstenite::Error) -> Option<CloseCode> {
     match err {
         tungstenite::Error::Capacity(_) => Some(CloseCode::MessageTooBig),
-        // A text message, also one split across fragments, or a close reason that is not UTF-8.
+        // A text message, also one split across fragments, or a close reason that is not UTF-8: tungstenite
+        // reports them alike (the same `Utf8Error` text), so a bad close reason gets 1007, not 1002 (Autobahn
+        // 7.5.1 accepts either).
         tungstenite::Error::Utf8(_) => Some(CloseCode::InvalidPayload),
         tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         // Unmasked frame, reserved bits, reserved opcode, fragmented or oversize control frame, a
@@ -58,6 +60,15 @@ pub fn count_violation(stats: &PushStats, code: CloseCode) {
 /// RFC does not allow on the wire, e.g. 999, 1005 or 2999, with 1002), or 1000 when it sent none.
 pub fn echo_code(frame: Option<&tungstenite::protocol::CloseFrame>) -> u16 {
     frame.map_or(CloseCode::Normal.as_u16(), |frame| u16::from(frame.code))
+}
+
+/// Whether tungstenite replaced the client's close code with 1002 because the RFC does not allow it on the
+/// wire (it does so with the reason "Protocol violation"): counted like the other protocol violations.
+pub fn is_invalid_code(frame: Option<&tungstenite::protocol::CloseFrame>) -> bool {
+    frame.is_some_and(|frame| {
+        u16::from(frame.code) == CloseCode::ProtocolError.as_u16()
+            && frame.reason.as_str() == "Protocol violation"
+    })
 }
 
 /// After our close frame, while the client still speaks the protocol: reads (and drops) its messages until

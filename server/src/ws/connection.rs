@@ -202,7 +202,12 @@ async fn serve_admitted(
                 ErrorCode::UnsupportedFrame,
                 "binary frames are not supported; send JSON text frames",
             )),
-            Message::Close(frame) => break ReadEnd::ClientClosed(close::echo_code(frame.as_ref())),
+            Message::Close(frame) => {
+                if close::is_invalid_code(frame.as_ref()) {
+                    close::count_violation(&push, CloseCode::ProtocolError);
+                }
+                break ReadEnd::ClientClosed(close::echo_code(frame.as_ref()));
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
     };
