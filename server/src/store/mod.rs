@@ -282,7 +282,10 @@ impl StoreBatch<'_> {
             .put_cf(self.store.cf(CF_EVENTS), keys::event_key(id), json);
     }
 
-    /// Stores a candle and keeps the open-candle index in step with its finality.
+    /// Stores a candle and keeps the open-candle index in step with its finality: a candle's first state
+    /// (`update_count` 1: every candle starts from one event) adds it, its final state removes it. The
+    /// states in between leave the index alone (it was rewritten on every update: ~5% of the server's CPU
+    /// at 1,000 events/s went to those memtable inserts).
     pub fn put_candle(&mut self, key: &CandleKey, state: &CandleState) {
         let key_bytes = keys::candle_key(key);
         self.batch.put_cf(
@@ -292,7 +295,7 @@ impl StoreBatch<'_> {
         );
         if state.is_final {
             self.batch.delete_cf(self.store.cf(CF_OPEN), key_bytes);
-        } else {
+        } else if state.update_count <= 1 {
             self.batch.put_cf(self.store.cf(CF_OPEN), key_bytes, []);
         }
     }
@@ -310,3 +313,6 @@ impl StoreBatch<'_> {
         self.batch.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests;
