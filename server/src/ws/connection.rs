@@ -25,14 +25,14 @@ use tracing::Instrument;
 
 use super::close;
 use super::frame;
-use super::hub::ConnectionId;
 use super::outbox::{Ending, Outbox, SeriesKey};
-use super::rate_limit::{self, TokenBucket};
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
 use crate::app::AppState;
 use crate::history::{HistoryRequest, history_data};
 use crate::pipeline::service::now_ms;
+use crate::push::hub::ConnectionId;
+use crate::push::rate_limit::{self, TokenBucket};
 use crate::stats::PipelineStats;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);

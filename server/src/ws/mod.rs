@@ -1,22 +1,18 @@
 //! The WebSocket push service at `/ws`, speaking the protocol crate's contract v1.
 //!
 //! - [`handshake`]: the opening handshake and the hand-over of the raw TCP socket.
-//! - [`hub`]: the subscription index and the fan-out (one thread, one owner).
 //! - [`outbox`]: a connection's socket writer: immediate writes, the bounded backlog, the overflow policy.
 //! - [`frame`]: server frames, encoded once and shared.
 //! - [`socket`]: the stream tungstenite reads client frames from.
 //! - [`writer`]: writes a connection's backlog when the socket has room; pings; the close.
 //! - [`close`]: the closing handshake: close codes for protocol violations, reading after our close.
 //! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
-//! - [`rate_limit`]: the token bucket.
 
 pub mod close;
 pub mod connection;
 pub mod frame;
 pub mod handshake;
-pub mod hub;
 pub mod outbox;
-pub mod rate_limit;
 pub mod socket;
 pub mod writer;
 

@@ -29,11 +29,11 @@ use kline_protocol::{MAX_HISTORY_LIMIT, Symbol};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Outbox, SeriesKey};
 use crate::feed::{CandleFeed, CandleUpdate, Drained, Inbox, SeriesId};
 use crate::pipeline::service::now_ms;
 use crate::stats::{PipelineStats, PushStats};
 use crate::store::{CandleStore, HistoryQuery};
+use crate::ws::outbox::{Outbox, SeriesKey};
 
 /// Identifies one connection in the index.
 pub type ConnectionId = u64;

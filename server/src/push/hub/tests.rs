@@ -27,12 +27,12 @@ async fn connected(
     // The connection's writer, as a connection task runs it: it writes what the socket could not take.
     let writing = outbox.clone();
     tokio::spawn(async move {
-        let settings = super::super::writer::WriterSettings {
+        let settings = crate::ws::writer::WriterSettings {
             ping_every: Duration::from_secs(3600),
             write_timeout: Duration::from_secs(10),
             min_drain_bytes_per_sec: 1,
         };
-        super::super::writer::run(&writing, &settings).await
+        crate::ws::writer::run(&writing, &settings).await
     });
     let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
     (outbox, client)
