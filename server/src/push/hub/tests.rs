@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::*;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source::simulator::SimulatedMarket;
+use crate::ws::outbox::Outbox;
 
 const T0_MS: i64 = 1_764_000_000_000;
 
@@ -126,7 +127,8 @@ async fn stalled_shard_catches_up(capacity: usize) -> Arc<PushStats> {
     for conn in 0..3 {
         let (outbox, client) = connected(&stats).await;
         for series in &all_series {
-            hub.subscribe(conn, series.clone(), outbox.clone()).await;
+            hub.subscribe(conn, series.clone(), Subscriber::WebSocket(outbox.clone()))
+                .await;
         }
         clients.push((outbox, client));
     }
