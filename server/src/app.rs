@@ -17,9 +17,9 @@ use crate::fds;
 use crate::feed::CandleFeed;
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::push::hub::{self, Hub};
 use crate::stats::{PipelineStats, PushStats};
 use crate::store::{CandleStore, StoreError};
-use crate::ws::hub::{self, Hub};
 use crate::{http, memory, retention, source};
 
 /// How long the symbol list sent in `connection_success` is reused before it is read again.

@@ -12,6 +12,7 @@
 //! - [`history`]: history queries answered as protocol `history_data` payloads.
 //! - [`http`]: `app(state) -> Router`: REST routes, ingest, health.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
+//! - [`push`]: the transport-neutral push core: subscription hub, rate limit.
 //! - [`retention`]: background deletion of candles past their interval's retention.
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
 //! - [`stats`]: counters read by `/metrics` and `/health`.
@@ -27,6 +28,7 @@ pub mod history;
 pub mod http;
 pub mod memory;
 pub mod pipeline;
+pub mod push;
 pub mod retention;
 pub mod source;
 pub mod stats;

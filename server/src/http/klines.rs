@@ -1,13 +1,11 @@
-//! Read-only REST routes over the candle store: `GET /api/v1/klines`, `GET /api/v1/symbols`, and the
-//! existing server's `GET /api/kline` (kept so today's front-ends keep working).
+//! Read-only REST routes over the candle store: `GET /api/v1/klines` and `GET /api/v1/symbols` (the
+//! existing server's `GET /api/kline` is in `legacy_kline`).
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use kline_protocol::{ClientRequest, HistoryData, Interval, Symbol};
+use kline_protocol::{ClientRequest, HistoryData, Symbol};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -85,96 +83,4 @@ pub async fn symbols(State(state): State<AppState>) -> Result<Json<Vec<SymbolSum
             .then_with(|| a.symbol.cmp(&b.symbol))
     });
     Ok(Json(list))
-}
-
-/// Most candles the legacy route pages through (page × limit).
-const LEGACY_MAX_DEPTH: usize = 100_000;
-
-/// `GET /api/kline?mint=&interval=&page=&limit=&order_by=time_asc|time_desc`, in the existing server's
-/// `{"success","data","message"}` wrapping. Pages count from 1, newest candles first for `time_desc`
-/// (the default); `time_asc` returns the same page in ascending order.
-pub async fn legacy_kline(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    match legacy_page(&state, &params).await {
-        Ok(data) => Json(json!({ "success": true, "data": data, "message": "ok" })).into_response(),
-        Err(ApiError::BadRequest(message)) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "success": false, "data": null, "message": message })),
-        )
-            .into_response(),
-        Err(other) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "success": false, "data": null, "message": other.to_string() })),
-        )
-            .into_response(),
-    }
-}
-
-async fn legacy_page(
-    state: &AppState,
-    params: &HashMap<String, String>,
-) -> Result<Value, ApiError> {
-    let bad = |message: String| ApiError::BadRequest(message);
-    let mint = params
-        .get("mint")
-        .ok_or_else(|| bad("missing `mint`".into()))?;
-    let symbol = Symbol::parse(mint).map_err(|err| bad(err.to_string()))?;
-    let interval: Interval = params
-        .get("interval")
-        .map(|s| s.parse())
-        .transpose()
-        .map_err(|err: kline_protocol::IntervalError| bad(err.to_string()))?
-        .unwrap_or(Interval::S1);
-    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
-        params.get(name).map_or(Ok(default), |v| {
-            v.parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| bad(format!("`{name}` must be a positive integer, got `{v}`")))
-        })
-    };
-    let page = number("page", 1)?;
-    let limit = number("limit", 50)?.min(1000);
-    let ascending = match params.get("order_by").map(String::as_str) {
-        None | Some("time_desc") => false,
-        Some("time_asc") => true,
-        Some(other) => {
-            return Err(bad(format!(
-                "`order_by` must be time_asc or time_desc, got `{other}`"
-            )));
-        }
-    };
-    let depth = page.saturating_mul(limit);
-    if depth > LEGACY_MAX_DEPTH {
-        return Err(bad(format!(
-            "page × limit must be at most {LEGACY_MAX_DEPTH}"
-        )));
-    }
-    let store = state.store.clone();
-    let mint_bytes = symbol.to_bytes();
-    let query = crate::store::HistoryQuery {
-        from: None,
-        to: None,
-        limit: depth,
-    };
-    let history =
-        tokio::task::spawn_blocking(move || store.history(&mint_bytes, interval, query)).await??;
-    // `history` is ascending and holds the newest `depth` candles; this page is the oldest `limit` of them.
-    let newest_first: Vec<_> = history.candles.iter().rev().skip(depth - limit).collect();
-    let mut klines: Vec<_> = newest_first.iter().map(|state| state.to_candle()).collect();
-    if ascending {
-        klines.reverse();
-    }
-    Ok(json!({
-        "mint": symbol,
-        "interval": interval,
-        "page": page,
-        "limit": limit,
-        "order_by": if ascending { "time_asc" } else { "time_desc" },
-        "has_next": history.has_more,
-        "has_prev": page > 1,
-        "klines": klines,
-    }))
 }

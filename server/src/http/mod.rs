@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod ingest;
 mod klines;
+mod legacy_kline;
 pub mod metrics;
 pub mod serve;
 
@@ -25,7 +26,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/api/v1/klines", get(klines::klines))
         .route("/api/v1/symbols", get(klines::symbols))
-        .route("/api/kline", get(klines::legacy_kline))
+        .route("/api/kline", get(legacy_kline::legacy_kline))
         .route("/metrics", get(metrics::metrics))
         .route("/ws", get(crate::ws::upgrade))
         .merge(chart::routes());

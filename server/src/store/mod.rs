@@ -55,6 +55,15 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+/// A page of a whole series ([`CandleStore::series_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPage {
+    /// In the order asked for.
+    pub candles: Vec<CandleState>,
+    /// Candles in the whole series.
+    pub total: usize,
+}
+
 /// The newest `limit` candles with `from <= time < to` (either bound optional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryQuery {
@@ -185,6 +194,37 @@ impl CandleStore {
         candles.truncate(query.limit);
         candles.reverse();
         Ok(HistoryPage { candles, has_more })
+    }
+
+    /// One page of a whole series in the given order, and the series' length: skips `offset` candles from
+    /// the newest (`newest_first`) or the oldest end, takes `limit`. Scans the whole series to count it
+    /// (the existing server's `GET /api/kline` answers with `total`).
+    pub fn series_page(
+        &self,
+        mint: &[u8; 32],
+        interval: Interval,
+        newest_first: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SeriesPage, StoreError> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(keys::series_key(mint, interval, i64::MIN).to_vec());
+        read.set_iterate_upper_bound(keys::series_key(mint, interval, i64::MAX).to_vec());
+        let mode = if newest_first {
+            IteratorMode::End
+        } else {
+            IteratorMode::Start
+        };
+        let mut candles = Vec::with_capacity(limit.min(1024));
+        let mut total = 0;
+        for item in self.db.iterator_cf_opt(self.cf(CF_CANDLES), read, mode) {
+            let (_, value) = item?;
+            if total >= offset && candles.len() < limit {
+                candles.push(codec::decode_candle(&value)?);
+            }
+            total += 1;
+        }
+        Ok(SeriesPage { candles, total })
     }
 
     /// Every candle that was open when last written (restored into the aggregator on start).

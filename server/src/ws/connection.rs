@@ -26,15 +26,17 @@ use tracing::Instrument;
 use super::close;
 use super::deflate::Deflate;
 use super::frame;
-use super::hub::ConnectionId;
 use super::inflate::Inflater;
-use super::outbox::{Ending, Outbox, SeriesKey};
-use super::rate_limit::{self, TokenBucket};
+use super::outbox::{Ending, Outbox};
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
 use crate::app::AppState;
 use crate::history::{HistoryRequest, history_data};
 use crate::pipeline::service::now_ms;
+use crate::push::hub::ConnectionId;
+use crate::push::rate_limit::{self, TokenBucket};
+use crate::push::session::{self, Subscriptions};
+use crate::push::{SeriesKey, Subscriber};
 use crate::stats::PipelineStats;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -138,7 +140,7 @@ async fn serve_admitted(
         conn,
         outbox: &outbox,
         deflate,
-        subscriptions: Vec::new(),
+        subscriptions: Subscriptions::default(),
     };
     outbox.push_message(session.encode(hello));
     let idle = Duration::from_secs(state.config.kline.connection_timeout);
@@ -212,7 +214,10 @@ async fn serve_admitted(
         }
     };
 
-    state.hub.disconnect(conn, session.subscriptions).await;
+    state
+        .hub
+        .disconnect(conn, session.subscriptions.into_series())
+        .await;
     let violated = matches!(end, ReadEnd::Violation(_));
     // The last frames (a close frame, or the echo of the client's) get the write timeout, twice.
     let last_frames = settings.write_timeout * 2;
@@ -262,8 +267,7 @@ struct Session<'a> {
     outbox: &'a Arc<Outbox>,
     /// permessage-deflate, if negotiated: large replies are compressed.
     deflate: Option<Deflate>,
-    /// A few per connection (bounded by `max_subscriptions_per_client`): a vector is smaller than a set.
-    subscriptions: Vec<SeriesKey>,
+    subscriptions: Subscriptions,
 }
 
 impl Session<'_> {
@@ -275,6 +279,10 @@ impl Session<'_> {
     fn error(&self, error: ErrorData) {
         PipelineStats::add(&self.state.push_stats.request_errors, 1);
         self.outbox.push_message(self.encode(error));
+    }
+
+    fn subscriber(&self) -> Subscriber {
+        Subscriber::WebSocket(self.outbox.clone())
     }
 
     async fn handle(&mut self, text: &str) {
@@ -297,25 +305,17 @@ impl Session<'_> {
             .as_ref()
             .map(|id| id.as_str().to_owned());
         let limit = self.state.config.kline.max_subscriptions_per_client;
-        if !self.subscriptions.contains(&series) && self.subscriptions.len() >= limit {
-            let message =
-                format!("subscription limit reached ({limit} per connection); unsubscribe first");
+        if let Err(message) = self.subscriptions.check_limit(&series, limit) {
             self.error(
                 ErrorData::new(ErrorCode::SubscriptionRefused, message)
                     .for_request(Some("subscribe"), sub_id.as_deref()),
             );
             return;
         }
-        // Gate first, then join the index, then read the snapshot: every update published after the
-        // snapshot's read is held and follows it; anything the snapshot already covers is dropped.
-        self.outbox.close_gate(&series);
-        self.state
-            .hub
-            .subscribe(self.conn, series.clone(), self.outbox.clone())
+        let subscriber = self.subscriber();
+        self.subscriptions
+            .join(&self.state.hub, self.conn, &series, &subscriber)
             .await;
-        if !self.subscriptions.contains(&series) {
-            self.subscriptions.push(series.clone());
-        }
         let query = HistoryRequest {
             symbol: request.symbol.clone(),
             interval: request.interval,
@@ -344,9 +344,9 @@ impl Session<'_> {
                 );
             }
             Err(message) => {
-                self.state.hub.unsubscribe(self.conn, series.clone()).await;
-                self.subscriptions.retain(|s| s != &series);
-                self.outbox.purge(&series);
+                self.subscriptions
+                    .abort(&self.state.hub, self.conn, &series, &subscriber)
+                    .await;
                 self.error(
                     ErrorData::new(ErrorCode::HistoryFailed, message)
                         .for_request(Some("subscribe"), sub_id.as_deref()),
@@ -357,11 +357,9 @@ impl Session<'_> {
 
     async fn unsubscribe(&mut self, request: UnsubscribeRequest) {
         let series: SeriesKey = (request.symbol.clone(), request.interval);
-        if let Some(index) = self.subscriptions.iter().position(|s| s == &series) {
-            self.subscriptions.swap_remove(index);
-            self.state.hub.unsubscribe(self.conn, series.clone()).await;
-        }
-        self.outbox.purge(&series);
+        self.subscriptions
+            .leave(&self.state.hub, self.conn, &series, &self.subscriber())
+            .await;
         let confirmed =
             UnsubscribeConfirmed::new(request.symbol, request.interval, request.subscription_id);
         self.outbox.push_message(self.encode(confirmed));
@@ -397,15 +395,9 @@ impl Session<'_> {
         &self,
         query: HistoryRequest,
     ) -> Result<kline_protocol::HistoryData, String> {
-        // A server-wide bound: many clients asking for large histories at once wait their turn.
-        let Ok(_permit) = self.state.history_reads.acquire().await else {
-            return Err("history query failed: the server is shutting down".to_owned());
-        };
-        let store = self.state.store.clone();
-        match tokio::task::spawn_blocking(move || history_data(&store, query)).await {
-            Ok(Ok(history)) => Ok(history),
-            Ok(Err(err)) => Err(format!("history query failed: {err}")),
-            Err(err) => Err(format!("history query failed: {err}")),
-        }
+        session::read_history(&self.state.history_reads, &self.state.store, move |store| {
+            history_data(store, query)
+        })
+        .await
     }
 }

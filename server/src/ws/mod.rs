@@ -1,7 +1,6 @@
 //! The WebSocket push service at `/ws`, speaking the protocol crate's contract v1.
 //!
 //! - [`handshake`]: the opening handshake and the hand-over of the raw TCP socket.
-//! - [`hub`]: the subscription index and the fan-out (one thread, one owner).
 //! - [`outbox`]: a connection's socket writer: immediate writes, the bounded backlog, the overflow policy.
 //! - [`frame`]: server frames, encoded once and shared.
 //! - [`deflate`]: permessage-deflate: the negotiation, compressing a message once for every subscriber.
@@ -10,17 +9,14 @@
 //! - [`writer`]: writes a connection's backlog when the socket has room; pings; the close.
 //! - [`close`]: the closing handshake: close codes for protocol violations, reading after our close.
 //! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
-//! - [`rate_limit`]: the token bucket.
 
 pub mod close;
 pub mod connection;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
-pub mod hub;
 pub mod inflate;
 pub mod outbox;
-pub mod rate_limit;
 pub mod socket;
 pub mod writer;
 

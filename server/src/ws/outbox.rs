@@ -16,26 +16,26 @@
 //!    Nothing else is dropped silently. (The waiting bytes are summed when a backlog exists: it holds at most
 //!    `capacity` frames, and only a slow client has one.)
 //!
-//! While a subscription's snapshot is being read, its series is *gated*: its updates wait aside and, when
-//! the snapshot is queued, only those newer than the snapshot follow it (see [`Outbox::open_gate`]).
+//! While a subscription's snapshot is being read, its series is *gated* ([`crate::push::gate`]): its updates
+//! wait aside and, when the snapshot is queued, only those newer than the snapshot follow it (see
+//! [`Outbox::open_gate`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kline_protocol::response::unix_millis_now;
-use kline_protocol::{Candle, CloseCode, Interval, Symbol};
+use kline_protocol::{Candle, CloseCode};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::deflate::Deflate;
 use super::frame;
 use crate::feed::{CandleUpdate, SeriesId};
+pub use crate::push::SeriesKey;
+use crate::push::gate::SeriesGates;
 use crate::stats::{PipelineStats, PushStats};
-
-/// A (symbol, interval) pair: what a client subscribes to.
-pub type SeriesKey = (Symbol, Interval);
 
 /// The most frames one vectored write carries.
 const MAX_FRAMES_PER_WRITE: usize = 16;
@@ -253,11 +253,7 @@ impl Outbox {
         if state.ending.is_some() {
             return Err(Pushed::Closed);
         }
-        if !state.gated.is_empty()
-            && let Some(held) = state.gated.get_mut(&update.series())
-        {
-            held.retain(|waiting| !waiting.same_candle(update));
-            held.push(update.clone());
+        if state.gated.hold(update) {
             return Err(Pushed::Held);
         }
         if state.replace_waiting(update) {
@@ -336,7 +332,7 @@ impl Outbox {
     pub fn close_gate(&self, series: &SeriesKey) {
         let mut state = self.lock();
         let id = series_id(series);
-        state.gated.entry(id).or_default();
+        state.gated.close(id);
         state.retain_waiting(
             |frame| !matches!(frame, Frame::Update(update) if update.series() == id),
         );
@@ -347,29 +343,14 @@ impl Outbox {
     /// state of one it holds (more events, or newly final). Later updates flow directly again.
     pub fn open_gate(&self, series: &SeriesKey, snapshot: &[Candle], snapshot_frames: Vec<Bytes>) {
         let mut state = self.lock();
-        let held = state.gated.remove(&series_id(series)).unwrap_or_default();
-        if state.gated.is_empty() {
-            // A map keeps its table after its last entry goes; most connections gate rarely.
-            state.gated.shrink_to_fit();
-        }
+        let newer = state.gated.open(series_id(series), snapshot);
         if state.ending.is_some() {
             return;
         }
-        let oldest = snapshot.first().map(|c| c.time);
-        let newer = held.into_iter().filter(|update| {
-            let time = update.candle.time;
-            match snapshot.binary_search_by_key(&time, |c| c.time) {
-                Ok(index) => {
-                    let known = &snapshot[index];
-                    update.is_newer_than(known.update_count, known.is_final)
-                }
-                Err(_) => oldest.is_none_or(|oldest| time > oldest),
-            }
-        });
         let frames: Vec<Frame> = snapshot_frames
             .into_iter()
             .map(Frame::Message)
-            .chain(newer.map(Frame::Update))
+            .chain(newer.into_iter().map(Frame::Update))
             .collect();
         let incoming = frames
             .iter()
@@ -388,7 +369,7 @@ impl Outbox {
     pub fn purge(&self, series: &SeriesKey) {
         let mut state = self.lock();
         let id = series_id(series);
-        state.gated.remove(&id);
+        state.gated.purge(&id);
         state.retain_waiting(
             |frame| !matches!(frame, Frame::Update(update) if update.series() == id),
         );
@@ -507,7 +488,7 @@ struct State {
     queue: VecDeque<Frame>,
     /// Bytes of `queue.front()` already written.
     front_written: usize,
-    gated: HashMap<SeriesId, Vec<Arc<CandleUpdate>>>,
+    gated: SeriesGates,
     ending: Option<Ending>,
     /// permessage-deflate, if negotiated: which encoding of a shared update this connection gets.
     deflate: Option<Deflate>,
@@ -521,7 +502,7 @@ impl State {
             written_bytes: 0,
             queue: VecDeque::new(),
             front_written: 0,
-            gated: HashMap::new(),
+            gated: SeriesGates::default(),
             ending: None,
             deflate: None,
         }

@@ -1,5 +1,6 @@
 use std::io::Read;
 
+use kline_protocol::{Interval, Symbol};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
 

@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use super::*;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source::simulator::SimulatedMarket;
+use crate::ws::outbox::Outbox;
 
 const T0_MS: i64 = 1_764_000_000_000;
 
@@ -27,12 +28,12 @@ async fn connected(
     // The connection's writer, as a connection task runs it: it writes what the socket could not take.
     let writing = outbox.clone();
     tokio::spawn(async move {
-        let settings = super::super::writer::WriterSettings {
+        let settings = crate::ws::writer::WriterSettings {
             ping_every: Duration::from_secs(3600),
             write_timeout: Duration::from_secs(10),
             min_drain_bytes_per_sec: 1,
         };
-        super::super::writer::run(&writing, &settings).await
+        crate::ws::writer::run(&writing, &settings).await
     });
     let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
     (outbox, client)
@@ -126,7 +127,8 @@ async fn stalled_shard_catches_up(capacity: usize) -> Arc<PushStats> {
     for conn in 0..3 {
         let (outbox, client) = connected(&stats).await;
         for series in &all_series {
-            hub.subscribe(conn, series.clone(), outbox.clone()).await;
+            hub.subscribe(conn, series.clone(), Subscriber::WebSocket(outbox.clone()))
+                .await;
         }
         clients.push((outbox, client));
     }

@@ -7,7 +7,7 @@
 //! connections' commands. For each update the `kline_data` frame is encoded **once** (shared by every
 //! shard) and the updates of a series that one read brought are pushed into every subscriber's outbox
 //! together, which writes them to the socket at once, in one write, when it has room (never blocking: see
-//! [`Outbox`]'s overflow policy). Connections change the index only through [`Hub`] commands over a bounded
+//! each transport's overflow policy, e.g. [`crate::ws::outbox::Outbox`]'s). Connections change the index only through [`Hub`] commands over a bounded
 //! queue; their writers run on other threads.
 //!
 //! A final that comes alone (when the candles of a second close, every s1 series gets one at once) is
@@ -29,7 +29,7 @@ use kline_protocol::{MAX_HISTORY_LIMIT, Symbol};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Outbox, SeriesKey};
+use super::{SeriesKey, Subscriber};
 use crate::feed::{CandleFeed, CandleUpdate, Drained, Inbox, SeriesId};
 use crate::pipeline::service::now_ms;
 use crate::stats::{PipelineStats, PushStats};
@@ -42,7 +42,7 @@ enum Command {
     Subscribe {
         conn: ConnectionId,
         series: SeriesKey,
-        outbox: Arc<Outbox>,
+        subscriber: Subscriber,
         done: oneshot::Sender<()>,
     },
     Unsubscribe {
@@ -72,12 +72,12 @@ impl Hub {
     }
 
     /// Adds `conn` to the subscribers of `series` (again is a no-op); returns once the index has it.
-    pub async fn subscribe(&self, conn: ConnectionId, series: SeriesKey, outbox: Arc<Outbox>) {
+    pub async fn subscribe(&self, conn: ConnectionId, series: SeriesKey, subscriber: Subscriber) {
         let (done, wait) = oneshot::channel();
         let command = Command::Subscribe {
             conn,
             series,
-            outbox,
+            subscriber,
             done,
         };
         if self.shard(conn).send(command).await.is_ok() {
@@ -268,7 +268,7 @@ impl HeldFinals {
 }
 
 struct Shard {
-    index: HashMap<SeriesId, Vec<(ConnectionId, Arc<Outbox>)>>,
+    index: HashMap<SeriesId, Vec<(ConnectionId, Subscriber)>>,
     frontiers: HashMap<SeriesId, Frontier>,
     held: HeldFinals,
     inbox: Arc<Inbox>,
@@ -303,7 +303,7 @@ impl Shard {
             Command::Subscribe {
                 conn,
                 series,
-                outbox,
+                subscriber,
                 done,
             } => {
                 let id = series_id(&series);
@@ -312,7 +312,7 @@ impl Shard {
                     self.inbox.watch(id);
                 }
                 if !list.iter().any(|(known, _)| *known == conn) {
-                    list.push((conn, outbox));
+                    list.push((conn, subscriber));
                     self.stats.subscriptions_active.inc();
                 }
                 // Held finals go now: to the new subscriber they arrive behind its gate, where the
@@ -407,13 +407,13 @@ impl Shard {
         };
         let mut replaced = 0;
         let before = list.len();
-        // A closed outbox (client gone or too slow) leaves the index here even before its Disconnect.
-        list.retain(|(_, outbox)| match outbox.push_updates(&updates) {
-            Ok(n) => {
+        // A closed subscriber (client gone or too slow) leaves the index here even before its Disconnect.
+        list.retain(|(_, subscriber)| match subscriber.deliver(&updates) {
+            Some(n) => {
                 replaced += n;
                 true
             }
-            Err(_closed) => false,
+            None => false,
         });
         let removed = before - list.len();
         if removed > 0 {

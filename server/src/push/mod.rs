@@ -1,0 +1,23 @@
+//! The transport-neutral push core, shared by the transports (`/ws` in [`crate::ws`], Socket.IO in
+//! [`crate::socketio`]): they are adapters that parse requests and encode replies; subscriptions, their
+//! ordering, limits and fan-out are here.
+//!
+//! - [`hub`]: the subscription index and the fan-out (one thread per shard, one owner).
+//! - [`subscriber`]: what the hub delivers to, one variant per transport.
+//! - [`gate`]: subscribe gating (snapshot first, then only newer updates).
+//! - [`session`]: a connection's subscriptions, the subscription limit, the subscribe/unsubscribe steps
+//!   and history reads.
+//! - [`rate_limit`]: the token bucket.
+
+pub mod gate;
+pub mod hub;
+pub mod rate_limit;
+pub mod session;
+pub mod subscriber;
+
+use kline_protocol::{Interval, Symbol};
+
+pub use subscriber::Subscriber;
+
+/// A (symbol, interval) pair: what a client subscribes to.
+pub type SeriesKey = (Symbol, Interval);

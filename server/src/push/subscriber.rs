@@ -1,0 +1,42 @@
+//! `Subscriber`: what the hub delivers candle updates to, whatever the transport.
+//!
+//! An enum rather than a trait object: delivery is the hub's hot path (once per subscriber per update), and
+//! a `match` over the transports is a static, inlinable call where `dyn` would be an indirect one. Each
+//! variant keeps its own overflow policy; to the hub a subscriber either takes the updates or is closed.
+
+use std::sync::Arc;
+
+use crate::feed::CandleUpdate;
+use crate::ws::outbox::Outbox;
+
+#[derive(Clone)]
+pub enum Subscriber {
+    /// A `/ws` connection: its socket writer.
+    WebSocket(Arc<Outbox>),
+}
+
+impl Subscriber {
+    /// Delivers the updates of one series from one delivery round, in order. `Some(replaced)`: how many
+    /// replaced an unsent update of the same candle; `None`: the subscriber is closed (gone, or just
+    /// closed as too slow) and leaves the index.
+    #[inline]
+    pub fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
+        match self {
+            Subscriber::WebSocket(outbox) => outbox.push_updates(updates).ok(),
+        }
+    }
+
+    /// Starts holding back the updates of `series` while its snapshot is read ([`super::gate`]).
+    pub fn close_gate(&self, series: &super::SeriesKey) {
+        match self {
+            Subscriber::WebSocket(outbox) => outbox.close_gate(series),
+        }
+    }
+
+    /// Drops what is waiting or held for `series` (after an unsubscribe, or a failed snapshot).
+    pub fn purge(&self, series: &super::SeriesKey) {
+        match self {
+            Subscriber::WebSocket(outbox) => outbox.purge(series),
+        }
+    }
+}
