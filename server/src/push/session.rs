@@ -109,3 +109,6 @@ where
         Err(err) => Err(format!("history query failed: {err}")),
     }
 }
+
+#[cfg(test)]
+mod tests;
