@@ -6,9 +6,11 @@
 //! or Unix seconds. See [`parse`] for turning text into a validated [`EventRecord`].
 
 mod fields;
+pub mod onchain;
 mod parse;
 mod price;
 
+use borsh::BorshDeserialize;
 use kline_protocol::Symbol;
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +59,9 @@ pub struct EventId {
     pub event_index: u32,
 }
 
-/// One of the program's events, with the IDL's field names and types.
+/// One of the program's events, with the IDL's field names and types. Each struct below is the one
+/// declaration of its event: serde reads and writes its JSON, and Borsh ([`onchain`]) decodes its on-chain
+/// form, whose field order is the declaration order (the IDL's; checked by the IDL-driven tests).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event_type")]
 pub enum SpinPetEvent {
@@ -70,27 +74,40 @@ pub enum SpinPetEvent {
     MilestoneDiscount(MilestoneDiscount),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct TokenCreated {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub curve_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub pool_token_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub pool_sol_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub fee_recipient: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub base_fee_recipient: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub params_account: Pubkey,
     pub swap_fee: u16,
     pub borrow_fee: u16,
     pub fee_discount_flag: u8,
+    #[borsh(deserialize_with = "onchain::bounded_string")]
     pub name: String,
+    #[borsh(deserialize_with = "onchain::bounded_string")]
     pub symbol: String,
+    #[borsh(deserialize_with = "onchain::bounded_string")]
     pub uri: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct BuySell {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
     pub is_buy: bool,
     pub token_amount: u64,
@@ -98,14 +115,19 @@ pub struct BuySell {
     pub latest_price: U128,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct LongShort {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
     pub latest_price: U128,
     pub order_type: u8,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user: Pubkey,
     pub lock_lp_start_price: U128,
     pub lock_lp_end_price: U128,
@@ -119,39 +141,52 @@ pub struct LongShort {
     pub borrow_fee: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct ForceLiquidate {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct FullClose {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user_sol_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
     pub is_close_long: bool,
     pub final_token_amount: u64,
     pub final_sol_amount: u64,
     pub user_close_profit: u64,
     pub latest_price: U128,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct PartialClose {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user_sol_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
     pub is_close_long: bool,
     pub final_token_amount: u64,
     pub final_sol_amount: u64,
     pub user_close_profit: u64,
     pub latest_price: U128,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
     pub order_type: u8,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user: Pubkey,
     pub lock_lp_start_price: U128,
     pub lock_lp_end_price: U128,
@@ -165,10 +200,13 @@ pub struct PartialClose {
     pub borrow_fee: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct MilestoneDiscount {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub curve_account: Pubkey,
     pub swap_fee: u16,
     pub borrow_fee: u16,
