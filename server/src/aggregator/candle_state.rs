@@ -4,27 +4,52 @@
 use kline_protocol::{Candle, Interval};
 
 /// Where an event sits in time. `open` is the price of the smallest key in the bucket, `close` of the
-/// largest. Ties on (`ts_ms`, `slot`, `event_index`) are broken by the transaction signature, so the order
-/// is total and the same whatever order the events arrive in.
+/// largest. The order is the block's: (block time, slot, position of the transaction in its block, event
+/// index in the transaction). An event whose position is unknown sorts after the positioned ones of its
+/// slot ([`NO_TX_INDEX`]), and ties are broken by the transaction signature, so the order is total and the
+/// same whatever order the events arrive in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct OrderKey {
     pub ts_ms: i64,
     pub slot: u64,
+    /// Position of the transaction in its block, [`NO_TX_INDEX`] when unknown.
+    pub tx_index: u32,
     pub event_index: u32,
     /// The first 8 bytes of the signature, big-endian.
     pub tiebreak: u64,
 }
 
+/// `OrderKey::tx_index` of an event whose transaction position is unknown.
+pub const NO_TX_INDEX: u32 = u32::MAX;
+
 impl OrderKey {
-    pub fn new(ts_ms: i64, slot: u64, event_index: u32, signature: &[u8; 64]) -> OrderKey {
+    pub fn new(
+        ts_ms: i64,
+        slot: u64,
+        tx_index: Option<u32>,
+        event_index: u32,
+        signature: &[u8; 64],
+    ) -> OrderKey {
         let mut prefix = [0u8; 8];
         prefix.copy_from_slice(&signature[..8]);
         OrderKey {
             ts_ms,
             slot,
+            tx_index: tx_index.unwrap_or(NO_TX_INDEX),
             event_index,
             tiebreak: u64::from_be_bytes(prefix),
         }
+    }
+
+    /// The key of a stored event.
+    pub fn of_event(meta: &crate::event::EventMeta) -> OrderKey {
+        OrderKey::new(
+            meta.timestamp.unix_millis(),
+            meta.slot,
+            meta.tx_index,
+            meta.event_index,
+            &meta.signature.to_bytes(),
+        )
     }
 }
 
@@ -133,12 +158,25 @@ mod tests {
     }
 
     #[test]
-    fn keys_order_by_time_then_slot_then_index_then_signature() {
-        let a = OrderKey::new(1, 5, 0, &[9; 64]);
-        let b = OrderKey::new(1, 6, 0, &[0; 64]);
-        let c = OrderKey::new(1, 6, 1, &[0; 64]);
-        let d = OrderKey::new(1, 6, 1, &[1; 64]);
-        assert!(a < b && b < c && c < d);
+    fn keys_order_by_time_slot_block_position_index_then_signature() {
+        let a = OrderKey::new(1, 5, None, 0, &[9; 64]);
+        let b = OrderKey::new(1, 6, Some(3), 7, &[9; 64]);
+        let c = OrderKey::new(1, 6, Some(4), 0, &[0; 64]);
+        let d = OrderKey::new(1, 6, None, 0, &[0; 64]);
+        let e = OrderKey::new(1, 6, None, 1, &[0; 64]);
+        let f = OrderKey::new(1, 6, None, 1, &[1; 64]);
+        assert!(
+            a < b && b < c,
+            "the block position decides within a slot, not the signature"
+        );
+        assert!(
+            c < d,
+            "an unknown position sorts after the known ones of its slot"
+        );
+        assert!(
+            d < e && e < f,
+            "without positions: event index, then signature"
+        );
     }
 
     #[test]

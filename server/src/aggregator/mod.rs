@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use kline_protocol::Interval;
 
-pub use candle_state::{CandleKey, CandleState, OrderKey};
+pub use candle_state::{CandleKey, CandleState, NO_TX_INDEX, OrderKey};
 
 /// One price observation of one mint.
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,8 @@
 //! The Spin Pet event model: the seven events of the program's IDL, their identity, and their JSON form.
 //!
 //! JSON follows the existing Spin Pet server: `{"event_type":"BuySell", <IDL fields>, "timestamp", "signature",
-//! "slot"}` plus an optional `event_index` (the event's position inside its transaction, default 0). `u128`
+//! "slot"}` plus an optional `event_index` (the event's position inside its transaction, default 0) and an
+//! optional `tx_index` (the transaction's position inside its block; absent: unknown). `u128`
 //! fields are decimal strings (JSON integers are accepted too, without losing digits); `timestamp` is RFC 3339
 //! or Unix seconds. See [`parse`] for turning text into a validated [`EventRecord`].
 
@@ -38,9 +39,26 @@ pub struct EventMeta {
     pub slot: u64,
     #[serde(default)]
     pub event_index: u32,
+    /// The transaction's position in its block (0 = first), when known. It orders the transactions of one
+    /// slot; without it they are ordered by signature (see [`crate::aggregator::OrderKey`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_index: Option<u32>,
     /// How `timestamp` was obtained, when a source knows (`block_time` or `received`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_source: Option<TimeSource>,
+    /// How `tx_index` was obtained, when a source knows (`block`, or `unavailable`: the node could not give
+    /// the block, so the event has no `tx_index` and the signature rule orders it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_index_source: Option<TxIndexSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxIndexSource {
+    /// The position of the transaction's signature in `getBlock`'s list.
+    Block,
+    /// The node could not give the block (after retries): ordered by signature within the slot.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -176,16 +176,10 @@ impl Pipeline {
         let raw = event.event.latest_price()?;
         // Validated when parsed; a zero price from a source that skipped validation is ignored here.
         let price = scaled_price(raw, self.settings.price_scale_decimals).ok()?;
-        let signature = event.meta.signature.to_bytes();
         Some(PriceTick {
             mint: event.event.mint().to_bytes(),
             price,
-            key: OrderKey::new(
-                event.meta.timestamp.unix_millis(),
-                event.meta.slot,
-                event.meta.event_index,
-                &signature,
-            ),
+            key: OrderKey::of_event(&event.meta),
         })
     }
 

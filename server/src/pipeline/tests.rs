@@ -75,17 +75,22 @@ type CandleId = ([u8; 32], i64);
 
 /// An independent reference: candles straight from the definition, over the whole event set.
 fn reference_candles(events: &[EventRecord], interval: Interval) -> BTreeMap<CandleId, [f64; 4]> {
-    let mut by_candle: BTreeMap<CandleId, Vec<(OrderKey, f64)>> = BTreeMap::new();
+    type Position = (i64, u64, u32, u32, [u8; 64]);
+    let mut by_candle: BTreeMap<CandleId, Vec<(Position, f64)>> = BTreeMap::new();
     for event in events {
         let Some(raw) = event.event.latest_price() else {
             continue;
         };
         let price = scaled_price(raw, 28).unwrap();
-        let key = OrderKey::new(
-            event.meta.timestamp.unix_millis(),
-            event.meta.slot,
-            event.meta.event_index,
-            &event.meta.signature.to_bytes(),
+        // The documented order, written out: block time, slot, block position (unknown ones last), event
+        // index, signature.
+        let meta = &event.meta;
+        let key = (
+            meta.timestamp.unix_millis(),
+            meta.slot,
+            meta.tx_index.unwrap_or(u32::MAX),
+            meta.event_index,
+            meta.signature.to_bytes(),
         );
         let time = interval.bucket_start(event.meta.timestamp.unix_secs());
         by_candle
@@ -118,10 +123,17 @@ fn stored_series(store: &CandleStore, mint: &[u8; 32], interval: Interval) -> Ve
 fn shuffled_and_duplicated_events_give_the_reference_candles_for_every_interval() {
     let mut rng = StdRng::seed_from_u64(99);
     let mut market = SimulatedMarket::new(5, 3);
-    // Two hours of events at irregular times, some sharing a timestamp.
+    // Two hours of events at irregular times, many sharing a timestamp and a slot: in each slot most
+    // transactions have a block position (shuffled against their signatures' order), some have none.
     let mut events: Vec<EventRecord> = (0..3000)
-        .map(|_| market.next_event(T0_MS + rng.random_range(0..7_200_000) / 250 * 250))
+        .map(|_| market.next_event(T0_MS + rng.random_range(0..7_200_000) / 4000 * 4000))
         .collect();
+    let mut positions: Vec<u32> = (0..events.len() as u32).collect();
+    positions.shuffle(&mut rng);
+    for (event, position) in events.iter_mut().zip(positions) {
+        event.meta.slot = 300_000_000 + (event.meta.timestamp.unix_millis() / 4000) as u64;
+        event.meta.tx_index = (position % 5 != 0).then_some(position);
+    }
     let originals = events.clone();
     let duplicates: Vec<EventRecord> = events.choose_multiple(&mut rng, 500).cloned().collect();
     events.extend(duplicates);
@@ -170,6 +182,36 @@ fn shuffled_and_duplicated_events_give_the_reference_candles_for_every_interval(
         }
     }
     assert_eq!(h.pipeline.store().count_events().unwrap(), 3000);
+}
+
+#[test]
+fn open_and_close_of_one_slot_follow_block_positions_not_signatures() {
+    let mut market = SimulatedMarket::new(8, 1);
+    let mut h = harness(&[Interval::S1]);
+    // Three transactions of one slot, one time; signatures sort the opposite way of the block.
+    let events: Vec<EventRecord> = (0..3u8)
+        .map(|i| {
+            let mut event = market.next_event(T0_MS + 200);
+            event.meta.slot = 7;
+            event.meta.tx_index = Some(u32::from(i) * 10);
+            event.meta.signature = crate::event::Signature::from_bytes([9 - i; 64]);
+            event
+        })
+        .collect();
+    let prices: Vec<f64> = events
+        .iter()
+        .map(|e| scaled_price(e.event.latest_price().unwrap(), 28).unwrap())
+        .collect();
+    let mut arrival = events.clone();
+    arrival.swap(0, 2);
+    h.pipeline.ingest(&[arrival], T0_MS + 300).unwrap();
+    let mint = market.mints()[0].to_bytes();
+    let candle = stored_series(h.pipeline.store(), &mint, Interval::S1)[0];
+    assert_eq!(
+        (candle.open, candle.close),
+        (prices[0], prices[2]),
+        "first and last transaction of the block"
+    );
 }
 
 #[test]

@@ -135,6 +135,12 @@ impl CandleStore {
             .collect()
     }
 
+    /// The stored JSON of an event, if it is stored.
+    pub fn event_json(&self, id: &EventId) -> Result<Option<String>, StoreError> {
+        let value = self.db.get_cf(self.cf(CF_EVENTS), keys::event_key(id))?;
+        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Number of stored events (a full scan: for tests and tools, not the hot path).
     pub fn count_events(&self) -> Result<usize, StoreError> {
         let mut count = 0;
