@@ -109,7 +109,8 @@ fn built_response(name: &str) -> ServerMessage {
                         [2.796e-8, 2.81234567891e-8, 2.79e-8, 2.8e-8],
                         12,
                         true,
-                    ),
+                    )
+                    .with_volumes([1_250_000_000.5, 35.123456789, 1e9, 28.0]),
                     Candle::new(1_764_000_000, [2.8e-8, 2.85e-8, 2.8e-8, 2.845e-8], 3, false),
                 ],
                 true,
@@ -129,7 +130,8 @@ fn built_response(name: &str) -> ServerMessage {
             KlineData::new(
                 symbol(),
                 Interval::M5,
-                Candle::new(1_764_000_000, [2.8e-8, 2.86e-8, 2.8e-8, 2.86e-8], 4, false),
+                Candle::new(1_764_000_000, [2.8e-8, 2.86e-8, 2.8e-8, 2.86e-8], 4, false)
+                    .with_volumes([71_428_571.428571, 2.0, 35_714_285.714285, 1.0]),
                 1_764_000_124_001,
             )
             .into(),

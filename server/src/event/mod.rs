@@ -10,6 +10,7 @@ mod fields;
 pub mod onchain;
 mod parse;
 mod price;
+mod trade;
 
 use borsh::BorshDeserialize;
 use kline_protocol::Symbol;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use fields::{EventTime, Signature, U128};
 pub use parse::{EventError, ParseLimits, parse_event, split_body, validate};
 pub use price::{PriceError, scaled_price};
+pub use trade::{SOL_DECIMALS, TOKEN_DECIMALS, TradeAmounts, whole_units};
 
 /// A Solana public key (any account, not only mints): base58 of 32 bytes.
 pub type Pubkey = Symbol;

@@ -87,6 +87,18 @@ pub async fn symbols(State(state): State<AppState>) -> Result<Json<Vec<SymbolSum
     Ok(Json(list))
 }
 
+/// A candle in the shape the legacy route always had: the v1 candle fields up to `volume` (now filled),
+/// without the fields added later (`quote_volume`, `taker_buy_*`).
+fn legacy_candle(state: &crate::aggregator::CandleState) -> Value {
+    let mut candle = serde_json::to_value(state.to_candle()).expect("candles serialize");
+    if let Some(fields) = candle.as_object_mut() {
+        for added in ["quote_volume", "taker_buy_volume", "taker_buy_quote_volume"] {
+            fields.remove(added);
+        }
+    }
+    candle
+}
+
 /// Most candles the legacy route pages through (page × limit).
 const LEGACY_MAX_DEPTH: usize = 100_000;
 
@@ -163,7 +175,10 @@ async fn legacy_page(
         tokio::task::spawn_blocking(move || store.history(&mint_bytes, interval, query)).await??;
     // `history` is ascending and holds the newest `depth` candles; this page is the oldest `limit` of them.
     let newest_first: Vec<_> = history.candles.iter().rev().skip(depth - limit).collect();
-    let mut klines: Vec<_> = newest_first.iter().map(|state| state.to_candle()).collect();
+    let mut klines: Vec<_> = newest_first
+        .iter()
+        .map(|state| legacy_candle(state))
+        .collect();
     if ascending {
         klines.reverse();
     }

@@ -180,6 +180,7 @@ impl Pipeline {
             mint: event.event.mint().to_bytes(),
             price,
             key: OrderKey::of_event(&event.meta),
+            trade: event.event.trade_amounts().unwrap_or_default(),
         })
     }
 

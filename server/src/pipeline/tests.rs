@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::aggregator::CandleState;
-use crate::event::{EventTime, scaled_price};
+use crate::event::{EventTime, SpinPetEvent, scaled_price};
 use crate::source::simulator::SimulatedMarket;
 use crate::store::HistoryQuery;
 
@@ -110,6 +110,45 @@ fn reference_candles(events: &[EventRecord], interval: Interval) -> BTreeMap<Can
         .collect()
 }
 
+/// An independent reference for volumes: per candle, the sums `[tokens, sol, taker buy tokens, taker buy
+/// sol]` read from each event's JSON by the field names of the documented rule (docs/protocol.md).
+fn reference_volumes(events: &[EventRecord], interval: Interval) -> BTreeMap<CandleId, [u128; 4]> {
+    let mut sums: BTreeMap<CandleId, [u128; 4]> = BTreeMap::new();
+    for event in events {
+        let json = serde_json::to_value(event).unwrap();
+        let amount = |field: &str| u128::from(json[field].as_u64().unwrap());
+        let (tokens, sol, is_buy) = match json["event_type"].as_str().unwrap() {
+            "BuySell" => (
+                amount("token_amount"),
+                amount("sol_amount"),
+                json["is_buy"] == true,
+            ),
+            "LongShort" => (
+                amount("lock_lp_token_amount"),
+                amount("lock_lp_sol_amount"),
+                json["order_type"] == 1,
+            ),
+            "FullClose" | "PartialClose" => (
+                amount("final_token_amount"),
+                amount("final_sol_amount"),
+                json["is_close_long"] == false,
+            ),
+            _ => continue,
+        };
+        let time = interval.bucket_start(event.meta.timestamp.unix_secs());
+        let sum = sums
+            .entry((event.event.mint().to_bytes(), time))
+            .or_default();
+        sum[0] += tokens;
+        sum[1] += sol;
+        if is_buy {
+            sum[2] += tokens;
+            sum[3] += sol;
+        }
+    }
+    sums
+}
+
 fn stored_series(store: &CandleStore, mint: &[u8; 32], interval: Interval) -> Vec<CandleState> {
     let query = HistoryQuery {
         from: None,
@@ -152,6 +191,7 @@ fn shuffled_and_duplicated_events_give_the_reference_candles_for_every_interval(
 
     for interval in Interval::ALL {
         let expected = reference_candles(&originals, interval);
+        let volumes = reference_volumes(&originals, interval);
         for mint in market.mints() {
             let mint = mint.to_bytes();
             let stored = stored_series(h.pipeline.store(), &mint, interval);
@@ -159,6 +199,12 @@ fn shuffled_and_duplicated_events_give_the_reference_candles_for_every_interval(
             assert_eq!(stored.len(), want.len(), "{interval}: number of candles");
             for (candle, ((_, time), ohlc)) in stored.iter().zip(want) {
                 assert_eq!(candle.time, *time, "{interval}");
+                let v = candle.volume;
+                assert_eq!(
+                    [v.tokens, v.sol, v.taker_buy_tokens, v.taker_buy_sol],
+                    volumes[&(mint, *time)],
+                    "{interval} at {time}: volumes"
+                );
                 assert_eq!(
                     [candle.open, candle.high, candle.low, candle.close],
                     *ohlc,
@@ -212,6 +258,49 @@ fn open_and_close_of_one_slot_follow_block_positions_not_signatures() {
         (prices[0], prices[2]),
         "first and last transaction of the block"
     );
+}
+
+#[test]
+fn amounts_near_u64_max_are_summed_without_overflow_through_the_store() {
+    let mut market = SimulatedMarket::new(12, 1);
+    let mut h = harness(&[Interval::M1, Interval::D1]);
+    let events: Vec<EventRecord> = (0..4)
+        .map(|i| {
+            let mut event = market.next_event(T0_MS + i * 1000);
+            let price = event.event.latest_price().unwrap();
+            event.event = SpinPetEvent::BuySell(crate::event::BuySell {
+                payer: event.event.mint().clone(),
+                mint_account: event.event.mint().clone(),
+                is_buy: i % 2 == 0,
+                token_amount: u64::MAX - i as u64,
+                sol_amount: u64::MAX,
+                latest_price: crate::event::U128(price),
+            });
+            event
+        })
+        .collect();
+    h.pipeline.ingest(&[events], T0_MS + 5000).unwrap();
+    let mint = market.mints()[0].to_bytes();
+    let m = u128::from(u64::MAX);
+    for interval in [Interval::M1, Interval::D1] {
+        let candle = stored_series(h.pipeline.store(), &mint, interval)[0];
+        assert_eq!(
+            candle.volume,
+            crate::aggregator::Volume {
+                tokens: 4 * m - 6,
+                sol: 4 * m,
+                taker_buy_tokens: 2 * m - 2,
+                taker_buy_sol: 2 * m,
+            },
+            "{interval}"
+        );
+        let wire = candle.to_candle();
+        assert_eq!(wire.volume, "73786976294838.206454".parse::<f64>().unwrap());
+        assert_eq!(
+            wire.quote_volume,
+            "73786976294.83820646".parse::<f64>().unwrap()
+        );
+    }
 }
 
 #[test]

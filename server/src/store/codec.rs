@@ -1,14 +1,16 @@
 //! The byte layout of stored candle values and symbol metadata (little-endian, fixed size, versioned).
 //!
-//! Candle values: version 2 (current) stores order keys with the transaction's block position; version 1
-//! (written before positions existed) is still read, its keys getting [`NO_TX_INDEX`].
+//! Candle values: version 3 (current) adds the four volume sums (u128 each) to version 2, which stores
+//! order keys with the transaction's block position. Older values are still read: version 1 (before
+//! positions) gives keys [`NO_TX_INDEX`], versions 1 and 2 (before volumes) a zero volume.
 
-use crate::aggregator::{CandleState, NO_TX_INDEX, OrderKey};
+use crate::aggregator::{CandleState, NO_TX_INDEX, OrderKey, Volume};
 
-const CANDLE_VERSION: u8 = 2;
+const CANDLE_VERSION: u8 = 3;
 const ORDER_KEY_LEN: usize = 32;
 const ORDER_KEY_LEN_V1: usize = 28;
-pub const CANDLE_VALUE_LEN: usize = candle_value_len(ORDER_KEY_LEN);
+const VOLUME_LEN: usize = 4 * 16;
+pub const CANDLE_VALUE_LEN: usize = candle_value_len(ORDER_KEY_LEN) + VOLUME_LEN;
 
 const fn candle_value_len(order_key_len: usize) -> usize {
     1 + 4 * 8 + 4 + 1 + 2 * order_key_len + 8
@@ -37,6 +39,15 @@ pub fn encode_candle(state: &CandleState) -> [u8; CANDLE_VALUE_LEN] {
     w.order_key(&state.open_key);
     w.order_key(&state.close_key);
     w.put(&state.time.to_le_bytes());
+    let volume = &state.volume;
+    for sum in [
+        volume.tokens,
+        volume.sol,
+        volume.taker_buy_tokens,
+        volume.taker_buy_sol,
+    ] {
+        w.put(&sum.to_le_bytes());
+    }
     out
 }
 
@@ -45,9 +56,10 @@ pub fn decode_candle(bytes: &[u8]) -> Result<CandleState, CorruptValue> {
         what: "candle",
         len: bytes.len(),
     };
-    let with_position = match bytes.first() {
-        Some(&CANDLE_VERSION) if bytes.len() == CANDLE_VALUE_LEN => true,
-        Some(1) if bytes.len() == candle_value_len(ORDER_KEY_LEN_V1) => false,
+    let (with_position, with_volume) = match bytes.first() {
+        Some(&CANDLE_VERSION) if bytes.len() == CANDLE_VALUE_LEN => (true, true),
+        Some(2) if bytes.len() == candle_value_len(ORDER_KEY_LEN) => (true, false),
+        Some(1) if bytes.len() == candle_value_len(ORDER_KEY_LEN_V1) => (false, false),
         _ => return Err(corrupt),
     };
     let mut r = Reader { buf: bytes, at: 1 };
@@ -55,8 +67,20 @@ pub fn decode_candle(bytes: &[u8]) -> Result<CandleState, CorruptValue> {
     let update_count = r.u32();
     let is_final = r.byte() != 0;
     let (open_key, close_key) = (r.order_key(with_position), r.order_key(with_position));
+    let time = r.i64();
+    let volume = if with_volume {
+        Volume {
+            tokens: r.u128(),
+            sol: r.u128(),
+            taker_buy_tokens: r.u128(),
+            taker_buy_sol: r.u128(),
+        }
+    } else {
+        Volume::default()
+    };
     Ok(CandleState {
-        time: r.i64(),
+        time,
+        volume,
         open,
         high,
         low,
@@ -160,6 +184,9 @@ impl Reader<'_> {
     fn u64(&mut self) -> u64 {
         u64::from_le_bytes(self.take())
     }
+    fn u128(&mut self) -> u128 {
+        u128::from_le_bytes(self.take())
+    }
     fn i64(&mut self) -> i64 {
         i64::from_le_bytes(self.take())
     }
@@ -210,6 +237,12 @@ mod tests {
             },
             update_count: 42,
             is_final: true,
+            volume: Volume {
+                tokens: u128::from(u64::MAX) * 3,
+                sol: 7,
+                taker_buy_tokens: 1,
+                taker_buy_sol: u128::MAX,
+            },
         };
         assert_eq!(decode_candle(&encode_candle(&state)), Ok(state));
         assert!(decode_candle(&[1, 2, 3]).is_err());
@@ -252,6 +285,11 @@ mod tests {
             }
         );
         assert_eq!(state.time, 1_700_000_000);
+        assert_eq!(
+            state.volume,
+            Volume::default(),
+            "no volume was recorded then"
+        );
 
         let mut symbol_v1 = 1.5f64.to_le_bytes().to_vec();
         symbol_v1.extend(key_v1(10, 20, 1, 30));
