@@ -177,3 +177,53 @@ fn an_unknown_server_message_type_is_rejected() {
     let err = ServerMessage::parse(r#"{"type":"nope","data":{},"timestamp":1}"#).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+/// The REST trades page (`GET /api/v1/trades`): parses, re-serialises to the same JSON, and the page built
+/// in code serialises to exactly the fixture.
+#[test]
+fn trades_page_fixture_round_trips_and_matches_the_types() {
+    let (text, value) = fixture("trades_page");
+    let page: TradesPage = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_value(&page).unwrap(), value);
+
+    let signature = |byte: u8| TradeId::new([byte; 64], 0).signature().to_owned();
+    let payer = Symbol::from_bytes(&[3; 32]);
+    let built = TradesPage {
+        symbol: symbol(),
+        data: vec![
+            Trade {
+                id: TradeId::new([17; 64], 0),
+                symbol: symbol(),
+                time: 1_764_000_123_000,
+                slot: 381_000_123,
+                tx_index: Some(17),
+                event_index: 0,
+                signature: signature(17),
+                event_type: TradeKind::BuySell,
+                side: Side::Buy,
+                price: 2.8e-8,
+                token_amount: 35_714_285.714285,
+                sol_amount: 1.0,
+                payer: payer.clone(),
+            },
+            Trade {
+                id: TradeId::new([42; 64], 1),
+                symbol: symbol(),
+                time: 1_764_000_122_600,
+                slot: 381_000_122,
+                tx_index: None,
+                event_index: 1,
+                signature: signature(42),
+                event_type: TradeKind::FullClose,
+                side: Side::Sell,
+                price: 2.79e-8,
+                token_amount: 1_000_000.5,
+                sol_amount: 0.0279,
+                payer,
+            },
+        ],
+        has_more: true,
+    };
+    assert_eq!(serde_json::to_value(&built).unwrap(), value);
+    assert_eq!(page, built);
+}

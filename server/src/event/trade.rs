@@ -16,7 +16,10 @@
 //! is a payout, not a trade. `order_type` 1 is a long and 2 a short (the program's convention; the IDL has
 //! no enum for it). ForceLiquidate, TokenCreated and MilestoneDiscount carry no price and no volume.
 
-use super::SpinPetEvent;
+use kline_protocol::{Side, Trade, TradeId, TradeKind};
+
+use super::{EventRecord, SpinPetEvent};
+use crate::store::TradePosition;
 
 /// Decimals of a Spin Pet token amount.
 pub const TOKEN_DECIMALS: u32 = 6;
@@ -57,6 +60,50 @@ impl SpinPetEvent {
                 is_buy: !e.is_close_long,
             }),
             _ => None,
+        }
+    }
+}
+
+impl EventRecord {
+    /// The trade this event is, for the four price events; `price`: its `latest_price` in SOL per token.
+    pub fn to_trade(&self, price: f64) -> Option<Trade> {
+        let amounts = self.event.trade_amounts()?;
+        let (event_type, payer) = match &self.event {
+            SpinPetEvent::BuySell(e) => (TradeKind::BuySell, &e.payer),
+            SpinPetEvent::LongShort(e) => (TradeKind::LongShort, &e.payer),
+            SpinPetEvent::FullClose(e) => (TradeKind::FullClose, &e.payer),
+            SpinPetEvent::PartialClose(e) => (TradeKind::PartialClose, &e.payer),
+            _ => return None,
+        };
+        let meta = &self.meta;
+        Some(Trade {
+            id: TradeId::new(meta.signature.to_bytes(), meta.event_index),
+            symbol: self.event.mint().clone(),
+            time: meta.timestamp.unix_millis(),
+            slot: meta.slot,
+            tx_index: meta.tx_index,
+            event_index: meta.event_index,
+            signature: meta.signature.as_str().to_owned(),
+            event_type,
+            side: if amounts.is_buy {
+                Side::Buy
+            } else {
+                Side::Sell
+            },
+            price,
+            token_amount: whole_units(u128::from(amounts.token_amount), TOKEN_DECIMALS),
+            sol_amount: whole_units(u128::from(amounts.sol_amount), SOL_DECIMALS),
+            payer: payer.clone(),
+        })
+    }
+
+    /// Where the event sits in its mint's trade index.
+    pub fn trade_position(&self) -> TradePosition {
+        TradePosition {
+            slot: self.meta.slot,
+            tx_index: self.meta.tx_index,
+            event_index: self.meta.event_index,
+            signature: self.meta.signature.to_bytes(),
         }
     }
 }

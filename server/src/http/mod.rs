@@ -8,6 +8,7 @@ mod ingest;
 mod klines;
 pub mod metrics;
 pub mod serve;
+mod trades;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +26,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/api/v1/klines", get(klines::klines))
         .route("/api/v1/symbols", get(klines::symbols))
+        .route("/api/v1/trades", get(trades::trades))
         .route("/api/kline", get(klines::legacy_kline))
         .route("/metrics", get(metrics::metrics))
         .route("/ws", get(crate::ws::upgrade))

@@ -304,6 +304,75 @@ fn amounts_near_u64_max_are_summed_without_overflow_through_the_store() {
 }
 
 #[test]
+fn every_price_event_is_in_its_mints_trade_index_once_in_chain_order_and_pages_back() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut market = SimulatedMarket::new(21, 2);
+    let mut events: Vec<EventRecord> = (0..400)
+        .map(|i| market.next_event(T0_MS + i / 3 * 400))
+        .collect();
+    for event in &mut events {
+        // Some transactions without a block position: they follow the positioned ones of their slot.
+        if rng.random_range(0..4) == 0 {
+            event.meta.tx_index = None;
+        }
+    }
+    let originals = events.clone();
+    events.shuffle(&mut rng);
+    let mut h = harness(&Interval::ALL);
+    for chunk in events.chunks(37) {
+        h.pipeline.ingest(&[chunk.to_vec()], T0_MS).unwrap();
+    }
+    h.pipeline
+        .ingest(&[originals[..50].to_vec()], T0_MS)
+        .unwrap(); // duplicates add nothing
+    for mint in market.mints() {
+        // Independent order: slot, block position (unknown last), event index, signature.
+        let mut expected: Vec<&EventRecord> = originals
+            .iter()
+            .filter(|e| e.event.mint() == mint && e.event.latest_price().is_some())
+            .collect();
+        expected.sort_by_key(|e| {
+            let m = &e.meta;
+            (
+                m.slot,
+                m.tx_index.unwrap_or(u32::MAX),
+                m.event_index,
+                m.signature.to_bytes(),
+            )
+        });
+        expected.reverse();
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = h
+                .pipeline
+                .store()
+                .trades(&mint.to_bytes(), before.as_ref(), 7)
+                .unwrap();
+            before = page.trades.last().map(|t| t.id.clone());
+            paged.extend(page.trades);
+            if !page.has_more {
+                break;
+            }
+        }
+        assert_eq!(paged.len(), expected.len(), "each trade once");
+        for (trade, event) in paged.iter().zip(&expected) {
+            assert_eq!(trade.signature, event.meta.signature.as_str());
+            assert_eq!(trade.symbol, *mint);
+            assert_eq!(trade.tx_index, event.meta.tx_index);
+            let amounts = event.event.trade_amounts().unwrap();
+            assert_eq!(trade.token_amount, amounts.token_amount as f64 / 1e6);
+            assert_eq!(trade.sol_amount, amounts.sol_amount as f64 / 1e9);
+            assert_eq!(trade.side == kline_protocol::Side::Buy, amounts.is_buy);
+            assert_eq!(
+                trade.price,
+                scaled_price(event.event.latest_price().unwrap(), 28).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
 fn live_updates_are_published_after_the_write_and_finals_once() {
     let mut market = SimulatedMarket::new(1, 1);
     let mut h = harness_watching(&[Interval::S1, Interval::M1], market.mints());
