@@ -34,7 +34,9 @@ pub fn event(seq: u64, mint: &Pubkey, run: u64) -> EventRecord {
             signature: Signature::from_bytes(signature),
             slot: 300_000_000 + seq,
             event_index: 0,
+            tx_index: None,
             time_source: None,
+            tx_index_source: None,
         },
     }
 }

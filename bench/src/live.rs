@@ -60,7 +60,12 @@ impl SlotFeed {
         let seqs: Vec<u64> = seqs.collect();
         let transactions: Vec<FakeTx> = seqs
             .chunks(self.events_per_tx)
-            .map(|chunk| transaction(slot, block_time, chunk, &mint_of, run))
+            .enumerate()
+            .map(|(tx_index, chunk)| {
+                let mut tx = transaction(slot, block_time, chunk, &mint_of, run);
+                tx.tx_index = tx_index as u32;
+                tx
+            })
             .collect();
         let count = transactions.len();
         self.node.extend_script(transactions);
@@ -95,6 +100,7 @@ fn transaction(
     FakeTx {
         signature: Signature::from_bytes(signature).as_str().to_owned(),
         slot,
+        tx_index: 0,
         block_time,
         failed: false,
         logs,

@@ -21,8 +21,17 @@ pub struct Candle {
     pub high: f64,
     pub low: f64,
     pub close: f64,
-    /// Always 0.0: the design document requires the field but Spin Pet candles carry no volume.
+    /// Tokens traded (whole tokens; the program's token amounts have 6 decimals).
     pub volume: f64,
+    /// SOL traded (the program's SOL amounts are lamports, 9 decimals).
+    #[serde(default)]
+    pub quote_volume: f64,
+    /// The part of `volume` bought from the pool (buys, longs, closes of shorts).
+    #[serde(default)]
+    pub taker_buy_volume: f64,
+    /// The part of `quote_volume` paid for those buys.
+    #[serde(default)]
+    pub taker_buy_quote_volume: f64,
     /// The bucket has closed; this is the candle's last value.
     pub is_final: bool,
     /// `final` exactly when `is_final`.
@@ -47,6 +56,9 @@ impl Candle {
             low,
             close,
             volume: 0.0,
+            quote_volume: 0.0,
+            taker_buy_volume: 0.0,
+            taker_buy_quote_volume: 0.0,
             is_final,
             update_type: if is_final {
                 UpdateType::Final
@@ -57,10 +69,30 @@ impl Candle {
         }
     }
 
-    /// `low <= open, close <= high`, all prices finite and positive, and `update_type` matches `is_final`.
+    /// The same candle with its traded amounts: `[volume, quote_volume, taker_buy_volume,
+    /// taker_buy_quote_volume]` (whole tokens and SOL).
+    pub fn with_volumes(mut self, [volume, quote, buy, buy_quote]: [f64; 4]) -> Candle {
+        self.volume = volume;
+        self.quote_volume = quote;
+        self.taker_buy_volume = buy;
+        self.taker_buy_quote_volume = buy_quote;
+        self
+    }
+
+    /// `low <= open, close <= high`, all prices finite and positive, volumes finite, not negative and the
+    /// taker-buy parts within their totals, and `update_type` matches `is_final`.
     pub fn is_consistent(&self) -> bool {
         let prices = [self.open, self.high, self.low, self.close];
+        let volumes = [
+            self.volume,
+            self.quote_volume,
+            self.taker_buy_volume,
+            self.taker_buy_quote_volume,
+        ];
         prices.iter().all(|p| p.is_finite() && *p > 0.0)
+            && volumes.iter().all(|v| v.is_finite() && *v >= 0.0)
+            && self.taker_buy_volume <= self.volume
+            && self.taker_buy_quote_volume <= self.quote_volume
             && self.low <= self.open.min(self.close)
             && self.high >= self.open.max(self.close)
             && (self.update_type == UpdateType::Final) == self.is_final
@@ -78,7 +110,7 @@ mod tests {
         assert!(live.is_consistent());
         let done = Candle::new(60, [1.0, 2.0, 0.5, 1.5], 3, true);
         assert_eq!(done.update_type, UpdateType::Final);
-        assert_eq!(done.volume, 0.0);
+        assert_eq!((done.volume, done.quote_volume), (0.0, 0.0));
     }
 
     #[test]
@@ -86,6 +118,10 @@ mod tests {
         assert!(!Candle::new(0, [1.0, 0.9, 0.5, 0.7], 1, false).is_consistent());
         assert!(!Candle::new(0, [1.0, 2.0, 1.1, 1.5], 1, false).is_consistent());
         assert!(!Candle::new(0, [0.0, 0.0, 0.0, 0.0], 1, false).is_consistent());
+        let fine = Candle::new(0, [1.0; 4], 1, false);
+        assert!(fine.with_volumes([5.0, 2.0, 5.0, 2.0]).is_consistent());
+        assert!(!fine.with_volumes([5.0, 2.0, 6.0, 2.0]).is_consistent());
+        assert!(!fine.with_volumes([-1.0, 0.0, 0.0, 0.0]).is_consistent());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`request`]: client → server messages, parsed with a typed error that says what was wrong.
 //! - [`response`]: the server → client envelope and one payload type per message kind.
 //! - [`codes`]: protocol error codes and WebSocket close codes.
+//! - [`trade`]: one trade of a mint (a trades list's row) and the REST page of them.
 //!
 //! Invalid values cannot be built: [`Symbol`], [`Interval`], [`SubscriptionId`] and the request limits are
 //! checked when parsed or constructed, and payload structs are `#[non_exhaustive]` so other crates create them
@@ -22,6 +23,7 @@ pub mod interval;
 pub mod request;
 pub mod response;
 pub mod symbol;
+pub mod trade;
 
 pub use candle::{Candle, UpdateType};
 pub use codes::{CloseCode, ErrorCode};
@@ -35,6 +37,7 @@ pub use response::{
     SubscriptionConfirmed, UnsubscribeConfirmed,
 };
 pub use symbol::{Symbol, SymbolError};
+pub use trade::{Side, Trade, TradeId, TradeIdError, TradeKind, TradesPage};
 
 /// Version of the wire contract, sent in `connection_success`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -42,6 +45,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest `limit` a `subscribe` or `history` request may ask for, and the most candles one
 /// `history_data` message carries.
 pub const MAX_HISTORY_LIMIT: u32 = 1000;
+
+/// Most trades one trades page carries.
+pub const MAX_TRADES_LIMIT: u32 = 1000;
 
 /// `limit` used when a request gives none (servers may configure another default up to the maximum).
 pub const DEFAULT_HISTORY_LIMIT: u32 = 100;

@@ -109,7 +109,8 @@ fn built_response(name: &str) -> ServerMessage {
                         [2.796e-8, 2.81234567891e-8, 2.79e-8, 2.8e-8],
                         12,
                         true,
-                    ),
+                    )
+                    .with_volumes([1_250_000_000.5, 35.123456789, 1e9, 28.0]),
                     Candle::new(1_764_000_000, [2.8e-8, 2.85e-8, 2.8e-8, 2.845e-8], 3, false),
                 ],
                 true,
@@ -129,7 +130,8 @@ fn built_response(name: &str) -> ServerMessage {
             KlineData::new(
                 symbol(),
                 Interval::M5,
-                Candle::new(1_764_000_000, [2.8e-8, 2.86e-8, 2.8e-8, 2.86e-8], 4, false),
+                Candle::new(1_764_000_000, [2.8e-8, 2.86e-8, 2.8e-8, 2.86e-8], 4, false)
+                    .with_volumes([71_428_571.428571, 2.0, 35_714_285.714285, 1.0]),
                 1_764_000_124_001,
             )
             .into(),
@@ -174,4 +176,54 @@ fn every_error_code_has_its_documented_number() {
 fn an_unknown_server_message_type_is_rejected() {
     let err = ServerMessage::parse(r#"{"type":"nope","data":{},"timestamp":1}"#).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
+}
+
+/// The REST trades page (`GET /api/v1/trades`): parses, re-serialises to the same JSON, and the page built
+/// in code serialises to exactly the fixture.
+#[test]
+fn trades_page_fixture_round_trips_and_matches_the_types() {
+    let (text, value) = fixture("trades_page");
+    let page: TradesPage = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_value(&page).unwrap(), value);
+
+    let signature = |byte: u8| TradeId::new([byte; 64], 0).signature().to_owned();
+    let payer = Symbol::from_bytes(&[3; 32]);
+    let built = TradesPage {
+        symbol: symbol(),
+        data: vec![
+            Trade {
+                id: TradeId::new([17; 64], 0),
+                symbol: symbol(),
+                time: 1_764_000_123_000,
+                slot: 381_000_123,
+                tx_index: Some(17),
+                event_index: 0,
+                signature: signature(17),
+                event_type: TradeKind::BuySell,
+                side: Side::Buy,
+                price: 2.8e-8,
+                token_amount: 35_714_285.714285,
+                sol_amount: 1.0,
+                payer: payer.clone(),
+            },
+            Trade {
+                id: TradeId::new([42; 64], 1),
+                symbol: symbol(),
+                time: 1_764_000_122_600,
+                slot: 381_000_122,
+                tx_index: None,
+                event_index: 1,
+                signature: signature(42),
+                event_type: TradeKind::FullClose,
+                side: Side::Sell,
+                price: 2.79e-8,
+                token_amount: 1_000_000.5,
+                sol_amount: 0.0279,
+                payer,
+            },
+        ],
+        has_more: true,
+    };
+    assert_eq!(serde_json::to_value(&built).unwrap(), value);
+    assert_eq!(page, built);
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kline_protocol::Interval;
-use kline_server::aggregator::{CandleKey, CandleState, OrderKey};
+use kline_server::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
 use kline_server::pipeline::{Pipeline, PipelineSettings};
 use kline_server::source::simulator::SimulatedMarket;
 use kline_server::store::{CandleStore, HistoryQuery};
@@ -55,7 +55,13 @@ fn fill_series(store: &CandleStore, mint: [u8; 32], candles: usize) {
             interval: Interval::S1,
             time: 1_700_000_000 + i as i64,
         };
-        let mut state = CandleState::first(key.time, 1e-7, OrderKey::default());
+        let tick = PriceTick {
+            mint,
+            price: 1e-7,
+            key: OrderKey::default(),
+            trade: Default::default(),
+        };
+        let mut state = CandleState::first(key.time, &tick);
         state.is_final = true;
         batch.put_candle(&key, &state);
         if i % 100_000 == 99_999 {

@@ -1,7 +1,9 @@
 //! A faithful, local fake of the parts of a Solana RPC node the `solana` source uses: WebSocket
 //! `logsSubscribe` notifications, and HTTP JSON-RPC `getSignaturesForAddress`, `getTransaction`,
-//! `getBlockTime`. It plays a script of transactions: the test decides when each is "produced", can drop
-//! every WebSocket connection, and keeps producing while nobody listens. `kline-bench live` uses it too, as
+//! `getBlock` (signatures only) and `getBlockTime`. It plays a script of transactions: the test decides
+//! when each is "produced", can drop every WebSocket connection, and keeps producing while nobody listens.
+//! A block is its slot's transactions at their `tx_index` (other programs' transactions fill the gaps); it
+//! exists once one of its transactions has been produced, whole, as a real node's would. `kline-bench live` uses it too, as
 //! a chain that grows slot by slot ([`FakeSolana::extend_script`]).
 
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ use tokio::sync::mpsc;
 pub struct FakeTx {
     pub signature: String,
     pub slot: u64,
+    /// Position of the transaction in its slot's block.
+    pub tx_index: u32,
     pub block_time: i64,
     pub failed: bool,
     pub logs: Vec<String>,
@@ -31,6 +35,8 @@ struct Chain {
     produced: usize,
     subscribers: Vec<mpsc::Sender<String>>,
     next_subscription: u64,
+    /// `getBlock` answers "Block not available" while set (a node that cannot serve blocks).
+    blocks_unavailable: bool,
 }
 
 #[derive(Clone, Default)]
@@ -91,6 +97,11 @@ impl FakeSolana {
                 .retain(|sender| sender.try_send(notification.clone()).is_ok());
         }
         chain.produced = end;
+    }
+
+    /// Makes `getBlock` fail (`false`) or serve blocks again (`true`).
+    pub fn set_blocks_available(&self, available: bool) {
+        self.node.0.lock().unwrap().blocks_unavailable = !available;
     }
 
     /// Closes every WebSocket connection (the node restarts, the network drops…).
@@ -200,6 +211,21 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value
                 None => Value::Null,
             }
         }
+        "getBlock" => {
+            let slot = params[0].as_u64().unwrap_or(0);
+            match block_signatures(&chain, slot) {
+                Some(signatures) => json!({
+                    "blockHeight": slot, "blockTime": produced.iter().find(|tx| tx.slot == slot).map(|tx| tx.block_time),
+                    "blockhash": filler_signature(slot, u32::MAX), "parentSlot": slot.saturating_sub(1),
+                    "previousBlockhash": filler_signature(slot.saturating_sub(1), u32::MAX),
+                    "signatures": signatures,
+                }),
+                None => {
+                    return Json(json!({ "jsonrpc": "2.0", "id": request["id"],
+                        "error": { "code": -32004, "message": format!("Block not available for slot {slot}") } }));
+                }
+            }
+        }
         "getBlockTime" => {
             let slot = params[0].as_u64().unwrap_or(0);
             match produced.iter().find(|tx| tx.slot == slot) {
@@ -216,6 +242,29 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value
         }
     };
     Json(json!({ "jsonrpc": "2.0", "id": request["id"], "result": result }))
+}
+
+/// The signatures of `slot`'s block in order, if the block exists (one of its transactions was produced).
+fn block_signatures(chain: &Chain, slot: u64) -> Option<Vec<String>> {
+    let produced = &chain.script[..chain.produced];
+    if chain.blocks_unavailable || !produced.iter().any(|tx| tx.slot == slot) {
+        return None;
+    }
+    let ours: Vec<&FakeTx> = chain.script.iter().filter(|tx| tx.slot == slot).collect();
+    let len = ours.iter().map(|tx| tx.tx_index + 1).max().unwrap_or(0);
+    let mut signatures: Vec<String> = (0..len).map(|i| filler_signature(slot, i)).collect();
+    for tx in ours {
+        signatures[tx.tx_index as usize] = tx.signature.clone();
+    }
+    Some(signatures)
+}
+
+/// A signature of another program's transaction at position `index` of `slot`'s block.
+fn filler_signature(slot: u64, index: u32) -> String {
+    let mut bytes = [0xEEu8; 64];
+    bytes[..8].copy_from_slice(&slot.to_be_bytes());
+    bytes[8..12].copy_from_slice(&index.to_be_bytes());
+    bs58::encode(bytes).into_string()
 }
 
 /// The `err` of a transaction as the node reports it.

@@ -76,7 +76,7 @@ async fn expected_klines(server: &impl KlineServer, mint: &str) -> Vec<Value> {
         .map(|c| {
             json!({
                 "time": c["time"], "open": c["open"], "high": c["high"], "low": c["low"],
-                "close": c["close"], "volume": 0.0, "is_final": c["is_final"],
+                "close": c["close"], "volume": c["volume"], "is_final": c["is_final"],
                 "update_count": c["update_count"],
             })
         })

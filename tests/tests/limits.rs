@@ -8,7 +8,7 @@ use std::time::Duration;
 use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::raw_ws::{OP_CLOSE, parse, upgrade_request};
 use kline_tests::ws::Client;
-use kline_tests::{KlineServer, ServerProcess, TOKEN, metric, server_binary};
+use kline_tests::{KlineServer, ServerProcess, TOKEN, metric, server_binary, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What an extra client got.
@@ -135,8 +135,14 @@ async fn past_the_descriptor_budget_ingest_goes_on_and_extra_clients_are_refused
         "every ingest succeeded: {statuses:?}"
     );
     assert!(metric(&server, "kline_sockets_refused_total").await >= 1.0);
-    // Still serving once clients leave.
+    // Still serving once clients leave (and the server has seen them go).
     drop(clients);
+    wait_until(
+        "the server has seen the clients leave",
+        Duration::from_secs(20),
+        || async { metric(&server, "kline_connections_active").await < 300.0 },
+    )
+    .await;
     let mut client = Client::connect(&server.ws_url()).await;
     client.send_text(r#"{"msg_type":"ping"}"#).await;
     client.recv().await;

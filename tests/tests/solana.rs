@@ -98,6 +98,7 @@ fn script(count: usize) -> (Vec<FakeTx>, Vec<Value>) {
         transactions.push(FakeTx {
             signature,
             slot,
+            tx_index: 0,
             block_time,
             failed,
             logs,
@@ -280,4 +281,183 @@ async fn live_reconnect_backfill_and_restart_store_exactly_the_script() {
     }
     let metrics = metrics_text(&server).await;
     assert!(metrics.contains("kline_solana_live 1"), "{metrics}");
+}
+
+/// Slots of `per_slot` transactions of one mint (one BuySell each). Within a slot the script delivers the
+/// transactions in the reverse of their block order, and their signatures sort in the reverse of it too, so
+/// only the block position can put them in order. Returns the script and the events' JSON with `tx_index`.
+fn crowded_slots(slots: u64, per_slot: u32, first_block_time: i64) -> (Vec<FakeTx>, Vec<Value>) {
+    let mut transactions = Vec::new();
+    let mut expected = Vec::new();
+    for s in 0..slots {
+        let slot = 310_000_000 + s * 2;
+        let block_time = first_block_time + s as i64 * 2;
+        for position in (0..per_slot).rev() {
+            // Block position 0 gets the largest signature.
+            let mut signature_bytes = key(9000 + s * 100 + u64::from(position)).to_vec();
+            signature_bytes.extend_from_slice(&key(7000 + s));
+            signature_bytes[0] = 200 - position as u8;
+            let signature = bs58::encode(&signature_bytes).into_string();
+            let price = 279_590_000_000_000_000_000u128
+                + u128::from(s * 100 + u64::from(position)) * 1_000_000_000_000_000;
+            let tx_index = position * 3 + 1; // other programs' transactions in between
+            let mut event = buy_sell(key(0), key(77), price, block_time, &signature, slot, 0);
+            event.json["tx_index"] = json!(tx_index);
+            transactions.push(FakeTx {
+                signature,
+                slot,
+                tx_index,
+                block_time,
+                failed: false,
+                logs: vec![
+                    format!("Program {PROGRAM} invoke [1]"),
+                    format!(
+                        "Program data: {}",
+                        base64::engine::general_purpose::STANDARD.encode(&event.borsh)
+                    ),
+                    format!("Program {PROGRAM} success"),
+                ],
+            });
+            expected.push(event.json);
+        }
+    }
+    (transactions, expected)
+}
+
+fn price_of(json: &Value) -> f64 {
+    format!("{}e-28", json["latest_price"].as_str().unwrap())
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_and_over_http() {
+    const SLOTS: u64 = 10;
+    const PER_SLOT: u32 = 4;
+    let first_block_time = kline_protocol::response::unix_millis_now() / 1000 - 1800;
+    let (transactions, expected) = crowded_slots(SLOTS, PER_SLOT, first_block_time);
+    // One more slot, produced while the node cannot serve blocks.
+    let (mut blockless, _) = crowded_slots(SLOTS + 1, 2, first_block_time);
+    let blockless: Vec<FakeTx> = blockless.drain(blockless.len() - 2..).collect();
+    let fake = FakeSolana::start([transactions, blockless.clone()].concat()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    let args = server_args(&fake);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = ServerProcess::start(&data, &args);
+    wait_until("the source goes live", &server, |h| {
+        h["sources"]["solana"]["state"] == "live"
+    })
+    .await;
+    let wait_stored = |count: u64| {
+        let server = &server;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while stored_events(server).await < count {
+                assert!(Instant::now() < deadline, "{}", health(server).await);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // Half live, half backfilled after a dropped connection.
+    let half = (SLOTS / 2 * u64::from(PER_SLOT)) as usize;
+    fake.produce(half);
+    wait_stored(half as u64).await;
+    fake.drop_connections();
+    fake.produce(expected.len() - half);
+    wait_stored(expected.len() as u64).await;
+
+    // Each s1 candle is one slot: open and close are the first and last transaction of its block.
+    let mint = bs58::encode(key(0)).into_string();
+    let history = get_json(&server.url(&format!(
+        "/api/v1/klines?symbol={mint}&interval=s1&limit=1000"
+    )))
+    .await;
+    let candles = history["data"].as_array().unwrap();
+    assert_eq!(candles.len(), SLOTS as usize);
+    for (s, candle) in candles.iter().enumerate() {
+        let slot_events = &expected[s * PER_SLOT as usize..(s + 1) * PER_SLOT as usize];
+        let first = slot_events
+            .iter()
+            .min_by_key(|e| e["tx_index"].as_u64())
+            .unwrap();
+        let last = slot_events
+            .iter()
+            .max_by_key(|e| e["tx_index"].as_u64())
+            .unwrap();
+        assert_eq!(
+            candle["open"].as_f64(),
+            Some(price_of(first)),
+            "slot {s}: {candle}"
+        );
+        assert_eq!(
+            candle["close"].as_f64(),
+            Some(price_of(last)),
+            "slot {s}: {candle}"
+        );
+    }
+
+    // The same events over HTTP with `tx_index`, in another order, give the same candles.
+    let reference = ServerProcess::start(
+        &dir.path().join("reference"),
+        &["--set", "source.simulator.enabled=false"],
+    );
+    let mut shuffled = expected.clone();
+    shuffled.sort_by_key(|e| e["signature"].as_str().unwrap().to_owned());
+    let body: String = shuffled.iter().map(|e| e.to_string() + "\n").collect();
+    let (status, report) = post_events(&reference, body).await;
+    assert_eq!(
+        (status, report["accepted"].as_u64()),
+        (200, Some(expected.len() as u64))
+    );
+    for interval in Interval::ALL {
+        assert_eq!(
+            candle_values(&server, &mint, interval).await,
+            candle_values(&reference, &mint, interval).await,
+            "{interval}"
+        );
+    }
+
+    // A node that cannot serve blocks: the events are stored without a position, and say so.
+    fake.set_blocks_available(false);
+    fake.produce(2);
+    wait_stored(expected.len() as u64 + 2).await;
+    assert!(
+        server
+            .terminate(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    );
+    let store = kline_server::store::CandleStore::open_at(&data, false, 64).unwrap();
+    let stored = |signature: &str| -> Value {
+        let id = kline_server::event::EventId {
+            signature: kline_server::event::Signature::parse(signature)
+                .unwrap()
+                .to_bytes(),
+            event_index: 0,
+        };
+        serde_json::from_str(&store.event_json(&id).unwrap().unwrap()).unwrap()
+    };
+    let positioned = stored(expected[0]["signature"].as_str().unwrap());
+    assert_eq!(
+        (
+            &positioned["tx_index"],
+            &positioned["tx_index_source"],
+            &positioned["time_source"]
+        ),
+        (
+            &expected[0]["tx_index"],
+            &json!("block"),
+            &json!("block_time")
+        ),
+        "{positioned}"
+    );
+    let unpositioned = stored(&blockless[0].signature);
+    assert_eq!(
+        (
+            unpositioned.get("tx_index"),
+            &unpositioned["tx_index_source"]
+        ),
+        (None, &json!("unavailable")),
+        "{unpositioned}"
+    );
 }

@@ -14,14 +14,17 @@ use std::collections::{BTreeSet, HashMap};
 
 use kline_protocol::Interval;
 
-pub use candle_state::{CandleKey, CandleState, OrderKey};
+pub use candle_state::{CandleKey, CandleState, NO_TX_INDEX, OrderKey, Volume};
 
-/// One price observation of one mint.
+use crate::event::TradeAmounts;
+
+/// One price observation of one mint, with what the event traded.
 #[derive(Debug, Clone, Copy)]
 pub struct PriceTick {
     pub mint: [u8; 32],
     pub price: f64,
     pub key: OrderKey,
+    pub trade: TradeAmounts,
 }
 
 /// A candle that changed in the current batch.
@@ -95,7 +98,7 @@ impl Aggregator {
         for index in 0..self.intervals.len() {
             let key = CandleKey::containing(tick.mint, self.intervals[index], tick.key.ts_ms);
             if let Some(state) = self.open.get_mut(&key) {
-                state.apply(tick.price, tick.key);
+                state.apply(tick);
                 self.dirty.insert(key, true);
             } else if self.deadline(&key) > now_ms {
                 self.apply_to_new_open(key, tick, load)?;
@@ -123,14 +126,14 @@ impl Aggregator {
             // Final already (only if the clock went backwards): treat as late.
             Some(Ok(state)) if state.is_final => self.apply_late(key, tick, load),
             Some(Ok(mut state)) => {
-                state.apply(tick.price, tick.key);
+                state.apply(tick);
                 self.track_open(key, state);
                 self.dirty.insert(key, true);
                 Ok(())
             }
             Some(Err(err)) => Err(err),
             None => {
-                self.track_open(key, CandleState::first(key.time, tick.price, tick.key));
+                self.track_open(key, CandleState::first(key.time, tick));
                 self.dirty.insert(key, true);
                 Ok(())
             }
@@ -149,10 +152,10 @@ impl Aggregator {
         };
         let mut state = match state {
             Some(mut state) => {
-                state.apply(tick.price, tick.key);
+                state.apply(tick);
                 state
             }
-            None => CandleState::first(key.time, tick.price, tick.key),
+            None => CandleState::first(key.time, tick),
         };
         state.is_final = true;
         self.closed.insert(key, state);

@@ -13,6 +13,7 @@ fn tick(ts_ms: i64, price: f64) -> PriceTick {
             ts_ms,
             ..OrderKey::default()
         },
+        trade: crate::event::TradeAmounts::default(),
     }
 }
 
@@ -77,7 +78,7 @@ fn a_late_event_corrects_the_final_candle_without_publishing() {
     aggregator.take_changes();
     let stored = CandleState {
         is_final: true,
-        ..CandleState::first(T0_MS / 1000, 1.0, tick(T0_MS + 100, 1.0).key)
+        ..CandleState::first(T0_MS / 1000, &tick(T0_MS + 100, 1.0))
     };
     let mut load = |_: &CandleKey| -> Result<_, Infallible> { Ok(Some(stored)) };
     let outcome = aggregator
@@ -114,7 +115,7 @@ fn two_late_events_in_one_batch_both_count() {
 fn restored_open_candles_continue_and_finalize() {
     let mut aggregator = Aggregator::new(&[Interval::M1], 2000);
     let key = CandleKey::containing(MINT, Interval::M1, T0_MS);
-    aggregator.restore([(key, CandleState::first(key.time, 5.0, tick(T0_MS, 5.0).key))]);
+    aggregator.restore([(key, CandleState::first(key.time, &tick(T0_MS, 5.0)))]);
     apply(&mut aggregator, tick(T0_MS + 10, 6.0), T0_MS + 10);
     let changes = aggregator.take_changes();
     assert_eq!(changes[0].state.update_count, 2);

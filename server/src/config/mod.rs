@@ -153,6 +153,9 @@ pub struct SolanaConfig {
     pub ping_interval_secs: u64,
     pub backfill_page: usize,
     pub max_backfill: usize,
+    pub block_cache_slots: usize,
+    pub block_retries: u32,
+    pub block_retry_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -315,6 +318,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "source.solana.backfill_page",
                 "must be between 1 and 1000",
+            ));
+        }
+        if solana.block_cache_slots == 0 {
+            return Err(ConfigError::invalid(
+                "source.solana.block_cache_slots",
+                "must be at least 1",
             ));
         }
         if let CorsOrigins::Keyword(word) = &self.server.cors_allowed_origins

@@ -1,20 +1,25 @@
 //! The Spin Pet event model: the seven events of the program's IDL, their identity, and their JSON form.
 //!
 //! JSON follows the existing Spin Pet server: `{"event_type":"BuySell", <IDL fields>, "timestamp", "signature",
-//! "slot"}` plus an optional `event_index` (the event's position inside its transaction, default 0). `u128`
+//! "slot"}` plus an optional `event_index` (the event's position inside its transaction, default 0) and an
+//! optional `tx_index` (the transaction's position inside its block; absent: unknown). `u128`
 //! fields are decimal strings (JSON integers are accepted too, without losing digits); `timestamp` is RFC 3339
 //! or Unix seconds. See [`parse`] for turning text into a validated [`EventRecord`].
 
 mod fields;
+pub mod onchain;
 mod parse;
 mod price;
+mod trade;
 
+use borsh::BorshDeserialize;
 use kline_protocol::Symbol;
 use serde::{Deserialize, Serialize};
 
 pub use fields::{EventTime, Signature, U128};
 pub use parse::{EventError, ParseLimits, parse_event, split_body, validate};
 pub use price::{PriceError, scaled_price};
+pub use trade::{SOL_DECIMALS, TOKEN_DECIMALS, TradeAmounts, whole_units};
 
 /// A Solana public key (any account, not only mints): base58 of 32 bytes.
 pub type Pubkey = Symbol;
@@ -36,9 +41,26 @@ pub struct EventMeta {
     pub slot: u64,
     #[serde(default)]
     pub event_index: u32,
+    /// The transaction's position in its block (0 = first), when known. It orders the transactions of one
+    /// slot; without it they are ordered by signature (see [`crate::aggregator::OrderKey`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_index: Option<u32>,
     /// How `timestamp` was obtained, when a source knows (`block_time` or `received`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_source: Option<TimeSource>,
+    /// How `tx_index` was obtained, when a source knows (`block`, or `unavailable`: the node could not give
+    /// the block, so the event has no `tx_index` and the signature rule orders it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_index_source: Option<TxIndexSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxIndexSource {
+    /// The position of the transaction's signature in `getBlock`'s list.
+    Block,
+    /// The node could not give the block (after retries): ordered by signature within the slot.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +79,9 @@ pub struct EventId {
     pub event_index: u32,
 }
 
-/// One of the program's events, with the IDL's field names and types.
+/// One of the program's events, with the IDL's field names and types. Each struct below is the one
+/// declaration of its event: serde reads and writes its JSON, and Borsh ([`onchain`]) decodes its on-chain
+/// form, whose field order is the declaration order (the IDL's; checked by the IDL-driven tests).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event_type")]
 pub enum SpinPetEvent {
@@ -70,27 +94,40 @@ pub enum SpinPetEvent {
     MilestoneDiscount(MilestoneDiscount),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct TokenCreated {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub curve_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub pool_token_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub pool_sol_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub fee_recipient: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub base_fee_recipient: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub params_account: Pubkey,
     pub swap_fee: u16,
     pub borrow_fee: u16,
     pub fee_discount_flag: u8,
+    #[borsh(deserialize_with = "onchain::bounded_string")]
     pub name: String,
+    #[borsh(deserialize_with = "onchain::bounded_string")]
     pub symbol: String,
+    #[borsh(deserialize_with = "onchain::bounded_string")]
     pub uri: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct BuySell {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
     pub is_buy: bool,
     pub token_amount: u64,
@@ -98,14 +135,19 @@ pub struct BuySell {
     pub latest_price: U128,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct LongShort {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
     pub latest_price: U128,
     pub order_type: u8,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user: Pubkey,
     pub lock_lp_start_price: U128,
     pub lock_lp_end_price: U128,
@@ -119,39 +161,52 @@ pub struct LongShort {
     pub borrow_fee: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct ForceLiquidate {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct FullClose {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user_sol_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
     pub is_close_long: bool,
     pub final_token_amount: u64,
     pub final_sol_amount: u64,
     pub user_close_profit: u64,
     pub latest_price: U128,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct PartialClose {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user_sol_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
     pub is_close_long: bool,
     pub final_token_amount: u64,
     pub final_sol_amount: u64,
     pub user_close_profit: u64,
     pub latest_price: U128,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub order_pda: Pubkey,
     pub order_type: u8,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub user: Pubkey,
     pub lock_lp_start_price: U128,
     pub lock_lp_end_price: U128,
@@ -165,10 +220,13 @@ pub struct PartialClose {
     pub borrow_fee: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
 pub struct MilestoneDiscount {
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub payer: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub mint_account: Pubkey,
+    #[borsh(deserialize_with = "onchain::pubkey")]
     pub curve_account: Pubkey,
     pub swap_fee: u16,
     pub borrow_fee: u16,

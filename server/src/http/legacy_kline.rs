@@ -77,7 +77,8 @@ impl From<&CandleState> for LegacyKline {
             high: state.high,
             low: state.low,
             close: state.close,
-            volume: 0.0,
+            // The old server always sent 0; now the token volume, as in contract v1's `volume`.
+            volume: state.volume.to_wire()[0],
             is_final: state.is_final,
             update_count: state.update_count,
         }

@@ -9,6 +9,7 @@ mod klines;
 mod legacy_kline;
 pub mod metrics;
 pub mod serve;
+mod trades;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,6 +27,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/api/v1/klines", get(klines::klines))
         .route("/api/v1/symbols", get(klines::symbols))
+        .route("/api/v1/trades", get(trades::trades))
         .route("/api/kline", get(legacy_kline::legacy_kline))
         .route("/metrics", get(metrics::metrics))
         .route("/ws", get(crate::ws::upgrade))

@@ -1,8 +1,8 @@
 //! The single write path: every source's events go through [`Pipeline::ingest`].
 //!
 //! For a group of event batches it drops duplicates (by identity, against the store and within the group),
-//! feeds price events to the [`Aggregator`], and writes the events, every candle they changed and the symbol
-//! stats in one RocksDB write batch. Only after that write succeeds are the changed candles published to
+//! feeds price events to the [`Aggregator`], and writes the events, their entries in their mint's trade
+//! index, every candle they changed and the symbol stats in one RocksDB write batch. Only after that write succeeds are the changed candles published to
 //! the live stream, so a subscriber never sees a candle the store does not hold. [`service`] runs it on its
 //! own thread behind a bounded queue.
 
@@ -129,6 +129,10 @@ impl Pipeline {
                 write.put_event(&id, &event.to_json());
                 report.accepted += 1;
                 if let Some(tick) = self.price_tick(event) {
+                    if let Some(trade) = event.to_trade(tick.price) {
+                        let json = serde_json::to_string(&trade).expect("trades serialize");
+                        write.put_trade(&tick.mint, &event.trade_position(), &json);
+                    }
                     let outcome = self
                         .aggregator
                         .apply(&tick, now_ms, &mut |key| store.candle(key))?;
@@ -176,16 +180,11 @@ impl Pipeline {
         let raw = event.event.latest_price()?;
         // Validated when parsed; a zero price from a source that skipped validation is ignored here.
         let price = scaled_price(raw, self.settings.price_scale_decimals).ok()?;
-        let signature = event.meta.signature.to_bytes();
         Some(PriceTick {
             mint: event.event.mint().to_bytes(),
             price,
-            key: OrderKey::new(
-                event.meta.timestamp.unix_millis(),
-                event.meta.slot,
-                event.meta.event_index,
-                &signature,
-            ),
+            key: OrderKey::of_event(&event.meta),
+            trade: event.event.trade_amounts().unwrap_or_default(),
         })
     }
 

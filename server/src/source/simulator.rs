@@ -30,6 +30,8 @@ pub struct SimulatedMarket {
     rng: StdRng,
     mints: Vec<Pubkey>,
     prices: Vec<f64>,
+    /// The slot of the previous event and how many events it holds, for block positions (`tx_index`).
+    slot_fill: (u64, u32),
 }
 
 impl SimulatedMarket {
@@ -42,7 +44,12 @@ impl SimulatedMarket {
         let prices = (0..mints.len())
             .map(|_| 2.796e-8 * 10f64.powf(rng.random_range(0.0..2.0)))
             .collect();
-        SimulatedMarket { rng, mints, prices }
+        SimulatedMarket {
+            rng,
+            mints,
+            prices,
+            slot_fill: (0, 0),
+        }
     }
 
     pub fn mints(&self) -> &[Pubkey] {
@@ -121,14 +128,22 @@ impl SimulatedMarket {
                 })
             }
         };
+        let slot = BASE_SLOT + (ts_ms / SLOT_MS).rem_euclid(1 << 40) as u64;
+        // Consecutive events of one slot are consecutive transactions of its block.
+        self.slot_fill = match self.slot_fill {
+            (last, count) if last == slot => (slot, count + 1),
+            _ => (slot, 0),
+        };
         EventRecord {
             event,
             meta: EventMeta {
                 timestamp: EventTime(ts_ms),
                 signature: Signature::from_bytes(self.signature_bytes()),
-                slot: BASE_SLOT + (ts_ms / SLOT_MS).rem_euclid(1 << 40) as u64,
+                slot,
                 event_index: 0,
+                tx_index: Some(self.slot_fill.1),
                 time_source: None,
+                tx_index_source: None,
             },
         }
     }

@@ -39,6 +39,31 @@ pub fn decode_candle_key(bytes: &[u8]) -> Option<CandleKey> {
     })
 }
 
+/// mint (32) + slot (8) + tx_index (4) + event_index (4), big-endian, + signature (64): a mint's trades
+/// are one contiguous range in the chain's order (an unknown `tx_index` is `u32::MAX`: after the known
+/// ones of its slot, as in the candles' order key), and the signature makes the key unique.
+pub const TRADE_KEY_LEN: usize = 32 + 8 + 4 + 4 + 64;
+
+/// Where a trade sits in its mint's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradePosition {
+    pub slot: u64,
+    pub tx_index: Option<u32>,
+    pub event_index: u32,
+    pub signature: [u8; 64],
+}
+
+pub fn trade_key(mint: &[u8; 32], position: &TradePosition) -> [u8; TRADE_KEY_LEN] {
+    let mut out = [0u8; TRADE_KEY_LEN];
+    out[..32].copy_from_slice(mint);
+    out[32..40].copy_from_slice(&position.slot.to_be_bytes());
+    let tx_index = position.tx_index.unwrap_or(crate::aggregator::NO_TX_INDEX);
+    out[40..44].copy_from_slice(&tx_index.to_be_bytes());
+    out[44..48].copy_from_slice(&position.event_index.to_be_bytes());
+    out[48..].copy_from_slice(&position.signature);
+    out
+}
+
 pub fn event_key(id: &EventId) -> [u8; EVENT_KEY_LEN] {
     let mut out = [0u8; EVENT_KEY_LEN];
     out[..64].copy_from_slice(&id.signature);
@@ -67,6 +92,39 @@ mod tests {
         for (key, time) in keys.iter().zip(times) {
             assert_eq!(decode_candle_key(key).unwrap().time, time);
         }
+    }
+
+    #[test]
+    fn trade_keys_sort_in_chain_order_within_their_mint() {
+        let at = |slot, tx_index, event_index, sig: u8| {
+            trade_key(
+                &[5; 32],
+                &TradePosition {
+                    slot,
+                    tx_index,
+                    event_index,
+                    signature: [sig; 64],
+                },
+            )
+        };
+        let ordered = [
+            at(7, Some(2), 1, 9),
+            at(7, Some(3), 0, 1),
+            at(7, None, 0, 0),
+            at(7, None, 0, 1),
+            at(8, Some(0), 0, 0),
+        ];
+        assert!(ordered.windows(2).all(|w| w[0] < w[1]));
+        let other_mint = trade_key(
+            &[6; 32],
+            &TradePosition {
+                slot: 0,
+                tx_index: Some(0),
+                event_index: 0,
+                signature: [0; 64],
+            },
+        );
+        assert!(ordered.iter().all(|key| *key < other_mint));
     }
 
     #[test]

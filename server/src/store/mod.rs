@@ -5,9 +5,12 @@
 //! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
 //! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
 //! - `symbols`: mint → last price and update time.
+//! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's JSON (a protocol [`Trade`]):
+//!   every price event of a mint in the chain's order, so "the latest N trades before X" is a bounded
+//!   reverse scan.
 //! - `meta`: small named values (source cursors).
 //!
-//! Everything one batch of events causes (events, candles, open markers, symbols) is written in one
+//! Everything one batch of events causes (events, trades, candles, open markers, symbols) is written in one
 //! [`StoreBatch`], atomically: after a crash the store never holds an event without its candles, or the
 //! reverse. The pipeline is the only writer; readers (history, symbols) may run concurrently.
 
@@ -16,7 +19,7 @@ pub mod keys;
 
 use std::path::{Path, PathBuf};
 
-use kline_protocol::Interval;
+use kline_protocol::{Interval, Trade, TradeId};
 use rocksdb::{
     BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
     ReadOptions, WriteBatch, WriteOptions,
@@ -26,13 +29,17 @@ use crate::aggregator::{CandleKey, CandleState};
 use crate::config::StorageConfig;
 use crate::event::EventId;
 pub use codec::{CorruptValue, SymbolStats};
+pub use keys::TradePosition;
 
 const CF_EVENTS: &str = "events";
 const CF_CANDLES: &str = "candles";
 const CF_OPEN: &str = "open_candles";
 const CF_SYMBOLS: &str = "symbols";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 5] = [CF_EVENTS, CF_CANDLES, CF_OPEN, CF_SYMBOLS, CF_META];
+const CF_TRADES: &str = "trades";
+const COLUMN_FAMILIES: [&str; 6] = [
+    CF_EVENTS, CF_CANDLES, CF_OPEN, CF_SYMBOLS, CF_META, CF_TRADES,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +51,18 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error(transparent)]
     Corrupt(#[from] CorruptValue),
+    #[error("corrupt stored {what}: {reason}")]
+    CorruptJson { what: &'static str, reason: String },
+    #[error("no trade {0} is stored")]
+    UnknownTrade(TradeId),
+}
+
+/// A page of a mint's trades, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradesPage {
+    pub trades: Vec<Trade>,
+    /// Older trades exist before the last one returned.
+    pub has_more: bool,
 }
 
 /// A page of candles answering a history query.
@@ -144,6 +163,12 @@ impl CandleStore {
             .collect()
     }
 
+    /// The stored JSON of an event, if it is stored.
+    pub fn event_json(&self, id: &EventId) -> Result<Option<String>, StoreError> {
+        let value = self.db.get_cf(self.cf(CF_EVENTS), keys::event_key(id))?;
+        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Number of stored events (a full scan: for tests and tools, not the hot path).
     pub fn count_events(&self) -> Result<usize, StoreError> {
         let mut count = 0;
@@ -225,6 +250,79 @@ impl CandleStore {
             total += 1;
         }
         Ok(SeriesPage { candles, total })
+    }
+
+    /// The newest `limit` trades of `mint`, newest first, strictly before the trade `before` if given.
+    /// Reads at most `limit + 1` entries, however many trades the mint has.
+    pub fn trades(
+        &self,
+        mint: &[u8; 32],
+        before: Option<&TradeId>,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
+        let lowest = TradePosition {
+            slot: 0,
+            tx_index: Some(0),
+            event_index: 0,
+            signature: [0; 64],
+        };
+        let upper = match before {
+            Some(id) => keys::trade_key(mint, &self.trade_position(id)?).to_vec(),
+            // The next mint's first key: every trade of `mint` sorts before it.
+            None => match next_prefix(mint) {
+                Some(next) => keys::trade_key(&next, &lowest).to_vec(),
+                None => vec![0xFF; keys::TRADE_KEY_LEN + 1],
+            },
+        };
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(keys::trade_key(mint, &lowest).to_vec());
+        read.set_iterate_upper_bound(upper);
+        let mut trades = Vec::with_capacity(limit.min(1024) + 1);
+        for item in self
+            .db
+            .iterator_cf_opt(self.cf(CF_TRADES), read, IteratorMode::End)
+        {
+            if trades.len() > limit {
+                break;
+            }
+            let (_, value) = item?;
+            trades.push(serde_json::from_slice::<Trade>(&value).map_err(|err| {
+                StoreError::CorruptJson {
+                    what: "trade",
+                    reason: err.to_string(),
+                }
+            })?);
+        }
+        let has_more = trades.len() > limit;
+        trades.truncate(limit);
+        Ok(TradesPage { trades, has_more })
+    }
+
+    /// Where the trade `id` sits in its mint's index, from its stored event.
+    fn trade_position(&self, id: &TradeId) -> Result<TradePosition, StoreError> {
+        let event_id = EventId {
+            signature: id.signature_bytes(),
+            event_index: id.event_index(),
+        };
+        let json = self
+            .event_json(&event_id)?
+            .ok_or_else(|| StoreError::UnknownTrade(id.clone()))?;
+        #[derive(serde::Deserialize)]
+        struct Position {
+            slot: u64,
+            tx_index: Option<u32>,
+        }
+        let position: Position =
+            serde_json::from_str(&json).map_err(|err| StoreError::CorruptJson {
+                what: "event",
+                reason: err.to_string(),
+            })?;
+        Ok(TradePosition {
+            slot: position.slot,
+            tx_index: position.tx_index,
+            event_index: id.event_index(),
+            signature: id.signature_bytes(),
+        })
     }
 
     /// Every candle that was open when last written (restored into the aggregator on start).
@@ -340,6 +438,15 @@ impl StoreBatch<'_> {
         }
     }
 
+    /// Adds a trade to its mint's index (`json`: the protocol [`Trade`]).
+    pub fn put_trade(&mut self, mint: &[u8; 32], position: &TradePosition, json: &str) {
+        self.batch.put_cf(
+            self.store.cf(CF_TRADES),
+            keys::trade_key(mint, position),
+            json,
+        );
+    }
+
     pub fn put_symbol(&mut self, mint: &[u8; 32], stats: &SymbolStats) {
         self.batch
             .put_cf(self.store.cf(CF_SYMBOLS), mint, codec::encode_symbol(stats));
@@ -356,3 +463,16 @@ impl StoreBatch<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// The smallest 32-byte key greater than every key starting with `mint`, if any.
+fn next_prefix(mint: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut next = *mint;
+    for byte in next.iter_mut().rev() {
+        if *byte < 0xFF {
+            *byte += 1;
+            return Some(next);
+        }
+        *byte = 0;
+    }
+    None
+}

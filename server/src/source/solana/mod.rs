@@ -3,8 +3,11 @@
 //! - Live: `logsSubscribe` with `{"mentions": [program_id]}` over WebSocket; failed transactions are
 //!   skipped; every `Program data:` line the program itself emitted ([`logs`]) is decoded ([`decode`]) into
 //!   an event whose `event_index` is its position in the transaction.
-//! - Time: the block time of the event's slot (`getBlockTime`, cached per slot); when the node cannot tell
-//!   it yet, the receive time, and the stored event says which (`time_source`).
+//! - Time and order: the block of the event's slot (`getBlock`, cached per slot, retried: [`blocks`]) gives
+//!   its block time and the transaction's position in the block (`tx_index`). When the node cannot give
+//!   the block, the time is the receive time (or the transaction's own `blockTime` in a backfill) and the
+//!   position is unknown (ordered by signature); the stored event says which (`time_source`,
+//!   `tx_index_source`).
 //! - Nothing lost: the newest processed signature and slot (the *cursor*) are written in the same RocksDB
 //!   batch as the events. On start and after every reconnect, the gap since the cursor is backfilled with
 //!   `getSignaturesForAddress(until = cursor)` (paged) and `getTransaction`, oldest first, before the live
@@ -15,11 +18,11 @@
 //! - Bad input (unknown discriminator, truncated or oversized payload, bad base64, a notification of another
 //!   shape) is logged with the signature, counted, and skipped.
 
+pub mod blocks;
 pub mod decode;
 pub mod logs;
 pub mod rpc;
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,10 +33,11 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use self::blocks::{BlockCache, BlockSettings};
 use self::rpc::RpcClient;
 use crate::config::SolanaConfig;
 use crate::event::{
-    EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, validate,
+    EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };
 use crate::pipeline::service::{IngestHandle, now_ms};
 use crate::stats::{Counter, Gauge};
@@ -41,8 +45,6 @@ use crate::store::CandleStore;
 
 /// Key of the cursor in the store's `meta` column family.
 pub const CURSOR_KEY: &str = "solana.cursor";
-/// Block times remembered (one per slot).
-const BLOCK_TIME_CACHE: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
@@ -110,8 +112,17 @@ struct Source<'a> {
     /// The cursor as last written to the store (read once at start; the store only changes through us).
     cursor: Option<Cursor>,
     status: &'a SolanaStatus,
-    block_times: HashMap<u64, i64>,
+    blocks: BlockCache,
     price_scale: u32,
+}
+
+/// Where a transaction sits: its time and its position in the block, and how each was obtained.
+#[derive(Debug, Clone, Copy)]
+struct TxPlace {
+    time_ms: i64,
+    time_source: TimeSource,
+    tx_index: Option<u32>,
+    tx_index_source: TxIndexSource,
 }
 
 /// Runs until `shutdown`.
@@ -129,7 +140,11 @@ pub async fn run(
         ingest,
         cursor: stored_cursor(&store),
         status: &status,
-        block_times: HashMap::new(),
+        blocks: BlockCache::new(BlockSettings {
+            cache_slots: config.block_cache_slots,
+            retries: config.block_retries,
+            retry_ms: config.block_retry_ms,
+        }),
         price_scale,
     };
     let mut attempt: u32 = 0;
@@ -244,26 +259,35 @@ impl Source<'_> {
             .filter_map(|l| l.as_str().map(str::to_owned))
             .collect();
         let failed = !value["err"].is_null();
-        let (time_ms, time_source) = self.time_of_slot(slot).await;
-        let time = (time_ms, time_source);
-        self.process(signature, slot, failed, &logs, time, received_at_ms)
+        let place = self.place_of(signature, slot, None).await;
+        self.process(signature, slot, failed, &logs, place, received_at_ms)
             .await
     }
 
-    async fn time_of_slot(&mut self, slot: u64) -> (i64, TimeSource) {
-        if let Some(secs) = self.block_times.get(&slot) {
-            return (secs * 1000, TimeSource::BlockTime);
-        }
-        match self.rpc.block_time(slot).await {
-            Ok(Some(secs)) => {
-                if self.block_times.len() >= BLOCK_TIME_CACHE {
-                    let oldest = self.block_times.keys().min().copied();
-                    oldest.map(|slot| self.block_times.remove(&slot));
-                }
-                self.block_times.insert(slot, secs);
-                (secs * 1000, TimeSource::BlockTime)
-            }
-            _ => (now_ms(), TimeSource::Received),
+    /// The time and block position of a transaction from its slot's block. `tx_block_time`: the
+    /// transaction's own `blockTime`, when a backfill read it with the transaction.
+    async fn place_of(
+        &mut self,
+        signature: &str,
+        slot: u64,
+        tx_block_time: Option<i64>,
+    ) -> TxPlace {
+        let block = self.blocks.get(&self.rpc, slot).await;
+        let tx_index = block.and_then(|block| block.position(signature));
+        let block_time = block.and_then(|block| block.block_time).or(tx_block_time);
+        let (time_ms, time_source) = match block_time {
+            Some(secs) => (secs * 1000, TimeSource::BlockTime),
+            None => (now_ms(), TimeSource::Received),
+        };
+        TxPlace {
+            time_ms,
+            time_source,
+            tx_index,
+            tx_index_source: if tx_index.is_some() {
+                TxIndexSource::Block
+            } else {
+                TxIndexSource::Unavailable
+            },
         }
     }
 
@@ -306,16 +330,13 @@ impl Source<'_> {
                 )));
             };
             let received_at_ms = now_ms();
-            let time = match tx.block_time {
-                Some(secs) => (secs * 1000, TimeSource::BlockTime),
-                None => self.time_of_slot(tx.slot).await,
-            };
+            let place = self.place_of(&info.signature, tx.slot, tx.block_time).await;
             self.process(
                 &info.signature,
                 tx.slot,
                 tx.failed || info.failed,
                 &tx.logs,
-                time,
+                place,
                 received_at_ms,
             )
             .await?;
@@ -332,7 +353,7 @@ impl Source<'_> {
         slot: u64,
         failed: bool,
         logs: &[String],
-        (time_ms, time_source): (i64, TimeSource),
+        place: TxPlace,
         received_at_ms: i64,
     ) -> Result<(), SourceError> {
         SolanaStatus::add(&self.status.transactions, 1);
@@ -340,7 +361,7 @@ impl Source<'_> {
         if failed {
             SolanaStatus::add(&self.status.skipped_failed, 1);
         } else {
-            events = self.decode_transaction(signature, slot, logs, time_ms, time_source);
+            events = self.decode_transaction(signature, slot, logs, place);
         }
         let cursor = Cursor {
             signature: signature.to_owned(),
@@ -371,7 +392,7 @@ impl Source<'_> {
             .fetch_max(slot, Ordering::Relaxed);
         self.status
             .last_event_ms
-            .store(time_ms.max(0) as u64, Ordering::Relaxed);
+            .store(place.time_ms.max(0) as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -380,8 +401,7 @@ impl Source<'_> {
         signature: &str,
         slot: u64,
         logs: &[String],
-        time_ms: i64,
-        time_source: TimeSource,
+        place: TxPlace,
     ) -> Vec<EventRecord> {
         let Ok(parsed_signature) = Signature::parse(signature) else {
             SolanaStatus::add(&self.status.bad_notifications, 1);
@@ -403,11 +423,13 @@ impl Source<'_> {
                 let record = EventRecord {
                     event,
                     meta: EventMeta {
-                        timestamp: EventTime(time_ms),
+                        timestamp: EventTime(place.time_ms),
                         signature: parsed_signature.clone(),
                         slot,
                         event_index: index as u32,
-                        time_source: Some(time_source),
+                        tx_index: place.tx_index,
+                        time_source: Some(place.time_source),
+                        tx_index_source: Some(place.tx_index_source),
                     },
                 };
                 validate(&record, &limits)

@@ -1,5 +1,5 @@
 //! The few Solana JSON-RPC calls the source needs, over HTTP: `getSignaturesForAddress`,
-//! `getTransaction`, `getBlockTime`.
+//! `getTransaction`, `getBlock` (signatures only).
 
 use serde_json::{Value, json};
 
@@ -28,6 +28,13 @@ pub struct TransactionInfo {
     pub block_time: Option<i64>,
     pub failed: bool,
     pub logs: Vec<String>,
+}
+
+/// A block's transaction signatures in execution order, and its time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockSignatures {
+    pub block_time: Option<i64>,
+    pub signatures: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -130,8 +137,32 @@ impl RpcClient {
         }))
     }
 
-    /// The block time of `slot`, if the node can tell it yet.
-    pub async fn block_time(&self, slot: u64) -> Result<Option<i64>, RpcError> {
-        Ok(self.call("getBlockTime", json!([slot])).await?.as_i64())
+    /// The signatures of `slot`'s block in order, and its block time (`getBlock` with
+    /// `transactionDetails: "signatures"`, no rewards). An error if the node does not have the block.
+    pub async fn block_signatures(&self, slot: u64) -> Result<BlockSignatures, RpcError> {
+        // getBlock does not serve `processed` blocks; `confirmed` is the nearest it has.
+        let commitment = match self.commitment.as_str() {
+            "processed" => "confirmed",
+            other => other,
+        };
+        let options = json!({
+            "encoding": "json", "transactionDetails": "signatures", "rewards": false,
+            "maxSupportedTransactionVersion": 0, "commitment": commitment,
+        });
+        let result = self.call("getBlock", json!([slot, options])).await?;
+        let signatures = result["signatures"]
+            .as_array()
+            .ok_or_else(|| RpcError::Shape(format!("getBlock {slot}: no `signatures` list")))?
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| RpcError::Shape(format!("getBlock {slot}: signature {s}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(BlockSignatures {
+            block_time: result["blockTime"].as_i64(),
+            signatures,
+        })
     }
 }
