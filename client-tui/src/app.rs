@@ -279,6 +279,7 @@ impl App {
             Action::Newest => self.state.scroll = 0,
             Action::OpenPicker => self.open_picker().await,
             Action::ToggleCursor => self.state.toggle_cursor(),
+            Action::ToggleVolume => self.ui.volume_hidden = !self.ui.volume_hidden,
             Action::Reconnect => {
                 let _ = self.commands.send(ConnCommand::Reconnect).await;
             }

@@ -16,6 +16,7 @@ pub enum Action {
     Newest,
     OpenPicker,
     ToggleCursor,
+    ToggleVolume,
     Reconnect,
     ToggleHelp,
 }
@@ -31,7 +32,11 @@ pub const KEY_HELP: &[(&str, &str)] = &[
     ("+ / -", "zoom in / out"),
     ("Home / End", "oldest loaded / newest (follow live)"),
     ("s", "symbol picker (type to filter, Enter to choose)"),
-    ("c", "crosshair: one candle's OHLC and time (← → move it)"),
+    (
+        "c",
+        "crosshair: one candle's OHLC, volume and time (← → move it)",
+    ),
+    ("v", "volume pane on / off"),
     ("r", "reconnect now"),
     ("?", "this help"),
     ("q / Esc / Ctrl-C", "quit"),
@@ -56,6 +61,7 @@ pub fn chart_action(key: KeyEvent) -> Option<Action> {
         KeyCode::End => Action::Newest,
         KeyCode::Char('s') => Action::OpenPicker,
         KeyCode::Char('c') => Action::ToggleCursor,
+        KeyCode::Char('v') => Action::ToggleVolume,
         KeyCode::Char('r') => Action::Reconnect,
         KeyCode::Char('?') => Action::ToggleHelp,
         _ => return None,
@@ -107,6 +113,10 @@ mod tests {
             chart_action(key(KeyCode::Char('c'))),
             Some(Action::ToggleCursor),
             "plain c is the crosshair"
+        );
+        assert_eq!(
+            chart_action(key(KeyCode::Char('v'))),
+            Some(Action::ToggleVolume)
         );
         assert_eq!(chart_action(key(KeyCode::Char('x'))), None);
     }

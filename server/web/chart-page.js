@@ -1,6 +1,6 @@
-// The live chart page: symbol picker, interval buttons, the candlestick chart (TradingView
-// lightweight-charts, loaded before this module as the global `LightweightCharts`), crosshair legend,
-// UTC/local toggle and status line. The WebSocket side is chart-feed.js.
+// The live chart page: symbol picker, interval buttons, the candlestick chart with a volume histogram
+// under it (TradingView lightweight-charts, loaded before this module as the global `LightweightCharts`),
+// crosshair legend, UTC/local toggle and status line. The WebSocket side is chart-feed.js.
 //
 // `window.__kline` is a read-only view of the page's state for tests and for the curious (see the end).
 
@@ -12,6 +12,9 @@ const SYMBOLS_REFRESH_MS = 10_000;
 const MAX_ERRORS_KEPT = 20;
 const UP = "#26a69a";
 const DOWN = "#ef5350";
+// Volume bars in the candle colours, translucent so the candles above stay readable.
+const UP_VOLUME = "rgba(38, 166, 154, 0.5)";
+const DOWN_VOLUME = "rgba(239, 83, 80, 0.5)";
 
 const params = new URLSearchParams(location.search);
 const state = {
@@ -72,7 +75,8 @@ const chart = LWC.createChart($("chart"), {
   layout: { background: { color: "#131722" }, textColor: "#d1d4dc" },
   grid: { vertLines: { color: "#1e222d" }, horzLines: { color: "#1e222d" } },
   crosshair: { mode: LWC.CrosshairMode.Normal },
-  rightPriceScale: { borderColor: "#2a2e39", scaleMargins: { top: 0.12, bottom: 0.08 } }, // room for the legend
+  // Room for the legend above the candles and for the volume histogram below them.
+  rightPriceScale: { borderColor: "#2a2e39", scaleMargins: { top: 0.12, bottom: 0.28 } },
   timeScale: { borderColor: "#2a2e39", timeVisible: true },
 });
 const series = chart.addSeries(LWC.CandlestickSeries, {
@@ -82,6 +86,15 @@ const series = chart.addSeries(LWC.CandlestickSeries, {
   wickUpColor: UP,
   wickDownColor: DOWN,
 });
+
+// Volume (tokens traded per candle) as a histogram on its own overlay scale, in the bottom fifth.
+const volumeSeries = chart.addSeries(LWC.HistogramSeries, {
+  priceScaleId: "volume",
+  priceFormat: { type: "volume" },
+  lastValueVisible: false,
+  priceLineVisible: false,
+});
+volumeSeries.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
 
 function applyTimeOptions() {
   chart.applyOptions({
@@ -103,6 +116,15 @@ function setPriceFormat(price) {
 }
 
 const toBar = (c) => ({ time: c.time, open: c.open, high: c.high, low: c.low, close: c.close });
+const toVolumeBar = (c) => ({ time: c.time, value: c.volume ?? 0, color: c.close >= c.open ? UP_VOLUME : DOWN_VOLUME });
+
+/** Volume labels: three significant digits with K, M, B or T. */
+function formatVolume(volume) {
+  for (const [unit, suffix] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]]) {
+    if (volume >= unit) return `${(volume / unit).toPrecision(3)}${suffix}`;
+  }
+  return volume.toPrecision(3);
+}
 
 /** Index of the candle with `time`, or -(insertion point) - 1. */
 function search(time) {
@@ -120,6 +142,7 @@ function search(time) {
 
 function redraw() {
   series.setData(state.candles.map(toBar));
+  volumeSeries.setData(state.candles.map(toVolumeBar));
   if (!state.priceFormatSet && state.candles.length) setPriceFormat(state.candles.at(-1).close);
 }
 
@@ -134,6 +157,7 @@ function upsert(candle) {
   if (!last || candle.time > last.time) {
     state.candles.push(candle);
     series.update(toBar(candle));
+    volumeSeries.update(toVolumeBar(candle));
   } else {
     const index = search(candle.time);
     if (index >= 0) {
@@ -142,6 +166,7 @@ function upsert(candle) {
       const historical = candle.time < last.time;
       if (historical) state.counts.historicalUpdates += 1;
       series.update(toBar(candle), historical);
+      volumeSeries.update(toVolumeBar(candle), historical);
     } else {
       state.candles.splice(-index - 1, 0, candle);
       state.counts.resets += 1;
@@ -191,6 +216,7 @@ function showLegend(candle) {
     [`L ${formatPrice(candle.low, 5)}`],
     [`C ${formatPrice(candle.close, 5)}`, change >= 0 ? "up" : "down"],
     [`${change >= 0 ? "+" : ""}${change.toFixed(2)}%`, change >= 0 ? "up" : "down"],
+    [`V ${formatVolume(candle.volume ?? 0)}`, "volume"],
     [formatTime(candle.time), "time"],
     [candle.is_final ? "final" : `${candle.update_count} events`, "time"],
   ];
@@ -301,6 +327,7 @@ function show(symbol, interval) {
   state.priceFormatSet = false;
   state.priceLabels = [];
   series.setData([]);
+  volumeSeries.setData([]);
   applyTimeOptions();
   for (const button of document.querySelectorAll("#intervals button")) {
     button.classList.toggle("active", button.dataset.interval === interval);
@@ -387,6 +414,10 @@ Object.defineProperty(window, "__kline", {
       const bar = series.data().at(-1);
       return bar ? toBar(bar) : null;
     },
+    /** The volume histogram's data: `{time, value}` per bar. */
+    get volumeBars() {
+      return volumeSeries.data().map((bar) => ({ time: bar.time, value: bar.value }));
+    },
     get hasOlder() {
       return state.hasOlder;
     },
@@ -400,5 +431,6 @@ Object.defineProperty(window, "__kline", {
       return state.utc;
     },
     formatPrice,
+    formatVolume,
   }),
 });

@@ -49,6 +49,7 @@ async fn page(browser: &Browser) -> Value {
              return {status: k.status, subscription: k.subscription, counts: k.counts,
                      lastSubscribe: k.lastSubscribe, lastBar: k.lastBar, times: k.bars.map(b => b.time),
                      hasOlder: k.hasOlder, priceLabels: k.priceLabels, errors: k.errors,
+                     volumes: k.volumeBars, legend: document.getElementById('legend').textContent,
                      statusLine: document.getElementById('status').textContent};",
         )
         .await
@@ -274,6 +275,35 @@ async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() 
     })
     .await;
     wait_for_last_bar_to_match(&browser, &server, &mint, "s1").await;
+    // The volume histogram: one bar per candle, the newest equal to the server's newest candle's volume.
+    wait_for(
+        "the volume histogram to match the candles and /api/v1/klines",
+        Duration::from_secs(20),
+        || async {
+            let state = page(&browser).await;
+            let volumes = state["volumes"].as_array().cloned().unwrap_or_default();
+            let volume_times: Vec<i64> =
+                volumes.iter().filter_map(|v| v["time"].as_i64()).collect();
+            let candle = newest_candle(&server, &mint, "s1").await;
+            let last = volumes.last().cloned().unwrap_or_default();
+            let matches = volume_times == times(&state)
+                && last["time"] == candle["time"]
+                && last["value"] == candle["volume"]
+                && candle["volume"].as_f64() > Some(0.0)
+                && state["legend"].as_str().is_some_and(|l| l.contains("V "));
+            if matches {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} volume bars for {} candles, last {last} vs REST {candle}; legend {}",
+                    volumes.len(),
+                    times(&state).len(),
+                    state["legend"]
+                ))
+            }
+        },
+    )
+    .await;
     // At ~17 events/s per mint, a candle's `is_final` update comes after the next candle's first update:
     // the page applies it as a historical update (the chart would throw on a plain `update()`).
     wait_for(

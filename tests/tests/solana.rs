@@ -422,6 +422,11 @@ async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_a
     fake.set_blocks_available(false);
     fake.produce(2);
     wait_stored(expected.len() as u64 + 2).await;
+    assert_eq!(
+        health(&server).await["sources"]["solana"]["blocks_unavailable"],
+        1,
+        "one slot without its block"
+    );
     assert!(
         server
             .terminate(Duration::from_secs(20))

@@ -213,8 +213,9 @@ fn watch_survives_a_server_restart_without_gaps_or_duplicates() {
     }
 }
 
-/// The real interactive binary in a real terminal (tmux): the chart draws, `5` switches to m5, `?` shows
-/// the keys, `q` quits and the terminal is given back.
+/// The real interactive binary in a real terminal (tmux): the chart draws with its newest candle at the
+/// right edge and the volume pane under it, `v` hides the pane, `c` shows a candle's volume, `5` switches
+/// to m5, `?` shows the keys, `q` quits and the terminal is given back.
 #[test]
 fn interactive_chart_in_tmux() {
     let tmux_ok = Command::new("tmux")
@@ -277,6 +278,30 @@ fn interactive_chart_in_tmux() {
     wait_for("a live s1 chart", &|s| {
         s.contains("● connected") && s.contains(" s1 ") && s.contains('█')
     });
+    // The volume pane with its scale, and the newest candle in the plot's last column (100 columns minus
+    // the 12-column price axis), however short the history is.
+    let screen = wait_for("the volume pane", &|s| {
+        s.contains("┤V ") && s.contains('▁') || s.contains("┤V ") && s.contains('█')
+    });
+    let candle_glyphs = "█▀▄│╵╷";
+    assert!(
+        screen
+            .lines()
+            .skip(1)
+            .any(|l| l.chars().nth(87).is_some_and(|c| candle_glyphs.contains(c))),
+        "the newest candle at the right edge:\n{screen}"
+    );
+    tmux(&["send-keys", "-t", &session, "v"]);
+    wait_for("the volume pane hidden", &|s| !s.contains("┤V "));
+    tmux(&["send-keys", "-t", &session, "v"]);
+    wait_for("the volume pane back", &|s| s.contains("┤V "));
+    tmux(&["send-keys", "-t", &session, "c"]);
+    wait_for("the crosshair with a volume", &|s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains(" O ") && l.contains(" V "))
+    });
+    tmux(&["send-keys", "-t", &session, "c"]);
     tmux(&["send-keys", "-t", &session, "5"]);
     wait_for("the m5 chart", &|s| {
         s.lines().next().is_some_and(|l| l.contains(" m5 ")) && s.contains('█')

@@ -2,7 +2,8 @@
 //!
 //! Each terminal row holds two vertical "pixels". A body is drawn with `█`, `▀` and `▄`, a wick with `│`,
 //! `╵` and `╷`, so a body or wick can start or end halfway through a row (as the `cli-candlestick-chart`
-//! crate does). Up candles (close ≥ open) are green, down candles red.
+//! crate does). Up candles (close ≥ open) are green, down candles red. The newest candle sits at the right
+//! edge, as on every trading chart: a history shorter than the chart leaves the left side empty.
 
 use kline_protocol::Candle;
 use ratatui::buffer::Buffer;
@@ -13,8 +14,15 @@ use ratatui::widgets::Widget;
 pub const UP: Color = Color::Green;
 pub const DOWN: Color = Color::Red;
 
+/// The column of the first (oldest) of `count` candles `zoom` columns wide, so that the newest ends at the
+/// right edge of `width` columns.
+pub fn first_column(count: usize, zoom: u16, width: u16) -> u16 {
+    let used = (count as u64).saturating_mul(u64::from(zoom.max(1)));
+    width.saturating_sub(u16::try_from(used).unwrap_or(u16::MAX))
+}
+
 pub struct CandleChart<'a> {
-    /// Oldest first; candle `i` is drawn in column `i * zoom`.
+    /// Oldest first; candle `i` is drawn in column `first_column(..) + i * zoom`.
     pub candles: &'a [Candle],
     pub zoom: u16,
     /// Price range of the plot; `None` fits the candles.
@@ -59,8 +67,9 @@ impl Widget for &CandleChart<'_> {
             ((share * (pixels - 1) as f64).round() as i64).clamp(0, pixels - 1)
         };
         let zoom = self.zoom.max(1);
+        let first = first_column(self.candles.len(), zoom, area.width);
         for (index, candle) in self.candles.iter().enumerate() {
-            let column = index as u16 * zoom;
+            let column = first + index as u16 * zoom;
             if column >= area.width {
                 break;
             }
@@ -138,6 +147,23 @@ mod tests {
         // Bear: wick 1..6, body 2..5.
         assert_eq!(column(&buffer, 1), "╷██╵");
         assert_eq!(buffer[(1, 1)].fg, DOWN);
+    }
+
+    #[test]
+    fn a_short_history_sits_at_the_right_edge() {
+        let candles = [ohlc(2.0, 7.0, 0.0, 5.0), ohlc(5.0, 6.0, 1.0, 2.0)];
+        let buffer = render(&candles, Some((0.0, 7.0)), 5, 4);
+        for x in 0..3 {
+            assert_eq!(column(&buffer, x), "    ", "column {x} is empty");
+        }
+        assert_eq!(column(&buffer, 3), "│██│", "the older candle");
+        assert_eq!(
+            column(&buffer, 4),
+            "╷██╵",
+            "the newest candle, at the right edge"
+        );
+        assert_eq!(first_column(3, 2, 10), 4);
+        assert_eq!(first_column(30, 1, 10), 0, "more candles than columns");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Rendering: reads the state, draws the screen. Nothing here changes state or does I/O.
 //!
 //! Layout, top to bottom: header (symbol, interval, last price, change, visible high/low — or the crosshair
-//! candle), the chart with its price axis on the right, the time axis, and the status line.
+//! candle with its volume), the chart with its price axis on the right, the volume pane (toggled with `v`)
+//! with its scale, the time axis, and the status line.
 
 pub mod chart;
 pub mod price;
+pub mod volume;
 
 use std::time::Instant;
 
@@ -16,8 +18,9 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
-use self::chart::{CandleChart, price_range};
+use self::chart::{CandleChart, first_column, price_range};
 use self::price::format_price;
+use self::volume::{VolumeBars, format_volume, max_volume};
 use crate::input::KEY_HELP;
 use crate::state::{ChartState, LinkStatus};
 
@@ -56,6 +59,8 @@ impl Picker {
 #[derive(Debug, Clone, Default)]
 pub struct Ui {
     pub utc: bool,
+    /// The volume pane is hidden (`v`); shown by default.
+    pub volume_hidden: bool,
     pub show_help: bool,
     pub picker: Option<Picker>,
 }
@@ -74,6 +79,13 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
     }
     let plot = Rect::new(area.x, area.y + 1, area.width - AXIS_WIDTH, area.height - 3);
     let candles = state.visible(plot.width);
+    let volume_rows = if ui.volume_hidden {
+        0
+    } else {
+        (plot.height / 4).clamp(2, 8)
+    };
+    let volume_pane = Rect::new(plot.x, plot.bottom() - volume_rows, plot.width, volume_rows);
+    let price_plot = Rect::new(plot.x, plot.y, plot.width, plot.height - volume_rows);
     let highlight = state
         .cursor
         .and_then(|from_right| candles.len().checked_sub(from_right + 1));
@@ -101,11 +113,29 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
             range: None,
             highlight,
         };
-        (&chart).render(plot, buf);
+        (&chart).render(price_plot, buf);
         if let Some(range) = price_range(&candles) {
             render_price_axis(
                 range,
-                Rect::new(plot.right(), plot.y, AXIS_WIDTH, plot.height),
+                Rect::new(
+                    price_plot.right(),
+                    price_plot.y,
+                    AXIS_WIDTH,
+                    price_plot.height,
+                ),
+                buf,
+            );
+        }
+        if !volume_pane.is_empty() {
+            let bars = VolumeBars {
+                candles: &candles,
+                zoom: state.zoom,
+                highlight,
+            };
+            (&bars).render(volume_pane, buf);
+            let label = format!("┤V {}", format_volume(max_volume(&candles)));
+            Line::from(label).render(
+                Rect::new(volume_pane.right(), volume_pane.y, AXIS_WIDTH, 1),
                 buf,
             );
         }
@@ -113,7 +143,8 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
             &candles,
             state,
             ui.utc,
-            Rect::new(area.x, plot.bottom(), plot.width, 1),
+            plot.width,
+            Rect::new(area.x, plot.bottom(), area.width, 1),
             buf,
         );
     }
@@ -163,12 +194,13 @@ fn render_header(
     let p = |x: f64| format_price(x, PRICE_DIGITS);
     if let Some(candle) = highlight.and_then(|i| candles.get(i)) {
         spans.push(Span::raw(format!(
-            " {}  O {}  H {}  L {}  C {}  n={}{}",
+            " {}  O {}  H {}  L {}  C {}  V {}  n={}{}",
             format_time(candle.time, state.interval, false, true),
             p(candle.open),
             p(candle.high),
             p(candle.low),
             p(candle.close),
+            format_volume(candle.volume),
             candle.update_count,
             if candle.is_final { " final" } else { "" }
         )));
@@ -221,18 +253,22 @@ pub fn format_time(time: i64, interval: Interval, utc: bool, long: bool) -> Stri
     }
 }
 
+/// Time labels under the candles of a plot `plot_width` wide; `area` is the whole row, so the labels of
+/// the newest candles (at the plot's right edge) may run on under the price axis.
 fn render_time_axis(
     candles: &[Candle],
     state: &ChartState,
     utc: bool,
+    plot_width: u16,
     area: Rect,
     buf: &mut Buffer,
 ) {
     let zoom = state.zoom.max(1) as usize;
     let label_width = format_time(0, state.interval, utc, false).chars().count() + 2;
     let every = label_width.div_ceil(zoom).max(1);
+    let first = first_column(candles.len(), state.zoom, plot_width);
     for (index, candle) in candles.iter().enumerate().step_by(every) {
-        let x = area.x + (index * zoom) as u16;
+        let x = area.x + first + (index * zoom) as u16;
         if x + label_width as u16 > area.right() {
             break;
         }

@@ -7,17 +7,20 @@ use ratatui::layout::Rect;
 use super::*;
 
 fn screen(state: &ChartState, width: u16, height: u16) -> Vec<String> {
-    let mut buffer = Buffer::empty(Rect::new(0, 0, width, height));
-    render(
+    screen_with(
         state,
         &Ui {
             utc: true,
             ..Ui::default()
         },
-        buffer.area,
-        &mut buffer,
-        Instant::now(),
-    );
+        width,
+        height,
+    )
+}
+
+fn screen_with(state: &ChartState, ui: &Ui, width: u16, height: u16) -> Vec<String> {
+    let mut buffer = Buffer::empty(Rect::new(0, 0, width, height));
+    render(state, ui, buffer.area, &mut buffer, Instant::now());
     (0..height)
         .map(|y| {
             (0..width)
@@ -39,6 +42,7 @@ fn state_with_tiny_prices() -> ChartState {
                 3,
                 true,
             )
+            .with_volumes([1_000.0 * f64::from(i + 1), 0.5, 0.0, 0.0])
         })
         .collect();
     let history = HistoryData::new(symbol, Interval::M1, None, candles, false);
@@ -103,7 +107,7 @@ fn tiny_prices_get_significant_digits_on_the_axis_and_in_the_header() {
 fn the_crosshair_shows_one_candles_ohlc_and_time() {
     let mut state = state_with_tiny_prices();
     state.toggle_cursor();
-    let header = &screen(&state, 100, 16)[0];
+    let header = &screen(&state, 120, 16)[0];
     assert!(
         header.contains("O 0.0₇") && header.contains("C 0.0₇") && header.contains("n=3 final"),
         "{header}"
@@ -111,6 +115,54 @@ fn the_crosshair_shows_one_candles_ohlc_and_time() {
     assert!(
         header.contains("2025-11-24 16:29:00"),
         "UTC time of the newest candle: {header}"
+    );
+    assert!(header.contains("V 30.0K"), "its volume: {header}");
+}
+
+#[test]
+fn the_volume_pane_sits_under_the_candles_and_v_hides_it() {
+    let state = state_with_tiny_prices();
+    let shown = screen(&state, 80, 16);
+    // 13 plot rows: candles in rows 1..=10, volume in rows 11..=13, then the time axis.
+    let volume_rows = &shown[11..14];
+    assert!(
+        volume_rows.iter().all(|l| l.contains('█')),
+        "bars in every volume row: {shown:#?}"
+    );
+    assert!(shown[11].contains("┤V 30.0K"), "scale: {}", shown[11]);
+    // The newest (largest) bar ends at the right edge of the plot, next to the axis.
+    assert!(
+        volume_rows.iter().all(|l| l.chars().nth(67) == Some('█')),
+        "{shown:#?}"
+    );
+    let hidden = screen_with(
+        &state,
+        &Ui {
+            utc: true,
+            volume_hidden: true,
+            ..Ui::default()
+        },
+        80,
+        16,
+    );
+    let text = hidden.join("\n");
+    assert!(!text.contains("┤V "), "{text}");
+    assert!(!text.contains('▁') && !text.contains('▂'), "{text}");
+}
+
+#[test]
+fn a_short_history_is_drawn_at_the_right_edge() {
+    // 30 candles in a 68-column plot: the left 38 columns stay empty.
+    let lines = screen(&state_with_tiny_prices(), 80, 16);
+    for line in &lines[1..14] {
+        let plot: String = line.chars().take(68).collect();
+        assert!(plot[..38].trim().is_empty(), "{plot}");
+    }
+    assert!(
+        lines[1..11]
+            .iter()
+            .any(|l| l.chars().nth(67).is_some_and(|c| c != ' ')),
+        "the newest candle is in the last plot column"
     );
 }
 

@@ -108,9 +108,17 @@ impl EventRecord {
     }
 }
 
-/// `raw / 10^decimals` as the `f64` nearest to the exact decimal value (formatted and parsed, so it rounds
-/// once; `raw as f64 / 1e6` would round twice). Exact up to 2^53 base units, correctly rounded beyond.
+/// `raw / 10^decimals` as the `f64` nearest to the exact decimal value.
+///
+/// Up to 2^53 (and `decimals` ≤ 22) both `raw` and `10^decimals` are exact `f64`s, and IEEE division rounds
+/// their exact quotient once: that is the nearest `f64` already, with no allocation (the hot path: every
+/// candle update converts four sums). Beyond, `raw as f64` would round first, so the exact decimal is
+/// formatted and parsed, which rounds once.
 pub fn whole_units(raw: u128, decimals: u32) -> f64 {
+    const EXACT: u128 = 1 << 53;
+    if raw <= EXACT && decimals <= 22 {
+        return raw as f64 / 10f64.powi(decimals as i32);
+    }
     format!("{raw}e-{decimals}")
         .parse()
         .expect("an integer with an exponent is a valid float literal")
@@ -127,5 +135,17 @@ mod tests {
         let big = u128::from(u64::MAX) * 3;
         let exact: f64 = "55340232221128.654845".parse().unwrap();
         assert_eq!(whole_units(big, TOKEN_DECIMALS).to_bits(), exact.to_bits());
+        // Both paths give the nearest f64 to the exact decimal, on either side of 2^53.
+        let around = (1u128 << 53) - 2_000..(1u128 << 53) + 2_000;
+        for raw in around.chain([1, 7, 999_999, 123_456_789_012_345]) {
+            for decimals in [TOKEN_DECIMALS, SOL_DECIMALS] {
+                let parsed: f64 = format!("{raw}e-{decimals}").parse().unwrap();
+                assert_eq!(
+                    whole_units(raw, decimals).to_bits(),
+                    parsed.to_bits(),
+                    "{raw}e-{decimals}"
+                );
+            }
+        }
     }
 }

@@ -46,6 +46,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
                 "events": status.events.get(),
                 "backfilled": status.backfilled.get(),
                 "decode_errors": status.decode_errors.get(),
+                "blocks_unavailable": status.blocks_unavailable.get(),
                 "bad_notifications": status.bad_notifications.get(),
                 "reconnects": status.reconnects.get(),
             })),

@@ -200,6 +200,11 @@ fn register_solana(r: &mut Registry, s: &SolanaStatus) {
         s.decode_errors.clone(),
     );
     r.register(
+        "solana_blocks_unavailable",
+        "Slots whose block (getBlock) the node could not give: their transactions have no block position",
+        s.blocks_unavailable.clone(),
+    );
+    r.register(
         "solana_bad_notifications",
         "Notifications of an unexpected shape",
         s.bad_notifications.clone(),

@@ -7,6 +7,7 @@
 //! own thread behind a bounded queue.
 
 pub mod service;
+pub mod trade_index;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -57,6 +58,7 @@ impl Pipeline {
         feed: CandleFeed,
         stats: Arc<PipelineStats>,
     ) -> Result<Pipeline, StoreError> {
+        trade_index::index_stored_trades(&store, settings.price_scale_decimals)?;
         let mut aggregator = Aggregator::new(&settings.intervals, settings.finality_grace_ms);
         aggregator.restore(store.open_candles()?);
         let symbols = store

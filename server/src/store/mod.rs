@@ -169,6 +169,19 @@ impl CandleStore {
         Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// Calls `visit` with the JSON of every stored event, in key order (a full scan: for one-time passes
+    /// such as indexing, not the hot path). Stops at the first error `visit` returns.
+    pub fn for_each_event(
+        &self,
+        mut visit: impl FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.db.iterator_cf(self.cf(CF_EVENTS), IteratorMode::Start) {
+            let (_, value) = item?;
+            visit(&String::from_utf8_lossy(&value))?;
+        }
+        Ok(())
+    }
+
     /// Number of stored events (a full scan: for tests and tools, not the hot path).
     pub fn count_events(&self) -> Result<usize, StoreError> {
         let mut count = 0;

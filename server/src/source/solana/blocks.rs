@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::rpc::{BlockSignatures, RpcClient, RpcError};
+use crate::stats::Counter;
 
 /// What the source keeps of one block.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -77,10 +78,19 @@ impl BlockCache {
         }
     }
 
-    /// The block of `slot`, from the cache or the node (retried); `None` if the node could not give it.
-    pub async fn get(&mut self, rpc: &RpcClient, slot: u64) -> Option<&BlockPositions> {
+    /// The block of `slot`, from the cache or the node (retried); `None` if the node could not give it
+    /// (counted in `unavailable`, once per slot).
+    pub async fn get(
+        &mut self,
+        rpc: &RpcClient,
+        slot: u64,
+        unavailable: &Counter,
+    ) -> Option<&BlockPositions> {
         if !self.blocks.contains_key(&slot) {
             let fetched = self.fetch(rpc, slot).await;
+            if fetched.is_none() {
+                unavailable.inc();
+            }
             while self.blocks.len() >= self.settings.cache_slots.max(1) {
                 self.blocks.pop_first();
             }

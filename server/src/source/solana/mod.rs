@@ -65,6 +65,8 @@ pub struct SolanaStatus {
     pub events: Counter,
     pub skipped_failed: Counter,
     pub decode_errors: Counter,
+    /// Slots whose block the node could not give (after retries).
+    pub blocks_unavailable: Counter,
     pub bad_notifications: Counter,
     pub backfilled: Counter,
     pub reconnects: Counter,
@@ -272,7 +274,10 @@ impl Source<'_> {
         slot: u64,
         tx_block_time: Option<i64>,
     ) -> TxPlace {
-        let block = self.blocks.get(&self.rpc, slot).await;
+        let block = self
+            .blocks
+            .get(&self.rpc, slot, &self.status.blocks_unavailable)
+            .await;
         let tx_index = block.and_then(|block| block.position(signature));
         let block_time = block.and_then(|block| block.block_time).or(tx_block_time);
         let (time_ms, time_source) = match block_time {
