@@ -36,6 +36,9 @@ pub struct CandleUpdate {
     /// The push transport's encoding of the update (for `/ws`, the whole WebSocket frame), made once by
     /// the first shard that delivers it and shared by all (see `ws::frame::update`).
     pub encoded: OnceLock<Bytes>,
+    /// The Socket.IO `kline_data` payload (JSON), made once by the first Socket.IO delivery and shared (see
+    /// `socketio::sink`).
+    pub socketio_payload: OnceLock<Box<serde_json::value::RawValue>>,
 }
 
 impl CandleUpdate {

@@ -32,6 +32,7 @@ fn publish(feed: &CandleFeed, changes: Vec<Change>) -> usize {
             produced_at_ms: 0,
             received_at_ms: None,
             encoded: OnceLock::new(),
+            socketio_payload: OnceLock::new(),
         },
     )
 }

@@ -248,6 +248,7 @@ impl Pipeline {
                     .then(|| received.get(&change.key.mint).copied())
                     .flatten(),
                 encoded: OnceLock::new(),
+                socketio_payload: OnceLock::new(),
             },
         );
         let published = changes.iter().filter(|change| change.publish).count();

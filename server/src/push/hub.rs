@@ -465,6 +465,7 @@ impl Shard {
                     produced_at_ms,
                     received_at_ms: None,
                     encoded: OnceLock::new(),
+                    socketio_payload: OnceLock::new(),
                 })
             })
             .collect()

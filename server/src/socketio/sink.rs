@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kline_protocol::response::unix_millis_now;
 use kline_protocol::{Candle, KlineData};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use socketioxide::SendError;
 use socketioxide::extract::SocketRef;
 use tokio::sync::Notify;
@@ -75,13 +76,7 @@ impl SocketIoSink {
     }
 
     fn emit_update(&self, state: &mut SinkState, update: &CandleUpdate) {
-        let payload = KlineData::new(
-            update.symbol.clone(),
-            update.interval,
-            update.candle,
-            update.produced_at_ms,
-        );
-        if self.emit_locked(state, "kline_data", &payload) {
+        if self.emit_locked(state, "kline_data", kline_data(update)) {
             // Time to the socket's buffer: socketioxide's transport writes it from there.
             let now = unix_millis_now();
             self.stats
@@ -169,6 +164,20 @@ impl SocketIoSink {
     pub fn socket(&self) -> &SocketRef {
         &self.socket
     }
+}
+
+/// The `kline_data` payload of an update, encoded by the first Socket.IO delivery and shared by every
+/// socket (socketioxide copies it into each socket's packet).
+fn kline_data(update: &CandleUpdate) -> &RawValue {
+    update.socketio_payload.get_or_init(|| {
+        let payload = KlineData::new(
+            update.symbol.clone(),
+            update.interval,
+            update.candle,
+            update.produced_at_ms,
+        );
+        serde_json::value::to_raw_value(&payload).expect("a kline_data payload serializes")
+    })
 }
 
 fn series_id((symbol, interval): &SeriesKey) -> crate::feed::SeriesId {

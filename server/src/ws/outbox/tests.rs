@@ -26,6 +26,7 @@ fn update_reading(time: i64, count: u32, is_final: bool, text: &str) -> Arc<Cand
         produced_at_ms: 0,
         received_at_ms: None,
         encoded,
+        socketio_payload: std::sync::OnceLock::new(),
     })
 }
 
