@@ -204,3 +204,72 @@ async fn ws_and_socketio_subscribers_of_one_series_get_the_same_update_from_the_
     assert_eq!(via_sio["data"], serde_json::to_value(via_ws.data).unwrap());
     assert_eq!(via_sio["data"]["update_count"], 2);
 }
+
+#[tokio::test]
+async fn requests_beyond_the_sockets_queue_get_error_1004() {
+    let server = InProcessServer::start(&["socketio.request_queue=2"]);
+    let (mut client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    client.event("connection_success").await;
+    let mint = "So11111111111111111111111111111111111111112";
+    // 40 requests in one polling payload: socketioxide reads them back to back.
+    let packets: Vec<String> = (0..40)
+        .map(|i| {
+            let request = json!(["history", {"symbol": mint, "interval": "s1", "limit": i + 1}]);
+            format!("42/kline,{request}")
+        })
+        .collect();
+    client.send(&packets.join(&SEPARATOR.to_string())).await;
+    let error = client.event("error").await;
+    assert_eq!(error["code"], 1004);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests waiting"),
+        "{error}"
+    );
+    wait_for_metric(&server, "kline_rate_limited_total", 1.0).await;
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_over_both_transports_a_new_socket_is_disconnected() {
+    let server = InProcessServer::start(&["websocket.max_connections=1"]);
+    let mut ws = kline_tests::ws::Client::connect(&server.ws_url()).await;
+    ws.recv().await; // connection_success: the one connection allowed
+    let (client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    let mut disconnected = false;
+    for _ in 0..5 {
+        if client.poll().await.iter().any(|p| p == "41/kline,") {
+            disconnected = true;
+            break;
+        }
+    }
+    assert!(disconnected, "the socket beyond the limit is disconnected");
+    wait_for_metric(&server, "kline_connections_rejected_total", 1.0).await;
+}
+
+#[tokio::test]
+async fn requests_sent_back_to_back_are_answered_in_the_order_sent() {
+    let server = InProcessServer::start(&[]);
+    let (mut client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    client.event("connection_success").await;
+    let mint = "So11111111111111111111111111111111111111112";
+    // Nine requests in one polling payload, then read the nine answers.
+    let packets: Vec<String> = Interval::ALL
+        .iter()
+        .map(|interval| {
+            let request = json!(["history", {"symbol": mint, "interval": interval.as_str()}]);
+            format!("42/kline,{request}")
+        })
+        .collect();
+    client.send(&packets.join(&SEPARATOR.to_string())).await;
+    let mut answered = Vec::new();
+    for _ in Interval::ALL {
+        answered.push(client.event("history_data").await["interval"].clone());
+    }
+    let sent: Vec<Value> = Interval::ALL.iter().map(|i| json!(i.as_str())).collect();
+    assert_eq!(answered, sent);
+}

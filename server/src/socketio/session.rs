@@ -26,7 +26,7 @@ use crate::push::hub::{ConnectionId, next_connection_id};
 use crate::push::rate_limit::{TokenBucket, history_cost};
 use crate::push::session::{Subscriptions, read_history};
 use crate::push::{SeriesKey, Subscriber};
-use crate::stats::PipelineStats;
+use crate::stats::{PipelineStats, PushStats};
 
 /// The events a client may send.
 pub const EVENTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
@@ -40,7 +40,10 @@ struct Request {
 
 /// The sending end of a socket's request queue, kept in the socket's extensions.
 #[derive(Clone)]
-struct RequestQueue(mpsc::Sender<Request>);
+struct RequestQueue {
+    requests: mpsc::Sender<Request>,
+    stats: Arc<PushStats>,
+}
 
 /// Extractor that queues the request for the socket's session, in the order socketioxide reads packets.
 pub struct Queued;
@@ -62,8 +65,18 @@ impl<A: Adapter> FromMessageParts<A> for Queued {
             event,
             data: data.map_err(|err| err.to_string()),
         };
-        if let Some(RequestQueue(queue)) = socket.extensions.get::<RequestQueue>() {
-            let _ = queue.try_send(request);
+        let Some(queue) = socket.extensions.get::<RequestQueue>() else {
+            return Ok(Queued);
+        };
+        if let Err(mpsc::error::TrySendError::Full(request)) = queue.requests.try_send(request) {
+            // Out of band (not behind the waiting replies): the request is refused, not queued.
+            PipelineStats::add(&queue.stats.rate_limited, 1);
+            PipelineStats::add(&queue.stats.request_errors, 1);
+            let message = format!(
+                "rate limited: too many requests waiting; `{}` was dropped, slow down",
+                request.event
+            );
+            let _ = socket.emit("error", &SioError::new(ErrorCode::RateLimited, message));
         }
         Ok(Queued)
     }
@@ -72,7 +85,10 @@ impl<A: Adapter> FromMessageParts<A> for Queued {
 /// The `/kline` connect handler: sets the socket up and starts its session.
 pub fn on_connect(socket: SocketRef, state: AppState) {
     let (queue, requests) = mpsc::channel(state.config.socketio.request_queue);
-    socket.extensions.insert(RequestQueue(queue));
+    socket.extensions.insert(RequestQueue {
+        requests: queue,
+        stats: state.push_stats.clone(),
+    });
     let gone = CancellationToken::new();
     socket.on_disconnect({
         let gone = gone.clone();
@@ -102,14 +118,7 @@ async fn run(
     let open = active + push.connections_active.get();
     if open as usize > config.websocket.max_connections {
         PipelineStats::add(&push.connections_rejected, 1);
-        tracing::warn!(open, "at the connection limit; disconnecting");
-        sink.emit(
-            "error",
-            &SioError::new(
-                ErrorCode::SubscriptionRefused,
-                "server at its connection limit, try again later",
-            ),
-        );
+        tracing::warn!(open, "at the connection limit; disconnecting from /kline");
         let _ = sink.socket().clone().disconnect();
         return;
     }
