@@ -273,3 +273,53 @@ async fn requests_sent_back_to_back_are_answered_in_the_order_sent() {
     let sent: Vec<Value> = Interval::ALL.iter().map(|i| json!(i.as_str())).collect();
     assert_eq!(answered, sent);
 }
+
+#[tokio::test]
+async fn sigterm_with_sockets_on_both_transports_ends_them_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = kline_tests::ServerProcess::start(
+        &dir.path().join("db"),
+        &["--set", "source.simulator.events_per_sec=50"],
+    );
+    // A polling socket waiting in a long-poll, and a websocket-transport socket.
+    let (mut polling, _) = PollingClient::open(&server).await;
+    polling.send("40/kline,").await;
+    polling.event("connection_success").await;
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        server.addr()
+    );
+    let (mut websocket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    websocket.next().await.unwrap().unwrap(); // the Engine.IO open packet
+    websocket
+        .send(tokio_tungstenite::tungstenite::Message::text("40/kline,"))
+        .await
+        .unwrap();
+    wait_for_metric(&server, "kline_socketio_connections_active", 2.0).await;
+    // Whatever it returns (the last packets, or a closed connection), it must return.
+    let long_poll = tokio::spawn(async move {
+        let _ = polling.http.get(&polling.url).send().await;
+    });
+
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(Duration::from_secs(20));
+        (status, server.log_text())
+    })
+    .await
+    .unwrap();
+    let (status, log) = status;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}:\n{log}"
+    );
+    assert!(log.contains("store flushed"), "{log}");
+    // Both sockets were ended by the server, not left hanging.
+    let returned = tokio::time::timeout(Duration::from_secs(5), long_poll).await;
+    assert!(returned.is_ok(), "the pending long-poll returns");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = websocket.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the websocket transport is closed");
+}
