@@ -2,8 +2,10 @@
 //! of ports), connected in ramps so the listen backlog never overflows, each subscribed to one pair.
 //! Every update is timed against the moment its event was published (the event's price encodes its
 //! sequence number). On kline's `/ws` ([`Wire::Kline`]) a client subscribes with a request and remembers
-//! the latest state of every candle it saw; on the nchan reference ([`Wire::Nchan`]) it connects to its
-//! pair's channel and counts the messages.
+//! the latest state of every candle it saw; on kline's Socket.IO endpoint ([`Wire::SocketIo`]) it does the
+//! same over Engine.IO v4's websocket transport (namespace `/kline`, the old server's events), answering
+//! Engine.IO pings; on the nchan reference ([`Wire::Nchan`]) it connects to its pair's channel and counts
+//! the messages.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -76,6 +78,9 @@ pub enum Wire {
     /// kline's `/ws` at `url`: a `subscribe` request per client, `kline_data` messages; with `compression`
     /// the clients offer permessage-deflate (as browsers do) and inflate what comes compressed.
     Kline { url: String, compression: bool },
+    /// kline's Socket.IO endpoint (`url`: the Engine.IO websocket URL): connect to `/kline`, a `subscribe`
+    /// event per client, `kline_data` events.
+    SocketIo { url: String },
     /// nchan at `base` (`ws://IP:PORT`): a subscriber location per channel, one message per event.
     Nchan { base: String },
 }
@@ -84,7 +89,7 @@ impl Wire {
     /// The URL a client of `mint`'s s1 pair connects to.
     pub fn url(&self, mint: &str) -> String {
         match self {
-            Wire::Kline { url, .. } => url.clone(),
+            Wire::Kline { url, .. } | Wire::SocketIo { url } => url.clone(),
             Wire::Nchan { base } => format!("{base}/sub/{}", channel(mint)),
         }
     }
@@ -95,9 +100,42 @@ impl Wire {
             Wire::Kline { .. } => Some(format!(
                 r#"{{"msg_type":"subscribe","symbol":"{mint}","interval":"s1","limit":1}}"#
             )),
+            Wire::SocketIo { .. } => Some(format!(
+                r#"{SOCKETIO_EVENT}["subscribe",{{"symbol":"{mint}","interval":"s1"}}]"#
+            )),
             Wire::Nchan { .. } => None,
         }
     }
+}
+
+/// The prefix of a Socket.IO event packet on `/kline` (Engine.IO message `4`, Socket.IO event `2`).
+const SOCKETIO_EVENT: &str = "42/kline,";
+
+/// Engine.IO v4 over websocket, then Socket.IO's connect to `/kline`: returns once the namespace
+/// acknowledged it (an event sent earlier could reach the server before the namespace has the socket).
+async fn socketio_connect<S>(ws: &mut S) -> std::io::Result<()>
+where
+    S: SinkExt<Message>
+        + StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    let mut sent_connect = false;
+    while let Some(message) = ws.next().await {
+        let Ok(Message::Text(text)) = message else {
+            continue;
+        };
+        if text.starts_with('0') && !sent_connect {
+            sent_connect = true;
+            ws.send(Message::text("40/kline,"))
+                .await
+                .map_err(|_| std::io::Error::other("send failed"))?;
+        } else if text.starts_with("40/kline,") {
+            return Ok(());
+        }
+    }
+    Err(std::io::Error::other(
+        "closed during the Socket.IO handshake",
+    ))
 }
 
 /// The nchan channel of `mint`'s s1 pair.
@@ -224,6 +262,13 @@ async fn run_client(
             return None;
         }
     };
+    if matches!(wire, Wire::SocketIo { .. }) {
+        let handshake = tokio::time::timeout(Duration::from_secs(30), socketio_connect(&mut ws));
+        if !matches!(handshake.await, Ok(Ok(()))) {
+            shared.connect_errors.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    }
     let mut ready = Some(ready);
     let mut subscribed = false;
     match wire.subscribe_request(&mint) {
@@ -273,6 +318,14 @@ async fn run_client(
             Wire::Kline { .. } => {
                 on_kline_message(&text, &mut outcome, &mut subscribed, &shared, &mut ready)
             }
+            // Engine.IO's heartbeat: the server pings, the client answers.
+            Wire::SocketIo { .. } if text.as_str() == "2" => {
+                let _ = ws.send(Message::text("3")).await;
+                None
+            }
+            Wire::SocketIo { .. } => {
+                on_socketio_message(&text, &mut outcome, &mut subscribed, &shared, &mut ready)
+            }
             Wire::Nchan { .. } => {
                 outcome.messages += 1;
                 serde_json::from_str::<NchanLite>(&text)
@@ -315,21 +368,43 @@ fn on_kline_message(
             ready.take();
             None
         }
-        "kline_data" => {
-            let candle = serde_json::from_str::<KlineLite>(envelope.data.get())
-                .ok()?
-                .data;
-            outcome.messages += 1;
-            let entry = outcome.candles.entry(candle.time).or_insert((0, false));
-            *entry = (*entry).max((candle.update_count, candle.is_final));
-            // A final candle repeats the last event's price seconds later (bucket end + grace): it is a
-            // finalization, not an event delivery, so it is not timed.
-            (!candle.is_final)
-                .then_some(candle.close)
-                .and_then(seq_of_price)
-        }
+        "kline_data" => on_candle_update(envelope.data.get(), outcome),
         _ => None,
     }
+}
+
+/// Handles one Socket.IO packet from kline's `/kline` namespace, like [`on_kline_message`].
+fn on_socketio_message(
+    text: &str,
+    outcome: &mut ClientOutcome,
+    subscribed: &mut bool,
+    shared: &Shared,
+    ready: &mut Option<tokio::sync::mpsc::Sender<()>>,
+) -> Option<u64> {
+    let event = text.strip_prefix(SOCKETIO_EVENT)?;
+    if let Some(update) = event.strip_prefix(r#"["kline_data","#) {
+        return on_candle_update(update.strip_suffix(']')?, outcome);
+    }
+    if event.starts_with(r#"["subscription_confirmed","#) && !*subscribed {
+        *subscribed = true;
+        shared.connected.fetch_add(1, Ordering::Relaxed);
+        ready.take();
+    }
+    None
+}
+
+/// Records a `kline_data` payload (`{symbol, interval, data: candle, ...}`); returns the sequence number
+/// of the event it delivers, if it is timed.
+fn on_candle_update(payload: &str, outcome: &mut ClientOutcome) -> Option<u64> {
+    let candle = serde_json::from_str::<KlineLite>(payload).ok()?.data;
+    outcome.messages += 1;
+    let entry = outcome.candles.entry(candle.time).or_insert((0, false));
+    *entry = (*entry).max((candle.update_count, candle.is_final));
+    // A final candle repeats the last event's price seconds later (bucket end + grace): it is a
+    // finalization, not an event delivery, so it is not timed.
+    (!candle.is_final)
+        .then_some(candle.close)
+        .and_then(seq_of_price)
 }
 
 fn flush(shared: &Shared, pending: &mut Vec<u64>) {

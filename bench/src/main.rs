@@ -5,7 +5,8 @@
 //! events through `POST /api/v1/events` (or, in `live`, through the server's Solana source and a fake RPC
 //! node), and prints latency, throughput, losses, closes, server CPU and RSS. `--reference nchan` runs the
 //! same clients and events against nginx + nchan afterwards and prints both side by side; `--burn-cores N`
-//! takes cores away from the server. Loopback only; every run is bounded in connections and time.
+//! takes cores away from the server; `--transport socketio|both` uses Socket.IO clients (namespace `/kline`)
+//! instead of, or after, `/ws` ones. Loopback only; every run is bounded in connections and time.
 //!
 //! # Layout
 //! - [`measure`]: one measured run against one engine; [`clients`], [`churn`]: the WebSocket load
@@ -102,6 +103,17 @@ struct Cli {
     /// Extra `--set key=value` for the server the bench starts (repeatable).
     #[arg(long = "server-set")]
     server_set: Vec<String>,
+    /// How the clients reach kline (fanout, hot, idle): `/ws`, the Socket.IO endpoint (namespace `/kline`,
+    /// websocket transport), or both one after the other against the same server, printed side by side.
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    transport: Transport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    Ws,
+    Socketio,
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,6 +171,18 @@ fn main() -> anyhow::Result<()> {
         bail!(
             "--reference applies to the fan-out scenarios (fanout, hot, churn), not `{}`",
             cli.scenario
+        );
+    }
+    if cli.transport != Transport::Ws && !matches!(cli.scenario.as_str(), "fanout" | "hot" | "idle")
+    {
+        bail!(
+            "--transport applies to fanout, hot and idle, not `{}`",
+            cli.scenario
+        );
+    }
+    if cli.transport != Transport::Ws && cli.reference.is_some() {
+        bail!(
+            "--reference compares /ws with the reference; it cannot be combined with --transport"
         );
     }
     if cli.scenario == "live" && cli.url.is_some() {
@@ -236,7 +260,17 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
             token: server.token.clone(),
         },
     };
-    let mut report = measure::run(&Engine::Kline(&server), &mut feed, plan, &mints).await?;
+    let first = match cli.transport {
+        Transport::Socketio => Engine::KlineSocketIo(&server),
+        Transport::Ws | Transport::Both => Engine::Kline(&server),
+    };
+    let mut report = measure::run(&first, &mut feed, plan, &mints).await?;
+    if cli.transport == Transport::Both {
+        let socketio =
+            measure::run(&Engine::KlineSocketIo(&server), &mut feed, plan, &mints).await?;
+        report["ratio_kline_to_reference"] = report::ratios(&report, &socketio);
+        report["reference"] = socketio;
+    }
     report["scenario"] = json!(cli.scenario);
     if cli.scenario == "live" {
         report["slot_ms"] = json!(cli.slot_ms);

@@ -22,7 +22,10 @@ use crate::{Plan, churn};
 
 /// The engine under test.
 pub enum Engine<'a> {
+    /// kline through `/ws`.
     Kline(&'a ServerUnderTest),
+    /// kline through its Socket.IO endpoint (namespace `/kline`, websocket transport).
+    KlineSocketIo(&'a ServerUnderTest),
     Nchan(&'a NginxNchan),
 }
 
@@ -30,13 +33,14 @@ impl Engine<'_> {
     fn name(&self) -> &'static str {
         match self {
             Engine::Kline(_) => "kline",
+            Engine::KlineSocketIo(_) => "kline-socketio",
             Engine::Nchan(_) => "nchan",
         }
     }
 
     fn addr(&self) -> anyhow::Result<SocketAddr> {
         match self {
-            Engine::Kline(server) => server.socket_addr(),
+            Engine::Kline(server) | Engine::KlineSocketIo(server) => server.socket_addr(),
             Engine::Nchan(nginx) => Ok(nginx.addr),
         }
     }
@@ -47,15 +51,25 @@ impl Engine<'_> {
                 url: server.ws_url(),
                 compression,
             },
+            Engine::KlineSocketIo(server) => Wire::SocketIo {
+                url: server.socketio_url(),
+            },
             Engine::Nchan(nginx) => Wire::Nchan {
                 base: format!("ws://{}", nginx.addr),
             },
         }
     }
 
+    fn kline(&self) -> Option<&ServerUnderTest> {
+        match self {
+            Engine::Kline(server) | Engine::KlineSocketIo(server) => Some(server),
+            Engine::Nchan(_) => None,
+        }
+    }
+
     fn probe(&self) -> Option<ProcessProbe> {
         match self {
-            Engine::Kline(server) => server.probe(),
+            Engine::Kline(server) | Engine::KlineSocketIo(server) => server.probe(),
             Engine::Nchan(nginx) => Some(nginx.probe()),
         }
     }
@@ -121,6 +135,8 @@ pub async fn run(
     let load_client = ProcessProbe::single(std::process::id());
     let client_before = load_client.sample();
     let burner = CoreBurner::start(plan.burn_cores);
+    // Candles older than this were made by an earlier run on the same server (`--transport both`).
+    let first_candle = kline_protocol::response::unix_millis_now().div_euclid(1000);
     let driven = if plan.rate > 0.0 {
         driver::drive(
             feed,
@@ -157,12 +173,12 @@ pub async fn run(
         }
     }
     let closes = shared.closes.lock().unwrap().clone();
-    let lost = match engine {
-        Engine::Kline(server) if plan.rate > 0.0 => {
-            count_lost_candles(&server.base_url, &mint_strings, &outcomes).await?
+    let lost = match engine.kline() {
+        Some(server) if plan.rate > 0.0 => {
+            count_lost_candles(&server.base_url, &mint_strings, &outcomes, first_candle).await?
         }
-        Engine::Kline(_) => 0,
-        Engine::Nchan(_) => count_lost_messages(&driven, &outcomes),
+        Some(_) => 0,
+        None => count_lost_messages(&driven, &outcomes),
     };
 
     let histogram = shared.latency_us.lock().unwrap().clone();
@@ -221,7 +237,7 @@ pub async fn run(
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
     });
     match engine {
-        Engine::Kline(server) => {
+        Engine::Kline(server) | Engine::KlineSocketIo(server) => {
             // Every client is gone: the index and the connection count must be back to zero.
             tokio::time::sleep(Duration::from_secs(2)).await;
             let after_run = sample();
@@ -284,6 +300,7 @@ async fn kline_figures(
     report["after_all_disconnected"] = json!({
         "subscriptions_active": counter("kline_subscriptions_active"),
         "connections_active": counter("kline_connections_active"),
+        "socketio_connections_active": counter("kline_socketio_connections_active"),
         "rss_kib": rss_after_kib,
         "feed_lagged_total": counter("kline_feed_lagged_total"),
         "slow_client_closes_total": counter("kline_slow_client_closes_total"),
@@ -291,11 +308,13 @@ async fn kline_figures(
     Ok(())
 }
 
-/// kline: candles a client should have seen in their final state (per the server's history) but did not.
+/// kline: candles from `first_candle` (Unix s) on that a client should have seen in their final state (per
+/// the server's history) but did not.
 async fn count_lost_candles(
     base: &str,
     mints: &[String],
     outcomes: &[ClientOutcome],
+    first_candle: i64,
 ) -> anyhow::Result<u64> {
     let http = reqwest::Client::new();
     let mut truth = Vec::with_capacity(mints.len());
@@ -319,7 +338,10 @@ async fn count_lost_candles(
     }
     let mut lost = 0;
     for outcome in outcomes {
-        for (time, count) in &truth[outcome.pair] {
+        for (time, count) in truth[outcome.pair]
+            .iter()
+            .filter(|(t, _)| *t >= first_candle)
+        {
             let seen = outcome.candles.get(time).map_or(0, |(c, _)| *c);
             lost += u64::from(seen < *count);
         }

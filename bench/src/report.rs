@@ -92,6 +92,7 @@ pub fn print(report: &Value) {
     ) else {
         return;
     };
+    // With `--transport both` the "reference" is kline's Socket.IO run: the ratio is /ws ÷ Socket.IO.
     println!("\n{:30} {:>12} {:>12} {:>8}", "", "kline", engine, "ratio");
     for (label, pointer) in COMPARED {
         let cell = |value: Option<&Value>| value.map_or("-".to_owned(), ToString::to_string);

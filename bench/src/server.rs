@@ -151,6 +151,14 @@ impl ServerUnderTest {
         format!("{}/ws", self.base_url.replacen("http", "ws", 1))
     }
 
+    /// The Engine.IO v4 websocket URL of the Socket.IO endpoint.
+    pub fn socketio_url(&self) -> String {
+        format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            self.base_url.replacen("http", "ws", 1)
+        )
+    }
+
     /// The `/proc` probe of this server (None: attached without `--pid`).
     pub fn probe(&self) -> Option<ProcessProbe> {
         self.pid.map(ProcessProbe::single)

@@ -39,6 +39,36 @@ fn run(args: &[&str]) -> Value {
 }
 
 #[test]
+fn fanout_over_ws_and_socketio_in_one_run_delivers_every_update_on_both() {
+    let report = run(&[
+        "fanout",
+        "--connections",
+        "100",
+        "--pairs",
+        "5",
+        "--rate",
+        "50",
+        "--duration",
+        "3",
+        "--transport",
+        "both",
+    ]);
+    let socketio = &report["reference"];
+    assert_eq!(report["engine"], "kline", "{report}");
+    assert_eq!(socketio["engine"], "kline-socketio", "{report}");
+    for run in [&report, socketio] {
+        assert_eq!(run["connections_subscribed"], 100, "{run}");
+        assert!(run["deliveries"].as_u64().unwrap() > 0, "{run}");
+        assert_eq!(run["updates_lost"], 0, "{run}");
+        assert_eq!(run["closes_total"], 0, "{run}");
+    }
+    assert_eq!(
+        socketio["after_all_disconnected"]["socketio_connections_active"], 0,
+        "{socketio}"
+    );
+}
+
+#[test]
 fn fanout_delivers_every_update_to_every_client() {
     let report = run(&[
         "fanout",

@@ -39,6 +39,9 @@ pub struct CandleUpdate {
     /// The same, compressed for connections that negotiated permessage-deflate (`ws::frame::update_deflated`;
     /// the plain frame again when compression does not pay).
     pub compressed: OnceLock<Bytes>,
+    /// The Socket.IO `kline_data` payload (JSON), made once by the first Socket.IO delivery and shared (see
+    /// `socketio::sink`).
+    pub socketio_payload: OnceLock<Box<serde_json::value::RawValue>>,
 }
 
 impl CandleUpdate {

@@ -14,6 +14,7 @@
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
 //! - [`push`]: the transport-neutral push core: subscription hub, rate limit.
 //! - [`retention`]: background deletion of candles past their interval's retention.
+//! - [`socketio`]: the old Spin Pet server's Socket.IO endpoint (`/socket.io`, namespace `/kline`).
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
 //! - [`stats`]: counters read by `/metrics` and `/health`.
 //! - [`store`]: `CandleStore`, RocksDB column families for events, candles and metadata.
@@ -30,6 +31,7 @@ pub mod memory;
 pub mod pipeline;
 pub mod push;
 pub mod retention;
+pub mod socketio;
 pub mod source;
 pub mod stats;
 pub mod store;

@@ -81,6 +81,10 @@ pub struct PushStats {
     pub rate_limited: Counter,
     /// Requests answered with an `error` message of any code (connection tasks).
     pub request_errors: Counter,
+    /// Open Socket.IO sockets on `/kline` (Socket.IO sessions).
+    pub socketio_connections_active: Gauge,
+    /// Socket.IO sockets accepted on `/kline` since start (Socket.IO sessions).
+    pub socketio_connections_total: Counter,
     /// Time from an update's production (after its write) to its write on a client socket (writers).
     pub push_latency: LatencyHistogram,
     /// Time from the receipt of the event behind an update (HTTP request read, Solana notification) to its

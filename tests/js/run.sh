@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the design document's JavaScript client (section 9.2, `ws` npm package) against the real
-# kline-server with its simulator on, then the closing-handshake and permessage-deflate checks with Node
-# `ws` and Python `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built
-# kline-server.
+# kline-server with its simulator on, the old Spin Pet server's Socket.IO client flow (socket.io-client,
+# both transports), then the closing-handshake and permessage-deflate checks with Node `ws` and Python
+# `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built kline-server.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${KLINE_SERVER_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/debug/kline-server}
@@ -37,6 +37,9 @@ npm ci --no-audit --no-fund --silent
 KLINE_WS_URL="ws://$addr/ws" KLINE_MINT="$mint" node test_kline_websocket.js | tee "$work/out.txt"
 grep -q "All tests passed" "$work/out.txt" || { echo "the design document's client did not pass"; exit 1; }
 echo "js-client: 1 passed, 0 failed"
+
+# The old server's front-ends: Socket.IO namespace /kline, websocket and polling transports.
+KLINE_HTTP_URL="http://$addr" KLINE_MINT="$mint" node test_socketio_kline.js
 
 # The closing handshake as independent clients see it: Node `ws` and Python `websockets`.
 KLINE_WS_URL="ws://$addr/ws" node test_close_handshake.js

@@ -25,6 +25,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub kline: KlineConfig,
     pub websocket: WebSocketConfig,
+    pub socketio: SocketIoConfig,
     pub pipeline: PipelineConfig,
     pub ingest: IngestConfig,
     pub source: SourcesConfig,
@@ -118,6 +119,23 @@ pub struct WebSocketConfig {
     pub memory_trim_after_closes: u64,
 }
 
+/// The Socket.IO endpoint (`/socket.io`, namespace `/kline`) of the existing Spin Pet front-ends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketIoConfig {
+    pub enabled: bool,
+    /// Seconds between Engine.IO pings.
+    pub ping_interval_secs: u64,
+    /// Seconds to wait for a pong before the connection is closed.
+    pub ping_timeout_secs: u64,
+    /// Largest packet accepted from a client, and largest polling payload, in bytes.
+    pub max_payload_bytes: u64,
+    /// Packets one socket may have waiting to be sent; beyond, the socket is too slow (see docs/protocol.md).
+    pub max_buffer_packets: usize,
+    /// Requests one socket may have waiting to be handled; beyond, error 1004.
+    pub request_queue: usize,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
@@ -189,7 +207,28 @@ impl Config {
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
-        let checks: [(&str, bool, &str); 20] = [
+        let sio = &self.socketio;
+        let checks: [(&str, bool, &str); 24] = [
+            (
+                "socketio.ping_interval_secs",
+                sio.ping_interval_secs > 0,
+                "must be positive",
+            ),
+            (
+                "socketio.ping_timeout_secs",
+                sio.ping_timeout_secs > 0,
+                "must be positive",
+            ),
+            (
+                "socketio.max_buffer_packets",
+                sio.max_buffer_packets > 0,
+                "must be positive",
+            ),
+            (
+                "socketio.request_queue",
+                sio.request_queue > 0,
+                "must be positive",
+            ),
             (
                 "websocket.outbox_max_bytes",
                 ws.outbox_max_bytes > 0,

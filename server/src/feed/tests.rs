@@ -33,6 +33,7 @@ fn publish(feed: &CandleFeed, changes: Vec<Change>) -> usize {
             received_at_ms: None,
             encoded: OnceLock::new(),
             compressed: OnceLock::new(),
+            socketio_payload: OnceLock::new(),
         },
     )
 }

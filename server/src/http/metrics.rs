@@ -35,6 +35,16 @@ pub fn registry(
         w.connections_total.clone(),
     );
     r.register(
+        "socketio_connections_active",
+        "Open Socket.IO sockets on /kline",
+        w.socketio_connections_active.clone(),
+    );
+    r.register(
+        "socketio_connections",
+        "Socket.IO sockets accepted on /kline",
+        w.socketio_connections_total.clone(),
+    );
+    r.register(
         "connections_rejected",
         "Connections closed with 1013 at the limit",
         w.connections_rejected.clone(),

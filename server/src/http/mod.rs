@@ -39,6 +39,9 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(state.config.ingest.max_body_bytes)),
         );
     }
+    if state.config.socketio.enabled {
+        router = router.layer(crate::socketio::layer(&state));
+    }
     let cors = cors_layer(&state.config.server.cors_allowed_origins);
     router.layer(cors).with_state(state)
 }

@@ -250,6 +250,7 @@ impl Pipeline {
                     .flatten(),
                 encoded: OnceLock::new(),
                 compressed: OnceLock::new(),
+                socketio_payload: OnceLock::new(),
             },
         );
         let published = changes.iter().filter(|change| change.publish).count();

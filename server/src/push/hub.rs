@@ -21,6 +21,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -37,6 +38,13 @@ use crate::store::{CandleStore, HistoryQuery};
 
 /// Identifies one connection in the index.
 pub type ConnectionId = u64;
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// A new connection id, unique over every transport (the index tells subscribers apart by it).
+pub fn next_connection_id() -> ConnectionId {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
 
 enum Command {
     Subscribe {
@@ -458,6 +466,7 @@ impl Shard {
                     received_at_ms: None,
                     encoded: OnceLock::new(),
                     compressed: OnceLock::new(),
+                    socketio_payload: OnceLock::new(),
                 })
             })
             .collect()

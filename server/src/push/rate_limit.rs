@@ -45,6 +45,12 @@ impl TokenBucket {
 /// costs 11, the default 100 costs 2); anything else costs 1.
 const CANDLES_PER_TOKEN: u64 = 100;
 
+/// The cost of a request that reads `candles` candles (`history`, or a `subscribe`'s snapshot): 1, plus 1
+/// per 100 candles (at most the protocol's maximum).
+pub fn history_cost(candles: u64) -> u32 {
+    1 + (candles.min(u64::from(kline_protocol::MAX_HISTORY_LIMIT)) / CANDLES_PER_TOKEN) as u32
+}
+
 /// The tokens a text request costs. Read from the JSON before the request is parsed for real (an
 /// unparseable request costs 1 and gets its error); a request without `limit` counts the protocol's default.
 pub fn request_cost(text: &str) -> u32 {
@@ -62,9 +68,8 @@ pub fn request_cost(text: &str) -> u32 {
             let candles = shape
                 .limit
                 .and_then(|limit| limit.as_u64())
-                .unwrap_or(u64::from(kline_protocol::DEFAULT_HISTORY_LIMIT))
-                .min(u64::from(kline_protocol::MAX_HISTORY_LIMIT));
-            1 + (candles / CANDLES_PER_TOKEN) as u32
+                .unwrap_or(u64::from(kline_protocol::DEFAULT_HISTORY_LIMIT));
+            history_cost(candles)
         }
         _ => 1,
     }

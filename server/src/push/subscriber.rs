@@ -7,12 +7,15 @@
 use std::sync::Arc;
 
 use crate::feed::CandleUpdate;
+use crate::socketio::sink::SocketIoSink;
 use crate::ws::outbox::Outbox;
 
 #[derive(Clone)]
 pub enum Subscriber {
     /// A `/ws` connection: its socket writer.
     WebSocket(Arc<Outbox>),
+    /// A Socket.IO socket on `/kline`.
+    SocketIo(Arc<SocketIoSink>),
 }
 
 impl Subscriber {
@@ -23,6 +26,7 @@ impl Subscriber {
     pub fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
         match self {
             Subscriber::WebSocket(outbox) => outbox.push_updates(updates).ok(),
+            Subscriber::SocketIo(sink) => sink.deliver(updates),
         }
     }
 
@@ -30,6 +34,7 @@ impl Subscriber {
     pub fn close_gate(&self, series: &super::SeriesKey) {
         match self {
             Subscriber::WebSocket(outbox) => outbox.close_gate(series),
+            Subscriber::SocketIo(sink) => sink.close_gate(series),
         }
     }
 
@@ -37,6 +42,7 @@ impl Subscriber {
     pub fn purge(&self, series: &super::SeriesKey) {
         match self {
             Subscriber::WebSocket(outbox) => outbox.purge(series),
+            Subscriber::SocketIo(sink) => sink.purge(series),
         }
     }
 }

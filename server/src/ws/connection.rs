@@ -7,7 +7,6 @@
 //! shutdown), its subscriptions are removed from the hub before the task ends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,8 +38,6 @@ use crate::push::session::{self, Subscriptions};
 use crate::push::{SeriesKey, Subscriber};
 use crate::stats::PipelineStats;
 
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
-
 /// Serves one upgraded socket until it closes. `read_ahead`: bytes the HTTP server read past the upgrade;
 /// `deflate`: permessage-deflate as negotiated in the handshake.
 pub async fn serve(
@@ -49,7 +46,7 @@ pub async fn serve(
     deflate: Option<Deflate>,
     state: AppState,
 ) {
-    let conn = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let conn = crate::push::hub::next_connection_id();
     let client_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", client = %client_id, conn);
     serve_admitted(socket, read_ahead, deflate, state, conn, client_id)

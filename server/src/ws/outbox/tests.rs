@@ -27,6 +27,7 @@ fn update_reading(time: i64, count: u32, is_final: bool, text: &str) -> Arc<Cand
         received_at_ms: None,
         encoded,
         compressed: std::sync::OnceLock::new(),
+        socketio_payload: std::sync::OnceLock::new(),
     })
 }
 

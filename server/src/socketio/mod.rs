@@ -1,0 +1,51 @@
+//! The Socket.IO endpoint of the existing Spin Pet front-ends: `/socket.io`, namespace `/kline`, with the
+//! old server's events and payloads ([`wire`]), over the same push core as `/ws` ([`crate::push`]).
+//!
+//! - [`wire`]: the events' payloads in the old shapes, and request validation.
+//! - [`session`]: one socket's requests, in order, and its lifetime.
+//! - [`sink`]: the socket as a hub subscriber: gating, its bound and what happens when it is full.
+//!
+//! socketioxide (Engine.IO v4, Socket.IO v5) serves both transports, polling and websocket, through the
+//! router's layer. Its heartbeat (`socketio.ping_interval_secs` / `ping_timeout_secs`) closes dead
+//! connections; on shutdown every socket is closed before the hub stops.
+//!
+//! Not here yet: the trade events `history_event_data` and `event_data` of the old server's newest branch
+//! (TODO(#14+#15) in [`session`]).
+
+pub mod session;
+pub mod sink;
+pub mod wire;
+
+use std::time::Duration;
+
+use socketioxide::SocketIo;
+use socketioxide::extract::SocketRef;
+use socketioxide::layer::SocketIoLayer;
+
+use crate::app::AppState;
+
+/// The namespace the old server's front-ends connect to.
+pub const NAMESPACE: &str = "/kline";
+
+/// The Socket.IO layer for the router, with `/kline` set up; its sockets are closed when `state.shutdown`
+/// is cancelled (a task in `state.connections`, so shutdown waits for it).
+pub fn layer(state: &AppState) -> SocketIoLayer {
+    let config = &state.config.socketio;
+    let (layer, io) = SocketIo::builder()
+        .ping_interval(Duration::from_secs(config.ping_interval_secs))
+        .ping_timeout(Duration::from_secs(config.ping_timeout_secs))
+        .max_payload(config.max_payload_bytes)
+        .max_buffer_size(config.max_buffer_packets)
+        .build_layer();
+    let connected = state.clone();
+    io.ns(NAMESPACE, move |socket: SocketRef| {
+        session::on_connect(socket, connected.clone());
+        async {}
+    });
+    let shutdown = state.shutdown.clone();
+    state.connections.spawn(async move {
+        shutdown.cancelled().await;
+        io.close().await;
+    });
+    layer
+}

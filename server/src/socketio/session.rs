@@ -1,0 +1,372 @@
+//! One Socket.IO socket on `/kline`: its requests, handled one at a time in order, over the push core.
+//!
+//! socketioxide runs each event handler as a task of its own, so two requests sent back to back could be
+//! handled in either order. The [`Queued`] extractor runs while socketioxide reads the packet, in order,
+//! and puts the request in the socket's bounded queue (`socketio.request_queue`; beyond, error 1004); one
+//! session task per socket handles the queue. It ends when the socket disconnects, the sink closes as too
+//! slow, or the server shuts down; then its subscriptions leave the hub.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kline_protocol::{ErrorCode, Interval};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{Event, SocketRef, TryData};
+use socketioxide::handler::{FromMessageParts, Value};
+use socketioxide::socket::Socket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::sink::SocketIoSink;
+use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
+use crate::app::AppState;
+use crate::push::hub::{ConnectionId, next_connection_id};
+use crate::push::rate_limit::{TokenBucket, history_cost};
+use crate::push::session::{Subscriptions, read_history};
+use crate::push::{SeriesKey, Subscriber};
+use crate::stats::{PipelineStats, PushStats};
+
+/// The events a client may send.
+pub const EVENTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
+
+/// A request as it was read: the event's name and its first argument (or why it did not parse).
+#[derive(Debug)]
+struct Request {
+    event: String,
+    data: Result<serde_json::Value, String>,
+}
+
+/// The sending end of a socket's request queue, kept in the socket's extensions.
+#[derive(Clone)]
+struct RequestQueue {
+    requests: mpsc::Sender<Request>,
+    stats: Arc<PushStats>,
+}
+
+/// Extractor that queues the request for the socket's session, in the order socketioxide reads packets.
+pub struct Queued;
+
+impl<A: Adapter> FromMessageParts<A> for Queued {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        socket: &Arc<Socket<A>>,
+        value: &mut Value,
+        ack: &Option<i64>,
+    ) -> Result<Queued, Infallible> {
+        let event = Event::from_message_parts(socket, value, ack)
+            .map(|Event(name)| name)
+            .unwrap_or_default();
+        let Ok(TryData(data)) =
+            TryData::<serde_json::Value>::from_message_parts(socket, value, ack);
+        let request = Request {
+            event,
+            data: data.map_err(|err| err.to_string()),
+        };
+        let Some(queue) = socket.extensions.get::<RequestQueue>() else {
+            return Ok(Queued);
+        };
+        if let Err(mpsc::error::TrySendError::Full(request)) = queue.requests.try_send(request) {
+            // Out of band (not behind the waiting replies): the request is refused, not queued.
+            PipelineStats::add(&queue.stats.rate_limited, 1);
+            PipelineStats::add(&queue.stats.request_errors, 1);
+            let message = format!(
+                "rate limited: too many requests waiting; `{}` was dropped, slow down",
+                request.event
+            );
+            let _ = socket.emit("error", &SioError::new(ErrorCode::RateLimited, message));
+        }
+        Ok(Queued)
+    }
+}
+
+/// The `/kline` connect handler: sets the socket up and starts its session.
+pub fn on_connect(socket: SocketRef, state: AppState) {
+    let (queue, requests) = mpsc::channel(state.config.socketio.request_queue);
+    socket.extensions.insert(RequestQueue {
+        requests: queue,
+        stats: state.push_stats.clone(),
+    });
+    let gone = CancellationToken::new();
+    socket.on_disconnect({
+        let gone = gone.clone();
+        move || async move { gone.cancel() }
+    });
+    for event in EVENTS {
+        socket.on(event, async |_: Queued| {});
+    }
+    let sink = Arc::new(SocketIoSink::new(socket.clone(), state.push_stats.clone()));
+    let conn = next_connection_id();
+    let span = tracing::info_span!("socketio", sid = %socket.id, conn);
+    let tracker = state.connections.clone();
+    tracker.spawn(run(sink, requests, gone, state, conn).instrument(span));
+}
+
+async fn run(
+    sink: Arc<SocketIoSink>,
+    mut requests: mpsc::Receiver<Request>,
+    gone: CancellationToken,
+    state: AppState,
+    conn: ConnectionId,
+) {
+    let push = state.push_stats.clone();
+    let active = push.socketio_connections_active.inc() + 1;
+    let _active = Decrement(&push.socketio_connections_active);
+    let config = &state.config;
+    let open = active + push.connections_active.get();
+    if open as usize > config.websocket.max_connections {
+        PipelineStats::add(&push.connections_rejected, 1);
+        tracing::warn!(open, "at the connection limit; disconnecting from /kline");
+        let _ = sink.socket().clone().disconnect();
+        return;
+    }
+    PipelineStats::add(&push.socketio_connections_total, 1);
+    let mut symbols = state.symbol_list().await;
+    symbols.truncate(config.websocket.hello_max_symbols);
+    sink.emit(
+        "connection_success",
+        &wire::ConnectionSuccess {
+            client_id: sink.socket().id.to_string(),
+            server_time: crate::pipeline::service::now_ms() / 1000,
+            supported_symbols: symbols,
+            supported_intervals: Interval::ALL.to_vec(),
+        },
+    );
+    let mut session = Session {
+        state: &state,
+        conn,
+        sink: &sink,
+        subscriptions: Subscriptions::default(),
+        limiter: TokenBucket::new(
+            config.websocket.rate_limit_burst,
+            config.websocket.rate_limit_per_sec,
+            Instant::now(),
+        ),
+    };
+    let too_slow = loop {
+        tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => break false,
+            _ = gone.cancelled() => break false,
+            _ = sink.closed_as_too_slow() => break true,
+            request = requests.recv() => match request {
+                Some(request) => Box::pin(session.handle(request)).await,
+                None => break false,
+            },
+        }
+    };
+    state
+        .hub
+        .disconnect(conn, session.subscriptions.into_series())
+        .await;
+    if too_slow {
+        let patience = Duration::from_secs(config.socketio.ping_timeout_secs);
+        disconnect_when_room(sink.socket(), &gone, patience).await;
+    }
+    tracing::debug!(too_slow, "Socket.IO session ended");
+}
+
+/// Disconnects `socket` from the namespace once its buffer has room for the disconnect packet; gives up
+/// after `patience` (the Engine.IO heartbeat closes a client that never reads).
+async fn disconnect_when_room(socket: &SocketRef, gone: &CancellationToken, patience: Duration) {
+    let deadline = tokio::time::Instant::now() + patience;
+    while tokio::time::Instant::now() < deadline && !gone.is_cancelled() {
+        match socket.clone().disconnect() {
+            Err(socketioxide::SocketError::InternalChannelFull) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ => return,
+        }
+    }
+}
+
+struct Decrement<'a>(&'a crate::stats::Gauge);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// A socket's request handling state.
+struct Session<'a> {
+    state: &'a AppState,
+    conn: ConnectionId,
+    sink: &'a Arc<SocketIoSink>,
+    subscriptions: Subscriptions,
+    limiter: TokenBucket,
+}
+
+impl Session<'_> {
+    fn error(&self, error: SioError) {
+        PipelineStats::add(&self.state.push_stats.request_errors, 1);
+        self.sink.emit("error", &error);
+    }
+
+    fn subscriber(&self) -> Subscriber {
+        Subscriber::SocketIo(self.sink.clone())
+    }
+
+    async fn handle(&mut self, request: Request) {
+        let data = match request.data {
+            Ok(data) => data,
+            Err(err) => {
+                return self.error(SioError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("invalid `{}` payload: {err}", request.event),
+                ));
+            }
+        };
+        let cost = match request.event.as_str() {
+            "history" => history_cost(data["limit"].as_u64().unwrap_or(100)),
+            "subscribe" => history_cost(u64::from(self.state.config.kline.history_data_limit)),
+            _ => 1,
+        };
+        if !self.limiter.allow_n(Instant::now(), cost) {
+            PipelineStats::add(&self.state.push_stats.rate_limited, 1);
+            return self.error(SioError::new(
+                ErrorCode::RateLimited,
+                "rate limited: too many messages, slow down",
+            ));
+        }
+        let outcome = match request.event.as_str() {
+            "subscribe" => match SeriesRequest::parse("subscribe", data) {
+                Ok(request) => self.subscribe(request).await,
+                Err(err) => Err(err),
+            },
+            "unsubscribe" => match SeriesRequest::parse("unsubscribe", data) {
+                Ok(request) => {
+                    self.unsubscribe(request).await;
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            },
+            "history" => match HistoryRequest::parse(data) {
+                Ok(request) => self.history(request).await,
+                Err(err) => Err(err),
+            },
+            _ => {
+                self.sink.emit(
+                    "pong",
+                    &wire::Pong {
+                        server_time: crate::pipeline::service::now_ms() / 1000,
+                    },
+                );
+                Ok(())
+            }
+        };
+        if let Err(err) = outcome {
+            self.error(err);
+        }
+    }
+
+    async fn subscribe(&mut self, request: SeriesRequest) -> Result<(), SioError> {
+        let series: SeriesKey = (request.symbol.clone(), request.interval);
+        let limit = self.state.config.kline.max_subscriptions_per_client;
+        self.subscriptions
+            .check_limit(&series, limit)
+            .map_err(|message| SioError::new(ErrorCode::SubscriptionRefused, message))?;
+        let subscriber = self.subscriber();
+        self.subscriptions
+            .join(&self.state.hub, self.conn, &series, &subscriber)
+            .await;
+        let snapshot = HistoryRequest {
+            symbol: request.symbol.clone(),
+            interval: request.interval,
+            limit: self.state.config.kline.history_data_limit,
+            from: None,
+        };
+        let history = match self.read(snapshot).await {
+            Ok(history) => history,
+            Err(err) => {
+                self.subscriptions
+                    .abort(&self.state.hub, self.conn, &series, &subscriber)
+                    .await;
+                return Err(err);
+            }
+        };
+        let mut ascending = history.data.clone();
+        ascending.reverse();
+        let confirmed = wire::SubscriptionConfirmed {
+            symbol: request.symbol,
+            interval: request.interval,
+            subscription_id: request.subscription_id,
+            success: true,
+            message: wire::SUBSCRIBED_MESSAGE,
+        };
+        // TODO(#14+#15): `history_event_data` (the mint's latest 300 trade events) goes between these two,
+        // and live `event_data` (once per socket per mint) from the per-mint event index of issue 15.
+        let replies = [
+            ("history_data", to_value(&history)),
+            ("subscription_confirmed", to_value(&confirmed)),
+        ];
+        self.sink.open_gate(&series, &ascending, &replies);
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, request: SeriesRequest) {
+        let series: SeriesKey = (request.symbol.clone(), request.interval);
+        self.subscriptions
+            .leave(&self.state.hub, self.conn, &series, &self.subscriber())
+            .await;
+        self.sink.emit(
+            "unsubscribe_confirmed",
+            &wire::UnsubscribeConfirmed {
+                symbol: request.symbol,
+                interval: request.interval,
+                subscription_id: request.subscription_id,
+                success: true,
+            },
+        );
+    }
+
+    async fn history(&mut self, request: HistoryRequest) -> Result<(), SioError> {
+        let history = self.read(request).await?;
+        self.sink.emit("history_data", &history);
+        Ok(())
+    }
+
+    /// The newest `limit` candles (from `from` on, if given), newest first, with the series' size.
+    async fn read(&self, request: HistoryRequest) -> Result<wire::HistoryData, SioError> {
+        let HistoryRequest {
+            symbol,
+            interval,
+            limit,
+            from,
+        } = request;
+        let mint = symbol.to_bytes();
+        let (candles, has_more, total_count) =
+            read_history(&self.state.history_reads, &self.state.store, move |store| {
+                if from.is_none() {
+                    let newest = store.series_page(&mint, interval, true, 0, limit as usize)?;
+                    let has_more = newest.total > newest.candles.len();
+                    return Ok((newest.candles, has_more, newest.total));
+                }
+                let query = crate::store::HistoryQuery {
+                    from,
+                    to: None,
+                    limit: limit as usize,
+                };
+                let page = store.history(&mint, interval, query)?;
+                let total = store.series_page(&mint, interval, true, 0, 0)?.total;
+                let mut candles = page.candles;
+                candles.reverse();
+                Ok((candles, page.has_more, total))
+            })
+            .await
+            .map_err(|message| SioError::new(ErrorCode::HistoryFailed, message))?;
+        Ok(wire::HistoryData {
+            symbol,
+            interval,
+            data: candles.iter().map(|state| state.to_candle()).collect(),
+            has_more,
+            total_count,
+        })
+    }
+}
+
+fn to_value<T: serde::Serialize>(payload: &T) -> serde_json::Value {
+    serde_json::to_value(payload).expect("reply payloads serialize")
+}

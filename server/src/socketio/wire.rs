@@ -1,0 +1,226 @@
+//! The payloads of the old Spin Pet server's Socket.IO namespace `/kline`, exactly as its front-ends read
+//! them: one JSON argument per event, no `{type, data, timestamp}` envelope
+//! (`/work/shared/spinpet/upstream-interfaces.md`, section "Socket.IO").
+//!
+//! Requests are checked here: a payload that does not parse, an unknown interval or a mint that is not a
+//! base58 public key is an [`SioError`] with code 1001 (the old server stayed silent on the first).
+
+use kline_protocol::{Candle, ErrorCode, Interval, Symbol};
+use serde::{Deserialize, Serialize};
+
+/// The message of `subscription_confirmed`, as the old server sent it.
+pub const SUBSCRIBED_MESSAGE: &str = "订阅成功";
+
+/// Candles a `history` request gets when it names no `limit`.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
+
+/// `subscribe` and `unsubscribe`: `{symbol, interval, subscription_id?}`.
+#[derive(Debug, Deserialize)]
+struct SeriesRequestWire {
+    symbol: String,
+    interval: String,
+    subscription_id: Option<String>,
+}
+
+/// `history`: `{symbol, interval, limit?, from?}`.
+#[derive(Debug, Deserialize)]
+struct HistoryRequestWire {
+    symbol: String,
+    interval: String,
+    limit: Option<u64>,
+    from: Option<i64>,
+}
+
+/// A validated `subscribe` or `unsubscribe`.
+#[derive(Debug, Clone)]
+pub struct SeriesRequest {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub subscription_id: Option<String>,
+}
+
+/// A validated `history`.
+#[derive(Debug, Clone)]
+pub struct HistoryRequest {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    /// 1..=1000: larger asks are cut to 1000 (the old server had no maximum).
+    pub limit: u32,
+    /// Only candles with `time >= from` (the old server ignored it).
+    pub from: Option<i64>,
+}
+
+/// `error`: `{code, message}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SioError {
+    pub code: u16,
+    pub message: String,
+}
+
+impl SioError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> SioError {
+        SioError {
+            code: code.as_u16(),
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> SioError {
+        SioError::new(ErrorCode::InvalidRequest, message)
+    }
+}
+
+impl SeriesRequest {
+    /// Parses the argument of a `subscribe` or `unsubscribe` (`event` names it in the error message).
+    pub fn parse(event: &str, data: serde_json::Value) -> Result<SeriesRequest, SioError> {
+        let wire: SeriesRequestWire = serde_json::from_value(data)
+            .map_err(|err| SioError::invalid(format!("invalid `{event}` payload: {err}")))?;
+        Ok(SeriesRequest {
+            interval: parse_interval(&wire.interval)?,
+            symbol: parse_symbol(&wire.symbol)?,
+            subscription_id: wire.subscription_id,
+        })
+    }
+}
+
+impl HistoryRequest {
+    pub fn parse(data: serde_json::Value) -> Result<HistoryRequest, SioError> {
+        let wire: HistoryRequestWire = serde_json::from_value(data)
+            .map_err(|err| SioError::invalid(format!("invalid `history` payload: {err}")))?;
+        let limit = wire.limit.unwrap_or(u64::from(DEFAULT_HISTORY_LIMIT));
+        Ok(HistoryRequest {
+            interval: parse_interval(&wire.interval)?,
+            symbol: parse_symbol(&wire.symbol)?,
+            limit: limit.clamp(1, u64::from(kline_protocol::MAX_HISTORY_LIMIT)) as u32,
+            from: wire.from,
+        })
+    }
+}
+
+fn parse_interval(interval: &str) -> Result<Interval, SioError> {
+    interval.parse().map_err(|_| {
+        let names: Vec<&str> = Interval::ALL.iter().map(|i| i.as_str()).collect();
+        SioError::invalid(format!(
+            "Invalid interval: {interval}, must be one of: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+fn parse_symbol(symbol: &str) -> Result<Symbol, SioError> {
+    Symbol::parse(symbol).map_err(|err| SioError::invalid(format!("Invalid symbol format: {err}")))
+}
+
+/// `connection_success`.
+#[derive(Debug, Serialize)]
+pub struct ConnectionSuccess {
+    pub client_id: String,
+    /// Unix seconds.
+    pub server_time: i64,
+    pub supported_symbols: Vec<Symbol>,
+    pub supported_intervals: Vec<Interval>,
+}
+
+/// `history_data`: newest candle first; `total_count` counts every stored candle of the series.
+#[derive(Debug, Serialize)]
+pub struct HistoryData {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub data: Vec<Candle>,
+    pub has_more: bool,
+    pub total_count: usize,
+}
+
+/// `subscription_confirmed`.
+#[derive(Debug, Serialize)]
+pub struct SubscriptionConfirmed {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub subscription_id: Option<String>,
+    pub success: bool,
+    pub message: &'static str,
+}
+
+/// `unsubscribe_confirmed`.
+#[derive(Debug, Serialize)]
+pub struct UnsubscribeConfirmed {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub subscription_id: Option<String>,
+    pub success: bool,
+}
+
+/// `pong` (our addition: the old server had no `ping` event; Engine.IO's heartbeat is separate).
+#[derive(Debug, Serialize)]
+pub struct Pong {
+    /// Unix seconds.
+    pub server_time: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MINT: &str = "So11111111111111111111111111111111111111112";
+
+    #[test]
+    fn requests_in_the_old_shapes_parse_and_bad_ones_say_what_is_wrong() {
+        let ok = SeriesRequest::parse(
+            "subscribe",
+            json!({"symbol": MINT, "interval": "m5", "subscription_id": "a"}),
+        )
+        .unwrap();
+        assert_eq!(ok.interval, Interval::M5);
+        assert_eq!(ok.subscription_id.as_deref(), Some("a"));
+
+        let err = SeriesRequest::parse("subscribe", json!({"symbol": MINT, "interval": "x"}))
+            .unwrap_err();
+        assert_eq!(err.code, 1001);
+        assert!(
+            err.message
+                .starts_with("Invalid interval: x, must be one of: s1, s15")
+        );
+        let err = SeriesRequest::parse(
+            "subscribe",
+            json!({"symbol": "TEST_MINT_0", "interval": "s1"}),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("Invalid symbol format"), "{err:?}");
+        let err = SeriesRequest::parse("unsubscribe", json!("nope")).unwrap_err();
+        assert!(
+            err.message.starts_with("invalid `unsubscribe` payload"),
+            "{err:?}"
+        );
+
+        let history = HistoryRequest::parse(json!({"symbol": MINT, "interval": "s1"})).unwrap();
+        assert_eq!(history.limit, DEFAULT_HISTORY_LIMIT);
+        let history = HistoryRequest::parse(
+            json!({"symbol": MINT, "interval": "s1", "limit": 5000, "from": 7}),
+        )
+        .unwrap();
+        assert_eq!((history.limit, history.from), (1000, Some(7)));
+    }
+
+    #[test]
+    fn replies_serialize_in_the_old_shapes() {
+        let symbol = Symbol::parse(MINT).unwrap();
+        let confirmed = SubscriptionConfirmed {
+            symbol: symbol.clone(),
+            interval: Interval::S30,
+            subscription_id: None,
+            success: true,
+            message: SUBSCRIBED_MESSAGE,
+        };
+        assert_eq!(
+            serde_json::to_value(confirmed).unwrap(),
+            json!({"symbol": MINT, "interval": "s30", "subscription_id": null, "success": true,
+                   "message": "订阅成功"})
+        );
+        let error = SioError::new(ErrorCode::SubscriptionRefused, "full");
+        assert_eq!(
+            serde_json::to_value(error).unwrap(),
+            json!({"code": 1002, "message": "full"})
+        );
+    }
+}

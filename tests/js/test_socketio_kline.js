@@ -1,0 +1,212 @@
+// The old Spin Pet server's client flow (its test_kline_websocket.js), with assertions, against our
+// Socket.IO endpoint, once per transport (websocket, then polling). socket.io-client 4.8, as the old
+// server's scripts and front-ends use it:
+//   1. connect to /kline: connection_success;
+//   2. subscribe s1, s30, m5: history_data (newest first) then subscription_confirmed, then kline_data;
+//   3. history s1 limit 10;
+//   4. unsubscribe s30: unsubscribe_confirmed, and no s30 update after it;
+//   5. resubscribe s30: history_data, subscription_confirmed, updates again;
+//   6. the old script's invalid mints (TEST_MINT_0..4) and payloads that do not parse: error 1001;
+//   7. ping: pong.
+// Env: KLINE_HTTP_URL (http://host:port), KLINE_MINT (a mint the simulator trades).
+const { io } = require('socket.io-client');
+const assert = require('assert');
+
+const SERVER_URL = process.env.KLINE_HTTP_URL || 'http://127.0.0.1:8080';
+const MINT = process.env.KLINE_MINT;
+const INTERVALS = ['s1', 's30', 'm5'];
+const CANDLE_KEYS = ['close', 'high', 'is_final', 'low', 'open', 'time', 'update_count', 'update_type', 'volume'];
+const WAIT_MS = 15000;
+
+/// Records every event of a socket, so a step can wait for the next one that matches.
+class Recorder {
+    constructor(socket) {
+        this.events = [];
+        this.waiters = [];
+        socket.onAny((event, ...args) => {
+            assert.strictEqual(args.length, 1, `${event} carries one argument`);
+            this.events.push({ event, data: args[0] });
+            this.waiters = this.waiters.filter((w) => !w.check());
+        });
+    }
+
+    /// Resolves with the first event from index `from` on that matches; rejects after WAIT_MS.
+    next(what, match, from = 0) {
+        return new Promise((resolve, reject) => {
+            const check = () => {
+                for (let i = from; i < this.events.length; i++) {
+                    if (match(this.events[i])) {
+                        clearTimeout(timer);
+                        resolve({ ...this.events[i], index: i });
+                        return true;
+                    }
+                }
+                return false;
+            };
+            const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), WAIT_MS);
+            if (!check()) this.waiters.push({ check });
+        });
+    }
+
+    mark() {
+        return this.events.length;
+    }
+}
+
+const isEvent = (name, fn = () => true) => (e) => e.event === name && fn(e.data);
+const forSeries = (interval) => (d) => d.symbol === MINT && d.interval === interval;
+
+function checkCandle(candle) {
+    assert.deepStrictEqual(Object.keys(candle).sort(), CANDLE_KEYS);
+    assert.ok(Number.isInteger(candle.time) && candle.time > 1.5e9 && candle.time < 1e10, 'time in Unix seconds');
+    assert.ok(candle.low <= candle.open && candle.open <= candle.high, 'low <= open <= high');
+    assert.ok(candle.low <= candle.close && candle.close <= candle.high, 'low <= close <= high');
+    assert.strictEqual(candle.volume, 0);
+    assert.strictEqual(candle.update_type, candle.is_final ? 'final' : 'realtime');
+    assert.ok(candle.update_count >= 1);
+}
+
+function checkHistory(data, interval, limit) {
+    assert.deepStrictEqual(Object.keys(data).sort(), ['data', 'has_more', 'interval', 'symbol', 'total_count']);
+    assert.strictEqual(data.symbol, MINT);
+    assert.strictEqual(data.interval, interval);
+    assert.ok(data.data.length > 0 && data.data.length <= limit, `1..${limit} candles, got ${data.data.length}`);
+    data.data.forEach(checkCandle);
+    for (let i = 1; i < data.data.length; i++) {
+        assert.ok(data.data[i - 1].time > data.data[i].time, 'history_data is newest first');
+    }
+    assert.strictEqual(typeof data.has_more, 'boolean');
+    assert.ok(data.total_count >= data.data.length, 'total_count counts the whole series');
+    assert.strictEqual(data.has_more, data.total_count > data.data.length);
+}
+
+async function subscribe(socket, rec, interval, id) {
+    const from = rec.mark();
+    socket.emit('subscribe', { symbol: MINT, interval, subscription_id: id });
+    const history = await rec.next(`history_data ${interval}`, isEvent('history_data', forSeries(interval)), from);
+    checkHistory(history.data, interval, 100);
+    const confirmed = await rec.next(`subscription_confirmed ${interval}`,
+        isEvent('subscription_confirmed', forSeries(interval)), from);
+    assert.ok(history.index < confirmed.index, 'history_data comes before subscription_confirmed');
+    assert.deepStrictEqual(confirmed.data,
+        { symbol: MINT, interval, subscription_id: id, success: true, message: '订阅成功' });
+    const update = await rec.next(`kline_data ${interval}`, isEvent('kline_data', forSeries(interval)), confirmed.index);
+    assert.deepStrictEqual(Object.keys(update.data).sort(), ['data', 'interval', 'subscription_id', 'symbol', 'timestamp']);
+    assert.strictEqual(update.data.subscription_id, null);
+    assert.ok(Math.abs(update.data.timestamp - Date.now()) < 60000, 'timestamp in Unix ms');
+    checkCandle(update.data.data);
+    // Snapshot, then only newer states: never an older candle, nor an older state of the newest one.
+    const newest = history.data.data[0];
+    assert.ok(update.data.data.time >= newest.time, 'no update older than the snapshot');
+    if (update.data.data.time === newest.time) {
+        assert.ok(update.data.data.update_count >= newest.update_count, 'no older state than the snapshot');
+    }
+    return update;
+}
+
+async function run(transport) {
+    const socket = io(`${SERVER_URL}/kline`, { transports: [transport], reconnection: false, timeout: 10000 });
+    const rec = new Recorder(socket);
+    const passed = [];
+    try {
+        // 1. connection_success
+        const hello = await rec.next('connection_success', isEvent('connection_success'));
+        assert.strictEqual(socket.io.engine.transport.name, transport);
+        assert.strictEqual(typeof hello.data.client_id, 'string');
+        assert.ok(Math.abs(hello.data.server_time - Date.now() / 1000) < 60, 'server_time in Unix seconds');
+        assert.ok(Array.isArray(hello.data.supported_symbols));
+        for (const interval of INTERVALS) assert.ok(hello.data.supported_intervals.includes(interval));
+        passed.push('connection_success');
+
+        // 2. three intervals
+        for (const interval of INTERVALS) {
+            await subscribe(socket, rec, interval, `test_${interval}_${Date.now()}`);
+        }
+        passed.push('subscribe s1/s30/m5');
+
+        // 3. history
+        let from = rec.mark();
+        socket.emit('history', { symbol: MINT, interval: 's1', limit: 10 });
+        const history = await rec.next('history_data (limit 10)', isEvent('history_data', forSeries('s1')), from);
+        checkHistory(history.data, 's1', 10);
+        passed.push('history limit 10');
+
+        // 4. unsubscribe s30: confirmed, and nothing of s30 after it while s1 goes on
+        from = rec.mark();
+        socket.emit('unsubscribe', { symbol: MINT, interval: 's30', subscription_id: 'test_s30_unsubscribe' });
+        const gone = await rec.next('unsubscribe_confirmed', isEvent('unsubscribe_confirmed'), from);
+        assert.deepStrictEqual(gone.data,
+            { symbol: MINT, interval: 's30', subscription_id: 'test_s30_unsubscribe', success: true });
+        let s1Updates = gone.index;
+        for (let i = 0; i < 5; i++) {
+            s1Updates = (await rec.next('s1 updates after unsubscribe', isEvent('kline_data', forSeries('s1')),
+                s1Updates + 1)).index;
+        }
+        const s30After = rec.events.slice(gone.index).filter(isEvent('kline_data', forSeries('s30')));
+        assert.strictEqual(s30After.length, 0, 'no s30 update after unsubscribe_confirmed');
+        passed.push('unsubscribe s30');
+
+        // 5. resubscribe
+        await subscribe(socket, rec, 's30', `test_s30_resubscribe_${Date.now()}`);
+        passed.push('resubscribe s30');
+
+        // 6. the old script's invalid mints, then payloads that do not parse
+        from = rec.mark();
+        for (let i = 0; i < 5; i++) {
+            socket.emit('subscribe', { symbol: `TEST_MINT_${i}`, interval: 's1', subscription_id: `stress_test_${i}` });
+        }
+        let at = from;
+        for (let i = 0; i < 5; i++) {
+            const error = await rec.next(`error for TEST_MINT_${i}`, isEvent('error'), at);
+            assert.deepStrictEqual(Object.keys(error.data).sort(), ['code', 'message']);
+            assert.strictEqual(error.data.code, 1001);
+            assert.match(error.data.message, /^Invalid symbol format/);
+            at = error.index + 1;
+        }
+        socket.emit('subscribe', 'not an object');
+        const unparsable = await rec.next('error for a string payload', isEvent('error'), at);
+        assert.strictEqual(unparsable.data.code, 1001);
+        assert.match(unparsable.data.message, /invalid `subscribe` payload/);
+        socket.emit('history', { symbol: MINT, interval: 'h2' });
+        const badInterval = await rec.next('error for interval h2', isEvent('error'), unparsable.index + 1);
+        assert.strictEqual(badInterval.data.code, 1001);
+        assert.match(badInterval.data.message, /^Invalid interval: h2, must be one of: s1, s15, s30/);
+        passed.push('invalid mints and payloads get error 1001');
+
+        // 7. ping
+        from = rec.mark();
+        socket.emit('ping', {});
+        const pong = await rec.next('pong', isEvent('pong'), from);
+        assert.ok(Math.abs(pong.data.server_time - Date.now() / 1000) < 60);
+        passed.push('ping');
+
+        // Every update of every series, in order per candle: never an older state after a newer one.
+        const last = new Map();
+        for (const e of rec.events.filter(isEvent('kline_data'))) {
+            const key = `${e.data.interval}:${e.data.data.time}`;
+            const seen = last.get(key);
+            if (seen) {
+                assert.ok(e.data.data.update_count >= seen.update_count, `${key}: update_count never goes back`);
+                assert.ok(!(seen.is_final && !e.data.data.is_final), `${key}: nothing after its final`);
+            }
+            last.set(key, e.data.data);
+        }
+        passed.push('updates in order');
+    } finally {
+        socket.disconnect();
+    }
+    for (const name of passed) console.log(`✓ [${transport}] ${name}`);
+    return passed.length;
+}
+
+(async () => {
+    assert.ok(MINT, 'KLINE_MINT is set');
+    let passed = 0;
+    for (const transport of ['websocket', 'polling']) passed += await run(transport);
+    console.log(`socketio-client: ${passed} passed, 0 failed`);
+    process.exit(0);
+})().catch((err) => {
+    console.error('✗ Socket.IO client test failed:', err);
+    console.log('socketio-client: 0 passed, 1 failed');
+    process.exit(1);
+});

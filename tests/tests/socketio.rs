@@ -1,0 +1,325 @@
+//! The Socket.IO endpoint (`/socket.io`, namespace `/kline`) through raw Engine.IO v4 long-polling
+//! requests on the in-process server: the heartbeat and payload settings the old server had, and the
+//! slow-consumer policy (a socket whose buffer is full leaves the hub and is disconnected from `/kline`).
+//! The client flows with socket.io-client itself are in `tests/js/test_socketio_kline.js`.
+
+use std::time::Duration;
+
+use kline_protocol::Interval;
+use kline_server::source::simulator::SimulatedMarket;
+use kline_tests::{InProcessServer, KlineServer, metric, post_events, wait_for_metric, wait_until};
+use serde_json::{Value, json};
+
+/// Engine.IO's packet separator in a polling payload.
+const SEPARATOR: char = '\u{1e}';
+
+/// A Socket.IO client speaking Engine.IO v4 long-polling by hand, so a test decides when it reads.
+struct PollingClient {
+    http: reqwest::Client,
+    url: String,
+    /// Packets read but not yet looked at.
+    unread: std::collections::VecDeque<String>,
+}
+
+impl PollingClient {
+    /// Opens an Engine.IO session; returns the client and the handshake (`sid`, `pingInterval`, ...).
+    async fn open(server: &impl KlineServer) -> (PollingClient, Value) {
+        let http = reqwest::Client::new();
+        let base = server.url("/socket.io/?EIO=4&transport=polling");
+        let body = http.get(&base).send().await.unwrap().text().await.unwrap();
+        let handshake: Value = serde_json::from_str(
+            body.strip_prefix('0')
+                .unwrap_or_else(|| panic!("an open packet: {body}")),
+        )
+        .unwrap();
+        let url = format!("{base}&sid={}", handshake["sid"].as_str().unwrap());
+        let unread = Default::default();
+        (PollingClient { http, url, unread }, handshake)
+    }
+
+    async fn send(&self, packet: &str) {
+        let response = self
+            .http
+            .post(&self.url)
+            .body(packet.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "POST {packet}");
+    }
+
+    /// One long-poll: the packets the server had (or the first it sends).
+    async fn poll(&self) -> Vec<String> {
+        let body = self
+            .http
+            .get(&self.url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.split(SEPARATOR).map(str::to_string).collect()
+    }
+
+    /// The next event named `name` on `/kline` (skipping others), polling as needed; returns its argument.
+    async fn event(&mut self, name: &str) -> Value {
+        let prefix = format!("42/kline,[\"{name}\",");
+        for _ in 0..20 {
+            while let Some(packet) = self.unread.pop_front() {
+                if let Some(rest) = packet.strip_prefix(&prefix) {
+                    return serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+                }
+            }
+            let packets = self.poll().await;
+            self.unread.extend(packets);
+        }
+        panic!("no `{name}` event");
+    }
+
+    async fn emit(&self, event: &str, data: Value) {
+        self.send(&format!("42/kline,{}", json!([event, data])))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn the_engine_io_handshake_has_the_old_servers_heartbeat_and_a_1_mib_payload() {
+    let server = InProcessServer::start(&[]);
+    let (mut client, handshake) = PollingClient::open(&server).await;
+    assert_eq!(handshake["pingInterval"], 25_000);
+    assert_eq!(handshake["pingTimeout"], 60_000);
+    assert_eq!(handshake["maxPayload"], 1_048_576);
+    assert_eq!(handshake["upgrades"], json!(["websocket"]));
+    client.send("40/kline,").await;
+    let hello = client.event("connection_success").await;
+    assert_eq!(hello["supported_intervals"].as_array().unwrap().len(), 9);
+    wait_for_metric(&server, "kline_socketio_connections_active", 1.0).await;
+}
+
+#[tokio::test]
+async fn a_socket_whose_buffer_fills_leaves_the_hub_and_is_disconnected_from_kline() {
+    let server = InProcessServer::start(&["socketio.max_buffer_packets=8"]);
+    let mut market = SimulatedMarket::new(21, 1);
+    let mint = market.mints()[0].to_string();
+    let event = |market: &mut SimulatedMarket| {
+        market
+            .next_event_for(0, kline_protocol::response::unix_millis_now())
+            .to_json()
+    };
+    let (status, _) = post_events(&server, event(&mut market)).await;
+    assert_eq!(status, 200);
+
+    let (mut client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    client.event("connection_success").await;
+    // Every interval of the mint: each event then brings nine updates, more than the buffer holds.
+    for interval in Interval::ALL {
+        client
+            .emit(
+                "subscribe",
+                json!({"symbol": mint, "interval": interval.as_str()}),
+            )
+            .await;
+        client.event("subscription_confirmed").await;
+    }
+    wait_for_metric(&server, "kline_subscriptions_active", 9.0).await;
+
+    // The client stops reading; events keep coming.
+    wait_until(
+        "the socket to be closed as too slow",
+        Duration::from_secs(20),
+        || {
+            let body = event(&mut market);
+            let server = &server;
+            async move {
+                post_events(server, body).await;
+                metric(server, "kline_slow_client_closes_total").await >= 1.0
+            }
+        },
+    )
+    .await;
+    wait_until(
+        "its subscriptions to leave the hub",
+        Duration::from_secs(10),
+        || async { metric(&server, "kline_subscriptions_active").await == 0.0 },
+    )
+    .await;
+
+    // Reading again, the client gets what its buffer held, then the namespace's disconnect packet.
+    let mut disconnected = false;
+    for _ in 0..20 {
+        if client.poll().await.iter().any(|p| p == "41/kline,") {
+            disconnected = true;
+            break;
+        }
+    }
+    assert!(disconnected, "the socket is disconnected from /kline");
+    wait_until(
+        "the socket's session to end",
+        Duration::from_secs(10),
+        || async { metric(&server, "kline_socketio_connections_active").await == 0.0 },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ws_and_socketio_subscribers_of_one_series_get_the_same_update_from_the_shared_hub() {
+    use kline_protocol::{ClientRequest, ServerPayload, SubscribeRequest, Symbol};
+    let server = InProcessServer::start(&[]);
+    let mut market = SimulatedMarket::new(33, 1);
+    let mint = market.mints()[0].to_string();
+    let now = kline_protocol::response::unix_millis_now;
+    post_events(&server, market.next_event_for(0, now()).to_json()).await;
+
+    let mut ws = kline_tests::ws::Client::connect(&server.ws_url()).await;
+    ws.recv().await; // connection_success
+    let symbol = Symbol::parse(&mint).unwrap();
+    ws.send(&ClientRequest::Subscribe(SubscribeRequest::new(
+        symbol,
+        Interval::M5,
+    )))
+    .await;
+    let (mut sio, _) = PollingClient::open(&server).await;
+    sio.send("40/kline,").await;
+    sio.event("connection_success").await;
+    sio.emit("subscribe", json!({"symbol": mint, "interval": "m5"}))
+        .await;
+    let history = sio.event("history_data").await;
+    assert_eq!(history["data"].as_array().unwrap().len(), 1);
+    sio.event("subscription_confirmed").await;
+    wait_for_metric(&server, "kline_subscriptions_active", 2.0).await;
+
+    let (status, _) = post_events(&server, market.next_event_for(0, now()).to_json()).await;
+    assert_eq!(status, 200);
+    let via_sio = sio.event("kline_data").await;
+    let via_ws = loop {
+        if let ServerPayload::KlineData(update) = ws.recv().await.payload {
+            break update;
+        }
+    };
+    assert_eq!(via_sio["symbol"], mint.as_str());
+    assert_eq!(via_sio["interval"], "m5");
+    assert_eq!(via_sio["data"], serde_json::to_value(via_ws.data).unwrap());
+    assert_eq!(via_sio["data"]["update_count"], 2);
+}
+
+#[tokio::test]
+async fn requests_beyond_the_sockets_queue_get_error_1004() {
+    let server = InProcessServer::start(&["socketio.request_queue=2"]);
+    let (mut client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    client.event("connection_success").await;
+    let mint = "So11111111111111111111111111111111111111112";
+    // 40 requests in one polling payload: socketioxide reads them back to back.
+    let packets: Vec<String> = (0..40)
+        .map(|i| {
+            let request = json!(["history", {"symbol": mint, "interval": "s1", "limit": i + 1}]);
+            format!("42/kline,{request}")
+        })
+        .collect();
+    client.send(&packets.join(&SEPARATOR.to_string())).await;
+    let error = client.event("error").await;
+    assert_eq!(error["code"], 1004);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests waiting"),
+        "{error}"
+    );
+    wait_for_metric(&server, "kline_rate_limited_total", 1.0).await;
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_over_both_transports_a_new_socket_is_disconnected() {
+    let server = InProcessServer::start(&["websocket.max_connections=1"]);
+    let mut ws = kline_tests::ws::Client::connect(&server.ws_url()).await;
+    ws.recv().await; // connection_success: the one connection allowed
+    let (client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    let mut disconnected = false;
+    for _ in 0..5 {
+        if client.poll().await.iter().any(|p| p == "41/kline,") {
+            disconnected = true;
+            break;
+        }
+    }
+    assert!(disconnected, "the socket beyond the limit is disconnected");
+    wait_for_metric(&server, "kline_connections_rejected_total", 1.0).await;
+}
+
+#[tokio::test]
+async fn requests_sent_back_to_back_are_answered_in_the_order_sent() {
+    let server = InProcessServer::start(&[]);
+    let (mut client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    client.event("connection_success").await;
+    let mint = "So11111111111111111111111111111111111111112";
+    // Nine requests in one polling payload, then read the nine answers.
+    let packets: Vec<String> = Interval::ALL
+        .iter()
+        .map(|interval| {
+            let request = json!(["history", {"symbol": mint, "interval": interval.as_str()}]);
+            format!("42/kline,{request}")
+        })
+        .collect();
+    client.send(&packets.join(&SEPARATOR.to_string())).await;
+    let mut answered = Vec::new();
+    for _ in Interval::ALL {
+        answered.push(client.event("history_data").await["interval"].clone());
+    }
+    let sent: Vec<Value> = Interval::ALL.iter().map(|i| json!(i.as_str())).collect();
+    assert_eq!(answered, sent);
+}
+
+#[tokio::test]
+async fn sigterm_with_sockets_on_both_transports_ends_them_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = kline_tests::ServerProcess::start(
+        &dir.path().join("db"),
+        &["--set", "source.simulator.events_per_sec=50"],
+    );
+    // A polling socket waiting in a long-poll, and a websocket-transport socket.
+    let (mut polling, _) = PollingClient::open(&server).await;
+    polling.send("40/kline,").await;
+    polling.event("connection_success").await;
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket",
+        server.addr()
+    );
+    let (mut websocket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    websocket.next().await.unwrap().unwrap(); // the Engine.IO open packet
+    websocket
+        .send(tokio_tungstenite::tungstenite::Message::text("40/kline,"))
+        .await
+        .unwrap();
+    wait_for_metric(&server, "kline_socketio_connections_active", 2.0).await;
+    // Whatever it returns (the last packets, or a closed connection), it must return.
+    let long_poll = tokio::spawn(async move {
+        let _ = polling.http.get(&polling.url).send().await;
+    });
+
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate(Duration::from_secs(20));
+        (status, server.log_text())
+    })
+    .await
+    .unwrap();
+    let (status, log) = status;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}:\n{log}"
+    );
+    assert!(log.contains("store flushed"), "{log}");
+    // Both sockets were ended by the server, not left hanging.
+    let returned = tokio::time::timeout(Duration::from_secs(5), long_poll).await;
+    assert!(returned.is_ok(), "the pending long-poll returns");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = websocket.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the websocket transport is closed");
+}
