@@ -16,14 +16,15 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use kline_protocol::Candle;
 use kline_protocol::response::unix_millis_now;
-use kline_protocol::{Candle, KlineData};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::SendError;
 use socketioxide::extract::SocketRef;
 use tokio::sync::Notify;
 
+use super::wire::{KlineData, LegacyCandle};
 use crate::feed::CandleUpdate;
 use crate::push::SeriesKey;
 use crate::push::gate::SeriesGates;
@@ -170,12 +171,13 @@ impl SocketIoSink {
 /// socket (socketioxide copies it into each socket's packet).
 fn kline_data(update: &CandleUpdate) -> &RawValue {
     update.socketio_payload.get_or_init(|| {
-        let payload = KlineData::new(
-            update.symbol.clone(),
-            update.interval,
-            update.candle,
-            update.produced_at_ms,
-        );
+        let payload = KlineData {
+            symbol: update.symbol.clone(),
+            interval: update.interval,
+            subscription_id: None,
+            data: LegacyCandle::from(&update.candle),
+            timestamp: update.produced_at_ms,
+        };
         serde_json::value::to_raw_value(&payload).expect("a kline_data payload serializes")
     })
 }

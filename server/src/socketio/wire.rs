@@ -5,7 +5,7 @@
 //! Requests are checked here: a payload that does not parse, an unknown interval or a mint that is not a
 //! base58 public key is an [`SioError`] with code 1001 (the old server stayed silent on the first).
 
-use kline_protocol::{Candle, ErrorCode, Interval, Symbol};
+use kline_protocol::{Candle, ErrorCode, Interval, SubscriptionId, Symbol, UpdateType};
 use serde::{Deserialize, Serialize};
 
 /// The message of `subscription_confirmed`, as the old server sent it.
@@ -121,11 +121,60 @@ pub struct ConnectionSuccess {
     pub supported_intervals: Vec<Interval>,
 }
 
+/// A candle in the old server's shape: contract v1's fields before the volume breakdown was added
+/// (`quote_volume` and the taker-buy volumes stay on `/ws`); `volume` is the token volume, which the old
+/// server always sent as 0.
+#[derive(Debug, Serialize)]
+pub struct LegacyCandle {
+    pub time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    pub is_final: bool,
+    pub update_type: UpdateType,
+    pub update_count: u32,
+}
+
+impl From<&Candle> for LegacyCandle {
+    fn from(candle: &Candle) -> LegacyCandle {
+        LegacyCandle {
+            time: candle.time,
+            open: candle.open,
+            high: candle.high,
+            low: candle.low,
+            close: candle.close,
+            volume: candle.volume,
+            is_final: candle.is_final,
+            update_type: candle.update_type,
+            update_count: candle.update_count,
+        }
+    }
+}
+
+fn legacy_candles<S: serde::Serializer>(candles: &[Candle], out: S) -> Result<S::Ok, S::Error> {
+    out.collect_seq(candles.iter().map(LegacyCandle::from))
+}
+
+/// `kline_data`: one candle update of a subscribed series.
+#[derive(Debug, Serialize)]
+pub struct KlineData {
+    pub symbol: Symbol,
+    pub interval: Interval,
+    pub subscription_id: Option<SubscriptionId>,
+    pub data: LegacyCandle,
+    /// Unix milliseconds when the update was produced.
+    pub timestamp: i64,
+}
+
 /// `history_data`: newest candle first; `total_count` counts every stored candle of the series.
 #[derive(Debug, Serialize)]
 pub struct HistoryData {
     pub symbol: Symbol,
     pub interval: Interval,
+    /// Sent in the old shape ([`LegacyCandle`]).
+    #[serde(serialize_with = "legacy_candles")]
     pub data: Vec<Candle>,
     pub has_more: bool,
     pub total_count: usize,
