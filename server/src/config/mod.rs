@@ -109,6 +109,8 @@ pub struct WebSocketConfig {
     pub compression: bool,
     /// Messages shorter than this go uncompressed even when compression was negotiated.
     pub compression_min_bytes: u32,
+    /// zlib level of what is compressed: 1 fastest … 9 smallest.
+    pub compression_level: u8,
     pub hub_queue_capacity: usize,
     /// Fan-out threads (hub shards); 0 = one per CPU core.
     pub hub_threads: usize,
@@ -208,7 +210,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
         let sio = &self.socketio;
-        let checks: [(&str, bool, &str); 24] = [
+        let checks: [(&str, bool, &str); 25] = [
             (
                 "socketio.ping_interval_secs",
                 sio.ping_interval_secs > 0,
@@ -263,6 +265,11 @@ impl Config {
                 "websocket.ping_interval",
                 ws.ping_interval > 0,
                 "must be positive",
+            ),
+            (
+                "websocket.compression_level",
+                (1..=9).contains(&ws.compression_level),
+                "must be from 1 (fastest) to 9 (smallest)",
             ),
             (
                 "websocket.outbox_capacity",

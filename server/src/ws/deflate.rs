@@ -36,11 +36,12 @@ pub const SHARED_WINDOW_BITS: u8 = 9;
 pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// What a connection agreed to: its messages of at least `min_bytes` are compressed with a window of at
-/// most `2^window_bits` bytes.
+/// most `2^window_bits` bytes, at zlib's `level` (1 fastest … 9 smallest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deflate {
     pub window_bits: u8,
     pub min_bytes: u32,
+    pub level: u8,
 }
 
 /// The first acceptable permessage-deflate offer of `Sec-WebSocket-Extensions`, as the window it allows.
@@ -103,24 +104,28 @@ fn window_bits_value(value: &str) -> Option<u8> {
 }
 
 thread_local! {
-    /// One raw-deflate compressor per window size and thread, reset before every message.
-    static COMPRESSORS: RefCell<Vec<(u8, Compress)>> = const { RefCell::new(Vec::new()) };
+    /// One raw-deflate compressor per (window size, level) and thread, reset before every message.
+    static COMPRESSORS: RefCell<Vec<((u8, u8), Compress)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `payload` compressed on its own (no context) with a window of `2^window_bits`, without the trailing
-/// `00 00 ff ff`; `None` when that is not smaller than `payload`.
-pub fn compress(payload: &[u8], window_bits: u8) -> Option<Vec<u8>> {
+/// `payload` compressed on its own (no context) with a window of `2^window_bits` at `level`, without the
+/// trailing `00 00 ff ff`; `None` when that is not smaller than `payload`.
+pub fn compress(payload: &[u8], window_bits: u8, level: u8) -> Option<Vec<u8>> {
+    let key = (window_bits, level);
     COMPRESSORS.with(|compressors| {
         let mut compressors = compressors.borrow_mut();
         let index = match compressors
             .iter()
-            .position(|(bits, _)| *bits == window_bits)
+            .position(|(settings, _)| *settings == key)
         {
             Some(index) => index,
             None => {
-                let compressor =
-                    Compress::new_with_window_bits(Compression::default(), false, window_bits);
-                compressors.push((window_bits, compressor));
+                let compressor = Compress::new_with_window_bits(
+                    Compression::new(level.into()),
+                    false,
+                    window_bits,
+                );
+                compressors.push((key, compressor));
                 compressors.len() - 1
             }
         };
@@ -218,7 +223,7 @@ mod tests {
             + &r#"{"time":1700000000,"open":"0.0000000279","close":"0.0000000281"},"#.repeat(2000)
             + "]}}";
         for bits in [9, 12, 15] {
-            let first = compress(json.as_bytes(), bits).expect("JSON compresses");
+            let first = compress(json.as_bytes(), bits, 6).expect("JSON compresses");
             assert!(
                 first.len() * 10 < json.len(),
                 "{} of {}",
@@ -227,14 +232,16 @@ mod tests {
             );
             assert_eq!(inflate(&first), json.as_bytes());
             // No context carried over: the same message compresses to the same bytes again.
-            assert_eq!(compress(json.as_bytes(), bits), Some(first));
+            assert_eq!(compress(json.as_bytes(), bits, 6), Some(first));
+            let fast = compress(json.as_bytes(), bits, 1).expect("level 1 compresses too");
+            assert_eq!(inflate(&fast), json.as_bytes());
         }
     }
 
     #[test]
     fn what_does_not_shrink_is_not_compressed() {
-        assert_eq!(compress(b"", 15), None);
-        assert_eq!(compress(b"{}", 15), None);
+        assert_eq!(compress(b"", 15, 1), None);
+        assert_eq!(compress(b"{}", 15, 1), None);
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let noise: Vec<u8> = (0..4096)
             .map(|_| {
@@ -244,6 +251,6 @@ mod tests {
                 seed as u8
             })
             .collect();
-        assert_eq!(compress(&noise, 15), None);
+        assert_eq!(compress(&noise, 15, 1), None);
     }
 }

@@ -28,18 +28,17 @@ pub fn text(payload: &str) -> Bytes {
 pub fn text_for(payload: &str, deflate: Option<Deflate>) -> Bytes {
     match deflate {
         Some(deflate) => {
-            compressed_text(payload.as_bytes(), deflate.window_bits, deflate.min_bytes)
-                .unwrap_or_else(|| text(payload))
+            compressed_text(payload.as_bytes(), deflate).unwrap_or_else(|| text(payload))
         }
         None => text(payload),
     }
 }
 
-fn compressed_text(payload: &[u8], window_bits: u8, min_bytes: u32) -> Option<Bytes> {
-    if payload.len() < min_bytes as usize {
+fn compressed_text(payload: &[u8], deflate: Deflate) -> Option<Bytes> {
+    if payload.len() < deflate.min_bytes as usize {
         return None;
     }
-    let compressed = deflate::compress(payload, window_bits)?;
+    let compressed = deflate::compress(payload, deflate.window_bits, deflate.level)?;
     Some(encode(RSV1 | OPCODE_TEXT, &compressed))
 }
 
@@ -60,11 +59,14 @@ pub fn update(update: &CandleUpdate) -> &Bytes {
 /// The `kline_data` frame of a candle update for connections that negotiated permessage-deflate, compressed
 /// once (with the window every client accepts) and shared like [`update`]; the plain frame when compressing
 /// does not pay.
-pub fn update_deflated(update: &CandleUpdate, min_bytes: u32) -> &Bytes {
+pub fn update_deflated(update: &CandleUpdate, deflate: Deflate) -> &Bytes {
     update.compressed.get_or_init(|| {
         let plain = self::update(update);
-        compressed_text(payload(plain), deflate::SHARED_WINDOW_BITS, min_bytes)
-            .unwrap_or_else(|| plain.clone())
+        let shared = Deflate {
+            window_bits: deflate::SHARED_WINDOW_BITS,
+            ..deflate
+        };
+        compressed_text(payload(plain), shared).unwrap_or_else(|| plain.clone())
     })
 }
 

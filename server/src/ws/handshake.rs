@@ -142,6 +142,7 @@ pub async fn upgrade(State(state): State<AppState>, mut request: Request) -> Res
         .map(|window_bits| Deflate {
             window_bits,
             min_bytes: ws_config.compression_min_bytes,
+            level: ws_config.compression_level,
         });
     let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
         return HandshakeError::NotUpgradable.into_response();

@@ -62,7 +62,7 @@ impl Frame {
 fn update_frame(update: &CandleUpdate, deflate: Option<Deflate>) -> &Bytes {
     match deflate {
         None => frame::update(update),
-        Some(deflate) => frame::update_deflated(update, deflate.min_bytes),
+        Some(deflate) => frame::update_deflated(update, deflate),
     }
 }
 

@@ -61,7 +61,7 @@ fn drain(inflater: &mut Inflater) -> Vec<u8> {
 #[test]
 fn a_compressed_message_becomes_one_plain_frame_also_when_fed_byte_by_byte() {
     let json = subscribe_json();
-    let compressed = deflate::compress(json.as_bytes(), 15).expect("compresses");
+    let compressed = deflate::compress(json.as_bytes(), 15, 6).expect("compresses");
     let wire = client_frame(0x80 | RSV1 | 0x1, &compressed);
     for chunk in [wire.len(), 1, 3] {
         let mut inflater = Inflater::new(16 * 1024);
@@ -98,7 +98,7 @@ fn uncompressed_frames_pass_through_byte_for_byte() {
 #[test]
 fn a_ping_between_the_fragments_of_a_compressed_message_comes_first() {
     let json = subscribe_json().repeat(3);
-    let compressed = deflate::compress(json.as_bytes(), 15).unwrap();
+    let compressed = deflate::compress(json.as_bytes(), 15, 6).unwrap();
     let (a, b) = compressed.split_at(compressed.len() / 2);
     let mut wire = client_frame(RSV1 | 0x1, a);
     wire.extend(client_frame(0x89, b"p"));
@@ -118,7 +118,7 @@ fn reserved_bits_where_they_do_not_belong_are_left_for_tungstenite_to_refuse() {
     let mut inflater = Inflater::new(1024);
     inflater.feed(&ping).unwrap();
     assert_eq!(drain(&mut inflater), ping);
-    let compressed = deflate::compress(subscribe_json().as_bytes(), 15).unwrap();
+    let compressed = deflate::compress(subscribe_json().as_bytes(), 15, 6).unwrap();
     let mut wire = client_frame(RSV1 | 0x1, &compressed[..4]);
     let continuation = client_frame(0x80 | RSV1, &compressed[4..]);
     wire.extend(&continuation);
@@ -129,7 +129,7 @@ fn reserved_bits_where_they_do_not_belong_are_left_for_tungstenite_to_refuse() {
 
 #[test]
 fn a_new_message_inside_a_fragmented_compressed_one_is_a_protocol_error() {
-    let compressed = deflate::compress(subscribe_json().as_bytes(), 15).unwrap();
+    let compressed = deflate::compress(subscribe_json().as_bytes(), 15, 6).unwrap();
     let mut wire = client_frame(RSV1 | 0x1, &compressed[..4]);
     wire.extend(client_frame(0x81, b"{}"));
     let err = Inflater::new(1024).feed(&wire).unwrap_err();
@@ -140,7 +140,7 @@ fn a_new_message_inside_a_fragmented_compressed_one_is_a_protocol_error() {
 #[test]
 fn too_big_before_or_after_inflating_is_1009() {
     let big = "x".repeat(100_000);
-    let bomb = deflate::compress(big.as_bytes(), 15).unwrap();
+    let bomb = deflate::compress(big.as_bytes(), 15, 6).unwrap();
     assert!(bomb.len() < 1024);
     let err = Inflater::new(16 * 1024)
         .feed(&client_frame(0x80 | RSV1 | 0x1, &bomb))
@@ -165,7 +165,7 @@ fn data_that_is_not_deflate_is_1007() {
 #[test]
 fn an_idle_inflater_holds_no_buffers() {
     let json = subscribe_json();
-    let compressed = deflate::compress(json.as_bytes(), 15).unwrap();
+    let compressed = deflate::compress(json.as_bytes(), 15, 6).unwrap();
     let mut inflater = Inflater::new(16 * 1024);
     inflater
         .feed(&client_frame(0x80 | RSV1 | 0x1, &compressed))
@@ -183,6 +183,7 @@ fn a_client_inflates_the_servers_unmasked_frames() {
     let deflate = Deflate {
         window_bits: 15,
         min_bytes: 0,
+        level: 1,
     };
     let mut wire = crate::ws::frame::text_for(&json, Some(deflate)).to_vec();
     assert_eq!(wire[0], 0x80 | RSV1 | 0x1, "sent compressed");
