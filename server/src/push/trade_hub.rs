@@ -410,13 +410,8 @@ fn hold(held: &mut Held, trades: &[Arc<LiveTrade>], capacity: usize) {
 
 /// Delivers the trades after the member's last one (rule 2). `false`: the subscriber is closed.
 fn deliver_to(member: &mut Member, trades: &[Arc<LiveTrade>], stats: &PushStats) -> bool {
-    let first_new = trades.partition_point(|trade| {
-        member
-            .last
-            .is_some_and(|last| trade.position.order() <= last)
-    });
-    let mut fresh: Vec<Arc<LiveTrade>> = Vec::with_capacity(trades.len() - first_new);
-    for trade in &trades[first_new..] {
+    let mut fresh: Vec<Arc<LiveTrade>> = Vec::with_capacity(trades.len());
+    for trade in trades {
         let order = trade.position.order();
         if member.last.is_none_or(|last| order > last) {
             member.last = Some(order);
@@ -429,3 +424,6 @@ fn deliver_to(member: &mut Member, trades: &[Arc<LiveTrade>], stats: &PushStats)
     PipelineStats::add(&stats.trades_delivered, fresh.len());
     member.subscriber.push_trades(&fresh)
 }
+
+#[cfg(test)]
+mod tests;
