@@ -82,6 +82,32 @@ fn raw_json(json: &str) -> &serde_json::value::RawValue {
     })
 }
 
+/// The `history_event_data` payload: `trades` (newest first) with their stored events' JSON.
+pub fn history_event_data(
+    symbol: &Symbol,
+    trades: &[kline_protocol::Trade],
+    events: &[String],
+    has_more: bool,
+) -> serde_json::Value {
+    let data = trades
+        .iter()
+        .zip(events)
+        .map(|(trade, json)| EventUpdate {
+            symbol,
+            event_type: trade.event_type,
+            event_data: raw_json(json),
+            timestamp: trade.time,
+        })
+        .collect::<Vec<_>>();
+    let payload = HistoryEventData {
+        symbol,
+        total_count: data.len(),
+        data,
+        has_more,
+    };
+    serde_json::to_value(&payload).expect("history_event_data serializes")
+}
+
 /// `history_event_data`: `{symbol, data: [EventUpdate…] newest first, has_more, total_count}`.
 #[derive(Debug, Serialize)]
 pub struct HistoryEventData<'a> {
