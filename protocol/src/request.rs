@@ -141,9 +141,13 @@ pub enum RequestError {
     MalformedJson(String),
     #[error("a request must be a JSON object")]
     NotAnObject,
-    #[error("missing `msg_type`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping")]
+    #[error(
+        "missing `msg_type`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping"
+    )]
     MissingMsgType,
-    #[error("unknown msg_type `{0}`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping")]
+    #[error(
+        "unknown msg_type `{0}`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping"
+    )]
     UnknownMsgType(String),
     #[error("missing field `{0}`")]
     MissingField(&'static str),

@@ -31,7 +31,8 @@ pub enum ServerPayload {
     Error(ErrorData),
     Pong(Pong),
     TradesSnapshot(TradesSnapshot),
-    Trade(Trade),
+    /// Boxed: a trade is larger than every other payload, and most messages are not trades.
+    Trade(Box<Trade>),
     TradesUnsubscribed(TradesUnsubscribed),
 }
 
@@ -301,9 +302,14 @@ payload_from!(
     KlineData,
     Pong,
     TradesSnapshot,
-    Trade,
     TradesUnsubscribed
 );
+
+impl From<Trade> for ServerPayload {
+    fn from(trade: Trade) -> ServerPayload {
+        ServerPayload::Trade(Box::new(trade))
+    }
+}
 
 impl From<ErrorData> for ServerPayload {
     fn from(payload: ErrorData) -> ServerPayload {

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use kline_protocol::{
-    ClientRequest, Interval, ServerPayload, SubscribeRequest, SubscribeTradesRequest, Symbol, Trade,
-    TradeId, TradesSnapshot, UnsubscribeTradesRequest,
+    ClientRequest, Interval, ServerPayload, SubscribeRequest, SubscribeTradesRequest, Symbol,
+    Trade, TradeId, TradesSnapshot, UnsubscribeTradesRequest,
 };
 use kline_tests::ws::Client;
 use kline_tests::{KlineServer, ServerProcess, post_events};
@@ -52,7 +52,11 @@ async fn post(server: &ServerProcess, events: &[Value]) {
     let body: String = events.iter().map(|e| e.to_string() + "\n").collect();
     let (status, report) = post_events(server, body).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["accepted"].as_u64(), Some(events.len() as u64), "{report}");
+    assert_eq!(
+        report["accepted"].as_u64(),
+        Some(events.len() as u64),
+        "{report}"
+    );
 }
 
 /// A server by its address (for a task that cannot borrow the process).
@@ -65,7 +69,10 @@ impl KlineServer for At {
 }
 
 fn start_server(dir: &std::path::Path) -> ServerProcess {
-    ServerProcess::start(&dir.join("db"), &["--set", "source.simulator.enabled=false"])
+    ServerProcess::start(
+        &dir.join("db"),
+        &["--set", "source.simulator.enabled=false"],
+    )
 }
 
 fn start_secs() -> i64 {
@@ -89,7 +96,7 @@ async fn live_trades(client: &mut Client, count: usize) -> Vec<Trade> {
     let mut trades = Vec::new();
     while trades.len() < count {
         match client.recv().await.payload {
-            ServerPayload::Trade(trade) => trades.push(trade),
+            ServerPayload::Trade(trade) => trades.push(*trade),
             ServerPayload::TradesSnapshot(_) => panic!("a second snapshot"),
             _ => {}
         }
@@ -163,20 +170,30 @@ async fn every_trade_arrives_once_per_connection_in_block_order_while_it_subscri
         .expect("the snapshot's newest is a posted trade");
     let mut expected_snapshot: Vec<String> = all[newest + 1 - 5..=newest].to_vec();
     expected_snapshot.reverse();
-    assert_eq!(snapshot_ids, expected_snapshot, "the latest 5, newest first");
+    assert_eq!(
+        snapshot_ids, expected_snapshot,
+        "the latest 5, newest first"
+    );
     assert!(snapshot.has_more);
 
     let rest = &all[newest + 1..];
     let live = live_trades(&mut client, rest.len()).await;
-    assert_eq!(trade_ids(&live), rest, "every later trade once, in block order");
-    assert!(live.iter().all(|t| t.symbol == symbol && t.tx_index.is_some()));
+    assert_eq!(
+        trade_ids(&live),
+        rest,
+        "every later trade once, in block order"
+    );
+    assert!(
+        live.iter()
+            .all(|t| t.symbol == symbol && t.tx_index.is_some())
+    );
     no_more_trades(&mut client).await;
 
     // Unsubscribed: trades stop, candles go on.
     client
-        .send(&ClientRequest::UnsubscribeTrades(UnsubscribeTradesRequest::new(
-            symbol.clone(),
-        )))
+        .send(&ClientRequest::UnsubscribeTrades(
+            UnsubscribeTradesRequest::new(symbol.clone()),
+        ))
         .await;
     loop {
         if let ServerPayload::TradesUnsubscribed(done) = client.recv().await.payload {
@@ -198,9 +215,9 @@ async fn a_reconnect_resuming_after_the_last_trade_seen_gets_exactly_the_missing
 
     let mut client = Client::connect(&server.ws_url()).await;
     client
-        .send(&ClientRequest::SubscribeTrades(SubscribeTradesRequest::new(
-            symbol.clone(),
-        )))
+        .send(&ClientRequest::SubscribeTrades(
+            SubscribeTradesRequest::new(symbol.clone()),
+        ))
         .await;
     let first = snapshot(&mut client).await;
     assert_eq!(first.data.len(), 6);
@@ -223,7 +240,11 @@ async fn a_reconnect_resuming_after_the_last_trade_seen_gets_exactly_the_missing
     let mut missing = ids(&batch[5..]);
     missing.reverse();
     assert_eq!(
-        resumed.data.iter().map(|t| t.id.to_string()).collect::<Vec<_>>(),
+        resumed
+            .data
+            .iter()
+            .map(|t| t.id.to_string())
+            .collect::<Vec<_>>(),
         missing,
         "exactly the missing trades, newest first"
     );

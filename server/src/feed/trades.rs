@@ -193,19 +193,19 @@ mod tests {
     fn trade(mint: u8, slot: u64) -> LiveTrade {
         let id = TradeId::new([slot as u8; 64], 0);
         let trade = Trade {
-                signature: id.signature().to_owned(),
-                id,
-                symbol: Symbol::from_bytes(&[mint; 32]),
-                time: 0,
-                slot,
-                tx_index: Some(0),
-                event_index: 0,
-                event_type: TradeKind::BuySell,
-                side: Side::Buy,
-                price: 1.0,
-                token_amount: 1.0,
-                sol_amount: 1.0,
-                payer: Symbol::from_bytes(&[9; 32]),
+            signature: id.signature().to_owned(),
+            id,
+            symbol: Symbol::from_bytes(&[mint; 32]),
+            time: 0,
+            slot,
+            tx_index: Some(0),
+            event_index: 0,
+            event_type: TradeKind::BuySell,
+            side: Side::Buy,
+            price: 1.0,
+            token_amount: 1.0,
+            sol_amount: 1.0,
+            payer: Symbol::from_bytes(&[9; 32]),
         };
         LiveTrade::new(
             [mint; 32],

@@ -315,7 +315,12 @@ impl Hub {
     }
 
     /// Delivers `trades` (sorted) to the members of `mint` (only to `conn`'s if given).
-    fn deliver_mint(&mut self, mint: [u8; 32], trades: &[Arc<LiveTrade>], only: Option<ConnectionId>) {
+    fn deliver_mint(
+        &mut self,
+        mint: [u8; 32],
+        trades: &[Arc<LiveTrade>],
+        only: Option<ConnectionId>,
+    ) {
         let Some(list) = self.members.get_mut(&mint) else {
             return;
         };

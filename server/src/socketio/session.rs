@@ -22,11 +22,11 @@ use tracing::Instrument;
 use super::sink::SocketIoSink;
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
 use crate::app::AppState;
+use crate::event::EventId;
 use crate::push::hub::{ConnectionId, next_connection_id};
 use crate::push::rate_limit::{TokenBucket, history_cost};
 use crate::push::session::{Subscriptions, read_history};
 use crate::push::{SeriesKey, Subscriber};
-use crate::event::EventId;
 use crate::stats::{PipelineStats, PushStats};
 use crate::store::TradePosition;
 

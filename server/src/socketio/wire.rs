@@ -77,9 +77,8 @@ pub fn event_update(trade: &crate::feed::trades::LiveTrade) -> EventUpdate<'_> {
 
 /// `json` as a raw JSON value (`null` if it were not JSON, which a stored event always is).
 fn raw_json(json: &str) -> &serde_json::value::RawValue {
-    serde_json::from_str(json).unwrap_or_else(|_| {
-        serde_json::from_str("null").expect("null is JSON")
-    })
+    serde_json::from_str(json)
+        .unwrap_or_else(|_| serde_json::from_str("null").expect("null is JSON"))
 }
 
 /// The `history_event_data` payload: `trades` (newest first) with their stored events' JSON.

@@ -330,16 +330,17 @@ impl Session<'_> {
             .limit
             .unwrap_or(self.state.config.kline.history_data_limit) as usize;
         let after = request.after.clone();
-        let read = session::read_history(&self.state.history_reads, &self.state.store, move |store| {
-            let page = store.trades_between(&mint, after.as_ref(), None, count)?;
-            let floor = match (page.trades.first(), &after) {
-                (Some(newest), _) => Some(TradePosition::of_trade(newest)),
-                (None, Some(after)) => Some(store.trade_position(after)?),
-                (None, None) => None,
-            };
-            Ok((page, floor))
-        })
-        .await;
+        let read =
+            session::read_history(&self.state.history_reads, &self.state.store, move |store| {
+                let page = store.trades_between(&mint, after.as_ref(), None, count)?;
+                let floor = match (page.trades.first(), &after) {
+                    (Some(newest), _) => Some(TradePosition::of_trade(newest)),
+                    (None, Some(after)) => Some(store.trade_position(after)?),
+                    (None, None) => None,
+                };
+                Ok((page, floor))
+            })
+            .await;
         match read {
             Ok((page, floor)) => {
                 let snapshot = TradesSnapshot::new(

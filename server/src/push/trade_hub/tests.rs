@@ -78,8 +78,13 @@ async fn an_overflowing_feed_and_an_overflowing_gate_still_deliver_every_trade_o
     hub.join(1, mint, Subscriber::WebSocket(outbox.clone()))
         .await;
     let newest = store.trades(&mint, None, 1).unwrap().trades[0].clone();
-    hub.open(1, mint, Some(TradePosition::of_trade(&newest)), Box::new(|| {}))
-        .await;
+    hub.open(
+        1,
+        mint,
+        Some(TradePosition::of_trade(&newest)),
+        Box::new(|| {}),
+    )
+    .await;
     group(&mut market, 3, 30);
     let stored = stored_ids(&store, &mint);
     assert_eq!(read_trades(&mut first, 30).await, stored[3..]);
