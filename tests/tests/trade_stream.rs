@@ -270,3 +270,74 @@ async fn a_reconnect_resuming_after_the_last_trade_seen_gets_exactly_the_missing
         }
     }
 }
+
+/// A connection whose socket takes little (a 4 KiB receive buffer) and that never reads.
+async fn connect_never_reading(server: &ServerProcess) -> kline_tests::ws::Socket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr()).await.unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (socket, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
+        .await
+        .expect("WebSocket connects");
+    socket
+}
+
+#[tokio::test]
+async fn a_trade_subscriber_that_does_not_read_is_closed_with_4008_while_a_reader_gets_every_trade()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        &dir.path().join("db"),
+        &[
+            "--set",
+            "source.simulator.enabled=false",
+            "--set",
+            "websocket.outbox_capacity=64",
+            "--set",
+            "websocket.write_timeout_ms=20000",
+        ],
+    );
+    let symbol = Symbol::from_bytes(&MINT);
+    let subscribe = ClientRequest::SubscribeTrades(SubscribeTradesRequest::new(symbol.clone()));
+    let mut slow = Client {
+        socket: connect_never_reading(&server).await,
+    };
+    slow.send(&subscribe).await;
+    let mut fast = Client::connect(&server.ws_url()).await;
+    fast.send(&subscribe).await;
+    assert!(snapshot(&mut fast).await.data.is_empty());
+    // ~15,000 trades, some MB of frames: more than the socket buffers between the server and a client
+    // that never reads, so its outbox backlog fills.
+    let trades = chain(
+        kline_protocol::response::unix_millis_now() / 1000 - 8000,
+        0,
+        5000,
+    );
+    let reader = tokio::spawn(async move {
+        let received = live_trades(&mut fast, 15_000).await;
+        (fast, received)
+    });
+    for chunk in trades.chunks(1500) {
+        post(&server, chunk).await;
+    }
+    let (_fast, received) = reader.await.unwrap();
+    assert_eq!(
+        trade_ids(&received),
+        ids(&trades),
+        "the reader got every trade once, in order"
+    );
+    assert_eq!(
+        slow.close_code(Duration::from_secs(30)).await,
+        Some(kline_protocol::CloseCode::TooSlow.as_u16())
+    );
+    let metrics = kline_tests::metrics_text(&server).await;
+    assert!(
+        metrics.contains("kline_slow_client_closes_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kline_trade_subscriptions_active 1\n"),
+        "the slow one left the trade hub: {metrics}"
+    );
+}
