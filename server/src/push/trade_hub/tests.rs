@@ -115,9 +115,38 @@ async fn an_overflowing_feed_and_an_overflowing_gate_still_deliver_every_trade_o
     assert_eq!(read_trades(&mut first, 1).await, stored[63..]);
     assert_eq!(read_trades(&mut second, 1).await, stored[63..]);
 
+    // Client 3's gate holds two trades; its snapshot (read meanwhile) saw the first: only the second
+    // follows it, then the stream.
+    let (outbox, mut third) = connected(&stats).await;
+    hub.join(3, mint, Subscriber::WebSocket(outbox.clone()))
+        .await;
+    group(&mut market, 64, 2);
+    let stored = stored_ids(&store, &mint);
+    assert_eq!(read_trades(&mut first, 2).await, stored[64..]);
+    let seen_by_snapshot = store.trades(&mint, None, 2).unwrap().trades[1].clone();
+    assert_eq!(seen_by_snapshot.id.to_string(), stored[64]);
+    let snapshot_sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reply = {
+        let sent = snapshot_sent.clone();
+        Box::new(move || sent.store(true, std::sync::atomic::Ordering::SeqCst))
+    };
+    hub.open(
+        3,
+        mint,
+        Some(TradePosition::of_trade(&seen_by_snapshot)),
+        reply,
+    )
+    .await;
+    assert!(snapshot_sent.load(std::sync::atomic::Ordering::SeqCst));
+    group(&mut market, 66, 1);
+    let stored = stored_ids(&store, &mint);
+    assert_eq!(read_trades(&mut third, 2).await, stored[65..]);
+    assert_eq!(stats.trade_subscriptions_active.get(), 3);
+
     // Leaving empties the index and the feed stops keeping the mint's trades.
     hub.leave(1, mint).await;
     hub.leave(2, mint).await;
+    hub.disconnect(3, vec![mint]).await;
     assert!(!feed.trades().any_watched());
     assert_eq!(stats.trade_subscriptions_active.get(), 0);
     shutdown.cancel();
