@@ -3,14 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use kline_protocol::{ClientRequest, Interval, SubscribeRequest, Symbol, UnsubscribeRequest};
+use kline_protocol::{
+    ClientRequest, Interval, SubscribeRequest, SubscribeTradesRequest, Symbol, UnsubscribeRequest,
+    UnsubscribeTradesRequest,
+};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 use tokio::sync::mpsc;
 
 use crate::conn::{self, Backoff, ConnCommand, ConnEvent};
 use crate::endpoint::{Endpoint, fetch_symbols};
 use crate::input::{Action, chart_action, next_interval};
-use crate::state::{ChartState, LinkStatus, PAGE};
+use crate::state::{ChartState, LinkStatus, PAGE, TRADES_KEPT};
 use crate::term::TerminalGuard;
 use crate::view::{self, Picker, Ui};
 
@@ -138,26 +141,41 @@ impl App {
         let _ = self.commands.send(ConnCommand::Send(request)).await;
     }
 
-    /// Subscribes to the current series, resuming after the newest candle held (no gap, no duplicate).
+    /// Subscribes to the current series and its mint's trades, resuming after the newest candle and the
+    /// newest trade held (no gap, no duplicate).
     async fn subscribe(&self) {
         let Some(symbol) = self.state.symbol.clone() else {
             return;
         };
-        let mut request = SubscribeRequest::new(symbol, self.state.interval);
+        let mut request = SubscribeRequest::new(symbol.clone(), self.state.interval);
         request = match self.state.resume_from() {
             Some(from) => request.with_from(from),
             None => request.with_limit(PAGE).expect("PAGE is a valid limit"),
         };
         self.send(ClientRequest::Subscribe(request)).await;
+        let trades = SubscribeTradesRequest::new(symbol)
+            .with_limit(TRADES_KEPT)
+            .expect("TRADES_KEPT is a valid limit");
+        let trades = match self.state.trades_resume_after() {
+            Some(after) => trades.with_after(after),
+            None => trades,
+        };
+        self.send(ClientRequest::SubscribeTrades(trades)).await;
     }
 
     async fn switch(&mut self, symbol: Symbol, interval: Interval) {
         if let Some(old) = self.state.symbol.clone() {
             self.send(ClientRequest::Unsubscribe(UnsubscribeRequest::new(
-                old,
+                old.clone(),
                 self.state.interval,
             )))
             .await;
+            if old != symbol {
+                self.send(ClientRequest::UnsubscribeTrades(
+                    UnsubscribeTradesRequest::new(old),
+                ))
+                .await;
+            }
         }
         self.state.switch(symbol, interval);
         self.subscribe().await;
@@ -280,6 +298,7 @@ impl App {
             Action::OpenPicker => self.open_picker().await,
             Action::ToggleCursor => self.state.toggle_cursor(),
             Action::ToggleVolume => self.ui.volume_hidden = !self.ui.volume_hidden,
+            Action::ToggleTrades => self.ui.trades_shown = !self.ui.trades_shown,
             Action::Reconnect => {
                 let _ = self.commands.send(ConnCommand::Reconnect).await;
             }

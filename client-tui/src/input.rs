@@ -17,6 +17,7 @@ pub enum Action {
     OpenPicker,
     ToggleCursor,
     ToggleVolume,
+    ToggleTrades,
     Reconnect,
     ToggleHelp,
 }
@@ -37,6 +38,7 @@ pub const KEY_HELP: &[(&str, &str)] = &[
         "crosshair: one candle's OHLC, volume and time (← → move it)",
     ),
     ("v", "volume pane on / off"),
+    ("t", "trades pane on / off (the mint's latest trades, live)"),
     ("r", "reconnect now"),
     ("?", "this help"),
     ("q / Esc / Ctrl-C", "quit"),
@@ -62,6 +64,7 @@ pub fn chart_action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('s') => Action::OpenPicker,
         KeyCode::Char('c') => Action::ToggleCursor,
         KeyCode::Char('v') => Action::ToggleVolume,
+        KeyCode::Char('t') => Action::ToggleTrades,
         KeyCode::Char('r') => Action::Reconnect,
         KeyCode::Char('?') => Action::ToggleHelp,
         _ => return None,
@@ -117,6 +120,10 @@ mod tests {
         assert_eq!(
             chart_action(key(KeyCode::Char('v'))),
             Some(Action::ToggleVolume)
+        );
+        assert_eq!(
+            chart_action(key(KeyCode::Char('t'))),
+            Some(Action::ToggleTrades)
         );
         assert_eq!(chart_action(key(KeyCode::Char('x'))), None);
     }

@@ -4,10 +4,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use kline_protocol::{Candle, HistoryRequest, Interval, ServerMessage, ServerPayload, Symbol};
+use kline_protocol::{
+    Candle, HistoryRequest, Interval, ServerMessage, ServerPayload, Symbol, Trade, TradeId,
+};
 
 /// Candles asked for when (re)subscribing and per page of older history.
 pub const PAGE: u32 = 500;
+
+/// Trades kept for the trades pane (and asked for when subscribing).
+pub const TRADES_KEPT: u32 = 200;
 
 /// What the connection is doing, as shown in the status line.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +47,8 @@ pub struct ChartState {
     pub latency_ms: Option<i64>,
     update_times: VecDeque<Instant>,
     pub last_update: Option<Instant>,
+    /// The mint's latest trades, newest first (at most [`TRADES_KEPT`]).
+    pub trades: VecDeque<Trade>,
 }
 
 impl ChartState {
@@ -60,6 +67,7 @@ impl ChartState {
             latency_ms: None,
             update_times: VecDeque::new(),
             last_update: None,
+            trades: VecDeque::new(),
         }
     }
 
@@ -91,6 +99,17 @@ impl ChartState {
                 self.update_times.push_back(now);
                 self.last_update = Some(now);
             }
+            ServerPayload::TradesSnapshot(snapshot)
+                if self.symbol.as_ref() == Some(&snapshot.symbol) =>
+            {
+                // Newest first; after a resume it holds only what came since the newest trade held.
+                for trade in snapshot.data.iter().rev() {
+                    self.push_trade(trade);
+                }
+            }
+            ServerPayload::Trade(trade) if self.symbol.as_ref() == Some(&trade.symbol) => {
+                self.push_trade(trade);
+            }
             ServerPayload::Error(error) => {
                 self.older_pending = false;
                 self.last_error = Some(format!(
@@ -108,6 +127,20 @@ impl ChartState {
         {
             self.update_times.pop_front();
         }
+    }
+
+    /// Adds a trade newer than those held (the stream's order), unless it is held already.
+    fn push_trade(&mut self, trade: &Trade) {
+        if self.trades.iter().any(|known| known.id == trade.id) {
+            return;
+        }
+        self.trades.push_front(trade.clone());
+        self.trades.truncate(TRADES_KEPT as usize);
+    }
+
+    /// The trade to resume the trade stream after (the newest held).
+    pub fn trades_resume_after(&self) -> Option<TradeId> {
+        self.trades.front().map(|trade| trade.id.clone())
     }
 
     fn is_current(&self, symbol: &Symbol, interval: Interval) -> bool {
@@ -137,11 +170,17 @@ impl ChartState {
         self.candles.keys().next_back().copied()
     }
 
-    /// Switches to another series: its candles are loaded afresh.
+    /// Switches to another series: its candles are loaded afresh (the trades too, for another mint).
     pub fn switch(&mut self, symbol: Symbol, interval: Interval) {
+        let trades = if self.symbol.as_ref() == Some(&symbol) {
+            std::mem::take(&mut self.trades)
+        } else {
+            VecDeque::new()
+        };
         *self = ChartState {
             link: self.link.clone(),
             zoom: self.zoom,
+            trades,
             ..ChartState::new(Some(symbol), interval)
         };
     }
@@ -353,6 +392,53 @@ mod tests {
         assert_eq!(
             state.last_error.as_deref(),
             Some("server error 1004: slow down")
+        );
+    }
+
+    fn trade(n: u8) -> kline_protocol::Trade {
+        let id = TradeId::new([n; 64], 0);
+        kline_protocol::Trade {
+            signature: id.signature().to_owned(),
+            id,
+            symbol: symbol(),
+            time: 1_764_000_000_000 + i64::from(n),
+            slot: u64::from(n),
+            tx_index: Some(0),
+            event_index: 0,
+            event_type: kline_protocol::TradeKind::BuySell,
+            side: kline_protocol::Side::Buy,
+            price: 1.0,
+            token_amount: 1.0,
+            sol_amount: 1.0,
+            payer: Symbol::from_bytes(&[9; 32]),
+        }
+    }
+
+    #[test]
+    fn trades_keep_newest_first_and_a_resumed_snapshot_fills_the_gap_once() {
+        let snapshot = |trades: Vec<kline_protocol::Trade>| {
+            ServerMessage::new(
+                kline_protocol::TradesSnapshot::new(symbol(), None, trades, false),
+                0,
+            )
+        };
+        let live = |n| ServerMessage::new(trade(n), 0);
+        let mut state = state_with(&[snapshot(vec![trade(2), trade(1)]), live(3)]);
+        assert_eq!(state.trades_resume_after(), Some(trade(3).id));
+        // A resume after 3 brings 4 and 5 (newest first); 5 also arrives live: kept once.
+        state.apply(&snapshot(vec![trade(5), trade(4)]), Instant::now(), 0);
+        state.apply(&live(5), Instant::now(), 0);
+        let slots: Vec<u64> = state.trades.iter().map(|t| t.slot).collect();
+        assert_eq!(slots, [5, 4, 3, 2, 1]);
+        // Another mint's trades are not this chart's.
+        let mut other = trade(6);
+        other.symbol = Symbol::from_bytes(&[6; 32]);
+        state.apply(&ServerMessage::new(other, 0), Instant::now(), 0);
+        assert_eq!(state.trades.len(), 5);
+        state.switch(Symbol::from_bytes(&[6; 32]), Interval::M1);
+        assert!(
+            state.trades.is_empty(),
+            "another mint starts with no trades"
         );
     }
 }

@@ -29,12 +29,12 @@ pub use candle::{Candle, UpdateType};
 pub use codes::{CloseCode, ErrorCode};
 pub use interval::{Interval, IntervalError};
 pub use request::{
-    ClientRequest, HistoryRequest, RejectedRequest, RequestError, SubscribeRequest, SubscriptionId,
-    UnsubscribeRequest,
+    ClientRequest, HistoryRequest, RejectedRequest, RequestError, SubscribeRequest,
+    SubscribeTradesRequest, SubscriptionId, UnsubscribeRequest, UnsubscribeTradesRequest,
 };
 pub use response::{
     ConnectionSuccess, ErrorData, HistoryData, KlineData, Pong, ServerMessage, ServerPayload,
-    SubscriptionConfirmed, UnsubscribeConfirmed,
+    SubscriptionConfirmed, TradesSnapshot, TradesUnsubscribed, UnsubscribeConfirmed,
 };
 pub use symbol::{Symbol, SymbolError};
 pub use trade::{Side, Trade, TradeId, TradeIdError, TradeKind, TradesPage};

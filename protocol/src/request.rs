@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Interval, MAX_HISTORY_LIMIT, MAX_SUBSCRIPTION_ID_CHARS, Symbol};
+use crate::{Interval, MAX_HISTORY_LIMIT, MAX_SUBSCRIPTION_ID_CHARS, Symbol, TradeId};
 
 /// A client-chosen label for a subscription, at most 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,6 +97,31 @@ pub struct HistoryRequest {
     pub to: Option<i64>,
 }
 
+/// Subscribe to the live trades of one mint, receiving the latest ones first (`trades_snapshot`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SubscribeTradesRequest {
+    pub symbol: Symbol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<SubscriptionId>,
+    /// Trades in the snapshot (newest first); `None` means the server's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Resume: the snapshot holds only the trades after this one (the last trade the client saw), the
+    /// newest `limit` of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<TradeId>,
+}
+
+/// Stop the live trades of one mint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct UnsubscribeTradesRequest {
+    pub symbol: Symbol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<SubscriptionId>,
+}
+
 /// Any message a client may send.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "msg_type", rename_all = "snake_case")]
@@ -104,6 +129,8 @@ pub enum ClientRequest {
     Subscribe(SubscribeRequest),
     Unsubscribe(UnsubscribeRequest),
     History(HistoryRequest),
+    SubscribeTrades(SubscribeTradesRequest),
+    UnsubscribeTrades(UnsubscribeTradesRequest),
     Ping,
 }
 
@@ -114,9 +141,13 @@ pub enum RequestError {
     MalformedJson(String),
     #[error("a request must be a JSON object")]
     NotAnObject,
-    #[error("missing `msg_type`; expected one of subscribe, unsubscribe, history, ping")]
+    #[error(
+        "missing `msg_type`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping"
+    )]
     MissingMsgType,
-    #[error("unknown msg_type `{0}`; expected one of subscribe, unsubscribe, history, ping")]
+    #[error(
+        "unknown msg_type `{0}`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping"
+    )]
     UnknownMsgType(String),
     #[error("missing field `{0}`")]
     MissingField(&'static str),
@@ -218,6 +249,48 @@ impl HistoryRequest {
     }
 }
 
+impl SubscribeTradesRequest {
+    pub fn new(symbol: Symbol) -> SubscribeTradesRequest {
+        SubscribeTradesRequest {
+            symbol,
+            subscription_id: None,
+            limit: None,
+            after: None,
+        }
+    }
+
+    pub fn with_subscription_id(mut self, id: SubscriptionId) -> Self {
+        self.subscription_id = Some(id);
+        self
+    }
+
+    /// Sets `limit`, which must be 1..=1000.
+    pub fn with_limit(mut self, limit: u32) -> Result<Self, RequestError> {
+        self.limit = Some(check_limit(i64::from(limit))?);
+        Ok(self)
+    }
+
+    /// Resumes after `last_seen`.
+    pub fn with_after(mut self, last_seen: TradeId) -> Self {
+        self.after = Some(last_seen);
+        self
+    }
+}
+
+impl UnsubscribeTradesRequest {
+    pub fn new(symbol: Symbol) -> UnsubscribeTradesRequest {
+        UnsubscribeTradesRequest {
+            symbol,
+            subscription_id: None,
+        }
+    }
+
+    pub fn with_subscription_id(mut self, id: SubscriptionId) -> Self {
+        self.subscription_id = Some(id);
+        self
+    }
+}
+
 impl ClientRequest {
     /// Parses one text frame.
     pub fn parse(text: &str) -> Result<ClientRequest, RejectedRequest> {
@@ -256,6 +329,12 @@ impl ClientRequest {
             Some("subscribe") => fields.subscribe().map(ClientRequest::Subscribe),
             Some("unsubscribe") => fields.unsubscribe().map(ClientRequest::Unsubscribe),
             Some("history") => fields.history().map(ClientRequest::History),
+            Some("subscribe_trades") => fields
+                .subscribe_trades()
+                .map(ClientRequest::SubscribeTrades),
+            Some("unsubscribe_trades") => fields
+                .unsubscribe_trades()
+                .map(ClientRequest::UnsubscribeTrades),
             Some("ping") => Ok(ClientRequest::Ping),
             Some(other) => Err(RequestError::UnknownMsgType(
                 other.chars().take(64).collect(),
@@ -270,6 +349,8 @@ impl ClientRequest {
             ClientRequest::Subscribe(_) => "subscribe",
             ClientRequest::Unsubscribe(_) => "unsubscribe",
             ClientRequest::History(_) => "history",
+            ClientRequest::SubscribeTrades(_) => "subscribe_trades",
+            ClientRequest::UnsubscribeTrades(_) => "unsubscribe_trades",
             ClientRequest::Ping => "ping",
         }
     }
@@ -341,6 +422,22 @@ impl Fields<'_> {
         })
     }
 
+    fn subscribe_trades(&self) -> Result<SubscribeTradesRequest, RequestError> {
+        Ok(SubscribeTradesRequest {
+            symbol: self.required("symbol")?,
+            subscription_id: self.subscription_id()?,
+            limit: self.limit()?,
+            after: self.optional("after")?,
+        })
+    }
+
+    fn unsubscribe_trades(&self) -> Result<UnsubscribeTradesRequest, RequestError> {
+        Ok(UnsubscribeTradesRequest {
+            symbol: self.required("symbol")?,
+            subscription_id: self.subscription_id()?,
+        })
+    }
+
     fn history(&self) -> Result<HistoryRequest, RequestError> {
         let from = self.optional("from")?;
         let to = self.optional("to")?;
@@ -392,6 +489,12 @@ impl TryFromJson for i64 {
 impl TryFromJson for Symbol {
     fn try_from_json(value: &Value) -> Result<Self, String> {
         Symbol::parse(&String::try_from_json(value)?).map_err(|err| err.to_string())
+    }
+}
+
+impl TryFromJson for TradeId {
+    fn try_from_json(value: &Value) -> Result<Self, String> {
+        TradeId::parse(&String::try_from_json(value)?).map_err(|err| err.to_string())
     }
 }
 

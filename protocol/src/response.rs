@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::request::RejectedRequest;
-use crate::{Candle, ErrorCode, Interval, PROTOCOL_VERSION, SubscriptionId, Symbol};
+use crate::{Candle, ErrorCode, Interval, PROTOCOL_VERSION, SubscriptionId, Symbol, Trade};
 
 /// The envelope of every server message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,58 @@ pub enum ServerPayload {
     KlineData(KlineData),
     Error(ErrorData),
     Pong(Pong),
+    TradesSnapshot(TradesSnapshot),
+    /// Boxed: a trade is larger than every other payload, and most messages are not trades.
+    Trade(Box<Trade>),
+    TradesUnsubscribed(TradesUnsubscribed),
+}
+
+/// The latest trades of a mint, answering `subscribe_trades` (before any live `trade` of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TradesSnapshot {
+    pub symbol: Symbol,
+    pub subscription_id: Option<SubscriptionId>,
+    /// Newest first.
+    pub data: Vec<Trade>,
+    /// Older trades exist (after `after`, when resuming): page back with `GET /api/v1/trades?before=` the
+    /// last trade's `id`.
+    pub has_more: bool,
+}
+
+/// Trades of the mint are no longer pushed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TradesUnsubscribed {
+    pub symbol: Symbol,
+    pub subscription_id: Option<SubscriptionId>,
+    pub success: bool,
+}
+
+impl TradesSnapshot {
+    pub fn new(
+        symbol: Symbol,
+        subscription_id: Option<SubscriptionId>,
+        data: Vec<Trade>,
+        has_more: bool,
+    ) -> TradesSnapshot {
+        TradesSnapshot {
+            symbol,
+            subscription_id,
+            data,
+            has_more,
+        }
+    }
+}
+
+impl TradesUnsubscribed {
+    pub fn new(symbol: Symbol, subscription_id: Option<SubscriptionId>) -> TradesUnsubscribed {
+        TradesUnsubscribed {
+            symbol,
+            subscription_id,
+            success: true,
+        }
+    }
 }
 
 /// First message on every connection.
@@ -248,8 +300,16 @@ payload_from!(
     SubscriptionConfirmed,
     UnsubscribeConfirmed,
     KlineData,
-    Pong
+    Pong,
+    TradesSnapshot,
+    TradesUnsubscribed
 );
+
+impl From<Trade> for ServerPayload {
+    fn from(trade: Trade) -> ServerPayload {
+        ServerPayload::Trade(Box::new(trade))
+    }
+}
 
 impl From<ErrorData> for ServerPayload {
     fn from(payload: ErrorData) -> ServerPayload {
@@ -281,6 +341,9 @@ impl ServerMessage {
             ServerPayload::KlineData(_) => "kline_data",
             ServerPayload::Error(_) => "error",
             ServerPayload::Pong(_) => "pong",
+            ServerPayload::TradesSnapshot(_) => "trades_snapshot",
+            ServerPayload::Trade(_) => "trade",
+            ServerPayload::TradesUnsubscribed(_) => "trades_unsubscribed",
         }
     }
 

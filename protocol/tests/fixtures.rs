@@ -27,8 +27,15 @@ fn sub_id(id: &str) -> Option<SubscriptionId> {
     Some(SubscriptionId::new(id).unwrap())
 }
 
-const REQUESTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
-const RESPONSES: [&str; 7] = [
+const REQUESTS: [&str; 6] = [
+    "subscribe",
+    "unsubscribe",
+    "history",
+    "subscribe_trades",
+    "unsubscribe_trades",
+    "ping",
+];
+const RESPONSES: [&str; 10] = [
     "connection_success",
     "history_data",
     "subscription_confirmed",
@@ -36,7 +43,29 @@ const RESPONSES: [&str; 7] = [
     "kline_data",
     "error",
     "pong",
+    "trades_snapshot",
+    "trade",
+    "trades_unsubscribed",
 ];
+
+/// A trade as the fixtures show it: a buy with its block position.
+fn sample_trade(byte: u8, slot: u64, tx_index: Option<u32>) -> Trade {
+    Trade {
+        id: TradeId::new([byte; 64], 0),
+        symbol: symbol(),
+        time: 1_764_000_123_000,
+        slot,
+        tx_index,
+        event_index: 0,
+        signature: TradeId::new([byte; 64], 0).signature().to_owned(),
+        event_type: TradeKind::BuySell,
+        side: Side::Buy,
+        price: 2.8e-8,
+        token_amount: 35_714_285.714285,
+        sol_amount: 1.0,
+        payer: Symbol::from_bytes(&[3; 32]),
+    }
+}
 
 #[test]
 fn request_fixtures_round_trip() {
@@ -80,6 +109,17 @@ fn built_request(name: &str) -> ClientRequest {
                 .unwrap()
                 .with_range(Some(1_763_000_000), Some(1_764_000_000))
                 .unwrap(),
+        ),
+        "subscribe_trades" => ClientRequest::SubscribeTrades(
+            SubscribeTradesRequest::new(symbol())
+                .with_subscription_id(sub_id("trades-1").unwrap())
+                .with_limit(50)
+                .unwrap()
+                .with_after(TradeId::new([17; 64], 0)),
+        ),
+        "unsubscribe_trades" => ClientRequest::UnsubscribeTrades(
+            UnsubscribeTradesRequest::new(symbol())
+                .with_subscription_id(sub_id("trades-1").unwrap()),
         ),
         "ping" => ClientRequest::Ping,
         other => panic!("no request {other}"),
@@ -145,6 +185,27 @@ fn built_response(name: &str) -> ServerMessage {
             (ErrorData::from(&rejected).into(), 1_764_000_124_100)
         }
         "pong" => (Pong::new(1_764_000_125).into(), 1_764_000_125_000),
+        "trades_snapshot" => (
+            TradesSnapshot::new(
+                symbol(),
+                sub_id("trades-1"),
+                vec![
+                    sample_trade(18, 381_000_124, Some(3)),
+                    sample_trade(17, 381_000_123, Some(17)),
+                ],
+                true,
+            )
+            .into(),
+            1_764_000_125_100,
+        ),
+        "trade" => (
+            sample_trade(19, 381_000_125, None).into(),
+            1_764_000_125_200,
+        ),
+        "trades_unsubscribed" => (
+            TradesUnsubscribed::new(symbol(), sub_id("trades-1")).into(),
+            1_764_000_125_300,
+        ),
         other => panic!("no response {other}"),
     };
     ServerMessage::new(payload, timestamp)

@@ -18,6 +18,7 @@ use crate::feed::CandleFeed;
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::push::hub::{self, Hub};
+use crate::push::trade_hub::{self, TradeHub};
 use crate::stats::{PipelineStats, PushStats};
 use crate::store::{CandleStore, StoreError};
 use crate::{http, memory, retention, source};
@@ -52,6 +53,8 @@ pub struct AppInner {
     pub started_at: Instant,
     pub push_stats: Arc<PushStats>,
     pub hub: Hub,
+    /// Trade subscriptions and their delivery.
+    pub trade_hub: TradeHub,
     /// Cancelled when the server shuts down: connections close with 1001.
     pub shutdown: CancellationToken,
     /// Every WebSocket connection task, so shutdown can wait for them.
@@ -202,6 +205,14 @@ pub async fn run(
         push_stats.clone(),
         hub_stop.clone(),
     );
+    let (trade_hub, trade_hub_thread) = trade_hub::spawn(
+        feed.trades().clone(),
+        store.clone(),
+        config.websocket.hub_queue_capacity,
+        config.kline.broadcast_buffer_size,
+        push_stats.clone(),
+        hub_stop.clone(),
+    );
     let grace = Duration::from_secs(config.server.shutdown_timeout_secs);
     let connections = TaskTracker::new();
     let metrics = http::metrics::registry(&stats, &push_stats, solana.as_ref());
@@ -216,6 +227,7 @@ pub async fn run(
         started_at: Instant::now(),
         push_stats,
         hub,
+        trade_hub,
         shutdown: shutdown.clone(),
         connections: connections.clone(),
         history_reads,
@@ -261,6 +273,7 @@ pub async fn run(
         for thread in hub_threads {
             let _ = thread.join();
         }
+        let _ = trade_hub_thread.join();
     })
     .await;
     tracing::info!("stopping sources");

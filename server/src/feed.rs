@@ -11,6 +11,8 @@
 //! shard re-reads the series from the store, from the oldest candle it dropped, when it gets to run (the
 //! pipeline publishes only after writing, so the store holds every state the inbox would have). A slow
 //! shard therefore catches up; it never closes its subscribers.
+//!
+//! The feed also carries the committed trades to the trade hub ([`trades`]): a queue, not coalesced.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -18,6 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use kline_protocol::{Candle, Interval, Symbol};
 use tokio::sync::Notify;
+
+pub mod trades;
+
+use trades::TradeFeed;
 
 /// A series by its mint's 32 bytes and interval: the key of the feed and of the hub's index.
 pub type SeriesId = ([u8; 32], Interval);
@@ -204,16 +210,24 @@ impl InboxState {
 #[derive(Clone)]
 pub struct CandleFeed {
     inboxes: Arc<[Arc<Inbox>]>,
+    trades: Arc<TradeFeed>,
 }
 
 impl CandleFeed {
-    /// A feed read by `shards` readers (at least one), each inbox holding at most `capacity` candles.
+    /// A feed read by `shards` readers (at least one), each inbox holding at most `capacity` candles, and
+    /// a trade feed holding at most `capacity` trades.
     pub fn new(shards: usize, capacity: usize) -> CandleFeed {
         CandleFeed {
             inboxes: (0..shards.max(1))
                 .map(|_| Arc::new(Inbox::new(capacity)))
                 .collect(),
+            trades: Arc::new(TradeFeed::new(capacity)),
         }
+    }
+
+    /// The committed trades, for the trade hub.
+    pub fn trades(&self) -> &Arc<TradeFeed> {
+        &self.trades
     }
 
     /// A feed nobody reads (tools that run the pipeline without a push service).

@@ -65,6 +65,12 @@ pub struct PushStats {
     pub feed_lagged: Counter,
     /// Candle states a hub shard skipped because a newer one of the same candle was waiting (hub).
     pub feed_coalesced: Counter,
+    /// (connection, mint) trade subscriptions in the trade hub's index (trade hub).
+    pub trade_subscriptions_active: Gauge,
+    /// Trades pushed to subscribers, counted once per subscriber (trade hub).
+    pub trades_delivered: Counter,
+    /// Times the trade feed overflowed and a mint's trades were re-read from the store (trade hub).
+    pub trade_feed_lagged: Counter,
     /// Clients closed with 4008 (writers).
     pub slow_client_closes: Counter,
     /// Times freed heap memory was returned to the OS after connections fell (memory task).

@@ -1,6 +1,7 @@
 // The reference browser client of contract v1 (docs/protocol.md): one WebSocket to `/ws`, one
 // subscription at a time, reconnection with capped jittered backoff, resume with `from`, paging back
-// with `history` + `to`, and an application-level `ping` for the round-trip time.
+// with `history` + `to`, an application-level `ping` for the round-trip time, and the symbol's trades
+// (`subscribe_trades`, resumed with `after` = the newest trade held).
 //
 // It knows nothing about charts: it reports what arrived through the handlers given to the constructor.
 //
@@ -11,6 +12,9 @@
 //     onOlder(pair, candles, {hasMore}),                   // answer to requestOlder()
 //     onCandle(pair, candle, producedAtMs),                // one live `kline_data`
 //     onError(error),                   // a server `error` payload
+//     newestTradeId: () => id of the newest trade held for the current symbol, or undefined,
+//     onTrades(symbol, trades, {resumed}),  // `trades_snapshot` (newest first); resumed: it follows newestTradeId
+//     onTrade(symbol, trade),           // one live `trade`
 //   });
 //   feed.watch(symbol, interval);       // (re)subscribe; unsubscribes the previous pair
 //   feed.requestOlder(oldestTime);      // one page of older candles
@@ -20,10 +24,12 @@ const RETRY_MAX_MS = 30_000;
 const PING_EVERY_MS = 10_000;
 
 export class CandleFeed {
-  constructor(url, handlers, { pageSize = 500 } = {}) {
+  constructor(url, handlers, { pageSize = 500, tradesKept = 50 } = {}) {
     this.url = url;
     this.handlers = handlers;
     this.pageSize = pageSize;
+    this.tradesKept = tradesKept;
+    this.tradesResumed = false;
     this.pair = null; // {symbol, interval, generation}
     this.generation = 0;
     this.socket = null;
@@ -42,6 +48,9 @@ export class CandleFeed {
       olderPages: 0,
       confirmed: false,
       lastSubscribe: null,
+      tradeSnapshots: 0,
+      trades: 0,
+      lastTradesSubscribe: null,
     };
     this.connect();
   }
@@ -56,7 +65,10 @@ export class CandleFeed {
     if (previous && (previous.symbol !== symbol || previous.interval !== interval)) {
       this.send({ msg_type: "unsubscribe", symbol: previous.symbol, interval: previous.interval });
     }
+    const newSymbol = !previous || previous.symbol !== symbol;
+    if (previous && newSymbol) this.send({ msg_type: "unsubscribe_trades", symbol: previous.symbol });
     this.subscribe(false);
+    if (newSymbol) this.subscribeTrades(false);
   }
 
   /** Asks for the page of candles just older than `oldestTime`; one request at a time. */
@@ -122,6 +134,17 @@ export class CandleFeed {
     this.send(request);
   }
 
+  /** Subscribes to the current symbol's trades; `resume` asks for those after the newest trade held. */
+  subscribeTrades(resume) {
+    const symbol = this.pair.symbol;
+    const request = { msg_type: "subscribe_trades", symbol, limit: this.tradesKept };
+    const after = resume && this.handlers.newestTradeId ? this.handlers.newestTradeId() : undefined;
+    if (after !== undefined) request.after = after;
+    this.tradesResumed = after !== undefined;
+    this.stats.lastTradesSubscribe = request;
+    this.send(request);
+  }
+
   send(request) {
     this.socket.send(JSON.stringify(request));
   }
@@ -141,7 +164,22 @@ export class CandleFeed {
         this.attempt = 0;
         this.setStatus({ state: "connected", retryInMs: null });
         this.startPinging();
-        if (this.pair) this.subscribe(true);
+        if (this.pair) {
+          this.subscribe(true);
+          this.subscribeTrades(true);
+        }
+        break;
+      case "trades_snapshot":
+        if (this.pair && data.symbol === this.pair.symbol) {
+          this.stats.tradeSnapshots += 1;
+          this.handlers.onTrades?.(data.symbol, data.data, { resumed: this.tradesResumed });
+        }
+        break;
+      case "trade":
+        if (this.pair && data.symbol === this.pair.symbol) {
+          this.stats.trades += 1;
+          this.handlers.onTrade?.(data.symbol, data);
+        }
         break;
       case "history_data":
         this.receiveHistory(data);
@@ -164,7 +202,7 @@ export class CandleFeed {
         this.handlers.onError(data);
         break;
       default:
-        break; // unsubscribe_confirmed, and kinds a newer server may add
+        break; // unsubscribe_confirmed, trades_unsubscribed, and kinds a newer server may add
     }
   }
 

@@ -1,6 +1,7 @@
 // The live chart page: symbol picker, interval buttons, the candlestick chart with a volume histogram
 // under it (TradingView lightweight-charts, loaded before this module as the global `LightweightCharts`),
-// crosshair legend, UTC/local toggle and status line. The WebSocket side is chart-feed.js.
+// the symbol's latest trades beside it, crosshair legend, UTC/local toggle and status line. The WebSocket
+// side is chart-feed.js.
 //
 // `window.__kline` is a read-only view of the page's state for tests and for the curious (see the end).
 
@@ -10,6 +11,7 @@ import { formatPrice, priceFormatFor } from "./price-format.js";
 const INTERVALS = ["s1", "s15", "s30", "m1", "m5", "m15", "h1", "h4", "d1"];
 const SYMBOLS_REFRESH_MS = 10_000;
 const MAX_ERRORS_KEPT = 20;
+const TRADES_KEPT = 50;
 const UP = "#26a69a";
 const DOWN = "#ef5350";
 // Volume bars in the candle colours, translucent so the candles above stay readable.
@@ -22,6 +24,7 @@ const state = {
   interval: INTERVALS.includes(params.get("interval")) ? params.get("interval") : "m1",
   utc: params.get("tz") === "utc",
   candles: [], // protocol candles of the current pair, ascending by time, one per time
+  trades: [], // the symbol's latest trades, newest first (at most TRADES_KEPT)
   hasOlder: false,
   priceFormatSet: false,
   counts: { historicalUpdates: 0, resets: 0 },
@@ -199,6 +202,45 @@ function safely(what, action) {
   }
 }
 
+// ---- trades ----
+
+/** Adds trades newer than those held (newest first in `trades`); a trade held already is skipped. */
+function addTrades(trades) {
+  const known = new Set(state.trades.map((t) => t.id));
+  const fresh = trades.filter((t) => !known.has(t.id));
+  state.trades = [...fresh, ...state.trades].slice(0, TRADES_KEPT);
+  renderTrades();
+}
+
+function clock(ms) {
+  const d = new Date(ms);
+  return state.utc
+    ? `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`
+    : `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function renderTrades() {
+  const rows = state.trades.map((trade) => {
+    const row = document.createElement("li");
+    row.dataset.id = trade.id;
+    row.title = `${trade.event_type} ${trade.token_amount} tokens, payer ${trade.payer}, slot ${trade.slot}`;
+    const cells = [
+      [clock(trade.time), "time"],
+      [trade.side, trade.side],
+      [formatPrice(trade.price, 4), trade.side],
+      [`${trade.sol_amount.toFixed(3)} ◎`, "amount"],
+    ];
+    for (const [text, cls] of cells) {
+      const cell = document.createElement("span");
+      cell.textContent = text;
+      cell.className = cls;
+      row.append(cell);
+    }
+    return row;
+  });
+  $("trade-list").replaceChildren(...rows);
+}
+
 // ---- legend and status ----
 
 function showLegend(candle) {
@@ -304,8 +346,19 @@ const feed = new CandleFeed(
         showLegend(state.candles.at(-1));
       }),
     onError: (error) => recordError(error),
+    newestTradeId: () => state.trades[0]?.id,
+    onTrades: (symbol, trades, { resumed }) =>
+      safely("trades", () => {
+        if (symbol !== state.symbol) return;
+        if (!resumed) state.trades = [];
+        addTrades(trades);
+      }),
+    onTrade: (symbol, trade) =>
+      safely("trade", () => {
+        if (symbol === state.symbol) addTrades([trade]);
+      }),
   },
-  { pageSize },
+  { pageSize, tradesKept: TRADES_KEPT },
 );
 setInterval(renderStatus, 1000);
 
@@ -320,6 +373,10 @@ chart.timeScale().subscribeVisibleLogicalRangeChange(loadOlderIfAtLeftEdge);
 // ---- controls ----
 
 function show(symbol, interval) {
+  if (symbol !== state.symbol) {
+    state.trades = [];
+    renderTrades();
+  }
   state.symbol = symbol;
   state.interval = interval;
   state.candles = [];
@@ -357,6 +414,7 @@ $("tz").addEventListener("click", () => {
   $("tz").textContent = state.utc ? "UTC" : "local";
   applyTimeOptions();
   showLegend(state.candles.at(-1));
+  renderTrades();
 });
 $("tz").textContent = state.utc ? "UTC" : "local";
 
@@ -400,8 +458,8 @@ Object.defineProperty(window, "__kline", {
       return { symbol: state.symbol, interval: state.interval, confirmed: feed.stats.confirmed };
     },
     get counts() {
-      const { connections, subscribes, snapshots, resumes, updates, olderPages } = feed.stats;
-      return { connections, subscribes, snapshots, resumes, updates, olderPages, ...state.counts };
+      const { connections, subscribes, snapshots, resumes, updates, olderPages, tradeSnapshots, trades } = feed.stats;
+      return { connections, subscribes, snapshots, resumes, updates, olderPages, tradeSnapshots, trades, ...state.counts };
     },
     get lastSubscribe() {
       return feed.stats.lastSubscribe && { ...feed.stats.lastSubscribe };
@@ -420,6 +478,13 @@ Object.defineProperty(window, "__kline", {
     },
     get hasOlder() {
       return state.hasOlder;
+    },
+    /** The trades list as drawn: each row's trade id and text, newest first. */
+    get trades() {
+      return [...document.querySelectorAll("#trade-list li")].map((li) => ({ id: li.dataset.id, text: li.textContent }));
+    },
+    get lastTradesSubscribe() {
+      return feed.stats.lastTradesSubscribe && { ...feed.stats.lastTradesSubscribe };
     },
     get priceLabels() {
       return state.priceLabels.slice();

@@ -7,7 +7,10 @@
 //   4. unsubscribe s30: unsubscribe_confirmed, and no s30 update after it;
 //   5. resubscribe s30: history_data, subscription_confirmed, updates again;
 //   6. the old script's invalid mints (TEST_MINT_0..4) and payloads that do not parse: error 1001;
-//   7. ping: pong.
+//   7. ping: pong;
+//   and the trades of the old server's newest branch: `history_event_data` (the latest events, newest first)
+//   between `history_data` and `subscription_confirmed`, then live `event_data` once per socket (not once
+//   per subscribed interval), in block order, none already in the first snapshot.
 // Env: KLINE_HTTP_URL (http://host:port), KLINE_MINT (a mint the simulator trades).
 const { io } = require('socket.io-client');
 const assert = require('assert');
@@ -17,6 +20,8 @@ const MINT = process.env.KLINE_MINT;
 const INTERVALS = ['s1', 's30', 'm5'];
 const CANDLE_KEYS = ['close', 'high', 'is_final', 'low', 'open', 'time', 'update_count', 'update_type', 'volume'];
 const WAIT_MS = 15000;
+const TRADE_EVENTS = ['BuySell', 'LongShort', 'FullClose', 'PartialClose'];
+const eventKey = (e) => `${e.event_data.signature}:${e.event_data.event_index || 0}`;
 
 /// Records every event of a socket, so a step can wait for the next one that matches.
 class Recorder {
@@ -66,6 +71,29 @@ function checkCandle(candle) {
     assert.ok(candle.update_count >= 1);
 }
 
+function checkEventUpdate(update) {
+    assert.deepStrictEqual(Object.keys(update).sort(), ['event_data', 'event_type', 'symbol', 'timestamp']);
+    assert.strictEqual(update.symbol, MINT);
+    assert.ok(TRADE_EVENTS.includes(update.event_type), `a price event: ${update.event_type}`);
+    assert.strictEqual(update.event_data.event_type, update.event_type, 'event_data carries its event_type tag');
+    assert.strictEqual(update.event_data.mint_account, MINT);
+    assert.ok(Number.isInteger(update.event_data.slot));
+    assert.strictEqual(typeof update.event_data.signature, 'string');
+    assert.ok(Math.abs(update.timestamp - Date.now()) < 3600000, 'timestamp in Unix ms');
+}
+
+function checkHistoryEvents(data) {
+    assert.deepStrictEqual(Object.keys(data).sort(), ['data', 'has_more', 'symbol', 'total_count']);
+    assert.strictEqual(data.symbol, MINT);
+    assert.ok(data.data.length > 0 && data.data.length <= 300, `1..300 events, got ${data.data.length}`);
+    assert.strictEqual(data.total_count, data.data.length);
+    assert.strictEqual(typeof data.has_more, 'boolean');
+    data.data.forEach(checkEventUpdate);
+    for (let i = 1; i < data.data.length; i++) {
+        assert.ok(data.data[i - 1].event_data.slot >= data.data[i].event_data.slot, 'history_event_data is newest first');
+    }
+}
+
 function checkHistory(data, interval, limit) {
     assert.deepStrictEqual(Object.keys(data).sort(), ['data', 'has_more', 'interval', 'symbol', 'total_count']);
     assert.strictEqual(data.symbol, MINT);
@@ -88,6 +116,10 @@ async function subscribe(socket, rec, interval, id) {
     const confirmed = await rec.next(`subscription_confirmed ${interval}`,
         isEvent('subscription_confirmed', forSeries(interval)), from);
     assert.ok(history.index < confirmed.index, 'history_data comes before subscription_confirmed');
+    const events = await rec.next(`history_event_data ${interval}`,
+        isEvent('history_event_data', (d) => d.symbol === MINT), history.index);
+    assert.ok(events.index < confirmed.index, 'history_event_data comes before subscription_confirmed');
+    checkHistoryEvents(events.data);
     assert.deepStrictEqual(confirmed.data,
         { symbol: MINT, interval, subscription_id: id, success: true, message: '订阅成功' });
     const update = await rec.next(`kline_data ${interval}`, isEvent('kline_data', forSeries(interval)), confirmed.index);
@@ -128,7 +160,14 @@ async function run(transport) {
         for (const interval of INTERVALS) {
             await subscribe(socket, rec, interval, `test_${interval}_${Date.now()}`);
         }
-        passed.push('subscribe s1/s30/m5');
+        passed.push('subscribe s1/s30/m5 (history_event_data between history_data and subscription_confirmed)');
+
+        // Live trades: `event_data` once per socket although three intervals of the mint are subscribed.
+        let liveAt = rec.mark();
+        for (let i = 0; i < 5; i++) {
+            liveAt = (await rec.next('event_data', isEvent('event_data', (d) => d.symbol === MINT), liveAt)).index + 1;
+        }
+        passed.push('event_data live');
 
         // 3. history
         let from = rec.mark();
@@ -198,6 +237,20 @@ async function run(transport) {
             last.set(key, e.data.data);
         }
         passed.push('updates in order');
+
+        // Every event_data once, in block order, none of them already in the first history_event_data.
+        const firstSnapshot = rec.events.find(isEvent('history_event_data'));
+        const known = new Set(firstSnapshot.data.data.map(eventKey));
+        let previous = null;
+        for (const e of rec.events.filter(isEvent('event_data'))) {
+            checkEventUpdate(e.data);
+            const key = eventKey(e.data);
+            assert.ok(!known.has(key), `event_data ${key} came once (not twice, not also in the snapshot)`);
+            known.add(key);
+            if (previous) assert.ok(e.data.event_data.slot >= previous.event_data.slot, 'event_data in block order');
+            previous = e.data;
+        }
+        passed.push('event_data once per socket, in block order');
     } finally {
         socket.disconnect();
     }

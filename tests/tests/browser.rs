@@ -50,6 +50,7 @@ async fn page(browser: &Browser) -> Value {
                      lastSubscribe: k.lastSubscribe, lastBar: k.lastBar, times: k.bars.map(b => b.time),
                      hasOlder: k.hasOlder, priceLabels: k.priceLabels, errors: k.errors,
                      volumes: k.volumeBars, legend: document.getElementById('legend').textContent,
+                     trades: k.trades, lastTradesSubscribe: k.lastTradesSubscribe,
                      statusLine: document.getElementById('status').textContent};",
         )
         .await
@@ -101,6 +102,28 @@ async fn post_event_now(server: &ServerProcess, mint: &str, market: &mut Simulat
         "{body}"
     );
     now / 1000
+}
+
+/// Posts one trade of `mint` stamped now; returns its trade id.
+async fn post_trade_now(
+    server: &ServerProcess,
+    mint: &str,
+    market: &mut SimulatedMarket,
+) -> String {
+    let now = kline_protocol::response::unix_millis_now();
+    let mut event: Value = serde_json::from_str(&market.next_event_for(0, now).to_json()).unwrap();
+    event["mint_account"] = Value::from(mint);
+    let (status, body) = post_events(server, event.to_string()).await;
+    assert_eq!(
+        (status, &body["accepted"]),
+        (200, &Value::from(1)),
+        "{body}"
+    );
+    format!(
+        "{}:{}",
+        event["signature"].as_str().unwrap(),
+        event["event_index"].as_u64().unwrap_or(0)
+    )
 }
 
 fn times(state: &Value) -> Vec<i64> {
@@ -362,6 +385,57 @@ async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() 
         "chart screenshot: {} (status line: {})",
         path.display(),
         page(&browser).await["statusLine"]
+    );
+
+    // The trades list beside the chart: the symbol's latest trades in the chain's order (newest first),
+    // and a trade stored now appears in it live.
+    let mut trader = SimulatedMarket::new(777, 1);
+    let posted = post_trade_now(&server, &mint, &mut trader).await;
+    let state = wait_for(
+        "the posted trade in the trades list",
+        Duration::from_secs(10),
+        || async {
+            let state = page(&browser).await;
+            let listed = state["trades"].as_array().cloned().unwrap_or_default();
+            if listed.iter().any(|row| row["id"] == posted.as_str()) {
+                Ok(state)
+            } else {
+                Err(format!("{} rows, not {posted}", listed.len()))
+            }
+        },
+    )
+    .await;
+    let listed: Vec<String> = state["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_str().unwrap().to_owned())
+        .collect();
+    let rest = get_json(&server.url(&format!("/api/v1/trades?symbol={mint}&limit=1000"))).await;
+    let stored: Vec<&str> = rest["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    let positions: Vec<usize> = listed
+        .iter()
+        .map(|id| {
+            stored
+                .iter()
+                .position(|s| s == id)
+                .unwrap_or_else(|| panic!("listed trade {id} is not stored"))
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "the trades list is newest first in the chain's order, once each: {positions:?}"
+    );
+    let row = &state["trades"][0]["text"];
+    assert!(
+        row.as_str()
+            .is_some_and(|t| t.contains("buy") || t.contains("sell")),
+        "{row}"
     );
 
     // Server restart: the page reconnects and resumes from its newest bar, no gap and no duplicate.

@@ -214,8 +214,9 @@ fn watch_survives_a_server_restart_without_gaps_or_duplicates() {
 }
 
 /// The real interactive binary in a real terminal (tmux): the chart draws with its newest candle at the
-/// right edge and the volume pane under it, `v` hides the pane, `c` shows a candle's volume, `5` switches
-/// to m5, `?` shows the keys, `q` quits and the terminal is given back.
+/// right edge and the volume pane under it, `v` hides the pane, `c` shows a candle's volume, `t` shows the
+/// trades pane and new trades appear in it live, `5` switches to m5, `?` shows the keys, `q` quits and the
+/// terminal is given back.
 #[test]
 fn interactive_chart_in_tmux() {
     let tmux_ok = Command::new("tmux")
@@ -302,6 +303,24 @@ fn interactive_chart_in_tmux() {
             .is_some_and(|l| l.contains(" O ") && l.contains(" V "))
     });
     tmux(&["send-keys", "-t", &session, "c"]);
+    tmux(&["send-keys", "-t", &session, "t"]);
+    // The pane's newest row (below its title row): a trade with its side, then a newer one replaces it.
+    let newest_trade = |screen: &str| -> Option<String> {
+        let mut lines = screen.lines();
+        lines.find(|l| l.contains(" trades "))?;
+        let row = lines.next()?;
+        let cell = row.rsplit('│').nth(1)?.trim().to_owned();
+        (cell.contains(" buy ") || cell.contains(" sell ")).then_some(cell)
+    };
+    let screen = wait_for("the trades pane with a trade", &|s| {
+        newest_trade(s).is_some()
+    });
+    let first = newest_trade(&screen).unwrap();
+    wait_for("a newer trade on top of the pane", &|s| {
+        newest_trade(s).is_some_and(|row| row != first)
+    });
+    tmux(&["send-keys", "-t", &session, "t"]);
+    wait_for("the trades pane hidden", &|s| !s.contains(" trades "));
     tmux(&["send-keys", "-t", &session, "5"]);
     wait_for("the m5 chart", &|s| {
         s.lines().next().is_some_and(|l| l.contains(" m5 ")) && s.contains('█')

@@ -2,10 +2,11 @@
 //!
 //! Layout, top to bottom: header (symbol, interval, last price, change, visible high/low — or the crosshair
 //! candle with its volume), the chart with its price axis on the right, the volume pane (toggled with `v`)
-//! with its scale, the time axis, and the status line.
+//! with its scale, the time axis, and the status line; the trades pane (toggled with `t`) on the right.
 
 pub mod chart;
 pub mod price;
+pub mod trades;
 pub mod volume;
 
 use std::time::Instant;
@@ -20,6 +21,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
 use self::chart::{CandleChart, first_column, price_range};
 use self::price::format_price;
+use self::trades::{TRADES_WIDTH, TradesPane};
 use self::volume::{VolumeBars, format_volume, max_volume};
 use crate::input::KEY_HELP;
 use crate::state::{ChartState, LinkStatus};
@@ -61,6 +63,8 @@ pub struct Ui {
     pub utc: bool,
     /// The volume pane is hidden (`v`); shown by default.
     pub volume_hidden: bool,
+    /// The trades pane is shown (`t`); hidden by default.
+    pub trades_shown: bool,
     pub show_help: bool,
     pub picker: Option<Picker>,
 }
@@ -77,6 +81,23 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
             .render(area, buf);
         return;
     }
+    let full = area;
+    let area = if ui.trades_shown && area.width >= MIN_WIDTH + TRADES_WIDTH {
+        let pane = Rect::new(
+            area.right() - TRADES_WIDTH,
+            area.y + 1,
+            TRADES_WIDTH,
+            area.height - 2,
+        );
+        let trades = TradesPane {
+            trades: &state.trades,
+            utc: ui.utc,
+        };
+        (&trades).render(pane, buf);
+        Rect::new(area.x, area.y, area.width - TRADES_WIDTH, area.height)
+    } else {
+        area
+    };
     let plot = Rect::new(area.x, area.y + 1, area.width - AXIS_WIDTH, area.height - 3);
     let candles = state.visible(plot.width);
     let volume_rows = if ui.volume_hidden {
@@ -155,10 +176,10 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
         now,
     );
     if ui.show_help {
-        render_help(area, buf);
+        render_help(full, buf);
     }
     if let Some(picker) = &ui.picker {
-        render_picker(picker, area, buf);
+        render_picker(picker, full, buf);
     }
 }
 

@@ -75,7 +75,8 @@ pub struct KlineConfig {
     pub finality_grace_ms: u64,
     pub price_scale_decimals: u32,
     pub history_data_limit: u32,
-    /// Candles a hub shard's feed inbox holds before a series is re-read from the store instead.
+    /// Candles a hub shard's feed inbox holds before a series is re-read from the store instead; also the
+    /// trades the trade feed holds (and a trade gate, and a catch-up page) before re-reading a mint.
     pub broadcast_buffer_size: usize,
     /// Seconds without client traffic before a connection is closed (4000).
     pub connection_timeout: u64,

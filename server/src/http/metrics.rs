@@ -80,6 +80,21 @@ pub fn registry(
         w.feed_coalesced.clone(),
     );
     r.register(
+        "trade_subscriptions_active",
+        "(connection, mint) trade subscriptions",
+        w.trade_subscriptions_active.clone(),
+    );
+    r.register(
+        "trades_delivered",
+        "Trades pushed to subscribers, once per subscriber",
+        w.trades_delivered.clone(),
+    );
+    r.register(
+        "trade_feed_lagged",
+        "Times the trade feed overflowed and a mint's trades were re-read from the store",
+        w.trade_feed_lagged.clone(),
+    );
+    r.register(
         "slow_client_closes",
         "Clients closed with 4008 (too slow)",
         w.slow_client_closes.clone(),

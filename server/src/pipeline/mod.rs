@@ -18,6 +18,7 @@ use kline_protocol::{Interval, Symbol};
 
 use crate::aggregator::{Aggregator, OrderKey, PriceTick};
 use crate::event::{EventRecord, scaled_price};
+use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
 use crate::stats::PipelineStats;
 use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats};
@@ -48,6 +49,9 @@ pub struct Pipeline {
     stats: Arc<PipelineStats>,
     /// Per mint, when the newest event of the group being written reached the server (Unix ms).
     received: HashMap<[u8; 32], i64>,
+    /// The trades of the group being written, published after the write (moved here, not copied: the
+    /// trade and the event's JSON are built for the write anyway).
+    trades: Vec<LiveTrade>,
 }
 
 impl Pipeline {
@@ -74,6 +78,7 @@ impl Pipeline {
             feed,
             stats,
             received: HashMap::new(),
+            trades: Vec::new(),
         })
     }
 
@@ -128,12 +133,16 @@ impl Pipeline {
                     report.duplicates += 1;
                     continue;
                 }
-                write.put_event(&id, &event.to_json());
+                let event_json = event.to_json();
+                write.put_event(&id, &event_json);
                 report.accepted += 1;
                 if let Some(tick) = self.price_tick(event) {
                     if let Some(trade) = event.to_trade(tick.price) {
                         let json = serde_json::to_string(&trade).expect("trades serialize");
-                        write.put_trade(&tick.mint, &event.trade_position(), &json);
+                        let position = event.trade_position();
+                        write.put_trade(&tick.mint, &position, &json);
+                        self.trades
+                            .push(LiveTrade::new(tick.mint, position, trade, event_json));
                     }
                     let outcome = self
                         .aggregator
@@ -210,11 +219,13 @@ impl Pipeline {
         stats.event_count += 1;
     }
 
-    /// Adds the aggregator's changes to `write`, commits it, then publishes. On a failed write the
-    /// in-memory candles are reloaded from the store, so memory never runs ahead of what is stored.
+    /// Adds the aggregator's changes to `write`, commits it, then publishes the candles and the trades.
+    /// On a failed write the in-memory candles are reloaded from the store, so memory never runs ahead of
+    /// what is stored.
     fn commit(&mut self, mut write: StoreBatch<'_>, now_ms: i64) -> Result<(), StoreError> {
         let changes = self.aggregator.take_changes();
         let received = std::mem::take(&mut self.received);
+        let trades = std::mem::take(&mut self.trades);
         for change in &changes {
             write.put_candle(&change.key, &change.state);
         }
@@ -256,6 +267,8 @@ impl Pipeline {
         let published = changes.iter().filter(|change| change.publish).count();
         PipelineStats::add(&self.stats.candle_updates_published, published);
         PipelineStats::add(&self.stats.candle_updates_watched, watched);
+        // After the write, like the candles: a trade snapshot read from now on sees these trades.
+        self.feed.trades().publish(trades);
         Ok(())
     }
 

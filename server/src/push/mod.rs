@@ -7,6 +7,7 @@
 //! - [`gate`]: subscribe gating (snapshot first, then only newer updates).
 //! - [`session`]: a connection's subscriptions, the subscription limit, the subscribe/unsubscribe steps
 //!   and history reads.
+//! - [`trade_hub`]: the trade subscriptions and the delivery of every committed trade, once per connection.
 //! - [`rate_limit`]: the token bucket.
 
 pub mod gate;
@@ -14,6 +15,7 @@ pub mod hub;
 pub mod rate_limit;
 pub mod session;
 pub mod subscriber;
+pub mod trade_hub;
 
 use kline_protocol::{Interval, Symbol};
 

@@ -81,6 +81,11 @@ impl Subscriptions {
         was
     }
 
+    /// Whether some series of `symbol` is subscribed.
+    pub fn has_symbol(&self, symbol: &kline_protocol::Symbol) -> bool {
+        self.0.iter().any(|(known, _)| known == symbol)
+    }
+
     /// Every subscribed series (for [`Hub::disconnect`] when the connection ends).
     pub fn into_series(self) -> Vec<SeriesKey> {
         self.0

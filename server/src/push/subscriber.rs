@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::feed::CandleUpdate;
+use crate::feed::trades::LiveTrade;
 use crate::socketio::sink::SocketIoSink;
 use crate::ws::outbox::Outbox;
 
@@ -27,6 +28,17 @@ impl Subscriber {
         match self {
             Subscriber::WebSocket(outbox) => outbox.push_updates(updates).ok(),
             Subscriber::SocketIo(sink) => sink.deliver(updates),
+        }
+    }
+
+    /// Pushes trades of one mint, in order, through the transport's bounded buffer (its overflow policy
+    /// applies, as for candles). `false`: the subscriber is closed.
+    pub fn push_trades(&self, trades: &[Arc<LiveTrade>]) -> bool {
+        match self {
+            Subscriber::WebSocket(outbox) => trades
+                .iter()
+                .all(|trade| outbox.push_message(crate::ws::trades::frame(trade).clone())),
+            Subscriber::SocketIo(sink) => trades.iter().all(|trade| sink.emit_event_data(trade)),
         }
     }
 

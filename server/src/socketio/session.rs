@@ -22,11 +22,13 @@ use tracing::Instrument;
 use super::sink::SocketIoSink;
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
 use crate::app::AppState;
+use crate::event::EventId;
 use crate::push::hub::{ConnectionId, next_connection_id};
 use crate::push::rate_limit::{TokenBucket, history_cost};
 use crate::push::session::{Subscriptions, read_history};
 use crate::push::{SeriesKey, Subscriber};
 use crate::stats::{PipelineStats, PushStats};
+use crate::store::TradePosition;
 
 /// The events a client may send.
 pub const EVENTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
@@ -139,6 +141,7 @@ async fn run(
         conn,
         sink: &sink,
         subscriptions: Subscriptions::default(),
+        trade_mints: Vec::new(),
         limiter: TokenBucket::new(
             config.websocket.rate_limit_burst,
             config.websocket.rate_limit_per_sec,
@@ -161,6 +164,7 @@ async fn run(
         .hub
         .disconnect(conn, session.subscriptions.into_series())
         .await;
+    state.trade_hub.disconnect(conn, session.trade_mints).await;
     if too_slow {
         let patience = Duration::from_secs(config.socketio.ping_timeout_secs);
         disconnect_when_room(sink.socket(), &gone, patience).await;
@@ -196,6 +200,8 @@ struct Session<'a> {
     conn: ConnectionId,
     sink: &'a Arc<SocketIoSink>,
     subscriptions: Subscriptions,
+    /// Mints whose trades reach this socket as `event_data`: those with a subscribed series, each once.
+    trade_mints: Vec<[u8; 32]>,
     limiter: TokenBucket,
 }
 
@@ -272,23 +278,39 @@ impl Session<'_> {
         self.subscriptions
             .join(&self.state.hub, self.conn, &series, &subscriber)
             .await;
+        // The mint's trades: joined (gated) with its first series, so `event_data` comes once per socket.
+        let mint = request.symbol.to_bytes();
+        let joins_trades = !self.trade_mints.contains(&mint);
+        if joins_trades {
+            self.state
+                .trade_hub
+                .join(self.conn, mint, subscriber.clone())
+                .await;
+            self.trade_mints.push(mint);
+        }
         let snapshot = HistoryRequest {
             symbol: request.symbol.clone(),
             interval: request.interval,
             limit: self.state.config.kline.history_data_limit,
             from: None,
         };
-        let history = match self.read(snapshot).await {
-            Ok(history) => history,
+        let read = match self.read(snapshot).await {
+            Ok(history) => self.read_events(mint).await.map(|events| (history, events)),
+            Err(err) => Err(err),
+        };
+        let (history, (trades, events, has_more)) = match read {
+            Ok(read) => read,
             Err(err) => {
                 self.subscriptions
                     .abort(&self.state.hub, self.conn, &series, &subscriber)
                     .await;
+                self.leave_trades_if_unused(&request.symbol).await;
                 return Err(err);
             }
         };
         let mut ascending = history.data.clone();
         ascending.reverse();
+        let history_events = wire::history_event_data(&request.symbol, &trades, &events, has_more);
         let confirmed = wire::SubscriptionConfirmed {
             symbol: request.symbol,
             interval: request.interval,
@@ -296,14 +318,52 @@ impl Session<'_> {
             success: true,
             message: wire::SUBSCRIBED_MESSAGE,
         };
-        // TODO(#14+#15): `history_event_data` (the mint's latest 300 trade events) goes between these two,
-        // and live `event_data` (once per socket per mint) from the per-mint event index of issue 15.
         let replies = [
             ("history_data", to_value(&history)),
+            ("history_event_data", history_events),
             ("subscription_confirmed", to_value(&confirmed)),
         ];
         self.sink.open_gate(&series, &ascending, &replies);
+        if joins_trades {
+            // After the replies: the trades committed since the events were read follow them.
+            let floor = trades.first().map(TradePosition::of_trade);
+            self.state
+                .trade_hub
+                .open(self.conn, mint, floor, Box::new(|| {}))
+                .await;
+        }
         Ok(())
+    }
+
+    /// Leaves the mint's trades when no series of it is subscribed any more.
+    async fn leave_trades_if_unused(&mut self, symbol: &kline_protocol::Symbol) {
+        let mint = symbol.to_bytes();
+        if self.subscriptions.has_symbol(symbol) || !self.trade_mints.contains(&mint) {
+            return;
+        }
+        self.state.trade_hub.leave(self.conn, mint).await;
+        self.trade_mints.retain(|known| *known != mint);
+    }
+
+    /// The mint's latest [`wire::HISTORY_EVENTS`] price events, newest first, with their stored JSON.
+    async fn read_events(
+        &self,
+        mint: [u8; 32],
+    ) -> Result<(Vec<kline_protocol::Trade>, Vec<String>, bool), SioError> {
+        read_history(&self.state.history_reads, &self.state.store, move |store| {
+            let page = store.trades(&mint, None, wire::HISTORY_EVENTS)?;
+            let mut events = Vec::with_capacity(page.trades.len());
+            for trade in &page.trades {
+                let id = EventId {
+                    signature: trade.id.signature_bytes(),
+                    event_index: trade.id.event_index(),
+                };
+                events.push(store.event_json(&id)?.unwrap_or_else(|| "null".to_owned()));
+            }
+            Ok((page.trades, events, page.has_more))
+        })
+        .await
+        .map_err(|message| SioError::new(ErrorCode::HistoryFailed, message))
     }
 
     async fn unsubscribe(&mut self, request: SeriesRequest) {
@@ -311,6 +371,7 @@ impl Session<'_> {
         self.subscriptions
             .leave(&self.state.hub, self.conn, &series, &self.subscriber())
             .await;
+        self.leave_trades_if_unused(&request.symbol).await;
         self.sink.emit(
             "unsubscribe_confirmed",
             &wire::UnsubscribeConfirmed {

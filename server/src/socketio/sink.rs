@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 
 use super::wire::{KlineData, LegacyCandle};
 use crate::feed::CandleUpdate;
+use crate::feed::trades::LiveTrade;
 use crate::push::SeriesKey;
 use crate::push::gate::SeriesGates;
 use crate::stats::{PipelineStats, PushStats};
@@ -129,6 +130,11 @@ impl SocketIoSink {
         }
     }
 
+    /// Emits a trade as `event_data` (its payload encoded once, shared by every socket).
+    pub fn emit_event_data(&self, trade: &LiveTrade) -> bool {
+        self.emit("event_data", event_data(trade))
+    }
+
     /// Starts holding the updates of `series` (see [`crate::push::gate`]).
     pub fn close_gate(&self, series: &SeriesKey) {
         self.lock().gates.close(series_id(series));
@@ -179,6 +185,14 @@ fn kline_data(update: &CandleUpdate) -> &RawValue {
             timestamp: update.produced_at_ms,
         };
         serde_json::value::to_raw_value(&payload).expect("a kline_data payload serializes")
+    })
+}
+
+/// The `event_data` payload of a trade.
+fn event_data(trade: &LiveTrade) -> &RawValue {
+    trade.socketio_payload.get_or_init(|| {
+        serde_json::value::to_raw_value(&super::wire::event_update(trade))
+            .expect("an event_data payload serializes")
     })
 }
 

@@ -50,6 +50,73 @@ pub struct HistoryRequest {
     pub from: Option<i64>,
 }
 
+/// Trade events `history_event_data` sends on `subscribe` (the old server's number).
+pub const HISTORY_EVENTS: usize = 300;
+
+/// `event_data` (and each entry of `history_event_data`): one stored price event of the mint, in the old
+/// server's `EventUpdate` shape.
+#[derive(Debug, Serialize)]
+pub struct EventUpdate<'a> {
+    pub symbol: &'a Symbol,
+    pub event_type: kline_protocol::TradeKind,
+    /// The stored event, as the old server's JSON (with its `event_type` tag).
+    pub event_data: &'a serde_json::value::RawValue,
+    /// The event's block time, Unix milliseconds.
+    pub timestamp: i64,
+}
+
+/// The `EventUpdate` of a trade (its stored event JSON is valid JSON: the pipeline wrote it).
+pub fn event_update(trade: &crate::feed::trades::LiveTrade) -> EventUpdate<'_> {
+    EventUpdate {
+        symbol: &trade.trade.symbol,
+        event_type: trade.trade.event_type,
+        event_data: raw_json(&trade.event_json),
+        timestamp: trade.trade.time,
+    }
+}
+
+/// `json` as a raw JSON value (`null` if it were not JSON, which a stored event always is).
+fn raw_json(json: &str) -> &serde_json::value::RawValue {
+    serde_json::from_str(json)
+        .unwrap_or_else(|_| serde_json::from_str("null").expect("null is JSON"))
+}
+
+/// The `history_event_data` payload: `trades` (newest first) with their stored events' JSON.
+pub fn history_event_data(
+    symbol: &Symbol,
+    trades: &[kline_protocol::Trade],
+    events: &[String],
+    has_more: bool,
+) -> serde_json::Value {
+    let data = trades
+        .iter()
+        .zip(events)
+        .map(|(trade, json)| EventUpdate {
+            symbol,
+            event_type: trade.event_type,
+            event_data: raw_json(json),
+            timestamp: trade.time,
+        })
+        .collect::<Vec<_>>();
+    let payload = HistoryEventData {
+        symbol,
+        total_count: data.len(),
+        data,
+        has_more,
+    };
+    serde_json::to_value(&payload).expect("history_event_data serializes")
+}
+
+/// `history_event_data`: `{symbol, data: [EventUpdate…] newest first, has_more, total_count}`.
+#[derive(Debug, Serialize)]
+pub struct HistoryEventData<'a> {
+    pub symbol: &'a Symbol,
+    pub data: Vec<EventUpdate<'a>>,
+    pub has_more: bool,
+    /// Number of events in `data` (counting every stored event of a mint would read them all).
+    pub total_count: usize,
+}
+
 /// `error`: `{code, message}`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SioError {

@@ -53,6 +53,28 @@ pub struct TradePosition {
     pub signature: [u8; 64],
 }
 
+impl TradePosition {
+    /// Where `trade` sits in its mint's index.
+    pub fn of_trade(trade: &kline_protocol::Trade) -> TradePosition {
+        TradePosition {
+            slot: trade.slot,
+            tx_index: trade.tx_index,
+            event_index: trade.event_index,
+            signature: trade.id.signature_bytes(),
+        }
+    }
+
+    /// The block order of trades, as their keys sort (an unknown `tx_index` after the known ones).
+    pub fn order(&self) -> (u64, u32, u32, [u8; 64]) {
+        (
+            self.slot,
+            self.tx_index.unwrap_or(crate::aggregator::NO_TX_INDEX),
+            self.event_index,
+            self.signature,
+        )
+    }
+}
+
 pub fn trade_key(mint: &[u8; 32], position: &TradePosition) -> [u8; TRADE_KEY_LEN] {
     let mut out = [0u8; TRADE_KEY_LEN];
     out[..32].copy_from_slice(mint);

@@ -273,22 +273,28 @@ impl CandleStore {
         before: Option<&TradeId>,
         limit: usize,
     ) -> Result<TradesPage, StoreError> {
-        let lowest = TradePosition {
-            slot: 0,
-            tx_index: Some(0),
-            event_index: 0,
-            signature: [0; 64],
+        self.trades_between(mint, None, before, limit)
+    }
+
+    /// The newest `limit` trades of `mint` strictly after the trade `after` and strictly before `before`
+    /// (each bound if given), newest first; `has_more`: more of them exist before the oldest returned.
+    pub fn trades_between(
+        &self,
+        mint: &[u8; 32],
+        after: Option<&TradeId>,
+        before: Option<&TradeId>,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
+        let lower = match after {
+            Some(id) => Some(self.trade_position(id)?),
+            None => None,
         };
         let upper = match before {
             Some(id) => keys::trade_key(mint, &self.trade_position(id)?).to_vec(),
-            // The next mint's first key: every trade of `mint` sorts before it.
-            None => match next_prefix(mint) {
-                Some(next) => keys::trade_key(&next, &lowest).to_vec(),
-                None => vec![0xFF; keys::TRADE_KEY_LEN + 1],
-            },
+            None => mint_end(mint),
         };
         let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(keys::trade_key(mint, &lowest).to_vec());
+        read.set_iterate_lower_bound(lower_bound(mint, lower.as_ref()));
         read.set_iterate_upper_bound(upper);
         let mut trades = Vec::with_capacity(limit.min(1024) + 1);
         for item in self
@@ -299,12 +305,34 @@ impl CandleStore {
                 break;
             }
             let (_, value) = item?;
-            trades.push(serde_json::from_slice::<Trade>(&value).map_err(|err| {
-                StoreError::CorruptJson {
-                    what: "trade",
-                    reason: err.to_string(),
-                }
-            })?);
+            trades.push(decode_trade(&value)?);
+        }
+        let has_more = trades.len() > limit;
+        trades.truncate(limit);
+        Ok(TradesPage { trades, has_more })
+    }
+
+    /// Up to `limit` trades of `mint` from `from` on (inclusive), **oldest first**; `has_more`: more follow.
+    /// The trade hub's catch-up read after its inbox dropped trades.
+    pub fn trades_from(
+        &self,
+        mint: &[u8; 32],
+        from: &TradePosition,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(keys::trade_key(mint, from).to_vec());
+        read.set_iterate_upper_bound(mint_end(mint));
+        let mut trades = Vec::with_capacity(limit.min(1024) + 1);
+        for item in self
+            .db
+            .iterator_cf_opt(self.cf(CF_TRADES), read, IteratorMode::Start)
+        {
+            if trades.len() > limit {
+                break;
+            }
+            let (_, value) = item?;
+            trades.push(decode_trade(&value)?);
         }
         let has_more = trades.len() > limit;
         trades.truncate(limit);
@@ -312,7 +340,7 @@ impl CandleStore {
     }
 
     /// Where the trade `id` sits in its mint's index, from its stored event.
-    fn trade_position(&self, id: &TradeId) -> Result<TradePosition, StoreError> {
+    pub fn trade_position(&self, id: &TradeId) -> Result<TradePosition, StoreError> {
         let event_id = EventId {
             signature: id.signature_bytes(),
             event_index: id.event_index(),
@@ -478,6 +506,42 @@ impl StoreBatch<'_> {
 mod tests;
 
 /// The smallest 32-byte key greater than every key starting with `mint`, if any.
+fn decode_trade(value: &[u8]) -> Result<Trade, StoreError> {
+    serde_json::from_slice::<Trade>(value).map_err(|err| StoreError::CorruptJson {
+        what: "trade",
+        reason: err.to_string(),
+    })
+}
+
+/// The first trade key of `mint`, or (given a position) the first key strictly after that trade's: keys
+/// all have one length, so the key with a 0 byte appended sorts right after it.
+fn lower_bound(mint: &[u8; 32], after: Option<&TradePosition>) -> Vec<u8> {
+    match after {
+        Some(position) => {
+            let mut key = keys::trade_key(mint, position).to_vec();
+            key.push(0);
+            key
+        }
+        None => keys::trade_key(mint, &FIRST_POSITION).to_vec(),
+    }
+}
+
+/// A key after every trade key of `mint`: the next mint's first key.
+fn mint_end(mint: &[u8; 32]) -> Vec<u8> {
+    match next_prefix(mint) {
+        Some(next) => keys::trade_key(&next, &FIRST_POSITION).to_vec(),
+        None => vec![0xFF; keys::TRADE_KEY_LEN + 1],
+    }
+}
+
+/// The lowest trade position: every trade of a mint sorts at or after it.
+const FIRST_POSITION: TradePosition = TradePosition {
+    slot: 0,
+    tx_index: Some(0),
+    event_index: 0,
+    signature: [0; 64],
+};
+
 fn next_prefix(mint: &[u8; 32]) -> Option<[u8; 32]> {
     let mut next = *mint;
     for byte in next.iter_mut().rev() {

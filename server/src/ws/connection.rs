@@ -14,7 +14,8 @@ use futures_util::StreamExt;
 use kline_protocol::{
     ClientRequest, CloseCode, ConnectionSuccess, ErrorCode, ErrorData,
     HistoryRequest as WireHistoryRequest, Pong, ServerMessage, ServerPayload, SubscribeRequest,
-    SubscriptionConfirmed, UnsubscribeConfirmed, UnsubscribeRequest,
+    SubscribeTradesRequest, SubscriptionConfirmed, TradesSnapshot, TradesUnsubscribed,
+    UnsubscribeConfirmed, UnsubscribeRequest, UnsubscribeTradesRequest,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -37,6 +38,7 @@ use crate::push::rate_limit::{self, TokenBucket};
 use crate::push::session::{self, Subscriptions};
 use crate::push::{SeriesKey, Subscriber};
 use crate::stats::PipelineStats;
+use crate::store::TradePosition;
 
 /// Serves one upgraded socket until it closes. `read_ahead`: bytes the HTTP server read past the upgrade;
 /// `deflate`: permessage-deflate as negotiated in the handshake.
@@ -138,6 +140,7 @@ async fn serve_admitted(
         outbox: &outbox,
         deflate,
         subscriptions: Subscriptions::default(),
+        trade_mints: Vec::new(),
     };
     outbox.push_message(session.encode(hello));
     let idle = Duration::from_secs(state.config.kline.connection_timeout);
@@ -215,6 +218,7 @@ async fn serve_admitted(
         .hub
         .disconnect(conn, session.subscriptions.into_series())
         .await;
+    state.trade_hub.disconnect(conn, session.trade_mints).await;
     let violated = matches!(end, ReadEnd::Violation(_));
     // The last frames (a close frame, or the echo of the client's) get the write timeout, twice.
     let last_frames = settings.write_timeout * 2;
@@ -265,6 +269,8 @@ struct Session<'a> {
     /// permessage-deflate, if negotiated: large replies are compressed.
     deflate: Option<Deflate>,
     subscriptions: Subscriptions,
+    /// Mints whose trades this connection subscribed (bounded like the candle subscriptions).
+    trade_mints: Vec<[u8; 32]>,
 }
 
 impl Session<'_> {
@@ -292,7 +298,78 @@ impl Session<'_> {
             Ok(ClientRequest::Subscribe(request)) => self.subscribe(request).await,
             Ok(ClientRequest::Unsubscribe(request)) => self.unsubscribe(request).await,
             Ok(ClientRequest::History(request)) => self.history(request).await,
+            Ok(ClientRequest::SubscribeTrades(request)) => self.subscribe_trades(request).await,
+            Ok(ClientRequest::UnsubscribeTrades(request)) => self.unsubscribe_trades(request).await,
         }
+    }
+
+    /// Joins the mint's trades (gated), reads the snapshot, and opens the gate with the snapshot as its
+    /// reply: the snapshot, then every trade committed after it (see [`crate::push::trade_hub`]).
+    async fn subscribe_trades(&mut self, request: SubscribeTradesRequest) {
+        let sub_id = request
+            .subscription_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned());
+        let refuse = |code, message: String| {
+            ErrorData::new(code, message).for_request(Some("subscribe_trades"), sub_id.as_deref())
+        };
+        let mint = request.symbol.to_bytes();
+        let limit = self.state.config.kline.max_subscriptions_per_client;
+        if !self.trade_mints.contains(&mint) && self.trade_mints.len() >= limit {
+            let message = format!(
+                "trade subscription limit reached ({limit} per connection); unsubscribe first"
+            );
+            return self.error(refuse(ErrorCode::SubscriptionRefused, message));
+        }
+        let hub = &self.state.trade_hub;
+        hub.join(self.conn, mint, self.subscriber()).await;
+        if !self.trade_mints.contains(&mint) {
+            self.trade_mints.push(mint);
+        }
+        let count = request
+            .limit
+            .unwrap_or(self.state.config.kline.history_data_limit) as usize;
+        let after = request.after.clone();
+        let read =
+            session::read_history(&self.state.history_reads, &self.state.store, move |store| {
+                let page = store.trades_between(&mint, after.as_ref(), None, count)?;
+                let floor = match (page.trades.first(), &after) {
+                    (Some(newest), _) => Some(TradePosition::of_trade(newest)),
+                    (None, Some(after)) => Some(store.trade_position(after)?),
+                    (None, None) => None,
+                };
+                Ok((page, floor))
+            })
+            .await;
+        match read {
+            Ok((page, floor)) => {
+                let snapshot = TradesSnapshot::new(
+                    request.symbol,
+                    request.subscription_id,
+                    page.trades,
+                    page.has_more,
+                );
+                let frame = self.encode(snapshot);
+                let outbox = self.outbox.clone();
+                let reply = Box::new(move || {
+                    outbox.push_message(frame);
+                });
+                hub.open(self.conn, mint, floor, reply).await;
+            }
+            Err(message) => {
+                hub.leave(self.conn, mint).await;
+                self.trade_mints.retain(|known| *known != mint);
+                self.error(refuse(ErrorCode::HistoryFailed, message));
+            }
+        }
+    }
+
+    async fn unsubscribe_trades(&mut self, request: UnsubscribeTradesRequest) {
+        let mint = request.symbol.to_bytes();
+        self.state.trade_hub.leave(self.conn, mint).await;
+        self.trade_mints.retain(|known| *known != mint);
+        let confirmed = TradesUnsubscribed::new(request.symbol, request.subscription_id);
+        self.outbox.push_message(self.encode(confirmed));
     }
 
     async fn subscribe(&mut self, request: SubscribeRequest) {

@@ -9,6 +9,7 @@
 //! - [`writer`]: writes a connection's backlog when the socket has room; pings; the close.
 //! - [`close`]: the closing handshake: close codes for protocol violations, reading after our close.
 //! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
+//! - [`trades`]: a live trade's frame.
 
 pub mod close;
 pub mod connection;
@@ -18,6 +19,7 @@ pub mod handshake;
 pub mod inflate;
 pub mod outbox;
 pub mod socket;
+pub mod trades;
 pub mod writer;
 
 pub use handshake::upgrade;

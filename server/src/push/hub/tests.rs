@@ -16,7 +16,7 @@ use crate::ws::outbox::Outbox;
 const T0_MS: i64 = 1_764_000_000_000;
 
 /// A client's end of a loopback socket whose server end is an outbox; reads server frames as a client.
-async fn connected(
+pub(crate) async fn connected(
     stats: &Arc<PushStats>,
 ) -> (Arc<Outbox>, WebSocketStream<tokio::net::TcpStream>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
