@@ -17,8 +17,8 @@
 //! [`Inflater::for_server_frames`].
 //!
 //! The negotiation asks for `client_no_context_takeover`: each message is inflated on its own, with one
-//! decompressor per thread, reset per message. A connection keeps no inflate state, and no buffer between
-//! messages beyond what arrived unprocessed.
+//! decompressor per thread, reset per message. A connection keeps no inflate state, and between messages no
+//! `Inflater` at all (the stream drops it when [`Inflater::is_at_rest`]).
 
 use std::cell::RefCell;
 
@@ -130,6 +130,22 @@ impl Header {
     }
 }
 
+/// Whether `bytes` are whole frames none of which starts a compressed message (RSV1): they can go to
+/// tungstenite as they are, without an [`Inflater`] (the common case: a client's small requests).
+pub fn whole_plain_frames(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        let Some(header) = Header::parse(bytes) else {
+            return false;
+        };
+        let end = header.header_len as u64 + header.len;
+        if header.first & RSV1 != 0 || end > bytes.len() as u64 {
+            return false;
+        }
+        bytes = &bytes[end as usize..];
+    }
+    true
+}
+
 impl Inflater {
     /// For a server reading a client's (masked) frames.
     pub fn new(max_message_bytes: usize) -> Inflater {
@@ -156,6 +172,14 @@ impl Inflater {
     /// Whether processed bytes wait for [`Inflater::take`].
     pub fn has_output(&self) -> bool {
         self.taken < self.output.len()
+    }
+
+    /// Nothing in progress and nothing to hand on: the inflater can be dropped and made again.
+    pub fn is_at_rest(&self) -> bool {
+        matches!(self.position, Position::Header)
+            && self.input.is_empty()
+            && self.message.is_none()
+            && !self.has_output()
     }
 
     /// Moves processed bytes into `buf`; returns how many.

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::inflate::Inflater;
+use super::inflate::{Inflater, whole_plain_frames};
 use super::outbox::Outbox;
 
 pub struct ClientStream {
@@ -24,11 +24,23 @@ pub struct ClientStream {
     read_ahead: Bytes,
     outbox: Arc<Outbox>,
     /// Set when the connection negotiated permessage-deflate.
+    inflation: Option<Inflation>,
+}
+
+/// permessage-deflate on the read side. The inflater exists only while a frame is in progress: it is
+/// dropped whenever it is at rest, so an idle connection that negotiated compression holds none.
+struct Inflation {
+    max_message_bytes: usize,
     inflater: Option<Box<Inflater>>,
 }
 
 impl ClientStream {
-    pub fn new(read_ahead: Bytes, outbox: Arc<Outbox>, inflater: Option<Inflater>) -> ClientStream {
+    /// `inflate_max_bytes`: the largest inflated message, when the connection negotiated permessage-deflate.
+    pub fn new(
+        read_ahead: Bytes,
+        outbox: Arc<Outbox>,
+        inflate_max_bytes: Option<usize>,
+    ) -> ClientStream {
         // `read_ahead` is a view into hyper's 8 KiB read buffer: keeping it, even empty, would keep that
         // whole buffer alive for the life of the connection (massif: 8 KB of ~13 KB per idle connection).
         let read_ahead = if read_ahead.is_empty() {
@@ -39,7 +51,10 @@ impl ClientStream {
         ClientStream {
             read_ahead,
             outbox,
-            inflater: inflater.map(Box::new),
+            inflation: inflate_max_bytes.map(|max_message_bytes| Inflation {
+                max_message_bytes,
+                inflater: None,
+            }),
         }
     }
 
@@ -49,26 +64,52 @@ impl ClientStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let inflater = self.inflater.as_mut().expect("compression negotiated");
+        let ClientStream {
+            read_ahead,
+            outbox,
+            inflation,
+        } = self;
+        let inflation = inflation.as_mut().expect("compression negotiated");
         loop {
-            if inflater.has_output() {
+            if let Some(inflater) = inflation.inflater.as_mut()
+                && inflater.has_output()
+            {
                 let n = inflater.take(buf.initialize_unfilled());
                 buf.advance(n);
+                if inflater.is_at_rest() {
+                    inflation.inflater = None;
+                }
                 return Poll::Ready(Ok(()));
             }
-            let fed = if self.read_ahead.is_empty() {
-                // The caller's buffer serves as scratch space: the bytes move into the inflater at once.
+            let max = inflation.max_message_bytes;
+            let fed = if read_ahead.is_empty() {
+                // The caller's buffer serves as scratch space: the bytes move into the inflater at once,
+                // unless they are whole uncompressed frames and no frame is in progress: then they stay.
                 let scratch = buf.initialize_unfilled();
-                let n = ready!(read_socket(self.outbox.socket(), cx, scratch))?;
+                let n = ready!(read_socket(outbox.socket(), cx, scratch))?;
                 if n == 0 {
                     return Poll::Ready(Ok(()));
                 }
+                if inflation.inflater.is_none() && whole_plain_frames(&scratch[..n]) {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                let inflater = inflation
+                    .inflater
+                    .get_or_insert_with(|| Box::new(Inflater::new(max)));
                 inflater.feed(&scratch[..n])
             } else {
-                let ahead = std::mem::take(&mut self.read_ahead);
+                let ahead = std::mem::take(read_ahead);
+                let inflater = inflation
+                    .inflater
+                    .get_or_insert_with(|| Box::new(Inflater::new(max)));
                 inflater.feed(&ahead)
             };
+            let inflater = inflation.inflater.as_mut().expect("just fed");
             fed.map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+            if inflater.is_at_rest() {
+                inflation.inflater = None;
+            }
         }
     }
 }
@@ -96,7 +137,7 @@ impl AsyncRead for ClientStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.inflater.is_some() {
+        if self.inflation.is_some() {
             return self.poll_read_inflated(cx, buf);
         }
         if !self.read_ahead.is_empty() {

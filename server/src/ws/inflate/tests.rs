@@ -174,6 +174,10 @@ fn an_idle_inflater_holds_no_buffers() {
     assert_eq!(inflater.input.capacity(), 0);
     assert_eq!(inflater.output.capacity(), 0);
     assert!(inflater.message.is_none());
+    assert!(inflater.is_at_rest(), "the stream drops it now");
+    let wire = client_frame(0x80 | RSV1 | 0x1, &compressed);
+    inflater.feed(&wire[..3]).unwrap();
+    assert!(!inflater.is_at_rest(), "a frame header in progress");
 }
 
 #[test]
@@ -202,4 +206,21 @@ fn a_client_inflates_the_servers_unmasked_frames() {
     let mut inflater = Inflater::for_server_frames(1024);
     inflater.feed(&masked).unwrap();
     assert_eq!(drain(&mut inflater), masked);
+}
+
+#[test]
+fn whole_uncompressed_frames_can_skip_the_inflater_and_anything_else_cannot() {
+    let mut two = client_frame(0x81, b"{\"msg_type\":\"ping\"}");
+    two.extend(client_frame(0x89, b"x"));
+    assert!(whole_plain_frames(&two));
+    assert!(
+        !whole_plain_frames(&two[..two.len() - 1]),
+        "a frame cut short"
+    );
+    assert!(!whole_plain_frames(&two[..1]), "a header cut short");
+    let compressed = deflate::compress(subscribe_json().as_bytes(), 15, 6).unwrap();
+    assert!(!whole_plain_frames(&client_frame(
+        0x80 | RSV1 | 0x1,
+        &compressed
+    )));
 }
