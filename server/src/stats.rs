@@ -14,6 +14,15 @@ pub type Counter = prometheus_client::metrics::counter::Counter<u64, AtomicU64>;
 /// A count that goes up and down.
 pub type Gauge = prometheus_client::metrics::gauge::Gauge<u64, AtomicU64>;
 
+/// Decrements a gauge when dropped: held by whatever the gauge counts (an open connection) for its life.
+pub struct Decrement<'a>(pub &'a Gauge);
+
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     /// Events stored for the first time (pipeline).

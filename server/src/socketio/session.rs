@@ -115,7 +115,7 @@ async fn run(
 ) {
     let push = state.push_stats.clone();
     let active = push.socketio_connections_active.inc() + 1;
-    let _active = Decrement(&push.socketio_connections_active);
+    let _active = crate::stats::Decrement(&push.socketio_connections_active);
     let config = &state.config;
     let open = active + push.connections_active.get();
     if open as usize > config.websocket.max_connections {
@@ -183,14 +183,6 @@ async fn disconnect_when_room(socket: &SocketRef, gone: &CancellationToken, pati
             }
             _ => return,
         }
-    }
-}
-
-struct Decrement<'a>(&'a crate::stats::Gauge);
-
-impl Drop for Decrement<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

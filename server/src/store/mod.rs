@@ -296,20 +296,7 @@ impl CandleStore {
         let mut read = ReadOptions::default();
         read.set_iterate_lower_bound(lower_bound(mint, lower.as_ref()));
         read.set_iterate_upper_bound(upper);
-        let mut trades = Vec::with_capacity(limit.min(1024) + 1);
-        for item in self
-            .db
-            .iterator_cf_opt(self.cf(CF_TRADES), read, IteratorMode::End)
-        {
-            if trades.len() > limit {
-                break;
-            }
-            let (_, value) = item?;
-            trades.push(decode_trade(&value)?);
-        }
-        let has_more = trades.len() > limit;
-        trades.truncate(limit);
-        Ok(TradesPage { trades, has_more })
+        self.scan_trades(read, IteratorMode::End, limit)
     }
 
     /// Up to `limit` trades of `mint` from `from` on (inclusive), **oldest first**; `has_more`: more follow.
@@ -323,11 +310,18 @@ impl CandleStore {
         let mut read = ReadOptions::default();
         read.set_iterate_lower_bound(keys::trade_key(mint, from).to_vec());
         read.set_iterate_upper_bound(mint_end(mint));
+        self.scan_trades(read, IteratorMode::Start, limit)
+    }
+
+    /// Up to `limit` trades within `read`'s bounds, scanning in `direction`; `has_more` if more are there.
+    fn scan_trades(
+        &self,
+        read: ReadOptions,
+        direction: IteratorMode,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
         let mut trades = Vec::with_capacity(limit.min(1024) + 1);
-        for item in self
-            .db
-            .iterator_cf_opt(self.cf(CF_TRADES), read, IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf_opt(self.cf(CF_TRADES), read, direction) {
             if trades.len() > limit {
                 break;
             }

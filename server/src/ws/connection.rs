@@ -79,7 +79,7 @@ async fn serve_admitted(
 ) {
     let push = state.push_stats.clone();
     let active = push.connections_active.inc();
-    let _active = Decrement(&push.connections_active);
+    let _active = crate::stats::Decrement(&push.connections_active);
     let config = &state.config.websocket;
     let outbox = Arc::new(
         Outbox::new(
@@ -252,14 +252,6 @@ async fn serve_admitted(
         _ => {}
     }
     tracing::debug!(ending = ?ending, "connection closed");
-}
-
-struct Decrement<'a>(&'a crate::stats::Gauge);
-
-impl Drop for Decrement<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// A connection's request handling state.
