@@ -363,9 +363,7 @@ fn on_kline_message(
     let envelope = serde_json::from_str::<Envelope>(text).ok()?;
     match envelope.kind {
         "subscription_confirmed" if !*subscribed => {
-            *subscribed = true;
-            shared.connected.fetch_add(1, Ordering::Relaxed);
-            ready.take();
+            confirmed(subscribed, shared, ready);
             None
         }
         "kline_data" => on_candle_update(envelope.data.get(), outcome),
@@ -386,11 +384,20 @@ fn on_socketio_message(
         return on_candle_update(update.strip_suffix(']')?, outcome);
     }
     if event.starts_with(r#"["subscription_confirmed","#) && !*subscribed {
-        *subscribed = true;
-        shared.connected.fetch_add(1, Ordering::Relaxed);
-        ready.take();
+        confirmed(subscribed, shared, ready);
     }
     None
+}
+
+/// A client's subscription is confirmed: it counts as connected and the ramp may go on.
+fn confirmed(
+    subscribed: &mut bool,
+    shared: &Shared,
+    ready: &mut Option<tokio::sync::mpsc::Sender<()>>,
+) {
+    *subscribed = true;
+    shared.connected.fetch_add(1, Ordering::Relaxed);
+    ready.take();
 }
 
 /// Records a `kline_data` payload (`{symbol, interval, data: candle, ...}`); returns the sequence number

@@ -71,45 +71,53 @@ impl ClientStream {
         } = self;
         let inflation = inflation.as_mut().expect("compression negotiated");
         loop {
-            if let Some(inflater) = inflation.inflater.as_mut()
-                && inflater.has_output()
-            {
-                let n = inflater.take(buf.initialize_unfilled());
+            if let Some(n) = inflation.take(buf.initialize_unfilled()) {
                 buf.advance(n);
-                if inflater.is_at_rest() {
-                    inflation.inflater = None;
-                }
                 return Poll::Ready(Ok(()));
             }
-            let max = inflation.max_message_bytes;
-            let fed = if read_ahead.is_empty() {
-                // The caller's buffer serves as scratch space: the bytes move into the inflater at once,
-                // unless they are whole uncompressed frames and no frame is in progress: then they stay.
-                let scratch = buf.initialize_unfilled();
-                let n = ready!(read_socket(outbox.socket(), cx, scratch))?;
-                if n == 0 {
-                    return Poll::Ready(Ok(()));
-                }
-                if inflation.inflater.is_none() && whole_plain_frames(&scratch[..n]) {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                let inflater = inflation
-                    .inflater
-                    .get_or_insert_with(|| Box::new(Inflater::new(max)));
-                inflater.feed(&scratch[..n])
-            } else {
-                let ahead = std::mem::take(read_ahead);
-                let inflater = inflation
-                    .inflater
-                    .get_or_insert_with(|| Box::new(Inflater::new(max)));
-                inflater.feed(&ahead)
-            };
-            let inflater = inflation.inflater.as_mut().expect("just fed");
-            fed.map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
-            if inflater.is_at_rest() {
-                inflation.inflater = None;
+            if !read_ahead.is_empty() {
+                inflation.feed(&std::mem::take(read_ahead))?;
+                continue;
             }
+            // The caller's buffer serves as scratch space: the bytes move into the inflater at once, unless
+            // they are whole uncompressed frames and no frame is in progress: then they stay.
+            let scratch = buf.initialize_unfilled();
+            let n = ready!(read_socket(outbox.socket(), cx, scratch))?;
+            if n == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if inflation.inflater.is_none() && whole_plain_frames(&scratch[..n]) {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            inflation.feed(&scratch[..n])?;
+        }
+    }
+}
+
+impl Inflation {
+    /// Moves inflated bytes into `buf`: `Some(n)` if there were any.
+    fn take(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let inflater = self.inflater.as_mut().filter(|i| i.has_output())?;
+        let n = inflater.take(buf);
+        self.drop_at_rest();
+        Some(n)
+    }
+
+    /// Feeds bytes read from the socket to the inflater (made if none is in progress).
+    fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let max = self.max_message_bytes;
+        let inflater = self
+            .inflater
+            .get_or_insert_with(|| Box::new(Inflater::new(max)));
+        let fed = inflater.feed(bytes);
+        self.drop_at_rest();
+        fed.map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+    }
+
+    fn drop_at_rest(&mut self) {
+        if self.inflater.as_ref().is_some_and(|i| i.is_at_rest()) {
+            self.inflater = None;
         }
     }
 }
