@@ -18,6 +18,7 @@
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
 //! - [`stats`]: counters read by `/metrics` and `/health`.
 //! - [`store`]: `CandleStore`, RocksDB column families for events, candles and metadata.
+//! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod aggregator;
 pub mod app;
@@ -35,4 +36,5 @@ pub mod socketio;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod stream;
 pub mod ws;

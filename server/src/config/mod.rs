@@ -29,6 +29,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub ingest: IngestConfig,
     pub source: SourcesConfig,
+    pub node: NodeConfig,
+    pub stream: StreamConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +141,47 @@ pub struct SocketIoConfig {
     pub request_queue: usize,
 }
 
+/// Which parts of the server this process runs (docs/scaling.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub role: Role,
+}
+
+/// A process's role: everything in one process, or one writer and many edges over a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sources, pipeline, store and push in one process (the default).
+    All,
+    /// Sources, HTTP ingest, pipeline, the authoritative store and the stream publisher; no push.
+    Writer,
+    /// A replica fed from the stream; `/ws`, Socket.IO and the REST reads.
+    Edge,
+}
+
+/// The stream from the writer to the edges (Redis Streams), used by the roles `writer` and `edge`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// The Redis server: `redis://host:port/db`.
+    pub redis_url: String,
+    /// The stream's key.
+    pub key: String,
+    /// Groups the stream keeps (`XADD … MAXLEN ~`) and the writer's outbox retains for republishing.
+    pub max_len: u64,
+    /// Edge: most stream entries read and applied in one replica write.
+    pub read_count: usize,
+    /// Edge: `/ready` fails (and `/ws` refuses) while the edge is more than this many groups behind.
+    pub max_lag_groups: u64,
+    /// Edge: base URL of a node serving `/internal/snapshot` (the writer or another edge), used when the
+    /// stream no longer holds the groups the replica needs. Empty: the edge waits and reports not ready.
+    pub snapshot_url: String,
+    /// Reconnect backoff towards Redis, milliseconds (doubling from min to max).
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
@@ -211,7 +254,20 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let ws = &self.websocket;
         let sio = &self.socketio;
-        let checks: [(&str, bool, &str); 25] = [
+        let stream = &self.stream;
+        let checks: [(&str, bool, &str); 29] = [
+            ("stream.max_len", stream.max_len > 0, "must be positive"),
+            (
+                "stream.read_count",
+                stream.read_count > 0,
+                "must be positive",
+            ),
+            (
+                "stream.reconnect_min_ms",
+                stream.reconnect_min_ms > 0 && stream.reconnect_min_ms <= stream.reconnect_max_ms,
+                "must be positive and at most stream.reconnect_max_ms",
+            ),
+            ("stream.key", !stream.key.is_empty(), "must not be empty"),
             (
                 "socketio.ping_interval_secs",
                 sio.ping_interval_secs > 0,

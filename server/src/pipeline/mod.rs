@@ -22,6 +22,7 @@ use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
 use crate::stats::PipelineStats;
 use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats};
+use crate::stream::outbox::Outbox;
 
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct Pipeline {
     /// The trades of the group being written, published after the write (moved here, not copied: the
     /// trade and the event's JSON are built for the write anyway).
     trades: Vec<LiveTrade>,
+    /// Role `writer`: numbers each committed group and stores its stream record in the same write.
+    outbox: Option<Outbox>,
 }
 
 impl Pipeline {
@@ -79,7 +82,14 @@ impl Pipeline {
             stats,
             received: HashMap::new(),
             trades: Vec::new(),
+            outbox: None,
         })
+    }
+
+    /// Role `writer`: every committed group also goes to `outbox`, for the stream to the edges.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Pipeline {
+        self.outbox = Some(outbox);
+        self
     }
 
     pub fn store(&self) -> &Arc<CandleStore> {

@@ -1,0 +1,129 @@
+//! The stream from the writer to the edges (issue 16, docs/scaling.md): each committed write group of the
+//! writer becomes one numbered entry of a Redis stream; edges apply the entries to their replica in order.
+//!
+//! - [`record`]: the entry's content (the group's candles, trades, events, symbol stats) and its encoding.
+//! - [`outbox`]: the writer side of the pipeline's write: the group's record and its sequence number go
+//!   into the same RocksDB write as the group (no gap, no duplicate after a crash).
+//! - [`publisher`]: the writer's task that appends the outbox to the stream, in order, and republishes the
+//!   missing tail after a crash or a Redis restart.
+//! - [`replica`]: the edge's task that applies the stream to the replica, then publishes to the local hub.
+//! - [`snapshot`]: `GET /internal/snapshot`, what a new or far-behind edge loads before reading the stream.
+//! - [`StreamStatus`]: sequence numbers and readiness, read by `/ready` and `/metrics`.
+
+pub mod outbox;
+pub mod publisher;
+pub mod record;
+pub mod replica;
+pub mod snapshot;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Why an edge is not ready to serve clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("the replica has not been loaded yet")]
+    NoReplica,
+    #[error("the replica is {lag} groups behind the stream (limit {limit})")]
+    Lagging { lag: u64, limit: u64 },
+}
+
+/// The stream's sequence numbers as this node sees them. Shared by the stream tasks (writers of it),
+/// `/ready` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct StreamStatus {
+    /// Writer: the newest group number committed to the outbox.
+    pub committed_seq: Gauge,
+    /// Writer: the newest group number Redis acknowledged.
+    pub published_seq: Gauge,
+    /// Edge: the newest group number applied to the replica.
+    pub applied_seq: Gauge,
+    /// Edge: the newest group number the stream holds, as last seen.
+    pub head_seq: Gauge,
+    /// Edge: snapshots loaded since start.
+    pub snapshots_loaded: Gauge,
+    /// Whether the connection to Redis is up.
+    pub redis_connected: Gauge,
+    replica_loaded: AtomicBool,
+    head: AtomicU64,
+}
+
+impl StreamStatus {
+    /// Edge: the replica holds a consistent state (its own from before, or a snapshot) and is reading.
+    pub fn set_replica_loaded(&self) {
+        self.replica_loaded.store(true, Ordering::Release);
+    }
+
+    /// Edge: records the newest group number the stream holds.
+    pub fn set_head(&self, seq: u64) {
+        let head = self.head.fetch_max(seq, Ordering::AcqRel).max(seq);
+        self.head_seq.set(head as i64);
+    }
+
+    /// Edge: records that groups up to `seq` are applied.
+    pub fn set_applied(&self, seq: u64) {
+        self.applied_seq.set(seq as i64);
+        self.set_head(seq);
+    }
+
+    /// Groups the stream holds that the replica has not applied.
+    pub fn lag(&self) -> u64 {
+        let applied = self.applied_seq.get().max(0) as u64;
+        self.head.load(Ordering::Acquire).saturating_sub(applied)
+    }
+
+    /// Edge: whether it may serve clients (`/ready`, `/ws`).
+    pub fn readiness(&self, max_lag_groups: u64) -> Result<(), NotReady> {
+        if !self.replica_loaded.load(Ordering::Acquire) {
+            return Err(NotReady::NoReplica);
+        }
+        match self.lag() {
+            lag if lag > max_lag_groups => Err(NotReady::Lagging {
+                lag,
+                limit: max_lag_groups,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Registers the gauges under `stream_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        let gauges = [
+            (
+                "stream_committed_seq",
+                "Writer: newest group number in the outbox",
+                &self.committed_seq,
+            ),
+            (
+                "stream_published_seq",
+                "Writer: newest group number Redis acknowledged",
+                &self.published_seq,
+            ),
+            (
+                "stream_applied_seq",
+                "Edge: newest group number applied to the replica",
+                &self.applied_seq,
+            ),
+            (
+                "stream_head_seq",
+                "Edge: newest group number the stream holds, as last seen",
+                &self.head_seq,
+            ),
+            (
+                "stream_snapshots_loaded",
+                "Edge: snapshots loaded since start",
+                &self.snapshots_loaded,
+            ),
+            (
+                "stream_redis_connected",
+                "1 while the connection to Redis is up",
+                &self.redis_connected,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+    }
+}
