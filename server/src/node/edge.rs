@@ -27,6 +27,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    if config.source.simulator.enabled
+        || config.source.solana.enabled
+        || config.ingest_token().is_some()
+    {
+        tracing::info!(
+            "role edge: the configured sources and ingest are not run here (the writer's)"
+        );
+    }
     let stream = Arc::new(StreamStatus::default());
     let readiness = Readiness::Replica {
         status: stream.clone(),
