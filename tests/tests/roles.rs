@@ -148,6 +148,10 @@ async fn an_edge_without_its_replica_is_not_ready_and_refuses_new_clients() {
     );
     assert_eq!(ws_upgrade_status(&edge).await, 503);
     assert_eq!(socketio_open_status(&edge).await, 503);
+    // A request of a session already open (it has a `sid`) is not refused: socketioxide answers it (here
+    // 400, the session is unknown).
+    let open_session = edge.url("/socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAA");
+    assert_ne!(status_of(&open_session).await, 503);
 
     // No ingest: the route does not exist (ingest is on in the test config, with a token).
     let ingest = reqwest::Client::new()
