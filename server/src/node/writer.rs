@@ -1,9 +1,10 @@
 //! Role `writer`: the sources, HTTP ingest, the pipeline with the stream's outbox, the authoritative store
 //! and the publisher that appends the outbox to the stream. No push: no `/ws`, no Socket.IO, no hub.
 //!
-//! Shutdown order: stop accepting → stop the sources → stop the publisher → let the pipeline store what is
-//! queued → flush RocksDB. Each step is bounded by `server.shutdown_timeout_secs`; groups committed after
-//! the publisher stopped stay in the outbox and are published at the next start.
+//! Shutdown order: stop accepting → stop the sources → let the pipeline store what is queued → flush
+//! RocksDB → the publisher appends the groups it has not sent yet. Each step is bounded by
+//! `server.shutdown_timeout_secs`; groups the publisher could not send (Redis unreachable) stay in the
+//! outbox and are published at the next start.
 
 use std::sync::Arc;
 
@@ -81,10 +82,13 @@ pub async fn run(
     let grace = grace(&config);
     tracing::info!("stopping sources");
     write.stop_sources(grace).await;
-    publisher_stop.cancel();
-    wait_bounded(&publishing, grace, "stream publisher").await;
     wait_bounded(&background, grace, "retention").await;
+    // The pipeline stores what is queued; then the publisher, seeing the pipeline gone, appends the
+    // groups it has not sent yet and ends (or, with Redis unreachable, is stopped after the timeout:
+    // the groups stay in the outbox for the next start).
     write.drain().await?;
+    wait_bounded(&publishing, grace, "stream publisher").await;
+    publisher_stop.cancel();
     tracing::info!("store flushed; bye");
     served
 }

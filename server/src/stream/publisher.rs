@@ -56,8 +56,8 @@ pub async fn run(
     }
 }
 
-/// Publishes from where the stream ends, then each newly committed group. Returns `Ok` when the pipeline
-/// is gone, an error when the stream fails.
+/// Publishes from where the stream ends, then each newly committed group. Returns `Ok` once the pipeline
+/// is gone and everything it committed is sent, an error when the stream fails.
 async fn publish(
     store: &Arc<CandleStore>,
     stream: &mut RedisStream,
@@ -67,6 +67,7 @@ async fn publish(
     let committed_now = *committed.borrow();
     let mut published = resume_after(store, stream, committed_now).await?;
     status.published_seq.set(published as i64);
+    let mut pipeline_gone = false;
     loop {
         let target = *committed.borrow_and_update();
         while published < target {
@@ -92,9 +93,11 @@ async fn publish(
             published = records.last().map_or(published, |(seq, _)| *seq);
             status.published_seq.set(published as i64);
         }
-        if committed.changed().await.is_err() {
+        if pipeline_gone {
             return Ok(());
         }
+        // The pipeline is gone (shutting down): one more pass sends what it committed last.
+        pipeline_gone = committed.changed().await.is_err();
     }
 }
 
