@@ -6,7 +6,14 @@
 
 use std::sync::Arc;
 
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
 use crate::stream::{NotReady, StreamStatus};
+
+/// Seconds a refused client is told to wait before it tries again (as at the socket budget).
+const RETRY_AFTER_SECS: &str = "5";
 
 #[derive(Debug, Clone)]
 pub enum Readiness {
@@ -30,4 +37,14 @@ impl Readiness {
             } => status.readiness(*max_lag_groups),
         }
     }
+}
+
+/// The answer to a new client while the node is not ready: 503, `Retry-After`, the reason as text.
+pub fn refusal(reason: &NotReady) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS))],
+        format!("not ready: {reason}\n"),
+    )
+        .into_response()
 }

@@ -148,6 +148,14 @@ async fn an_edge_without_its_replica_is_not_ready_and_refuses_new_clients() {
     );
     assert_eq!(ws_upgrade_status(&edge).await, 503);
     assert_eq!(socketio_open_status(&edge).await, 503);
+    let refused = reqwest::get(edge.url("/socket.io/?EIO=4&transport=websocket"))
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["retry-after"], "5");
+    assert_eq!(
+        refused.text().await.unwrap(),
+        format!("not ready: {reason}\n")
+    );
     // A request of a session already open (it has a `sid`) is not refused: socketioxide answers it (here
     // 400, the session is unknown).
     let open_session = edge.url("/socket.io/?EIO=4&transport=polling&sid=AAAAAAAAAAAAAAAA");

@@ -7,7 +7,8 @@
 //!
 //! socketioxide (Engine.IO v4, Socket.IO v5) serves both transports, polling and websocket, through the
 //! router's layer. Its heartbeat (`socketio.ping_interval_secs` / `ping_timeout_secs`) closes dead
-//! connections; on shutdown every socket is closed before the hub stops.
+//! connections; on shutdown every socket is closed before the hub stops. A node that is not ready
+//! ([`crate::readiness`]) answers a new session with 503 ([`attach`]); open sessions stay.
 //!
 //! Not here yet: the trade events `history_event_data` and `event_data` of the old server's newest branch
 //! (TODO(#14+#15) in [`session`]).
@@ -20,9 +21,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::layer::SocketIoLayer;
@@ -65,11 +65,7 @@ async fn refuse_new_when_not_ready(
             .any(|pair| pair.starts_with("sid="));
     if opens_session && let Err(reason) = readiness.check() {
         tracing::debug!(%reason, "Socket.IO session refused: not ready");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response();
+        return crate::readiness::refusal(&reason);
     }
     next.run(request).await
 }

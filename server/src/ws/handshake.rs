@@ -127,11 +127,7 @@ pub async fn upgrade(State(state): State<PushContext>, mut request: Request) -> 
     }
     if let Err(reason) = state.readiness.check() {
         tracing::debug!(%reason, "WebSocket upgrade refused: not ready");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response();
+        return crate::readiness::refusal(&reason);
     }
     let accepted = accept_key(request.headers()).and_then(|accept| {
         check_origin(request.headers(), &state.config.cors_allowed_origins).map(|()| accept)
