@@ -88,6 +88,11 @@ impl RedisServer {
         }
     }
 
+    /// The process id while it runs (for CPU sampling).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
