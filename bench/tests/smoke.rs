@@ -274,7 +274,10 @@ fn stream_measures_publish_and_apply() {
         report["without_stream"]["events_per_sec"].as_f64().unwrap() > 0.0,
         "{report}"
     );
-    assert!(report["publish"]["groups"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["publish"]["groups"].as_u64().unwrap() > 0,
+        "{report}"
+    );
     assert!(
         report["apply"]["candle_updates_per_sec"].as_f64().unwrap() > 0.0,
         "{report}"

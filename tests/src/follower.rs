@@ -202,10 +202,10 @@ async fn read(
 }
 
 fn propagate_panic(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = joined {
-        if err.is_panic() {
-            std::panic::resume_unwind(err.into_panic());
-        }
+    if let Err(err) = joined
+        && err.is_panic()
+    {
+        std::panic::resume_unwind(err.into_panic());
     }
 }
 
