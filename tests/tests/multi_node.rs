@@ -229,7 +229,10 @@ async fn post_until_acknowledged(http: &reqwest::Client, url: &str, body: String
                 status.is_success() || status.is_server_error(),
                 "the writer refused a batch: {status}"
             );
-            if let Ok(report) = response.json::<serde_json::Value>().await {
+            // A 5xx (the writer is shutting down or its queue is full) is retried like a lost connection.
+            if status.is_success()
+                && let Ok(report) = response.json::<serde_json::Value>().await
+            {
                 let taken = report["accepted"].as_u64().unwrap_or(0)
                     + report["duplicates"].as_u64().unwrap_or(0);
                 assert_eq!(taken, MINTS as u64, "every event is stored once: {report}");
@@ -382,6 +385,16 @@ async fn redis_restarted_empty_mid_stream_loses_no_update() {
     cluster.redis.shutdown_nosave();
     // The writer keeps taking events while Redis is gone; its outbox holds them.
     ingest.wait_for_more(STEP).await;
+    wait_until(
+        "the writer holds groups Redis never acknowledged",
+        WAIT,
+        || async {
+            let writer = &cluster.writer;
+            metric(writer, "kline_stream_committed_seq").await
+                > metric(writer, "kline_stream_published_seq").await
+        },
+    )
+    .await;
     cluster.redis.restart();
     ingest.wait_for_more(STEP).await;
     ingest.stop().await;
