@@ -239,6 +239,27 @@ impl CandleFeed {
         &self.inboxes
     }
 
+    /// Makes every shard that watches one of `series` re-read it from the store from the given candle time
+    /// (Unix s) on, as after an overflow: for changes that reached the store other than through
+    /// [`CandleFeed::publish`] (an edge loading a snapshot).
+    pub fn resync(&self, series: &HashMap<SeriesId, i64>) {
+        for inbox in self.inboxes.iter() {
+            let mut state = inbox.lock();
+            let mut any = false;
+            for (id, &time) in series {
+                if state.watched.contains(id) {
+                    let from = state.resync.get(id).map_or(time, |&t| t.min(time));
+                    state.start_resync(*id, from);
+                    any = true;
+                }
+            }
+            drop(state);
+            if any {
+                inbox.ready.notify_one();
+            }
+        }
+    }
+
     /// Publishes a committed group's candle changes, in order. `make` builds a change's update; it is
     /// called at most once per change, and only if some shard watches the series. Returns how many
     /// changes some shard watched.

@@ -16,13 +16,15 @@ use std::sync::OnceLock;
 
 use kline_protocol::{Interval, Symbol};
 
-use crate::aggregator::{Aggregator, OrderKey, PriceTick};
+use crate::aggregator::{Aggregator, CandleChange, OrderKey, PriceTick};
 use crate::event::{EventRecord, scaled_price};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
 use crate::stats::PipelineStats;
+use crate::store::keys;
 use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats};
 use crate::stream::outbox::Outbox;
+use crate::stream::record::TradeEntry;
 
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -151,6 +153,14 @@ impl Pipeline {
                         let json = serde_json::to_string(&trade).expect("trades serialize");
                         let position = event.trade_position();
                         write.put_trade(&tick.mint, &position, &json);
+                        if let Some(outbox) = &mut self.outbox {
+                            outbox.record().trades.push(TradeEntry {
+                                mint: tick.mint,
+                                event_key: keys::event_key(&id).to_vec(),
+                                trade_json: json,
+                                event_json: event_json.clone(),
+                            });
+                        }
                         self.trades
                             .push(LiveTrade::new(tick.mint, position, trade, event_json));
                     }
@@ -172,6 +182,9 @@ impl Pipeline {
         for mint in &touched_mints {
             let (_, stats) = &self.symbols[mint];
             write.put_symbol(mint, stats);
+            if let Some(outbox) = &mut self.outbox {
+                outbox.record().add_symbol(mint, stats);
+            }
         }
         self.commit(write, now_ms)?;
         for report in &reports {
@@ -236,9 +249,25 @@ impl Pipeline {
         let changes = self.aggregator.take_changes();
         let received = std::mem::take(&mut self.received);
         let trades = std::mem::take(&mut self.trades);
+        // A final state is the clock's doing, not an event's.
+        let received_at = |change: &CandleChange| {
+            (!change.state.is_final)
+                .then(|| received.get(&change.key.mint).copied())
+                .flatten()
+        };
         for change in &changes {
             write.put_candle(&change.key, &change.state);
+            if let Some(outbox) = &mut self.outbox {
+                let received = received_at(change);
+                outbox
+                    .record()
+                    .add_candle(&change.key, &change.state, change.publish, received);
+            }
         }
+        let sealed = self
+            .outbox
+            .as_mut()
+            .and_then(|outbox| outbox.seal(&mut write, now_ms));
         if write.is_empty() {
             return Ok(());
         }
@@ -249,6 +278,9 @@ impl Pipeline {
             return Err(err);
         }
         PipelineStats::add(&self.stats.batches_written, 1);
+        if let (Some(outbox), Some(seq)) = (&mut self.outbox, sealed) {
+            outbox.committed_ok(seq);
+        }
         let finalized = changes
             .iter()
             .filter(|c| c.publish && c.state.is_final)
@@ -265,10 +297,7 @@ impl Pipeline {
                 interval: change.key.interval,
                 candle: change.state.to_candle(),
                 produced_at_ms: now_ms,
-                // A final state is the clock's doing, not an event's.
-                received_at_ms: (!change.state.is_final)
-                    .then(|| received.get(&change.key.mint).copied())
-                    .flatten(),
+                received_at_ms: received_at(change),
                 encoded: OnceLock::new(),
                 compressed: OnceLock::new(),
                 socketio_payload: OnceLock::new(),

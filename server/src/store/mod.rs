@@ -8,7 +8,8 @@
 //! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's JSON (a protocol [`Trade`]):
 //!   every price event of a mint in the chain's order, so "the latest N trades before X" is a bounded
 //!   reverse scan.
-//! - `meta`: small named values (source cursors).
+//! - `meta`: small named values (source cursors; the stream's sequence numbers).
+//! - `outbox` (role `writer`): group number → the group's stream record ([`replication`]).
 //!
 //! Everything one batch of events causes (events, trades, candles, open markers, symbols) is written in one
 //! [`StoreBatch`], atomically: after a crash the store never holds an event without its candles, or the
@@ -16,6 +17,7 @@
 
 pub mod codec;
 pub mod keys;
+pub mod replication;
 
 use std::path::{Path, PathBuf};
 
@@ -37,8 +39,9 @@ const CF_OPEN: &str = "open_candles";
 const CF_SYMBOLS: &str = "symbols";
 const CF_META: &str = "meta";
 const CF_TRADES: &str = "trades";
-const COLUMN_FAMILIES: [&str; 6] = [
-    CF_EVENTS, CF_CANDLES, CF_OPEN, CF_SYMBOLS, CF_META, CF_TRADES,
+const CF_OUTBOX: &str = "outbox";
+const COLUMN_FAMILIES: [&str; 7] = [
+    CF_EVENTS, CF_CANDLES, CF_OPEN, CF_SYMBOLS, CF_META, CF_TRADES, CF_OUTBOX,
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -6,18 +6,23 @@
 //!   into the same RocksDB write as the group (no gap, no duplicate after a crash).
 //! - [`publisher`]: the writer's task that appends the outbox to the stream, in order, and republishes the
 //!   missing tail after a crash or a Redis restart.
-//! - [`replica`]: the edge's task that applies the stream to the replica, then publishes to the local hub.
+//! - [`apply`]: the edge's replica: records and snapshot frames into the local store, then to the local hub.
+//! - [`replica`]: the edge's task: reads the stream (or a snapshot when the stream has a gap) into [`apply`].
+//! - [`redis`]: the stream engine (Redis Streams), four operations.
 //! - [`snapshot`]: `GET /internal/snapshot`, what a new or far-behind edge loads before reading the stream.
 //! - [`StreamStatus`]: sequence numbers and readiness, read by `/ready` and `/metrics`.
 
+pub mod apply;
 pub mod outbox;
 pub mod publisher;
 pub mod record;
+pub mod redis;
 pub mod replica;
 pub mod snapshot;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -46,14 +51,16 @@ pub struct StreamStatus {
     pub snapshots_loaded: Gauge,
     /// Whether the connection to Redis is up.
     pub redis_connected: Gauge,
+    /// Edge: candle states written to the replica (newer than the stored ones).
+    pub candle_updates_applied: Counter,
     replica_loaded: AtomicBool,
     head: AtomicU64,
 }
 
 impl StreamStatus {
-    /// Edge: the replica holds a consistent state (its own from before, or a snapshot) and is reading.
-    pub fn set_replica_loaded(&self) {
-        self.replica_loaded.store(true, Ordering::Release);
+    /// Edge: whether the replica holds a consistent state (its own from before, or a snapshot).
+    pub fn set_replica_loaded(&self, loaded: bool) {
+        self.replica_loaded.store(loaded, Ordering::Release);
     }
 
     /// Edge: records the newest group number the stream holds.
@@ -125,5 +132,13 @@ impl StreamStatus {
         for (name, help, gauge) in gauges {
             registry.register(name, help, gauge.clone());
         }
+        registry.register(
+            "stream_candle_updates_applied",
+            "Edge: candle states written to the replica",
+            self.candle_updates_applied.clone(),
+        );
     }
 }
+
+#[cfg(test)]
+mod tests;

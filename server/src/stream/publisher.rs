@@ -1,4 +1,12 @@
-//! The writer's publisher: appends the outbox to the Redis stream in order. (Being built: issue 16.)
+//! The writer's publisher: appends the outbox's records to the stream in group order, as the pipeline
+//! commits them, each under its own number.
+//!
+//! On every (re)connection it asks the stream for its newest number and resumes after it, so after a crash
+//! of the writer, a lost acknowledgement or a Redis restart that lost data it republishes exactly the
+//! missing tail with the same content under the same numbers (from the outbox, which holds the newest
+//! `stream.max_len` records). When Redis comes back empty it republishes everything the outbox holds; an
+//! edge that needs older groups than that loads a snapshot. While Redis is unreachable nothing queues in
+//! memory: the records wait in the outbox.
 
 use std::sync::Arc;
 
@@ -6,16 +14,118 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::StreamStatus;
+use super::redis::{RedisStream, StreamError};
 use crate::config::StreamConfig;
-use crate::store::CandleStore;
+use crate::store::{CandleStore, StoreError};
+
+/// Records appended per round trip.
+const APPEND_BATCH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Publishes committed groups until `shutdown` is cancelled.
 pub async fn run(
-    _store: Arc<CandleStore>,
-    _config: StreamConfig,
-    _committed: watch::Receiver<u64>,
-    _status: Arc<StreamStatus>,
+    store: Arc<CandleStore>,
+    config: StreamConfig,
+    mut committed: watch::Receiver<u64>,
+    status: Arc<StreamStatus>,
     shutdown: CancellationToken,
 ) {
-    shutdown.cancelled().await;
+    loop {
+        let Some(mut stream) = RedisStream::connect(&config, &shutdown).await else {
+            return;
+        };
+        status.redis_connected.set(1);
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = publish(&store, &mut stream, &mut committed, &status) => outcome,
+        };
+        status.redis_connected.set(0);
+        match outcome {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "publishing to the stream failed; reconnecting")
+            }
+        }
+    }
+}
+
+/// Publishes from where the stream ends, then each newly committed group. Returns `Ok` when the pipeline
+/// is gone, an error when the stream fails.
+async fn publish(
+    store: &Arc<CandleStore>,
+    stream: &mut RedisStream,
+    committed: &mut watch::Receiver<u64>,
+    status: &StreamStatus,
+) -> Result<(), PublishError> {
+    let committed_now = *committed.borrow();
+    let mut published = resume_after(store, stream, committed_now).await?;
+    status.published_seq.set(published as i64);
+    loop {
+        let target = *committed.borrow_and_update();
+        while published < target {
+            let from = published + 1;
+            let reader = store.clone();
+            let records =
+                tokio::task::spawn_blocking(move || reader.outbox_from(from, APPEND_BATCH))
+                    .await
+                    .expect("outbox reads do not panic")?;
+            let Some(&(first, _)) = records.first() else {
+                break;
+            };
+            if first > from {
+                tracing::warn!(
+                    missing_from = from,
+                    missing_to = first - 1,
+                    "the outbox no longer holds these groups; edges that need them load a snapshot"
+                );
+            }
+            stream.append(&records).await?;
+            published = records.last().map_or(published, |(seq, _)| *seq);
+            status.published_seq.set(published as i64);
+        }
+        if committed.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The newest group the stream already holds, or — when it holds none (new, or Redis lost its data) —
+/// the group before the oldest the outbox still holds, so all of those are published again.
+async fn resume_after(
+    store: &Arc<CandleStore>,
+    stream: &mut RedisStream,
+    committed: u64,
+) -> Result<u64, PublishError> {
+    let head = stream.head().await?;
+    if head > committed {
+        tracing::error!(
+            stream_head = head,
+            committed,
+            "the stream is ahead of this writer's outbox (another writer, or a restored store?); \
+             publishing resumes after the stream's head"
+        );
+    }
+    if head > 0 {
+        return Ok(head);
+    }
+    let reader = store.clone();
+    let oldest = tokio::task::spawn_blocking(move || reader.oldest_outbox_seq())
+        .await
+        .expect("outbox reads do not panic")?;
+    let resume = oldest.map_or(committed, |seq| seq - 1);
+    if resume < committed {
+        tracing::info!(
+            from = resume + 1,
+            to = committed,
+            "the stream is empty; publishing the outbox again"
+        );
+    }
+    Ok(resume)
 }

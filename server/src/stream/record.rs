@@ -1,1 +1,149 @@
-//! One stream entry: the content of one committed write group. (Being built: issue 16.)
+//! One stream entry: what one committed write group of the writer changed in the data the edges replicate
+//! (candle states, trades with their events, symbol stats), and its binary encoding (borsh).
+//!
+//! Values are carried in the store's own encodings (`store::codec`, `store::keys`), so an edge writes them
+//! as the writer did; candle states are decoded on the edge to apply only newer ones.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::aggregator::{CandleKey, CandleState};
+use crate::store::{SymbolStats, codec, keys};
+
+/// The content of one committed group, numbered by the writer's outbox.
+#[derive(Debug, Clone, Default, PartialEq, BorshSerialize, BorshDeserialize)]
+pub struct GroupRecord {
+    /// The group's number: 1, 2, 3… with no gap.
+    pub seq: u64,
+    /// Unix ms when the writer committed the group.
+    pub committed_at_ms: i64,
+    pub candles: Vec<CandleEntry>,
+    pub trades: Vec<TradeEntry>,
+    pub symbols: Vec<SymbolEntry>,
+}
+
+/// A candle's new state.
+#[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
+pub struct CandleEntry {
+    /// `store::keys::candle_key`.
+    pub key: Vec<u8>,
+    /// `store::codec::encode_candle`.
+    pub value: Vec<u8>,
+    /// Whether the writer published it live (a late correction of a final candle is stored, not pushed).
+    pub publish: bool,
+    /// Unix ms when the event behind this state reached the writer, if an event produced it.
+    pub received_at_ms: Option<i64>,
+}
+
+/// A trade and the event it came from.
+#[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
+pub struct TradeEntry {
+    pub mint: [u8; 32],
+    /// `store::keys::event_key` of the event.
+    pub event_key: Vec<u8>,
+    /// The protocol `Trade`, JSON.
+    pub trade_json: String,
+    /// The stored event, JSON.
+    pub event_json: String,
+}
+
+/// A mint's symbol stats after the group.
+#[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
+pub struct SymbolEntry {
+    pub mint: [u8; 32],
+    /// `store::codec::encode_symbol`.
+    pub value: Vec<u8>,
+}
+
+/// An entry that is not a valid record (a different writer version, or corruption).
+#[derive(Debug, thiserror::Error)]
+#[error("stream entry is not a valid group record: {0}")]
+pub struct BadRecord(pub String);
+
+impl GroupRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("records serialize")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<GroupRecord, BadRecord> {
+        borsh::from_slice(bytes).map_err(|err| BadRecord(err.to_string()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.candles.is_empty() && self.trades.is_empty() && self.symbols.is_empty()
+    }
+
+    pub fn add_candle(
+        &mut self,
+        key: &CandleKey,
+        state: &CandleState,
+        publish: bool,
+        received_at_ms: Option<i64>,
+    ) {
+        self.candles.push(CandleEntry {
+            key: keys::candle_key(key).to_vec(),
+            value: codec::encode_candle(state).to_vec(),
+            publish,
+            received_at_ms,
+        });
+    }
+
+    pub fn add_symbol(&mut self, mint: &[u8; 32], stats: &SymbolStats) {
+        self.symbols.push(SymbolEntry {
+            mint: *mint,
+            value: codec::encode_symbol(stats).to_vec(),
+        });
+    }
+}
+
+impl CandleEntry {
+    /// The candle's key and state.
+    pub fn decode(&self) -> Result<(CandleKey, CandleState), BadRecord> {
+        let key = keys::decode_candle_key(&self.key)
+            .ok_or_else(|| BadRecord(format!("candle key of {} bytes", self.key.len())))?;
+        let state = codec::decode_candle(&self.value).map_err(|err| BadRecord(err.to_string()))?;
+        Ok((key, state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kline_protocol::Interval;
+
+    #[test]
+    fn a_record_survives_encoding_and_a_truncated_one_is_refused() {
+        let key = CandleKey {
+            mint: [7; 32],
+            interval: Interval::S1,
+            time: 1_700_000_000,
+        };
+        let tick = crate::aggregator::PriceTick {
+            mint: [7; 32],
+            price: 1.5,
+            key: crate::aggregator::OrderKey::default(),
+            trade: crate::event::TradeAmounts::default(),
+        };
+        let state = CandleState::first(key.time, &tick);
+        let mut record = GroupRecord {
+            seq: 42,
+            committed_at_ms: 1_700_000_000_123,
+            ..GroupRecord::default()
+        };
+        record.add_candle(&key, &state, true, Some(5));
+        record.trades.push(TradeEntry {
+            mint: [7; 32],
+            event_key: vec![1; keys::EVENT_KEY_LEN],
+            trade_json: "{}".into(),
+            event_json: "{\"a\":1}".into(),
+        });
+        let bytes = record.encode();
+        let back = GroupRecord::decode(&bytes).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(back.candles[0].decode().unwrap(), (key, state));
+        let err = GroupRecord::decode(&bytes[..bytes.len() - 3]).unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid group record"),
+            "{err}"
+        );
+    }
+}

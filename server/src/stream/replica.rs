@@ -1,22 +1,160 @@
-//! The edge's replica: applies the stream to the local store, then publishes to the local hub. (Being
-//! built: issue 16.)
+//! The edge's replica task: reads the stream after the newest applied group and hands each read to
+//! [`Replica::apply`] (one RocksDB write, then the local hub). When the stream no longer reaches back to the
+//! group after the applied one (a new edge after the stream was trimmed, an edge down for long, Redis
+//! restarted empty), it loads a snapshot from `stream.snapshot_url` first, then reads on from the snapshot's
+//! group. It keeps [`StreamStatus`] up to date for `/ready`: the replica is *loaded* once it holds a
+//! consistent state, and the lag is the stream's newest group minus the applied one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::StreamStatus;
+use super::apply::{ApplyError, Replica};
+use super::redis::{RedisStream, StreamError};
+use super::snapshot;
 use crate::config::StreamConfig;
 use crate::feed::CandleFeed;
 use crate::store::CandleStore;
 
+#[derive(Debug, thiserror::Error)]
+enum FollowError {
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
 /// Applies the stream until `shutdown` is cancelled.
 pub async fn run(
-    _store: Arc<CandleStore>,
-    _feed: CandleFeed,
-    _config: StreamConfig,
-    _status: Arc<StreamStatus>,
+    store: Arc<CandleStore>,
+    feed: CandleFeed,
+    config: StreamConfig,
+    status: Arc<StreamStatus>,
     shutdown: CancellationToken,
 ) {
-    shutdown.cancelled().await;
+    let replica = match Replica::open(store, feed, status.clone()) {
+        Ok(replica) => replica,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot open the replica; this edge stays not ready");
+            return;
+        }
+    };
+    // Groups applied before (this edge ran earlier) are a consistent state, however old.
+    status.set_replica_loaded(replica.applied() > 0);
+    let replica = Arc::new(Mutex::new(replica));
+    let retry = Duration::from_millis(config.reconnect_max_ms);
+    loop {
+        let Some(mut stream) = RedisStream::connect(&config, &shutdown).await else {
+            return;
+        };
+        status.redis_connected.set(1);
+        let outcome = follow(&replica, &mut stream, &config, &status, &shutdown).await;
+        status.redis_connected.set(0);
+        match outcome {
+            Ok(()) => return,
+            Err(err) => tracing::warn!(error = %err, "following the stream failed; reconnecting"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(retry.min(Duration::from_millis(config.reconnect_min_ms))) => {}
+        }
+    }
+}
+
+/// Reads and applies until shutdown (`Ok`) or a stream error.
+async fn follow(
+    replica: &Arc<Mutex<Replica>>,
+    stream: &mut RedisStream,
+    config: &StreamConfig,
+    status: &StreamStatus,
+    shutdown: &CancellationToken,
+) -> Result<(), FollowError> {
+    loop {
+        let applied = replica.lock().await.applied();
+        let entries = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            entries = stream.read_after(applied, config.read_count) => entries?,
+        };
+        let Some(&(first, _)) = entries.first() else {
+            // Nothing new for a while: learn where the stream ends (it may be behind us after Redis
+            // lost its data; the writer republishes).
+            let head = stream.head().await?;
+            status.set_head(head);
+            if head == 0 {
+                // Nothing to load: an empty stream is consistent with any replica.
+                status.set_replica_loaded(true);
+            }
+            continue;
+        };
+        if first != applied + 1 {
+            tracing::warn!(
+                applied,
+                stream_from = first,
+                "the stream does not reach back to the next group; loading a snapshot"
+            );
+            status.set_replica_loaded(false);
+            status.set_head(entries.last().map_or(first, |(seq, _)| *seq));
+            load_snapshot(replica, config, status, shutdown).await;
+            continue;
+        }
+        let last = entries.last().map_or(first, |(seq, _)| *seq);
+        let head = if entries.len() >= config.read_count {
+            stream.head().await?
+        } else {
+            last
+        };
+        status.set_head(head);
+        let target = Arc::clone(replica);
+        let outcome = tokio::task::spawn_blocking(move || target.blocking_lock().apply(&entries))
+            .await
+            .expect("applying a group does not panic");
+        match outcome {
+            Ok(_) => status.set_replica_loaded(true),
+            Err(ApplyError::Record(err)) => {
+                tracing::error!(error = %err, after = applied, "a stream entry cannot be applied; loading a snapshot");
+                status.set_replica_loaded(false);
+                load_snapshot(replica, config, status, shutdown).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Loads a snapshot from `stream.snapshot_url`; on failure waits `stream.reconnect_max_ms` (the caller
+/// reads the stream again, finds the gap again and comes back).
+async fn load_snapshot(
+    replica: &Arc<Mutex<Replica>>,
+    config: &StreamConfig,
+    status: &StreamStatus,
+    shutdown: &CancellationToken,
+) {
+    let outcome = if config.snapshot_url.is_empty() {
+        tracing::error!(
+            "the replica needs a snapshot but stream.snapshot_url is empty; this edge stays not ready"
+        );
+        None
+    } else {
+        let mut replica = replica.lock().await;
+        match snapshot::load(&config.snapshot_url, &mut replica).await {
+            Ok((seq, changed)) => {
+                tracing::info!(seq, series = changed.len(), url = %config.snapshot_url, "snapshot loaded");
+                replica.resync(&changed);
+                status.set_replica_loaded(true);
+                Some(())
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, url = %config.snapshot_url, "loading a snapshot failed");
+                None
+            }
+        }
+    };
+    if outcome.is_none() {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(config.reconnect_max_ms)) => {}
+        }
+    }
 }

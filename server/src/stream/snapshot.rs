@@ -1,13 +1,209 @@
-//! `GET /internal/snapshot`: a consistent copy of the replicated data and the group number it is
-//! consistent with. (Being built: issue 16.)
+//! Snapshots: a consistent copy of the replicated data (candles, trades and their events, symbol stats)
+//! and the group number it is consistent with, for an edge that is new or further behind than the stream
+//! reaches back.
+//!
+//! `GET /internal/snapshot` (served by the writer and by every edge) streams frames — a little-endian `u32`
+//! length, then a borsh [`Frame`] — read from one RocksDB snapshot, so the copy is consistent while writes
+//! go on; the last frame, [`Frame::End`], carries the group number and the entry count, so a cut-off body
+//! is never taken for a whole one. The producer runs on a blocking thread behind a bounded channel: a slow
+//! reader slows the dump, it does not buffer it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use borsh::{BorshDeserialize, BorshSerialize};
+use bytes::{Buf, Bytes, BytesMut};
 
-use crate::store::CandleStore;
+use super::apply::{ApplyError, Replica};
+use crate::feed::SeriesId;
+use crate::store::replication::Replicated;
+use crate::store::{CandleStore, StoreError};
+
+/// Entries per frame.
+const FRAME_ENTRIES: usize = 2048;
+/// Frames the producer may be ahead of the socket.
+const FRAMES_AHEAD: usize = 4;
+/// Largest frame a reader accepts (a frame holds at most [`FRAME_ENTRIES`] entries of a few KB).
+const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// One frame of a snapshot body.
+#[derive(Debug, BorshSerialize, BorshDeserialize)]
+pub enum Frame {
+    Entries {
+        family: Replicated,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    End {
+        seq: u64,
+        entries: u64,
+    },
+}
+
+impl Frame {
+    fn encode(&self) -> Bytes {
+        let body = borsh::to_vec(self).expect("frames serialize");
+        let mut out = Vec::with_capacity(4 + body.len());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        Bytes::from(out)
+    }
+}
 
 /// The snapshot route, with its state applied.
-pub fn routes(_store: Arc<CandleStore>) -> Router {
+pub fn routes(store: Arc<CandleStore>) -> Router {
     Router::new()
+        .route("/internal/snapshot", get(serve))
+        .with_state(store)
+}
+
+async fn serve(State(store): State<Arc<CandleStore>>) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        if let Err(err) = dump(&store, &tx) {
+            // The body ends without its End frame: the reader sees a cut-off snapshot.
+            tracing::warn!(error = %err, "snapshot dump stopped");
+        }
+    });
+    let frames = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|frame| frame.map(Ok::<_, std::io::Error>))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(frames),
+    )
+        .into_response()
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DumpError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the reader went away")]
+    Gone,
+}
+
+fn dump(store: &CandleStore, tx: &tokio::sync::mpsc::Sender<Bytes>) -> Result<(), DumpError> {
+    let send = |frame: Frame| tx.blocking_send(frame.encode()).is_ok();
+    let mut count = 0u64;
+    let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(FRAME_ENTRIES);
+    let mut pending_family = Replicated::Candles;
+    let seq = store.dump_replicated(|family, key, value| {
+        count += 1;
+        let mut open = true;
+        if !pending.is_empty() && (family != pending_family || pending.len() >= FRAME_ENTRIES) {
+            let entries = std::mem::take(&mut pending);
+            open = send(Frame::Entries {
+                family: pending_family,
+                entries,
+            });
+        }
+        pending_family = family;
+        pending.push((key.to_vec(), value.to_vec()));
+        open
+    })?;
+    let seq = seq.ok_or(DumpError::Gone)?;
+    let last = !pending.is_empty()
+        && !send(Frame::Entries {
+            family: pending_family,
+            entries: pending,
+        });
+    if last
+        || !send(Frame::End {
+            seq,
+            entries: count,
+        })
+    {
+        return Err(DumpError::Gone);
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot request to {url} failed: {reason}")]
+    Http { url: String, reason: String },
+    #[error("snapshot body is malformed: {0}")]
+    Malformed(String),
+    #[error("snapshot body ended before its last frame")]
+    CutOff,
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// Loads the snapshot served at `base_url` into `replica`. Returns the group number it is consistent with
+/// and, per series it changed, the oldest candle time changed (for the hub to re-read).
+pub async fn load(
+    base_url: &str,
+    replica: &mut Replica,
+) -> Result<(u64, HashMap<SeriesId, i64>), SnapshotError> {
+    let url = format!("{}/internal/snapshot", base_url.trim_end_matches('/'));
+    let http_error = |reason: String| SnapshotError::Http {
+        url: url.clone(),
+        reason,
+    };
+    let mut response = reqwest::get(&url)
+        .await
+        .map_err(|err| http_error(err.to_string()))?;
+    if response.status() != StatusCode::OK {
+        return Err(http_error(format!("status {}", response.status())));
+    }
+    let mut buffer = BytesMut::new();
+    let mut changed = HashMap::new();
+    let mut entries = 0u64;
+    loop {
+        while let Some(frame) = next_frame(&mut buffer)? {
+            match frame {
+                Frame::Entries {
+                    family,
+                    entries: batch,
+                } => {
+                    entries += batch.len() as u64;
+                    replica.install(family, batch, &mut changed)?;
+                }
+                Frame::End { seq, entries: sent } => {
+                    if sent != entries {
+                        return Err(SnapshotError::Malformed(format!(
+                            "{entries} entries received, {sent} announced"
+                        )));
+                    }
+                    replica.finish_snapshot(seq)?;
+                    return Ok((seq, changed));
+                }
+            }
+        }
+        match response
+            .chunk()
+            .await
+            .map_err(|err| http_error(err.to_string()))?
+        {
+            Some(chunk) => buffer.extend_from_slice(&chunk),
+            None => return Err(SnapshotError::CutOff),
+        }
+    }
+}
+
+/// Takes one whole frame off the front of `buffer`, if it holds one.
+fn next_frame(buffer: &mut BytesMut) -> Result<Option<Frame>, SnapshotError> {
+    if buffer.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(buffer[..4].try_into().expect("4 bytes")) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(SnapshotError::Malformed(format!("a frame of {len} bytes")));
+    }
+    if buffer.len() < 4 + len {
+        return Ok(None);
+    }
+    buffer.advance(4);
+    let body = buffer.split_to(len);
+    borsh::from_slice(&body)
+        .map(Some)
+        .map_err(|err| SnapshotError::Malformed(err.to_string()))
 }

@@ -1,0 +1,183 @@
+//! What the stream to the edges (`crate::stream`) needs from the store: the writer's outbox (group number →
+//! record, in the same write as the group), raw writes of replicated values on an edge, the newest candle
+//! state per key (to apply only newer ones), and a consistent dump of the replicated column families for
+//! snapshots.
+//!
+//! Replicated column families: `candles`, `trades`, `events` (those behind trades), `symbols`. Not
+//! replicated: `open_candles` (the writer's aggregator state; an edge keeps its own in step through
+//! [`StoreBatch::put_candle`]), `meta` (each node's own cursors and numbers), `outbox`.
+
+use rocksdb::{Direction, IteratorMode, ReadOptions};
+
+use super::{
+    CF_CANDLES, CF_EVENTS, CF_META, CF_OUTBOX, CF_SYMBOLS, CF_TRADES, CandleStore, StoreBatch,
+    StoreError, codec, keys,
+};
+
+/// The writer's newest committed group number (`meta`).
+pub const COMMITTED_SEQ: &str = "stream_committed_seq";
+/// An edge's newest applied group number (`meta`).
+pub const APPLIED_SEQ: &str = "stream_applied_seq";
+
+/// A replicated column family, as a snapshot names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub enum Replicated {
+    Candles,
+    Trades,
+    Events,
+    Symbols,
+}
+
+impl Replicated {
+    pub const ALL: [Replicated; 4] = [
+        Replicated::Candles,
+        Replicated::Trades,
+        Replicated::Events,
+        Replicated::Symbols,
+    ];
+
+    fn cf_name(self) -> &'static str {
+        match self {
+            Replicated::Candles => CF_CANDLES,
+            Replicated::Trades => CF_TRADES,
+            Replicated::Events => CF_EVENTS,
+            Replicated::Symbols => CF_SYMBOLS,
+        }
+    }
+}
+
+fn outbox_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// A group number stored in `meta` (8 bytes, big-endian); 0 when absent.
+pub fn decode_seq(value: Option<&[u8]>) -> u64 {
+    value
+        .and_then(|bytes| bytes.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+impl CandleStore {
+    /// A group number kept in `meta` under `name` (0 when none was stored).
+    pub fn seq(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(decode_seq(self.meta(name)?.as_deref()))
+    }
+
+    /// Up to `max` outbox records from group `from` on, in order: `(seq, record)`.
+    pub fn outbox_from(&self, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let start = outbox_key(from);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(
+            self.cf(CF_OUTBOX),
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            if out.len() >= max {
+                break;
+            }
+            let (key, value) = item?;
+            let seq = decode_seq(Some(&key));
+            out.push((seq, value.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The oldest group the outbox still holds.
+    pub fn oldest_outbox_seq(&self) -> Result<Option<u64>, StoreError> {
+        match self
+            .db
+            .iterator_cf(self.cf(CF_OUTBOX), IteratorMode::Start)
+            .next()
+        {
+            Some(item) => Ok(Some(decode_seq(Some(&item?.0)))),
+            None => Ok(None),
+        }
+    }
+
+    /// For each candle key (`keys::candle_key`), the stored state's `(update_count, is_final)`.
+    pub fn candle_versions(&self, keys: &[&[u8]]) -> Result<Vec<Option<(u32, bool)>>, StoreError> {
+        let cf = self.cf(CF_CANDLES);
+        self.db
+            .batched_multi_get_cf(cf, keys, false)
+            .into_iter()
+            .map(|found| match found? {
+                Some(bytes) => {
+                    let state = codec::decode_candle(&bytes)?;
+                    Ok(Some((state.update_count, state.is_final)))
+                }
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    /// Visits every entry of the replicated column families as of one point in time, and returns the group
+    /// number that point is consistent with (the writer's committed or the edge's applied number); `None`
+    /// when `visit` asked to stop (returned `false`). `visit` is called in key order per family,
+    /// families in [`Replicated::ALL`] order.
+    pub fn dump_replicated(
+        &self,
+        mut visit: impl FnMut(Replicated, &[u8], &[u8]) -> bool,
+    ) -> Result<Option<u64>, StoreError> {
+        let snapshot = self.db.snapshot();
+        // A writer's store has a committed number, an edge's an applied one.
+        let mut seq = 0;
+        for name in [COMMITTED_SEQ, APPLIED_SEQ] {
+            seq = seq.max(decode_seq(
+                snapshot.get_cf(self.cf(CF_META), name)?.as_deref(),
+            ));
+        }
+        for family in Replicated::ALL {
+            let mut read = ReadOptions::default();
+            read.set_snapshot(&snapshot);
+            read.fill_cache(false);
+            for item in
+                self.db
+                    .iterator_cf_opt(self.cf(family.cf_name()), read, IteratorMode::Start)
+            {
+                let (key, value) = item?;
+                if !visit(family, &key, &value) {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(seq))
+    }
+}
+
+impl StoreBatch<'_> {
+    /// Writer: the group's stream record under its number, and the number as the newest committed.
+    pub fn put_outbox(&mut self, seq: u64, record: &[u8]) {
+        self.batch
+            .put_cf(self.store.cf(CF_OUTBOX), outbox_key(seq), record);
+        self.put_meta(COMMITTED_SEQ, &seq.to_be_bytes());
+    }
+
+    /// Writer: drops a group from the outbox (past its retention).
+    pub fn delete_outbox(&mut self, seq: u64) {
+        self.batch
+            .delete_cf(self.store.cf(CF_OUTBOX), outbox_key(seq));
+    }
+
+    /// Edge: a value of a replicated family as the writer stored it. Candles go through
+    /// [`StoreBatch::put_candle`] instead, which keeps the open-candle index in step.
+    pub fn put_replicated(&mut self, family: Replicated, key: &[u8], value: &[u8]) {
+        self.batch
+            .put_cf(self.store.cf(family.cf_name()), key, value);
+    }
+
+    /// Edge: a trade and its event, as the writer stored them.
+    pub fn put_replicated_trade(
+        &mut self,
+        mint: &[u8; 32],
+        position: &keys::TradePosition,
+        trade_json: &str,
+        event_key: &[u8],
+        event_json: &str,
+    ) {
+        self.put_replicated(
+            Replicated::Trades,
+            &keys::trade_key(mint, position),
+            trade_json.as_bytes(),
+        );
+        self.put_replicated(Replicated::Events, event_key, event_json.as_bytes());
+    }
+}

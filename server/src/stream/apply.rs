@@ -1,0 +1,229 @@
+//! The edge's replica: applies group records (from the stream) and snapshot frames to the local store, then
+//! publishes what changed to the local hub — the writer's "publish after write" rule, so a subscriber's
+//! history read from the replica and the live updates after it keep the ordering promises on every node.
+//!
+//! Idempotent: a candle state is written only if it is newer (`(update_count, is_final)`, the hub's rule)
+//! than the stored one, and the applied group number is stored in the same write as the group, so a record
+//! applied twice (a replay after a crash) changes nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use kline_protocol::{Symbol, Trade};
+
+use super::StreamStatus;
+use super::record::{BadRecord, GroupRecord};
+use crate::aggregator::{CandleKey, CandleState};
+use crate::feed::trades::LiveTrade;
+use crate::feed::{CandleFeed, CandleUpdate, SeriesId};
+use crate::store::replication::{APPLIED_SEQ, Replicated};
+use crate::store::{CandleStore, StoreBatch, StoreError, TradePosition, codec, keys};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Record(#[from] BadRecord),
+    #[error("the stream skips from group {applied} to {next}")]
+    Gap { applied: u64, next: u64 },
+}
+
+/// The replica store and what it publishes to. Owned by the replica task.
+pub struct Replica {
+    store: Arc<CandleStore>,
+    feed: CandleFeed,
+    status: Arc<StreamStatus>,
+    applied: u64,
+    symbols: HashMap<[u8; 32], Symbol>,
+}
+
+/// A candle state to publish after the write.
+struct Published {
+    key: CandleKey,
+    state: CandleState,
+    received_at_ms: Option<i64>,
+}
+
+impl Replica {
+    /// Resumes from the group number stored with the replica (0 for a new one).
+    pub fn open(
+        store: Arc<CandleStore>,
+        feed: CandleFeed,
+        status: Arc<StreamStatus>,
+    ) -> Result<Replica, StoreError> {
+        let applied = store.seq(APPLIED_SEQ)?;
+        status.set_applied(applied);
+        Ok(Replica {
+            store,
+            feed,
+            status,
+            applied,
+            symbols: HashMap::new(),
+        })
+    }
+
+    /// The newest group applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Applies `records` (consecutive, from the group after [`Replica::applied`]) in one write, then
+    /// publishes them. Returns the number of candle states written.
+    pub fn apply(&mut self, records: &[(u64, Vec<u8>)]) -> Result<usize, ApplyError> {
+        let mut expected = self.applied + 1;
+        let mut groups = Vec::with_capacity(records.len());
+        for (seq, bytes) in records {
+            if *seq != expected {
+                return Err(ApplyError::Gap {
+                    applied: expected - 1,
+                    next: *seq,
+                });
+            }
+            groups.push(GroupRecord::decode(bytes)?);
+            expected += 1;
+        }
+        let Some(last) = groups.last().map(|g| g.seq) else {
+            return Ok(0);
+        };
+        let store = Arc::clone(&self.store);
+        let mut write = store.batch();
+        let candles: Vec<_> = groups.iter().flat_map(|g| &g.candles).collect();
+        let keys: Vec<&[u8]> = candles.iter().map(|c| c.key.as_slice()).collect();
+        let mut versions: HashMap<&[u8], Option<(u32, bool)>> = keys
+            .iter()
+            .copied()
+            .zip(store.candle_versions(&keys)?)
+            .collect();
+        let mut published = Vec::new();
+        let mut written = 0;
+        for entry in candles {
+            let (key, state) = entry.decode()?;
+            let version = (state.update_count, state.is_final);
+            let stored = versions
+                .get_mut(entry.key.as_slice())
+                .expect("every key was read");
+            if stored.is_some_and(|stored| stored >= version) {
+                continue;
+            }
+            *stored = Some(version);
+            write.put_candle(&key, &state);
+            written += 1;
+            if entry.publish {
+                published.push(Published {
+                    key,
+                    state,
+                    received_at_ms: entry.received_at_ms,
+                });
+            }
+        }
+        let mut trades = Vec::new();
+        for group in &groups {
+            for entry in &group.trades {
+                let trade: Trade = serde_json::from_str(&entry.trade_json)
+                    .map_err(|err| BadRecord(format!("trade JSON: {err}")))?;
+                let position = TradePosition::of_trade(&trade);
+                write.put_replicated_trade(
+                    &entry.mint,
+                    &position,
+                    &entry.trade_json,
+                    &entry.event_key,
+                    &entry.event_json,
+                );
+                trades.push(LiveTrade::new(
+                    entry.mint,
+                    position,
+                    trade,
+                    entry.event_json.clone(),
+                ));
+            }
+            for entry in &group.symbols {
+                write.put_replicated(Replicated::Symbols, &entry.mint, &entry.value);
+            }
+        }
+        self.commit(write, last)?;
+        self.publish(published);
+        self.feed.trades().publish(trades);
+        self.status.candle_updates_applied.inc_by(written as u64);
+        Ok(written)
+    }
+
+    /// Writes one snapshot frame's entries (candles only where newer) and notes, per series, the oldest
+    /// candle changed.
+    pub fn install(
+        &mut self,
+        family: Replicated,
+        entries: Vec<(Vec<u8>, Vec<u8>)>,
+        changed: &mut HashMap<SeriesId, i64>,
+    ) -> Result<(), ApplyError> {
+        let store = Arc::clone(&self.store);
+        let mut write = store.batch();
+        if family == Replicated::Candles {
+            let keys: Vec<&[u8]> = entries.iter().map(|(key, _)| key.as_slice()).collect();
+            let versions = store.candle_versions(&keys)?;
+            for ((key, value), stored) in entries.iter().zip(versions) {
+                let key = keys::decode_candle_key(key)
+                    .ok_or_else(|| BadRecord(format!("candle key of {} bytes", key.len())))?;
+                let state = codec::decode_candle(value).map_err(StoreError::from)?;
+                if stored.is_some_and(|stored| stored >= (state.update_count, state.is_final)) {
+                    continue;
+                }
+                write.put_candle(&key, &state);
+                let oldest = changed.entry((key.mint, key.interval)).or_insert(key.time);
+                *oldest = (*oldest).min(key.time);
+            }
+        } else {
+            for (key, value) in &entries {
+                write.put_replicated(family, key, value);
+            }
+        }
+        store.write(write)?;
+        Ok(())
+    }
+
+    /// The snapshot is installed: the replica is consistent with group `seq`.
+    pub fn finish_snapshot(&mut self, seq: u64) -> Result<(), ApplyError> {
+        let store = Arc::clone(&self.store);
+        self.commit(store.batch(), seq)?;
+        self.status.snapshots_loaded.inc();
+        Ok(())
+    }
+
+    /// After a snapshot: the hub re-reads what it changed for the series somebody watches.
+    pub fn resync(&self, changed: &HashMap<SeriesId, i64>) {
+        self.feed.resync(changed);
+    }
+
+    fn commit(&mut self, mut write: StoreBatch<'_>, seq: u64) -> Result<(), StoreError> {
+        write.put_meta(APPLIED_SEQ, &seq.to_be_bytes());
+        self.store.write(write)?;
+        self.applied = seq;
+        self.status.set_applied(seq);
+        Ok(())
+    }
+
+    fn publish(&mut self, published: Vec<Published>) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let symbols = &mut self.symbols;
+        for update in &published {
+            symbols
+                .entry(update.key.mint)
+                .or_insert_with(|| Symbol::from_bytes(&update.key.mint));
+        }
+        let symbols = &self.symbols;
+        self.feed.publish(
+            published,
+            |update| (update.key.mint, update.key.interval),
+            |update| CandleUpdate {
+                symbol: symbols[&update.key.mint].clone(),
+                interval: update.key.interval,
+                candle: update.state.to_candle(),
+                produced_at_ms: now_ms,
+                received_at_ms: update.received_at_ms,
+                encoded: OnceLock::new(),
+                compressed: OnceLock::new(),
+                socketio_payload: OnceLock::new(),
+            },
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The stream end to end in one process, against a real `redis-server` (skipped with a message when the
+//! binary is missing): a writer's pipeline with its outbox and publisher, and edge replicas that must end
+//! with the writer's candles, trades and symbols — through a Redis restart that loses everything, and
+//! through a snapshot when the stream no longer reaches back.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kline_protocol::Interval;
+use tokio_util::sync::CancellationToken;
+
+use super::outbox::Outbox;
+use super::{StreamStatus, publisher, replica, snapshot};
+use crate::config::{Config, StreamConfig};
+use crate::feed::CandleFeed;
+use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::source::simulator::SimulatedMarket;
+use crate::stats::PipelineStats;
+use crate::store::{CandleStore, HistoryQuery};
+
+const T0_MS: i64 = 1_764_000_000_000;
+
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut redis = Redis {
+            port,
+            child: None,
+            dir: tempfile::tempdir().ok()?,
+        };
+        redis.spawn().then_some(redis)
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("redis-server is not installed; skipping");
+            return false;
+        };
+        self.child = Some(child);
+        wait_for("redis answers", || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        true
+    }
+
+    /// Stops Redis without saving (its data is gone) and starts it again, empty, on the same port.
+    fn restart_empty(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(self.spawn());
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn stream_config(redis: &Redis, snapshot_url: String) -> StreamConfig {
+    StreamConfig {
+        redis_url: redis.url(),
+        snapshot_url,
+        reconnect_min_ms: 20,
+        reconnect_max_ms: 200,
+        ..Config::defaults().stream
+    }
+}
+
+struct Edge {
+    _dir: tempfile::TempDir,
+    store: Arc<CandleStore>,
+    status: Arc<StreamStatus>,
+}
+
+fn start_edge(config: StreamConfig, shutdown: &CancellationToken) -> Edge {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
+    let status = Arc::new(StreamStatus::default());
+    tokio::spawn(replica::run(
+        store.clone(),
+        CandleFeed::unread(),
+        config,
+        status.clone(),
+        shutdown.child_token(),
+    ));
+    Edge {
+        _dir: dir,
+        store,
+        status,
+    }
+}
+
+/// Every series' candles, the symbols and every mint's trades, as comparable values.
+fn contents(store: &CandleStore, market: &SimulatedMarket) -> Vec<String> {
+    let mut out = Vec::new();
+    for mint in market.mints() {
+        let mint = mint.to_bytes();
+        for interval in [Interval::S1, Interval::M1] {
+            let query = HistoryQuery {
+                from: None,
+                to: None,
+                limit: 100_000,
+            };
+            out.push(format!(
+                "{:?}",
+                store.history(&mint, interval, query).unwrap()
+            ));
+        }
+        out.push(format!("{:?}", store.trades(&mint, None, 100_000).unwrap()));
+    }
+    out.push(format!("{:?}", store.symbols().unwrap()));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let shutdown = CancellationToken::new();
+    let writer_dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(CandleStore::open_at(writer_dir.path(), false, 64).unwrap());
+    let status = Arc::new(StreamStatus::default());
+    let outbox = Outbox::open(&writer, 1000, status.clone()).unwrap();
+    let committed = outbox.committed();
+    let settings = PipelineSettings {
+        intervals: vec![Interval::S1, Interval::M1],
+        finality_grace_ms: 0,
+        price_scale_decimals: 28,
+    };
+    let mut pipeline = Pipeline::open(
+        writer.clone(),
+        settings,
+        CandleFeed::unread(),
+        Arc::new(PipelineStats::default()),
+    )
+    .unwrap()
+    .with_outbox(outbox);
+    // The writer's snapshot endpoint, on a loopback port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let snapshot_url = format!("http://{}", listener.local_addr().unwrap());
+    let routes = snapshot::routes(writer.clone());
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    let config = stream_config(&redis, snapshot_url);
+    tokio::spawn(publisher::run(
+        writer.clone(),
+        config.clone(),
+        committed,
+        status.clone(),
+        shutdown.child_token(),
+    ));
+    let edge_a = start_edge(config.clone(), &shutdown);
+
+    let mut market = SimulatedMarket::new(11, 3);
+    let mut ingest = |from: i64, count: i64| {
+        for i in from..from + count {
+            let events = vec![market.next_event(T0_MS + i * 700)];
+            pipeline.ingest(&[events], T0_MS + i * 700).unwrap();
+        }
+    };
+    ingest(0, 150);
+    let caught_up = |edge: &Edge| edge.status.applied_seq.get() == status.committed_seq.get();
+    wait_until("edge A applied the first groups", || caught_up(&edge_a)).await;
+    assert!(status.committed_seq.get() >= 150);
+
+    // Redis loses everything: the publisher republishes the outbox, edge A reads on after what it has.
+    redis.restart_empty();
+    ingest(150, 100);
+    wait_until("edge A applied the groups after the restart", || {
+        caught_up(&edge_a)
+    })
+    .await;
+    assert_eq!(status.published_seq.get(), status.committed_seq.get());
+
+    // A stream that no longer reaches back to group 1: a new edge loads a snapshot, then reads on.
+    let mut raw = redis::Client::open(config.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("XTRIM")
+        .arg(&config.key)
+        .arg("MAXLEN")
+        .arg(10)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let edge_b = start_edge(config.clone(), &shutdown);
+    ingest(250, 50);
+    wait_until("edge B caught up", || caught_up(&edge_b)).await;
+    wait_until("edge A caught up", || caught_up(&edge_a)).await;
+    assert_eq!(edge_b.status.snapshots_loaded.get(), 1);
+    assert!(edge_a.status.readiness(0).is_ok() && edge_b.status.readiness(0).is_ok());
+
+    let market = SimulatedMarket::new(11, 3);
+    let expected = contents(&writer, &market);
+    assert!(
+        expected.iter().any(|series| series.len() > 1000),
+        "the writer holds data"
+    );
+    assert_eq!(contents(&edge_a.store, &market), expected, "edge A");
+    assert_eq!(contents(&edge_b.store, &market), expected, "edge B");
+    shutdown.cancel();
+}
