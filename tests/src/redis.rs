@@ -17,11 +17,19 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Extra configuration (`--name value` pairs), kept for restarts.
+    config: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a port that was free a moment ago and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`], with extra configuration, e.g. `["--stream-node-max-entries", "4"]`
+    /// (small stream nodes, so `XADD MAXLEN ~` trims a short stream).
+    pub fn start_with(config: &[&str]) -> RedisServer {
         let port = crate::free_local_addr()
             .rsplit_once(':')
             .and_then(|(_, port)| port.parse().ok())
@@ -30,6 +38,7 @@ impl RedisServer {
             child: None,
             port,
             dir: tempfile::tempdir().expect("a directory for redis-server"),
+            config: config.iter().map(|arg| (*arg).to_owned()).collect(),
         };
         server.spawn();
         server
@@ -118,6 +127,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)

@@ -1,6 +1,7 @@
 //! Issue 16, item 5: one redis-server, a writer and two edges, all real processes. Clients of the edges end
 //! with exactly the writer's history, and so does every edge's replica, whatever fails mid-stream:
-//! - an edge is SIGKILLed: its clients resume on the other edge with `from`; restarted, it catches up;
+//! - an edge is SIGKILLed: its clients resume on the other edge with `from`; restarted after the stream
+//!   moved past what it missed, it loads a snapshot from the writer and catches up;
 //! - Redis is shut down without saving and restarted empty: the writer republishes what the edges miss;
 //! - the writer is SIGKILLed and restarted on its address: the ingest retries the POST that failed (the
 //!   writer drops events it already stored, by identity) and the outbox republishes the tail.
@@ -47,8 +48,11 @@ struct Cluster {
 impl Cluster {
     /// Redis, the writer (with `writer_extra` settings) and two edges, the edges ready.
     async fn start(writer_extra: &[&str]) -> Cluster {
+        Cluster::start_with(RedisServer::start(), writer_extra).await
+    }
+
+    async fn start_with(redis: RedisServer, writer_extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let redis = RedisServer::start();
         let mut writer_args = settings(&[
             "source.simulator.enabled=false",
             "node.role=writer",
@@ -349,7 +353,10 @@ async fn stop_all(followers: Vec<Follower>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_killed_mid_stream_costs_its_clients_a_reconnect_and_nothing_else() {
-    let mut cluster = Cluster::start(&[]).await;
+    // A short stream (10 groups; small Redis stream nodes so `MAXLEN ~` trims that close): while edge A
+    // is down the stream moves past the groups it misses, so on restart it must load a snapshot.
+    let redis = RedisServer::start_with(&["--stream-node-max-entries", "4"]);
+    let mut cluster = Cluster::start_with(redis, &["stream.max_len=10"]).await;
     let mut followers = followers_on(&cluster, &[A, A, A]).await;
     let ingest = SteadyIngest::start(&cluster.writer);
     ingest.wait_for_more(STEP).await;
@@ -370,6 +377,10 @@ async fn an_edge_killed_mid_stream_costs_its_clients_a_reconnect_and_nothing_els
 
     cluster.restart_edge(A).await;
     cluster.wait_until_caught_up().await;
+    assert!(
+        metric(cluster.edge(A), "kline_stream_snapshots_loaded").await >= 1.0,
+        "edge A came back behind the stream's first group and loaded a snapshot"
+    );
     assert_clients_hold_the_writers_history(&cluster.writer, &followers).await;
     assert_edges_hold_the_writers_history(&cluster).await;
     stop_all(followers).await;
@@ -400,6 +411,13 @@ async fn redis_restarted_empty_mid_stream_loses_no_update() {
     ingest.stop().await;
 
     cluster.wait_until_caught_up().await;
+    for edge in [A, B] {
+        assert_eq!(
+            metric(cluster.edge(edge), "kline_stream_snapshots_loaded").await,
+            0.0,
+            "the writer republished exactly what Redis lost: edge {edge} needed no snapshot"
+        );
+    }
     assert_clients_hold_the_writers_history(&cluster.writer, &followers).await;
     assert_edges_hold_the_writers_history(&cluster).await;
     stop_all(followers).await;
