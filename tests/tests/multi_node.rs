@@ -2,7 +2,9 @@
 //! with exactly the writer's history, and so does every edge's replica, whatever fails mid-stream:
 //! - an edge is SIGKILLed: its clients resume on the other edge with `from`; restarted after the stream
 //!   moved past what it missed, it loads a snapshot from the writer and catches up;
-//! - Redis is shut down without saving and restarted empty: the writer republishes what the edges miss;
+//! - Redis is shut down without saving and restarted empty: the writer republishes what the edges miss,
+//!   or, when more groups were committed meanwhile than its outbox keeps, the edges load snapshots with
+//!   their clients connected;
 //! - the writer is SIGKILLed and restarted on its address: the ingest retries the POST that failed (the
 //!   writer drops events it already stored, by identity) and the outbox republishes the tail.
 //!
@@ -388,21 +390,53 @@ async fn an_edge_killed_mid_stream_costs_its_clients_a_reconnect_and_nothing_els
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_empty_mid_stream_loses_no_update() {
-    let mut cluster = Cluster::start(&[]).await;
+    redis_restarted_empty(Outbox::KeepsTheGap).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_after_the_outbox_overflowed_edges_load_snapshots_and_lose_no_update()
+{
+    redis_restarted_empty(Outbox::Overflows).await;
+}
+
+/// Whether the writer's outbox still holds every group committed while Redis was gone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outbox {
+    /// It does (the default `stream.max_len`): the writer republishes exactly what the edges miss.
+    KeepsTheGap,
+    /// It keeps 10 groups and more are committed during the outage: the edges must load snapshots, with
+    /// their clients connected.
+    Overflows,
+}
+
+async fn redis_restarted_empty(outbox: Outbox) {
+    let mut cluster = match outbox {
+        Outbox::KeepsTheGap => Cluster::start(&[]).await,
+        Outbox::Overflows => {
+            let redis = RedisServer::start_with(&["--stream-node-max-entries", "4"]);
+            Cluster::start_with(redis, &["stream.max_len=10"]).await
+        }
+    };
     let followers = followers_on(&cluster, &[A, A, B, B]).await;
     let ingest = SteadyIngest::start(&cluster.writer);
     ingest.wait_for_more(STEP).await;
 
     cluster.redis.shutdown_nosave();
-    // The writer keeps taking events while Redis is gone; its outbox holds them.
+    // The writer keeps taking events while Redis is gone; its outbox holds them (the newest 10 only when
+    // it overflows).
+    let backlog = match outbox {
+        Outbox::KeepsTheGap => 1.0,
+        Outbox::Overflows => 11.0,
+    };
     ingest.wait_for_more(STEP).await;
     wait_until(
-        "the writer holds groups Redis never acknowledged",
+        &format!("the writer committed {backlog} groups Redis never acknowledged"),
         WAIT,
         || async {
             let writer = &cluster.writer;
             metric(writer, "kline_stream_committed_seq").await
-                > metric(writer, "kline_stream_published_seq").await
+                - metric(writer, "kline_stream_published_seq").await
+                >= backlog
         },
     )
     .await;
@@ -412,11 +446,17 @@ async fn redis_restarted_empty_mid_stream_loses_no_update() {
 
     cluster.wait_until_caught_up().await;
     for edge in [A, B] {
-        assert_eq!(
-            metric(cluster.edge(edge), "kline_stream_snapshots_loaded").await,
-            0.0,
-            "the writer republished exactly what Redis lost: edge {edge} needed no snapshot"
-        );
+        let snapshots = metric(cluster.edge(edge), "kline_stream_snapshots_loaded").await;
+        match outbox {
+            Outbox::KeepsTheGap => assert_eq!(
+                snapshots, 0.0,
+                "the writer republished what Redis lost: edge {edge} needed no snapshot"
+            ),
+            Outbox::Overflows => assert!(
+                snapshots >= 1.0,
+                "the stream restarted past edge {edge}'s groups: it loaded a snapshot"
+            ),
+        }
     }
     assert_clients_hold_the_writers_history(&cluster.writer, &followers).await;
     assert_edges_hold_the_writers_history(&cluster).await;
