@@ -95,7 +95,7 @@ impl ServerUnderTest {
             ])
             .args(extra)
             .env("KLINE_INGEST_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn,kline_server::app=info")
+            .env("RUST_LOG", "warn,kline_server::node=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -3,16 +3,18 @@
 //! Turns Spin Pet trade events into OHLC candles, stores both in RocksDB, and serves them.
 //!
 //! ## Layout
-//! - [`app`]: assembles the server (`bind`, `run`) and owns the shutdown order.
 //! - [`aggregator`]: open candles in memory; price ticks in, candle changes out.
 //! - [`config`]: the typed configuration and its layers (default.toml → file → env → CLI).
 //! - [`event`]: the seven Spin Pet events, their JSON form, identity and validation.
 //! - [`feed`]: the live candle feed from the pipeline to the hub shards: coalescing, bounded inboxes.
 //! - [`fds`]: the open-file limit and how it is shared between client sockets, RocksDB and the rest.
 //! - [`history`]: history queries answered as protocol `history_data` payloads.
-//! - [`http`]: `app(state) -> Router`: REST routes, ingest, health.
+//! - [`http`]: the HTTP parts, each a sub-router with its own state: REST reads, ingest, status; the
+//!   accept loop.
+//! - [`node`]: a process by role (`all`, `writer`, `edge`): its parts, `bind`, `run`, the shutdown order.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
 //! - [`push`]: the transport-neutral push core: subscription hub, rate limit.
+//! - [`readiness`]: whether the node takes new clients (`/ready`, `/ws`, Socket.IO).
 //! - [`retention`]: background deletion of candles past their interval's retention.
 //! - [`socketio`]: the old Spin Pet server's Socket.IO endpoint (`/socket.io`, namespace `/kline`).
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
@@ -21,7 +23,6 @@
 //! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod aggregator;
-pub mod app;
 pub mod config;
 pub mod event;
 pub mod fds;
@@ -29,8 +30,10 @@ pub mod feed;
 pub mod history;
 pub mod http;
 pub mod memory;
+pub mod node;
 pub mod pipeline;
 pub mod push;
+pub mod readiness;
 pub mod retention;
 pub mod socketio;
 pub mod source;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kline_server::app;
 use kline_server::config::{Config, ConfigLayers};
+use kline_server::node;
 use kline_server::pipeline::{Pipeline, PipelineSettings};
 use kline_server::source::replay::replay_file;
 use kline_server::store::CandleStore;
@@ -93,10 +93,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = app::bind(&config)?;
+        let listener = node::bind(&config)?;
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        app::run(config, listener, shutdown).await?;
+        node::run(config, listener, shutdown).await?;
         Ok(())
     })
 }

@@ -1,12 +1,12 @@
-//! `InProcessServer`: the server library (`app::run`) on `127.0.0.1:0` in this process, for tests that do
+//! `InProcessServer`: the server library (`node::run`) on `127.0.0.1:0` in this process, for tests that do
 //! not need the binary (no process start, no log scraping). It runs on its own thread and runtime, like the
 //! binary, so a test's own blocking cannot stall it; dropping it shuts it down and waits.
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
-use kline_server::app;
 use kline_server::config::ConfigLayers;
+use kline_server::node;
 use tokio_util::sync::CancellationToken;
 
 use crate::{KlineServer, TOKEN};
@@ -50,9 +50,9 @@ impl InProcessServer {
                 .build()
                 .expect("a runtime");
             runtime.block_on(async move {
-                let listener = app::bind(&config).expect("binds 127.0.0.1:0");
+                let listener = node::bind(&config).expect("binds 127.0.0.1:0");
                 let _ = bound.send(listener.local_addr().expect("a local address"));
-                app::run(config, listener, stop)
+                node::run(config, listener, stop)
                     .await
                     .expect("the server runs");
             });

@@ -1,55 +1,101 @@
-//! `GET /health`: whether the server is up, and the state of its store and sources.
+//! `GET /health`: whether the server is up, its role, and the state of the parts it runs: store, pipeline
+//! and sources (roles `all`, `writer`), connections (`all`, `edge`), the stream (`writer`, `edge`).
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
+use super::status::{NodeStatus, PushStatus, WriteStatus};
+use crate::stream::StreamStatus;
 
-pub async fn health(State(state): State<AppState>) -> Json<Value> {
-    let stats = &state.stats;
-    let simulator = &state.config.source.simulator;
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": state.started_at.elapsed().as_secs(),
-        "connections": {
-            "active": state.push_stats.connections_active.get(),
-            "subscriptions": state.push_stats.subscriptions_active.get(),
-            "max": state.config.websocket.max_connections,
+pub async fn health(State(status): State<Arc<NodeStatus>>) -> Json<Value> {
+    let mut body = Map::new();
+    body.insert("status".into(), json!("ok"));
+    body.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+    body.insert("role".into(), json!(status.role_name()));
+    body.insert(
+        "uptime_secs".into(),
+        json!(status.started_at.elapsed().as_secs()),
+    );
+    if let Some(push) = &status.push {
+        body.insert("connections".into(), connections(push));
+    }
+    let mut store = json!({ "path": status.store_path.display().to_string() });
+    if let Some(write) = &status.write {
+        let errors = write.stats.write_errors.get();
+        store["state"] = json!(if errors == 0 { "ok" } else { "degraded" });
+        store["write_errors"] = json!(errors);
+        body.insert("pipeline".into(), pipeline(write));
+        body.insert("sources".into(), sources(write));
+    }
+    body.insert("store".into(), store);
+    if let Some(stream) = &status.stream {
+        let ready = status.readiness.check();
+        let mut stream = stream_json(stream);
+        stream["ready"] = json!(ready.is_ok());
+        if let Err(reason) = ready {
+            stream["not_ready"] = json!(reason.to_string());
+        }
+        body.insert("stream".into(), stream);
+    }
+    Json(Value::Object(body))
+}
+
+fn connections(push: &PushStatus) -> Value {
+    json!({
+        "active": push.stats.connections_active.get(),
+        "subscriptions": push.stats.subscriptions_active.get(),
+        "max": push.max_connections,
+    })
+}
+
+fn pipeline(write: &WriteStatus) -> Value {
+    let stats = &write.stats;
+    json!({
+        "queued_batches": write.ingest.queued(),
+        "events_accepted": stats.events_accepted.get(),
+        "events_duplicate": stats.events_duplicate.get(),
+        "events_rejected": stats.events_rejected.get(),
+        "events_late": stats.events_late.get(),
+    })
+}
+
+fn sources(write: &WriteStatus) -> Value {
+    let simulator = write.simulator_enabled;
+    json!({
+        "simulator": {
+            "enabled": simulator,
+            "simulated": true,
+            "note": if simulator { "SIMULATED data: not real Spin Pet trades" } else { "off" },
         },
-        "store": {
-            "state": if stats.write_errors.get() == 0 { "ok" } else { "degraded" },
-            "path": state.store.path().display().to_string(),
-            "write_errors": stats.write_errors.get(),
-        },
-        "pipeline": {
-            "queued_batches": state.ingest.queued(),
-            "events_accepted": stats.events_accepted.get(),
-            "events_duplicate": stats.events_duplicate.get(),
-            "events_rejected": stats.events_rejected.get(),
-            "events_late": stats.events_late.get(),
-        },
-        "sources": {
-            "simulator": {
-                "enabled": simulator.enabled,
-                "simulated": true,
-                "note": if simulator.enabled { "SIMULATED data: not real Spin Pet trades" } else { "off" },
-            },
-            "ingest": { "enabled": state.config.ingest_token().is_some() },
-            "solana": state.solana.as_ref().map_or(json!({ "enabled": false }), |status| json!({
-                "enabled": true,
-                "state": status.state(),
-                "last_slot": status.last_slot.get(),
-                "lag_secs": status.lag_secs(),
-                "transactions": status.transactions.get(),
-                "events": status.events.get(),
-                "backfilled": status.backfilled.get(),
-                "decode_errors": status.decode_errors.get(),
-                "blocks_unavailable": status.blocks_unavailable.get(),
-                "bad_notifications": status.bad_notifications.get(),
-                "reconnects": status.reconnects.get(),
-            })),
-        },
-    }))
+        "ingest": { "enabled": write.ingest_enabled },
+        "solana": write.solana.as_ref().map_or(json!({ "enabled": false }), |status| json!({
+            "enabled": true,
+            "state": status.state(),
+            "last_slot": status.last_slot.get(),
+            "lag_secs": status.lag_secs(),
+            "transactions": status.transactions.get(),
+            "events": status.events.get(),
+            "backfilled": status.backfilled.get(),
+            "decode_errors": status.decode_errors.get(),
+            "blocks_unavailable": status.blocks_unavailable.get(),
+            "bad_notifications": status.bad_notifications.get(),
+            "reconnects": status.reconnects.get(),
+        })),
+    })
+}
+
+/// The stream's sequence numbers (those of the other role stay 0).
+fn stream_json(stream: &StreamStatus) -> Value {
+    json!({
+        "committed_seq": stream.committed_seq.get(),
+        "published_seq": stream.published_seq.get(),
+        "applied_seq": stream.applied_seq.get(),
+        "head_seq": stream.head_seq.get(),
+        "lag_groups": stream.lag(),
+        "snapshots_loaded": stream.snapshots_loaded.get(),
+        "redis_connected": stream.redis_connected.get() == 1,
+    })
 }

@@ -1,17 +1,55 @@
 //! `POST /api/v1/events`: authenticated event ingest. Takes one event, a JSON array, or NDJSON; answers
 //! only after the valid events are durably written, with counts and a reason for each rejected event.
 
-use axum::Json;
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::routing::post;
+use axum::{Json, Router};
 use serde::Serialize;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::config::Config;
 use crate::event::{ParseLimits, parse_event, split_body};
-use crate::pipeline::service::now_ms;
+use crate::pipeline::service::{IngestHandle, now_ms};
 use crate::stats::PipelineStats;
+
+/// What the ingest route needs: the pipeline's queue, the token, the price scale and the rejection counter.
+#[derive(Clone)]
+pub struct Ingest {
+    pub handle: IngestHandle,
+    token: Arc<str>,
+    price_scale: u32,
+    stats: Arc<PipelineStats>,
+}
+
+impl Ingest {
+    /// The ingest part, or `None` when the route is off (`ingest.enabled` false or no token).
+    pub fn from_config(
+        config: &Config,
+        handle: IngestHandle,
+        stats: Arc<PipelineStats>,
+    ) -> Option<Ingest> {
+        Some(Ingest {
+            handle,
+            token: config.ingest_token()?.into(),
+            price_scale: config.kline.price_scale_decimals,
+            stats,
+        })
+    }
+}
+
+/// `POST /api/v1/events` with its body limit (`ingest.max_body_bytes`) and its state applied.
+pub fn routes(ingest: Ingest, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/events",
+            post(ingest_events).layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+        .with_state(ingest)
+}
 
 #[derive(Debug, Serialize)]
 pub struct IngestResponse {
@@ -29,26 +67,25 @@ pub struct Rejection {
 }
 
 pub async fn ingest_events(
-    State(state): State<AppState>,
+    State(state): State<Ingest>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Json<IngestResponse>, ApiError> {
     // The receipt time of these events: the request has been read whole.
     let received_at_ms = now_ms();
-    let token = state.config.ingest_token().ok_or(ApiError::Unauthorized)?;
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+    if !constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
         return Err(ApiError::Unauthorized);
     }
 
     let texts = split_body(&body).map_err(|err| ApiError::BadRequest(err.to_string()))?;
     let limits = ParseLimits {
         now_ms: now_ms(),
-        price_scale: state.config.kline.price_scale_decimals,
+        price_scale: state.price_scale,
     };
     let mut events = Vec::with_capacity(texts.len());
     let mut errors = Vec::new();
@@ -69,7 +106,7 @@ pub async fn ingest_events(
         Default::default()
     } else {
         state
-            .ingest
+            .handle
             .submit_received(events, Vec::new(), received_at_ms)
             .await?
     };

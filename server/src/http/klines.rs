@@ -10,13 +10,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use crate::app::AppState;
+use super::reads::ReadSide;
 use crate::history::{HistoryRequest, history_data};
 
 /// `GET /api/v1/klines?symbol=&interval=&limit=&from=&to=`: same semantics and validation as the WebSocket
 /// `history` request; answers with its `history_data` payload.
 pub async fn klines(
-    State(state): State<AppState>,
+    State(state): State<ReadSide>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<HistoryData>, ApiError> {
     let mut request = json!({ "msg_type": "history" });
@@ -42,9 +42,7 @@ pub async fn klines(
         subscription_id: history.subscription_id,
         from: history.from,
         to: history.to,
-        limit: history
-            .limit
-            .unwrap_or(state.config.kline.history_data_limit),
+        limit: history.limit.unwrap_or(state.history_limit),
     };
     let store = state.store.clone();
     let data = tokio::task::spawn_blocking(move || history_data(&store, request)).await??;
@@ -64,7 +62,7 @@ pub struct SymbolSummary {
 }
 
 /// `GET /api/v1/symbols`: every mint with a price, most recently updated first.
-pub async fn symbols(State(state): State<AppState>) -> Result<Json<Vec<SymbolSummary>>, ApiError> {
+pub async fn symbols(State(state): State<ReadSide>) -> Result<Json<Vec<SymbolSummary>>, ApiError> {
     let store = state.store.clone();
     let mut list: Vec<SymbolSummary> = tokio::task::spawn_blocking(move || store.symbols())
         .await??

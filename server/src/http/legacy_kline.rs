@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use kline_protocol::{Interval, Symbol};
 use serde::{Deserialize, Serialize};
 
+use super::reads::ReadSide;
 use crate::aggregator::CandleState;
-use crate::app::AppState;
 
 /// Most candles one page may hold (upstream's limit).
 pub const MAX_LIMIT: usize = 1000;
@@ -95,7 +95,7 @@ struct PageRequest {
 }
 
 pub async fn legacy_kline(
-    State(state): State<AppState>,
+    State(state): State<ReadSide>,
     Query(query): Query<LegacyKlineQuery>,
 ) -> Response {
     let request = match validate(query) {

@@ -11,19 +11,30 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use prometheus_client::registry::Registry;
 
-use crate::app::AppState;
+use super::status::NodeStatus;
 use crate::source::solana::SolanaStatus;
 use crate::stats::{PipelineStats, PushStats};
 
-/// Builds the registry of every metric; called once at start.
+/// Builds the registry of a role's metrics; called once at start. `pipeline`: roles `all` and `writer`.
+/// The push metrics are registered on every role: the HTTP socket budget's refusals are counted there
+/// (`sockets_refused`); a writer's WebSocket gauges stay 0.
 pub fn registry(
-    pipeline: &PipelineStats,
+    pipeline: Option<&PipelineStats>,
     push: &PushStats,
     solana: Option<&Arc<SolanaStatus>>,
 ) -> Registry {
     let mut r = Registry::with_prefix("kline");
-    // Push service.
-    let w = push;
+    register_push(&mut r, push);
+    if let Some(pipeline) = pipeline {
+        register_pipeline(&mut r, pipeline);
+    }
+    if let Some(solana) = solana {
+        register_solana(&mut r, solana);
+    }
+    r
+}
+
+fn register_push(r: &mut Registry, w: &PushStats) {
     r.register(
         "connections_active",
         "Open WebSocket connections",
@@ -145,8 +156,9 @@ pub fn registry(
          its write on a client socket: queueing, aggregation, storage, feed and fan-out",
         w.receipt_to_push.clone(),
     );
-    // Pipeline.
-    let p = pipeline;
+}
+
+fn register_pipeline(r: &mut Registry, p: &PipelineStats) {
     r.register(
         "events_ingested",
         "Events stored",
@@ -187,10 +199,6 @@ pub fn registry(
         "Failed RocksDB write batches",
         p.write_errors.clone(),
     );
-    if let Some(solana) = solana {
-        register_solana(&mut r, solana);
-    }
-    r
 }
 
 fn register_solana(r: &mut Registry, s: &SolanaStatus) {
@@ -241,10 +249,10 @@ fn register_solana(r: &mut Registry, s: &SolanaStatus) {
     );
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(status): State<Arc<NodeStatus>>) -> impl IntoResponse {
     let mut out = String::with_capacity(8192);
     // Writing into a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &state.metrics);
+    let _ = prometheus_client::encoding::text::encode(&mut out, &status.metrics);
     (
         [(
             CONTENT_TYPE,
@@ -265,8 +273,11 @@ mod tests {
         push.connections_active.inc();
         push.push_latency.observe_ms(1.5);
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry(&pipeline, &push, None))
-            .unwrap();
+        prometheus_client::encoding::text::encode(
+            &mut text,
+            &registry(Some(&pipeline), &push, None),
+        )
+        .unwrap();
         for line in [
             "kline_events_ingested_total 3",
             "kline_connections_active 1",

@@ -1,49 +1,33 @@
-//! The HTTP surface: `app(state) -> Router` with every route (REST, `/ws`, `/metrics`), CORS and body limits;
-//! [`serve`] runs it on a listener.
+//! The HTTP surface as parts, each a sub-router with its own state, so a role serves only the parts it
+//! runs (`crate::node` merges them): [`reads`] (REST reads over the store), [`ingest`] (`POST
+//! /api/v1/events`), [`status`] (`/health`, `/ready`, `/metrics`), [`chart`] (the chart page). `/ws` is
+//! [`crate::ws::routes`], Socket.IO [`crate::socketio::attach`]. [`serve`] runs the result on a listener.
 
-mod chart;
+pub mod chart;
 mod error;
 mod health;
-mod ingest;
+pub mod ingest;
 mod klines;
 mod legacy_kline;
 pub mod metrics;
+pub mod reads;
+mod ready;
 pub mod serve;
+pub mod status;
 mod trades;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
-use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
 
-use crate::app::AppState;
 use crate::config::CorsOrigins;
 
-pub fn app(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/health", get(health::health))
-        .route("/api/v1/klines", get(klines::klines))
-        .route("/api/v1/symbols", get(klines::symbols))
-        .route("/api/v1/trades", get(trades::trades))
-        .route("/api/kline", get(legacy_kline::legacy_kline))
-        .route("/metrics", get(metrics::metrics))
-        .route("/ws", get(crate::ws::upgrade))
-        .merge(chart::routes());
-    if state.config.ingest_token().is_some() {
-        router = router.route(
-            "/api/v1/events",
-            post(ingest::ingest_events)
-                .layer(DefaultBodyLimit::max(state.config.ingest.max_body_bytes)),
-        );
-    }
-    if state.config.socketio.enabled {
-        router = router.layer(crate::socketio::layer(&state));
-    }
-    let cors = cors_layer(&state.config.server.cors_allowed_origins);
-    router.layer(cors).with_state(state)
+/// `router` behind the CORS policy of `server.cors_allowed_origins` (the last layer: it answers preflights
+/// for every route).
+pub fn with_cors(router: Router, origins: &CorsOrigins) -> Router {
+    router.layer(cors_layer(origins))
 }
 
 fn cors_layer(origins: &CorsOrigins) -> CorsLayer {

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use kline_protocol::{MAX_TRADES_LIMIT, Symbol, TradeId, TradesPage};
 
 use super::error::ApiError;
-use crate::app::AppState;
+use super::reads::ReadSide;
 use crate::store::StoreError;
 
 /// Trades per page when the request gives no `limit`.
@@ -16,7 +16,7 @@ pub const DEFAULT_TRADES_LIMIT: u32 = 100;
 /// `symbol` (required), `limit` (1–1000, default 100), `before` (a trade `id`: only older trades). Answers
 /// with a [`TradesPage`]; page back with `before` = the last trade's `id` while `has_more`.
 pub async fn trades(
-    State(state): State<AppState>,
+    State(state): State<ReadSide>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<TradesPage>, ApiError> {
     let bad = ApiError::BadRequest;

@@ -9,16 +9,21 @@
 //!   and history reads.
 //! - [`trade_hub`]: the trade subscriptions and the delivery of every committed trade, once per connection.
 //! - [`rate_limit`]: the token bucket.
+//! - [`context`]: [`PushContext`], the parts the transports share (hubs, store, limits, shutdown).
+//! - [`symbols`]: the cached symbol list of `connection_success`.
 
+pub mod context;
 pub mod gate;
 pub mod hub;
 pub mod rate_limit;
 pub mod session;
 pub mod subscriber;
+pub mod symbols;
 pub mod trade_hub;
 
 use kline_protocol::{Interval, Symbol};
 
+pub use context::PushContext;
 pub use subscriber::Subscriber;
 
 /// A (symbol, interval) pair: what a client subscribes to.

@@ -18,18 +18,65 @@ pub mod wire;
 
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::layer::SocketIoLayer;
 
-use crate::app::AppState;
+use crate::push::PushContext;
+use crate::readiness::Readiness;
 
 /// The namespace the old server's front-ends connect to.
 pub const NAMESPACE: &str = "/kline";
 
+/// The path socketioxide serves (its default).
+pub const PATH: &str = "/socket.io";
+
+/// Serves Socket.IO on `router` (every route of it must already be there): the layer, and in front of it
+/// (on a node that can be unready) the refusal of new sessions while the node is not ready.
+pub fn attach(router: Router, state: &PushContext) -> Router {
+    let router = router.layer(layer(state));
+    match state.readiness {
+        Readiness::Always => router,
+        Readiness::Replica { .. } => router.layer(middleware::from_fn_with_state(
+            state.readiness.clone(),
+            refuse_new_when_not_ready,
+        )),
+    }
+}
+
+/// Answers 503 to a new Engine.IO session (a `/socket.io` request without `sid`) while the node is not
+/// ready; the requests of sessions already open (polling, the upgrade to websocket) pass.
+async fn refuse_new_when_not_ready(
+    State(readiness): State<Readiness>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let uri = request.uri();
+    let opens_session = uri.path().starts_with(PATH)
+        && !uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .any(|pair| pair.starts_with("sid="));
+    if opens_session && let Err(reason) = readiness.check() {
+        tracing::debug!(%reason, "Socket.IO session refused: not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// The Socket.IO layer for the router, with `/kline` set up; its sockets are closed when `state.shutdown`
 /// is cancelled (a task in `state.connections`, so shutdown waits for it).
-pub fn layer(state: &AppState) -> SocketIoLayer {
+fn layer(state: &PushContext) -> SocketIoLayer {
     let config = &state.config.socketio;
     let (layer, io) = SocketIo::builder()
         .ping_interval(Duration::from_secs(config.ping_interval_secs))

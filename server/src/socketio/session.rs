@@ -21,8 +21,8 @@ use tracing::Instrument;
 
 use super::sink::SocketIoSink;
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
-use crate::app::AppState;
 use crate::event::EventId;
+use crate::push::PushContext;
 use crate::push::hub::{ConnectionId, next_connection_id};
 use crate::push::rate_limit::{TokenBucket, history_cost};
 use crate::push::session::{Subscriptions, read_history};
@@ -85,7 +85,7 @@ impl<A: Adapter> FromMessageParts<A> for Queued {
 }
 
 /// The `/kline` connect handler: sets the socket up and starts its session.
-pub fn on_connect(socket: SocketRef, state: AppState) {
+pub fn on_connect(socket: SocketRef, state: PushContext) {
     let (queue, requests) = mpsc::channel(state.config.socketio.request_queue);
     socket.extensions.insert(RequestQueue {
         requests: queue,
@@ -110,7 +110,7 @@ async fn run(
     sink: Arc<SocketIoSink>,
     mut requests: mpsc::Receiver<Request>,
     gone: CancellationToken,
-    state: AppState,
+    state: PushContext,
     conn: ConnectionId,
 ) {
     let push = state.push_stats.clone();
@@ -188,7 +188,7 @@ async fn disconnect_when_room(socket: &SocketRef, gone: &CancellationToken, pati
 
 /// A socket's request handling state.
 struct Session<'a> {
-    state: &'a AppState,
+    state: &'a PushContext,
     conn: ConnectionId,
     sink: &'a Arc<SocketIoSink>,
     subscriptions: Subscriptions,

@@ -71,9 +71,8 @@ impl Replica {
     /// Applies `records` (consecutive, from the group after [`Replica::applied`]) in one write, then
     /// publishes them. Returns the number of candle states written.
     pub fn apply(&mut self, records: &[(u64, Vec<u8>)]) -> Result<usize, ApplyError> {
-        let mut expected = self.applied + 1;
         let mut groups = Vec::with_capacity(records.len());
-        for (seq, bytes) in records {
+        for (expected, (seq, bytes)) in (self.applied + 1..).zip(records) {
             if *seq != expected {
                 return Err(ApplyError::Gap {
                     applied: expected - 1,
@@ -81,7 +80,6 @@ impl Replica {
                 });
             }
             groups.push(GroupRecord::decode(bytes)?);
-            expected += 1;
         }
         let Some(last) = groups.last().map(|g| g.seq) else {
             return Ok(0);

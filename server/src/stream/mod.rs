@@ -53,6 +53,8 @@ pub struct StreamStatus {
     pub redis_connected: Gauge,
     /// Edge: candle states written to the replica (newer than the stored ones).
     pub candle_updates_applied: Counter,
+    /// Writer: bytes of records appended to the stream (republished ones included).
+    pub published_bytes: Counter,
     replica_loaded: AtomicBool,
     head: AtomicU64,
 }
@@ -136,6 +138,11 @@ impl StreamStatus {
             "stream_candle_updates_applied",
             "Edge: candle states written to the replica",
             self.candle_updates_applied.clone(),
+        );
+        registry.register(
+            "stream_published_bytes",
+            "Writer: bytes of group records appended to the stream",
+            self.published_bytes.clone(),
         );
     }
 }

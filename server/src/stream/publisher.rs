@@ -87,6 +87,8 @@ async fn publish(
                 );
             }
             stream.append(&records).await?;
+            let bytes: usize = records.iter().map(|(_, record)| record.len()).sum();
+            status.published_bytes.inc_by(bytes as u64);
             published = records.last().map_or(published, |(seq, _)| *seq);
             status.published_seq.set(published as i64);
         }

@@ -252,3 +252,59 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     assert_eq!(contents(&edge_b.store, &market), expected, "edge B");
     shutdown.cancel();
 }
+
+/// Edge apply throughput without Redis in between: records from a writer's outbox applied to a replica in
+/// reads of `stream.read_count`. `cargo test --release --workspace --lib measure_apply -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a test"]
+fn measure_apply_rate() {
+    let writer_dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(CandleStore::open_at(writer_dir.path(), false, 256).unwrap());
+    let status = Arc::new(StreamStatus::default());
+    let groups = 20_000;
+    let outbox = Outbox::open(&writer, groups, status.clone()).unwrap();
+    let settings = PipelineSettings {
+        intervals: Interval::ALL.to_vec(),
+        finality_grace_ms: 2000,
+        price_scale_decimals: 28,
+    };
+    let mut pipeline = Pipeline::open(
+        writer.clone(),
+        settings,
+        CandleFeed::unread(),
+        Arc::new(PipelineStats::default()),
+    )
+    .unwrap()
+    .with_outbox(outbox);
+    // fanout's shape: 100 mints, 1,000 events/s, committed in groups of 5 events.
+    let mut market = SimulatedMarket::new(3, 100);
+    for group in 0..groups as i64 {
+        let events: Vec<_> = (0..5)
+            .map(|i| market.next_event(T0_MS + group * 5 + i))
+            .collect();
+        pipeline.ingest(&[events], T0_MS + group * 5).unwrap();
+    }
+    let records = writer.outbox_from(1, usize::MAX).unwrap();
+    let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
+    if let Ok(path) = std::env::var("KLINE_DUMP_RECORD") {
+        std::fs::write(path, &records[records.len() / 2].1).unwrap();
+    }
+    let edge_dir = tempfile::tempdir().unwrap();
+    let edge = Arc::new(CandleStore::open_at(edge_dir.path(), false, 256).unwrap());
+    let mut replica =
+        super::apply::Replica::open(edge, CandleFeed::unread(), Arc::new(StreamStatus::default()))
+            .unwrap();
+    let started = Instant::now();
+    let mut written = 0;
+    for read in records.chunks(Config::defaults().stream.read_count) {
+        written += replica.apply(read).unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{} groups, {written} candle states, {:.0} B/record: applied in {elapsed:.2} s = {:.0} candle updates/s, {:.0} groups/s",
+        records.len(),
+        bytes as f64 / records.len() as f64,
+        written as f64 / elapsed,
+        records.len() as f64 / elapsed
+    );
+}

@@ -29,9 +29,9 @@ use super::frame;
 use super::outbox::{Ending, Outbox};
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
-use crate::app::AppState;
 use crate::history::{HistoryRequest, history_data};
 use crate::pipeline::service::now_ms;
+use crate::push::PushContext;
 use crate::push::hub::ConnectionId;
 use crate::push::rate_limit::{self, TokenBucket};
 use crate::push::session::{self, Subscriptions};
@@ -45,7 +45,7 @@ pub async fn serve(
     socket: TcpStream,
     read_ahead: Bytes,
     deflate: Option<Deflate>,
-    state: AppState,
+    state: PushContext,
 ) {
     let conn = crate::push::hub::next_connection_id();
     let client_id = uuid::Uuid::new_v4().to_string();
@@ -73,7 +73,7 @@ async fn serve_admitted(
     socket: TcpStream,
     read_ahead: Bytes,
     deflate: Option<Deflate>,
-    state: AppState,
+    state: PushContext,
     conn: ConnectionId,
     client_id: String,
 ) {
@@ -256,7 +256,7 @@ async fn serve_admitted(
 
 /// A connection's request handling state.
 struct Session<'a> {
-    state: &'a AppState,
+    state: &'a PushContext,
     conn: ConnectionId,
     outbox: &'a Arc<Outbox>,
     /// permessage-deflate, if negotiated: large replies are compressed.

@@ -3,7 +3,8 @@
 //! The handshake is done here rather than by axum's `WebSocketUpgrade` because the push path writes to
 //! the socket itself (see [`super::outbox`]): after the 101 response, hyper hands the connection back and
 //! it is downcast to the `TcpStream` the accept loop ([`crate::http::serve`]) gave hyper. A permessage-deflate
-//! offer is answered here ([`super::deflate`]) when `websocket.compression` is on.
+//! offer is answered here ([`super::deflate`]) when `websocket.compression` is on. A node that is not ready
+//! ([`crate::readiness`]) answers 503 instead.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -16,8 +17,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::connection;
 use super::deflate::{self, Deflate};
-use crate::app::AppState;
 use crate::config::CorsOrigins;
+use crate::push::PushContext;
 
 /// Why an upgrade request was refused: 400, except a method other than `GET` (405), a wrong version
 /// (426) and an origin not on the allow-list (403).
@@ -119,13 +120,21 @@ pub fn check_origin(headers: &HeaderMap, allowed: &CorsOrigins) -> Result<(), Ha
 }
 
 /// Answers 101 and serves the connection on its own task once hyper hands the socket over.
-pub async fn upgrade(State(state): State<AppState>, mut request: Request) -> Response {
+pub async fn upgrade(State(state): State<PushContext>, mut request: Request) -> Response {
     // The route is `get`, which axum also answers for HEAD.
     if request.method() != Method::GET {
         return HandshakeError::Method.into_response();
     }
+    if let Err(reason) = state.readiness.check() {
+        tracing::debug!(%reason, "WebSocket upgrade refused: not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response();
+    }
     let accepted = accept_key(request.headers()).and_then(|accept| {
-        check_origin(request.headers(), &state.config.server.cors_allowed_origins).map(|()| accept)
+        check_origin(request.headers(), &state.config.cors_allowed_origins).map(|()| accept)
     });
     let accept = match accepted {
         Ok(accept) => accept,

@@ -23,3 +23,13 @@ pub mod trades;
 pub mod writer;
 
 pub use handshake::upgrade;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::push::PushContext;
+
+/// `GET /ws`, with its state applied.
+pub fn routes(push: PushContext) -> Router {
+    Router::new().route("/ws", get(upgrade)).with_state(push)
+}

@@ -1,0 +1,91 @@
+//! Role `edge`: a replica of the writer's store, filled from the stream by the replica task, which
+//! publishes each applied group to the local feed; the push core, `/ws`, Socket.IO, the REST reads and the
+//! chart page over the replica. No sources, no ingest, no pipeline. New clients are taken only while the
+//! replica is ready ([`Readiness::Replica`]).
+//!
+//! Shutdown order: close connections → stop the hubs → stop the replica task → flush RocksDB. Each step
+//! is bounded by `server.shutdown_timeout_secs`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Base, PushCore, ServerError, grace, serve_http, wait_bounded};
+use crate::config::Config;
+use crate::http::status::{self, NodeStatus};
+use crate::http::{self, metrics};
+use crate::readiness::Readiness;
+use crate::stats::PipelineStats;
+use crate::stream::{StreamStatus, replica, snapshot};
+
+pub async fn run(
+    config: Config,
+    base: Base,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    if config.source.simulator.enabled
+        || config.source.solana.enabled
+        || config.ingest_token().is_some()
+    {
+        tracing::info!(
+            "role edge: the configured sources and ingest are not run here (the writer's)"
+        );
+    }
+    let stream = Arc::new(StreamStatus::default());
+    let readiness = Readiness::Replica {
+        status: stream.clone(),
+        max_lag_groups: config.stream.max_lag_groups,
+    };
+    let feed = PushCore::feed(&config);
+    let replica_stop = CancellationToken::new();
+    let replicating = TaskTracker::new();
+    replicating.spawn(replica::run(
+        base.store.clone(),
+        feed.clone(),
+        config.stream.clone(),
+        stream.clone(),
+        replica_stop.clone(),
+    ));
+    let background = TaskTracker::new();
+    // Retention counts what it prunes; an edge has no pipeline whose stats it could share.
+    base.start_retention(
+        &config,
+        Arc::new(PipelineStats::default()),
+        &background,
+        &shutdown,
+    );
+    let push = PushCore::start(&config, &base.store, &feed, readiness.clone(), &shutdown);
+
+    let mut registry = metrics::registry(None, &push.context.push_stats, None);
+    stream.register(&mut registry);
+    let status = Arc::new(NodeStatus {
+        role: config.node.role,
+        started_at: base.started_at,
+        store_path: base.store.path().to_owned(),
+        readiness,
+        write: None,
+        push: Some(push.status()),
+        stream: Some(stream),
+        metrics: registry,
+    });
+    let router = Router::new()
+        .merge(status::routes(status))
+        .merge(http::reads::routes(base.reads(&config)))
+        .merge(snapshot::routes(base.store.clone()));
+    let router = push.serve_on(router);
+    let budget = push.socket_budget(base.socket_budget);
+    let served = serve_http(&config, &base, listener, router, budget, &shutdown).await;
+
+    let grace = grace(&config);
+    push.stop(grace).await;
+    replica_stop.cancel();
+    wait_bounded(&replicating, grace, "stream replica").await;
+    wait_bounded(&background, grace, "retention").await;
+    base.store.flush()?;
+    tracing::info!("store flushed; bye");
+    served
+}

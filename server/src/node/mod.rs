@@ -1,0 +1,178 @@
+//! A process is a composition of parts chosen by its role (`node.role`, docs/scaling.md):
+//!
+//! | role | parts | HTTP |
+//! |---|---|---|
+//! | `all` | [`WritePath`] + [`PushCore`] on one store | everything |
+//! | `writer` | [`WritePath`] with the stream's outbox, the publisher | ingest, REST reads, status, snapshot |
+//! | `edge` | a replica fed by the stream, [`PushCore`] | `/ws`, Socket.IO, REST reads, chart, status, snapshot |
+//!
+//! Each part owns its state and hands the HTTP layer only what its routes need (`http::reads::ReadSide`,
+//! `http::ingest::Ingest`, `push::PushContext`, `http::status::NodeStatus`). Every role stops in order,
+//! each step bounded by `server.shutdown_timeout_secs` (see each role's module).
+
+mod all;
+mod edge;
+mod push_core;
+mod write_path;
+mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use push_core::PushCore;
+pub use write_path::WritePath;
+
+use crate::config::{Config, ConfigError, Role};
+use crate::http::reads::ReadSide;
+use crate::http::serve::{HeadLimits, SocketBudget};
+use crate::stats::PipelineStats;
+use crate::store::{CandleStore, StoreError};
+use crate::{fds, http, retention};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Binds the configured address with the configured listen backlog.
+pub fn bind(config: &Config) -> Result<TcpListener, ServerError> {
+    let addr = config.bind_addr()?;
+    let listen_error = |source| ServerError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(listen_error)?;
+    socket.set_reuseaddr(true).map_err(listen_error)?;
+    socket.bind(addr).map_err(listen_error)?;
+    socket
+        .listen(config.server.listen_backlog)
+        .map_err(listen_error)
+}
+
+/// Runs the configured role on `listener` until `shutdown` is cancelled, then stops it in order.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let base = Base::open(&config)?;
+    match config.node.role {
+        Role::All => all::run(config, base, listener, shutdown).await,
+        Role::Writer => writer::run(config, base, listener, shutdown).await,
+        Role::Edge => edge::run(config, base, listener, shutdown).await,
+    }
+}
+
+/// What every role starts with: the open-file budget and the store.
+struct Base {
+    fd_limit: u64,
+    /// Client sockets (HTTP and WebSocket) the process may hold ([`fds::socket_budget`]).
+    socket_budget: usize,
+    store: Arc<CandleStore>,
+    started_at: Instant,
+}
+
+impl Base {
+    fn open(config: &Config) -> Result<Base, ServerError> {
+        let fd_limit = fds::raise_limit().map_err(ServerError::Serve)?;
+        fds::check(config, fd_limit)?;
+        Ok(Base {
+            fd_limit,
+            socket_budget: fds::socket_budget(config, fd_limit),
+            store: Arc::new(CandleStore::open(&config.storage)?),
+            started_at: Instant::now(),
+        })
+    }
+
+    fn reads(&self, config: &Config) -> ReadSide {
+        ReadSide {
+            store: self.store.clone(),
+            history_limit: config.kline.history_data_limit,
+        }
+    }
+
+    /// Starts the retention task on `background`.
+    fn start_retention(
+        &self,
+        config: &Config,
+        stats: Arc<PipelineStats>,
+        background: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) {
+        background.spawn(retention::run(
+            self.store.clone(),
+            config.storage.clone(),
+            stats,
+            shutdown.child_token(),
+        ));
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets HTTP connections finish what they serve, for
+/// at most `server.shutdown_timeout_secs`.
+async fn serve_http(
+    config: &Config,
+    base: &Base,
+    listener: TcpListener,
+    router: Router,
+    budget: SocketBudget,
+    shutdown: &CancellationToken,
+) -> Result<(), ServerError> {
+    let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
+    tracing::info!(
+        addr = %local_addr,
+        role = ?config.node.role,
+        data_dir = %base.store.path().display(),
+        fd_limit = base.fd_limit,
+        socket_budget = base.socket_budget,
+        "kline-server listening"
+    );
+    let router = http::with_cors(router, &config.server.cors_allowed_origins);
+    let limits = HeadLimits::from_config(&config.server);
+    tokio::select! {
+        _ = http::serve::serve(listener, router, limits, budget, shutdown.clone()) => {}
+        _ = deadline_after(shutdown, grace(config)) => {
+            tracing::warn!("connections did not close within the shutdown timeout; closing anyway");
+        }
+    }
+    Ok(())
+}
+
+/// `server.shutdown_timeout_secs`: the bound of each shutdown step.
+fn grace(config: &Config) -> Duration {
+    Duration::from_secs(config.server.shutdown_timeout_secs)
+}
+
+/// Waits for `tasks` (closed) for at most `grace`; says which did not finish.
+async fn wait_bounded(tasks: &TaskTracker, grace: Duration, what: &str) {
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!(what, "did not finish within the shutdown timeout");
+    }
+}
+
+/// Completes `grace` after `shutdown` is cancelled.
+async fn deadline_after(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
