@@ -6,21 +6,26 @@
 //! node), and prints latency, throughput, losses, closes, server CPU and RSS. `--reference nchan` runs the
 //! same clients and events against nginx + nchan afterwards and prints both side by side; `--burn-cores N`
 //! takes cores away from the server; `--transport socketio|both` uses Socket.IO clients (namespace `/kline`)
-//! instead of, or after, `/ws` ones. Loopback only; every run is bounded in connections and time.
+//! instead of, or after, `/ws` ones; `--through-edge` puts a writer, redis-server and an edge in place of the
+//! one server (events to the writer, clients on the edge), and `stream` measures that stream's throughput.
+//! Loopback only; every run is bounded in connections and time.
 //!
 //! # Layout
 //! - [`measure`]: one measured run against one engine; [`clients`], [`churn`]: the WebSocket load
 //!   ([`client_stream`]: bytes on the wire, permessage-deflate);
 //!   [`driver`]: the events and where they go; [`burn`]: the CPU burners.
-//! - [`server`]: kline-server as a child process; [`nchan`]: the nginx + nchan reference; [`live`]: the
-//!   fake Solana node's slot feed; [`process`]: `/proc` sampling.
-//! - [`ingest`]: the ingest-only scenario; [`history`]: what a 1000-candle history costs, compressed or
-//!   not; [`report`]: `/metrics` parsing and printing.
+//! - [`server`]: kline-server as a child process; [`cluster`]: a writer, redis-server and edges;
+//!   [`nchan`]: the nginx + nchan reference; [`live`]: the fake Solana node's slot feed; [`process`]:
+//!   `/proc` sampling.
+//! - [`ingest`]: the ingest-only scenario; [`stream`]: the writer's publish and an edge's apply
+//!   throughput; [`history`]: what a 1000-candle history costs, compressed or not; [`report`]: `/metrics`
+//!   parsing and printing.
 
 mod burn;
 mod churn;
 mod client_stream;
 mod clients;
+mod cluster;
 mod driver;
 mod history;
 mod ingest;
@@ -30,6 +35,7 @@ mod nchan;
 mod process;
 mod report;
 mod server;
+mod stream;
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +45,7 @@ use kline_server::event::Pubkey;
 use kline_server::source::simulator::SimulatedMarket;
 use serde_json::{Value, json};
 
+use crate::cluster::StreamCluster;
 use crate::driver::Feed;
 use crate::measure::Engine;
 use crate::server::ServerUnderTest;
@@ -47,7 +54,7 @@ use crate::server::ServerUnderTest;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// fanout | hot | idle | ingest | churn | live | history
+    /// fanout | hot | idle | ingest | churn | live | history | stream
     scenario: String,
     /// WebSocket connections (scenario default if absent).
     #[arg(long)]
@@ -107,6 +114,11 @@ struct Cli {
     /// websocket transport), or both one after the other against the same server, printed side by side.
     #[arg(long, value_enum, default_value_t = Transport::Ws)]
     transport: Transport,
+    /// fanout, hot, idle, churn: start redis-server, a writer (`node.role=writer`) and one edge
+    /// (`node.role=edge`); events go to the writer, clients to the edge, so the latency includes the hop
+    /// writer → Redis → edge. Compare with the same command without it.
+    #[arg(long)]
+    through_edge: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,9 +158,11 @@ fn scenario(name: &str) -> anyhow::Result<(usize, usize, f64, u64, usize)> {
         "churn" => (10_000, 100, 1000.0, 30, 2000),
         // `duration` is the number of requests per connection here.
         "history" => (20, 1, 0.0, 20, 0),
+        // `duration`: seconds of full-speed ingest, once without the stream, once into a writer.
+        "stream" => (0, 100, 0.0, 5, 0),
         other => {
             bail!(
-                "unknown scenario `{other}`; expected fanout, hot, idle, ingest, churn, live or history"
+                "unknown scenario `{other}`; expected fanout, hot, idle, ingest, churn, live, history or stream"
             )
         }
     })
@@ -185,8 +199,24 @@ fn main() -> anyhow::Result<()> {
             "--reference compares /ws with the reference; it cannot be combined with --transport"
         );
     }
-    if cli.scenario == "live" && cli.url.is_some() {
-        bail!("live starts its own server (pointed at the fake Solana node); --url cannot be used");
+    if cli.through_edge {
+        if !matches!(cli.scenario.as_str(), "fanout" | "hot" | "idle" | "churn") {
+            bail!(
+                "--through-edge applies to fanout, hot, idle and churn, not `{}`",
+                cli.scenario
+            );
+        }
+        if cli.url.is_some() || cli.reference.is_some() {
+            bail!(
+                "--through-edge starts its own writer and edge; it cannot be combined with --url or --reference"
+            );
+        }
+    }
+    if matches!(cli.scenario.as_str(), "live" | "stream") && cli.url.is_some() {
+        bail!(
+            "{} starts its own servers; --url cannot be used",
+            cli.scenario
+        );
     }
     let runtime = match cli.client_threads {
         1 => tokio::runtime::Builder::new_current_thread()
@@ -216,14 +246,26 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
         "live" => Some(live::SlotFeed::start(cli.events_per_tx).await),
         _ => None,
     };
+    let mut extra: Vec<String> = cli
+        .server_set
+        .iter()
+        .flat_map(|s| ["--set".to_owned(), s.clone()])
+        .collect();
+    if cli.scenario == "stream" {
+        return stream::run(&http, plan, &mints, &extra).await;
+    }
+    // Through an edge: the clients' server is the edge, the events go to the writer upstream.
+    let mut upstream = None;
     let server = match &cli.url {
         Some(url) => ServerUnderTest::attach(url, cli.token.clone(), cli.pid),
+        None if cli.through_edge => {
+            let cluster = StreamCluster::start(&extra, &[])?;
+            let edge = cluster.start_edge(true)?;
+            cluster::wait_until_ready(&edge, Duration::from_secs(60)).await?;
+            upstream = Some(cluster);
+            edge
+        }
         None => {
-            let mut extra: Vec<String> = cli
-                .server_set
-                .iter()
-                .flat_map(|s| ["--set".to_owned(), s.clone()])
-                .collect();
             extra.extend(slots.iter().flat_map(live::SlotFeed::server_args));
             if cli.scenario == "history" {
                 // Back-to-back 1000-candle requests are what the rate limit exists to stop.
@@ -238,7 +280,10 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
         }
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let ingest_url = format!("{}/api/v1/events", server.base_url);
+    let ingest_url = format!(
+        "{}/api/v1/events",
+        upstream.as_ref().map_or(&server, |c| &c.writer).base_url
+    );
     if cli.scenario == "history" {
         return history::run(&http, &server, plan, plan.duration).await;
     }
@@ -264,10 +309,16 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
         Transport::Socketio => Engine::KlineSocketIo(&server),
         Transport::Ws | Transport::Both => Engine::Kline(&server),
     };
-    let mut report = measure::run(&first, &mut feed, plan, &mints).await?;
+    let mut report = measure::run(&first, &mut feed, plan, &mints, upstream.as_ref()).await?;
     if cli.transport == Transport::Both {
-        let socketio =
-            measure::run(&Engine::KlineSocketIo(&server), &mut feed, plan, &mints).await?;
+        let socketio = measure::run(
+            &Engine::KlineSocketIo(&server),
+            &mut feed,
+            plan,
+            &mints,
+            upstream.as_ref(),
+        )
+        .await?;
         report["ratio_kline_to_reference"] = report::ratios(&report, &socketio);
         report["reference"] = socketio;
     }
@@ -279,6 +330,7 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
     }
     // The reference runs alone on the machine: the server the bench started stops first.
     drop(server);
+    drop(upstream);
     if cli.reference == Some(Reference::Nchan) {
         let reference = run_nchan(&http, plan, &mints).await?;
         if reference.get("skipped").is_none() {
@@ -305,7 +357,7 @@ async fn run_nchan(http: &reqwest::Client, plan: &Plan, mints: &[Pubkey]) -> any
         http: http.clone(),
         base: format!("http://{}", engine.addr),
     };
-    measure::run(&Engine::Nchan(&engine), &mut feed, plan, mints).await
+    measure::run(&Engine::Nchan(&engine), &mut feed, plan, mints, None).await
 }
 
 async fn wait_until_solana_source_is_live(

@@ -1,6 +1,8 @@
 //! One measured run of a fan-out scenario against one engine (kline, or the nchan reference): open the
 //! clients, start the churners and the CPU burners, drive the events, sample the engine from `/proc`, then
-//! count what was lost and report.
+//! count what was lost and report. Through an edge (`--through-edge`), the engine is the edge the clients
+//! use and the events go to the writer upstream of it, whose history is the truth losses are counted
+//! against.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::burn::CoreBurner;
 use crate::clients::{self, ClientOutcome, Wire};
+use crate::cluster::StreamCluster;
 use crate::driver::{self, DriveOutcome, Feed};
 use crate::nchan::NginxNchan;
-use crate::process::{ProcessProbe, cpu_percent};
+use crate::process::{ProcSample, ProcessProbe, cpu_percent};
 use crate::report::{histogram_bound_ms, metric_value, round};
 use crate::server::ServerUnderTest;
 use crate::{Plan, churn};
@@ -75,12 +78,14 @@ impl Engine<'_> {
     }
 }
 
-/// Runs `plan` against `engine`, publishing through `feed`.
+/// Runs `plan` against `engine`, publishing through `feed`; `upstream`: the writer and Redis feeding the
+/// engine, when it is an edge.
 pub async fn run(
     engine: &Engine<'_>,
     feed: &mut Feed,
     plan: &Plan,
     mints: &[Pubkey],
+    upstream: Option<&StreamCluster>,
 ) -> anyhow::Result<Value> {
     let probe = engine.probe();
     let sample = || probe.and_then(|p| p.sample());
@@ -134,6 +139,7 @@ pub async fn run(
     };
     let load_client = ProcessProbe::single(std::process::id());
     let client_before = load_client.sample();
+    let upstream_before = upstream.map(UpstreamSample::take);
     let burner = CoreBurner::start(plan.burn_cores);
     // Candles older than this were made by an earlier run on the same server (`--transport both`).
     let first_candle = kline_protocol::response::unix_millis_now().div_euclid(1000);
@@ -154,6 +160,9 @@ pub async fn run(
     let client_cpu = client_before
         .zip(load_client.sample())
         .map(|(a, b)| cpu_percent(&a, &b));
+    let upstream_cpu = upstream
+        .zip(upstream_before)
+        .map(|(cluster, before)| before.cpu_until(&UpstreamSample::take(cluster)));
     sampler_stop.cancel();
     let samples = sampler.await.unwrap_or_default();
     let closes_during_load: u64 = shared.closes.lock().unwrap().values().sum();
@@ -173,9 +182,16 @@ pub async fn run(
         }
     }
     let closes = shared.closes.lock().unwrap().clone();
+    if let Some(cluster) = upstream {
+        // The edge's last updates reach the clients only once it applied the writer's last groups.
+        cluster
+            .wait_until_applied(engine.kline().expect("an edge"), Duration::from_secs(60))
+            .await?;
+    }
     let lost = match engine.kline() {
         Some(server) if plan.rate > 0.0 => {
-            count_lost_candles(&server.base_url, &mint_strings, &outcomes, first_candle).await?
+            let truth = upstream.map_or(server, |cluster| &cluster.writer);
+            count_lost_candles(&truth.base_url, &mint_strings, &outcomes, first_candle).await?
         }
         Some(_) => 0,
         None => count_lost_messages(&driven, &outcomes),
@@ -236,6 +252,13 @@ pub async fn run(
         },
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
     });
+    if let Some(cpu) = upstream_cpu {
+        report["path"] = json!("events to the writer, Redis stream, clients on one edge");
+        report["upstream"] = json!({
+            "writer_cpu_percent_of_one_core_during_load": cpu.0.map(round),
+            "redis_cpu_percent_of_one_core_during_load": cpu.1.map(round),
+        });
+    }
     match engine {
         Engine::Kline(server) | Engine::KlineSocketIo(server) => {
             // Every client is gone: the index and the connection count must be back to zero.
@@ -362,4 +385,30 @@ fn count_lost_messages(driven: &DriveOutcome, outcomes: &[ClientOutcome]) -> u64
             published.saturating_sub(outcome.messages)
         })
         .sum()
+}
+
+/// CPU samples of the writer and redis-server, for their share of a run through an edge.
+struct UpstreamSample {
+    writer: Option<ProcSample>,
+    redis: Option<ProcSample>,
+}
+
+impl UpstreamSample {
+    fn take(cluster: &StreamCluster) -> UpstreamSample {
+        UpstreamSample {
+            writer: cluster.writer.sample(),
+            redis: cluster.redis_probe().and_then(|probe| probe.sample()),
+        }
+    }
+
+    /// (writer, redis) CPU between `self` and `later`, in percent of one core.
+    fn cpu_until(&self, later: &UpstreamSample) -> (Option<f64>, Option<f64>) {
+        let between = |a: Option<ProcSample>, b: Option<ProcSample>| {
+            a.zip(b).map(|(a, b)| cpu_percent(&a, &b))
+        };
+        (
+            between(self.writer, later.writer),
+            between(self.redis, later.redis),
+        )
+    }
 }

@@ -239,3 +239,47 @@ fn live_feeds_the_solana_source_through_the_fake_node() {
     assert_eq!(report["server"]["feed_lagged_total"], 0, "{report}");
     assert_eq!(report["closes_total"], 0, "{report}");
 }
+
+#[test]
+fn fanout_through_an_edge_delivers_every_update_of_the_writer() {
+    let report = run(&[
+        "fanout",
+        "--through-edge",
+        "--connections",
+        "100",
+        "--pairs",
+        "5",
+        "--rate",
+        "50",
+        "--duration",
+        "3",
+    ]);
+    assert_eq!(report["connections_subscribed"], 100, "{report}");
+    assert_eq!(report["events_accepted"], report["events_sent"], "{report}");
+    assert!(report["deliveries"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        report["updates_lost"], 0,
+        "counted against the writer's history: {report}"
+    );
+    assert!(
+        report["upstream"]["writer_cpu_percent_of_one_core_during_load"].is_number(),
+        "{report}"
+    );
+}
+
+#[test]
+fn stream_measures_publish_and_apply() {
+    let report = run(&["stream", "--duration", "1", "--pairs", "5"]);
+    assert!(
+        report["without_stream"]["events_per_sec"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["publish"]["groups"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["apply"]["candle_updates_per_sec"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+}

@@ -1,7 +1,8 @@
 //! Helpers shared by the end-to-end tests: the real `kline-server` binary as a child process
 //! ([`ServerProcess`]) or the server library in this process ([`InProcessServer`]), small HTTP helpers,
-//! a WebSocket client speaking the protocol ([`ws`]), one writing raw frames ([`raw_ws`]), and
-//! [`wait_until`] for conditions. Tests talk to servers only through real sockets.
+//! a WebSocket client speaking the protocol ([`ws`]), one following series across reconnects
+//! ([`follower`]), one writing raw frames ([`raw_ws`]), a real `redis-server` ([`redis::RedisServer`]),
+//! and [`wait_until`] for conditions. Tests talk to servers only through real sockets.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,8 +46,10 @@ pub fn free_local_addr() -> String {
     listener.local_addr().expect("local addr").to_string()
 }
 
+pub mod follower;
 pub mod in_process;
 pub mod raw_ws;
+pub mod redis;
 
 pub use in_process::InProcessServer;
 
