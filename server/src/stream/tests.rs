@@ -253,15 +253,22 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     shutdown.cancel();
 }
 
-/// Edge apply throughput without Redis in between: records from a writer's outbox applied to a replica in
-/// reads of `stream.read_count`. `cargo test --release --workspace --lib measure_apply -- --ignored --nocapture`.
+/// Edge apply throughput without Redis in between: 100,000 events through a writer's pipeline, then its
+/// outbox records applied to a replica in reads of `stream.read_count`.
+/// `cargo test --release --workspace --lib measure_apply -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a test"]
 fn measure_apply_rate() {
     let writer_dir = tempfile::tempdir().unwrap();
     let writer = Arc::new(CandleStore::open_at(writer_dir.path(), false, 256).unwrap());
     let status = Arc::new(StreamStatus::default());
-    let groups = 20_000;
+    // fanout's shape by default (1,000 events/s committed in groups of ~5); `KLINE_GROUP_EVENTS=4000` is
+    // ingest at full speed (groups of up to pipeline.max_batch_events).
+    let group_events: i64 = std::env::var("KLINE_GROUP_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let groups = (100_000 / group_events) as u64;
     let outbox = Outbox::open(&writer, groups, status.clone()).unwrap();
     let settings = PipelineSettings {
         intervals: Interval::ALL.to_vec(),
@@ -276,13 +283,14 @@ fn measure_apply_rate() {
     )
     .unwrap()
     .with_outbox(outbox);
-    // fanout's shape: 100 mints, 1,000 events/s, committed in groups of 5 events.
     let mut market = SimulatedMarket::new(3, 100);
     for group in 0..groups as i64 {
-        let events: Vec<_> = (0..5)
-            .map(|i| market.next_event(T0_MS + group * 5 + i))
+        let events: Vec<_> = (0..group_events)
+            .map(|i| market.next_event(T0_MS + group * group_events + i))
             .collect();
-        pipeline.ingest(&[events], T0_MS + group * 5).unwrap();
+        pipeline
+            .ingest(&[events], T0_MS + group * group_events)
+            .unwrap();
     }
     let records = writer.outbox_from(1, usize::MAX).unwrap();
     let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
@@ -291,9 +299,12 @@ fn measure_apply_rate() {
     }
     let edge_dir = tempfile::tempdir().unwrap();
     let edge = Arc::new(CandleStore::open_at(edge_dir.path(), false, 256).unwrap());
-    let mut replica =
-        super::apply::Replica::open(edge, CandleFeed::unread(), Arc::new(StreamStatus::default()))
-            .unwrap();
+    let mut replica = super::apply::Replica::open(
+        edge,
+        CandleFeed::unread(),
+        Arc::new(StreamStatus::default()),
+    )
+    .unwrap();
     let started = Instant::now();
     let mut written = 0;
     for read in records.chunks(Config::defaults().stream.read_count) {
