@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use kline_tests::redis::RedisServer;
 
-use crate::process::ProcessProbe;
-use crate::report::metric_value;
+use serde_json::{Value, json};
+
+use crate::process::{ProcSample, ProcessProbe, cpu_percent};
+use crate::report::{metric_value, round};
 use crate::server::ServerUnderTest;
 
 /// Redis and the writer; edges are started on demand.
@@ -58,6 +60,18 @@ impl StreamCluster {
         self.redis.pid().map(ProcessProbe::single)
     }
 
+    /// The writer's and Redis's CPU, and what the writer has published so far.
+    pub async fn sample(&self) -> UpstreamSample {
+        let writer_metric = |name| async move { metric(&self.writer, name).await.unwrap_or(0.0) };
+        UpstreamSample {
+            at: Instant::now(),
+            writer: self.writer.sample(),
+            redis: self.redis_probe().and_then(|probe| probe.sample()),
+            published_groups: writer_metric("kline_stream_published_seq").await,
+            published_bytes: writer_metric("kline_stream_published_bytes_total").await,
+        }
+    }
+
     /// Waits until Redis acknowledged every group the writer committed; returns that group number.
     pub async fn wait_until_published(&self, timeout: Duration) -> anyhow::Result<u64> {
         let started = Instant::now();
@@ -92,6 +106,34 @@ impl StreamCluster {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// What the upstream of an edge did up to a moment: for its share of a run through the edge.
+pub struct UpstreamSample {
+    at: Instant,
+    writer: Option<ProcSample>,
+    redis: Option<ProcSample>,
+    published_groups: f64,
+    published_bytes: f64,
+}
+
+impl UpstreamSample {
+    /// Writer and Redis CPU, and the stream's groups and bytes per second, from `self` to `later`.
+    pub fn figures_until(&self, later: &UpstreamSample) -> Value {
+        let cpu = |a: Option<ProcSample>, b: Option<ProcSample>| {
+            a.zip(b).map(|(a, b)| round(cpu_percent(&a, &b)))
+        };
+        let secs = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        let groups = later.published_groups - self.published_groups;
+        let bytes = later.published_bytes - self.published_bytes;
+        json!({
+            "writer_cpu_percent_of_one_core_during_load": cpu(self.writer, later.writer),
+            "redis_cpu_percent_of_one_core_during_load": cpu(self.redis, later.redis),
+            "stream_groups_per_sec": round(groups / secs),
+            "stream_bytes_per_sec": round(bytes / secs),
+            "stream_bytes_per_group": (groups > 0.0).then(|| round(bytes / groups)),
+        })
     }
 }
 

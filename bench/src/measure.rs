@@ -18,7 +18,7 @@ use crate::clients::{self, ClientOutcome, Wire};
 use crate::cluster::StreamCluster;
 use crate::driver::{self, DriveOutcome, Feed};
 use crate::nchan::NginxNchan;
-use crate::process::{ProcSample, ProcessProbe, cpu_percent};
+use crate::process::{ProcessProbe, cpu_percent};
 use crate::report::{histogram_bound_ms, metric_value, round};
 use crate::server::ServerUnderTest;
 use crate::{Plan, churn};
@@ -139,7 +139,10 @@ pub async fn run(
     };
     let load_client = ProcessProbe::single(std::process::id());
     let client_before = load_client.sample();
-    let upstream_before = upstream.map(UpstreamSample::take);
+    let upstream_before = match upstream {
+        Some(cluster) => Some(cluster.sample().await),
+        None => None,
+    };
     let burner = CoreBurner::start(plan.burn_cores);
     // Candles older than this were made by an earlier run on the same server (`--transport both`).
     let first_candle = kline_protocol::response::unix_millis_now().div_euclid(1000);
@@ -160,9 +163,10 @@ pub async fn run(
     let client_cpu = client_before
         .zip(load_client.sample())
         .map(|(a, b)| cpu_percent(&a, &b));
-    let upstream_cpu = upstream
-        .zip(upstream_before)
-        .map(|(cluster, before)| before.cpu_until(&UpstreamSample::take(cluster)));
+    let upstream_figures = match upstream.zip(upstream_before) {
+        Some((cluster, before)) => Some(before.figures_until(&cluster.sample().await)),
+        None => None,
+    };
     sampler_stop.cancel();
     let samples = sampler.await.unwrap_or_default();
     let closes_during_load: u64 = shared.closes.lock().unwrap().values().sum();
@@ -252,12 +256,9 @@ pub async fn run(
         },
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
     });
-    if let Some(cpu) = upstream_cpu {
+    if let Some(figures) = upstream_figures {
         report["path"] = json!("events to the writer, Redis stream, clients on one edge");
-        report["upstream"] = json!({
-            "writer_cpu_percent_of_one_core_during_load": cpu.0.map(round),
-            "redis_cpu_percent_of_one_core_during_load": cpu.1.map(round),
-        });
+        report["upstream"] = figures;
     }
     match engine {
         Engine::Kline(server) | Engine::KlineSocketIo(server) => {
@@ -385,30 +386,4 @@ fn count_lost_messages(driven: &DriveOutcome, outcomes: &[ClientOutcome]) -> u64
             published.saturating_sub(outcome.messages)
         })
         .sum()
-}
-
-/// CPU samples of the writer and redis-server, for their share of a run through an edge.
-struct UpstreamSample {
-    writer: Option<ProcSample>,
-    redis: Option<ProcSample>,
-}
-
-impl UpstreamSample {
-    fn take(cluster: &StreamCluster) -> UpstreamSample {
-        UpstreamSample {
-            writer: cluster.writer.sample(),
-            redis: cluster.redis_probe().and_then(|probe| probe.sample()),
-        }
-    }
-
-    /// (writer, redis) CPU between `self` and `later`, in percent of one core.
-    fn cpu_until(&self, later: &UpstreamSample) -> (Option<f64>, Option<f64>) {
-        let between = |a: Option<ProcSample>, b: Option<ProcSample>| {
-            a.zip(b).map(|(a, b)| cpu_percent(&a, &b))
-        };
-        (
-            between(self.writer, later.writer),
-            between(self.redis, later.redis),
-        )
-    }
 }

@@ -63,6 +63,7 @@ pub async fn run(
         .zip(cluster.redis_probe().and_then(|p| p.sample()))
         .map(|(a, b)| round(cpu_percent(&a, &b)));
     let updates = metric(&cluster.writer, "kline_candle_updates_published_total").await?;
+    let bytes = metric(&cluster.writer, "kline_stream_published_bytes_total").await?;
     let events = into_writer["events_accepted"].as_f64().unwrap_or(0.0);
 
     let edge_started = Instant::now();
@@ -108,6 +109,10 @@ pub async fn run(
             "writer_cpu_percent_of_one_core": into_writer["server"]["cpu_percent_of_one_core"],
             "groups": groups,
             "candle_updates_in_stream": updates,
+            "bytes_in_stream": bytes,
+            "bytes_per_group": round(bytes / groups as f64),
+            // A group carries its events' trades and stored events too, not only candles.
+            "bytes_per_event": (events > 0.0).then(|| round(bytes / events)),
             "secs_until_all_published": round(published_secs),
             "backlog_secs_after_load": round(published_secs - ingest_secs),
             "events_per_sec_published": round(events / published_secs),
