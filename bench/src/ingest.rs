@@ -11,6 +11,28 @@ use crate::process::{ProcSample, cpu_percent};
 use crate::report::round;
 use crate::server::ServerUnderTest;
 
+/// How the events are posted: `writers` concurrent POST loops of `batch` events each.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub writers: u64,
+    pub batch: u64,
+}
+
+impl Load {
+    /// As fast as the server takes them: four writers of 2000-event batches (the pipeline writes up to
+    /// `pipeline.max_batch_events` of them as one group).
+    pub const FULL_SPEED: Load = Load {
+        writers: 4,
+        batch: 2000,
+    };
+    /// One writer of 5-event batches: one committed group per request, the size of the groups at the
+    /// `fanout` load (1,000 events/s).
+    pub const SMALL_GROUPS: Load = Load {
+        writers: 1,
+        batch: 5,
+    };
+}
+
 pub async fn run(
     http: &reqwest::Client,
     url: &str,
@@ -19,23 +41,34 @@ pub async fn run(
     plan: &Plan,
     baseline: Option<ProcSample>,
 ) -> anyhow::Result<Value> {
-    const BATCH: u64 = 2000;
-    const WRITERS: u64 = 4;
+    run_load(http, url, server, mints, plan, baseline, Load::FULL_SPEED).await
+}
+
+pub async fn run_load(
+    http: &reqwest::Client,
+    url: &str,
+    server: &ServerUnderTest,
+    mints: &[Pubkey],
+    plan: &Plan,
+    baseline: Option<ProcSample>,
+    load: Load,
+) -> anyhow::Result<Value> {
+    let Load { writers, batch } = load;
     let deadline = Instant::now() + Duration::from_secs(plan.duration);
     let started = Instant::now();
-    let mut writers = Vec::new();
-    for writer in 0..WRITERS {
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
         let (http, url, token, mints) = (
             http.clone(),
             url.to_owned(),
             server.token.clone(),
             mints.to_vec(),
         );
-        writers.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut accepted = 0;
             let mut seq = writer << 40;
             while Instant::now() < deadline {
-                let body: String = (0..BATCH)
+                let body: String = (0..batch)
                     .map(|i| {
                         driver::event(
                             seq + i,
@@ -46,15 +79,15 @@ pub async fn run(
                             + "\n"
                     })
                     .collect();
-                seq += BATCH;
+                seq += batch;
                 accepted += driver::post(&http, &url, &token, body).await.unwrap_or(0);
             }
             accepted
         }));
     }
     let mut accepted = 0;
-    for writer in writers {
-        accepted += writer.await.unwrap_or(0);
+    for task in tasks {
+        accepted += task.await.unwrap_or(0);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let end = server.sample();

@@ -5,6 +5,12 @@
 //! 2. **Publish**: the same load against a writer publishing to redis-server, with no edge running. Reports
 //!    the events/s it took, and how long until Redis acknowledged every committed group (the publisher's
 //!    backlog when the load stops).
+//!
+//! Steps 2 and 3 run twice, each with a new writer and Redis: at full speed (`full_speed`: four writers of
+//! 2000-event requests, so the pipeline commits groups of thousands of events) and in small groups
+//! (`small_groups`: one writer of 5-event requests, one group each, the size of the groups at the `fanout`
+//! load), because an edge's cost per candle update depends on how many events share a group.
+//!
 //! 3. **Apply**: then an edge starts with an empty replica and no snapshot source, so it must apply the
 //!    whole stream the writer filled. Candle updates applied per second: the edge's
 //!    `kline_stream_candle_updates_applied_total` from its first `/metrics` answer until its applied group
@@ -19,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::Plan;
 use crate::cluster::{StreamCluster, metric};
-use crate::ingest;
+use crate::ingest::{self, Load};
 use crate::process::cpu_percent;
 use crate::report::round;
 use crate::server::ServerUnderTest;
@@ -40,20 +46,49 @@ pub async fn run(
         let url = format!("{}/api/v1/events", server.base_url);
         ingest::run(http, &url, &server, mints, plan, server.sample()).await?
     };
+    let full_speed = through_stream(http, plan, mints, extra, Load::FULL_SPEED).await?;
+    let small_groups = through_stream(http, plan, mints, extra, Load::SMALL_GROUPS).await?;
+    let ratio = full_speed["publish"]["events_per_sec"]
+        .as_f64()
+        .zip(without_stream["events_per_sec"].as_f64())
+        .filter(|(_, base)| *base > 0.0)
+        .map(|(ours, base)| round(ours / base));
+    Ok(json!({
+        "scenario": "stream",
+        "duration_secs": plan.duration,
+        "pairs": plan.pairs,
+        "without_stream": {
+            "events_per_sec": without_stream["events_per_sec"],
+            "server_cpu_percent_of_one_core": without_stream["server"]["cpu_percent_of_one_core"],
+        },
+        "publish_ratio_to_without_stream": ratio,
+        "full_speed": full_speed,
+        "small_groups": small_groups,
+    }))
+}
 
+/// Fills a new writer's stream with `load` for the run's duration, then times an empty edge applying it.
+async fn through_stream(
+    http: &reqwest::Client,
+    plan: &Plan,
+    mints: &[Pubkey],
+    extra: &[String],
+    load: Load,
+) -> anyhow::Result<Value> {
     // The stream keeps every group of the run, so the edge below can only apply it, not skip it.
     let keep_all = ["--set".to_owned(), "stream.max_len=10000000".to_owned()];
     let cluster = StreamCluster::start(extra, &keep_all)?;
     let url = format!("{}/api/v1/events", cluster.writer.base_url);
     let started = Instant::now();
     let redis_before = cluster.redis_probe().and_then(|p| p.sample());
-    let into_writer = ingest::run(
+    let into_writer = ingest::run_load(
         http,
         &url,
         &cluster.writer,
         mints,
         plan,
         cluster.writer.sample(),
+        load,
     )
     .await?;
     let ingest_secs = started.elapsed().as_secs_f64();
@@ -96,13 +131,7 @@ pub async fn run(
         );
     }
     Ok(json!({
-        "scenario": "stream",
-        "duration_secs": plan.duration,
-        "pairs": plan.pairs,
-        "without_stream": {
-            "events_per_sec": without_stream["events_per_sec"],
-            "server_cpu_percent_of_one_core": without_stream["server"]["cpu_percent_of_one_core"],
-        },
+        "load": { "writers": load.writers, "events_per_request": load.batch },
         "publish": {
             "events_accepted": into_writer["events_accepted"],
             "events_per_sec": into_writer["events_per_sec"],
@@ -118,10 +147,6 @@ pub async fn run(
             "events_per_sec_published": round(events / published_secs),
             "groups_per_sec_published": round(groups as f64 / published_secs),
             "redis_cpu_percent_of_one_core": redis_cpu,
-            "ratio_to_without_stream": into_writer["events_per_sec"].as_f64()
-                .zip(without_stream["events_per_sec"].as_f64())
-                .filter(|(_, base)| *base > 0.0)
-                .map(|(ours, base)| round(ours / base)),
         },
         "apply": {
             "note": "an edge with an empty replica, started after the load, applies every group of the stream",

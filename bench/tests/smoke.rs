@@ -274,12 +274,23 @@ fn stream_measures_publish_and_apply() {
         report["without_stream"]["events_per_sec"].as_f64().unwrap() > 0.0,
         "{report}"
     );
+    for shape in ["full_speed", "small_groups"] {
+        let run = &report[shape];
+        assert!(run["publish"]["groups"].as_u64().unwrap() > 0, "{report}");
+        assert!(
+            run["apply"]["candle_updates_per_sec"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+    // One group per 5-event request: many more groups per event than at full speed.
+    let groups_per_event = |shape: &str| {
+        report[shape]["publish"]["groups"].as_f64().unwrap()
+            / report[shape]["publish"]["events_accepted"]
+                .as_f64()
+                .unwrap()
+    };
     assert!(
-        report["publish"]["groups"].as_u64().unwrap() > 0,
-        "{report}"
-    );
-    assert!(
-        report["apply"]["candle_updates_per_sec"].as_f64().unwrap() > 0.0,
+        groups_per_event("small_groups") > 10.0 * groups_per_event("full_speed"),
         "{report}"
     );
 }
