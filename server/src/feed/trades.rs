@@ -102,6 +102,13 @@ impl TradeFeed {
         self.watched_count.load(Ordering::Relaxed) > 0
     }
 
+    /// Whether `mint` is watched. A publisher that checks this after its write and skips building the trades
+    /// of unwatched mints misses no subscriber: one that starts watching later reads its snapshot after
+    /// that write.
+    pub fn watches(&self, mint: &[u8; 32]) -> bool {
+        self.any_watched() && self.lock().watched.contains(mint)
+    }
+
     /// The hub gained its first trade subscriber of `mint`.
     pub fn watch(&self, mint: [u8; 32]) {
         let mut state = self.lock();

@@ -156,6 +156,7 @@ impl Pipeline {
                         if let Some(outbox) = &mut self.outbox {
                             outbox.record().trades.push(TradeEntry {
                                 mint: tick.mint,
+                                key: keys::trade_key(&tick.mint, &position).to_vec(),
                                 event_key: keys::event_key(&id).to_vec(),
                                 trade_json: json,
                                 event_json: event_json.clone(),

@@ -11,7 +11,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions};
 
 use super::{
     CF_CANDLES, CF_EVENTS, CF_META, CF_OUTBOX, CF_SYMBOLS, CF_TRADES, CandleStore, StoreBatch,
-    StoreError, codec, keys,
+    StoreError, codec,
 };
 
 /// The writer's newest committed group number (`meta`).
@@ -164,20 +164,15 @@ impl StoreBatch<'_> {
             .put_cf(self.store.cf(family.cf_name()), key, value);
     }
 
-    /// Edge: a trade and its event, as the writer stored them.
+    /// Edge: a trade (under its `keys::trade_key`) and its event, as the writer stored them.
     pub fn put_replicated_trade(
         &mut self,
-        mint: &[u8; 32],
-        position: &keys::TradePosition,
+        trade_key: &[u8],
         trade_json: &str,
         event_key: &[u8],
         event_json: &str,
     ) {
-        self.put_replicated(
-            Replicated::Trades,
-            &keys::trade_key(mint, position),
-            trade_json.as_bytes(),
-        );
+        self.put_replicated(Replicated::Trades, trade_key, trade_json.as_bytes());
         self.put_replicated(Replicated::Events, event_key, event_json.as_bytes());
     }
 }

@@ -115,25 +115,14 @@ impl Replica {
                 });
             }
         }
-        let mut trades = Vec::new();
         for group in &groups {
             for entry in &group.trades {
-                let trade: Trade = serde_json::from_str(&entry.trade_json)
-                    .map_err(|err| BadRecord(format!("trade JSON: {err}")))?;
-                let position = TradePosition::of_trade(&trade);
                 write.put_replicated_trade(
-                    &entry.mint,
-                    &position,
+                    &entry.key,
                     &entry.trade_json,
                     &entry.event_key,
                     &entry.event_json,
                 );
-                trades.push(LiveTrade::new(
-                    entry.mint,
-                    position,
-                    trade,
-                    entry.event_json.clone(),
-                ));
             }
             for entry in &group.symbols {
                 write.put_replicated(Replicated::Symbols, &entry.mint, &entry.value);
@@ -141,7 +130,25 @@ impl Replica {
         }
         self.commit(write, last)?;
         self.publish(published);
-        self.feed.trades().publish(trades);
+        // Trades are parsed only for the mints somebody watches (checked after the write: see
+        // `TradeFeed::watches`); a trade that does not parse is stored, not pushed.
+        let trades = self.feed.trades();
+        let live: Vec<LiveTrade> = groups
+            .into_iter()
+            .flat_map(|group| group.trades)
+            .filter(|entry| trades.watches(&entry.mint))
+            .filter_map(|entry| match serde_json::from_str::<Trade>(&entry.trade_json) {
+                Ok(trade) => {
+                    let position = TradePosition::of_trade(&trade);
+                    Some(LiveTrade::new(entry.mint, position, trade, entry.event_json))
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "a replicated trade is not a valid trade; not pushed");
+                    None
+                }
+            })
+            .collect();
+        trades.publish(live);
         self.status.candle_updates_applied.inc_by(written as u64);
         Ok(written)
     }

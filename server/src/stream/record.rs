@@ -38,6 +38,8 @@ pub struct CandleEntry {
 #[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
 pub struct TradeEntry {
     pub mint: [u8; 32],
+    /// `store::keys::trade_key` of the trade.
+    pub key: Vec<u8>,
     /// `store::keys::event_key` of the event.
     pub event_key: Vec<u8>,
     /// The protocol `Trade`, JSON.
@@ -132,6 +134,7 @@ mod tests {
         record.add_candle(&key, &state, true, Some(5));
         record.trades.push(TradeEntry {
             mint: [7; 32],
+            key: vec![2; keys::TRADE_KEY_LEN],
             event_key: vec![1; keys::EVENT_KEY_LEN],
             trade_json: "{}".into(),
             event_json: "{\"a\":1}".into(),

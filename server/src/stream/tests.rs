@@ -122,13 +122,13 @@ struct Edge {
     status: Arc<StreamStatus>,
 }
 
-fn start_edge(config: StreamConfig, shutdown: &CancellationToken) -> Edge {
+fn start_edge(config: StreamConfig, feed: CandleFeed, shutdown: &CancellationToken) -> Edge {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
     let status = Arc::new(StreamStatus::default());
     tokio::spawn(replica::run(
         store.clone(),
-        CandleFeed::unread(),
+        feed,
         config,
         status.clone(),
         shutdown.child_token(),
@@ -199,9 +199,13 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
         status.clone(),
         shutdown.child_token(),
     ));
-    let edge_a = start_edge(config.clone(), &shutdown);
-
+    // Edge A's trade feed watches the first mint, as its trade hub would for a subscriber.
     let mut market = SimulatedMarket::new(11, 3);
+    let watched = market.mints()[0].to_bytes();
+    let feed_a = CandleFeed::new(1, 100_000);
+    feed_a.trades().watch(watched);
+    let edge_a = start_edge(config.clone(), feed_a.clone(), &shutdown);
+
     let mut ingest = |from: i64, count: i64| {
         for i in from..from + count {
             let events = vec![market.next_event(T0_MS + i * 700)];
@@ -235,7 +239,7 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
         .query_async(&mut raw)
         .await
         .unwrap();
-    let edge_b = start_edge(config.clone(), &shutdown);
+    let edge_b = start_edge(config.clone(), CandleFeed::unread(), &shutdown);
     ingest(250, 50);
     wait_until("edge B caught up", || caught_up(&edge_b)).await;
     wait_until("edge A caught up", || caught_up(&edge_a)).await;
@@ -250,6 +254,24 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     );
     assert_eq!(contents(&edge_a.store, &market), expected, "edge A");
     assert_eq!(contents(&edge_b.store, &market), expected, "edge B");
+    // Every trade of the watched mint reached edge A's trade feed once, in order; no other mint's.
+    let live: Vec<_> = feed_a
+        .trades()
+        .drain()
+        .trades
+        .into_iter()
+        .map(|trade| trade.trade.id.clone())
+        .collect();
+    let stored: Vec<_> = writer
+        .trades(&watched, None, 100_000)
+        .unwrap()
+        .trades
+        .into_iter()
+        .rev()
+        .map(|trade| trade.id)
+        .collect();
+    assert!(stored.len() > 50);
+    assert_eq!(live, stored);
     shutdown.cancel();
 }
 
