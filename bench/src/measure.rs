@@ -312,6 +312,8 @@ async fn kline_figures(
             "receipt_to_push_ms_at_most",
             "kline_receipt_to_push_seconds",
         ),
+        // Through an edge: from the writer sealing a group to the edge's write of it.
+        ("stream_hop_ms_at_most", "kline_stream_hop_seconds"),
     ] {
         report["server"][key] = json!({
             "p50": histogram_bound_ms(&metrics, name, 0.5),

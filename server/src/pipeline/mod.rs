@@ -268,7 +268,7 @@ impl Pipeline {
         let sealed = self
             .outbox
             .as_mut()
-            .and_then(|outbox| outbox.seal(&mut write, now_ms));
+            .and_then(|outbox| outbox.seal(&mut write));
         if write.is_empty() {
             return Ok(());
         }

@@ -129,6 +129,11 @@ impl Replica {
             }
         }
         self.commit(write, last)?;
+        let now_us = chrono::Utc::now().timestamp_micros();
+        for group in &groups {
+            let hop_us = now_us.saturating_sub(group.committed_at_us);
+            self.status.hop.observe_ms(hop_us as f64 / 1000.0);
+        }
         self.publish(published);
         // Trades are parsed only for the mints somebody watches (checked after the write: see
         // `TradeFeed::watches`); a trade that does not parse is stored, not pushed.

@@ -26,6 +26,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::stats::LatencyHistogram;
+
 /// Why an edge is not ready to serve clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotReady {
@@ -55,6 +57,9 @@ pub struct StreamStatus {
     pub candle_updates_applied: Counter,
     /// Writer: bytes of records appended to the stream (republished ones included).
     pub published_bytes: Counter,
+    /// Edge: from the writer sealing a group to the edge's write of it (outbox, publisher, Redis, read,
+    /// apply): the hop the stream adds before the edge's hub. Clocks of different machines must agree.
+    pub hop: LatencyHistogram,
     replica_loaded: AtomicBool,
     head: AtomicU64,
 }
@@ -138,6 +143,11 @@ impl StreamStatus {
             "stream_candle_updates_applied",
             "Edge: candle states written to the replica",
             self.candle_updates_applied.clone(),
+        );
+        registry.register(
+            "stream_hop_seconds",
+            "Edge: from the writer sealing a group to its write on this edge's replica",
+            self.hop.clone(),
         );
         registry.register(
             "stream_published_bytes",

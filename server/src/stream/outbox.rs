@@ -58,14 +58,14 @@ impl Outbox {
 
     /// Adds the group's record to `write` under the next number, and drops the record that falls out of
     /// retention. Returns the number, or `None` when the group changed nothing the edges replicate.
-    pub fn seal(&mut self, write: &mut StoreBatch<'_>, now_ms: i64) -> Option<u64> {
+    pub fn seal(&mut self, write: &mut StoreBatch<'_>) -> Option<u64> {
         let mut record = std::mem::take(&mut self.record);
         if record.is_empty() {
             return None;
         }
         let seq = self.next_seq;
         record.seq = seq;
-        record.committed_at_ms = now_ms;
+        record.committed_at_us = chrono::Utc::now().timestamp_micros();
         write.put_outbox(seq, &record.encode());
         if seq > self.max_len {
             write.delete_outbox(seq - self.max_len);
@@ -105,27 +105,27 @@ mod tests {
             let mut outbox = Outbox::open(&store, 3, status.clone()).unwrap();
             let mut write = store.batch();
             assert_eq!(
-                outbox.seal(&mut write, 1),
+                outbox.seal(&mut write),
                 None,
                 "an empty group gets no number"
             );
             for byte in 1..=4 {
                 record_with_symbol(&mut outbox, byte);
                 let mut write = store.batch();
-                let seq = outbox.seal(&mut write, 1).unwrap();
+                let seq = outbox.seal(&mut write).unwrap();
                 assert_eq!(seq, u64::from(byte));
                 store.write(write).unwrap();
                 outbox.committed_ok(seq);
             }
             // A group sealed but never written (the write failed) does not use its number.
             record_with_symbol(&mut outbox, 9);
-            assert_eq!(outbox.seal(&mut store.batch(), 1), Some(5));
+            assert_eq!(outbox.seal(&mut store.batch()), Some(5));
         }
         let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
         let mut outbox = Outbox::open(&store, 3, status).unwrap();
         assert_eq!(*outbox.committed().borrow(), 4);
         record_with_symbol(&mut outbox, 5);
-        assert_eq!(outbox.seal(&mut store.batch(), 1), Some(5));
+        assert_eq!(outbox.seal(&mut store.batch()), Some(5));
         // Retention: the newest 3 of 4 records are kept, in order, each decoding to its number.
         let kept = store.outbox_from(0, 10).unwrap();
         let seqs: Vec<u64> = kept.iter().map(|(seq, _)| *seq).collect();

@@ -14,8 +14,8 @@ use crate::store::{SymbolStats, codec, keys};
 pub struct GroupRecord {
     /// The group's number: 1, 2, 3… with no gap.
     pub seq: u64,
-    /// Unix ms when the writer committed the group.
-    pub committed_at_ms: i64,
+    /// Unix µs when the writer sealed the group (just before its write), for the hop's latency.
+    pub committed_at_us: i64,
     pub candles: Vec<CandleEntry>,
     pub trades: Vec<TradeEntry>,
     pub symbols: Vec<SymbolEntry>,
@@ -128,7 +128,7 @@ mod tests {
         let state = CandleState::first(key.time, &tick);
         let mut record = GroupRecord {
             seq: 42,
-            committed_at_ms: 1_700_000_000_123,
+            committed_at_us: 1_700_000_000_123_456,
             ..GroupRecord::default()
         };
         record.add_candle(&key, &state, true, Some(5));

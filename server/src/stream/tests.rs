@@ -244,6 +244,11 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     wait_until("edge B caught up", || caught_up(&edge_b)).await;
     wait_until("edge A caught up", || caught_up(&edge_a)).await;
     assert_eq!(edge_b.status.snapshots_loaded.get(), 1);
+    // Edge A timed the hop of every group it applied from the stream (all of them: it never needed a
+    // snapshot).
+    let (_, hops, _) = edge_a.status.hop.buckets_seconds();
+    assert_eq!(hops, status.committed_seq.get() as u64);
+    assert_eq!(edge_a.status.snapshots_loaded.get(), 0);
     assert!(edge_a.status.readiness(0).is_ok() && edge_b.status.readiness(0).is_ok());
 
     let market = SimulatedMarket::new(11, 3);
