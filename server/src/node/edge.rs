@@ -42,14 +42,13 @@ pub async fn run(
     };
     let feed = PushCore::feed(&config);
     let replica_stop = CancellationToken::new();
-    let replicating = TaskTracker::new();
-    replicating.spawn(replica::run(
+    let replica_thread = replica::spawn(
         base.store.clone(),
         feed.clone(),
         config.stream.clone(),
         stream.clone(),
         replica_stop.clone(),
-    ));
+    );
     let background = TaskTracker::new();
     // Retention counts what it prunes; an edge has no pipeline whose stats it could share.
     base.start_retention(
@@ -83,7 +82,10 @@ pub async fn run(
     let grace = grace(&config);
     push.stop(grace).await;
     replica_stop.cancel();
-    wait_bounded(&replicating, grace, "stream replica").await;
+    let joined = tokio::task::spawn_blocking(move || replica_thread.join());
+    if tokio::time::timeout(grace, joined).await.is_err() {
+        tracing::warn!("the stream replica did not stop within the shutdown timeout");
+    }
     wait_bounded(&background, grace, "retention").await;
     base.store.flush()?;
     tracing::info!("store flushed; bye");

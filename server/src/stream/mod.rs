@@ -159,3 +159,28 @@ impl StreamStatus {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+
+    #[test]
+    fn an_edge_is_ready_once_loaded_and_only_while_its_lag_is_within_the_bound() {
+        let status = StreamStatus::default();
+        assert_eq!(status.readiness(5), Err(NotReady::NoReplica));
+        status.set_replica_loaded(true);
+        status.set_head(10);
+        status.set_applied(2);
+        assert_eq!(
+            status.readiness(5),
+            Err(NotReady::Lagging { lag: 8, limit: 5 })
+        );
+        status.set_applied(5);
+        assert_eq!(status.readiness(5), Ok(()));
+        // The head never goes back (a stream read that ends early does not hide the lag).
+        status.set_head(3);
+        assert_eq!(status.lag(), 5);
+        status.set_replica_loaded(false);
+        assert_eq!(status.readiness(5), Err(NotReady::NoReplica));
+    }
+}

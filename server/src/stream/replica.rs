@@ -27,6 +27,28 @@ enum FollowError {
     Apply(#[from] ApplyError),
 }
 
+/// Runs [`run`] on a thread of its own with a single-threaded runtime, so reading and applying the stream
+/// never queue behind the connection tasks on tokio's shared workers. The thread ends when `shutdown` is
+/// cancelled.
+pub fn spawn(
+    store: Arc<CandleStore>,
+    feed: CandleFeed,
+    config: StreamConfig,
+    status: Arc<StreamStatus>,
+    shutdown: CancellationToken,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("kline-replica".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime builds");
+            runtime.block_on(run(store, feed, config, status, shutdown));
+        })
+        .expect("the replica thread starts")
+}
+
 /// Applies the stream until `shutdown` is cancelled.
 pub async fn run(
     store: Arc<CandleStore>,

@@ -140,6 +140,28 @@ fn start_edge(config: StreamConfig, feed: CandleFeed, shutdown: &CancellationTok
     }
 }
 
+/// A writer's pipeline: its store, its outbox, no readers of its feed.
+fn writer_pipeline(
+    store: &Arc<CandleStore>,
+    outbox: Outbox,
+    intervals: Vec<Interval>,
+    finality_grace_ms: u64,
+) -> Pipeline {
+    let settings = PipelineSettings {
+        intervals,
+        finality_grace_ms,
+        price_scale_decimals: 28,
+    };
+    Pipeline::open(
+        store.clone(),
+        settings,
+        CandleFeed::unread(),
+        Arc::new(PipelineStats::default()),
+    )
+    .unwrap()
+    .with_outbox(outbox)
+}
+
 /// Every series' candles, the symbols and every mint's trades, as comparable values.
 fn contents(store: &CandleStore, market: &SimulatedMarket) -> Vec<String> {
     let mut out = Vec::new();
@@ -173,19 +195,7 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     let status = Arc::new(StreamStatus::default());
     let outbox = Outbox::open(&writer, 1000, status.clone()).unwrap();
     let committed = outbox.committed();
-    let settings = PipelineSettings {
-        intervals: vec![Interval::S1, Interval::M1],
-        finality_grace_ms: 0,
-        price_scale_decimals: 28,
-    };
-    let mut pipeline = Pipeline::open(
-        writer.clone(),
-        settings,
-        CandleFeed::unread(),
-        Arc::new(PipelineStats::default()),
-    )
-    .unwrap()
-    .with_outbox(outbox);
+    let mut pipeline = writer_pipeline(&writer, outbox, vec![Interval::S1, Interval::M1], 0);
     // The writer's snapshot endpoint, on a loopback port.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let snapshot_url = format!("http://{}", listener.local_addr().unwrap());
@@ -297,19 +307,7 @@ fn measure_apply_rate() {
         .unwrap_or(5);
     let groups = (100_000 / group_events) as u64;
     let outbox = Outbox::open(&writer, groups, status.clone()).unwrap();
-    let settings = PipelineSettings {
-        intervals: Interval::ALL.to_vec(),
-        finality_grace_ms: 2000,
-        price_scale_decimals: 28,
-    };
-    let mut pipeline = Pipeline::open(
-        writer.clone(),
-        settings,
-        CandleFeed::unread(),
-        Arc::new(PipelineStats::default()),
-    )
-    .unwrap()
-    .with_outbox(outbox);
+    let mut pipeline = writer_pipeline(&writer, outbox, Interval::ALL.to_vec(), 2000);
     let mut market = SimulatedMarket::new(3, 100);
     for group in 0..groups as i64 {
         let events: Vec<_> = (0..group_events)
