@@ -128,7 +128,7 @@ impl Replica {
                 write.put_replicated(Replicated::Symbols, &entry.mint, &entry.value);
             }
         }
-        self.commit(write, last)?;
+        self.commit(write, last, written)?;
         let now_us = chrono::Utc::now().timestamp_micros();
         for group in &groups {
             let hop_us = now_us.saturating_sub(group.committed_at_us);
@@ -154,7 +154,6 @@ impl Replica {
             })
             .collect();
         trades.publish(live);
-        self.status.candle_updates_applied.inc_by(written as u64);
         Ok(written)
     }
 
@@ -194,7 +193,7 @@ impl Replica {
     /// The snapshot is installed: the replica is consistent with group `seq`.
     pub fn finish_snapshot(&mut self, seq: u64) -> Result<(), ApplyError> {
         let store = Arc::clone(&self.store);
-        self.commit(store.batch(), seq)?;
+        self.commit(store.batch(), seq, 0)?;
         self.status.snapshots_loaded.inc();
         Ok(())
     }
@@ -204,9 +203,17 @@ impl Replica {
         self.feed.resync(changed);
     }
 
-    fn commit(&mut self, mut write: StoreBatch<'_>, seq: u64) -> Result<(), StoreError> {
+    /// Writes `write` with the applied number `seq`; counts the `candles` states it holds before the
+    /// number becomes visible, so whoever sees the number sees the count too.
+    fn commit(
+        &mut self,
+        mut write: StoreBatch<'_>,
+        seq: u64,
+        candles: usize,
+    ) -> Result<(), StoreError> {
         write.put_meta(APPLIED_SEQ, &seq.to_be_bytes());
         self.store.write(write)?;
+        self.status.candle_updates_applied.inc_by(candles as u64);
         self.applied = seq;
         self.status.set_applied(seq);
         Ok(())

@@ -20,6 +20,8 @@ use crate::store::{CandleStore, StoreError};
 
 /// Records appended per round trip.
 const APPEND_BATCH: usize = 256;
+/// While nothing is committed, how often the publisher checks that the stream still holds its groups.
+const HEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 enum PublishError {
@@ -27,6 +29,8 @@ enum PublishError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the stream ends at group {head} but held group {published}: Redis lost data")]
+    StreamLost { head: u64, published: u64 },
 }
 
 /// Publishes committed groups until `shutdown` is cancelled.
@@ -96,8 +100,18 @@ async fn publish(
         if pipeline_gone {
             return Ok(());
         }
-        // The pipeline is gone (shutting down): one more pass sends what it committed last.
-        pipeline_gone = committed.changed().await.is_err();
+        tokio::select! {
+            // The pipeline is gone (shutting down): one more pass sends what it committed last.
+            changed = committed.changed() => pipeline_gone = changed.is_err(),
+            _ = tokio::time::sleep(HEAD_CHECK) => {
+                // Idle: make sure Redis still holds what it acknowledged (it may have restarted empty,
+                // on a connection that only breaks at the next command).
+                let head = stream.head().await?;
+                if head < published {
+                    return Err(PublishError::StreamLost { head, published });
+                }
+            }
+        }
     }
 }
 

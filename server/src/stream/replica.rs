@@ -105,8 +105,13 @@ async fn follow(
             // lost its data; the writer republishes).
             let head = stream.head().await?;
             status.set_head(head);
-            if head == 0 {
-                // Nothing to load: an empty stream is consistent with any replica.
+            if head == 0 && applied == 0 && !config.snapshot_url.is_empty() {
+                // A new edge and an empty stream: the writer may hold data the stream lost (Redis
+                // restarted empty while the writer was idle). Its snapshot says (and is empty if not).
+                load_snapshot(replica, config, status, shutdown).await;
+            } else if head == 0 {
+                // An empty stream and a replica that has applied before (or no snapshot source): the
+                // replica is as loaded as it can be; the writer republishes into the stream.
                 status.set_replica_loaded(true);
             }
             continue;

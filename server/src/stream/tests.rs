@@ -269,6 +269,21 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     );
     assert_eq!(contents(&edge_a.store, &market), expected, "edge A");
     assert_eq!(contents(&edge_b.store, &market), expected, "edge B");
+    // Redis loses everything while the writer is idle: the publisher notices on its own (no commit
+    // follows) and republishes, so a new edge without a snapshot source still ends with everything.
+    redis.restart_empty();
+    let no_snapshots = StreamConfig {
+        snapshot_url: String::new(),
+        ..config.clone()
+    };
+    let edge_c = start_edge(no_snapshots, CandleFeed::unread(), &shutdown);
+    wait_until("edge C caught up from the republished stream", || {
+        caught_up(&edge_c)
+    })
+    .await;
+    assert_eq!(edge_c.status.snapshots_loaded.get(), 0);
+    assert_eq!(contents(&edge_c.store, &market), expected, "edge C");
+
     // Every trade of the watched mint reached edge A's trade feed once, in order; no other mint's.
     let live: Vec<_> = feed_a
         .trades()
