@@ -63,20 +63,27 @@ impl CandleStore {
         Ok(decode_seq(self.meta(name)?.as_deref()))
     }
 
-    /// Up to `max` outbox records from group `from` on, in order: `(seq, record)`.
-    pub fn outbox_from(&self, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    /// Outbox records from group `from` on, in order: `(seq, record)`; at most `max` of them, and no more
+    /// once they add up to `max_bytes` (at least one, however large).
+    pub fn outbox_from(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let start = outbox_key(from);
         let mut out = Vec::new();
+        let mut bytes = 0;
         for item in self.db.iterator_cf(
             self.cf(CF_OUTBOX),
             IteratorMode::From(&start, Direction::Forward),
         ) {
-            if out.len() >= max {
+            if out.len() >= max || (bytes >= max_bytes && !out.is_empty()) {
                 break;
             }
             let (key, value) = item?;
-            let seq = decode_seq(Some(&key));
-            out.push((seq, value.into_vec()));
+            bytes += value.len();
+            out.push((decode_seq(Some(&key)), value.into_vec()));
         }
         Ok(out)
     }

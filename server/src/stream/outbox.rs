@@ -127,13 +127,17 @@ mod tests {
         record_with_symbol(&mut outbox, 5);
         assert_eq!(outbox.seal(&mut store.batch()), Some(5));
         // Retention: the newest 3 of 4 records are kept, in order, each decoding to its number.
-        let kept = store.outbox_from(0, 10).unwrap();
+        let kept = store.outbox_from(0, 10, usize::MAX).unwrap();
         let seqs: Vec<u64> = kept.iter().map(|(seq, _)| *seq).collect();
         assert_eq!(seqs, [2, 3, 4]);
-        for (seq, bytes) in kept {
-            assert_eq!(GroupRecord::decode(&bytes).unwrap().seq, seq);
+        for (seq, bytes) in &kept {
+            assert_eq!(GroupRecord::decode(bytes).unwrap().seq, *seq);
         }
         assert_eq!(store.oldest_outbox_seq().unwrap(), Some(2));
+        // A byte bound stops after the record that reaches it, and never returns nothing.
+        assert_eq!(store.outbox_from(0, 10, 1).unwrap().len(), 1);
+        let first_two = store.outbox_from(0, 10, kept[0].1.len() + 1).unwrap();
+        assert_eq!(first_two.len(), 2);
         assert_eq!(decode_seq(store.meta(COMMITTED_SEQ).unwrap().as_deref()), 4);
     }
 }

@@ -18,8 +18,10 @@ use super::redis::{RedisStream, StreamError};
 use crate::config::StreamConfig;
 use crate::store::{CandleStore, StoreError};
 
-/// Records appended per round trip.
+/// Records appended per round trip, and about how many bytes of them (groups of full-speed ingest are
+/// megabytes each).
 const APPEND_BATCH: usize = 256;
+const APPEND_BYTES: usize = 16 << 20;
 /// While nothing is committed, how often the publisher checks that the stream still holds its groups.
 const HEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -77,10 +79,11 @@ async fn publish(
         while published < target {
             let from = published + 1;
             let reader = store.clone();
-            let records =
-                tokio::task::spawn_blocking(move || reader.outbox_from(from, APPEND_BATCH))
-                    .await
-                    .expect("outbox reads do not panic")?;
+            let records = tokio::task::spawn_blocking(move || {
+                reader.outbox_from(from, APPEND_BATCH, APPEND_BYTES)
+            })
+            .await
+            .expect("outbox reads do not panic")?;
             let Some(&(first, _)) = records.first() else {
                 break;
             };

@@ -94,11 +94,12 @@ async fn follow(
     status: &StreamStatus,
     shutdown: &CancellationToken,
 ) -> Result<(), FollowError> {
+    let mut count = config.read_count;
     loop {
         let applied = replica.lock().await.applied();
         let entries = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            entries = stream.read_after(applied, config.read_count) => entries?,
+            entries = stream.read_after(applied, count) => entries?,
         };
         let Some(&(first, _)) = entries.first() else {
             // Nothing new for a while: learn where the stream ends (it may be behind us after Redis
@@ -128,11 +129,10 @@ async fn follow(
             continue;
         }
         let last = entries.last().map_or(first, |(seq, _)| *seq);
-        let head = if entries.len() >= config.read_count {
-            stream.head().await?
-        } else {
-            last
-        };
+        let bytes: usize = entries.iter().map(|(_, record)| record.len()).sum();
+        let full = entries.len() >= count;
+        count = next_read_count(count, bytes, full, config.read_count);
+        let head = if full { stream.head().await? } else { last };
         status.set_head(head);
         let target = Arc::clone(replica);
         let outcome = tokio::task::spawn_blocking(move || target.blocking_lock().apply(&entries))
@@ -183,5 +183,50 @@ async fn load_snapshot(
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(Duration::from_millis(config.reconnect_max_ms)) => {}
         }
+    }
+}
+
+/// About how many bytes of records one read should bring: full-speed ingest makes groups of megabytes,
+/// and `stream.read_count` of those at once would be gigabytes in memory.
+const READ_BYTES: usize = 16 << 20;
+
+/// The entry count for the next read: halved after a read of more than [`READ_BYTES`], doubled (up to
+/// `stream.read_count`) after a full read below it.
+fn next_read_count(count: usize, bytes: usize, full: bool, max: usize) -> usize {
+    if bytes > READ_BYTES {
+        (count / 2).max(1)
+    } else if full {
+        (count * 2).min(max)
+    } else {
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_shrink_while_they_bring_too_many_bytes_and_grow_back_to_the_configured_count() {
+        let mut count = 512;
+        for _ in 0..20 {
+            count = next_read_count(count, count * 5 << 20, true, 512);
+            assert!(count * 5 << 20 <= 2 * READ_BYTES || count > 4);
+        }
+        assert!(count <= 4, "5 MB groups: a few per read ({count})");
+        count = next_read_count(2, 3 << 20, false, 512);
+        assert_eq!(
+            count, 2,
+            "a read that was not full says nothing about the next"
+        );
+        count = next_read_count(1, 64 << 20, true, 512);
+        assert_eq!(
+            count, 1,
+            "never below one: a group larger than the target is read alone"
+        );
+        for _ in 0..20 {
+            count = next_read_count(count, count * 20_000, true, 512);
+        }
+        assert_eq!(count, 512, "20 KB groups: back to stream.read_count");
     }
 }

@@ -332,7 +332,7 @@ fn measure_apply_rate() {
             .ingest(&[events], T0_MS + group * group_events)
             .unwrap();
     }
-    let records = writer.outbox_from(1, usize::MAX).unwrap();
+    let records = writer.outbox_from(1, usize::MAX, usize::MAX).unwrap();
     let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
     if let Ok(path) = std::env::var("KLINE_DUMP_RECORD") {
         std::fs::write(path, &records[records.len() / 2].1).unwrap();
