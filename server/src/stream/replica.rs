@@ -210,8 +210,8 @@ mod tests {
     fn reads_shrink_while_they_bring_too_many_bytes_and_grow_back_to_the_configured_count() {
         let mut count = 512;
         for _ in 0..20 {
-            count = next_read_count(count, count * 5 << 20, true, 512);
-            assert!(count * 5 << 20 <= 2 * READ_BYTES || count > 4);
+            count = next_read_count(count, count * (5 << 20), true, 512);
+            assert!(count * (5 << 20) <= 2 * READ_BYTES || count > 4);
         }
         assert!(count <= 4, "5 MB groups: a few per read ({count})");
         count = next_read_count(2, 3 << 20, false, 512);
