@@ -40,17 +40,6 @@ pub async fn run(
     mints: &[Pubkey],
     plan: &Plan,
     baseline: Option<ProcSample>,
-) -> anyhow::Result<Value> {
-    run_load(http, url, server, mints, plan, baseline, Load::FULL_SPEED).await
-}
-
-pub async fn run_load(
-    http: &reqwest::Client,
-    url: &str,
-    server: &ServerUnderTest,
-    mints: &[Pubkey],
-    plan: &Plan,
-    baseline: Option<ProcSample>,
     load: Load,
 ) -> anyhow::Result<Value> {
     let Load { writers, batch } = load;

@@ -289,7 +289,16 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
     }
     if cli.scenario == "ingest" {
         let baseline = server.sample();
-        return ingest::run(&http, &ingest_url, &server, &mints, plan, baseline).await;
+        return ingest::run(
+            &http,
+            &ingest_url,
+            &server,
+            &mints,
+            plan,
+            baseline,
+            ingest::Load::FULL_SPEED,
+        )
+        .await;
     }
     let mut feed = match slots {
         Some(slots) => {

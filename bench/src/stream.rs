@@ -44,7 +44,16 @@ pub async fn run(
     let without_stream = {
         let server = ServerUnderTest::start(extra)?;
         let url = format!("{}/api/v1/events", server.base_url);
-        ingest::run(http, &url, &server, mints, plan, server.sample()).await?
+        ingest::run(
+            http,
+            &url,
+            &server,
+            mints,
+            plan,
+            server.sample(),
+            Load::FULL_SPEED,
+        )
+        .await?
     };
     let full_speed = through_stream(http, plan, mints, extra, Load::FULL_SPEED).await?;
     let small_groups = through_stream(http, plan, mints, extra, Load::SMALL_GROUPS).await?;
@@ -81,7 +90,7 @@ async fn through_stream(
     let url = format!("{}/api/v1/events", cluster.writer.base_url);
     let started = Instant::now();
     let redis_before = cluster.redis_probe().and_then(|p| p.sample());
-    let into_writer = ingest::run_load(
+    let into_writer = ingest::run(
         http,
         &url,
         &cluster.writer,

@@ -12,6 +12,7 @@
 //! - [`http`]: the HTTP parts, each a sub-router with its own state: REST reads, ingest, status; the
 //!   accept loop.
 //! - [`node`]: a process by role (`all`, `writer`, `edge`): its parts, `bind`, `run`, the shutdown order.
+//! - [`own_thread`]: a task on a thread of its own (single-threaded runtime), for the parts that must not queue.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
 //! - [`push`]: the transport-neutral push core: subscription hub, rate limit.
 //! - [`readiness`]: whether the node takes new clients (`/ready`, `/ws`, Socket.IO).
@@ -31,6 +32,7 @@ pub mod history;
 pub mod http;
 pub mod memory;
 pub mod node;
+pub mod own_thread;
 pub mod pipeline;
 pub mod push;
 pub mod readiness;

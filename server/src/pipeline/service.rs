@@ -89,16 +89,9 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> (IngestHandle, thread::JoinHandle<Pipeline>) {
     let (tx, rx) = mpsc::channel(queue_capacity);
-    let thread = thread::Builder::new()
-        .name("kline-pipeline".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("a current-thread runtime builds");
-            runtime.block_on(run(pipeline, rx, max_batch_events, shutdown))
-        })
-        .expect("the pipeline thread starts");
+    let thread = crate::own_thread::spawn("kline-pipeline", move || {
+        run(pipeline, rx, max_batch_events, shutdown)
+    });
     (IngestHandle { tx }, thread)
 }
 

@@ -147,16 +147,9 @@ pub fn spawn(
             stats: stats.clone(),
         };
         let shutdown = shutdown.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("kline-hub-{number}"))
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a current-thread runtime builds");
-                runtime.block_on(shard.run(rx, shutdown));
-            })
-            .expect("a hub thread starts");
+        let thread = crate::own_thread::spawn(format!("kline-hub-{number}"), move || {
+            shard.run(rx, shutdown)
+        });
         senders.push(tx);
         threads.push(thread);
     }

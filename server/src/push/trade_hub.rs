@@ -149,16 +149,7 @@ pub fn spawn(
         capacity: capacity.max(1),
         stats,
     };
-    let thread = std::thread::Builder::new()
-        .name("kline-trade-hub".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread runtime builds");
-            runtime.block_on(hub.run(rx, shutdown));
-        })
-        .expect("the trade hub thread starts");
+    let thread = crate::own_thread::spawn("kline-trade-hub", move || hub.run(rx, shutdown));
     (TradeHub { commands }, thread)
 }
 

@@ -97,14 +97,13 @@ impl Replica {
         let mut written = 0;
         for entry in candles {
             let (key, state) = entry.decode()?;
-            let version = (state.update_count, state.is_final);
             let stored = versions
                 .get_mut(entry.key.as_slice())
                 .expect("every key was read");
-            if stored.is_some_and(|stored| stored >= version) {
+            if !is_newer(&state, *stored) {
                 continue;
             }
-            *stored = Some(version);
+            *stored = Some(version(&state));
             write.put_candle(&key, &state);
             written += 1;
             if entry.publish {
@@ -174,7 +173,7 @@ impl Replica {
                 let key = keys::decode_candle_key(key)
                     .ok_or_else(|| BadRecord(format!("candle key of {} bytes", key.len())))?;
                 let state = codec::decode_candle(value).map_err(StoreError::from)?;
-                if stored.is_some_and(|stored| stored >= (state.update_count, state.is_final)) {
+                if !is_newer(&state, stored) {
                     continue;
                 }
                 write.put_candle(&key, &state);
@@ -243,4 +242,15 @@ impl Replica {
             },
         );
     }
+}
+
+/// What orders the states of one candle: `(update_count, is_final)`, the hub's rule
+/// (`CandleUpdate::is_newer_than`).
+fn version(state: &CandleState) -> (u32, bool) {
+    (state.update_count, state.is_final)
+}
+
+/// Whether `state` is newer than the stored state's version (or nothing is stored).
+fn is_newer(state: &CandleState, stored: Option<(u32, bool)>) -> bool {
+    stored.is_none_or(|stored| version(state) > stored)
 }

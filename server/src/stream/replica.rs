@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::StreamStatus;
@@ -27,9 +26,9 @@ enum FollowError {
     Apply(#[from] ApplyError),
 }
 
-/// Runs [`run`] on a thread of its own with a single-threaded runtime, so reading and applying the stream
-/// never queue behind the connection tasks on tokio's shared workers. The thread ends when `shutdown` is
-/// cancelled.
+/// Applies the stream until `shutdown` is cancelled, on a thread of its own with a single-threaded runtime,
+/// so reading and applying never queue behind the connection tasks on tokio's shared workers — and the
+/// replica's RocksDB writes may block this thread, which does nothing else.
 pub fn spawn(
     store: Arc<CandleStore>,
     feed: CandleFeed,
@@ -37,27 +36,19 @@ pub fn spawn(
     status: Arc<StreamStatus>,
     shutdown: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("kline-replica".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread runtime builds");
-            runtime.block_on(run(store, feed, config, status, shutdown));
-        })
-        .expect("the replica thread starts")
+    crate::own_thread::spawn("kline-replica", move || {
+        run(store, feed, config, status, shutdown)
+    })
 }
 
-/// Applies the stream until `shutdown` is cancelled.
-pub async fn run(
+async fn run(
     store: Arc<CandleStore>,
     feed: CandleFeed,
     config: StreamConfig,
     status: Arc<StreamStatus>,
     shutdown: CancellationToken,
 ) {
-    let replica = match Replica::open(store, feed, status.clone()) {
+    let mut replica = match Replica::open(store, feed, status.clone()) {
         Ok(replica) => replica,
         Err(err) => {
             tracing::error!(error = %err, "cannot open the replica; this edge stays not ready");
@@ -66,14 +57,12 @@ pub async fn run(
     };
     // Groups applied before (this edge ran earlier) are a consistent state, however old.
     status.set_replica_loaded(replica.applied() > 0);
-    let replica = Arc::new(Mutex::new(replica));
-    let retry = Duration::from_millis(config.reconnect_max_ms);
     loop {
         let Some(mut stream) = RedisStream::connect(&config, &shutdown).await else {
             return;
         };
         status.redis_connected.set(1);
-        let outcome = follow(&replica, &mut stream, &config, &status, &shutdown).await;
+        let outcome = follow(&mut replica, &mut stream, &config, &status, &shutdown).await;
         status.redis_connected.set(0);
         match outcome {
             Ok(()) => return,
@@ -81,14 +70,14 @@ pub async fn run(
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(retry.min(Duration::from_millis(config.reconnect_min_ms))) => {}
+            _ = tokio::time::sleep(Duration::from_millis(config.reconnect_min_ms)) => {}
         }
     }
 }
 
 /// Reads and applies until shutdown (`Ok`) or a stream error.
 async fn follow(
-    replica: &Arc<Mutex<Replica>>,
+    replica: &mut Replica,
     stream: &mut RedisStream,
     config: &StreamConfig,
     status: &StreamStatus,
@@ -96,7 +85,7 @@ async fn follow(
 ) -> Result<(), FollowError> {
     let mut count = config.read_count;
     loop {
-        let applied = replica.lock().await.applied();
+        let applied = replica.applied();
         let entries = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             entries = stream.read_after(applied, count) => entries?,
@@ -134,11 +123,7 @@ async fn follow(
         count = next_read_count(count, bytes, full, config.read_count);
         let head = if full { stream.head().await? } else { last };
         status.set_head(head);
-        let target = Arc::clone(replica);
-        let outcome = tokio::task::spawn_blocking(move || target.blocking_lock().apply(&entries))
-            .await
-            .expect("applying a group does not panic");
-        match outcome {
+        match replica.apply(&entries) {
             Ok(_) => status.set_replica_loaded(true),
             Err(ApplyError::Record(err)) => {
                 tracing::error!(error = %err, after = applied, "a stream entry cannot be applied; loading a snapshot");
@@ -153,7 +138,7 @@ async fn follow(
 /// Loads a snapshot from `stream.snapshot_url`; on failure waits `stream.reconnect_max_ms` (the caller
 /// reads the stream again, finds the gap again and comes back).
 async fn load_snapshot(
-    replica: &Arc<Mutex<Replica>>,
+    replica: &mut Replica,
     config: &StreamConfig,
     status: &StreamStatus,
     shutdown: &CancellationToken,
@@ -164,8 +149,7 @@ async fn load_snapshot(
         );
         None
     } else {
-        let mut replica = replica.lock().await;
-        match snapshot::load(&config.snapshot_url, &mut replica).await {
+        match snapshot::load(&config.snapshot_url, replica).await {
             Ok((seq, changed)) => {
                 tracing::info!(seq, series = changed.len(), url = %config.snapshot_url, "snapshot loaded");
                 replica.resync(&changed);

@@ -126,13 +126,13 @@ fn start_edge(config: StreamConfig, feed: CandleFeed, shutdown: &CancellationTok
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
     let status = Arc::new(StreamStatus::default());
-    tokio::spawn(replica::run(
+    replica::spawn(
         store.clone(),
         feed,
         config,
         status.clone(),
         shutdown.child_token(),
-    ));
+    );
     Edge {
         _dir: dir,
         store,
