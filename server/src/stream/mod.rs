@@ -70,6 +70,11 @@ impl StreamStatus {
         self.replica_loaded.store(loaded, Ordering::Release);
     }
 
+    /// Edge: whether the replica holds a consistent state.
+    pub fn replica_loaded(&self) -> bool {
+        self.replica_loaded.load(Ordering::Acquire)
+    }
+
     /// Edge: records the newest group number the stream holds.
     pub fn set_head(&self, seq: u64) {
         let head = self.head.fetch_max(seq, Ordering::AcqRel).max(seq);
@@ -90,7 +95,7 @@ impl StreamStatus {
 
     /// Edge: whether it may serve clients (`/ready`, `/ws`).
     pub fn readiness(&self, max_lag_groups: u64) -> Result<(), NotReady> {
-        if !self.replica_loaded.load(Ordering::Acquire) {
+        if !self.replica_loaded() {
             return Err(NotReady::NoReplica);
         }
         match self.lag() {

@@ -95,14 +95,17 @@ async fn follow(
             // lost its data; the writer republishes).
             let head = stream.head().await?;
             status.set_head(head);
-            if head == 0 && applied == 0 && !config.snapshot_url.is_empty() {
-                // A new edge and an empty stream: the writer may hold data the stream lost (Redis
-                // restarted empty while the writer was idle). Its snapshot says (and is empty if not).
-                load_snapshot(replica, config, status, shutdown).await;
-            } else if head == 0 {
-                // An empty stream and a replica that has applied before (or no snapshot source): the
-                // replica is as loaded as it can be; the writer republishes into the stream.
-                status.set_replica_loaded(true);
+            if head == 0 {
+                match on_empty_stream(
+                    applied,
+                    status.replica_loaded(),
+                    !config.snapshot_url.is_empty(),
+                ) {
+                    OnEmptyStream::LoadSnapshot => {
+                        load_snapshot(replica, config, status, shutdown).await
+                    }
+                    OnEmptyStream::Loaded => status.set_replica_loaded(true),
+                }
             }
             continue;
         };
@@ -170,6 +173,25 @@ async fn load_snapshot(
     }
 }
 
+/// What an edge does when the stream is empty.
+#[derive(Debug, PartialEq, Eq)]
+enum OnEmptyStream {
+    /// A new edge (nothing applied, not loaded yet) with a snapshot source: the writer may hold data the
+    /// stream lost (Redis restarted empty while the writer was idle); its snapshot says, and is empty if
+    /// not. Once: after it the replica is loaded.
+    LoadSnapshot,
+    /// Otherwise the replica is as loaded as it can be; the writer republishes into the stream.
+    Loaded,
+}
+
+fn on_empty_stream(applied: u64, loaded: bool, snapshot_source: bool) -> OnEmptyStream {
+    if applied == 0 && !loaded && snapshot_source {
+        OnEmptyStream::LoadSnapshot
+    } else {
+        OnEmptyStream::Loaded
+    }
+}
+
 /// About how many bytes of records one read should bring: full-speed ingest makes groups of megabytes,
 /// and `stream.read_count` of those at once would be gigabytes in memory.
 const READ_BYTES: usize = 16 << 20;
@@ -189,6 +211,15 @@ fn next_read_count(count: usize, bytes: usize, full: bool, max: usize) -> usize 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_edge_loads_one_snapshot_on_an_empty_stream_and_no_more() {
+        assert_eq!(on_empty_stream(0, false, true), OnEmptyStream::LoadSnapshot);
+        // Loaded by that snapshot (however empty): not again on every empty read.
+        assert_eq!(on_empty_stream(0, true, true), OnEmptyStream::Loaded);
+        assert_eq!(on_empty_stream(7, false, true), OnEmptyStream::Loaded);
+        assert_eq!(on_empty_stream(0, false, false), OnEmptyStream::Loaded);
+    }
 
     #[test]
     fn reads_shrink_while_they_bring_too_many_bytes_and_grow_back_to_the_configured_count() {
