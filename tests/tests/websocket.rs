@@ -356,7 +356,9 @@ async fn a_slow_reader_is_closed_with_4008_while_a_fast_one_gets_everything() {
         "--set",
         "websocket.outbox_capacity=2048",
         "--set",
-        "websocket.write_timeout_ms=20000",
+        // The slow client reads only after the fast one got everything (tens of seconds in a debug build
+        // on a busy machine): until then the server must keep waiting to write its close frame.
+        "websocket.write_timeout_ms=180000",
     ]);
     const EVENTS: usize = 40_000;
     let mut market = SimulatedMarket::new(6, 1);
@@ -516,7 +518,8 @@ async fn a_hub_shard_that_falls_behind_catches_up_instead_of_closing_its_subscri
     for _ in 0..2 {
         client.recv().await;
     }
-    let start = kline_protocol::response::unix_millis_now() - 500_000;
+    // On a whole second, so the second event of each candle (100 ms later) stays in that candle.
+    let start = (kline_protocol::response::unix_millis_now() - 500_000) / 1000 * 1000;
     for round in 0..2 {
         // Round 0: 500 new candles in one write; round 1: a second event in each of them.
         let events: Vec<_> = (0..500)
