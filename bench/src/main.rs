@@ -78,9 +78,10 @@ struct Cli {
     /// both side by side with the ratios. Skipped, with a message, when it is not installed.
     #[arg(long, value_enum)]
     reference: Option<Reference>,
-    /// Busy threads in the bench process, spinning for the whole measured run (taking CPU from the server).
-    #[arg(long, default_value_t = 0)]
-    burn_cores: usize,
+    /// Cores to keep busy in the bench process for the whole measured run (taking CPU from the server): a
+    /// spinning thread per whole core, and one busy part of the time for a fraction (`0.12`).
+    #[arg(long, default_value_t = 0.0)]
+    burn_cores: f64,
     /// live: milliseconds per slot (the fake node produces one slot of transactions per tick).
     #[arg(long, default_value_t = 400)]
     slot_ms: u64,
@@ -143,7 +144,7 @@ pub struct Plan {
     pub duration: u64,
     pub churners: usize,
     pub ramp: usize,
-    pub burn_cores: usize,
+    pub burn_cores: f64,
     /// The clients offer permessage-deflate.
     pub compression: bool,
 }
