@@ -193,8 +193,9 @@ fn on_empty_stream(applied: u64, loaded: bool, snapshot_source: bool) -> OnEmpty
 }
 
 /// About how many bytes of records one read should bring: full-speed ingest makes groups of megabytes,
-/// and `stream.read_count` of those at once would be gigabytes in memory.
-const READ_BYTES: usize = 16 << 20;
+/// and `stream.read_count` of those at once would be gigabytes in memory. Records are deflated and
+/// inflate ~4–6× (`stream::record`), so a read is held as ~20 MB once decoded.
+const READ_BYTES: usize = 4 << 20;
 
 /// The entry count for the next read: halved after a read of more than [`READ_BYTES`], doubled (up to
 /// `stream.read_count`) after a full read below it.

@@ -305,6 +305,38 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     shutdown.cancel();
 }
 
+/// What every edge reads from Redis: the records of `fanout`-sized groups (5 events, 9 intervals) are at
+/// least twice smaller deflated than their borsh, and decode to what the pipeline wrote.
+#[test]
+fn records_are_stored_and_streamed_deflated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CandleStore::open_at(dir.path(), false, 256).unwrap());
+    let outbox = Outbox::open(&store, 1000, Arc::new(StreamStatus::default())).unwrap();
+    let mut pipeline = writer_pipeline(&store, outbox, Interval::ALL.to_vec(), 2000);
+    let mut market = SimulatedMarket::new(4, 100);
+    for group in 0..50 {
+        let events: Vec<_> = (0..5)
+            .map(|i| market.next_event(T0_MS + group * 1000 + i))
+            .collect();
+        pipeline.ingest(&[events], T0_MS + group * 1000).unwrap();
+    }
+    let records = store.outbox_from(1, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(records.len(), 50);
+    let (mut deflated, mut plain) = (0, 0);
+    for (seq, bytes) in &records {
+        let record = super::record::GroupRecord::decode(bytes).unwrap();
+        assert_eq!(record.seq, *seq);
+        assert_eq!(record.trades.len(), 5);
+        assert!(record.candles.len() >= Interval::ALL.len());
+        deflated += bytes.len();
+        plain += borsh::to_vec(&record).unwrap().len();
+    }
+    assert!(
+        deflated * 2 < plain,
+        "records of 5 events: {deflated} bytes deflated, {plain} in borsh"
+    );
+}
+
 /// Edge apply throughput without Redis in between: 100,000 events through a writer's pipeline, then its
 /// outbox records applied to a replica in reads of `stream.read_count`.
 /// `cargo test --release --workspace --lib measure_apply -- --ignored --nocapture`.
