@@ -109,7 +109,15 @@ mod tests {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let burner = CoreBurner::start(0.25);
-        let before = thread_ticks("burn-0").expect("burn-0 runs");
+        // A new thread sets its own name once it runs: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let before = loop {
+            if let Some(ticks) = thread_ticks("burn-0") {
+                break ticks;
+            }
+            assert!(Instant::now() < deadline, "burn-0 never ran");
+            std::thread::sleep(Duration::from_millis(5));
+        };
         let window = Duration::from_secs(2);
         std::thread::sleep(window);
         let used = thread_ticks("burn-0").unwrap() - before;
