@@ -224,25 +224,34 @@ mod tests {
 
     #[test]
     fn reads_shrink_while_they_bring_too_many_bytes_and_grow_back_to_the_configured_count() {
+        // Full-speed groups, a third of a read's bytes each: a few per read.
+        let big = READ_BYTES / 16 * 5;
         let mut count = 512;
         for _ in 0..20 {
-            count = next_read_count(count, count * (5 << 20), true, 512);
-            assert!(count * (5 << 20) <= 2 * READ_BYTES || count > 4);
+            count = next_read_count(count, count * big, true, 512);
         }
-        assert!(count <= 4, "5 MB groups: a few per read ({count})");
-        count = next_read_count(2, 3 << 20, false, 512);
+        assert!(
+            (1..=6).contains(&count) && count * big <= 2 * READ_BYTES,
+            "groups of {big} bytes: {count} per read"
+        );
+        count = next_read_count(2, READ_BYTES - 1, false, 512);
         assert_eq!(
             count, 2,
             "a read that was not full says nothing about the next"
         );
-        count = next_read_count(1, 64 << 20, true, 512);
+        count = next_read_count(1, 16 * READ_BYTES, true, 512);
         assert_eq!(
             count, 1,
             "never below one: a group larger than the target is read alone"
         );
+        // Small groups (a few KB deflated): back to the configured count.
+        let small = READ_BYTES / 1024;
         for _ in 0..20 {
-            count = next_read_count(count, count * 20_000, true, 512);
+            count = next_read_count(count, count * small, true, 512);
         }
-        assert_eq!(count, 512, "20 KB groups: back to stream.read_count");
+        assert_eq!(
+            count, 512,
+            "groups of {small} bytes: back to stream.read_count"
+        );
     }
 }
