@@ -88,17 +88,26 @@ mod tests {
             .next()
     }
 
+    /// Waits until this process has a thread named `name` that used at least `ticks` ticks; returns its ticks.
+    /// (A new thread sets its own name once it runs.)
+    fn wait_for_ticks(name: &str, ticks: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match thread_ticks(name) {
+                Some(used) if used >= ticks => return used,
+                _ => assert!(Instant::now() < deadline, "{name} used no CPU"),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn a_burner_thread_uses_cpu_until_dropped() {
         let _serial = ONE_AT_A_TIME
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let burner = CoreBurner::start(1.0);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while thread_ticks("burn-0").unwrap_or(0) < 10 {
-            assert!(Instant::now() < deadline, "burn-0 used no CPU");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_ticks("burn-0", 10);
         drop(burner);
         assert_eq!(thread_ticks("burn-0"), None, "the thread has ended");
     }
@@ -109,17 +118,8 @@ mod tests {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let burner = CoreBurner::start(0.25);
-        // A new thread sets its own name once it runs: wait for it.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let before = loop {
-            if let Some(ticks) = thread_ticks("burn-0") {
-                break ticks;
-            }
-            assert!(Instant::now() < deadline, "burn-0 never ran");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let window = Duration::from_secs(2);
-        std::thread::sleep(window);
+        let before = wait_for_ticks("burn-0", 0);
+        std::thread::sleep(Duration::from_secs(2));
         let used = thread_ticks("burn-0").unwrap() - before;
         drop(burner);
         // A quarter of 2 s is 50 ticks (of 10 ms); a busy machine gives the thread less, never a whole core (200).
