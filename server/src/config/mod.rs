@@ -4,6 +4,7 @@
 //! `--config FILE` → environment variables `KLINE__SECTION__KEY` → command-line overrides. The merged TOML
 //! is then checked against [`Config`]: unknown keys and bad values are errors naming the key's full path.
 
+mod endpoints;
 mod layers;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use kline_protocol::{Interval, MAX_HISTORY_LIMIT};
 use serde::Deserialize;
 
+pub use endpoints::HttpHeaders;
 pub use layers::{ConfigError, ConfigLayers};
 
 /// The built-in defaults: the text of `config/default.toml`.
@@ -49,6 +51,19 @@ pub struct ServerConfig {
     /// File descriptors kept for what is not a client socket nor a RocksDB table file (see [`crate::fds`]).
     pub fd_reserve: usize,
     pub cors_allowed_origins: CorsOrigins,
+    pub tls: ServerTlsConfig,
+}
+
+/// TLS on the server's own listener, for operators without a TLS-terminating proxy (README, "TLS"). The
+/// certificate and key are read again on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    pub enabled: bool,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// `"permissive"` or a list of origins.
@@ -164,8 +179,10 @@ pub enum Role {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
-    /// The Redis server: `redis://host:port/db`.
+    /// The Redis server: `redis://host:port/db`, or `rediss://` for TLS.
     pub redis_url: String,
+    /// Extra CA certificates (PEM) trusted for `rediss://`, beside the system's; empty: none.
+    pub redis_ca_file: PathBuf,
     /// The stream's key.
     pub key: String,
     /// Groups the stream keeps (`XADD … MAXLEN ~`) and the writer's outbox retains for republishing.
@@ -177,6 +194,8 @@ pub struct StreamConfig {
     /// Edge: base URL of a node serving `/internal/snapshot` (the writer or another edge), used when the
     /// stream no longer holds the groups the replica needs. Empty: the edge waits and reports not ready.
     pub snapshot_url: String,
+    /// Extra CA certificates (PEM) trusted for an `https://` snapshot URL, beside the system's; empty: none.
+    pub snapshot_ca_file: PathBuf,
     /// Reconnect backoff towards Redis, milliseconds (doubling from min to max).
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
@@ -208,8 +227,16 @@ pub struct SourcesConfig {
 #[serde(deny_unknown_fields)]
 pub struct SolanaConfig {
     pub enabled: bool,
+    /// `ws://` or `wss://`; an API key may sit in its path or query (logged redacted).
     pub ws_url: String,
+    /// `http://` or `https://`; an API key may sit in its path or query (logged redacted).
     pub rpc_url: String,
+    /// Extra CA certificates (PEM) trusted for the node, beside the system's; empty: none.
+    pub ca_file: PathBuf,
+    /// HTTP headers sent with every request to the node (the WebSocket handshake and each JSON-RPC call),
+    /// e.g. `Authorization` or `x-token`; never logged.
+    #[serde(default)]
+    pub headers: HttpHeaders,
     pub program_id: String,
     pub commitment: String,
     pub reconnect_min_ms: u64,
@@ -429,6 +456,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        endpoints::validate(self)?;
         if let CorsOrigins::Keyword(word) = &self.server.cors_allowed_origins
             && word != "permissive"
         {

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use kline_tls::{ClientTls, FailureLog, HandshakeFailure, Redacted};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
@@ -23,6 +24,8 @@ pub const READ_BLOCK: Duration = Duration::from_millis(1000);
 pub enum StreamError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("stream.redis_ca_file: {0}")]
+    Tls(#[from] kline_tls::TlsError),
     #[error("stream entry {id} is malformed: {reason}")]
     Malformed { id: String, reason: &'static str },
 }
@@ -35,19 +38,29 @@ pub struct RedisStream {
 }
 
 impl RedisStream {
-    /// Connects, retrying with backoff (`stream.reconnect_*`) until it succeeds; `None` on shutdown.
+    /// Connects, retrying with backoff (`stream.reconnect_*`) until it succeeds; `None` on shutdown. A TLS
+    /// handshake failure is logged once per distinct cause.
     pub async fn connect(
         config: &StreamConfig,
         shutdown: &CancellationToken,
     ) -> Option<RedisStream> {
         let mut delay = Duration::from_millis(config.reconnect_min_ms);
         let max_delay = Duration::from_millis(config.reconnect_max_ms);
+        let mut tls_failures = FailureLog::default();
         loop {
             match Self::try_connect(config).await {
                 Ok(stream) => return Some(stream),
-                Err(err) => {
-                    tracing::warn!(error = %err, url = %config.redis_url, retry_in_ms = delay.as_millis() as u64, "cannot reach Redis");
-                }
+                Err(err) => match HandshakeFailure::find(&err, "stream.redis_ca_file") {
+                    Some(failure) => {
+                        tls_failures.report("redis", &host_of(&config.redis_url), &failure);
+                    }
+                    None => tracing::warn!(
+                        error = %err,
+                        url = %Redacted(&config.redis_url),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "cannot reach Redis"
+                    ),
+                },
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
@@ -58,7 +71,7 @@ impl RedisStream {
     }
 
     async fn try_connect(config: &StreamConfig) -> Result<RedisStream, StreamError> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
+        let client = client(config)?;
         let settings = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             // A blocking read holds its reply for READ_BLOCK; a large append takes a while.
@@ -132,6 +145,32 @@ impl RedisStream {
         }
         Ok(out)
     }
+}
+
+/// A client for `stream.redis_url`: over TLS for `rediss://`, trusting the system's CA certificates and
+/// `stream.redis_ca_file` (the `redis` crate replaces the system's roots with the ones it is given, so it
+/// is given both).
+fn client(config: &StreamConfig) -> Result<redis::Client, StreamError> {
+    if !config.redis_url.starts_with("rediss:") {
+        return Ok(redis::Client::open(config.redis_url.as_str())?);
+    }
+    let roots = ClientTls::with_ca_file(&config.redis_ca_file).roots_pem()?;
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(roots),
+    };
+    Ok(redis::Client::build_with_tls(
+        config.redis_url.as_str(),
+        certificates,
+    )?)
+}
+
+/// `host:port` of a URL, for logs (no credentials).
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(6379))))
+        .unwrap_or_default()
 }
 
 /// The group number of a stream id `<seq>-0`.

@@ -5,6 +5,7 @@
 //! group. It keeps [`StreamStatus`] up to date for `/ready`: the replica is *loaded* once it holds a
 //! consistent state, and the lag is the stream's newest group minus the applied one.
 
+use kline_tls::Redacted;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,15 +153,15 @@ async fn load_snapshot(
         );
         None
     } else {
-        match snapshot::load(&config.snapshot_url, replica).await {
+        match snapshot::load(&config.snapshot_url, &config.snapshot_ca_file, replica).await {
             Ok((seq, changed)) => {
-                tracing::info!(seq, series = changed.len(), url = %config.snapshot_url, "snapshot loaded");
+                tracing::info!(seq, series = changed.len(), url = %Redacted(&config.snapshot_url), "snapshot loaded");
                 replica.resync(&changed);
                 status.set_replica_loaded(true);
                 Some(())
             }
             Err(err) => {
-                tracing::warn!(error = %err, url = %config.snapshot_url, "loading a snapshot failed");
+                tracing::warn!(error = %err, url = %Redacted(&config.snapshot_url), "loading a snapshot failed");
                 None
             }
         }

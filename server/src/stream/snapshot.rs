@@ -125,10 +125,21 @@ fn dump(store: &CandleStore, tx: &tokio::sync::mpsc::Sender<Bytes>) -> Result<()
     Ok(())
 }
 
+/// Why a request failed, without its URL: the TLS cause in words when there is one.
+fn request_failure(err: reqwest::Error) -> String {
+    match kline_tls::HandshakeFailure::find(&err, "stream.snapshot_ca_file") {
+        Some(failure) => failure.message,
+        None => err.without_url().to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("snapshot request to {url} failed: {reason}")]
+    /// `url` is shown redacted.
+    #[error("snapshot request to {} failed: {reason}", kline_tls::Redacted(url))]
     Http { url: String, reason: String },
+    #[error("stream.snapshot_ca_file: {0}")]
+    Tls(#[from] kline_tls::TlsError),
     #[error("snapshot body is malformed: {0}")]
     Malformed(String),
     #[error("snapshot body ended before its last frame")]
@@ -137,10 +148,12 @@ pub enum SnapshotError {
     Apply(#[from] ApplyError),
 }
 
-/// Loads the snapshot served at `base_url` into `replica`. Returns the group number it is consistent with
-/// and, per series it changed, the oldest candle time changed (for the hub to re-read).
+/// Loads the snapshot served at `base_url` (`http://` or `https://`, trusting the system's CA certificates
+/// and `ca_file`) into `replica`. Returns the group number it is consistent with and, per series it
+/// changed, the oldest candle time changed (for the hub to re-read).
 pub async fn load(
     base_url: &str,
+    ca_file: &std::path::Path,
     replica: &mut Replica,
 ) -> Result<(u64, HashMap<SeriesId, i64>), SnapshotError> {
     let url = format!("{}/internal/snapshot", base_url.trim_end_matches('/'));
@@ -148,9 +161,16 @@ pub async fn load(
         url: url.clone(),
         reason,
     };
-    let mut response = reqwest::get(&url)
+    let tls = kline_tls::ClientTls::with_ca_file(ca_file).config()?;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .map_err(|err| http_error(err.without_url().to_string()))?;
+    let mut response = client
+        .get(&url)
+        .send()
         .await
-        .map_err(|err| http_error(err.to_string()))?;
+        .map_err(|err| http_error(request_failure(err)))?;
     if response.status() != StatusCode::OK {
         return Err(http_error(format!("status {}", response.status())));
     }
@@ -181,7 +201,7 @@ pub async fn load(
         match response
             .chunk()
             .await
-            .map_err(|err| http_error(err.to_string()))?
+            .map_err(|err| http_error(request_failure(err)))?
         {
             Some(chunk) => buffer.extend_from_slice(&chunk),
             None => return Err(SnapshotError::CutOff),

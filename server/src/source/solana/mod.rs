@@ -15,6 +15,10 @@
 //!   With no cursor yet (first start), the source begins at the live edge.
 //! - Reconnects with capped exponential backoff and jitter; pings the node; reports its state in
 //!   [`SolanaStatus`] (shown by `/health` and `/metrics`).
+//! - Reaches real providers: `wss://` and `https://` through rustls ([`kline_tls`]: the system's CA
+//!   certificates plus `ca_file`), the configured headers on the handshake and every call (API keys), URLs
+//!   logged redacted. A failed TLS handshake is logged once per distinct cause (unknown CA, wrong name,
+//!   expired…), not on every reconnect.
 //! - Bad input (unknown discriminator, truncated or oversized payload, bad base64, a notification of another
 //!   shape) is logged with the signature, counted, and skipped.
 
@@ -28,9 +32,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use kline_tls::{ClientTls, FailureLog, HandshakeFailure, Redacted};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 use self::blocks::{BlockCache, BlockSettings};
@@ -109,6 +116,10 @@ enum SourceError {
 
 struct Source<'a> {
     config: &'a SolanaConfig,
+    /// Whom the WebSocket and JSON-RPC clients trust.
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    /// Sent with the WebSocket handshake and every JSON-RPC call.
+    headers: axum::http::HeaderMap,
     rpc: RpcClient,
     ingest: IngestHandle,
     /// The cursor as last written to the store (read once at start; the store only changes through us).
@@ -136,9 +147,25 @@ pub async fn run(
     status: std::sync::Arc<SolanaStatus>,
     shutdown: CancellationToken,
 ) {
+    // Both were checked when the configuration was built; the CA file may have gone since.
+    let (tls, headers) = match (
+        ClientTls::with_ca_file(&config.ca_file).config(),
+        config.headers.to_header_map(),
+    ) {
+        (Ok(tls), Ok(headers)) => (tls, headers),
+        (Err(err), _) => return misconfigured(&status, &err.to_string()),
+        (_, Err(err)) => return misconfigured(&status, &err),
+    };
     let mut source = Source {
         config: &config,
-        rpc: RpcClient::new(&config.rpc_url, &config.commitment),
+        rpc: RpcClient::new(
+            &config.rpc_url,
+            &config.commitment,
+            (*tls).clone(),
+            headers.clone(),
+        ),
+        tls,
+        headers,
         ingest,
         cursor: stored_cursor(&store),
         status: &status,
@@ -150,15 +177,25 @@ pub async fn run(
         price_scale,
     };
     let mut attempt: u32 = 0;
+    let mut tls_failures = FailureLog::default();
     loop {
         status.set_state("connecting");
         let result = tokio::select! {
             _ = shutdown.cancelled() => Err(SourceError::Shutdown),
             result = source.session(&mut attempt) => result,
         };
+        if status.state() == "live" {
+            // The session got as far as live: a cause seen before that is news again.
+            tls_failures.clear();
+        }
         match result {
             Err(SourceError::Shutdown) => break,
-            Err(err) => tracing::warn!(error = %err, "solana source: connection lost"),
+            Err(err) => match HandshakeFailure::find(&err, "source.solana.ca_file") {
+                Some(failure) => {
+                    tls_failures.report("solana source", &source.host_of(&err), &failure);
+                }
+                None => tracing::warn!(error = %err, "solana source: connection lost"),
+            },
             Ok(()) => tracing::warn!("solana source: the node closed the subscription"),
         }
         status.set_state("retrying");
@@ -171,6 +208,12 @@ pub async fn run(
         }
     }
     status.set_state("stopped");
+}
+
+/// A source that cannot start: says why in the log and in `/health`.
+fn misconfigured(status: &SolanaStatus, reason: &str) {
+    tracing::error!(%reason, "solana source: cannot start");
+    status.set_state("misconfigured");
 }
 
 /// The cursor the store holds, if any.
@@ -190,15 +233,33 @@ fn backoff(min_ms: u64, max_ms: u64, attempt: u32) -> Duration {
 }
 
 impl Source<'_> {
+    /// The host (and port) of the endpoint `err` came from: the RPC URL for a JSON-RPC error, else the
+    /// WebSocket URL.
+    fn host_of(&self, err: &SourceError) -> String {
+        let url = match err {
+            SourceError::Rpc(_) => &self.config.rpc_url,
+            _ => &self.config.ws_url,
+        };
+        url::Url::parse(url)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .unwrap_or_default()
+    }
+
     /// One connection: subscribe, backfill the gap, then follow live notifications.
     async fn session(&mut self, attempt: &mut u32) -> Result<(), SourceError> {
-        let (mut socket, _) = tokio_tungstenite::connect_async(self.config.ws_url.as_str()).await?;
+        let mut request = self.config.ws_url.as_str().into_client_request()?;
+        request.headers_mut().extend(self.headers.clone());
+        let connector = Connector::Rustls(self.tls.clone());
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+                .await?;
         let subscribe = json!({
             "jsonrpc": "2.0", "id": 1, "method": "logsSubscribe",
             "params": [{ "mentions": [self.config.program_id] }, { "commitment": self.config.commitment }],
         });
         socket.send(Message::text(subscribe.to_string())).await?;
-        tracing::info!(ws = %self.config.ws_url, program = %self.config.program_id, "solana source: subscribed");
+        tracing::info!(ws = %Redacted(&self.config.ws_url), program = %self.config.program_id, "solana source: subscribed");
 
         self.status.set_state("backfilling");
         self.backfill().await?;

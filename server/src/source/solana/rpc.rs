@@ -1,12 +1,14 @@
-//! The few Solana JSON-RPC calls the source needs, over HTTP: `getSignaturesForAddress`,
-//! `getTransaction`, `getBlock` (signatures only).
+//! The few Solana JSON-RPC calls the source needs, over HTTP or HTTPS: `getSignaturesForAddress`,
+//! `getTransaction`, `getBlock` (signatures only). Every call carries the configured headers (a provider's
+//! API key); errors never carry the URL, which may hold a key too.
 
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
+    /// Without its URL (see [`RpcError::transport`]).
     #[error("RPC transport: {0}")]
-    Transport(#[from] reqwest::Error),
+    Transport(#[source] reqwest::Error),
     #[error("RPC error from the node: {0}")]
     Node(String),
     #[error("unexpected RPC answer: {0}")]
@@ -37,6 +39,12 @@ pub struct BlockSignatures {
     pub signatures: Vec<String>,
 }
 
+impl From<reqwest::Error> for RpcError {
+    fn from(err: reqwest::Error) -> RpcError {
+        RpcError::Transport(err.without_url())
+    }
+}
+
 #[derive(Clone)]
 pub struct RpcClient {
     http: reqwest::Client,
@@ -45,9 +53,17 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    pub fn new(url: &str, commitment: &str) -> RpcClient {
+    /// `tls`: whom to trust for an `https://` URL; `headers`: sent with every call.
+    pub fn new(
+        url: &str,
+        commitment: &str,
+        tls: rustls::ClientConfig,
+        headers: reqwest::header::HeaderMap,
+    ) -> RpcClient {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
+            .use_preconfigured_tls(tls)
+            .default_headers(headers)
             .build()
             .expect("an HTTP client builds");
         RpcClient {
