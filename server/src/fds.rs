@@ -42,22 +42,30 @@ pub fn raise_limit() -> io::Result<u64> {
 /// How many client sockets (WebSocket and HTTP) may be open at once under `limit`.
 pub fn socket_budget(config: &Config, limit: u64) -> usize {
     let kept = non_negative(config.storage.max_open_files) + config.server.fd_reserve as u64;
-    usize::try_from(limit.saturating_sub(kept)).unwrap_or(usize::MAX)
+    let clients = limit.saturating_sub(kept) / fds_per_client(config);
+    usize::try_from(clients).unwrap_or(usize::MAX)
+}
+
+/// File descriptors one client holds: its socket, and with `server.tls` on both ends of the loopback
+/// connection its bytes are relayed through ([`crate::http::tls`]).
+fn fds_per_client(config: &Config) -> u64 {
+    if config.server.tls.enabled { 3 } else { 1 }
 }
 
 /// Rejects a configuration whose WebSocket connections, RocksDB files and reserve exceed `limit`.
 pub fn check(config: &Config, limit: u64) -> Result<(), ConfigError> {
-    let needed = config.websocket.max_connections as u64
+    let needed = config.websocket.max_connections as u64 * fds_per_client(config)
         + non_negative(config.storage.max_open_files)
         + config.server.fd_reserve as u64;
     if needed > limit {
         return Err(ConfigError::invalid(
             "websocket.max_connections",
             format!(
-                "{} connections + storage.max_open_files {} + server.fd_reserve {} = {needed} file \
-                 descriptors, above this process's limit of {limit} (RLIMIT_NOFILE): lower them or \
-                 raise the limit",
+                "{} connections × {} + storage.max_open_files {} + server.fd_reserve {} = {needed} \
+                 file descriptors, above this process's limit of {limit} (RLIMIT_NOFILE): lower them or \
+                 raise the limit (3 descriptors a connection with server.tls on)",
                 config.websocket.max_connections,
+                fds_per_client(config),
                 config.storage.max_open_files,
                 config.server.fd_reserve
             ),
@@ -97,6 +105,16 @@ mod tests {
             "{err}"
         );
         assert!(check(&config(900, 256, 256), 1024).is_err());
+    }
+
+    #[test]
+    fn a_tls_client_costs_three_descriptors() {
+        let mut tls = config(6_000, 256, 256);
+        tls.server.tls.enabled = true;
+        assert_eq!(socket_budget(&tls, 20_000), 19_488 / 3);
+        let err = check(&tls, 18_000).unwrap_err().to_string();
+        assert!(err.contains("18512") && err.contains("server.tls"), "{err}");
+        assert!(check(&config(6_000, 256, 256), 18_000).is_ok());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HTTP surface as parts, each a sub-router with its own state, so a role serves only the parts it
 //! runs (`crate::node` merges them): [`reads`] (REST reads over the store), [`ingest`] (`POST
 //! /api/v1/events`), [`status`] (`/health`, `/ready`, `/metrics`), [`chart`] (the chart page). `/ws` is
-//! [`crate::ws::routes`], Socket.IO [`crate::socketio::attach`]. [`serve`] runs the result on a listener.
+//! [`crate::ws::routes`], Socket.IO [`crate::socketio::attach`]. [`serve`] runs the result on a listener,
+//! behind [`tls`] when the listener speaks TLS.
 
 pub mod chart;
 mod error;
@@ -14,6 +15,7 @@ pub mod reads;
 mod ready;
 pub mod serve;
 pub mod status;
+pub mod tls;
 mod trades;
 
 use axum::Router;

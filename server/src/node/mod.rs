@@ -129,7 +129,8 @@ impl Base {
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets HTTP connections finish what they serve, for
-/// at most `server.shutdown_timeout_secs`.
+/// at most `server.shutdown_timeout_secs`. With `server.tls` on, `listener` speaks TLS: the
+/// [`http::tls::Terminator`] owns it and relays each client to the plain server on a loopback port.
 async fn serve_http(
     config: &Config,
     base: &Base,
@@ -139,8 +140,10 @@ async fn serve_http(
     shutdown: &CancellationToken,
 ) -> Result<(), ServerError> {
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let tls = &config.server.tls;
     tracing::info!(
         addr = %local_addr,
+        tls = tls.enabled,
         role = ?config.node.role,
         data_dir = %base.store.path().display(),
         fd_limit = base.fd_limit,
@@ -149,8 +152,35 @@ async fn serve_http(
     );
     let router = http::with_cors(router, &config.server.cors_allowed_origins);
     let limits = HeadLimits::from_config(&config.server);
+    let (plain, terminator) = if tls.enabled {
+        let certificate = kline_tls::ServerCertificate::load(&tls.cert_file, &tls.key_file)
+            .map_err(|err| {
+                ServerError::Config(ConfigError::invalid("server.tls", err.to_string()))
+            })?;
+        let backend = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(ServerError::Serve)?;
+        let terminator = http::tls::Terminator {
+            certificate,
+            backend: backend.local_addr().map_err(ServerError::Serve)?,
+            handshake_timeout: limits.read_timeout,
+            max_clients: budget.max,
+        };
+        (backend, Some(terminator.run(listener, shutdown.clone())))
+    } else {
+        (listener, None)
+    };
+    let served = async {
+        let http = http::serve::serve(plain, router, limits, budget, shutdown.clone());
+        match terminator {
+            Some(terminator) => {
+                tokio::join!(http, terminator);
+            }
+            None => http.await,
+        }
+    };
     tokio::select! {
-        _ = http::serve::serve(listener, router, limits, budget, shutdown.clone()) => {}
+        _ = served => {}
         _ = deadline_after(shutdown, grace(config)) => {
             tracing::warn!("connections did not close within the shutdown timeout; closing anyway");
         }
