@@ -29,7 +29,7 @@ pub struct Options {
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let (command_tx, mut event_rx) = conn::spawn(options.endpoint.ws.to_string(), backoff);
+    let (command_tx, mut event_rx) = conn::spawn(options.endpoint.clone(), backoff);
     let (key_tx, mut key_rx) = mpsc::channel(64);
     std::thread::spawn(move || read_terminal_events(key_tx));
 

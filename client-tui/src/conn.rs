@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use kline_protocol::{ClientRequest, ServerMessage};
 use tokio::sync::mpsc;
-use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug)]
@@ -82,30 +81,30 @@ enum Ended {
     Lost(String),
 }
 
-/// Starts the connection task for `url`. It runs until the returned sender or receiver is dropped.
+/// Starts the connection task for `endpoint`. It runs until the returned sender or receiver is dropped.
 ///
 /// Both queues are bounded: commands are few (subscriptions, history pages); events wait for the app, and
 /// a full event queue pauses reading from the socket (the server then sees a slow client, by design).
 pub fn spawn(
-    url: String,
+    endpoint: crate::endpoint::Endpoint,
     backoff: Backoff,
 ) -> (mpsc::Sender<ConnCommand>, mpsc::Receiver<ConnEvent>) {
     let (command_tx, command_rx) = mpsc::channel(64);
     let (event_tx, event_rx) = mpsc::channel(1024);
-    tokio::spawn(run(url, command_rx, event_tx, backoff));
+    tokio::spawn(run(endpoint, command_rx, event_tx, backoff));
     (command_tx, event_rx)
 }
 
 /// Runs until the app drops its command sender or its event receiver.
 async fn run(
-    url: String,
+    endpoint: crate::endpoint::Endpoint,
     mut commands: mpsc::Receiver<ConnCommand>,
     events: mpsc::Sender<ConnEvent>,
     mut backoff: Backoff,
 ) {
     loop {
-        let error = match connect_async(url.as_str()).await {
-            Ok((socket, _)) => {
+        let error = match endpoint.connect().await {
+            Ok(socket) => {
                 backoff.reset();
                 if events.send(ConnEvent::Connected).await.is_err() {
                     return;
@@ -115,7 +114,7 @@ async fn run(
                     Ended::Lost(error) => error,
                 }
             }
-            Err(err) => err.to_string(),
+            Err(err) => crate::endpoint::describe(&err),
         };
         let delay = backoff.next_delay();
         let retry_at = Instant::now() + delay;
@@ -136,9 +135,7 @@ async fn run(
 }
 
 async fn pump(
-    mut socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    mut socket: crate::endpoint::Socket,
     commands: &mut mpsc::Receiver<ConnCommand>,
     events: &mpsc::Sender<ConnEvent>,
 ) -> Ended {

@@ -42,7 +42,7 @@ pub struct WatchOptions {
 /// restarts (reconnects and resumes with `from`). Returns the process exit code.
 pub async fn watch(options: WatchOptions) -> anyhow::Result<i32> {
     let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let (command_tx, mut event_rx) = conn::spawn(options.endpoint.ws.to_string(), backoff);
+    let (command_tx, mut event_rx) = conn::spawn(options.endpoint.clone(), backoff);
     let deadline = options
         .seconds
         .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
@@ -130,9 +130,13 @@ pub struct SnapshotOptions {
 
 /// Renders the chart once, after the history arrives, and returns it as text lines.
 pub async fn snapshot(options: SnapshotOptions) -> anyhow::Result<String> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(options.endpoint.ws.as_str())
-        .await
-        .with_context(|| format!("cannot connect to {}", options.endpoint.ws))?;
+    let mut socket = options.endpoint.connect().await.map_err(|err| {
+        anyhow::anyhow!(
+            "cannot connect to {}: {}",
+            options.endpoint.ws,
+            crate::endpoint::describe(&err)
+        )
+    })?;
     let limit = u32::from(options.width).clamp(1, kline_protocol::MAX_HISTORY_LIMIT);
     let request =
         SubscribeRequest::new(options.symbol.clone(), options.interval).with_limit(limit)?;

@@ -22,6 +22,10 @@ struct Cli {
     /// s1 s15 s30 m1 m5 m15 h1 h4 d1
     #[arg(long, global = true, default_value = "m1")]
     interval: String,
+    /// Extra CA certificates (PEM) to trust for wss:// beside the system's (a server with a private or
+    /// self-signed certificate).
+    #[arg(long, global = true, value_name = "PEM_FILE")]
+    ca_file: Option<PathBuf>,
     /// Show times in UTC instead of local time.
     #[arg(long, global = true)]
     utc: bool,
@@ -57,6 +61,7 @@ enum Mode {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    kline_tls::install_crypto_provider();
     let log_path = cli
         .log
         .clone()
@@ -73,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::sync::Mutex::new(log_file))
         .with_ansi(false)
         .init();
-    let endpoint = Endpoint::parse(&cli.url)?;
+    let endpoint = Endpoint::parse(&cli.url, cli.ca_file.as_deref())?;
     let interval: Interval = cli.interval.parse()?;
     let symbol = cli.symbol.as_deref().map(Symbol::parse).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
