@@ -8,6 +8,7 @@ use base64::Engine;
 use kline_server::event::{Pubkey, Signature};
 use kline_server::source::solana::decode::BUY_SELL;
 use kline_tests::fake_solana::{FakeSolana, FakeTx};
+use kline_tests::tls::TestCa;
 
 use crate::clients::price_raw;
 
@@ -19,14 +20,23 @@ const FIRST_SLOT: u64 = 400_000_000;
 /// The fake node and where the chain is.
 pub struct SlotFeed {
     node: FakeSolana,
+    /// The CA of the node's certificate, when it speaks TLS (boxed: it is large and rarely there).
+    ca: Option<Box<TestCa>>,
     next_slot: u64,
     events_per_tx: usize,
 }
 
 impl SlotFeed {
-    pub async fn start(events_per_tx: usize) -> SlotFeed {
+    /// `tls`: the node serves `wss://` and `https://` only, with a certificate of a CA made here.
+    pub async fn start(events_per_tx: usize, tls: bool) -> SlotFeed {
+        let ca = tls.then(|| Box::new(TestCa::new()));
+        let node = match &ca {
+            Some(ca) => FakeSolana::start_tls(Vec::new(), &ca.issue("node", &["localhost"])).await,
+            None => FakeSolana::start(Vec::new()).await,
+        };
         SlotFeed {
-            node: FakeSolana::start(Vec::new()).await,
+            node,
+            ca,
             next_slot: FIRST_SLOT,
             events_per_tx: events_per_tx.max(1),
         }
@@ -42,6 +52,12 @@ impl SlotFeed {
             "source.solana.reconnect_min_ms=100".to_owned(),
         ]
         .into_iter()
+        .chain(self.ca.as_ref().map(|ca| {
+            format!(
+                "source.solana.ca_file={:?}",
+                ca.ca_file.display().to_string()
+            )
+        }))
         .flat_map(|set| ["--set".to_owned(), set])
         .collect()
     }

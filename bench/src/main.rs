@@ -88,6 +88,10 @@ struct Cli {
     /// live: events per transaction.
     #[arg(long, default_value_t = 4)]
     events_per_tx: usize,
+    /// live: the fake node speaks only TLS (`wss://`, `https://`, a certificate of a CA made for the run),
+    /// as every provider does; compare with a run without it for the per-message cost of TLS.
+    #[arg(long)]
+    tls: bool,
     /// Target a running server (e.g. http://127.0.0.1:8080) instead of starting one.
     #[arg(long)]
     url: Option<String>,
@@ -244,7 +248,7 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
     let mints: Vec<Pubkey> = SimulatedMarket::new(99, plan.pairs).mints().to_vec();
     let http = reqwest::Client::new();
     let slots = match cli.scenario.as_str() {
-        "live" => Some(live::SlotFeed::start(cli.events_per_tx).await),
+        "live" => Some(live::SlotFeed::start(cli.events_per_tx, cli.tls).await),
         _ => None,
     };
     let mut extra: Vec<String> = cli

@@ -37,6 +37,17 @@ struct Chain {
     next_subscription: u64,
     /// `getBlock` answers "Block not available" while set (a node that cannot serve blocks).
     blocks_unavailable: bool,
+    /// When set, every request (JSON-RPC and the WebSocket handshake) must carry this key or gets 401.
+    api_key: Option<ApiKey>,
+}
+
+/// Where a provider expects its API key.
+#[derive(Debug, Clone)]
+pub enum ApiKey {
+    /// A header, e.g. `x-token: KEY` or `Authorization: Bearer KEY`.
+    Header { name: String, value: String },
+    /// A query parameter, e.g. `?api-key=KEY`.
+    Query { name: String, value: String },
 }
 
 #[derive(Clone, Default)]
@@ -45,28 +56,68 @@ struct Node(Arc<Mutex<Chain>>);
 pub struct FakeSolana {
     node: Node,
     pub addr: SocketAddr,
+    /// Whether it speaks TLS (`https://`, `wss://`), as every provider does.
+    tls: bool,
 }
 
 impl FakeSolana {
     pub async fn start(script: Vec<FakeTx>) -> FakeSolana {
+        Self::start_with(script, None).await
+    }
+
+    /// A node behind TLS with `certificate` (see [`crate::tls::TestCa`]): its URLs are `https://` and
+    /// `wss://` to `localhost`, the name a test certificate is issued for.
+    pub async fn start_tls(
+        script: Vec<FakeTx>,
+        certificate: &crate::tls::IssuedCert,
+    ) -> FakeSolana {
+        Self::start_with(script, Some(certificate.server_config())).await
+    }
+
+    async fn start_with(script: Vec<FakeTx>, tls: Option<Arc<rustls::ServerConfig>>) -> FakeSolana {
         let node = Node::default();
         node.0.lock().unwrap().script = script;
         let app = Router::new()
             .route("/", post(rpc))
             .route("/ws", any(ws))
+            // Providers put an API key in the path (`/<key>/`, `/ws/<key>`): any path below works.
+            .route("/{*key}", post(rpc))
+            .route("/ws/{*key}", any(ws))
+            .layer(axum::middleware::from_fn_with_state(
+                node.clone(),
+                check_api_key,
+            ))
             .with_state(node.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeSolana { node, addr }
+        let secure = tls.is_some();
+        match tls {
+            Some(tls) => {
+                crate::tls::serve_tls(listener, app, tls);
+            }
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+        }
+        FakeSolana {
+            node,
+            addr,
+            tls: secure,
+        }
     }
 
     pub fn rpc_url(&self) -> String {
-        format!("http://{}/", self.addr)
+        match self.tls {
+            true => format!("https://localhost:{}/", self.addr.port()),
+            false => format!("http://{}/", self.addr),
+        }
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        match self.tls {
+            true => format!("wss://localhost:{}/ws", self.addr.port()),
+            false => format!("ws://{}/ws", self.addr),
+        }
     }
 
     /// Adds transactions to the end of the script (a load generator writes the chain as it goes).
@@ -104,6 +155,12 @@ impl FakeSolana {
         self.node.0.lock().unwrap().blocks_unavailable = !available;
     }
 
+    /// From now on every request must carry `key` (as a provider's endpoint does); others get 401 with the
+    /// JSON-RPC error a provider sends.
+    pub fn require_api_key(&self, key: ApiKey) {
+        self.node.0.lock().unwrap().api_key = Some(key);
+    }
+
     /// Closes every WebSocket connection (the node restarts, the network drops…).
     pub fn drop_connections(&self) {
         self.node.0.lock().unwrap().subscribers.clear();
@@ -119,6 +176,29 @@ impl FakeSolana {
             let _ = sender.try_send("not json at all".into());
         }
     }
+}
+
+async fn check_api_key(
+    State(node): State<Node>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let required = node.0.lock().unwrap().api_key.clone();
+    let allowed = match &required {
+        None => true,
+        Some(ApiKey::Header { name, value }) => request
+            .headers()
+            .get(name.as_str())
+            .is_some_and(|got| got.as_bytes() == value.as_bytes()),
+        Some(ApiKey::Query { name, value }) => request.uri().query().is_some_and(|query| {
+            url::form_urlencoded::parse(query.as_bytes()).any(|(n, v)| n == *name && v == *value)
+        }),
+    };
+    if allowed {
+        return next.run(request).await;
+    }
+    let body = json!({ "jsonrpc": "2.0", "error": { "code": -32401, "message": "invalid api key provided" }, "id": null });
+    (axum::http::StatusCode::UNAUTHORIZED, Json(body)).into_response()
 }
 
 async fn ws(upgrade: WebSocketUpgrade, State(node): State<Node>) -> impl IntoResponse {

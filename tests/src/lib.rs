@@ -2,6 +2,7 @@
 //! ([`ServerProcess`]) or the server library in this process ([`InProcessServer`]), small HTTP helpers,
 //! a WebSocket client speaking the protocol ([`ws`]), one following series across reconnects
 //! ([`follower`]), one writing raw frames ([`raw_ws`]), a real `redis-server` ([`redis::RedisServer`]),
+//! certificates of a test CA and a TLS accept loop ([`tls`]),
 //! and [`wait_until`] for conditions. Tests talk to servers only through real sockets.
 
 use std::net::SocketAddr;
@@ -50,6 +51,7 @@ pub mod follower;
 pub mod in_process;
 pub mod raw_ws;
 pub mod redis;
+pub mod tls;
 
 pub use in_process::InProcessServer;
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use kline_protocol::Interval;
 use kline_tests::fake_solana::{FakeSolana, FakeTx};
+use kline_tests::tls::TestCa;
 use kline_tests::{
     KlineServer, ServerProcess, candle_values, free_local_addr, get_json, metrics_text, post_events,
 };
@@ -146,12 +147,32 @@ async fn stored_events(server: &ServerProcess) -> u64 {
 
 #[tokio::test]
 async fn live_reconnect_backfill_and_restart_store_exactly_the_script() {
-    let (transactions, expected) = script(90);
+    let (transactions, _) = script(90);
     let fake = FakeSolana::start(transactions).await;
+    live_reconnect_backfill_and_restart(fake, Vec::new()).await;
+}
+
+/// The same script through a node that speaks only TLS (`wss://`, `https://`) with a certificate of a CA
+/// the server trusts through `source.solana.ca_file`: the same events, candle for candle.
+#[tokio::test]
+async fn the_same_over_tls_with_a_private_ca() {
+    let ca = TestCa::new();
+    let (transactions, _) = script(90);
+    let fake = FakeSolana::start_tls(transactions, &ca.issue("node", &["localhost"])).await;
+    let ca_file = format!(
+        "source.solana.ca_file={:?}",
+        ca.ca_file.display().to_string()
+    );
+    live_reconnect_backfill_and_restart(fake, vec!["--set".into(), ca_file]).await;
+}
+
+async fn live_reconnect_backfill_and_restart(fake: FakeSolana, extra_args: Vec<String>) {
+    let (_, expected) = script(90);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("db");
     let addr = free_local_addr();
-    let args = server_args(&fake);
+    let mut args = server_args(&fake);
+    args.extend(extra_args);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut server = ServerProcess::start_on(&data, &addr, &args);
     wait_until("the source goes live", &server, |h| {
