@@ -22,7 +22,9 @@
 //! while rustls 0.23.48 deprecated *ring*'s provider for lacking it. It builds cleanly here with the C
 //! compiler alone (no CMake, no NASM): about 2.5 CPU-minutes once, then cached in the target directory.
 //! [`install_crypto_provider`] makes it the process's provider, so a library that asks rustls for the
-//! default (the `redis` crate does) gets the same one.
+//! default (the `redis` crate does) gets the same one; the binaries call it first thing. (ring is in the
+//! build too, as reqwest's fallback for plain-HTTP clients built without a config: no TLS connection of
+//! kline's uses it.)
 
 pub mod client;
 pub mod failure;
