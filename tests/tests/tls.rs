@@ -221,6 +221,20 @@ async fn solana_health(server: &ServerProcess) -> Value {
     health["sources"]["solana"].clone()
 }
 
+/// Starts a server with `args` and waits until its Solana source is live.
+async fn start_until_live(args: &[String]) -> (tempfile::TempDir, ServerProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&dir.path().join("db"), &args);
+    wait_until(
+        "the Solana source is live",
+        Duration::from_secs(30),
+        || async { solana_health(&server).await["state"] == "live" },
+    )
+    .await;
+    (dir, server)
+}
+
 /// Starts a server against `fake`, waits for `retries` reconnects, and returns its log.
 async fn log_after_retries(fake: &FakeSolana, extra: &[[String; 2]], retries: u64) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -309,20 +323,12 @@ async fn api_keys_in_urls_and_headers_reach_the_node_and_never_the_log() {
     ];
 
     // The right header: the source goes live (the node refuses requests without it).
-    let dir = tempfile::tempdir().unwrap();
     let mut args = solana_args(&fake, &[ca_file.clone(), urls[0].clone(), urls[1].clone()]);
     args.extend(set(
         "source.solana.headers.x_token",
         format!("{HEADER_KEY:?}"),
     ));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = ServerProcess::start(&dir.path().join("db"), &args);
-    wait_until(
-        "live with the key in the header",
-        Duration::from_secs(30),
-        || async { solana_health(&server).await["state"] == "live" },
-    )
-    .await;
+    let (_dir, server) = start_until_live(&args).await;
     let log = server.log_text();
     assert!(
         log.contains("api-key=***") && log.contains("/***/"),
@@ -406,8 +412,9 @@ fn check_config_refuses_a_scheme_the_build_cannot_speak_and_a_ca_file_that_does_
 async fn production_toml_starts_and_connects_to_a_tls_node_standing_in_for_the_provider() {
     let ca = TestCa::new();
     let fake = FakeSolana::start_tls(Vec::new(), &ca.issue("node", &["localhost"])).await;
-    let production = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production.toml");
-    let dir = tempfile::tempdir().unwrap();
+    // Read at run time: a test binary reused from another checkout must not look in that checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it for tests");
+    let production = Path::new(&manifest_dir).join("../config/production.toml");
     let args = [
         ["--config".to_owned(), production.display().to_string()],
         set("source.solana.ws_url", format!("{:?}", fake.ws_url())),
@@ -415,13 +422,6 @@ async fn production_toml_starts_and_connects_to_a_tls_node_standing_in_for_the_p
         set("source.solana.ca_file", path(&ca.ca_file)),
     ]
     .concat();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = ServerProcess::start(&dir.path().join("db"), &args);
-    wait_until(
-        "the production source is live",
-        Duration::from_secs(30),
-        || async { solana_health(&server).await["state"] == "live" },
-    )
-    .await;
+    let (_dir, server) = start_until_live(&args).await;
     assert!(server.log_text().contains(PROGRAM));
 }
