@@ -99,8 +99,11 @@ pub struct FailureLog {
 const MAX_REMEMBERED: usize = 64;
 
 impl FailureLog {
-    /// Logs `failure` towards `host` at warn the first time, at debug after; returns whether it was new.
-    pub fn report(&mut self, client: &str, host: &str, failure: &HandshakeFailure) -> bool {
+    /// Logs `failure` towards the endpoint `url` (by its host and port only: no credentials) at warn the
+    /// first time, at debug after; returns whether it was new.
+    pub fn report(&mut self, client: &str, url: &str, failure: &HandshakeFailure) -> bool {
+        let host = host_and_port(url);
+        let host = host.as_str();
         if self.seen.len() >= MAX_REMEMBERED {
             self.seen.clear();
         }
@@ -131,6 +134,18 @@ impl FailureLog {
     }
 }
 
+/// `host:port` of a URL (`host` alone where the scheme has no known port and none is given).
+fn host_and_port(url: &str) -> String {
+    let Ok(url) = url::Url::parse(url) else {
+        return String::new();
+    };
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,10 +172,14 @@ mod tests {
             &RustlsError::InvalidCertificate(CertificateError::Expired),
             "k",
         );
-        assert!(log.report("solana", "a:443", &failure));
-        assert!(!log.report("solana", "a:443", &failure));
-        assert!(log.report("solana", "b:443", &failure));
+        assert!(log.report("solana", "wss://a/ws?api-key=1", &failure));
+        assert!(
+            !log.report("solana", "https://a:443/", &failure),
+            "the same host and port"
+        );
+        assert!(log.report("solana", "wss://b/ws", &failure));
         log.clear();
-        assert!(log.report("solana", "a:443", &failure));
+        assert!(log.report("solana", "wss://a/ws", &failure));
+        assert_eq!(host_and_port("rediss://u:p@redis:6380/0"), "redis:6380");
     }
 }

@@ -52,7 +52,7 @@ impl RedisStream {
                 Ok(stream) => return Some(stream),
                 Err(err) => match HandshakeFailure::find(&err, "stream.redis_ca_file") {
                     Some(failure) => {
-                        tls_failures.report("redis", &host_of(&config.redis_url), &failure);
+                        tls_failures.report("redis", &config.redis_url, &failure);
                     }
                     None => tracing::warn!(
                         error = %err,
@@ -163,14 +163,6 @@ fn client(config: &StreamConfig) -> Result<redis::Client, StreamError> {
         config.redis_url.as_str(),
         certificates,
     )?)
-}
-
-/// `host:port` of a URL, for logs (no credentials).
-fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port().unwrap_or(6379))))
-        .unwrap_or_default()
 }
 
 /// The group number of a stream id `<seq>-0`.

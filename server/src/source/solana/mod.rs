@@ -192,7 +192,7 @@ pub async fn run(
             Err(SourceError::Shutdown) => break,
             Err(err) => match HandshakeFailure::find(&err, "source.solana.ca_file") {
                 Some(failure) => {
-                    tls_failures.report("solana source", &source.host_of(&err), &failure);
+                    tls_failures.report("solana source", source.url_of(&err), &failure);
                 }
                 None => tracing::warn!(error = %err, "solana source: connection lost"),
             },
@@ -233,17 +233,12 @@ fn backoff(min_ms: u64, max_ms: u64, attempt: u32) -> Duration {
 }
 
 impl Source<'_> {
-    /// The host (and port) of the endpoint `err` came from: the RPC URL for a JSON-RPC error, else the
-    /// WebSocket URL.
-    fn host_of(&self, err: &SourceError) -> String {
-        let url = match err {
+    /// The endpoint `err` came from: the RPC URL for a JSON-RPC error, else the WebSocket URL.
+    fn url_of(&self, err: &SourceError) -> &str {
+        match err {
             SourceError::Rpc(_) => &self.config.rpc_url,
             _ => &self.config.ws_url,
-        };
-        url::Url::parse(url)
-            .ok()
-            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
-            .unwrap_or_default()
+        }
     }
 
     /// One connection: subscribe, backfill the gap, then follow live notifications.
