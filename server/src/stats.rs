@@ -45,6 +45,12 @@ pub struct PipelineStats {
     pub write_errors: Counter,
     /// Candles deleted by retention, counted per pruned series (retention task).
     pub series_pruned: Counter,
+    /// Events pushed live before their block position was known (pipeline; see `pipeline::provisional`).
+    pub provisional_events: Counter,
+    /// Candles published again because provisional events left them (confirmed, expired) (pipeline).
+    pub provisional_corrections: Counter,
+    /// Provisional-only candles left without ticks, not retracted live (pipeline).
+    pub provisional_orphaned: Counter,
 }
 
 impl PipelineStats {

@@ -3,17 +3,25 @@
 //! `getBlock` (signatures only) and `getBlockTime`. It plays a script of transactions: the test decides
 //! when each is "produced", can drop every WebSocket connection, and keeps producing while nobody listens.
 //! A block is its slot's transactions at their `tx_index` (other programs' transactions fill the gaps); it
-//! exists once one of its transactions has been produced, whole, as a real node's would. `kline-bench live` uses it too, as
+//! exists once one of its transactions has been produced, whole, as a real node's would.
+//!
+//! It behaves like a real provider where that hurts: a block can become available only some time after
+//! its first transaction was notified ([`FakeSolana::set_block_delay`]: "Block not available", -32004,
+//! until then, as a load balancer's node a slot or two behind answers); `getBlock`/`getTransaction` can
+//! answer late ([`FakeSolana::set_rpc_delay`], a remote node sending a full block); a share of calls can be
+//! rate-limited ([`FakeSolana::set_rate_limit`]: HTTP 429 with `Retry-After`, as providers answer). `kline-bench live` uses it too, as
 //! a chain that grows slot by slot ([`FakeSolana::extend_script`]).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -35,10 +43,30 @@ struct Chain {
     produced: usize,
     subscribers: Vec<mpsc::Sender<String>>,
     next_subscription: u64,
-    /// `getBlock` answers "Block not available" while set (a node that cannot serve blocks).
+    /// `getBlock` answers "Block not available" (-32004) while set (a node that is behind).
     blocks_unavailable: bool,
+    /// `getBlock` answers "Slot … was skipped, or missing in long-term storage" (-32009) while set (a node
+    /// that will never have the block).
+    blocks_missing: bool,
     /// When set, every request (JSON-RPC and the WebSocket handshake) must carry this key or gets 401.
     api_key: Option<ApiKey>,
+    /// When each slot's first transaction was produced.
+    slot_produced_at: HashMap<u64, Instant>,
+    /// A block is available this long after its first transaction was produced.
+    block_delay: Duration,
+    /// `getBlock` and `getTransaction` answer this late.
+    rpc_delay: Duration,
+    /// Every `n`th JSON-RPC call (by a fixed pseudo-random pattern) gets 429 with this `Retry-After`.
+    rate_limit: Option<RateLimit>,
+    calls: u64,
+    /// Calls answered with 429.
+    pub rate_limited: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RateLimit {
+    percent: u64,
+    retry_after_secs: u64,
 }
 
 /// Where a provider expects its API key.
@@ -129,8 +157,10 @@ impl FakeSolana {
     pub fn produce(&self, n: usize) {
         let mut chain = self.node.0.lock().unwrap();
         let end = (chain.produced + n).min(chain.script.len());
+        let now = Instant::now();
         for index in chain.produced..end {
             let tx = chain.script[index].clone();
+            chain.slot_produced_at.entry(tx.slot).or_insert(now);
             // The source reads the content, not the subscription id: one text serves every subscriber.
             let notification = json!({
                 "jsonrpc": "2.0", "method": "logsNotification",
@@ -148,6 +178,36 @@ impl FakeSolana {
                 .retain(|sender| sender.try_send(notification.clone()).is_ok());
         }
         chain.produced = end;
+    }
+
+    /// From now on a block is available only `delay` after its slot's first transaction was produced
+    /// ("Block not available" until then).
+    pub fn set_block_delay(&self, delay: Duration) {
+        self.node.0.lock().unwrap().block_delay = delay;
+    }
+
+    /// From now on `getBlock` and `getTransaction` answer `delay` late.
+    pub fn set_rpc_delay(&self, delay: Duration) {
+        self.node.0.lock().unwrap().rpc_delay = delay;
+    }
+
+    /// From now on `percent`% of JSON-RPC calls (a fixed pseudo-random pattern) get HTTP 429 with
+    /// `Retry-After: retry_after_secs`; 0 turns it off.
+    pub fn set_rate_limit(&self, percent: u64, retry_after_secs: u64) {
+        self.node.0.lock().unwrap().rate_limit = (percent > 0).then_some(RateLimit {
+            percent,
+            retry_after_secs,
+        });
+    }
+
+    /// JSON-RPC calls answered with 429 so far.
+    pub fn rate_limited_calls(&self) -> u64 {
+        self.node.0.lock().unwrap().rate_limited
+    }
+
+    /// Makes `getBlock` refuse blocks for good (-32009, `true`) or serve them again (`false`).
+    pub fn set_blocks_missing(&self, missing: bool) {
+        self.node.0.lock().unwrap().blocks_missing = missing;
     }
 
     /// Makes `getBlock` fail (`false`) or serve blocks again (`true`).
@@ -247,7 +307,37 @@ async fn serve_ws(mut socket: WebSocket, node: Node) {
     }
 }
 
-async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value> {
+async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Response {
+    let delay = {
+        let mut chain = node.0.lock().unwrap();
+        chain.calls += 1;
+        if let Some(limit) = chain.rate_limit {
+            // A fixed scramble of the call number: the same share of calls each run, spread out.
+            let roll = chain.calls.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+            if roll % 100 < limit.percent {
+                chain.rate_limited += 1;
+                let body = json!({ "jsonrpc": "2.0", "id": request["id"],
+                    "error": { "code": 429, "message": "Too many requests for a specific RPC call, contact your app developer or support@rpcpool.com." } });
+                return (
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", limit.retry_after_secs.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
+        }
+        match request["method"].as_str() {
+            Some("getBlock" | "getTransaction") => chain.rpc_delay,
+            _ => Duration::ZERO,
+        }
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    answer(&node, &request).into_response()
+}
+
+fn answer(node: &Node, request: &Value) -> Json<Value> {
     let chain = node.0.lock().unwrap();
     let produced = &chain.script[..chain.produced];
     let params = &request["params"];
@@ -291,6 +381,11 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value
                 None => Value::Null,
             }
         }
+        "getBlock" if chain.blocks_missing => {
+            let slot = params[0].as_u64().unwrap_or(0);
+            return Json(json!({ "jsonrpc": "2.0", "id": request["id"],
+                "error": { "code": -32009, "message": format!("Slot {slot} was skipped, or missing in long-term storage") } }));
+        }
         "getBlock" => {
             let slot = params[0].as_u64().unwrap_or(0);
             match block_signatures(&chain, slot) {
@@ -326,8 +421,8 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Json<Value
 
 /// The signatures of `slot`'s block in order, if the block exists (one of its transactions was produced).
 fn block_signatures(chain: &Chain, slot: u64) -> Option<Vec<String>> {
-    let produced = &chain.script[..chain.produced];
-    if chain.blocks_unavailable || !produced.iter().any(|tx| tx.slot == slot) {
+    let produced_at = chain.slot_produced_at.get(&slot)?;
+    if chain.blocks_unavailable || produced_at.elapsed() < chain.block_delay {
         return None;
     }
     let ours: Vec<&FakeTx> = chain.script.iter().filter(|tx| tx.slot == slot).collect();

@@ -397,4 +397,5 @@ pub mod ws {
     }
 }
 pub mod fake_solana;
+pub mod spinpet_script;
 pub mod webdriver;

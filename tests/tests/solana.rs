@@ -8,50 +8,15 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use kline_protocol::Interval;
 use kline_tests::fake_solana::{FakeSolana, FakeTx};
+use kline_tests::spinpet_script::{
+    PROGRAM, ScriptEvent, buy_sell, crowded_slots, key, price_of, server_args,
+};
 use kline_tests::tls::TestCa;
 use kline_tests::{
     KlineServer, ServerProcess, candle_values, free_local_addr, get_json, metrics_text, post_events,
 };
 use serde_json::{Value, json};
 
-const PROGRAM: &str = "JBMmrp6jhksqnxDBskkmVvWHhJLaPBjgiMHEroJbUTBZ";
-const BUY_SELL: [u8; 8] = [98, 208, 120, 60, 93, 32, 19, 180];
-
-/// An event as the test knows it: its Borsh bytes (written here from the IDL layout) and its JSON.
-struct ScriptEvent {
-    borsh: Vec<u8>,
-    json: Value,
-}
-
-fn key(seed: u64) -> [u8; 32] {
-    std::array::from_fn(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8 + 1)
-}
-
-fn buy_sell(
-    mint: [u8; 32],
-    payer: [u8; 32],
-    price: u128,
-    block_time: i64,
-    signature: &str,
-    slot: u64,
-    index: u32,
-) -> ScriptEvent {
-    let mut borsh = BUY_SELL.to_vec();
-    borsh.extend_from_slice(&payer);
-    borsh.extend_from_slice(&mint);
-    borsh.push(1);
-    borsh.extend_from_slice(&1_000_000u64.to_le_bytes());
-    borsh.extend_from_slice(&50_000_000u64.to_le_bytes());
-    borsh.extend_from_slice(&price.to_le_bytes());
-    let json = json!({
-        "event_type": "BuySell", "payer": bs58::encode(payer).into_string(), "mint_account": bs58::encode(mint).into_string(),
-        "is_buy": true, "token_amount": 1_000_000u64, "sol_amount": 50_000_000u64, "latest_price": price.to_string(),
-        "timestamp": block_time, "signature": signature, "slot": slot, "event_index": index,
-    });
-    ScriptEvent { borsh, json }
-}
-
-/// `count` transactions, one or two BuySell events each over two mints; every seventh one failed.
 fn script(count: usize) -> (Vec<FakeTx>, Vec<Value>) {
     let start = kline_protocol::response::unix_millis_now() / 1000 - 3600;
     let mut transactions = Vec::new();
@@ -106,21 +71,6 @@ fn script(count: usize) -> (Vec<FakeTx>, Vec<Value>) {
         });
     }
     (transactions, expected)
-}
-
-fn server_args(fake: &FakeSolana) -> Vec<String> {
-    [
-        "source.simulator.enabled=false",
-        "source.solana.enabled=true",
-        &format!("source.solana.ws_url=\"{}\"", fake.ws_url()),
-        &format!("source.solana.rpc_url=\"{}\"", fake.rpc_url()),
-        "source.solana.reconnect_min_ms=100",
-        "source.solana.reconnect_max_ms=1000",
-        "source.solana.backfill_page=4",
-    ]
-    .iter()
-    .flat_map(|s| ["--set".to_owned(), s.to_string()])
-    .collect()
 }
 
 async fn health(server: &ServerProcess) -> Value {
@@ -304,63 +254,17 @@ async fn live_reconnect_backfill_and_restart(fake: FakeSolana, extra_args: Vec<S
     assert!(metrics.contains("kline_solana_live 1"), "{metrics}");
 }
 
-/// Slots of `per_slot` transactions of one mint (one BuySell each). Within a slot the script delivers the
-/// transactions in the reverse of their block order, and their signatures sort in the reverse of it too, so
-/// only the block position can put them in order. Returns the script and the events' JSON with `tx_index`.
-fn crowded_slots(slots: u64, per_slot: u32, first_block_time: i64) -> (Vec<FakeTx>, Vec<Value>) {
-    let mut transactions = Vec::new();
-    let mut expected = Vec::new();
-    for s in 0..slots {
-        let slot = 310_000_000 + s * 2;
-        let block_time = first_block_time + s as i64 * 2;
-        for position in (0..per_slot).rev() {
-            // Block position 0 gets the largest signature.
-            let mut signature_bytes = key(9000 + s * 100 + u64::from(position)).to_vec();
-            signature_bytes.extend_from_slice(&key(7000 + s));
-            signature_bytes[0] = 200 - position as u8;
-            let signature = bs58::encode(&signature_bytes).into_string();
-            let price = 279_590_000_000_000_000_000u128
-                + u128::from(s * 100 + u64::from(position)) * 1_000_000_000_000_000;
-            let tx_index = position * 3 + 1; // other programs' transactions in between
-            let mut event = buy_sell(key(0), key(77), price, block_time, &signature, slot, 0);
-            event.json["tx_index"] = json!(tx_index);
-            transactions.push(FakeTx {
-                signature,
-                slot,
-                tx_index,
-                block_time,
-                failed: false,
-                logs: vec![
-                    format!("Program {PROGRAM} invoke [1]"),
-                    format!(
-                        "Program data: {}",
-                        base64::engine::general_purpose::STANDARD.encode(&event.borsh)
-                    ),
-                    format!("Program {PROGRAM} success"),
-                ],
-            });
-            expected.push(event.json);
-        }
-    }
-    (transactions, expected)
-}
-
-fn price_of(json: &Value) -> f64 {
-    format!("{}e-28", json["latest_price"].as_str().unwrap())
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_and_over_http() {
     const SLOTS: u64 = 10;
     const PER_SLOT: u32 = 4;
     let first_block_time = kline_protocol::response::unix_millis_now() / 1000 - 1800;
     let (transactions, expected) = crowded_slots(SLOTS, PER_SLOT, first_block_time);
-    // One more slot, produced while the node cannot serve blocks.
-    let (mut blockless, _) = crowded_slots(SLOTS + 1, 2, first_block_time);
-    let blockless: Vec<FakeTx> = blockless.drain(blockless.len() - 2..).collect();
-    let fake = FakeSolana::start([transactions, blockless.clone()].concat()).await;
+    // Two more slots: one whose block comes late, one the node refuses for good.
+    let (mut extra, _) = crowded_slots(SLOTS + 2, 2, first_block_time);
+    let refused: Vec<FakeTx> = extra.drain(extra.len() - 2..).collect();
+    let late: Vec<FakeTx> = extra.drain(extra.len() - 2..).collect();
+    let fake = FakeSolana::start([transactions, late.clone(), refused.clone()].concat()).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("db");
     let args = server_args(&fake);
@@ -439,14 +343,34 @@ async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_a
         );
     }
 
-    // A node that cannot serve blocks: the events are stored without a position, and say so.
+    // A block the node does not have yet ("Block not available"): its transactions wait for it, however
+    // long, and are stored with its time and position; nothing is stamped with the receive time.
     fake.set_blocks_available(false);
     fake.produce(2);
+    wait_until(
+        "the slot's transactions wait for their block",
+        &server,
+        |h| {
+            h["sources"]["solana"]["waiting_transactions"] == 2
+                && h["sources"]["solana"]["rpc_retries"].as_u64() >= Some(3)
+        },
+    )
+    .await;
+    assert_eq!(stored_events(&server).await, expected.len() as u64);
+    fake.set_blocks_available(true);
     wait_stored(expected.len() as u64 + 2).await;
+    // A block the node refuses for good (missing from its storage): stored without a position, saying so.
+    fake.set_blocks_missing(true);
+    fake.produce(2);
+    wait_stored(expected.len() as u64 + 4).await;
+    let solana = health(&server).await["sources"]["solana"].clone();
     assert_eq!(
-        health(&server).await["sources"]["solana"]["blocks_unavailable"],
-        1,
-        "one slot without its block"
+        solana["blocks_unavailable"], 1,
+        "one slot refused: {solana}"
+    );
+    assert_eq!(
+        solana["reconnects"], 1,
+        "only the dropped connection: {solana}"
     );
     assert!(
         server
@@ -477,7 +401,13 @@ async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_a
         ),
         "{positioned}"
     );
-    let unpositioned = stored(&blockless[0].signature);
+    let late_event = stored(&late[0].signature);
+    assert_eq!(
+        (&late_event["tx_index"], &late_event["time_source"]),
+        (&json!(late[0].tx_index), &json!("block_time")),
+        "{late_event}"
+    );
+    let unpositioned = stored(&refused[0].signature);
     assert_eq!(
         (
             unpositioned.get("tx_index"),

@@ -82,6 +82,17 @@ impl Aggregator {
         }
     }
 
+    /// Whether an event for `key` would still be pushed live: its candle is open, or not started and not
+    /// yet past its deadline.
+    pub fn takes_live(&self, key: &CandleKey, now_ms: i64) -> bool {
+        self.open.contains_key(key) || self.deadline(key) > now_ms
+    }
+
+    /// The state of `key` if its candle is open.
+    pub fn open_candle(&self, key: &CandleKey) -> Option<&CandleState> {
+        self.open.get(key)
+    }
+
     /// Number of candles currently open.
     pub fn open_count(&self) -> usize {
         self.open.len()

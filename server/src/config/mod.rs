@@ -206,6 +206,10 @@ pub struct StreamConfig {
 pub struct PipelineConfig {
     pub queue_capacity: usize,
     pub max_batch_events: usize,
+    /// Events pushed before their block position is known, at most (see `pipeline::provisional`).
+    pub provisional_max_events: usize,
+    /// How long a provisional event counts in its candles if it is never stored, in milliseconds.
+    pub provisional_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -245,8 +249,16 @@ pub struct SolanaConfig {
     pub backfill_page: usize,
     pub max_backfill: usize,
     pub block_cache_slots: usize,
-    pub block_retries: u32,
-    pub block_retry_ms: u64,
+    /// Slots whose block is fetched at once.
+    pub block_concurrency: usize,
+    /// Passing RPC errors (429, "Block not available", a lost connection) are retried without limit,
+    /// from `retry_min_ms` doubling to `retry_max_ms`, jittered.
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+    /// JSON-RPC calls per second to the node (a public node's limit); 0: unlimited.
+    pub requests_per_sec: u32,
+    /// Transactions heard but not yet stored; when full, the source stops reading notifications.
+    pub max_waiting_transactions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

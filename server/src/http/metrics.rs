@@ -190,6 +190,21 @@ fn register_pipeline(r: &mut Registry, p: &PipelineStats) {
         p.candle_updates_watched.clone(),
     );
     r.register(
+        "provisional_events",
+        "Events pushed live before their block position was known (corrected once it is)",
+        p.provisional_events.clone(),
+    );
+    r.register(
+        "provisional_corrections",
+        "Candles published again because provisional events were confirmed or expired",
+        p.provisional_corrections.clone(),
+    );
+    r.register(
+        "provisional_orphaned",
+        "Provisional-only candles whose events all moved to another bucket (not retracted live)",
+        p.provisional_orphaned.clone(),
+    );
+    r.register(
         "candles_finalized",
         "Candles marked final",
         p.candles_finalized.clone(),
@@ -234,8 +249,23 @@ fn register_solana(r: &mut Registry, s: &SolanaStatus) {
     );
     r.register(
         "solana_blocks_unavailable",
-        "Slots whose block (getBlock) the node could not give: their transactions have no block position",
+        "Slots whose block (getBlock) the node refused for good: their transactions have no block position",
         s.blocks_unavailable.clone(),
+    );
+    r.register(
+        "solana_rpc_retries",
+        "JSON-RPC calls repeated after a passing error (429, Block not available, a lost connection)",
+        s.rpc_retries.clone(),
+    );
+    r.register(
+        "solana_rpc_rate_limited",
+        "JSON-RPC calls the node answered with 429",
+        s.rpc_rate_limited.clone(),
+    );
+    r.register(
+        "solana_waiting_transactions",
+        "Transactions heard but not stored yet (waiting for their block)",
+        s.waiting.clone(),
     );
     r.register(
         "solana_bad_notifications",

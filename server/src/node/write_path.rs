@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::feed::CandleFeed;
 use crate::http::ingest::{self, Ingest};
 use crate::http::status::WriteStatus;
+use crate::pipeline::provisional::ProvisionalLimits;
 use crate::pipeline::service::{self, IngestHandle};
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source;
@@ -58,7 +59,11 @@ impl WritePath {
             PipelineSettings::from_config(config),
             feed,
             stats.clone(),
-        )?;
+        )?
+        .with_provisional_limits(ProvisionalLimits {
+            max_events: config.pipeline.provisional_max_events,
+            ttl_ms: i64::try_from(config.pipeline.provisional_ttl_ms).unwrap_or(i64::MAX / 2),
+        });
         if let Some(outbox) = outbox {
             pipeline = pipeline.with_outbox(outbox);
         }

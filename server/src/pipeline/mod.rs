@@ -3,9 +3,12 @@
 //! For a group of event batches it drops duplicates (by identity, against the store and within the group),
 //! feeds price events to the [`Aggregator`], and writes the events, their entries in their mint's trade
 //! index, every candle they changed and the symbol stats in one RocksDB write batch. Only after that write succeeds are the changed candles published to
-//! the live stream, so a subscriber never sees a candle the store does not hold. [`service`] runs it on its
-//! own thread behind a bounded queue.
+//! the live stream, so a subscriber never sees a candle the store does not hold — except for
+//! [`provisional`] events, pushed before their block position is known and never stored: a candle is then
+//! published as the stored state plus those events, and published again when they are stored for good.
+//! [`service`] runs it on its own thread behind a bounded queue.
 
+pub mod provisional;
 pub mod service;
 pub mod trade_index;
 
@@ -16,7 +19,8 @@ use std::sync::OnceLock;
 
 use kline_protocol::{Interval, Symbol};
 
-use crate::aggregator::{Aggregator, CandleChange, OrderKey, PriceTick};
+use self::provisional::{ProvisionalLimits, ProvisionalTicks};
+use crate::aggregator::{Aggregator, CandleChange, CandleKey, CandleState, OrderKey, PriceTick};
 use crate::event::{EventRecord, scaled_price};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
@@ -57,7 +61,14 @@ pub struct Pipeline {
     trades: Vec<LiveTrade>,
     /// Role `writer`: numbers each committed group and stores its stream record in the same write.
     outbox: Option<Outbox>,
+    /// Events pushed before their block position is known.
+    provisional: ProvisionalTicks,
+    /// Candles whose provisional events changed in the group being written (published again after it).
+    corrected: HashSet<CandleKey>,
 }
+
+/// A candle as it is published: its key, its state, and when the event that changed it reached the server.
+type Published = (CandleKey, CandleState, Option<i64>);
 
 impl Pipeline {
     /// Resumes from the store: open candles go back into the aggregator, symbol stats into memory.
@@ -85,7 +96,15 @@ impl Pipeline {
             received: HashMap::new(),
             trades: Vec::new(),
             outbox: None,
+            provisional: ProvisionalTicks::new(ProvisionalLimits::DEFAULT),
+            corrected: HashSet::new(),
         })
+    }
+
+    /// Bounds of the provisional set (`pipeline.provisional_*`).
+    pub fn with_provisional_limits(mut self, limits: ProvisionalLimits) -> Pipeline {
+        self.provisional = ProvisionalTicks::new(limits);
+        self
     }
 
     /// Role `writer`: every committed group also goes to `outbox`, for the stream to the edges.
@@ -141,6 +160,9 @@ impl Pipeline {
             for event in batch {
                 let (id, stored) = (ids[position], already_stored[position]);
                 position += 1;
+                if !self.provisional.is_empty() {
+                    self.corrected.extend(self.provisional.confirm(&id));
+                }
                 if stored || !seen.insert(id) {
                     report.duplicates += 1;
                     continue;
@@ -199,7 +221,8 @@ impl Pipeline {
     /// Finalizes every candle whose deadline has passed, stores and publishes them.
     pub fn finalize(&mut self, now_ms: i64) -> Result<usize, StoreError> {
         let count = self.aggregator.finalize_due(now_ms);
-        if count > 0 {
+        self.corrected.extend(self.provisional.expire(now_ms));
+        if count > 0 || !self.corrected.is_empty() {
             let store = Arc::clone(&self.store);
             self.commit(store.batch(), now_ms)?;
         }
@@ -270,6 +293,9 @@ impl Pipeline {
             .as_mut()
             .and_then(|outbox| outbox.seal(&mut write));
         if write.is_empty() {
+            let mut published = Vec::new();
+            self.publish_corrections(&mut published, now_ms);
+            self.publish(&published, now_ms);
             return Ok(());
         }
         if let Err(err) = self.store.write(write) {
@@ -287,29 +313,144 @@ impl Pipeline {
             .filter(|c| c.publish && c.state.is_final)
             .count();
         PipelineStats::add(&self.stats.candles_finalized, finalized);
-        let symbols = &self.symbols;
+        let mut published: Vec<Published> = Vec::with_capacity(changes.len());
+        for change in changes.iter().filter(|change| change.publish) {
+            let key = change.key;
+            if change.state.is_final {
+                // A final candle is exactly the stored one.
+                self.provisional.forget_candle(&key);
+                published.push((key, change.state, None));
+            } else if let Some(state) = self.provisional_view(&key, Some(&change.state)) {
+                // A candle whose provisional events were just stored is a correction: the events were
+                // pushed (and timed) when they arrived.
+                let received = (!self.corrected.remove(&key))
+                    .then(|| received_at(change))
+                    .flatten();
+                published.push((key, state, received));
+            }
+        }
+        self.publish_corrections(&mut published, now_ms);
+        self.publish(&published, now_ms);
+        // After the write, like the candles: a trade snapshot read from now on sees these trades.
+        self.feed.trades().publish(trades);
+        Ok(())
+    }
+
+    /// Publishes `events` provisionally (see [`provisional`]): not stored, pushed at once as part of their
+    /// candles. Events already stored, events without a price and candles already final are skipped.
+    pub fn push_provisional(
+        &mut self,
+        batches: &[(Vec<EventRecord>, i64)],
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let ids: Vec<_> = batches
+            .iter()
+            .flat_map(|(batch, _)| batch.iter().map(EventRecord::id))
+            .collect();
+        let already_stored = self.store.events_exist(&ids)?;
+        let mut touched: HashMap<CandleKey, i64> = HashMap::new();
+        let mut pushed = 0;
+        let mut position = 0;
+        for (batch, received) in batches {
+            for event in batch {
+                let (id, stored) = (ids[position], already_stored[position]);
+                position += 1;
+                let Some(tick) = self.price_tick(event).filter(|_| !stored) else {
+                    continue;
+                };
+                let aggregator = &self.aggregator;
+                let joined =
+                    self.provisional
+                        .add(id, tick, &self.settings.intervals, now_ms, |key| {
+                            aggregator.takes_live(key, now_ms)
+                        });
+                pushed += usize::from(!joined.is_empty());
+                for key in joined {
+                    touched.insert(key, *received);
+                }
+            }
+        }
+        let mut keys: Vec<_> = touched.into_iter().collect();
+        keys.sort_unstable_by_key(|(key, _)| *key);
+        let mut published = Vec::with_capacity(keys.len());
+        for (key, received) in keys {
+            let confirmed = self.aggregator.open_candle(&key).copied();
+            if let Some(state) = self.provisional_view(&key, confirmed.as_ref()) {
+                published.push((key, state, Some(received)));
+            }
+        }
+        self.publish(&published, now_ms);
+        PipelineStats::add(&self.stats.provisional_events, pushed);
+        Ok(pushed)
+    }
+
+    /// Provisional events in the set.
+    pub fn provisional_count(&self) -> usize {
+        self.provisional.len()
+    }
+
+    /// `confirmed` with `key`'s provisional events, counting orphans.
+    fn provisional_view(
+        &mut self,
+        key: &CandleKey,
+        confirmed: Option<&CandleState>,
+    ) -> Option<CandleState> {
+        if confirmed.is_some() && !self.provisional.touches(key) {
+            return confirmed.copied();
+        }
+        let view = self.provisional.view(key, confirmed);
+        PipelineStats::add(
+            &self.stats.provisional_orphaned,
+            usize::from(view.is_none()),
+        );
+        view
+    }
+
+    /// Adds to `published` the candles whose provisional events left them and that did not change
+    /// otherwise (those are in `published` already).
+    fn publish_corrections(&mut self, published: &mut Vec<Published>, now_ms: i64) {
+        let mut corrected: Vec<CandleKey> = self.corrected.drain().collect();
+        corrected.sort_unstable();
+        let before = published.len();
+        for key in corrected {
+            if !self.aggregator.takes_live(&key, now_ms) {
+                continue; // final: published as stored when it became final
+            }
+            let confirmed = self.aggregator.open_candle(&key).copied();
+            if let Some(state) = self.provisional_view(&key, confirmed.as_ref()) {
+                published.push((key, state, None));
+            }
+        }
+        PipelineStats::add(
+            &self.stats.provisional_corrections,
+            published.len() - before,
+        );
+    }
+
+    /// Hands candle states to the live feed, in order.
+    fn publish(&self, published: &[Published], now_ms: i64) {
+        if published.is_empty() {
+            return;
+        }
         let watched = self.feed.publish(
-            changes
-                .iter()
-                .filter(|change| change.publish && symbols.contains_key(&change.key.mint)),
-            |change| (change.key.mint, change.key.interval),
-            |change| CandleUpdate {
-                symbol: symbols[&change.key.mint].0.clone(),
-                interval: change.key.interval,
-                candle: change.state.to_candle(),
+            published,
+            |(key, _, _)| (key.mint, key.interval),
+            |(key, state, received)| CandleUpdate {
+                symbol: self.symbols.get(&key.mint).map_or_else(
+                    || Symbol::from_bytes(&key.mint),
+                    |(symbol, _)| symbol.clone(),
+                ),
+                interval: key.interval,
+                candle: state.to_candle(),
                 produced_at_ms: now_ms,
-                received_at_ms: received_at(change),
+                received_at_ms: *received,
                 encoded: OnceLock::new(),
                 compressed: OnceLock::new(),
                 socketio_payload: OnceLock::new(),
             },
         );
-        let published = changes.iter().filter(|change| change.publish).count();
-        PipelineStats::add(&self.stats.candle_updates_published, published);
+        PipelineStats::add(&self.stats.candle_updates_published, published.len());
         PipelineStats::add(&self.stats.candle_updates_watched, watched);
-        // After the write, like the candles: a trade snapshot read from now on sees these trades.
-        self.feed.trades().publish(trades);
-        Ok(())
     }
 
     fn reload(&mut self) -> Result<(), StoreError> {

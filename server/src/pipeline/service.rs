@@ -1,9 +1,12 @@
 //! Runs the [`Pipeline`] on its own thread behind a bounded queue, and the handle sources use to reach it.
 //!
-//! Overflow policy: the queue holds `queue_capacity` batches; when it is full, [`IngestHandle::submit`]
+//! Overflow policy: the queue holds `queue_capacity` requests; when it is full, [`IngestHandle::submit`]
 //! waits for room (backpressure on the source) rather than dropping events or growing memory. Batches that
-//! are waiting together are written as one RocksDB write batch (group commit, up to `max_batch_events`).
-//! Between batches the thread wakes at the next finality deadline to finalize candles.
+//! are waiting together are written as one RocksDB write batch (group commit, up to `max_batch_events`):
+//! concurrent HTTP requests share one write, and each is acknowledged once that write is durable.
+//! Provisional pushes ([`IngestHandle::push_provisional`]) share the queue, so they keep their order with
+//! the writes; in a group they are applied after its write (an event stored by it is no longer pushed
+//! provisionally). Between groups the thread wakes at the next finality deadline to finalize candles.
 
 use std::thread;
 use std::time::Duration;
@@ -23,6 +26,22 @@ pub enum IngestError {
     ShuttingDown,
 }
 
+enum Request {
+    Store(IngestRequest),
+    /// Events to push before they are stored (see [`crate::pipeline::provisional`]), and when they reached
+    /// the server.
+    Provisional(Vec<EventRecord>, i64),
+}
+
+impl Request {
+    fn events(&self) -> usize {
+        match self {
+            Request::Store(request) => request.events.len(),
+            Request::Provisional(events, _) => events.len(),
+        }
+    }
+}
+
 struct IngestRequest {
     events: Vec<EventRecord>,
     meta: Vec<(String, Vec<u8>)>,
@@ -31,10 +50,28 @@ struct IngestRequest {
     reply: oneshot::Sender<Result<BatchReport, IngestError>>,
 }
 
+/// A write in the queue: resolves once it is durable (or failed).
+pub struct PendingWrite(oneshot::Receiver<Result<BatchReport, IngestError>>);
+
+impl PendingWrite {
+    pub async fn done(self) -> Result<BatchReport, IngestError> {
+        self.0.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+
+    /// The outcome if the write is over, without waiting.
+    pub fn try_done(&mut self) -> Option<Result<BatchReport, IngestError>> {
+        match self.0.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(IngestError::ShuttingDown)),
+        }
+    }
+}
+
 /// Cheap to clone; every source holds one.
 #[derive(Clone)]
 pub struct IngestHandle {
-    tx: mpsc::Sender<IngestRequest>,
+    tx: mpsc::Sender<Request>,
 }
 
 impl IngestHandle {
@@ -61,17 +98,44 @@ impl IngestHandle {
         meta: Vec<(String, Vec<u8>)>,
         received_at_ms: i64,
     ) -> Result<BatchReport, IngestError> {
+        self.enqueue(events, meta, received_at_ms)
+            .await?
+            .done()
+            .await
+    }
+
+    /// Puts the events in the queue (waiting for room) without waiting for the write: a source that keeps
+    /// several writes in flight enqueues them in order and awaits each [`PendingWrite`] later.
+    pub async fn enqueue(
+        &self,
+        events: Vec<EventRecord>,
+        meta: Vec<(String, Vec<u8>)>,
+        received_at_ms: i64,
+    ) -> Result<PendingWrite, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(IngestRequest {
+            .send(Request::Store(IngestRequest {
                 events,
                 meta,
                 received_at_ms,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
-        answer.await.map_err(|_| IngestError::ShuttingDown)?
+        Ok(PendingWrite(answer))
+    }
+
+    /// Pushes `events` live before they are stored, as part of their candles (see
+    /// [`crate::pipeline::provisional`]); the source stores them later with their block position.
+    pub async fn push_provisional(
+        &self,
+        events: Vec<EventRecord>,
+        received_at_ms: i64,
+    ) -> Result<(), IngestError> {
+        self.tx
+            .send(Request::Provisional(events, received_at_ms))
+            .await
+            .map_err(|_| IngestError::ShuttingDown)
     }
 
     /// Batches waiting in the queue.
@@ -97,7 +161,7 @@ pub fn spawn(
 
 async fn run(
     mut pipeline: Pipeline,
-    mut rx: mpsc::Receiver<IngestRequest>,
+    mut rx: mpsc::Receiver<Request>,
     max_batch_events: usize,
     shutdown: CancellationToken,
 ) -> Pipeline {
@@ -130,38 +194,65 @@ async fn run(
     pipeline
 }
 
-/// Takes `first` plus whatever else is already queued (up to `max_batch_events`) and writes them together.
+/// Takes `first` plus whatever else is already queued (up to `max_batch_events`): writes the stores
+/// together, then pushes the provisional events.
 fn process_group(
     pipeline: &mut Pipeline,
-    first: IngestRequest,
-    rx: &mut mpsc::Receiver<IngestRequest>,
+    first: Request,
+    rx: &mut mpsc::Receiver<Request>,
     max_batch_events: usize,
 ) {
-    let mut total = first.events.len();
+    let mut total = first.events();
     let mut group = vec![first];
     while total < max_batch_events {
         let Ok(next) = rx.try_recv() else { break };
-        total += next.events.len();
+        total += next.events();
         group.push(next);
     }
     let mut meta = Vec::new();
     let mut batches = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
     let mut received = Vec::with_capacity(group.len());
+    let mut provisional = Vec::new();
     for request in group {
-        meta.extend(request.meta);
-        batches.push(request.events);
-        received.push(request.received_at_ms);
-        replies.push(request.reply);
+        match request {
+            Request::Store(request) => {
+                meta.extend(request.meta);
+                batches.push(request.events);
+                received.push(request.received_at_ms);
+                replies.push(request.reply);
+            }
+            Request::Provisional(events, received_at_ms) => {
+                provisional.push((events, received_at_ms));
+            }
+        }
     }
-    match pipeline.ingest_received(&batches, &received, &meta, now_ms()) {
+    if !batches.is_empty() {
+        store_group(pipeline, &batches, &received, &meta, replies);
+    }
+    if !provisional.is_empty()
+        && let Err(err) = pipeline.push_provisional(&provisional, now_ms())
+    {
+        tracing::warn!(error = %err, "provisional push failed; the events are pushed when stored");
+    }
+}
+
+fn store_group(
+    pipeline: &mut Pipeline,
+    batches: &[Vec<EventRecord>],
+    received: &[i64],
+    meta: &[(String, Vec<u8>)],
+    replies: Vec<oneshot::Sender<Result<BatchReport, IngestError>>>,
+) {
+    match pipeline.ingest_received(batches, received, meta, now_ms()) {
         Ok(reports) => {
             for (reply, report) in replies.into_iter().zip(reports) {
                 let _ = reply.send(Ok(report));
             }
         }
         Err(err) => {
-            tracing::error!(error = %err, events = total, "write batch failed");
+            let events: usize = batches.iter().map(Vec::len).sum();
+            tracing::error!(error = %err, events, "write batch failed");
             for reply in replies {
                 let _ = reply.send(Err(IngestError::Store(err.to_string())));
             }

@@ -1,22 +1,29 @@
-//! Where a transaction sits in its block: `getBlock` per slot, cached, bounded, retried.
+//! Where a transaction sits in its block: `getBlock` per slot, several slots at once, cached, bounded.
 //!
 //! One `getBlock(slot, {transactionDetails: "signatures", rewards: false})` gives the block's signatures in
 //! execution order and its `blockTime`; the position of a signature in that list is the transaction's
 //! `tx_index`, which orders the transactions of one slot (and with them a candle's open and close).
 //!
+//! - Concurrent: [`BlockCache::want`] asks for a slot's block; up to `solana.block_concurrency` slots are
+//!   fetched at once (the rest wait their turn, oldest first), so a slow node costs each block its own
+//!   delay, not the sum of all of them. [`BlockCache::next_fetched`] yields each slot as its answer lands.
+//! - Retried for as long as it takes ([`RpcClient::retrying`]): "Block not available", 429 and lost
+//!   connections are passing. Only a final refusal (e.g. -32009, a slot missing from the node's storage)
+//!   leaves a slot without a block, counted in `blocks_unavailable`.
 //! - Cached per slot: a block keeps only a map from a 64-bit hash of each signature to its position
 //!   (~24 bytes per transaction instead of the 88-character signatures), so `solana.block_cache_slots`
 //!   blocks of a few thousand transactions stay within a few MB. The oldest slot is evicted first. Two
 //!   signatures of one block with the same hash (odds ~1e-13 per block) would share a position; the
 //!   signature then still breaks the tie.
-//! - Retried: a node may not have a block yet (`Block not available`); the call is repeated up to
-//!   `solana.block_retries` times, `solana.block_retry_ms` apart. A slot whose block could not be read is
-//!   remembered as unavailable too, so it costs its retries once.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 
-use super::rpc::{BlockSignatures, RpcClient, RpcError};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::rpc::{BlockSignatures, RpcClient};
 use crate::stats::Counter;
 
 /// What the source keeps of one block.
@@ -56,70 +63,110 @@ fn signature_hash(signature: &str) -> u64 {
     hasher.finish()
 }
 
-/// Limits of the cache and the retries (from `[source.solana]`).
+/// Limits of the cache and of the look-ups (from `[source.solana]`).
 #[derive(Debug, Clone, Copy)]
 pub struct BlockSettings {
     pub cache_slots: usize,
-    pub retries: u32,
-    pub retry_ms: u64,
+    /// Slots fetched at once.
+    pub concurrency: usize,
 }
 
-/// Blocks of recent slots; `None` entries are slots whose block the node could not give.
+/// What a fetch yields: the slot and its block (`None`: the node refused it for good).
+type Fetch = Pin<Box<dyn Future<Output = (u64, Option<BlockPositions>)> + Send>>;
+
+/// Blocks of recent slots, and the look-ups in flight. `None` entries are slots whose block the node
+/// refused for good.
 pub struct BlockCache {
     settings: BlockSettings,
+    rpc: RpcClient,
+    unavailable: Counter,
     blocks: BTreeMap<u64, Option<BlockPositions>>,
+    /// Slots wanted but not yet asked for (over the concurrency limit), oldest first.
+    queued: VecDeque<u64>,
+    /// Slots queued or in flight.
+    wanted: HashSet<u64>,
+    in_flight: FuturesUnordered<Fetch>,
 }
 
 impl BlockCache {
-    pub fn new(settings: BlockSettings) -> BlockCache {
+    /// `unavailable`: counts slots the node refused for good.
+    pub fn new(settings: BlockSettings, rpc: RpcClient, unavailable: Counter) -> BlockCache {
         BlockCache {
             settings,
+            rpc,
+            unavailable,
             blocks: BTreeMap::new(),
+            queued: VecDeque::new(),
+            wanted: HashSet::new(),
+            in_flight: FuturesUnordered::new(),
         }
     }
 
-    /// The block of `slot`, from the cache or the node (retried); `None` if the node could not give it
-    /// (counted in `unavailable`, once per slot).
-    pub async fn get(
-        &mut self,
-        rpc: &RpcClient,
-        slot: u64,
-        unavailable: &Counter,
-    ) -> Option<&BlockPositions> {
-        if !self.blocks.contains_key(&slot) {
-            let fetched = self.fetch(rpc, slot).await;
-            if fetched.is_none() {
-                unavailable.inc();
-            }
-            while self.blocks.len() >= self.settings.cache_slots.max(1) {
-                self.blocks.pop_first();
-            }
-            self.blocks.insert(slot, fetched);
-        }
-        self.blocks.get(&slot)?.as_ref()
+    /// The block of `slot` if it was fetched: `Some(None)` if the node refused it for good, `None` if it is
+    /// not known yet (see [`BlockCache::want`]).
+    pub fn get(&self, slot: u64) -> Option<Option<&BlockPositions>> {
+        self.blocks.get(&slot).map(Option::as_ref)
     }
 
-    async fn fetch(&self, rpc: &RpcClient, slot: u64) -> Option<BlockPositions> {
-        let mut attempt = 0;
-        loop {
-            match rpc.block_signatures(slot).await {
-                Ok(block) => return Some(BlockPositions::from_signatures(&block)),
-                Err(err) if attempt < self.settings.retries => {
-                    attempt += 1;
-                    tracing::debug!(slot, attempt, error = %err, "solana source: getBlock failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(self.settings.retry_ms)).await;
+    /// Asks for `slot`'s block unless it is cached or already asked for.
+    pub fn want(&mut self, slot: u64) {
+        if self.blocks.contains_key(&slot) || !self.wanted.insert(slot) {
+            return;
+        }
+        self.queued.push_back(slot);
+        self.start_queued();
+    }
+
+    /// Slots being fetched or waiting to be.
+    pub fn pending(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// Waits for the next fetched block and caches it; returns its slot. Pending forever when nothing is
+    /// being fetched (for `select!`).
+    pub async fn next_fetched(&mut self) -> u64 {
+        let Some((slot, block)) = self.in_flight.next().await else {
+            return std::future::pending().await;
+        };
+        if block.is_none() {
+            self.unavailable.inc();
+        }
+        self.wanted.remove(&slot);
+        while self.blocks.len() >= self.settings.cache_slots.max(1) {
+            self.blocks.pop_first();
+        }
+        self.blocks.insert(slot, block);
+        self.start_queued();
+        slot
+    }
+
+    /// Forgets look-ups in flight (their session ended); cached blocks stay.
+    pub fn cancel(&mut self) {
+        self.in_flight = FuturesUnordered::new();
+        self.queued.clear();
+        self.wanted.clear();
+    }
+
+    fn start_queued(&mut self) {
+        while self.in_flight.len() < self.settings.concurrency.max(1) {
+            let Some(slot) = self.queued.pop_front() else {
+                return;
+            };
+            let rpc = self.rpc.clone();
+            self.in_flight.push(Box::pin(async move {
+                let block = rpc
+                    .retrying("getBlock", || rpc.block_signatures(slot))
+                    .await;
+                match block {
+                    Ok(block) => (slot, Some(BlockPositions::from_signatures(&block))),
+                    Err(err) => {
+                        tracing::warn!(slot, error = %err, "solana source: the node refused the slot's block; its transactions are ordered by signature");
+                        (slot, None)
+                    }
                 }
-                Err(err) => {
-                    log_unavailable(slot, &err);
-                    return None;
-                }
-            }
+            }));
         }
     }
-}
-
-fn log_unavailable(slot: u64, err: &RpcError) {
-    tracing::warn!(slot, error = %err, "solana source: no block for the slot; its transactions are ordered by signature");
 }
 
 #[cfg(test)]

@@ -3,18 +3,24 @@
 //! - Live: `logsSubscribe` with `{"mentions": [program_id]}` over WebSocket; failed transactions are
 //!   skipped; every `Program data:` line the program itself emitted ([`logs`]) is decoded ([`decode`]) into
 //!   an event whose `event_index` is its position in the transaction.
-//! - Time and order: the block of the event's slot (`getBlock`, cached per slot, retried: [`blocks`]) gives
-//!   its block time and the transaction's position in the block (`tx_index`). When the node cannot give
-//!   the block, the time is the receive time (or the transaction's own `blockTime` in a backfill) and the
-//!   position is unknown (ordered by signature); the stored event says which (`time_source`,
-//!   `tx_index_source`).
-//! - Nothing lost: the newest processed signature and slot (the *cursor*) are written in the same RocksDB
-//!   batch as the events. On start and after every reconnect, the gap since the cursor is backfilled with
-//!   `getSignaturesForAddress(until = cursor)` (paged) and `getTransaction`, oldest first, before the live
-//!   notifications queued meanwhile are read. Overlaps are harmless: events are deduplicated by identity.
-//!   With no cursor yet (first start), the source begins at the live edge.
+//! - Pushed at once, stored in block order: a notification's events are pushed live *provisionally* the
+//!   moment it arrives (time estimated from its receipt, no position: [`crate::pipeline::provisional`]).
+//!   The block of its slot (`getBlock`, several slots at once, retried for as long as it takes: [`blocks`])
+//!   gives its block time and its position in the block (`tx_index`); then the events are stored for good,
+//!   and the candles they touched are published again with the block's open and close. A slow node delays
+//!   the stored history and the trade feed, never the candle push.
+//! - Written in groups: the transactions waiting at the head of the line whose blocks are known go to the
+//!   pipeline as one write, with the cursor; writes are kept in flight (in order) while the next
+//!   notifications are read. The line holds at most `solana.max_waiting_transactions`; when it is full the
+//!   source stops reading the socket (backpressure; should the node drop the connection, the backfill
+//!   recovers what it sent).
+//! - Only a block's time and position, never a guess, are stored. Only when the node refuses a block for
+//!   good (e.g. -32009, the slot missing from its storage) is the time the receive time (or the
+//!   transaction's own `blockTime` in a backfill) and the position unknown (ordered by signature); the
+//!   stored event says which (`time_source`, `tx_index_source`).
 //! - Reconnects with capped exponential backoff and jitter; pings the node; reports its state in
-//!   [`SolanaStatus`] (shown by `/health` and `/metrics`).
+//!   [`SolanaStatus`] (shown by `/health` and `/metrics`). A rate-limited or failed JSON-RPC call is
+//!   retried ([`rpc`]), never a reason to reconnect; every call waits for the node's request budget.
 //! - Reaches real providers: `wss://` and `https://` through rustls ([`kline_tls`]: the system's CA
 //!   certificates plus `ca_file`), the configured headers on the handshake and every call (API keys), URLs
 //!   logged redacted. A failed TLS handshake is logged once per distinct cause (unknown CA, wrong name,
@@ -26,12 +32,14 @@ pub mod blocks;
 pub mod decode;
 pub mod logs;
 pub mod rpc;
+mod waiting;
 
-use std::sync::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use kline_tls::{ClientTls, FailureLog, HandshakeFailure, Redacted};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -40,13 +48,14 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use self::blocks::{BlockCache, BlockSettings};
-use self::rpc::RpcClient;
+use self::blocks::{BlockCache, BlockPositions, BlockSettings};
+use self::rpc::{RpcClient, RpcCounters, RpcLimits};
+use self::waiting::{HeardTx, ReceiptLag};
 use crate::config::SolanaConfig;
 use crate::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };
-use crate::pipeline::service::{IngestHandle, now_ms};
+use crate::pipeline::service::{IngestHandle, PendingWrite, now_ms};
 use crate::stats::{Counter, Gauge};
 use crate::store::CandleStore;
 
@@ -72,8 +81,14 @@ pub struct SolanaStatus {
     pub events: Counter,
     pub skipped_failed: Counter,
     pub decode_errors: Counter,
-    /// Slots whose block the node could not give (after retries).
+    /// Slots whose block the node refused for good.
     pub blocks_unavailable: Counter,
+    /// JSON-RPC calls repeated after a passing error (429, "Block not available", a lost connection…).
+    pub rpc_retries: Counter,
+    /// JSON-RPC calls the node answered with 429.
+    pub rpc_rate_limited: Counter,
+    /// Transactions heard but not stored yet (waiting for their block or their turn).
+    pub waiting: Gauge,
     pub bad_notifications: Counter,
     pub backfilled: Counter,
     pub reconnects: Counter,
@@ -100,6 +115,11 @@ impl SolanaStatus {
     }
 }
 
+/// Writes kept in flight before the source waits for the oldest.
+const WRITES_IN_FLIGHT: usize = 16;
+/// Transactions of a backfill fetched, placed and written together.
+const BACKFILL_CHUNK: usize = 256;
+
 #[derive(Debug, thiserror::Error)]
 enum SourceError {
     #[error("WebSocket: {0}")]
@@ -122,10 +142,15 @@ struct Source<'a> {
     headers: axum::http::HeaderMap,
     rpc: RpcClient,
     ingest: IngestHandle,
-    /// The cursor as last written to the store (read once at start; the store only changes through us).
+    store: Arc<CandleStore>,
+    /// The cursor as last handed to the pipeline (read from the store at each session's start).
     cursor: Option<Cursor>,
     status: &'a SolanaStatus,
     blocks: BlockCache,
+    /// How long after its block's time a notification arrives, to estimate a provisional time.
+    lag: ReceiptLag,
+    /// Writes handed to the pipeline, oldest first.
+    writes: VecDeque<PendingWrite>,
     price_scale: u32,
 }
 
@@ -143,8 +168,8 @@ pub async fn run(
     config: SolanaConfig,
     price_scale: u32,
     ingest: IngestHandle,
-    store: std::sync::Arc<CandleStore>,
-    status: std::sync::Arc<SolanaStatus>,
+    store: Arc<CandleStore>,
+    status: Arc<SolanaStatus>,
     shutdown: CancellationToken,
 ) {
     // Both were checked when the configuration was built; the CA file may have gone since.
@@ -156,24 +181,42 @@ pub async fn run(
         (Err(err), _) => return misconfigured(&status, &err.to_string()),
         (_, Err(err)) => return misconfigured(&status, &err),
     };
+    let rpc = RpcClient::new(
+        &config.rpc_url,
+        &config.commitment,
+        (*tls).clone(),
+        headers.clone(),
+        RpcLimits {
+            requests_per_sec: config.requests_per_sec,
+            retry_min_ms: config.retry_min_ms,
+            retry_max_ms: config.retry_max_ms,
+        },
+        RpcCounters {
+            retries: status.rpc_retries.clone(),
+            rate_limited: status.rpc_rate_limited.clone(),
+        },
+    );
+    let blocks = BlockCache::new(
+        BlockSettings {
+            // A backfill chunk's blocks must all fit.
+            cache_slots: config.block_cache_slots.max(BACKFILL_CHUNK),
+            concurrency: config.block_concurrency,
+        },
+        rpc.clone(),
+        status.blocks_unavailable.clone(),
+    );
     let mut source = Source {
         config: &config,
-        rpc: RpcClient::new(
-            &config.rpc_url,
-            &config.commitment,
-            (*tls).clone(),
-            headers.clone(),
-        ),
+        rpc,
         tls,
         headers,
         ingest,
-        cursor: stored_cursor(&store),
+        cursor: None,
+        store,
         status: &status,
-        blocks: BlockCache::new(BlockSettings {
-            cache_slots: config.block_cache_slots,
-            retries: config.block_retries,
-            retry_ms: config.block_retry_ms,
-        }),
+        blocks,
+        lag: ReceiptLag::default(),
+        writes: VecDeque::new(),
         price_scale,
     };
     let mut attempt: u32 = 0;
@@ -243,6 +286,10 @@ impl Source<'_> {
 
     /// One connection: subscribe, backfill the gap, then follow live notifications.
     async fn session(&mut self, attempt: &mut u32) -> Result<(), SourceError> {
+        // What a failed session handed over but did not store is recovered from the stored cursor.
+        self.blocks.cancel();
+        self.writes.clear();
+        self.cursor = stored_cursor(&self.store);
         let mut request = self.config.ws_url.as_str().into_client_request()?;
         request.headers_mut().extend(self.headers.clone());
         let connector = Connector::Rustls(self.tls.clone());
@@ -265,6 +312,8 @@ impl Source<'_> {
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         let mut heard = tokio::time::Instant::now();
+        let mut waiting: VecDeque<HeardTx> = VecDeque::new();
+        let room = self.config.max_waiting_transactions.max(1);
         loop {
             tokio::select! {
                 _ = ping.tick() => {
@@ -273,25 +322,46 @@ impl Source<'_> {
                     }
                     socket.send(Message::Ping(Default::default())).await?;
                 }
-                message = socket.next() => {
+                message = socket.next(), if waiting.len() < room => {
                     heard = tokio::time::Instant::now();
-                    match message {
-                        Some(Ok(Message::Text(text))) => self.on_notification(&text).await?,
-                        Some(Ok(Message::Close(_))) | None => return Ok(()),
-                        Some(Ok(_)) => {}
-                        Some(Err(err)) => return Err(err.into()),
+                    let mut message = message;
+                    // Every notification that has arrived already joins the line before the next write.
+                    loop {
+                        match message {
+                            Some(Ok(Message::Text(text))) => {
+                                if let Some(tx) = self.on_notification(&text)? {
+                                    self.push_provisional(&tx).await?;
+                                    self.blocks.want(tx.slot);
+                                    waiting.push_back(tx);
+                                }
+                            }
+                            Some(Ok(Message::Close(_))) | None => return Ok(()),
+                            Some(Ok(_)) => {}
+                            Some(Err(err)) => return Err(err.into()),
+                        }
+                        if waiting.len() >= room {
+                            break;
+                        }
+                        match socket.next().now_or_never() {
+                            Some(next) => message = next,
+                            None => break,
+                        }
                     }
                 }
+                _ = self.blocks.next_fetched() => {}
             }
+            self.store_ready(&mut waiting, false).await?;
         }
     }
 
-    async fn on_notification(&mut self, text: &str) -> Result<(), SourceError> {
+    /// A notification's transaction, or `None` for the subscription's answer and for bad input (counted,
+    /// logged, skipped).
+    fn on_notification(&mut self, text: &str) -> Result<Option<HeardTx>, SourceError> {
         let received_at_ms = now_ms();
         let Ok(message) = serde_json::from_str::<Value>(text) else {
             SolanaStatus::add(&self.status.bad_notifications, 1);
             tracing::warn!(%text, "solana source: notification is not JSON");
-            return Ok(());
+            return Ok(None);
         };
         if message.get("id").is_some() {
             if let Some(error) = message.get("error") {
@@ -299,7 +369,7 @@ impl Source<'_> {
                     "logsSubscribe refused: {error}"
                 )));
             }
-            return Ok(()); // the subscription id
+            return Ok(None); // the subscription id
         }
         let result = &message["params"]["result"];
         let value = &result["value"];
@@ -310,49 +380,135 @@ impl Source<'_> {
         ) else {
             SolanaStatus::add(&self.status.bad_notifications, 1);
             tracing::warn!(%text, "solana source: notification of an unexpected shape, skipped");
-            return Ok(());
+            return Ok(None);
         };
         let logs: Vec<String> = logs
             .iter()
             .filter_map(|l| l.as_str().map(str::to_owned))
             .collect();
-        let failed = !value["err"].is_null();
-        let place = self.place_of(signature, slot, None).await;
-        self.process(signature, slot, failed, &logs, place, received_at_ms)
-            .await
+        Ok(Some(HeardTx {
+            signature: signature.to_owned(),
+            slot,
+            failed: !value["err"].is_null(),
+            logs,
+            block_time: None,
+            received_at_ms,
+        }))
     }
 
-    /// The time and block position of a transaction from its slot's block. `tx_block_time`: the
-    /// transaction's own `blockTime`, when a backfill read it with the transaction.
-    async fn place_of(
-        &mut self,
-        signature: &str,
-        slot: u64,
-        tx_block_time: Option<i64>,
-    ) -> TxPlace {
-        let block = self
-            .blocks
-            .get(&self.rpc, slot, &self.status.blocks_unavailable)
-            .await;
-        let tx_index = block.and_then(|block| block.position(signature));
-        let block_time = block.and_then(|block| block.block_time).or(tx_block_time);
-        let (time_ms, time_source) = match block_time {
-            Some(secs) => (secs * 1000, TimeSource::BlockTime),
-            None => (now_ms(), TimeSource::Received),
-        };
-        TxPlace {
-            time_ms,
-            time_source,
-            tx_index,
-            tx_index_source: if tx_index.is_some() {
-                TxIndexSource::Block
-            } else {
-                TxIndexSource::Unavailable
-            },
+    /// Pushes the transaction's events live before its block is known: estimated time, no position.
+    async fn push_provisional(&mut self, tx: &HeardTx) -> Result<(), SourceError> {
+        if tx.failed {
+            return Ok(());
         }
+        let place = TxPlace {
+            time_ms: self.lag.estimate_block_time_ms(tx.received_at_ms),
+            time_source: TimeSource::Received,
+            tx_index: None,
+            tx_index_source: TxIndexSource::Unavailable,
+        };
+        let events = self.decode_transaction(tx, place, false);
+        if !events.is_empty() {
+            self.ingest
+                .push_provisional(events, tx.received_at_ms)
+                .await?;
+        }
+        Ok(())
     }
 
-    /// Fills the gap between the stored cursor and now, oldest first.
+    /// Stores, in one write, the transactions at the head of the line whose blocks are known. A head whose
+    /// block was evicted before its turn is asked for again. `wait`: also wait for every write in flight.
+    async fn store_ready(
+        &mut self,
+        waiting: &mut VecDeque<HeardTx>,
+        wait: bool,
+    ) -> Result<(), SourceError> {
+        let mut events = Vec::new();
+        let mut last: Option<(String, u64, i64)> = None;
+        let mut received_at_ms = 0;
+        while let Some(tx) = waiting.front() {
+            let Some(block) = self.blocks.get(tx.slot) else {
+                self.blocks.want(tx.slot);
+                break;
+            };
+            let place = place_in(block, &tx.signature, tx.block_time, tx.received_at_ms);
+            if let (Some(block), None) = (block, tx.block_time) {
+                // Heard live (a backfill's receipt says nothing of the node's lag).
+                self.lag.observe(block, tx.received_at_ms);
+            }
+            let tx = waiting.pop_front().expect("the line has a head");
+            SolanaStatus::add(&self.status.transactions, 1);
+            if tx.failed {
+                SolanaStatus::add(&self.status.skipped_failed, 1);
+            } else {
+                events.extend(self.decode_transaction(&tx, place, true));
+            }
+            received_at_ms = received_at_ms.max(tx.received_at_ms);
+            last = Some((tx.signature, tx.slot, place.time_ms));
+        }
+        self.status.waiting.set(waiting.len() as u64);
+        if let Some((signature, slot, time_ms)) = last {
+            self.write(events, Cursor { signature, slot }, time_ms, received_at_ms)
+                .await?;
+        }
+        self.settle_writes(wait).await
+    }
+
+    /// Hands `events` and the advanced cursor to the pipeline as one write, without waiting for it.
+    async fn write(
+        &mut self,
+        events: Vec<EventRecord>,
+        cursor: Cursor,
+        time_ms: i64,
+        received_at_ms: i64,
+    ) -> Result<(), SourceError> {
+        let advance = self
+            .cursor
+            .as_ref()
+            .is_none_or(|stored| cursor.slot >= stored.slot);
+        let meta = if advance {
+            vec![(
+                CURSOR_KEY.to_owned(),
+                serde_json::to_vec(&cursor).expect("a cursor serializes"),
+            )]
+        } else {
+            Vec::new()
+        };
+        SolanaStatus::add(&self.status.events, events.len());
+        let pending = self.ingest.enqueue(events, meta, received_at_ms).await?;
+        self.writes.push_back(pending);
+        self.status
+            .last_slot
+            .inner()
+            .fetch_max(cursor.slot, Ordering::Relaxed);
+        self.status
+            .last_event_ms
+            .store(time_ms.max(0) as u64, Ordering::Relaxed);
+        if advance {
+            self.cursor = Some(cursor);
+        }
+        Ok(())
+    }
+
+    /// Collects the writes that are over (a failed one ends the session); waits for the oldest while more
+    /// than [`WRITES_IN_FLIGHT`] are out, or for all of them if `all`.
+    async fn settle_writes(&mut self, all: bool) -> Result<(), SourceError> {
+        while let Some(oldest) = self.writes.front_mut() {
+            let outcome = match oldest.try_done() {
+                Some(outcome) => outcome,
+                None if all || self.writes.len() > WRITES_IN_FLIGHT => {
+                    self.writes.pop_front().expect("a write").done().await
+                }
+                None => return Ok(()),
+            };
+            self.writes.pop_front();
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// Fills the gap between the stored cursor and now, oldest first, [`BACKFILL_CHUNK`] transactions at a
+    /// time: their transactions and blocks fetched concurrently, then stored in one write.
     async fn backfill(&mut self) -> Result<(), SourceError> {
         let Some(cursor) = self.cursor.clone() else {
             tracing::info!("solana source: no cursor yet; starting at the live edge");
@@ -361,14 +517,17 @@ impl Source<'_> {
         let mut signatures = Vec::new();
         let mut before: Option<String> = None;
         loop {
-            let page = self
-                .rpc
-                .signatures_for_address(
-                    &self.config.program_id,
-                    Some(&cursor.signature),
-                    before.as_deref(),
-                    self.config.backfill_page,
-                )
+            let rpc = &self.rpc;
+            let (program, page_size) = (&self.config.program_id, self.config.backfill_page);
+            let page = rpc
+                .retrying("getSignaturesForAddress", || {
+                    rpc.signatures_for_address(
+                        program,
+                        Some(&cursor.signature),
+                        before.as_deref(),
+                        page_size,
+                    )
+                })
                 .await?;
             let full = page.len() >= self.config.backfill_page;
             before = page.last().map(|s| s.signature.clone());
@@ -383,90 +542,61 @@ impl Source<'_> {
             since_slot = cursor.slot,
             "solana source: backfilling"
         );
-        for info in signatures {
-            let Some(tx) = self.rpc.transaction(&info.signature).await? else {
-                return Err(SourceError::Protocol(format!(
-                    "the node does not have transaction {} yet",
-                    info.signature
-                )));
-            };
-            let received_at_ms = now_ms();
-            let place = self.place_of(&info.signature, tx.slot, tx.block_time).await;
-            self.process(
-                &info.signature,
-                tx.slot,
-                tx.failed || info.failed,
-                &tx.logs,
-                place,
-                received_at_ms,
-            )
-            .await?;
-            SolanaStatus::add(&self.status.backfilled, 1);
+        for chunk in signatures.chunks(BACKFILL_CHUNK) {
+            let fetched: Vec<_> = futures_util::stream::iter(chunk.iter().cloned())
+                .map(|info| {
+                    let rpc = self.rpc.clone();
+                    async move {
+                        let tx = rpc
+                            .retrying("getTransaction", || rpc.transaction(&info.signature))
+                            .await?;
+                        Ok::<_, SourceError>((info, tx))
+                    }
+                })
+                .buffered(self.config.block_concurrency.max(1))
+                .collect()
+                .await;
+            let mut waiting = VecDeque::with_capacity(chunk.len());
+            for fetched in fetched {
+                let (info, tx) = fetched?;
+                let Some(tx) = tx else {
+                    return Err(SourceError::Protocol(format!(
+                        "the node does not have transaction {} yet",
+                        info.signature
+                    )));
+                };
+                self.blocks.want(tx.slot);
+                waiting.push_back(HeardTx {
+                    signature: info.signature.clone(),
+                    slot: tx.slot,
+                    failed: tx.failed || info.failed,
+                    logs: tx.logs,
+                    block_time: tx.block_time,
+                    received_at_ms: now_ms(),
+                });
+            }
+            let count = waiting.len();
+            while !waiting.is_empty() {
+                self.store_ready(&mut waiting, false).await?;
+                if !waiting.is_empty() {
+                    self.blocks.next_fetched().await;
+                }
+            }
+            self.settle_writes(true).await?;
+            SolanaStatus::add(&self.status.backfilled, count);
         }
         Ok(())
     }
 
-    /// Decodes a transaction's events and stores them with the advanced cursor, in one write.
-    /// `received_at_ms`: when the transaction reached the server (notification or backfill fetch).
-    async fn process(
-        &mut self,
-        signature: &str,
-        slot: u64,
-        failed: bool,
-        logs: &[String],
-        place: TxPlace,
-        received_at_ms: i64,
-    ) -> Result<(), SourceError> {
-        SolanaStatus::add(&self.status.transactions, 1);
-        let mut events = Vec::new();
-        if failed {
-            SolanaStatus::add(&self.status.skipped_failed, 1);
-        } else {
-            events = self.decode_transaction(signature, slot, logs, place);
-        }
-        let cursor = Cursor {
-            signature: signature.to_owned(),
-            slot,
-        };
-        let advance = self
-            .cursor
-            .as_ref()
-            .is_none_or(|stored| slot >= stored.slot);
-        let meta = if advance {
-            vec![(
-                CURSOR_KEY.to_owned(),
-                serde_json::to_vec(&cursor).expect("a cursor serializes"),
-            )]
-        } else {
-            Vec::new()
-        };
-        SolanaStatus::add(&self.status.events, events.len());
-        self.ingest
-            .submit_received(events, meta, received_at_ms)
-            .await?;
-        if advance {
-            self.cursor = Some(cursor);
-        }
-        self.status
-            .last_slot
-            .inner()
-            .fetch_max(slot, Ordering::Relaxed);
-        self.status
-            .last_event_ms
-            .store(place.time_ms.max(0) as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn decode_transaction(
-        &self,
-        signature: &str,
-        slot: u64,
-        logs: &[String],
-        place: TxPlace,
-    ) -> Vec<EventRecord> {
+    /// The events of a transaction at `place`. `report`: count and log what does not decode (once per
+    /// transaction: the provisional push passes `false`).
+    fn decode_transaction(&self, tx: &HeardTx, place: TxPlace, report: bool) -> Vec<EventRecord> {
+        let signature = tx.signature.as_str();
         let Ok(parsed_signature) = Signature::parse(signature) else {
-            SolanaStatus::add(&self.status.bad_notifications, 1);
-            tracing::warn!(%signature, "solana source: not a transaction signature, skipped");
+            if report {
+                SolanaStatus::add(&self.status.bad_notifications, 1);
+                tracing::warn!(%signature, "solana source: not a transaction signature, skipped");
+            }
             return Vec::new();
         };
         let limits = ParseLimits {
@@ -474,7 +604,7 @@ impl Source<'_> {
             price_scale: self.price_scale,
         };
         let mut events = Vec::new();
-        for (index, payload) in logs::program_data(logs, &self.config.program_id)
+        for (index, payload) in logs::program_data(&tx.logs, &self.config.program_id)
             .into_iter()
             .enumerate()
         {
@@ -486,7 +616,7 @@ impl Source<'_> {
                     meta: EventMeta {
                         timestamp: EventTime(place.time_ms),
                         signature: parsed_signature.clone(),
-                        slot,
+                        slot: tx.slot,
                         event_index: index as u32,
                         tx_index: place.tx_index,
                         time_source: Some(place.time_source),
@@ -499,13 +629,40 @@ impl Source<'_> {
             });
             match record {
                 Ok(record) => events.push(record),
-                Err(reason) => {
+                Err(reason) if report => {
                     SolanaStatus::add(&self.status.decode_errors, 1);
                     tracing::warn!(%signature, event_index = index, %reason, "solana source: event skipped");
                 }
+                Err(_) => {}
             }
         }
         events
+    }
+}
+
+/// Where a transaction sits, from its slot's block (`None`: refused for good). `tx_block_time`: the
+/// transaction's own `blockTime`, when a backfill read it with the transaction.
+fn place_in(
+    block: Option<&BlockPositions>,
+    signature: &str,
+    tx_block_time: Option<i64>,
+    received_at_ms: i64,
+) -> TxPlace {
+    let tx_index = block.and_then(|block| block.position(signature));
+    let block_time = block.and_then(|block| block.block_time).or(tx_block_time);
+    let (time_ms, time_source) = match block_time {
+        Some(secs) => (secs * 1000, TimeSource::BlockTime),
+        None => (received_at_ms, TimeSource::Received),
+    };
+    TxPlace {
+        time_ms,
+        time_source,
+        tx_index,
+        tx_index_source: if tx_index.is_some() {
+            TxIndexSource::Block
+        } else {
+            TxIndexSource::Unavailable
+        },
     }
 }
 

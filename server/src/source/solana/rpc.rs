@@ -1,18 +1,93 @@
 //! The few Solana JSON-RPC calls the source needs, over HTTP or HTTPS: `getSignaturesForAddress`,
 //! `getTransaction`, `getBlock` (signatures only). Every call carries the configured headers (a provider's
 //! API key); errors never carry the URL, which may hold a key too.
+//!
+//! A real node's passing refusals are not failures:
+//! - **Budget**: every call first waits for the per-node request budget (`solana.requests_per_sec`, a
+//!   token bucket with a second's worth of burst: [`governor`]), so kline stays under a public node's limit.
+//! - **Retries**: [`RpcClient::retrying`] repeats a call with jittered exponential backoff
+//!   (`solana.retry_min_ms` doubling to `solana.retry_max_ms`, [`backon`]) for as long as the error is
+//!   passing ([`RpcError::is_passing`]): HTTP 429 (waiting at least what its `Retry-After` asks), HTTP 5xx, a
+//!   lost connection, "Block not available" (-32004: a load balancer sent the call to a node a slot or two
+//!   behind), "node is behind" (-32005), "block status not yet available" (-32014), "minimum context slot
+//!   not reached" (-32016). Anything else (a skipped slot, a bad answer) is returned at once.
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 use serde_json::{Value, json};
+
+use crate::stats::Counter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// Without its URL (see [`RpcError::transport`]).
     #[error("RPC transport: {0}")]
     Transport(#[source] reqwest::Error),
-    #[error("RPC error from the node: {0}")]
-    Node(String),
+    /// An HTTP status other than 200; `retry_after`: what a 429's or 503's `Retry-After` asked for.
+    #[error("RPC answered HTTP {status}")]
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("RPC error {code} from the node: {message}")]
+    Node { code: i64, message: String },
     #[error("unexpected RPC answer: {0}")]
     Shape(String),
+}
+
+/// JSON-RPC error codes of a node that will have the answer soon (see the module docs).
+const PASSING_CODES: [i64; 6] = [-32004, -32005, -32014, -32016, 429, -32429];
+
+impl RpcError {
+    /// Whether asking again later can succeed (see the module docs).
+    pub fn is_passing(&self) -> bool {
+        match self {
+            RpcError::Transport(_) => true,
+            RpcError::Status { status, .. } => *status == 429 || *status >= 500,
+            RpcError::Node { code, .. } => PASSING_CODES.contains(code),
+            RpcError::Shape(_) => false,
+        }
+    }
+
+    /// Whether the node said it is rate-limiting us.
+    pub fn is_rate_limit(&self) -> bool {
+        matches!(self, RpcError::Status { status: 429, .. })
+            || matches!(
+                self,
+                RpcError::Node {
+                    code: 429 | -32429,
+                    ..
+                }
+            )
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RpcError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// How the client paces and retries its calls (from `[source.solana]`).
+#[derive(Debug, Clone, Copy)]
+pub struct RpcLimits {
+    /// Calls per second to the node; 0: unlimited.
+    pub requests_per_sec: u32,
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+/// What the client counts, shared with the source's status.
+#[derive(Debug, Clone, Default)]
+pub struct RpcCounters {
+    /// Calls repeated after a passing error.
+    pub retries: Counter,
+    /// Calls the node answered with 429 (or a rate-limit error code).
+    pub rate_limited: Counter,
 }
 
 /// A signature that mentions the program, as listed by `getSignaturesForAddress`.
@@ -45,11 +120,17 @@ impl From<reqwest::Error> for RpcError {
     }
 }
 
+type Budget = governor::DefaultDirectRateLimiter;
+
+/// Cheap to clone: clones share the HTTP connections, the request budget and the counters.
 #[derive(Clone)]
 pub struct RpcClient {
     http: reqwest::Client,
     url: String,
     commitment: String,
+    budget: Option<Arc<Budget>>,
+    limits: RpcLimits,
+    counters: RpcCounters,
 }
 
 impl RpcClient {
@@ -59,6 +140,8 @@ impl RpcClient {
         commitment: &str,
         tls: rustls::ClientConfig,
         headers: reqwest::header::HeaderMap,
+        limits: RpcLimits,
+        counters: RpcCounters,
     ) -> RpcClient {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
@@ -66,25 +149,72 @@ impl RpcClient {
             .default_headers(headers)
             .build()
             .expect("an HTTP client builds");
+        let budget = NonZeroU32::new(limits.requests_per_sec)
+            .map(|rate| Arc::new(Budget::direct(governor::Quota::per_second(rate))));
         RpcClient {
             http,
             url: url.to_owned(),
             commitment: commitment.to_owned(),
+            budget,
+            limits,
+            counters,
         }
     }
 
+    /// `call` until it succeeds or fails for good: passing errors are retried with jittered exponential
+    /// backoff, without limit (the caller drops the future to give up, e.g. when its session ends).
+    pub async fn retrying<T, F, Fut>(&self, what: &str, call: F) -> Result<T, RpcError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RpcError>>,
+    {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.limits.retry_min_ms.max(1)))
+            .with_max_delay(Duration::from_millis(
+                self.limits
+                    .retry_max_ms
+                    .max(self.limits.retry_min_ms)
+                    .max(1),
+            ))
+            .with_jitter()
+            .without_max_times();
+        call.retry(backoff)
+            .when(RpcError::is_passing)
+            .adjust(|err, delay| {
+                // A Retry-After is a floor: jittered backoff on top keeps callers from retrying in step.
+                Some(err.retry_after().unwrap_or_default() + delay.unwrap_or_default())
+            })
+            .notify(|err, after| {
+                self.counters.retries.inc();
+                if err.is_rate_limit() {
+                    self.counters.rate_limited.inc();
+                }
+                tracing::debug!(what, error = %err, retry_in_ms = after.as_millis() as u64, "solana source: RPC call retried");
+            })
+            .await
+    }
+
     async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        if let Some(budget) = &self.budget {
+            budget.until_ready().await;
+        }
         let request = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-        let answer: Value = self
-            .http
-            .post(&self.url)
-            .json(&request)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let response = self.http.post(&self.url).json(&request).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(RpcError::Status {
+                status: status.as_u16(),
+                retry_after: retry_after(response.headers()),
+            });
+        }
+        let answer: Value = response.json().await?;
         if let Some(error) = answer.get("error") {
-            return Err(RpcError::Node(error.to_string()));
+            return Err(RpcError::Node {
+                code: error["code"].as_i64().unwrap_or(0),
+                message: error["message"]
+                    .as_str()
+                    .map_or_else(|| error.to_string(), str::to_owned),
+            });
         }
         answer
             .get("result")
@@ -181,4 +311,16 @@ impl RpcClient {
             signatures,
         })
     }
+}
+
+/// A `Retry-After` of delay-seconds (what rate limiters send; an HTTP date is read as "no hint").
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }
