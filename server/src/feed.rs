@@ -39,6 +39,9 @@ pub struct CandleUpdate {
     /// Unix ms when the event behind this state reached the server (HTTP request, Solana notification);
     /// `None` for a state no event produced (a candle made final by the clock).
     pub received_at_ms: Option<i64>,
+    /// The state holds events pushed before their block position was known (`pipeline::provisional`):
+    /// the same candle with the same number of events, stored, is newer.
+    pub provisional: bool,
     /// The push transport's encoding of the update (for `/ws`, the whole WebSocket frame), made once by
     /// the first shard that delivers it and shared by all (see `ws::frame::update`).
     pub encoded: OnceLock<Bytes>,
@@ -62,9 +65,39 @@ impl CandleUpdate {
             && self.symbol == other.symbol
     }
 
-    /// Whether this state is newer than `(update_count, is_final)` of the same candle.
-    pub fn is_newer_than(&self, update_count: u32, is_final: bool) -> bool {
-        (self.candle.update_count, self.candle.is_final) > (update_count, is_final)
+    /// How far along this state of its candle is.
+    pub fn version(&self) -> CandleVersion {
+        CandleVersion {
+            update_count: self.candle.update_count,
+            is_final: self.candle.is_final,
+            stored: !self.provisional,
+        }
+    }
+
+    /// Whether this state is newer than `known`, a state of the same candle.
+    pub fn is_newer_than(&self, known: CandleVersion) -> bool {
+        self.version() > known
+    }
+}
+
+/// What orders the states of one candle, in this order: more events; final over open; at the same count,
+/// the stored state over a provisional one (the correction that brings the block's open and close). A
+/// subscriber is never sent a state older than or equal to one it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CandleVersion {
+    pub update_count: u32,
+    pub is_final: bool,
+    pub stored: bool,
+}
+
+impl CandleVersion {
+    /// The version of a candle as the store holds it (a history read).
+    pub fn stored(candle: &kline_protocol::Candle) -> CandleVersion {
+        CandleVersion {
+            update_count: candle.update_count,
+            is_final: candle.is_final,
+            stored: true,
+        }
     }
 }
 

@@ -107,6 +107,8 @@ pub fn server_args(fake: &FakeSolana) -> Vec<String> {
         "source.solana.reconnect_min_ms=100",
         "source.solana.reconnect_max_ms=1000",
         "source.solana.backfill_page=4",
+        // Passing RPC errors retried at most a second apart (jitter on top), so tests settle quickly.
+        "source.solana.retry_max_ms=1000",
     ]
     .iter()
     .flat_map(|s| ["--set".to_owned(), s.to_string()])

@@ -31,6 +31,7 @@ fn publish(feed: &CandleFeed, changes: Vec<Change>) -> usize {
             candle: Candle::new(c.time, [1.0; 4], c.count, c.is_final),
             produced_at_ms: 0,
             received_at_ms: None,
+            provisional: false,
             encoded: OnceLock::new(),
             compressed: OnceLock::new(),
             socketio_payload: OnceLock::new(),

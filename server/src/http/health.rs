@@ -59,6 +59,9 @@ fn pipeline(write: &WriteStatus) -> Value {
         "events_duplicate": stats.events_duplicate.get(),
         "events_rejected": stats.events_rejected.get(),
         "events_late": stats.events_late.get(),
+        "provisional_events": stats.provisional_events.get(),
+        "provisional_corrections": stats.provisional_corrections.get(),
+        "provisional_orphaned": stats.provisional_orphaned.get(),
     })
 }
 

@@ -67,8 +67,9 @@ pub struct Pipeline {
     corrected: HashSet<CandleKey>,
 }
 
-/// A candle as it is published: its key, its state, and when the event that changed it reached the server.
-type Published = (CandleKey, CandleState, Option<i64>);
+/// A candle as it is published: its key, its state, when the event that changed it reached the server,
+/// and whether the state holds provisional events.
+type Published = (CandleKey, CandleState, Option<i64>, bool);
 
 impl Pipeline {
     /// Resumes from the store: open candles go back into the aggregator, symbol stats into memory.
@@ -319,14 +320,16 @@ impl Pipeline {
             if change.state.is_final {
                 // A final candle is exactly the stored one.
                 self.provisional.forget_candle(&key);
-                published.push((key, change.state, None));
-            } else if let Some(state) = self.provisional_view(&key, Some(&change.state)) {
+                published.push((key, change.state, None, false));
+            } else if let Some((state, provisional)) =
+                self.provisional_view(&key, Some(&change.state))
+            {
                 // A candle whose provisional events were just stored is a correction: the events were
                 // pushed (and timed) when they arrived.
                 let received = (!self.corrected.remove(&key))
                     .then(|| received_at(change))
                     .flatten();
-                published.push((key, state, received));
+                published.push((key, state, received, provisional));
             }
         }
         self.publish_corrections(&mut published, now_ms);
@@ -375,8 +378,8 @@ impl Pipeline {
         let mut published = Vec::with_capacity(keys.len());
         for (key, received) in keys {
             let confirmed = self.aggregator.open_candle(&key).copied();
-            if let Some(state) = self.provisional_view(&key, confirmed.as_ref()) {
-                published.push((key, state, Some(received)));
+            if let Some((state, provisional)) = self.provisional_view(&key, confirmed.as_ref()) {
+                published.push((key, state, Some(received), provisional));
             }
         }
         self.publish(&published, now_ms);
@@ -389,21 +392,21 @@ impl Pipeline {
         self.provisional.len()
     }
 
-    /// `confirmed` with `key`'s provisional events, counting orphans.
+    /// `confirmed` with `key`'s provisional events (and whether it has any), counting orphans.
     fn provisional_view(
         &mut self,
         key: &CandleKey,
         confirmed: Option<&CandleState>,
-    ) -> Option<CandleState> {
-        if confirmed.is_some() && !self.provisional.touches(key) {
-            return confirmed.copied();
+    ) -> Option<(CandleState, bool)> {
+        if !self.provisional.touches(key) {
+            return confirmed.map(|state| (*state, false));
         }
         let view = self.provisional.view(key, confirmed);
         PipelineStats::add(
             &self.stats.provisional_orphaned,
             usize::from(view.is_none()),
         );
-        view
+        view.map(|state| (state, true))
     }
 
     /// Adds to `published` the candles whose provisional events left them and that did not change
@@ -417,8 +420,8 @@ impl Pipeline {
                 continue; // final: published as stored when it became final
             }
             let confirmed = self.aggregator.open_candle(&key).copied();
-            if let Some(state) = self.provisional_view(&key, confirmed.as_ref()) {
-                published.push((key, state, None));
+            if let Some((state, provisional)) = self.provisional_view(&key, confirmed.as_ref()) {
+                published.push((key, state, None, provisional));
             }
         }
         PipelineStats::add(
@@ -434,8 +437,8 @@ impl Pipeline {
         }
         let watched = self.feed.publish(
             published,
-            |(key, _, _)| (key.mint, key.interval),
-            |(key, state, received)| CandleUpdate {
+            |(key, ..)| (key.mint, key.interval),
+            |(key, state, received, provisional)| CandleUpdate {
                 symbol: self.symbols.get(&key.mint).map_or_else(
                     || Symbol::from_bytes(&key.mint),
                     |(symbol, _)| symbol.clone(),
@@ -444,6 +447,7 @@ impl Pipeline {
                 candle: state.to_candle(),
                 produced_at_ms: now_ms,
                 received_at_ms: *received,
+                provisional: *provisional,
                 encoded: OnceLock::new(),
                 compressed: OnceLock::new(),
                 socketio_payload: OnceLock::new(),

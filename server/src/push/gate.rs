@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kline_protocol::Candle;
 
-use crate::feed::{CandleUpdate, SeriesId};
+use crate::feed::{CandleUpdate, CandleVersion, SeriesId};
 
 /// The gated series of one subscriber and the updates each holds. Empty for most subscribers.
 #[derive(Default)]
@@ -52,7 +52,7 @@ impl SeriesGates {
                 match snapshot.binary_search_by_key(&time, |c| c.time) {
                     Ok(index) => {
                         let known = &snapshot[index];
-                        update.is_newer_than(known.update_count, known.is_final)
+                        update.is_newer_than(CandleVersion::stored(known))
                     }
                     Err(_) => oldest.is_none_or(|oldest| time > oldest),
                 }

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{SeriesKey, Subscriber};
-use crate::feed::{CandleFeed, CandleUpdate, Drained, Inbox, SeriesId};
+use crate::feed::{CandleFeed, CandleUpdate, CandleVersion, Drained, Inbox, SeriesId};
 use crate::pipeline::service::now_ms;
 use crate::stats::{PipelineStats, PushStats};
 use crate::store::{CandleStore, HistoryQuery};
@@ -178,27 +178,26 @@ fn series_id((symbol, interval): &SeriesKey) -> SeriesId {
 /// one series that can change at once (the open one, and those waiting for finality).
 const FRONTIER_CANDLES: usize = 16;
 
-/// The states a shard last delivered of a series' recent candles: `(time, update_count, is_final)`.
+/// The states a shard last delivered of a series' recent candles: `(time, version)`.
 #[derive(Default)]
-struct Frontier(VecDeque<(i64, u32, bool)>);
+struct Frontier(VecDeque<(i64, CandleVersion)>);
 
 impl Frontier {
     /// Records `update` and says whether it is to be delivered: not an older or equal state of a candle
     /// already delivered.
     fn admit(&mut self, update: &CandleUpdate) -> bool {
         let candle = &update.candle;
-        match self.0.iter_mut().find(|(time, _, _)| *time == candle.time) {
-            Some(known) if !update.is_newer_than(known.1, known.2) => false,
+        match self.0.iter_mut().find(|(time, _)| *time == candle.time) {
+            Some(known) if !update.is_newer_than(known.1) => false,
             Some(known) => {
-                *known = (candle.time, candle.update_count, candle.is_final);
+                known.1 = update.version();
                 true
             }
             None => {
                 if self.0.len() == FRONTIER_CANDLES {
                     self.0.pop_front();
                 }
-                self.0
-                    .push_back((candle.time, candle.update_count, candle.is_final));
+                self.0.push_back((candle.time, update.version()));
                 true
             }
         }
@@ -457,6 +456,7 @@ impl Shard {
                     candle: state.to_candle(),
                     produced_at_ms,
                     received_at_ms: None,
+                    provisional: false,
                     encoded: OnceLock::new(),
                     compressed: OnceLock::new(),
                     socketio_payload: OnceLock::new(),

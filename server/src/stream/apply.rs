@@ -236,6 +236,7 @@ impl Replica {
                 candle: update.state.to_candle(),
                 produced_at_ms: now_ms,
                 received_at_ms: update.received_at_ms,
+                provisional: false,
                 encoded: OnceLock::new(),
                 compressed: OnceLock::new(),
                 socketio_payload: OnceLock::new(),

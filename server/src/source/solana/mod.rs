@@ -149,8 +149,13 @@ struct Source<'a> {
     blocks: BlockCache,
     /// How long after its block's time a notification arrives, to estimate a provisional time.
     lag: ReceiptLag,
+    /// Transactions heard (or backfilled) and not yet handed to the pipeline, in order. Kept across a
+    /// reconnect: the backfill then starts after its newest transaction.
+    line: VecDeque<HeardTx>,
     /// Writes handed to the pipeline, oldest first.
     writes: VecDeque<PendingWrite>,
+    /// A write failed (or nothing was read yet): the next session starts over from the stored cursor.
+    from_store: bool,
     price_scale: u32,
 }
 
@@ -216,7 +221,9 @@ pub async fn run(
         status: &status,
         blocks,
         lag: ReceiptLag::default(),
+        line: VecDeque::new(),
         writes: VecDeque::new(),
+        from_store: true,
         price_scale,
     };
     let mut attempt: u32 = 0;
@@ -286,10 +293,13 @@ impl Source<'_> {
 
     /// One connection: subscribe, backfill the gap, then follow live notifications.
     async fn session(&mut self, attempt: &mut u32) -> Result<(), SourceError> {
-        // What a failed session handed over but did not store is recovered from the stored cursor.
-        self.blocks.cancel();
-        self.writes.clear();
-        self.cursor = stored_cursor(&self.store);
+        if std::mem::take(&mut self.from_store) {
+            // What a failed write handed over but did not store is recovered from the stored cursor.
+            self.blocks.cancel();
+            self.line.clear();
+            self.writes.clear();
+            self.cursor = stored_cursor(&self.store);
+        }
         let mut request = self.config.ws_url.as_str().into_client_request()?;
         request.headers_mut().extend(self.headers.clone());
         let connector = Connector::Rustls(self.tls.clone());
@@ -304,7 +314,9 @@ impl Source<'_> {
         tracing::info!(ws = %Redacted(&self.config.ws_url), program = %self.config.program_id, "solana source: subscribed");
 
         self.status.set_state("backfilling");
-        self.backfill().await?;
+        self.backfill().await.inspect_err(|err| {
+            self.from_store = matches!(err, SourceError::Ingest(_));
+        })?;
         *attempt = 0;
         self.status.set_state("live");
 
@@ -312,7 +324,6 @@ impl Source<'_> {
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
         let mut heard = tokio::time::Instant::now();
-        let mut waiting: VecDeque<HeardTx> = VecDeque::new();
         let room = self.config.max_waiting_transactions.max(1);
         loop {
             tokio::select! {
@@ -322,7 +333,7 @@ impl Source<'_> {
                     }
                     socket.send(Message::Ping(Default::default())).await?;
                 }
-                message = socket.next(), if waiting.len() < room => {
+                message = socket.next(), if self.line.len() < room => {
                     heard = tokio::time::Instant::now();
                     let mut message = message;
                     // Every notification that has arrived already joins the line before the next write.
@@ -332,14 +343,14 @@ impl Source<'_> {
                                 if let Some(tx) = self.on_notification(&text)? {
                                     self.push_provisional(&tx).await?;
                                     self.blocks.want(tx.slot);
-                                    waiting.push_back(tx);
+                                    self.line.push_back(tx);
                                 }
                             }
                             Some(Ok(Message::Close(_))) | None => return Ok(()),
                             Some(Ok(_)) => {}
                             Some(Err(err)) => return Err(err.into()),
                         }
-                        if waiting.len() >= room {
+                        if self.line.len() >= room {
                             break;
                         }
                         match socket.next().now_or_never() {
@@ -350,7 +361,9 @@ impl Source<'_> {
                 }
                 _ = self.blocks.next_fetched() => {}
             }
-            self.store_ready(&mut waiting, false).await?;
+            self.store_ready().await.inspect_err(|err| {
+                self.from_store = matches!(err, SourceError::Ingest(_));
+            })?;
         }
     }
 
@@ -417,16 +430,12 @@ impl Source<'_> {
     }
 
     /// Stores, in one write, the transactions at the head of the line whose blocks are known. A head whose
-    /// block was evicted before its turn is asked for again. `wait`: also wait for every write in flight.
-    async fn store_ready(
-        &mut self,
-        waiting: &mut VecDeque<HeardTx>,
-        wait: bool,
-    ) -> Result<(), SourceError> {
+    /// block was evicted before its turn is asked for again.
+    async fn store_ready(&mut self) -> Result<(), SourceError> {
         let mut events = Vec::new();
         let mut last: Option<(String, u64, i64)> = None;
         let mut received_at_ms = 0;
-        while let Some(tx) = waiting.front() {
+        while let Some(tx) = self.line.front() {
             let Some(block) = self.blocks.get(tx.slot) else {
                 self.blocks.want(tx.slot);
                 break;
@@ -436,7 +445,7 @@ impl Source<'_> {
                 // Heard live (a backfill's receipt says nothing of the node's lag).
                 self.lag.observe(block, tx.received_at_ms);
             }
-            let tx = waiting.pop_front().expect("the line has a head");
+            let tx = self.line.pop_front().expect("the line has a head");
             SolanaStatus::add(&self.status.transactions, 1);
             if tx.failed {
                 SolanaStatus::add(&self.status.skipped_failed, 1);
@@ -446,12 +455,12 @@ impl Source<'_> {
             received_at_ms = received_at_ms.max(tx.received_at_ms);
             last = Some((tx.signature, tx.slot, place.time_ms));
         }
-        self.status.waiting.set(waiting.len() as u64);
+        self.status.waiting.set(self.line.len() as u64);
         if let Some((signature, slot, time_ms)) = last {
             self.write(events, Cursor { signature, slot }, time_ms, received_at_ms)
                 .await?;
         }
-        self.settle_writes(wait).await
+        self.settle_writes(false).await
     }
 
     /// Hands `events` and the advanced cursor to the pipeline as one write, without waiting for it.
@@ -510,7 +519,13 @@ impl Source<'_> {
     /// Fills the gap between the stored cursor and now, oldest first, [`BACKFILL_CHUNK`] transactions at a
     /// time: their transactions and blocks fetched concurrently, then stored in one write.
     async fn backfill(&mut self) -> Result<(), SourceError> {
-        let Some(cursor) = self.cursor.clone() else {
+        // After the newest transaction known: the last of the line (heard before a reconnect), else the
+        // cursor.
+        let newest_heard = self.line.back().map(|tx| Cursor {
+            signature: tx.signature.clone(),
+            slot: tx.slot,
+        });
+        let Some(cursor) = newest_heard.or_else(|| self.cursor.clone()) else {
             tracing::info!("solana source: no cursor yet; starting at the live edge");
             return Ok(());
         };
@@ -556,7 +571,7 @@ impl Source<'_> {
                 .buffered(self.config.block_concurrency.max(1))
                 .collect()
                 .await;
-            let mut waiting = VecDeque::with_capacity(chunk.len());
+            let count = chunk.len();
             for fetched in fetched {
                 let (info, tx) = fetched?;
                 let Some(tx) = tx else {
@@ -566,7 +581,7 @@ impl Source<'_> {
                     )));
                 };
                 self.blocks.want(tx.slot);
-                waiting.push_back(HeardTx {
+                self.line.push_back(HeardTx {
                     signature: info.signature.clone(),
                     slot: tx.slot,
                     failed: tx.failed || info.failed,
@@ -575,12 +590,13 @@ impl Source<'_> {
                     received_at_ms: now_ms(),
                 });
             }
-            let count = waiting.len();
-            while !waiting.is_empty() {
-                self.store_ready(&mut waiting, false).await?;
-                if !waiting.is_empty() {
-                    self.blocks.next_fetched().await;
+            // The line (what was heard before, then this chunk) is stored before the next chunk is read.
+            loop {
+                self.store_ready().await?;
+                if self.line.is_empty() {
+                    break;
                 }
+                self.blocks.next_fetched().await;
             }
             self.settle_writes(true).await?;
             SolanaStatus::add(&self.status.backfilled, count);

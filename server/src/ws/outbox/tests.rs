@@ -25,6 +25,7 @@ fn update_reading(time: i64, count: u32, is_final: bool, text: &str) -> Arc<Cand
         candle: Candle::new(time, [1.0; 4], count, is_final),
         produced_at_ms: 0,
         received_at_ms: None,
+        provisional: false,
         encoded,
         compressed: std::sync::OnceLock::new(),
         socketio_payload: std::sync::OnceLock::new(),
