@@ -32,7 +32,7 @@ pub fn price_raw(seq: u64) -> u128 {
     u128::from(seq + 1) * 10u128.pow(19)
 }
 
-fn seq_of_price(price: f64) -> Option<u64> {
+pub fn seq_of_price(price: f64) -> Option<u64> {
     let n = (price * 1e9).round();
     (n >= 1.0).then(|| n as u64 - 1)
 }
@@ -290,6 +290,9 @@ async fn run_client(
         messages: 0,
     };
     let mut pending = Vec::with_capacity(256);
+    // The newest event this client has timed: an event is timed when it is first seen (a later state of
+    // the same candle, e.g. the Solana source's correction once the block is known, repeats its close).
+    let mut newest_timed: Option<u64> = None;
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break,
@@ -333,6 +336,10 @@ async fn run_client(
                     .and_then(|message| seq_of_price(message.close))
             }
         };
+        let timed_seq = timed_seq.filter(|seq| newest_timed.is_none_or(|newest| *seq > newest));
+        if timed_seq.is_some() {
+            newest_timed = timed_seq;
+        }
         if let Some(sent) = timed_seq
             .and_then(|seq| shared.sent_at_ns.get(seq as usize))
             .map(|sent| sent.load(Ordering::Relaxed))

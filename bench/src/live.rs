@@ -28,12 +28,18 @@ pub struct SlotFeed {
 
 impl SlotFeed {
     /// `tls`: the node serves `wss://` and `https://` only, with a certificate of a CA made here.
-    pub async fn start(events_per_tx: usize, tls: bool) -> SlotFeed {
+    /// `rpc_delay`: how late the node answers `getBlock` and `getTransaction`.
+    pub async fn start(
+        events_per_tx: usize,
+        tls: bool,
+        rpc_delay: std::time::Duration,
+    ) -> SlotFeed {
         let ca = tls.then(|| Box::new(TestCa::new()));
         let node = match &ca {
             Some(ca) => FakeSolana::start_tls(Vec::new(), &ca.issue("node", &["localhost"])).await,
             None => FakeSolana::start(Vec::new()).await,
         };
+        node.set_rpc_delay(rpc_delay);
         SlotFeed {
             node,
             ca,

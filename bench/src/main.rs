@@ -36,6 +36,7 @@ mod process;
 mod report;
 mod server;
 mod stream;
+mod trade_watch;
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,10 @@ struct Cli {
     /// live: events per transaction.
     #[arg(long, default_value_t = 4)]
     events_per_tx: usize,
+    /// live: the fake node answers `getBlock` and `getTransaction` this many milliseconds late, as a remote
+    /// node sending a full block does.
+    #[arg(long, default_value_t = 0)]
+    rpc_delay_ms: u64,
     /// live: the fake node speaks only TLS (`wss://`, `https://`, a certificate of a CA made for the run),
     /// as every provider does; compare with a run without it for the per-message cost of TLS.
     #[arg(long)]
@@ -151,6 +156,8 @@ pub struct Plan {
     pub burn_cores: f64,
     /// The clients offer permessage-deflate.
     pub compression: bool,
+    /// Connections subscribed to a mint's trades (`live`: one per pair), timing the trade feed.
+    pub trade_watchers: bool,
 }
 
 /// (connections, pairs, events/s, seconds, churners) of each scenario.
@@ -185,6 +192,7 @@ fn main() -> anyhow::Result<()> {
         ramp: cli.ramp,
         burn_cores: cli.burn_cores,
         compression: cli.compression,
+        trade_watchers: cli.scenario == "live",
     };
     if cli.reference.is_some() && !matches!(cli.scenario.as_str(), "fanout" | "hot" | "churn") {
         bail!(
@@ -248,7 +256,14 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
     let mints: Vec<Pubkey> = SimulatedMarket::new(99, plan.pairs).mints().to_vec();
     let http = reqwest::Client::new();
     let slots = match cli.scenario.as_str() {
-        "live" => Some(live::SlotFeed::start(cli.events_per_tx, cli.tls).await),
+        "live" => Some(
+            live::SlotFeed::start(
+                cli.events_per_tx,
+                cli.tls,
+                Duration::from_millis(cli.rpc_delay_ms),
+            )
+            .await,
+        ),
         _ => None,
     };
     let mut extra: Vec<String> = cli
@@ -340,6 +355,7 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
     if cli.scenario == "live" {
         report["slot_ms"] = json!(cli.slot_ms);
         report["events_per_tx"] = json!(cli.events_per_tx);
+        report["rpc_delay_ms"] = json!(cli.rpc_delay_ms);
         report["latency_from"] = json!("the fake node's notification");
     }
     // The reference runs alone on the machine: the server the bench started stops first.

@@ -21,7 +21,7 @@ use crate::nchan::NginxNchan;
 use crate::process::{ProcessProbe, cpu_percent};
 use crate::report::{histogram_bound_ms, metric_value, round};
 use crate::server::ServerUnderTest;
-use crate::{Plan, churn};
+use crate::{Plan, churn, trade_watch};
 
 /// The engine under test.
 pub enum Engine<'a> {
@@ -107,6 +107,18 @@ pub async fn run(
         &stop,
     )
     .await;
+    let trade_watch = match engine {
+        Engine::Kline(_) if plan.trade_watchers => Some(
+            trade_watch::TradeWatch::start(
+                addr,
+                &mint_strings[..plan.pairs.min(mint_strings.len())],
+                &shared,
+                &stop,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let ramp_secs = ramp_started.elapsed().as_secs_f64();
     let connected = shared.connected.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -185,6 +197,10 @@ pub async fn run(
             outcomes.push(outcome);
         }
     }
+    let trade_latency = match trade_watch {
+        Some(watch) => Some(watch.finish().await),
+        None => None,
+    };
     let closes = shared.closes.lock().unwrap().clone();
     if let Some(cluster) = upstream {
         // The edge's last updates reach the clients only once it applied the writer's last groups.
@@ -256,6 +272,9 @@ pub async fn run(
         },
         "machine": { "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
     });
+    if let Some(trades) = trade_latency {
+        report["trade_feed_latency_ms"] = trades;
+    }
     if let Some(figures) = upstream_figures {
         report["path"] = json!("events to the writer, Redis stream, clients on one edge");
         report["upstream"] = figures;

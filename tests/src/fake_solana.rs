@@ -124,6 +124,13 @@ impl FakeSolana {
                 crate::tls::serve_tls(listener, app, tls);
             }
             None => {
+                // As the servers in front of real nodes (nginx, envoy) do: each notification is sent at
+                // once, not held by Nagle's algorithm until the previous one is acknowledged (~40 ms with
+                // the receiver's delayed ACK).
+                use axum::serve::ListenerExt;
+                let listener = listener.tap_io(|socket| {
+                    let _ = socket.set_nodelay(true);
+                });
                 tokio::spawn(async move { axum::serve(listener, app).await });
             }
         }

@@ -110,6 +110,8 @@ pub fn serve_tls(listener: TcpListener, app: Router, tls: Arc<rustls::ServerConf
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
+            // As servers in front of real nodes (nginx, envoy) do: small messages are sent at once.
+            let _ = socket.set_nodelay(true);
             let (acceptor, app) = (acceptor.clone(), app.clone());
             tokio::spawn(async move {
                 // A client that refuses our certificate ends here: that is what some tests want.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use std::sync::OnceLock;
 
-use kline_protocol::{Interval, Symbol};
+use kline_protocol::{Candle, Interval, Symbol};
 
 use self::provisional::{ProvisionalLimits, ProvisionalTicks};
 use crate::aggregator::{Aggregator, CandleChange, CandleKey, CandleState, OrderKey, PriceTick};
@@ -65,6 +65,9 @@ pub struct Pipeline {
     provisional: ProvisionalTicks,
     /// Candles whose provisional events changed in the group being written (published again after it).
     corrected: HashSet<CandleKey>,
+    /// The last provisional state published of each candle that has one: a stored state equal to it on
+    /// the wire is not published again (the subscribers have it).
+    shown: HashMap<CandleKey, Candle>,
 }
 
 /// A candle as it is published: its key, its state, when the event that changed it reached the server,
@@ -99,6 +102,7 @@ impl Pipeline {
             outbox: None,
             provisional: ProvisionalTicks::new(ProvisionalLimits::DEFAULT),
             corrected: HashSet::new(),
+            shown: HashMap::new(),
         })
     }
 
@@ -296,7 +300,7 @@ impl Pipeline {
         if write.is_empty() {
             let mut published = Vec::new();
             self.publish_corrections(&mut published, now_ms);
-            self.publish(&published, now_ms);
+            self.publish(published, now_ms);
             return Ok(());
         }
         if let Err(err) = self.store.write(write) {
@@ -333,7 +337,7 @@ impl Pipeline {
             }
         }
         self.publish_corrections(&mut published, now_ms);
-        self.publish(&published, now_ms);
+        self.publish(published, now_ms);
         // After the write, like the candles: a trade snapshot read from now on sees these trades.
         self.feed.trades().publish(trades);
         Ok(())
@@ -382,7 +386,7 @@ impl Pipeline {
                 published.push((key, state, Some(received), provisional));
             }
         }
-        self.publish(&published, now_ms);
+        self.publish(published, now_ms);
         PipelineStats::add(&self.stats.provisional_events, pushed);
         Ok(pushed)
     }
@@ -402,10 +406,10 @@ impl Pipeline {
             return confirmed.map(|state| (*state, false));
         }
         let view = self.provisional.view(key, confirmed);
-        PipelineStats::add(
-            &self.stats.provisional_orphaned,
-            usize::from(view.is_none()),
-        );
+        if view.is_none() {
+            PipelineStats::add(&self.stats.provisional_orphaned, 1);
+            self.shown.remove(key);
+        }
         view.map(|state| (state, true))
     }
 
@@ -430,13 +434,26 @@ impl Pipeline {
         );
     }
 
-    /// Hands candle states to the live feed, in order.
-    fn publish(&self, published: &[Published], now_ms: i64) {
+    /// Hands candle states to the live feed, in order, except a stored state equal to the provisional one
+    /// its subscribers already have.
+    fn publish(&mut self, mut published: Vec<Published>, now_ms: i64) {
+        if !self.shown.is_empty() || published.iter().any(|(.., provisional)| *provisional) {
+            let shown = &mut self.shown;
+            published.retain(|(key, state, _, provisional)| {
+                let candle = state.to_candle();
+                if *provisional {
+                    shown.insert(*key, candle);
+                    return true;
+                }
+                shown.remove(key) != Some(candle)
+            });
+        }
         if published.is_empty() {
             return;
         }
+        let count = published.len();
         let watched = self.feed.publish(
-            published,
+            &published,
             |(key, ..)| (key.mint, key.interval),
             |(key, state, received, provisional)| CandleUpdate {
                 symbol: self.symbols.get(&key.mint).map_or_else(
@@ -453,7 +470,7 @@ impl Pipeline {
                 socketio_payload: OnceLock::new(),
             },
         );
-        PipelineStats::add(&self.stats.candle_updates_published, published.len());
+        PipelineStats::add(&self.stats.candle_updates_published, count);
         PipelineStats::add(&self.stats.candle_updates_watched, watched);
     }
 

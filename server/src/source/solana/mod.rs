@@ -115,6 +115,10 @@ impl SolanaStatus {
     }
 }
 
+/// Provisional events are ordered after the positioned ones of their slot, by arrival: their guessed
+/// position is this plus the source's arrival count (a node notifies a slot's transactions in block order,
+/// so the guess usually gives the block's open and close already).
+const PROVISIONAL_POSITION: u32 = 1 << 31;
 /// Writes kept in flight before the source waits for the oldest.
 const WRITES_IN_FLIGHT: usize = 16;
 /// Transactions of a backfill fetched, placed and written together.
@@ -154,6 +158,8 @@ struct Source<'a> {
     line: VecDeque<HeardTx>,
     /// Writes handed to the pipeline, oldest first.
     writes: VecDeque<PendingWrite>,
+    /// Transactions heard, for the provisional position.
+    heard: u32,
     /// A write failed (or nothing was read yet): the next session starts over from the stored cursor.
     from_store: bool,
     price_scale: u32,
@@ -223,6 +229,7 @@ pub async fn run(
         lag: ReceiptLag::default(),
         line: VecDeque::new(),
         writes: VecDeque::new(),
+        heard: 0,
         from_store: true,
         price_scale,
     };
@@ -336,12 +343,16 @@ impl Source<'_> {
                 message = socket.next(), if self.line.len() < room => {
                     heard = tokio::time::Instant::now();
                     let mut message = message;
-                    // Every notification that has arrived already joins the line before the next write.
+                    // Every notification that has arrived already joins the line before the next write,
+                    // and their events are pushed together (each candle once).
+                    let mut provisional = Vec::new();
+                    let mut first_received = None;
                     loop {
                         match message {
                             Some(Ok(Message::Text(text))) => {
                                 if let Some(tx) = self.on_notification(&text)? {
-                                    self.push_provisional(&tx).await?;
+                                    provisional.extend(self.provisional_events(&tx));
+                                    first_received.get_or_insert(tx.received_at_ms);
                                     self.blocks.want(tx.slot);
                                     self.line.push_back(tx);
                                 }
@@ -357,6 +368,9 @@ impl Source<'_> {
                             Some(next) => message = next,
                             None => break,
                         }
+                    }
+                    if let (false, Some(received_at_ms)) = (provisional.is_empty(), first_received) {
+                        self.ingest.push_provisional(provisional, received_at_ms).await?;
                     }
                 }
                 _ = self.blocks.next_fetched() => {}
@@ -409,24 +423,20 @@ impl Source<'_> {
         }))
     }
 
-    /// Pushes the transaction's events live before its block is known: estimated time, no position.
-    async fn push_provisional(&mut self, tx: &HeardTx) -> Result<(), SourceError> {
+    /// The transaction's events to push live before its block is known: estimated time, a position after
+    /// the slot's known ones in the order heard ([`PROVISIONAL_POSITION`]).
+    fn provisional_events(&mut self, tx: &HeardTx) -> Vec<EventRecord> {
         if tx.failed {
-            return Ok(());
+            return Vec::new();
         }
+        self.heard = (self.heard + 1) % PROVISIONAL_POSITION;
         let place = TxPlace {
             time_ms: self.lag.estimate_block_time_ms(tx.received_at_ms),
             time_source: TimeSource::Received,
-            tx_index: None,
+            tx_index: Some(PROVISIONAL_POSITION + self.heard),
             tx_index_source: TxIndexSource::Unavailable,
         };
-        let events = self.decode_transaction(tx, place, false);
-        if !events.is_empty() {
-            self.ingest
-                .push_provisional(events, tx.received_at_ms)
-                .await?;
-        }
-        Ok(())
+        self.decode_transaction(tx, place, false)
     }
 
     /// Stores, in one write, the transactions at the head of the line whose blocks are known. A head whose
