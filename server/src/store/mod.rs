@@ -5,9 +5,9 @@
 //! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
 //! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
 //! - `symbols`: mint → last price and update time.
-//! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's JSON (a protocol [`Trade`]):
-//!   every price event of a mint in the chain's order, so "the latest N trades before X" is a bounded
-//!   reverse scan.
+//! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's price ([`TradeValue`]): every
+//!   price event of a mint in the chain's order, so "the latest N trades before X" is a bounded reverse
+//!   scan; a read builds each trade from the event its key names (`store/trades.rs`).
 //! - `meta`: small named values (source cursors; the stream's sequence numbers).
 //! - `outbox` (role `writer`): group number → the group's stream record ([`replication`]).
 //!
@@ -33,6 +33,7 @@ use crate::config::StorageConfig;
 use crate::event::EventId;
 pub use codec::{CorruptValue, SymbolStats};
 pub use keys::TradePosition;
+pub use trades::{TRADE_VALUE_LEN, TradeValue};
 
 const CF_EVENTS: &str = "events";
 const CF_CANDLES: &str = "candles";

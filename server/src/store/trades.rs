@@ -1,11 +1,82 @@
 //! The `trades` family: each mint's trades in the chain's order, so "the latest N trades before X" is a
 //! bounded reverse scan.
+//!
+//! An entry's key ([`keys::trade_key`]) holds the trade's position and identity (signature, event index),
+//! so it also names the trade's stored event; its value ([`TradeValue`]) holds only what the event does not
+//! give: the price, scaled when the trade was written. A read builds each trade from its event
+//! ([`EventRecord::to_trade`](crate::event::EventRecord::to_trade)), fetched in one multi-get per page.
+//! Why: writing the whole trade (a ~400-byte JSON per price event, serialized on the pipeline thread) took
+//! half of the pipeline's time at full-speed ingest; a read of a page is rare beside a write per event.
+//!
+//! Entries written before (the whole protocol [`Trade`] as JSON) are read as they are: no migration.
 
 use kline_protocol::{Trade, TradeId};
-use rocksdb::{IteratorMode, ReadOptions};
+use rocksdb::{DBPinnableSlice, IteratorMode, ReadOptions};
 
-use super::{CF_TRADES, CandleStore, StoreBatch, StoreError, TradePosition, TradesPage, keys};
-use crate::event::EventId;
+use super::{
+    CF_EVENTS, CF_TRADES, CandleStore, StoreBatch, StoreError, TradePosition, TradesPage, keys,
+};
+use crate::event::{EventId, parse_stored};
+
+/// The first byte of this version's values; a JSON value (an older entry) starts with `{`.
+const PRICE_ONLY: u8 = 1;
+/// A value: [`PRICE_ONLY`], then the price (f64, little-endian).
+pub const TRADE_VALUE_LEN: usize = 1 + 8;
+
+/// What a trade-index entry holds besides its key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TradeValue {
+    /// The trade's price (SOL per whole token); the rest of the trade comes from its event.
+    Price(f64),
+    /// An entry written before [`PRICE_ONLY`] existed (or a stream record of such a writer): the whole
+    /// trade.
+    Trade(Box<Trade>),
+}
+
+impl TradeValue {
+    pub fn encode_price(price: f64) -> [u8; TRADE_VALUE_LEN] {
+        let mut out = [PRICE_ONLY; TRADE_VALUE_LEN];
+        out[1..].copy_from_slice(&price.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<TradeValue, StoreError> {
+        match bytes.split_first() {
+            Some((&PRICE_ONLY, price)) => {
+                let price = price.try_into().map_err(|_| super::CorruptValue {
+                    what: "trade",
+                    len: bytes.len(),
+                })?;
+                Ok(TradeValue::Price(f64::from_le_bytes(price)))
+            }
+            _ => serde_json::from_slice(bytes)
+                .map(|trade| TradeValue::Trade(Box::new(trade)))
+                .map_err(|err| corrupt("trade", err.to_string())),
+        }
+    }
+
+    /// The trade; `event_json`, the stored JSON of the event the entry's key names, is needed (and read)
+    /// only for a [`TradeValue::Price`].
+    pub fn into_trade(self, event_json: Option<&[u8]>) -> Result<Trade, StoreError> {
+        let price = match self {
+            TradeValue::Trade(trade) => return Ok(*trade),
+            TradeValue::Price(price) => price,
+        };
+        let json = event_json.ok_or_else(|| corrupt("trade", "its event is not stored".into()))?;
+        let json = std::str::from_utf8(json).map_err(|err| corrupt("event", err.to_string()))?;
+        let event = parse_stored(json).map_err(|err| corrupt("event", err.to_string()))?;
+        event
+            .to_trade(price)
+            .ok_or_else(|| corrupt("trade", "its event is not a trade".into()))
+    }
+}
+
+/// A RocksDB entry: key, value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
+fn corrupt(what: &'static str, reason: String) -> StoreError {
+    StoreError::CorruptJson { what, reason }
+}
 
 impl CandleStore {
     /// The newest `limit` trades of `mint`, newest first, strictly before the trade `before` if given.
@@ -63,17 +134,53 @@ impl CandleStore {
         direction: IteratorMode,
         limit: usize,
     ) -> Result<TradesPage, StoreError> {
-        let mut trades = Vec::with_capacity(limit.min(1024) + 1);
+        let mut entries = Vec::with_capacity(limit.min(1024) + 1);
         for item in self.db.iterator_cf_opt(self.cf(CF_TRADES), read, direction) {
-            if trades.len() > limit {
+            if entries.len() > limit {
                 break;
             }
-            let (_, value) = item?;
-            trades.push(decode_trade(&value)?);
+            entries.push(item?);
         }
-        let has_more = trades.len() > limit;
-        trades.truncate(limit);
-        Ok(TradesPage { trades, has_more })
+        let has_more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok(TradesPage {
+            trades: self.build_trades(&entries)?,
+            has_more,
+        })
+    }
+
+    /// The trades of index entries (key, value), reading the events of those that hold only a price in one
+    /// multi-get.
+    fn build_trades(&self, entries: &[Entry]) -> Result<Vec<Trade>, StoreError> {
+        let values = entries
+            .iter()
+            .map(|(_, value)| TradeValue::decode(value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events_cf = self.cf(CF_EVENTS);
+        let mut event_keys = Vec::with_capacity(entries.len());
+        for ((key, _), value) in entries.iter().zip(&values) {
+            if matches!(value, TradeValue::Price(_)) {
+                let event_key = keys::event_key_of_trade(key).ok_or(super::CorruptValue {
+                    what: "trade key",
+                    len: key.len(),
+                })?;
+                event_keys.push(event_key);
+            }
+        }
+        let mut events = self
+            .db
+            .batched_multi_get_cf(events_cf, &event_keys, false)
+            .into_iter();
+        values
+            .into_iter()
+            .map(|value| {
+                let event: Option<DBPinnableSlice> = match value {
+                    TradeValue::Price(_) => events.next().transpose()?.flatten(),
+                    TradeValue::Trade(_) => None,
+                };
+                value.into_trade(event.as_deref())
+            })
+            .collect()
     }
 
     /// Where the trade `id` sits in its mint's index, from its stored event.
@@ -105,21 +212,14 @@ impl CandleStore {
 }
 
 impl StoreBatch<'_> {
-    /// Adds a trade to its mint's index (`json`: the protocol [`Trade`]).
-    pub fn put_trade(&mut self, mint: &[u8; 32], position: &TradePosition, json: &str) {
+    /// Adds a trade to its mint's index: its `price`, beside its event (put in the same batch).
+    pub fn put_trade(&mut self, mint: &[u8; 32], position: &TradePosition, price: f64) {
         self.batch.put_cf(
             self.store.cf(CF_TRADES),
             keys::trade_key(mint, position),
-            json,
+            TradeValue::encode_price(price),
         );
     }
-}
-
-fn decode_trade(value: &[u8]) -> Result<Trade, StoreError> {
-    serde_json::from_slice::<Trade>(value).map_err(|err| StoreError::CorruptJson {
-        what: "trade",
-        reason: err.to_string(),
-    })
 }
 
 /// The first trade key of `mint`, or (given a position) the first key strictly after that trade's: keys
@@ -162,4 +262,67 @@ fn next_prefix(mint: &[u8; 32]) -> Option<[u8; 32]> {
         *byte = 0;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::scaled_price;
+    use crate::source::simulator::SimulatedMarket;
+
+    #[test]
+    fn entries_of_both_forms_read_as_the_trades_of_their_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        let mut market = SimulatedMarket::new(4, 1);
+        let mint = market.mints()[0].to_bytes();
+        let mut expected = Vec::new();
+        let mut batch = store.batch();
+        for i in 0..6 {
+            let event = market.next_event(1_764_000_000_000 + i * 1000);
+            let price = scaled_price(event.event.latest_price().unwrap(), 28).unwrap();
+            let trade = event.to_trade(price).unwrap();
+            batch.put_event(&event.id(), &event.to_json());
+            let position = event.trade_position();
+            if i % 2 == 0 {
+                // As the versions before price-only values wrote it: the whole trade.
+                let json = serde_json::to_vec(&trade).unwrap();
+                let key = keys::trade_key(&mint, &position);
+                batch.batch.put_cf(store.cf(CF_TRADES), key, json);
+            } else {
+                batch.put_trade(&mint, &position, price);
+            }
+            expected.push(trade);
+        }
+        store.write(batch).unwrap();
+        expected.sort_by_key(|trade| TradePosition::of_trade(trade).order());
+        expected.reverse();
+        let page = store.trades(&mint, None, 100).unwrap();
+        assert_eq!(page.trades, expected);
+        let page = store.trades(&mint, Some(&expected[1].id), 2).unwrap();
+        assert_eq!(page.trades, expected[2..4]);
+        assert!(page.has_more);
+    }
+
+    #[test]
+    fn a_price_entry_without_its_event_or_a_short_one_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        let position = TradePosition {
+            slot: 1,
+            tx_index: Some(0),
+            event_index: 0,
+            signature: [3; 64],
+        };
+        let mut batch = store.batch();
+        batch.put_trade(&[1; 32], &position, 2.5);
+        store.write(batch).unwrap();
+        let err = store.trades(&[1; 32], None, 10).unwrap_err();
+        assert!(err.to_string().contains("its event is not stored"), "{err}");
+        assert!(TradeValue::decode(&[PRICE_ONLY, 0, 0]).is_err());
+        assert_eq!(
+            TradeValue::decode(&TradeValue::encode_price(2.5)).unwrap(),
+            TradeValue::Price(2.5)
+        );
+    }
 }
