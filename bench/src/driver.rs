@@ -43,11 +43,14 @@ pub fn event(seq: u64, mint: &Pubkey, run: u64) -> EventRecord {
 
 /// Where the driver's events go.
 pub enum Feed {
-    /// kline's `POST /api/v1/events`: the events due at a 5 ms tick as one NDJSON request.
+    /// kline's `POST /api/v1/events`: the events due at a 5 ms tick as one NDJSON request, or (with
+    /// `events_per_request`) as concurrent requests of that many events each (1: one event per POST, as a
+    /// naive indexer posts).
     Ingest {
         http: reqwest::Client,
         url: String,
         token: String,
+        events_per_request: Option<u64>,
     },
     /// nchan's publisher (`http://IP:PORT`): one POST per event to its pair's channel, a small JSON
     /// message with the event's price (`close`), as concurrent requests per 5 ms tick.
@@ -64,26 +67,50 @@ impl Feed {
         }
     }
 
-    /// Publishes events `seqs`; returns how many the engine accepted, added per pair to `per_pair`.
+    /// Publishes events `seqs`; returns how many the engine accepted (added per pair to `per_pair`) and
+    /// how many requests failed.
     async fn publish(
         &mut self,
         seqs: std::ops::Range<u64>,
         mints: &[Pubkey],
         run: u64,
         per_pair: &mut [u64],
-    ) -> Option<u64> {
+    ) -> (u64, u64) {
         let mint_of = |seq: u64| mints[seq as usize % mints.len()].clone();
         match self {
-            Feed::Ingest { http, url, token } => {
-                let body: String = seqs
-                    .clone()
-                    .map(|seq| event(seq, &mint_of(seq), run).to_json() + "\n")
-                    .collect();
-                let accepted = post(http, url, token, body).await?;
-                if accepted == seqs.end - seqs.start {
-                    seqs.for_each(|seq| per_pair[seq as usize % mints.len()] += 1);
+            Feed::Ingest {
+                http,
+                url,
+                token,
+                events_per_request,
+            } => {
+                let per_request = events_per_request.unwrap_or(seqs.end - seqs.start).max(1);
+                let requests = (seqs.start..seqs.end)
+                    .step_by(per_request as usize)
+                    .map(|start| start..(start + per_request).min(seqs.end))
+                    .map(|chunk| {
+                        let body: String = chunk
+                            .clone()
+                            .map(|seq| event(seq, &mint_of(seq), run).to_json() + "\n")
+                            .collect();
+                        let (http, url, token) = (&*http, &*url, &*token);
+                        async move {
+                            let accepted = post(http, url, token, body).await;
+                            (chunk, accepted)
+                        }
+                    });
+                let (mut accepted, mut failed) = (0, 0);
+                for (chunk, outcome) in join_all(requests).await {
+                    let Some(count) = outcome else {
+                        failed += 1;
+                        continue;
+                    };
+                    accepted += count;
+                    if count == chunk.end - chunk.start {
+                        chunk.for_each(|seq| per_pair[seq as usize % mints.len()] += 1);
+                    }
                 }
-                Some(accepted)
+                (accepted, failed)
             }
             Feed::Nchan { http, base } => {
                 let (http, base) = (&*http, &*base);
@@ -101,12 +128,12 @@ impl Feed {
                 published
                     .iter()
                     .for_each(|seq| per_pair[*seq as usize % mints.len()] += 1);
-                Some(published.len() as u64)
+                (published.len() as u64, 0)
             }
             Feed::Solana { slots, .. } => {
                 seqs.clone()
                     .for_each(|seq| per_pair[seq as usize % mints.len()] += 1);
-                Some(slots.produce_slot(seqs, mint_of, run))
+                (slots.produce_slot(seqs, mint_of, run), 0)
             }
         }
     }
@@ -123,6 +150,7 @@ pub struct DriveOutcome {
     pub events_sent: u64,
     pub events_accepted: u64,
     pub publishes: u64,
+    /// Requests that failed (kline's ingest; nchan's failed posts are not counted).
     pub publish_errors: u64,
     /// Events accepted per pair (pair = seq % pairs).
     pub accepted_per_pair: Vec<u64>,
@@ -157,13 +185,11 @@ pub async fn drive(
         let seqs = outcome.events_sent..due;
         outcome.publishes += 1;
         outcome.events_sent = due;
-        match feed
+        let (accepted, failed) = feed
             .publish(seqs, mints, run, &mut outcome.accepted_per_pair)
-            .await
-        {
-            Some(accepted) => outcome.events_accepted += accepted,
-            None => outcome.publish_errors += 1,
-        }
+            .await;
+        outcome.events_accepted += accepted;
+        outcome.publish_errors += failed;
         if due == capacity {
             break;
         }

@@ -93,6 +93,10 @@ struct Cli {
     /// node sending a full block does.
     #[arg(long, default_value_t = 0)]
     rpc_delay_ms: u64,
+    /// fanout, hot, churn: events per ingest POST, sent as concurrent requests (1: one event per POST, as a
+    /// naive indexer posts). Default: the events due at each 5 ms tick in one POST (5 at 1,000 events/s).
+    #[arg(long)]
+    events_per_request: Option<u64>,
     /// live: the fake node speaks only TLS (`wss://`, `https://`, a certificate of a CA made for the run),
     /// as every provider does; compare with a run without it for the per-message cost of TLS.
     #[arg(long)]
@@ -210,6 +214,14 @@ fn main() -> anyhow::Result<()> {
     if cli.transport != Transport::Ws && cli.reference.is_some() {
         bail!(
             "--reference compares /ws with the reference; it cannot be combined with --transport"
+        );
+    }
+    if cli.events_per_request.is_some()
+        && !matches!(cli.scenario.as_str(), "fanout" | "hot" | "churn")
+    {
+        bail!(
+            "--events-per-request applies to fanout, hot and churn, not `{}`",
+            cli.scenario
         );
     }
     if cli.through_edge {
@@ -332,6 +344,7 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
             http: http.clone(),
             url: ingest_url,
             token: server.token.clone(),
+            events_per_request: cli.events_per_request,
         },
     };
     let first = match cli.transport {
@@ -352,6 +365,9 @@ async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {
         report["reference"] = socketio;
     }
     report["scenario"] = json!(cli.scenario);
+    if let Some(n) = cli.events_per_request {
+        report["events_per_request"] = json!(n);
+    }
     if cli.scenario == "live" {
         report["slot_ms"] = json!(cli.slot_ms);
         report["events_per_tx"] = json!(cli.events_per_tx);

@@ -55,6 +55,22 @@ impl TradeId {
         }
     }
 
+    /// For a caller that holds both forms of one signature already (a parsed event's signature): skips
+    /// the base58 encoding of [`TradeId::new`], which is most of what building a trade costs. Debug builds
+    /// check that `signature` is `signature_bytes` in base58.
+    pub fn from_encoded(signature: &str, signature_bytes: [u8; 64], event_index: u32) -> TradeId {
+        debug_assert_eq!(
+            bs58::decode(signature).into_vec().ok().as_deref(),
+            Some(&signature_bytes[..]),
+            "the signature text is not the signature's bytes in base58"
+        );
+        TradeId {
+            signature: signature.to_owned(),
+            signature_bytes,
+            event_index,
+        }
+    }
+
     pub fn parse(text: &str) -> Result<TradeId, TradeIdError> {
         let error = |reason: String| TradeIdError {
             id: text.chars().take(120).collect(),
@@ -174,5 +190,22 @@ mod tests {
         let sig = bs58::encode([1; 64]).into_string();
         let bad_index = TradeId::parse(&format!("{sig}:x")).unwrap_err().to_string();
         assert!(bad_index.contains("event index `x`"), "{bad_index}");
+    }
+
+    #[test]
+    fn an_id_from_an_encoded_signature_is_the_same_id() {
+        let sig = bs58::encode([9; 64]).into_string();
+        assert_eq!(
+            TradeId::from_encoded(&sig, [9; 64], 2),
+            TradeId::new([9; 64], 2)
+        );
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "not the signature's bytes")]
+    fn debug_builds_refuse_a_signature_text_of_other_bytes() {
+        let sig = bs58::encode([9; 64]).into_string();
+        TradeId::from_encoded(&sig, [8; 64], 2);
     }
 }

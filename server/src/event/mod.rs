@@ -17,7 +17,7 @@ use kline_protocol::Symbol;
 use serde::{Deserialize, Serialize};
 
 pub use fields::{EventTime, Signature, U128};
-pub use parse::{EventError, ParseLimits, parse_event, split_body, validate};
+pub use parse::{EventError, ParseLimits, parse_event, parse_stored, split_body, validate};
 pub use price::{PriceError, scaled_price};
 pub use trade::{SOL_DECIMALS, TOKEN_DECIMALS, TradeAmounts, whole_units};
 

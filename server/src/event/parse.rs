@@ -66,6 +66,14 @@ struct EventTypeOnly<'a> {
 
 /// Parses and validates one event.
 pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<EventRecord, EventError> {
+    let record = parse_stored(text)?;
+    validate(&record, limits)?;
+    Ok(record)
+}
+
+/// Parses an event the server stored ([`EventRecord::to_json`]) like [`parse_event`], without the limits:
+/// it met them when it arrived, and the price scale or the clock may have moved since.
+pub fn parse_stored(text: &str) -> Result<EventRecord, EventError> {
     let tag: EventTypeOnly = serde_json::from_str(text).map_err(|err| {
         if err.is_data() {
             EventError::Malformed(format!("an event must be a JSON object ({err})"))
@@ -88,12 +96,10 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<EventRecord, Even
             ));
         }
     };
-    let record = EventRecord {
+    Ok(EventRecord {
         event,
         meta: fields::<EventMeta>(text)?,
-    };
-    validate(&record, limits)?;
-    Ok(record)
+    })
 }
 
 /// Checks what the types alone do not: a usable price and a plausible time.

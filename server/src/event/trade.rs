@@ -77,7 +77,11 @@ impl EventRecord {
         };
         let meta = &self.meta;
         Some(Trade {
-            id: TradeId::new(meta.signature.to_bytes(), meta.event_index),
+            id: TradeId::from_encoded(
+                meta.signature.as_str(),
+                meta.signature.to_bytes(),
+                meta.event_index,
+            ),
             symbol: self.event.mint().clone(),
             time: meta.timestamp.unix_millis(),
             slot: meta.slot,

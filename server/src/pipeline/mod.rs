@@ -2,11 +2,12 @@
 //!
 //! For a group of event batches it drops duplicates (by identity, against the store and within the group),
 //! feeds price events to the [`Aggregator`], and writes the events, their entries in their mint's trade
-//! index, every candle they changed and the symbol stats in one RocksDB write batch. Only after that write succeeds are the changed candles published to
-//! the live stream, so a subscriber never sees a candle the store does not hold — except for
-//! [`provisional`] events, pushed before their block position is known and never stored: a candle is then
-//! published as the stored state plus those events, and published again when they are stored for good.
-//! [`service`] runs it on its own thread behind a bounded queue.
+//! index (the price only: a read builds the trade from the event, see `store::trades`), every candle they
+//! changed and the symbol stats in one RocksDB write batch. Only after that write succeeds are the changed
+//! candles published to the live stream, so a subscriber never sees a candle the store does not hold —
+//! except for [`provisional`] events, pushed before their block position is known and never stored: a
+//! candle is then published as the stored state plus those events, and published again when they are
+//! stored for good. [`service`] runs it on its own thread behind a bounded queue.
 
 pub mod provisional;
 pub mod service;
@@ -26,7 +27,7 @@ use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
 use crate::stats::PipelineStats;
 use crate::store::keys;
-use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats};
+use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradeValue};
 use crate::stream::outbox::Outbox;
 use crate::stream::record::TradeEntry;
 
@@ -56,8 +57,8 @@ pub struct Pipeline {
     stats: Arc<PipelineStats>,
     /// Per mint, when the newest event of the group being written reached the server (Unix ms).
     received: HashMap<[u8; 32], i64>,
-    /// The trades of the group being written, published after the write (moved here, not copied: the
-    /// trade and the event's JSON are built for the write anyway).
+    /// The trades of the group being written, published after the write (the event's JSON is moved here,
+    /// not copied: it is built for the write anyway; the store keeps only the trade's price beside it).
     trades: Vec<LiveTrade>,
     /// Role `writer`: numbers each committed group and stores its stream record in the same write.
     outbox: Option<Outbox>,
@@ -177,15 +178,14 @@ impl Pipeline {
                 report.accepted += 1;
                 if let Some(tick) = self.price_tick(event) {
                     if let Some(trade) = event.to_trade(tick.price) {
-                        let json = serde_json::to_string(&trade).expect("trades serialize");
                         let position = event.trade_position();
-                        write.put_trade(&tick.mint, &position, &json);
+                        write.put_trade(&tick.mint, &position, tick.price);
                         if let Some(outbox) = &mut self.outbox {
                             outbox.record().trades.push(TradeEntry {
                                 mint: tick.mint,
                                 key: keys::trade_key(&tick.mint, &position).to_vec(),
                                 event_key: keys::event_key(&id).to_vec(),
-                                trade_json: json,
+                                value: TradeValue::encode_price(tick.price).to_vec(),
                                 event_json: event_json.clone(),
                             });
                         }

@@ -6,7 +6,7 @@
 //! [`BATCH`]. An event that no longer parses (which cannot happen for what the server stored) is logged
 //! and skipped.
 
-use crate::event::{ParseLimits, parse_event, scaled_price};
+use crate::event::{parse_stored, scaled_price};
 use crate::store::{CandleStore, StoreError};
 
 /// `meta` key set once every stored event is in the trade index.
@@ -20,34 +20,28 @@ pub fn index_stored_trades(store: &CandleStore, price_scale: u32) -> Result<usiz
     if store.meta(TRADE_INDEX_KEY)?.is_some() {
         return Ok(0);
     }
-    // Stored events were validated when they arrived; the time bound must not reject any of them now.
-    let limits = ParseLimits {
-        now_ms: i64::MAX / 2,
-        price_scale,
-    };
     let mut added = 0;
     let mut batch = store.batch();
     let mut pending = 0;
     let mut skipped = 0;
     store.for_each_event(|json| {
-        let Ok(event) = parse_event(json, &limits) else {
+        let Ok(event) = parse_stored(json) else {
             skipped += 1;
             return Ok(());
         };
         let Some(raw) = event.event.latest_price() else {
             return Ok(());
         };
-        let Some(trade) = scaled_price(raw, price_scale)
+        let Some(price) = scaled_price(raw, price_scale)
             .ok()
-            .and_then(|price| event.to_trade(price))
+            .filter(|&price| event.to_trade(price).is_some())
         else {
             return Ok(());
         };
-        let trade_json = serde_json::to_string(&trade).expect("trades serialize");
         batch.put_trade(
             &event.event.mint().to_bytes(),
             &event.trade_position(),
-            &trade_json,
+            price,
         );
         pending += 1;
         added += 1;

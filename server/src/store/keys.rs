@@ -86,6 +86,18 @@ pub fn trade_key(mint: &[u8; 32], position: &TradePosition) -> [u8; TRADE_KEY_LE
     out
 }
 
+/// The key of the event a trade key names (its signature and event index), or `None` if `trade_key` is
+/// not a trade key.
+pub fn event_key_of_trade(trade_key: &[u8]) -> Option<[u8; EVENT_KEY_LEN]> {
+    if trade_key.len() != TRADE_KEY_LEN {
+        return None;
+    }
+    let mut out = [0u8; EVENT_KEY_LEN];
+    out[..64].copy_from_slice(&trade_key[48..]);
+    out[64..].copy_from_slice(&trade_key[44..48]);
+    Some(out)
+}
+
 pub fn event_key(id: &EventId) -> [u8; EVENT_KEY_LEN] {
     let mut out = [0u8; EVENT_KEY_LEN];
     out[..64].copy_from_slice(&id.signature);
@@ -147,6 +159,23 @@ mod tests {
             },
         );
         assert!(ordered.iter().all(|key| *key < other_mint));
+    }
+
+    #[test]
+    fn a_trade_key_names_its_event() {
+        let position = TradePosition {
+            slot: 9,
+            tx_index: Some(4),
+            event_index: 3,
+            signature: [8; 64],
+        };
+        let event = EventId {
+            signature: [8; 64],
+            event_index: 3,
+        };
+        let trade = trade_key(&[5; 32], &position);
+        assert_eq!(event_key_of_trade(&trade), Some(event_key(&event)));
+        assert_eq!(event_key_of_trade(&trade[1..]), None);
     }
 
     #[test]

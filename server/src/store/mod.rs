@@ -5,9 +5,9 @@
 //! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
 //! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
 //! - `symbols`: mint → last price and update time.
-//! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's JSON (a protocol [`Trade`]):
-//!   every price event of a mint in the chain's order, so "the latest N trades before X" is a bounded
-//!   reverse scan.
+//! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's price ([`TradeValue`]): every
+//!   price event of a mint in the chain's order, so "the latest N trades before X" is a bounded reverse
+//!   scan; a read builds each trade from the event its key names (`store/trades.rs`).
 //! - `meta`: small named values (source cursors; the stream's sequence numbers).
 //! - `outbox` (role `writer`): group number → the group's stream record ([`replication`]).
 //!
@@ -18,6 +18,7 @@
 pub mod codec;
 pub mod keys;
 pub mod replication;
+mod trades;
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,7 @@ use crate::config::StorageConfig;
 use crate::event::EventId;
 pub use codec::{CorruptValue, SymbolStats};
 pub use keys::TradePosition;
+pub use trades::{TRADE_VALUE_LEN, TradeValue};
 
 const CF_EVENTS: &str = "events";
 const CF_CANDLES: &str = "candles";
@@ -268,101 +270,6 @@ impl CandleStore {
         Ok(SeriesPage { candles, total })
     }
 
-    /// The newest `limit` trades of `mint`, newest first, strictly before the trade `before` if given.
-    /// Reads at most `limit + 1` entries, however many trades the mint has.
-    pub fn trades(
-        &self,
-        mint: &[u8; 32],
-        before: Option<&TradeId>,
-        limit: usize,
-    ) -> Result<TradesPage, StoreError> {
-        self.trades_between(mint, None, before, limit)
-    }
-
-    /// The newest `limit` trades of `mint` strictly after the trade `after` and strictly before `before`
-    /// (each bound if given), newest first; `has_more`: more of them exist before the oldest returned.
-    pub fn trades_between(
-        &self,
-        mint: &[u8; 32],
-        after: Option<&TradeId>,
-        before: Option<&TradeId>,
-        limit: usize,
-    ) -> Result<TradesPage, StoreError> {
-        let lower = match after {
-            Some(id) => Some(self.trade_position(id)?),
-            None => None,
-        };
-        let upper = match before {
-            Some(id) => keys::trade_key(mint, &self.trade_position(id)?).to_vec(),
-            None => mint_end(mint),
-        };
-        let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(lower_bound(mint, lower.as_ref()));
-        read.set_iterate_upper_bound(upper);
-        self.scan_trades(read, IteratorMode::End, limit)
-    }
-
-    /// Up to `limit` trades of `mint` from `from` on (inclusive), **oldest first**; `has_more`: more follow.
-    /// The trade hub's catch-up read after its inbox dropped trades.
-    pub fn trades_from(
-        &self,
-        mint: &[u8; 32],
-        from: &TradePosition,
-        limit: usize,
-    ) -> Result<TradesPage, StoreError> {
-        let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(keys::trade_key(mint, from).to_vec());
-        read.set_iterate_upper_bound(mint_end(mint));
-        self.scan_trades(read, IteratorMode::Start, limit)
-    }
-
-    /// Up to `limit` trades within `read`'s bounds, scanning in `direction`; `has_more` if more are there.
-    fn scan_trades(
-        &self,
-        read: ReadOptions,
-        direction: IteratorMode,
-        limit: usize,
-    ) -> Result<TradesPage, StoreError> {
-        let mut trades = Vec::with_capacity(limit.min(1024) + 1);
-        for item in self.db.iterator_cf_opt(self.cf(CF_TRADES), read, direction) {
-            if trades.len() > limit {
-                break;
-            }
-            let (_, value) = item?;
-            trades.push(decode_trade(&value)?);
-        }
-        let has_more = trades.len() > limit;
-        trades.truncate(limit);
-        Ok(TradesPage { trades, has_more })
-    }
-
-    /// Where the trade `id` sits in its mint's index, from its stored event.
-    pub fn trade_position(&self, id: &TradeId) -> Result<TradePosition, StoreError> {
-        let event_id = EventId {
-            signature: id.signature_bytes(),
-            event_index: id.event_index(),
-        };
-        let json = self
-            .event_json(&event_id)?
-            .ok_or_else(|| StoreError::UnknownTrade(id.clone()))?;
-        #[derive(serde::Deserialize)]
-        struct Position {
-            slot: u64,
-            tx_index: Option<u32>,
-        }
-        let position: Position =
-            serde_json::from_str(&json).map_err(|err| StoreError::CorruptJson {
-                what: "event",
-                reason: err.to_string(),
-            })?;
-        Ok(TradePosition {
-            slot: position.slot,
-            tx_index: position.tx_index,
-            event_index: id.event_index(),
-            signature: id.signature_bytes(),
-        })
-    }
-
     /// Every candle that was open when last written (restored into the aggregator on start).
     pub fn open_candles(&self) -> Result<Vec<(CandleKey, CandleState)>, StoreError> {
         let mut out = Vec::new();
@@ -476,15 +383,6 @@ impl StoreBatch<'_> {
         }
     }
 
-    /// Adds a trade to its mint's index (`json`: the protocol [`Trade`]).
-    pub fn put_trade(&mut self, mint: &[u8; 32], position: &TradePosition, json: &str) {
-        self.batch.put_cf(
-            self.store.cf(CF_TRADES),
-            keys::trade_key(mint, position),
-            json,
-        );
-    }
-
     pub fn put_symbol(&mut self, mint: &[u8; 32], stats: &SymbolStats) {
         self.batch
             .put_cf(self.store.cf(CF_SYMBOLS), mint, codec::encode_symbol(stats));
@@ -501,52 +399,3 @@ impl StoreBatch<'_> {
 
 #[cfg(test)]
 mod tests;
-
-/// The smallest 32-byte key greater than every key starting with `mint`, if any.
-fn decode_trade(value: &[u8]) -> Result<Trade, StoreError> {
-    serde_json::from_slice::<Trade>(value).map_err(|err| StoreError::CorruptJson {
-        what: "trade",
-        reason: err.to_string(),
-    })
-}
-
-/// The first trade key of `mint`, or (given a position) the first key strictly after that trade's: keys
-/// all have one length, so the key with a 0 byte appended sorts right after it.
-fn lower_bound(mint: &[u8; 32], after: Option<&TradePosition>) -> Vec<u8> {
-    match after {
-        Some(position) => {
-            let mut key = keys::trade_key(mint, position).to_vec();
-            key.push(0);
-            key
-        }
-        None => keys::trade_key(mint, &FIRST_POSITION).to_vec(),
-    }
-}
-
-/// A key after every trade key of `mint`: the next mint's first key.
-fn mint_end(mint: &[u8; 32]) -> Vec<u8> {
-    match next_prefix(mint) {
-        Some(next) => keys::trade_key(&next, &FIRST_POSITION).to_vec(),
-        None => vec![0xFF; keys::TRADE_KEY_LEN + 1],
-    }
-}
-
-/// The lowest trade position: every trade of a mint sorts at or after it.
-const FIRST_POSITION: TradePosition = TradePosition {
-    slot: 0,
-    tx_index: Some(0),
-    event_index: 0,
-    signature: [0; 64],
-};
-
-fn next_prefix(mint: &[u8; 32]) -> Option<[u8; 32]> {
-    let mut next = *mint;
-    for byte in next.iter_mut().rev() {
-        if *byte < 0xFF {
-            *byte += 1;
-            return Some(next);
-        }
-        *byte = 0;
-    }
-    None
-}

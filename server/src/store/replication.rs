@@ -29,10 +29,12 @@ pub enum Replicated {
 }
 
 impl Replicated {
+    /// In the order a snapshot sends them: events before the trade entries that point at them, so an
+    /// edge loading a snapshot never holds a trade whose event it cannot read.
     pub const ALL: [Replicated; 4] = [
         Replicated::Candles,
-        Replicated::Trades,
         Replicated::Events,
+        Replicated::Trades,
         Replicated::Symbols,
     ];
 
@@ -175,11 +177,11 @@ impl StoreBatch<'_> {
     pub fn put_replicated_trade(
         &mut self,
         trade_key: &[u8],
-        trade_json: &str,
+        trade_value: &[u8],
         event_key: &[u8],
         event_json: &str,
     ) {
-        self.put_replicated(Replicated::Trades, trade_key, trade_json.as_bytes());
+        self.put_replicated(Replicated::Trades, trade_key, trade_value);
         self.put_replicated(Replicated::Events, event_key, event_json.as_bytes());
     }
 }

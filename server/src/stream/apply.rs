@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use kline_protocol::{Symbol, Trade};
+use kline_protocol::Symbol;
 
 use super::StreamStatus;
 use super::record::{BadRecord, GroupRecord};
@@ -17,7 +17,7 @@ use crate::aggregator::{CandleKey, CandleState};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate, SeriesId};
 use crate::store::replication::{APPLIED_SEQ, Replicated};
-use crate::store::{CandleStore, StoreBatch, StoreError, TradePosition, codec, keys};
+use crate::store::{CandleStore, StoreBatch, StoreError, TradePosition, TradeValue, codec, keys};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -118,7 +118,7 @@ impl Replica {
             for entry in &group.trades {
                 write.put_replicated_trade(
                     &entry.key,
-                    &entry.trade_json,
+                    &entry.value,
                     &entry.event_key,
                     &entry.event_json,
                 );
@@ -141,7 +141,9 @@ impl Replica {
             .into_iter()
             .flat_map(|group| group.trades)
             .filter(|entry| trades.watches(&entry.mint))
-            .filter_map(|entry| match serde_json::from_str::<Trade>(&entry.trade_json) {
+            .filter_map(|entry| match TradeValue::decode(&entry.value)
+                .and_then(|value| value.into_trade(Some(entry.event_json.as_bytes())))
+            {
                 Ok(trade) => {
                     let position = TradePosition::of_trade(&trade);
                     Some(LiveTrade::new(entry.mint, position, trade, entry.event_json))

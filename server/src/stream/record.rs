@@ -49,8 +49,9 @@ pub struct TradeEntry {
     pub key: Vec<u8>,
     /// `store::keys::event_key` of the event.
     pub event_key: Vec<u8>,
-    /// The protocol `Trade`, JSON.
-    pub trade_json: String,
+    /// The trade-index value (`store::TradeValue`; from a writer before format 2, the protocol `Trade` as
+    /// JSON, which `TradeValue::decode` reads too).
+    pub value: Vec<u8>,
     /// The stored event, JSON.
     pub event_json: String,
 }
@@ -71,7 +72,10 @@ pub struct BadRecord(pub String);
 /// The first byte of an encoded record: the rest is the borsh record, deflated (raw deflate, RFC 1951).
 /// Another value is a format this build does not know (an entry of a newer writer, or of the builds before
 /// the format byte): the edge refuses it and loads a snapshot instead.
-const FORMAT_BORSH_DEFLATE: u8 = 1;
+const FORMAT_BORSH_DEFLATE: u8 = 2;
+/// The same layout from a writer whose trade values were the whole trade as JSON (borsh writes a `String`
+/// and a `Vec<u8>` alike): still read, and `TradeValue::decode` reads those values.
+const FORMAT_TRADE_JSON: u8 = 1;
 
 /// The most bytes a record may inflate to: the biggest group, at full-speed ingest, is a few megabytes.
 const MAX_RECORD_BYTES: u64 = 256 << 20;
@@ -85,7 +89,7 @@ impl GroupRecord {
 
     pub fn decode(bytes: &[u8]) -> Result<GroupRecord, BadRecord> {
         match bytes.split_first() {
-            Some((&FORMAT_BORSH_DEFLATE, deflated)) => {
+            Some((&(FORMAT_BORSH_DEFLATE | FORMAT_TRADE_JSON), deflated)) => {
                 let mut plain = Vec::with_capacity(deflated.len() * 3);
                 DeflateDecoder::new(deflated)
                     .take(MAX_RECORD_BYTES + 1)
@@ -169,7 +173,7 @@ mod tests {
             mint: [7; 32],
             key: vec![2; keys::TRADE_KEY_LEN],
             event_key: vec![1; keys::EVENT_KEY_LEN],
-            trade_json: "{}".into(),
+            value: crate::store::TradeValue::encode_price(1.5).to_vec(),
             event_json: "{\"a\":1}".into(),
         });
         let bytes = record.encode();

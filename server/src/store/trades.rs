@@ -1,0 +1,328 @@
+//! The `trades` family: each mint's trades in the chain's order, so "the latest N trades before X" is a
+//! bounded reverse scan.
+//!
+//! An entry's key ([`keys::trade_key`]) holds the trade's position and identity (signature, event index),
+//! so it also names the trade's stored event; its value ([`TradeValue`]) holds only what the event does not
+//! give: the price, scaled when the trade was written. A read builds each trade from its event
+//! ([`EventRecord::to_trade`](crate::event::EventRecord::to_trade)), fetched in one multi-get per page.
+//! Why: writing the whole trade (a ~400-byte JSON per price event, serialized on the pipeline thread) took
+//! half of the pipeline's time at full-speed ingest; a read of a page is rare beside a write per event.
+//!
+//! Entries written before (the whole protocol [`Trade`] as JSON) are read as they are: no migration.
+
+use kline_protocol::{Trade, TradeId};
+use rocksdb::{DBPinnableSlice, IteratorMode, ReadOptions};
+
+use super::{
+    CF_EVENTS, CF_TRADES, CandleStore, StoreBatch, StoreError, TradePosition, TradesPage, keys,
+};
+use crate::event::{EventId, parse_stored};
+
+/// The first byte of this version's values; a JSON value (an older entry) starts with `{`.
+const PRICE_ONLY: u8 = 1;
+/// A value: [`PRICE_ONLY`], then the price (f64, little-endian).
+pub const TRADE_VALUE_LEN: usize = 1 + 8;
+
+/// What a trade-index entry holds besides its key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TradeValue {
+    /// The trade's price (SOL per whole token); the rest of the trade comes from its event.
+    Price(f64),
+    /// An entry written before [`PRICE_ONLY`] existed (or a stream record of such a writer): the whole
+    /// trade.
+    Trade(Box<Trade>),
+}
+
+impl TradeValue {
+    pub fn encode_price(price: f64) -> [u8; TRADE_VALUE_LEN] {
+        let mut out = [PRICE_ONLY; TRADE_VALUE_LEN];
+        out[1..].copy_from_slice(&price.to_le_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<TradeValue, StoreError> {
+        match bytes.split_first() {
+            Some((&PRICE_ONLY, price)) => {
+                let price = price.try_into().map_err(|_| super::CorruptValue {
+                    what: "trade",
+                    len: bytes.len(),
+                })?;
+                Ok(TradeValue::Price(f64::from_le_bytes(price)))
+            }
+            _ => serde_json::from_slice(bytes)
+                .map(|trade| TradeValue::Trade(Box::new(trade)))
+                .map_err(|err| corrupt("trade", err.to_string())),
+        }
+    }
+
+    /// The trade; `event_json`, the stored JSON of the event the entry's key names, is needed (and read)
+    /// only for a [`TradeValue::Price`].
+    pub fn into_trade(self, event_json: Option<&[u8]>) -> Result<Trade, StoreError> {
+        let price = match self {
+            TradeValue::Trade(trade) => return Ok(*trade),
+            TradeValue::Price(price) => price,
+        };
+        let json = event_json.ok_or_else(|| corrupt("trade", "its event is not stored".into()))?;
+        let json = std::str::from_utf8(json).map_err(|err| corrupt("event", err.to_string()))?;
+        let event = parse_stored(json).map_err(|err| corrupt("event", err.to_string()))?;
+        event
+            .to_trade(price)
+            .ok_or_else(|| corrupt("trade", "its event is not a trade".into()))
+    }
+}
+
+/// A RocksDB entry: key, value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
+fn corrupt(what: &'static str, reason: String) -> StoreError {
+    StoreError::CorruptJson { what, reason }
+}
+
+impl CandleStore {
+    /// The newest `limit` trades of `mint`, newest first, strictly before the trade `before` if given.
+    /// Reads at most `limit + 1` entries, however many trades the mint has.
+    pub fn trades(
+        &self,
+        mint: &[u8; 32],
+        before: Option<&TradeId>,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
+        self.trades_between(mint, None, before, limit)
+    }
+
+    /// The newest `limit` trades of `mint` strictly after the trade `after` and strictly before `before`
+    /// (each bound if given), newest first; `has_more`: more of them exist before the oldest returned.
+    pub fn trades_between(
+        &self,
+        mint: &[u8; 32],
+        after: Option<&TradeId>,
+        before: Option<&TradeId>,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
+        let lower = match after {
+            Some(id) => Some(self.trade_position(id)?),
+            None => None,
+        };
+        let upper = match before {
+            Some(id) => keys::trade_key(mint, &self.trade_position(id)?).to_vec(),
+            None => mint_end(mint),
+        };
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(lower_bound(mint, lower.as_ref()));
+        read.set_iterate_upper_bound(upper);
+        self.scan_trades(read, IteratorMode::End, limit)
+    }
+
+    /// Up to `limit` trades of `mint` from `from` on (inclusive), **oldest first**; `has_more`: more follow.
+    /// The trade hub's catch-up read after its inbox dropped trades.
+    pub fn trades_from(
+        &self,
+        mint: &[u8; 32],
+        from: &TradePosition,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(keys::trade_key(mint, from).to_vec());
+        read.set_iterate_upper_bound(mint_end(mint));
+        self.scan_trades(read, IteratorMode::Start, limit)
+    }
+
+    /// Up to `limit` trades within `read`'s bounds, scanning in `direction`; `has_more` if more are there.
+    fn scan_trades(
+        &self,
+        read: ReadOptions,
+        direction: IteratorMode,
+        limit: usize,
+    ) -> Result<TradesPage, StoreError> {
+        let mut entries = Vec::with_capacity(limit.min(1024) + 1);
+        for item in self.db.iterator_cf_opt(self.cf(CF_TRADES), read, direction) {
+            if entries.len() > limit {
+                break;
+            }
+            entries.push(item?);
+        }
+        let has_more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok(TradesPage {
+            trades: self.build_trades(&entries)?,
+            has_more,
+        })
+    }
+
+    /// The trades of index entries (key, value), reading the events of those that hold only a price in one
+    /// multi-get.
+    fn build_trades(&self, entries: &[Entry]) -> Result<Vec<Trade>, StoreError> {
+        let values = entries
+            .iter()
+            .map(|(_, value)| TradeValue::decode(value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events_cf = self.cf(CF_EVENTS);
+        let mut event_keys = Vec::with_capacity(entries.len());
+        for ((key, _), value) in entries.iter().zip(&values) {
+            if matches!(value, TradeValue::Price(_)) {
+                let event_key = keys::event_key_of_trade(key).ok_or(super::CorruptValue {
+                    what: "trade key",
+                    len: key.len(),
+                })?;
+                event_keys.push(event_key);
+            }
+        }
+        let mut events = self
+            .db
+            .batched_multi_get_cf(events_cf, &event_keys, false)
+            .into_iter();
+        values
+            .into_iter()
+            .map(|value| {
+                let event: Option<DBPinnableSlice> = match value {
+                    TradeValue::Price(_) => events.next().transpose()?.flatten(),
+                    TradeValue::Trade(_) => None,
+                };
+                value.into_trade(event.as_deref())
+            })
+            .collect()
+    }
+
+    /// Where the trade `id` sits in its mint's index, from its stored event.
+    pub fn trade_position(&self, id: &TradeId) -> Result<TradePosition, StoreError> {
+        let event_id = EventId {
+            signature: id.signature_bytes(),
+            event_index: id.event_index(),
+        };
+        let json = self
+            .event_json(&event_id)?
+            .ok_or_else(|| StoreError::UnknownTrade(id.clone()))?;
+        #[derive(serde::Deserialize)]
+        struct Position {
+            slot: u64,
+            tx_index: Option<u32>,
+        }
+        let position: Position =
+            serde_json::from_str(&json).map_err(|err| StoreError::CorruptJson {
+                what: "event",
+                reason: err.to_string(),
+            })?;
+        Ok(TradePosition {
+            slot: position.slot,
+            tx_index: position.tx_index,
+            event_index: id.event_index(),
+            signature: id.signature_bytes(),
+        })
+    }
+}
+
+impl StoreBatch<'_> {
+    /// Adds a trade to its mint's index: its `price`, beside its event (put in the same batch).
+    pub fn put_trade(&mut self, mint: &[u8; 32], position: &TradePosition, price: f64) {
+        self.batch.put_cf(
+            self.store.cf(CF_TRADES),
+            keys::trade_key(mint, position),
+            TradeValue::encode_price(price),
+        );
+    }
+}
+
+/// The first trade key of `mint`, or (given a position) the first key strictly after that trade's: keys
+/// all have one length, so the key with a 0 byte appended sorts right after it.
+fn lower_bound(mint: &[u8; 32], after: Option<&TradePosition>) -> Vec<u8> {
+    match after {
+        Some(position) => {
+            let mut key = keys::trade_key(mint, position).to_vec();
+            key.push(0);
+            key
+        }
+        None => keys::trade_key(mint, &FIRST_POSITION).to_vec(),
+    }
+}
+
+/// A key after every trade key of `mint`: the next mint's first key.
+fn mint_end(mint: &[u8; 32]) -> Vec<u8> {
+    match next_prefix(mint) {
+        Some(next) => keys::trade_key(&next, &FIRST_POSITION).to_vec(),
+        None => vec![0xFF; keys::TRADE_KEY_LEN + 1],
+    }
+}
+
+/// The lowest trade position: every trade of a mint sorts at or after it.
+const FIRST_POSITION: TradePosition = TradePosition {
+    slot: 0,
+    tx_index: Some(0),
+    event_index: 0,
+    signature: [0; 64],
+};
+
+/// The smallest 32-byte key greater than every key starting with `mint`, if any.
+fn next_prefix(mint: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut next = *mint;
+    for byte in next.iter_mut().rev() {
+        if *byte < 0xFF {
+            *byte += 1;
+            return Some(next);
+        }
+        *byte = 0;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::scaled_price;
+    use crate::source::simulator::SimulatedMarket;
+
+    #[test]
+    fn entries_of_both_forms_read_as_the_trades_of_their_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        let mut market = SimulatedMarket::new(4, 1);
+        let mint = market.mints()[0].to_bytes();
+        let mut expected = Vec::new();
+        let mut batch = store.batch();
+        for i in 0..6 {
+            let event = market.next_event(1_764_000_000_000 + i * 1000);
+            let price = scaled_price(event.event.latest_price().unwrap(), 28).unwrap();
+            let trade = event.to_trade(price).unwrap();
+            batch.put_event(&event.id(), &event.to_json());
+            let position = event.trade_position();
+            if i % 2 == 0 {
+                // As the versions before price-only values wrote it: the whole trade.
+                let json = serde_json::to_vec(&trade).unwrap();
+                let key = keys::trade_key(&mint, &position);
+                batch.batch.put_cf(store.cf(CF_TRADES), key, json);
+            } else {
+                batch.put_trade(&mint, &position, price);
+            }
+            expected.push(trade);
+        }
+        store.write(batch).unwrap();
+        expected.sort_by_key(|trade| TradePosition::of_trade(trade).order());
+        expected.reverse();
+        let page = store.trades(&mint, None, 100).unwrap();
+        assert_eq!(page.trades, expected);
+        let page = store.trades(&mint, Some(&expected[1].id), 2).unwrap();
+        assert_eq!(page.trades, expected[2..4]);
+        assert!(page.has_more);
+    }
+
+    #[test]
+    fn a_price_entry_without_its_event_or_a_short_one_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        let position = TradePosition {
+            slot: 1,
+            tx_index: Some(0),
+            event_index: 0,
+            signature: [3; 64],
+        };
+        let mut batch = store.batch();
+        batch.put_trade(&[1; 32], &position, 2.5);
+        store.write(batch).unwrap();
+        let err = store.trades(&[1; 32], None, 10).unwrap_err();
+        assert!(err.to_string().contains("its event is not stored"), "{err}");
+        assert!(TradeValue::decode(&[PRICE_ONLY, 0, 0]).is_err());
+        assert_eq!(
+            TradeValue::decode(&TradeValue::encode_price(2.5)).unwrap(),
+            TradeValue::Price(2.5)
+        );
+    }
+}
