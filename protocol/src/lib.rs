@@ -17,6 +17,7 @@
 //! checked when parsed or constructed, and payload structs are `#[non_exhaustive]` so other crates create them
 //! only through their constructors (they can still read every field).
 
+pub mod base58;
 pub mod candle;
 pub mod codes;
 pub mod interval;

@@ -38,7 +38,7 @@ impl Symbol {
     /// The symbol for a raw 32-byte public key.
     pub fn from_bytes(bytes: &[u8; 32]) -> Symbol {
         Symbol {
-            text: bs58::encode(bytes).into_string(),
+            text: crate::base58::encode_32(bytes),
             bytes: *bytes,
         }
     }
@@ -57,6 +57,10 @@ impl Symbol {
         if s.is_empty() {
             return Err(SymbolError::Empty);
         }
+        if let Some(key) = crate::base58::decode_32(s) {
+            return Ok(key);
+        }
+        // `bs58` says what is wrong with it.
         let bytes = bs58::decode(s)
             .into_vec()
             .map_err(|err| SymbolError::NotBase58 {

@@ -49,7 +49,7 @@ pub struct TradeIdError {
 impl TradeId {
     pub fn new(signature_bytes: [u8; 64], event_index: u32) -> TradeId {
         TradeId {
-            signature: bs58::encode(signature_bytes).into_string(),
+            signature: crate::base58::encode_64(&signature_bytes),
             signature_bytes,
             event_index,
         }

@@ -113,6 +113,13 @@ pub struct Signature {
 
 impl Signature {
     pub fn parse(text: &str) -> Result<Signature, String> {
+        if let Some(bytes) = kline_protocol::base58::decode_64(text) {
+            return Ok(Signature {
+                text: text.to_owned(),
+                bytes,
+            });
+        }
+        // `bs58` says what is wrong with it.
         let decoded = bs58::decode(text)
             .into_vec()
             .map_err(|err| format!("signature `{text}` is not base58: {err}"))?;
@@ -130,7 +137,7 @@ impl Signature {
 
     pub fn from_bytes(bytes: [u8; 64]) -> Signature {
         Signature {
-            text: bs58::encode(bytes).into_string(),
+            text: kline_protocol::base58::encode_64(&bytes),
             bytes,
         }
     }
@@ -166,5 +173,33 @@ impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         Signature::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Signature;
+
+    #[test]
+    fn signatures_decode_as_bs58_does_and_bad_ones_say_why() {
+        // Leading zero bytes (leading '1's), all zeros, all 0xFF and mixed bytes.
+        let mut cases: Vec<[u8; 64]> = vec![[0; 64], [0xFF; 64]];
+        for seed in 0..200u64 {
+            let mut bytes: [u8; 64] = std::array::from_fn(|i| {
+                (seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .rotate_left(i as u32)
+                    >> 7) as u8
+            });
+            bytes[..(seed % 5) as usize].fill(0);
+            cases.push(bytes);
+        }
+        for bytes in cases {
+            let text = bs58::encode(bytes).into_string();
+            assert_eq!(Signature::parse(&text).unwrap().to_bytes(), bytes, "{text}");
+        }
+        let short = bs58::encode([7u8; 32]).into_string();
+        assert!(Signature::parse(&short).unwrap_err().contains("32 bytes"));
+        assert!(Signature::parse("0OIl").unwrap_err().contains("not base58"));
     }
 }
