@@ -59,6 +59,8 @@ struct Chain {
     /// Every `n`th JSON-RPC call (by a fixed pseudo-random pattern) gets 429 with this `Retry-After`.
     rate_limit: Option<RateLimit>,
     calls: u64,
+    /// When each JSON-RPC call arrived.
+    call_times: Vec<Instant>,
     /// Calls answered with 429.
     pub rate_limited: u64,
 }
@@ -207,6 +209,11 @@ impl FakeSolana {
         });
     }
 
+    /// When each JSON-RPC call so far arrived.
+    pub fn rpc_call_times(&self) -> Vec<Instant> {
+        self.node.0.lock().unwrap().call_times.clone()
+    }
+
     /// JSON-RPC calls answered with 429 so far.
     pub fn rate_limited_calls(&self) -> u64 {
         self.node.0.lock().unwrap().rate_limited
@@ -318,6 +325,7 @@ async fn rpc(State(node): State<Node>, Json(request): Json<Value>) -> Response {
     let delay = {
         let mut chain = node.0.lock().unwrap();
         chain.calls += 1;
+        chain.call_times.push(Instant::now());
         if let Some(limit) = chain.rate_limit {
             // A fixed scramble of the call number: the same share of calls each run, spread out.
             let roll = chain.calls.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;

@@ -239,3 +239,54 @@ async fn a_candle_is_pushed_before_its_block_is_known_then_corrected_to_block_or
         "{pipeline}"
     );
 }
+
+#[tokio::test]
+async fn a_backfill_keeps_to_the_request_budget() {
+    const BUDGET: usize = 50;
+    let (transactions, _) = script();
+    let fake = FakeSolana::start(transactions).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = server_args(&fake);
+    args.extend([
+        "--set".to_owned(),
+        format!("source.solana.requests_per_sec={BUDGET}"),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&dir.path().join("db"), &args);
+    wait_live(&server).await;
+    // A few slots live (the cursor), then the rest while the connection is down: the backfill asks for
+    // every page of signatures, every transaction and every block (some 250 calls, in pages of 4).
+    fake.produce(5 * PER_SLOT as usize);
+    wait_until("the live slots are stored", SETTLE, || async {
+        stored_total(&server).await == u64::from(5 * PER_SLOT)
+    })
+    .await;
+    fake.drop_connections();
+    fake.produce(((SLOTS - 5) * u64::from(PER_SLOT)) as usize);
+    wait_until("the backfill stored everything", SETTLE, || async {
+        stored_total(&server).await == SLOTS * u64::from(PER_SLOT)
+    })
+    .await;
+    let times = fake.rpc_call_times();
+    assert!(
+        times.len() > 4 * BUDGET,
+        "the budget was binding: {} calls",
+        times.len()
+    );
+    // A second's worth of burst, then the rate: at most two seconds' worth in any one-second window
+    // (without the budget, the backfill makes all of them within one).
+    let busiest = times
+        .iter()
+        .map(|start| {
+            times
+                .iter()
+                .filter(|t| **t >= *start && t.duration_since(*start) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        busiest <= 2 * BUDGET,
+        "{busiest} calls within one second, budget {BUDGET}/s"
+    );
+}
