@@ -1,122 +1,185 @@
-//! The retention task: deletes candles older than their interval's configured retention, in the
-//! background (RocksDB range deletes, which do not block the pipeline's writes).
+//! The retention task: keeps what `[retention]` says and removes the rest so that the disk shrinks
+//! (the store side: [`crate::store`]'s `retention` module), and refreshes the store's size in `/metrics`.
+//!
+//! A pass, every `retention.check_every`: candles past their interval's retention and trades past
+//! `retention.trades` are range-deleted (per series, per mint); the events' compaction filter is given
+//! the new cutoff of `retention.events`; then one slice of each retained family is compacted, so a sweep
+//! of [`sweep_slices`] passes rewrites every file once and nothing deleted stays on disk longer than
+//! `retention.* + sweep`. Passes run on a blocking thread; the pipeline's writes go on meanwhile.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::StorageConfig;
-use crate::stats::PipelineStats;
-use crate::store::{CandleStore, StoreError};
+use crate::config::{Keep, RetentionConfig};
+use crate::stats::StoreStats;
+use crate::store::{CandleStore, SWEPT_FAMILIES, StoreError};
 
-/// One pass: for every known mint and every interval with a retention, drop candles older than
-/// `now - days`. Returns the number of series that had something to delete.
-pub fn prune_once(
-    store: &CandleStore,
-    config: &StorageConfig,
-    now_secs: i64,
-) -> Result<usize, StoreError> {
-    let mut pruned = 0;
-    let rules: Vec<(Interval, i64)> = config
-        .retention_days
-        .iter()
-        .map(|(interval, days)| (*interval, now_secs - i64::from(*days) * 86_400))
-        .collect();
-    if rules.is_empty() {
-        return Ok(0);
-    }
-    for (mint, _) in store.symbols()? {
-        for (interval, cutoff) in &rules {
-            pruned += usize::from(store.prune_series(&mint, *interval, *cutoff)?);
-        }
-    }
-    Ok(pruned)
+/// The longest a sweep (every slice of every family compacted once) may take.
+const MAX_SWEEP: Duration = Duration::from_secs(86_400);
+/// How often the size gauges are refreshed (at least; also after each pass).
+const SIZE_REFRESH: Duration = Duration::from_secs(15);
+
+/// What one pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Candle series that had something to delete.
+    pub series_pruned: usize,
+    /// Trades deleted.
+    pub trades_pruned: usize,
 }
 
-/// Runs [`prune_once`] every `retention_check_secs` until `shutdown`.
+/// One pass's deletes at `now_ms` (no compaction): candles that ended and trades made before their windows
+/// are range-deleted, and the events' cutoff is set for the next compactions.
+pub fn prune_once(
+    store: &CandleStore,
+    config: &RetentionConfig,
+    now_ms: i64,
+) -> Result<PassReport, StoreError> {
+    let mut report = PassReport::default();
+    store.set_event_cutoff(config.events.cutoff_ms(now_ms));
+    // A candle goes once it *ended* before the cutoff: a retention shorter than the interval never deletes
+    // the candle still open.
+    let candle_rules: Vec<_> = config
+        .candles
+        .iter()
+        .filter_map(|(interval, keep)| {
+            let cutoff_secs = keep.cutoff_ms(now_ms)?.div_euclid(1000);
+            Some((*interval, cutoff_secs - interval.duration_secs()))
+        })
+        .collect();
+    let trade_cutoff = config.trades.cutoff_ms(now_ms);
+    if candle_rules.is_empty() && trade_cutoff.is_none() {
+        return Ok(report);
+    }
+    for (mint, _) in store.symbols()? {
+        for (interval, cutoff_secs) in &candle_rules {
+            report.series_pruned +=
+                usize::from(store.prune_series(&mint, *interval, *cutoff_secs)?);
+        }
+        if let Some(cutoff) = trade_cutoff {
+            report.trades_pruned += store.prune_trades(&mint, cutoff)?;
+        }
+    }
+    Ok(report)
+}
+
+/// Passes per sweep: enough that a sweep takes about a quarter of the shortest retention (between one
+/// pass and [`MAX_SWEEP`]), so expired data leaves the disk soon after it expires without rewriting the
+/// store on every pass.
+pub fn sweep_slices(config: &RetentionConfig) -> usize {
+    let shortest = [config.events, config.trades]
+        .into_iter()
+        .chain(config.candles.values().copied())
+        .filter_map(|keep| match keep {
+            Keep::For(period) => Some(period),
+            Keep::Forever => None,
+        })
+        .min();
+    let Some(shortest) = shortest else {
+        return 1;
+    };
+    let sweep = (shortest / 4).clamp(config.check_every, MAX_SWEEP.max(config.check_every));
+    let slices = sweep.as_secs_f64() / config.check_every.as_secs_f64();
+    (slices.ceil() as usize).clamp(1, 256)
+}
+
+/// Runs passes every `config.check_every` until `shutdown`, refreshing the size gauges in between.
 pub async fn run(
     store: Arc<CandleStore>,
-    config: StorageConfig,
-    stats: Arc<PipelineStats>,
+    config: RetentionConfig,
+    stats: Arc<StoreStats>,
     shutdown: CancellationToken,
 ) {
-    let period = Duration::from_secs(config.retention_check_secs.max(1));
+    let slices = sweep_slices(&config);
     let config = Arc::new(config);
+    let mut pass = 0usize;
+    let mut next_pass = tokio::time::Instant::now() + config.check_every;
     loop {
+        let wake = next_pass.min(tokio::time::Instant::now() + SIZE_REFRESH);
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
-        let (store, config) = (store.clone(), config.clone());
-        let now = crate::pipeline::service::now_ms() / 1000;
-        match tokio::task::spawn_blocking(move || prune_once(&store, &config, now)).await {
-            Ok(Ok(pruned)) => {
-                PipelineStats::add(&stats.series_pruned, pruned);
-                tracing::info!(series = pruned, "retention pass done");
+        let due = tokio::time::Instant::now() >= next_pass;
+        let (store, pass_config, stats) = (store.clone(), config.clone(), stats.clone());
+        let work = tokio::task::spawn_blocking(move || {
+            let report = due
+                .then(|| run_pass(&store, &pass_config, pass, slices, &stats))
+                .transpose();
+            refresh_sizes(&store, &stats);
+            report
+        });
+        match work.await {
+            Ok(Ok(Some(report))) => {
+                tracing::info!(
+                    series = report.series_pruned,
+                    trades = report.trades_pruned,
+                    slice = pass % slices,
+                    slices,
+                    "retention pass done"
+                );
             }
+            Ok(Ok(None)) => {}
             Ok(Err(err)) => tracing::error!(error = %err, "retention pass failed"),
             Err(err) => tracing::error!(error = %err, "retention task panicked"),
         }
+        if due {
+            pass += 1;
+            next_pass = tokio::time::Instant::now() + config.check_every;
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::config::Config;
-    use crate::pipeline::{Pipeline, PipelineSettings};
-    use crate::source::simulator::SimulatedMarket;
-    use crate::store::HistoryQuery;
-
-    #[test]
-    fn old_candles_go_recent_ones_and_unlisted_intervals_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
-        let settings = PipelineSettings {
-            intervals: vec![Interval::S1, Interval::M5],
-            finality_grace_ms: 0,
-            price_scale_decimals: 28,
-        };
-        let feed = crate::feed::CandleFeed::unread();
-        let mut pipeline = Pipeline::open(store.clone(), settings, feed, Arc::default()).unwrap();
-        let now_secs = 1_764_000_000;
-        let mut market = SimulatedMarket::new(9, 1);
-        let old = market.next_event((now_secs - 10 * 86_400) * 1000);
-        let recent = market.next_event((now_secs - 3600) * 1000);
-        pipeline
-            .ingest(&[vec![old, recent]], now_secs * 1000)
-            .unwrap();
-
-        let mut config = Config::defaults().storage;
-        config.retention_days = [(Interval::S1, 7)].into();
-        assert_eq!(prune_once(&store, &config, now_secs).unwrap(), 1);
-        let mint = market.mints()[0].to_bytes();
-        let all = HistoryQuery {
-            from: None,
-            to: None,
-            limit: 100,
-        };
-        let s1 = store.history(&mint, Interval::S1, all).unwrap().candles;
-        assert_eq!(s1.len(), 1, "the 10-day-old s1 candle is gone");
-        assert!(s1[0].time > now_secs - 7 * 86_400);
-        assert_eq!(
-            store
-                .history(&mint, Interval::M5, all)
-                .unwrap()
-                .candles
-                .len(),
-            2,
-            "m5 kept"
-        );
-        assert_eq!(store.count_events().unwrap(), 2, "events are always kept");
-        assert_eq!(
-            prune_once(&store, &config, now_secs).unwrap(),
-            0,
-            "nothing left to prune"
-        );
+fn run_pass(
+    store: &CandleStore,
+    config: &RetentionConfig,
+    pass: usize,
+    slices: usize,
+    stats: &StoreStats,
+) -> Result<PassReport, StoreError> {
+    let report = prune_once(store, config, crate::pipeline::service::now_ms())?;
+    for family in SWEPT_FAMILIES {
+        store.compact_slice(family, pass, slices)?;
     }
+    stats.retention_passes.inc();
+    stats.series_pruned.inc_by(report.series_pruned as u64);
+    stats.trades_pruned.inc_by(report.trades_pruned as u64);
+    Ok(report)
+}
+
+fn refresh_sizes(store: &CandleStore, stats: &StoreStats) {
+    match store.family_bytes() {
+        Ok(families) => {
+            for family in families {
+                let gauge = |place| {
+                    stats
+                        .family_bytes
+                        .get_or_create(&vec![("family", family.family), ("where", place)])
+                        .clone()
+                };
+                gauge("disk").set(family.on_disk);
+                gauge("memory").set(family.in_memory);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read the store's sizes"),
+    }
+    stats.data_dir_bytes.set(directory_bytes(store.path()));
+}
+
+/// Bytes of the files under `dir` (recursively; what cannot be read counts 0).
+pub fn directory_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// A monotonically increasing count.
@@ -43,8 +44,6 @@ pub struct PipelineStats {
     pub batches_written: Counter,
     /// RocksDB write failures (pipeline).
     pub write_errors: Counter,
-    /// Candles deleted by retention, counted per pruned series (retention task).
-    pub series_pruned: Counter,
     /// Events pushed live before their block position was known (pipeline; see `pipeline::provisional`).
     pub provisional_events: Counter,
     /// Candles published again because provisional events left them (confirmed, expired) (pipeline).
@@ -57,6 +56,25 @@ impl PipelineStats {
     pub fn add(counter: &Counter, n: usize) {
         counter.inc_by(n as u64);
     }
+}
+
+/// Retention and the store's size (the retention task; the snapshot route).
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Retention passes completed.
+    pub retention_passes: Counter,
+    /// Candle series that had candles past their retention deleted.
+    pub series_pruned: Counter,
+    /// Trades deleted past `retention.trades`.
+    pub trades_pruned: Counter,
+    /// Bytes per column family, on disk (`where="disk"`) and in memtables (`where="memory"`), refreshed
+    /// by the retention task.
+    pub family_bytes: Family<Vec<(&'static str, &'static str)>, Gauge>,
+    /// Bytes of the whole data directory (write-ahead log and RocksDB's own files included).
+    pub data_dir_bytes: Gauge,
+    /// Snapshots served to edges, and their bytes.
+    pub snapshots_served: Counter,
+    pub snapshot_bytes: Counter,
 }
 
 /// Counters of the push service. Gauges (`*_active`) go up and down; the rest only grow.

@@ -6,8 +6,8 @@
 
 mod endpoints;
 mod layers;
+mod retention;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 pub use endpoints::HttpHeaders;
 pub use layers::{ConfigError, ConfigLayers};
+pub use retention::{Keep, RetentionConfig};
 
 /// The built-in defaults: the text of `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -25,6 +26,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub retention: RetentionConfig,
     pub kline: KlineConfig,
     pub websocket: WebSocketConfig,
     pub socketio: SocketIoConfig,
@@ -80,9 +82,6 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub sync_writes: bool,
     pub max_open_files: i32,
-    pub retention_check_secs: u64,
-    #[serde(default)]
-    pub retention_days: BTreeMap<Interval, u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +290,9 @@ impl Config {
 
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some((key, reason)) = self.retention.problem() {
+            return Err(ConfigError::invalid(key, reason));
+        }
         let ws = &self.websocket;
         let sio = &self.socketio;
         let stream = &self.stream;

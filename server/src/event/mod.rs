@@ -10,9 +10,10 @@ mod fields;
 pub mod onchain;
 mod parse;
 mod price;
+pub mod stored;
 mod trade;
 
-use borsh::BorshDeserialize;
+use borsh::{BorshDeserialize, BorshSerialize};
 use kline_protocol::Symbol;
 use serde::{Deserialize, Serialize};
 
@@ -94,23 +95,47 @@ pub enum SpinPetEvent {
     MilestoneDiscount(MilestoneDiscount),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct TokenCreated {
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub payer: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub curve_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub pool_token_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub pool_sol_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub fee_recipient: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub base_fee_recipient: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub params_account: Pubkey,
     pub swap_fee: u16,
     pub borrow_fee: u16,
@@ -123,11 +148,17 @@ pub struct TokenCreated {
     pub uri: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct BuySell {
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub payer: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint_account: Pubkey,
     pub is_buy: bool,
     pub token_amount: u64,
@@ -135,19 +166,34 @@ pub struct BuySell {
     pub latest_price: U128,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct LongShort {
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub payer: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub order_pda: Pubkey,
     pub latest_price: U128,
     pub order_type: u8,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub user: Pubkey,
     pub lock_lp_start_price: U128,
     pub lock_lp_end_price: U128,
@@ -161,52 +207,91 @@ pub struct LongShort {
     pub borrow_fee: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct ForceLiquidate {
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub payer: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub order_pda: Pubkey,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct FullClose {
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub payer: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub user_sol_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint_account: Pubkey,
     pub is_close_long: bool,
     pub final_token_amount: u64,
     pub final_sol_amount: u64,
     pub user_close_profit: u64,
     pub latest_price: U128,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub order_pda: Pubkey,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct PartialClose {
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub payer: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub user_sol_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint_account: Pubkey,
     pub is_close_long: bool,
     pub final_token_amount: u64,
     pub final_sol_amount: u64,
     pub user_close_profit: u64,
     pub latest_price: U128,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub order_pda: Pubkey,
     pub order_type: u8,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub user: Pubkey,
     pub lock_lp_start_price: U128,
     pub lock_lp_end_price: U128,
@@ -220,13 +305,22 @@ pub struct PartialClose {
     pub borrow_fee: u16,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshDeserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 pub struct MilestoneDiscount {
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub payer: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub mint_account: Pubkey,
-    #[borsh(deserialize_with = "onchain::pubkey")]
+    #[borsh(
+        deserialize_with = "onchain::pubkey",
+        serialize_with = "onchain::write_pubkey"
+    )]
     pub curve_account: Pubkey,
     pub swap_fee: u16,
     pub borrow_fee: u16,

@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 use super::status::NodeStatus;
 use crate::source::solana::SolanaStatus;
-use crate::stats::{PipelineStats, PushStats};
+use crate::stats::{PipelineStats, PushStats, StoreStats};
 
 /// Builds the registry of a role's metrics; called once at start. `pipeline`: roles `all` and `writer`.
 /// The push metrics are registered on every role: the HTTP socket budget's refusals are counted there
@@ -22,9 +22,11 @@ pub fn registry(
     pipeline: Option<&PipelineStats>,
     push: &PushStats,
     solana: Option<&Arc<SolanaStatus>>,
+    store: &StoreStats,
 ) -> Registry {
     let mut r = Registry::with_prefix("kline");
     register_push(&mut r, push);
+    register_store(&mut r, store);
     if let Some(pipeline) = pipeline {
         register_pipeline(&mut r, pipeline);
     }
@@ -155,6 +157,44 @@ fn register_push(r: &mut Registry, w: &PushStats) {
         "From the receipt of the event behind a candle update (HTTP request read, Solana notification) to \
          its write on a client socket: queueing, aggregation, storage, feed and fan-out",
         w.receipt_to_push.clone(),
+    );
+}
+
+fn register_store(r: &mut Registry, s: &StoreStats) {
+    r.register(
+        "retention_passes",
+        "Retention passes completed",
+        s.retention_passes.clone(),
+    );
+    r.register(
+        "retention_series_pruned",
+        "Candle series that had candles past their retention deleted",
+        s.series_pruned.clone(),
+    );
+    r.register(
+        "retention_trades_pruned",
+        "Trades deleted past retention.trades",
+        s.trades_pruned.clone(),
+    );
+    r.register(
+        "store_family_bytes",
+        "Bytes per RocksDB column family, on disk (table files) and in memory (memtables)",
+        s.family_bytes.clone(),
+    );
+    r.register(
+        "store_data_dir_bytes",
+        "Bytes of the whole data directory (write-ahead log included)",
+        s.data_dir_bytes.clone(),
+    );
+    r.register(
+        "snapshots_served",
+        "Snapshots served to edges",
+        s.snapshots_served.clone(),
+    );
+    r.register(
+        "snapshot_bytes",
+        "Bytes of the snapshots served to edges",
+        s.snapshot_bytes.clone(),
     );
 }
 
@@ -299,13 +339,18 @@ mod tests {
     #[test]
     fn every_metric_is_exported_once_with_its_value() {
         let (pipeline, push) = (PipelineStats::default(), PushStats::default());
+        let store = StoreStats::default();
         PipelineStats::add(&pipeline.events_accepted, 3);
+        store
+            .family_bytes
+            .get_or_create(&vec![("family", "events"), ("where", "disk")])
+            .set(1234);
         push.connections_active.inc();
         push.push_latency.observe_ms(1.5);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(
             &mut text,
-            &registry(Some(&pipeline), &push, None),
+            &registry(Some(&pipeline), &push, None, &store),
         )
         .unwrap();
         for line in [
@@ -316,6 +361,8 @@ mod tests {
             "kline_event_to_push_seconds_bucket{le=\"0.001\"} 0",
             "kline_receipt_to_push_seconds_count 0",
             "kline_feed_lagged_total 0",
+            "kline_store_family_bytes{family=\"events\",where=\"disk\"} 1234",
+            "kline_retention_trades_pruned_total 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

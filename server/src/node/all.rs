@@ -25,7 +25,7 @@ pub async fn run(
     let feed = PushCore::feed(&config);
     let write = WritePath::start(&config, &base.store, feed.clone(), None, &shutdown)?;
     let background = TaskTracker::new();
-    base.start_retention(&config, write.stats.clone(), &background, &shutdown);
+    base.start_retention(&config, &background, &shutdown);
     let push = PushCore::start(&config, &base.store, &feed, Readiness::Always, &shutdown);
 
     let status = Arc::new(NodeStatus {
@@ -40,6 +40,7 @@ pub async fn run(
             Some(&write.stats),
             &push.context.push_stats,
             write.solana.as_ref(),
+            &base.store_stats,
         ),
     });
     let router = Router::new()

@@ -18,7 +18,6 @@ use crate::config::Config;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
-use crate::stats::PipelineStats;
 use crate::stream::{StreamStatus, replica, snapshot};
 
 pub async fn run(
@@ -50,16 +49,10 @@ pub async fn run(
         replica_stop.clone(),
     );
     let background = TaskTracker::new();
-    // Retention counts what it prunes; an edge has no pipeline whose stats it could share.
-    base.start_retention(
-        &config,
-        Arc::new(PipelineStats::default()),
-        &background,
-        &shutdown,
-    );
+    base.start_retention(&config, &background, &shutdown);
     let push = PushCore::start(&config, &base.store, &feed, readiness.clone(), &shutdown);
 
-    let mut registry = metrics::registry(None, &push.context.push_stats, None);
+    let mut registry = metrics::registry(None, &push.context.push_stats, None, &base.store_stats);
     stream.register(&mut registry);
     let status = Arc::new(NodeStatus {
         role: config.node.role,
@@ -74,7 +67,10 @@ pub async fn run(
     let router = Router::new()
         .merge(status::routes(status))
         .merge(http::reads::routes(base.reads(&config)))
-        .merge(snapshot::routes(base.store.clone()));
+        .merge(snapshot::routes(
+            base.store.clone(),
+            base.store_stats.clone(),
+        ));
     let router = push.serve_on(router);
     let budget = push.socket_budget(base.socket_budget);
     let served = serve_http(&config, &base, listener, router, budget, &shutdown).await;

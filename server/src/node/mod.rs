@@ -30,7 +30,7 @@ pub use write_path::WritePath;
 use crate::config::{Config, ConfigError, Role};
 use crate::http::reads::ReadSide;
 use crate::http::serve::{HeadLimits, SocketBudget};
-use crate::stats::PipelineStats;
+use crate::stats::StoreStats;
 use crate::store::{CandleStore, StoreError};
 use crate::{fds, http, retention};
 
@@ -89,6 +89,8 @@ struct Base {
     /// Client sockets (HTTP and WebSocket) the process may hold ([`fds::socket_budget`]).
     socket_budget: usize,
     store: Arc<CandleStore>,
+    /// Retention's and the snapshot route's counters, the store's size.
+    store_stats: Arc<StoreStats>,
     started_at: Instant,
 }
 
@@ -100,6 +102,7 @@ impl Base {
             fd_limit,
             socket_budget: fds::socket_budget(config, fd_limit),
             store: Arc::new(CandleStore::open(&config.storage)?),
+            store_stats: Arc::default(),
             started_at: Instant::now(),
         })
     }
@@ -115,14 +118,13 @@ impl Base {
     fn start_retention(
         &self,
         config: &Config,
-        stats: Arc<PipelineStats>,
         background: &TaskTracker,
         shutdown: &CancellationToken,
     ) {
         background.spawn(retention::run(
             self.store.clone(),
-            config.storage.clone(),
-            stats,
+            config.retention.clone(),
+            self.store_stats.clone(),
             shutdown.child_token(),
         ));
     }

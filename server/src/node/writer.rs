@@ -42,7 +42,7 @@ pub async fn run(
         &shutdown,
     )?;
     let background = TaskTracker::new();
-    base.start_retention(&config, write.stats.clone(), &background, &shutdown);
+    base.start_retention(&config, &background, &shutdown);
     let publisher_stop = CancellationToken::new();
     let publishing = TaskTracker::new();
     publishing.spawn(publisher::run(
@@ -55,7 +55,12 @@ pub async fn run(
 
     // Client sockets here are HTTP only; their refusals at the budget are counted in these stats.
     let sockets = Arc::new(PushStats::default());
-    let mut registry = metrics::registry(Some(&write.stats), &sockets, write.solana.as_ref());
+    let mut registry = metrics::registry(
+        Some(&write.stats),
+        &sockets,
+        write.solana.as_ref(),
+        &base.store_stats,
+    );
     stream.register(&mut registry);
     let status = Arc::new(NodeStatus {
         role: config.node.role,
@@ -71,7 +76,10 @@ pub async fn run(
         .merge(status::routes(status))
         .merge(http::reads::routes(base.reads(&config)))
         .merge(write.routes(&config))
-        .merge(snapshot::routes(base.store.clone()));
+        .merge(snapshot::routes(
+            base.store.clone(),
+            base.store_stats.clone(),
+        ));
     let budget = SocketBudget {
         max: base.socket_budget,
         websockets: TaskTracker::new(),

@@ -173,19 +173,21 @@ impl Pipeline {
                     report.duplicates += 1;
                     continue;
                 }
-                let event_json = event.to_json();
-                write.put_event(&id, &event_json);
+                write.put_event(event);
                 report.accepted += 1;
                 if let Some(tick) = self.price_tick(event) {
                     if let Some(trade) = event.to_trade(tick.price) {
+                        // The JSON clients are sent with a live trade (the store keeps binary).
+                        let event_json = event.to_json();
                         let position = event.trade_position();
-                        write.put_trade(&tick.mint, &position, tick.price);
+                        let time_ms = event.meta.timestamp.unix_millis();
+                        write.put_trade(&tick.mint, &position, tick.price, time_ms);
                         if let Some(outbox) = &mut self.outbox {
                             outbox.record().trades.push(TradeEntry {
                                 mint: tick.mint,
                                 key: keys::trade_key(&tick.mint, &position).to_vec(),
                                 event_key: keys::event_key(&id).to_vec(),
-                                value: TradeValue::encode_price(tick.price).to_vec(),
+                                value: TradeValue::encode(tick.price, time_ms).to_vec(),
                                 event_json: event_json.clone(),
                             });
                         }

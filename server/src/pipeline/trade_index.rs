@@ -6,7 +6,7 @@
 //! [`BATCH`]. An event that no longer parses (which cannot happen for what the server stored) is logged
 //! and skipped.
 
-use crate::event::{parse_stored, scaled_price};
+use crate::event::scaled_price;
 use crate::store::{CandleStore, StoreError};
 
 /// `meta` key set once every stored event is in the trade index.
@@ -24,8 +24,8 @@ pub fn index_stored_trades(store: &CandleStore, price_scale: u32) -> Result<usiz
     let mut batch = store.batch();
     let mut pending = 0;
     let mut skipped = 0;
-    store.for_each_event(|json| {
-        let Ok(event) = parse_stored(json) else {
+    store.for_each_event(|event| {
+        let Ok(event) = event else {
             skipped += 1;
             return Ok(());
         };
@@ -42,6 +42,7 @@ pub fn index_stored_trades(store: &CandleStore, price_scale: u32) -> Result<usiz
             &event.event.mint().to_bytes(),
             &event.trade_position(),
             price,
+            event.meta.timestamp.unix_millis(),
         );
         pending += 1;
         added += 1;
@@ -77,7 +78,7 @@ mod tests {
         let mut batch = store.batch();
         for i in 0..25 {
             let event = market.next_event(1_764_000_000_000 + i * 1000);
-            batch.put_event(&event.id(), &event.to_json());
+            batch.put_event(&event);
         }
         store.write(batch).unwrap();
         let mint = market.mints()[0].to_bytes();

@@ -105,6 +105,16 @@ pub fn event_key(id: &EventId) -> [u8; EVENT_KEY_LEN] {
     out
 }
 
+/// The event an `events` key names, or `None` if `bytes` is not an event key.
+pub fn decode_event_key(bytes: &[u8]) -> Option<EventId> {
+    let bytes: &[u8; EVENT_KEY_LEN] = bytes.try_into().ok()?;
+    let (signature, index) = bytes.split_first_chunk::<64>()?;
+    Some(EventId {
+        signature: *signature,
+        event_index: u32::from_be_bytes(index.try_into().ok()?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! `CandleStore`: events, candles and metadata in one embedded RocksDB.
 //!
 //! Column families:
-//! - `events`: event identity (signature + index) → the event's JSON. The key doubles as the dedup marker.
+//! - `events`: event identity (signature + index) → the event in binary ([`crate::event::stored`]). The key
+//!   doubles as the dedup marker.
 //! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
 //! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
 //! - `symbols`: mint → last price and update time.
@@ -18,21 +19,26 @@
 pub mod codec;
 pub mod keys;
 pub mod replication;
+mod retention;
 mod trades;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 use kline_protocol::{Interval, Trade, TradeId};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
+    IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 
 use crate::aggregator::{CandleKey, CandleState};
 use crate::config::StorageConfig;
-use crate::event::EventId;
+use crate::event::stored::{self, StoredEventError};
+use crate::event::{EventId, EventRecord};
 pub use codec::{CorruptValue, SymbolStats};
 pub use keys::TradePosition;
+pub use retention::{FamilyBytes, SWEPT_FAMILIES};
 pub use trades::{TRADE_VALUE_LEN, TradeValue};
 
 const CF_EVENTS: &str = "events";
@@ -58,6 +64,8 @@ pub enum StoreError {
     Corrupt(#[from] CorruptValue),
     #[error("corrupt stored {what}: {reason}")]
     CorruptJson { what: &'static str, reason: String },
+    #[error(transparent)]
+    StoredEvent(#[from] StoredEventError),
     #[error("no trade {0} is stored")]
     UnknownTrade(TradeId),
 }
@@ -100,6 +108,8 @@ pub struct CandleStore {
     db: DB,
     path: PathBuf,
     sync_writes: bool,
+    /// Events older than this (Unix ms) are dropped by compactions ([`retention`]).
+    event_cutoff: Arc<AtomicI64>,
 }
 
 impl CandleStore {
@@ -120,17 +130,19 @@ impl CandleStore {
         options.set_keep_log_file_num(4);
         options.increase_parallelism(2);
 
-        let mut point_lookups = BlockBasedOptions::default();
-        point_lookups.set_bloom_filter(10.0, false);
-        let mut events_options = Options::default();
-        events_options.set_block_based_table_factory(&point_lookups);
-
+        let event_cutoff = Arc::new(AtomicI64::new(i64::MIN));
         let descriptors = COLUMN_FAMILIES.map(|name| {
-            let cf_options = if name == CF_EVENTS {
-                events_options.clone()
-            } else {
-                Options::default()
-            };
+            let mut cf_options = Options::default();
+            // Values (binary events, candle states) and keys (shared mint prefixes) compress; LZ4 costs
+            // little CPU. Measured in docs/operations.md ("Bytes per event").
+            cf_options.set_compression_type(DBCompressionType::Lz4);
+            cf_options.set_bottommost_compression_type(DBCompressionType::Lz4);
+            if name == CF_EVENTS {
+                let mut point_lookups = BlockBasedOptions::default();
+                point_lookups.set_bloom_filter(10.0, false);
+                cf_options.set_block_based_table_factory(&point_lookups);
+                retention::filter_expired_events(&mut cf_options, event_cutoff.clone());
+            }
             ColumnFamilyDescriptor::new(name, cf_options)
         });
         let db = DB::open_cf_descriptors(&options, path, descriptors).map_err(|err| {
@@ -144,6 +156,7 @@ impl CandleStore {
             db,
             path: path.to_path_buf(),
             sync_writes,
+            event_cutoff,
         })
     }
 
@@ -168,21 +181,35 @@ impl CandleStore {
             .collect()
     }
 
-    /// The stored JSON of an event, if it is stored.
-    pub fn event_json(&self, id: &EventId) -> Result<Option<String>, StoreError> {
-        let value = self.db.get_cf(self.cf(CF_EVENTS), keys::event_key(id))?;
-        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    /// The stored event `id`, if it is stored.
+    pub fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_EVENTS), keys::event_key(id))?
+        {
+            Some(bytes) => Ok(Some(stored::decode(id, &bytes)?)),
+            None => Ok(None),
+        }
     }
 
-    /// Calls `visit` with the JSON of every stored event, in key order (a full scan: for one-time passes
-    /// such as indexing, not the hot path). Stops at the first error `visit` returns.
+    /// The JSON of the stored event `id` (the form clients are sent), if it is stored.
+    pub fn event_json(&self, id: &EventId) -> Result<Option<String>, StoreError> {
+        Ok(self.event(id)?.map(|event| event.to_json()))
+    }
+
+    /// Calls `visit` with every stored event, in key order (a full scan: for one-time passes such as
+    /// indexing, not the hot path). Stops at the first error `visit` returns; an event that does not decode
+    /// is passed as its error.
     pub fn for_each_event(
         &self,
-        mut visit: impl FnMut(&str) -> Result<(), StoreError>,
+        mut visit: impl FnMut(Result<EventRecord, StoredEventError>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         for item in self.db.iterator_cf(self.cf(CF_EVENTS), IteratorMode::Start) {
-            let (_, value) = item?;
-            visit(&String::from_utf8_lossy(&value))?;
+            let (key, value) = item?;
+            let Some(id) = keys::decode_event_key(&key) else {
+                continue;
+            };
+            visit(stored::decode(&id, &value))?;
         }
         Ok(())
     }
@@ -360,9 +387,13 @@ pub struct StoreBatch<'a> {
 }
 
 impl StoreBatch<'_> {
-    pub fn put_event(&mut self, id: &EventId, json: &str) {
-        self.batch
-            .put_cf(self.store.cf(CF_EVENTS), keys::event_key(id), json);
+    /// Stores an event in its binary form ([`stored`]).
+    pub fn put_event(&mut self, event: &EventRecord) {
+        self.batch.put_cf(
+            self.store.cf(CF_EVENTS),
+            keys::event_key(&event.id()),
+            stored::encode(event),
+        );
     }
 
     /// Stores a candle and keeps the open-candle index in step with its finality: a candle's first state
@@ -397,5 +428,7 @@ impl StoreBatch<'_> {
     }
 }
 
+#[cfg(test)]
+mod disk_tests;
 #[cfg(test)]
 mod tests;

@@ -182,6 +182,15 @@ impl StoreBatch<'_> {
         event_json: &str,
     ) {
         self.put_replicated(Replicated::Trades, trade_key, trade_value);
-        self.put_replicated(Replicated::Events, event_key, event_json.as_bytes());
+        // The stream carries the event as JSON; it is stored in binary as on the writer. (JSON that does not
+        // parse, which a writer never sends, is kept as it came: reads report it.)
+        match crate::event::parse_stored(event_json) {
+            Ok(event) => self.put_replicated(
+                Replicated::Events,
+                event_key,
+                &crate::event::stored::encode(&event),
+            ),
+            Err(_) => self.put_replicated(Replicated::Events, event_key, event_json.as_bytes()),
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! An entry's key ([`keys::trade_key`]) holds the trade's position and identity (signature, event index),
 //! so it also names the trade's stored event; its value ([`TradeValue`]) holds only what the event does not
-//! give: the price, scaled when the trade was written. A read builds each trade from its event
+//! give, the price (scaled when the trade was written), and the trade's time for retention. A read builds each trade from its event
 //! ([`EventRecord::to_trade`](crate::event::EventRecord::to_trade)), fetched in one multi-get per page.
 //! Why: writing the whole trade (a ~400-byte JSON per price event, serialized on the pipeline thread) took
 //! half of the pipeline's time at full-speed ingest; a read of a page is rare beside a write per event.
@@ -11,43 +11,65 @@
 //! Entries written before (the whole protocol [`Trade`] as JSON) are read as they are: no migration.
 
 use kline_protocol::{Trade, TradeId};
-use rocksdb::{DBPinnableSlice, IteratorMode, ReadOptions};
+use rocksdb::{IteratorMode, ReadOptions};
 
 use super::{
     CF_EVENTS, CF_TRADES, CandleStore, StoreBatch, StoreError, TradePosition, TradesPage, keys,
 };
-use crate::event::{EventId, parse_stored};
+use crate::event::stored;
+use crate::event::{EventId, EventRecord};
 
-/// The first byte of this version's values; a JSON value (an older entry) starts with `{`.
+/// The first byte of a value holding the price only (written by 0.x before retention existed); a JSON
+/// value (an older entry still) starts with `{`.
 const PRICE_ONLY: u8 = 1;
-/// A value: [`PRICE_ONLY`], then the price (f64, little-endian).
-pub const TRADE_VALUE_LEN: usize = 1 + 8;
+/// The first byte of this version's values: [`PRICE_AND_TIME`], the price (f64), then the trade's time
+/// (Unix milliseconds, i64), little-endian. The time lets retention find a mint's expired trades without
+/// reading their events.
+const PRICE_AND_TIME: u8 = 2;
+/// The length of a value this version writes.
+pub const TRADE_VALUE_LEN: usize = 1 + 8 + 8;
 
 /// What a trade-index entry holds besides its key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TradeValue {
-    /// The trade's price (SOL per whole token); the rest of the trade comes from its event.
-    Price(f64),
+    /// The trade's price (SOL per whole token) and, when written by this version, its time; the rest of
+    /// the trade comes from its event.
+    Price { price: f64, time_ms: Option<i64> },
     /// An entry written before [`PRICE_ONLY`] existed (or a stream record of such a writer): the whole
     /// trade.
     Trade(Box<Trade>),
 }
 
 impl TradeValue {
-    pub fn encode_price(price: f64) -> [u8; TRADE_VALUE_LEN] {
-        let mut out = [PRICE_ONLY; TRADE_VALUE_LEN];
-        out[1..].copy_from_slice(&price.to_le_bytes());
+    pub fn encode(price: f64, time_ms: i64) -> [u8; TRADE_VALUE_LEN] {
+        let mut out = [PRICE_AND_TIME; TRADE_VALUE_LEN];
+        out[1..9].copy_from_slice(&price.to_le_bytes());
+        out[9..].copy_from_slice(&time_ms.to_le_bytes());
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<TradeValue, StoreError> {
+        let corrupt_len = || super::CorruptValue {
+            what: "trade",
+            len: bytes.len(),
+        };
         match bytes.split_first() {
             Some((&PRICE_ONLY, price)) => {
-                let price = price.try_into().map_err(|_| super::CorruptValue {
-                    what: "trade",
-                    len: bytes.len(),
-                })?;
-                Ok(TradeValue::Price(f64::from_le_bytes(price)))
+                let price = price.try_into().map_err(|_| corrupt_len())?;
+                Ok(TradeValue::Price {
+                    price: f64::from_le_bytes(price),
+                    time_ms: None,
+                })
+            }
+            Some((&PRICE_AND_TIME, rest)) => {
+                let (price, time) = rest
+                    .split_first_chunk::<8>()
+                    .filter(|(_, time)| time.len() == 8)
+                    .ok_or_else(corrupt_len)?;
+                Ok(TradeValue::Price {
+                    price: f64::from_le_bytes(*price),
+                    time_ms: Some(i64::from_le_bytes(time.try_into().expect("8 bytes"))),
+                })
             }
             _ => serde_json::from_slice(bytes)
                 .map(|trade| TradeValue::Trade(Box::new(trade)))
@@ -55,16 +77,22 @@ impl TradeValue {
         }
     }
 
-    /// The trade; `event_json`, the stored JSON of the event the entry's key names, is needed (and read)
-    /// only for a [`TradeValue::Price`].
-    pub fn into_trade(self, event_json: Option<&[u8]>) -> Result<Trade, StoreError> {
+    /// The trade's time (Unix milliseconds), when the value holds it.
+    pub fn time_ms(&self) -> Option<i64> {
+        match self {
+            TradeValue::Price { time_ms, .. } => *time_ms,
+            TradeValue::Trade(trade) => Some(trade.time),
+        }
+    }
+
+    /// The trade; `event`, the stored event the entry's key names, is needed only for a
+    /// [`TradeValue::Price`].
+    pub fn into_trade(self, event: Option<&EventRecord>) -> Result<Trade, StoreError> {
         let price = match self {
             TradeValue::Trade(trade) => return Ok(*trade),
-            TradeValue::Price(price) => price,
+            TradeValue::Price { price, .. } => price,
         };
-        let json = event_json.ok_or_else(|| corrupt("trade", "its event is not stored".into()))?;
-        let json = std::str::from_utf8(json).map_err(|err| corrupt("event", err.to_string()))?;
-        let event = parse_stored(json).map_err(|err| corrupt("event", err.to_string()))?;
+        let event = event.ok_or_else(|| corrupt("trade", "its event is not stored".into()))?;
         event
             .to_trade(price)
             .ok_or_else(|| corrupt("trade", "its event is not a trade".into()))
@@ -150,7 +178,7 @@ impl CandleStore {
     }
 
     /// The trades of index entries (key, value), reading the events of those that hold only a price in one
-    /// multi-get.
+    /// multi-get. An entry whose event retention has already removed is left out.
     fn build_trades(&self, entries: &[Entry]) -> Result<Vec<Trade>, StoreError> {
         let values = entries
             .iter()
@@ -159,7 +187,7 @@ impl CandleStore {
         let events_cf = self.cf(CF_EVENTS);
         let mut event_keys = Vec::with_capacity(entries.len());
         for ((key, _), value) in entries.iter().zip(&values) {
-            if matches!(value, TradeValue::Price(_)) {
+            if matches!(value, TradeValue::Price { .. }) {
                 let event_key = keys::event_key_of_trade(key).ok_or(super::CorruptValue {
                     what: "trade key",
                     len: key.len(),
@@ -170,17 +198,29 @@ impl CandleStore {
         let mut events = self
             .db
             .batched_multi_get_cf(events_cf, &event_keys, false)
-            .into_iter();
-        values
             .into_iter()
-            .map(|value| {
-                let event: Option<DBPinnableSlice> = match value {
-                    TradeValue::Price(_) => events.next().transpose()?.flatten(),
-                    TradeValue::Trade(_) => None,
-                };
-                value.into_trade(event.as_deref())
-            })
-            .collect()
+            .zip(&event_keys);
+        let mut trades = Vec::with_capacity(values.len());
+        for value in values {
+            let event = match value {
+                TradeValue::Price { time_ms, .. } => {
+                    let (found, key) = events.next().expect("one event per price entry");
+                    match found? {
+                        Some(bytes) => {
+                            let id = keys::decode_event_key(key).expect("an event key");
+                            Some(stored::decode(&id, &bytes)?)
+                        }
+                        // Retention removes an expired trade's event lazily (at compaction) and the
+                        // entry itself on its next pass: in between, the trade is simply gone.
+                        None if time_ms.is_some() => continue,
+                        None => None,
+                    }
+                }
+                TradeValue::Trade(_) => None,
+            };
+            trades.push(value.into_trade(event.as_ref())?);
+        }
+        Ok(trades)
     }
 
     /// Where the trade `id` sits in its mint's index, from its stored event.
@@ -189,35 +229,26 @@ impl CandleStore {
             signature: id.signature_bytes(),
             event_index: id.event_index(),
         };
-        let json = self
-            .event_json(&event_id)?
+        let event = self
+            .event(&event_id)?
             .ok_or_else(|| StoreError::UnknownTrade(id.clone()))?;
-        #[derive(serde::Deserialize)]
-        struct Position {
-            slot: u64,
-            tx_index: Option<u32>,
-        }
-        let position: Position =
-            serde_json::from_str(&json).map_err(|err| StoreError::CorruptJson {
-                what: "event",
-                reason: err.to_string(),
-            })?;
-        Ok(TradePosition {
-            slot: position.slot,
-            tx_index: position.tx_index,
-            event_index: id.event_index(),
-            signature: id.signature_bytes(),
-        })
+        Ok(event.trade_position())
     }
 }
 
 impl StoreBatch<'_> {
-    /// Adds a trade to its mint's index: its `price`, beside its event (put in the same batch).
-    pub fn put_trade(&mut self, mint: &[u8; 32], position: &TradePosition, price: f64) {
+    /// Adds a trade to its mint's index: its `price` and time, beside its event (put in the same batch).
+    pub fn put_trade(
+        &mut self,
+        mint: &[u8; 32],
+        position: &TradePosition,
+        price: f64,
+        time_ms: i64,
+    ) {
         self.batch.put_cf(
             self.store.cf(CF_TRADES),
             keys::trade_key(mint, position),
-            TradeValue::encode_price(price),
+            TradeValue::encode(price, time_ms),
         );
     }
 }
@@ -236,7 +267,7 @@ fn lower_bound(mint: &[u8; 32], after: Option<&TradePosition>) -> Vec<u8> {
 }
 
 /// A key after every trade key of `mint`: the next mint's first key.
-fn mint_end(mint: &[u8; 32]) -> Vec<u8> {
+pub(super) fn mint_end(mint: &[u8; 32]) -> Vec<u8> {
     match next_prefix(mint) {
         Some(next) => keys::trade_key(&next, &FIRST_POSITION).to_vec(),
         None => vec![0xFF; keys::TRADE_KEY_LEN + 1],
@@ -244,7 +275,7 @@ fn mint_end(mint: &[u8; 32]) -> Vec<u8> {
 }
 
 /// The lowest trade position: every trade of a mint sorts at or after it.
-const FIRST_POSITION: TradePosition = TradePosition {
+pub(super) const FIRST_POSITION: TradePosition = TradePosition {
     slot: 0,
     tx_index: Some(0),
     event_index: 0,
@@ -271,26 +302,39 @@ mod tests {
     use crate::source::simulator::SimulatedMarket;
 
     #[test]
-    fn entries_of_both_forms_read_as_the_trades_of_their_events() {
+    fn entries_of_every_form_read_as_the_trades_of_their_events() {
         let dir = tempfile::tempdir().unwrap();
         let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
         let mut market = SimulatedMarket::new(4, 1);
         let mint = market.mints()[0].to_bytes();
         let mut expected = Vec::new();
         let mut batch = store.batch();
-        for i in 0..6 {
+        for i in 0..9 {
             let event = market.next_event(1_764_000_000_000 + i * 1000);
             let price = scaled_price(event.event.latest_price().unwrap(), 28).unwrap();
             let trade = event.to_trade(price).unwrap();
-            batch.put_event(&event.id(), &event.to_json());
             let position = event.trade_position();
-            if i % 2 == 0 {
-                // As the versions before price-only values wrote it: the whole trade.
-                let json = serde_json::to_vec(&trade).unwrap();
-                let key = keys::trade_key(&mint, &position);
-                batch.batch.put_cf(store.cf(CF_TRADES), key, json);
-            } else {
-                batch.put_trade(&mint, &position, price);
+            let key = keys::trade_key(&mint, &position);
+            let (events, trades) = (store.cf(CF_EVENTS), store.cf(CF_TRADES));
+            match i % 3 {
+                0 => {
+                    // As the versions before price-only values wrote it: the whole trade, the event as JSON.
+                    let json = serde_json::to_vec(&trade).unwrap();
+                    batch.batch.put_cf(trades, key, json);
+                    let event_key = keys::event_key(&event.id());
+                    batch.batch.put_cf(events, event_key, event.to_json());
+                }
+                1 => {
+                    // As the versions before retention wrote it: the price only.
+                    let mut value = vec![PRICE_ONLY];
+                    value.extend_from_slice(&price.to_le_bytes());
+                    batch.batch.put_cf(trades, key, value);
+                    batch.put_event(&event);
+                }
+                _ => {
+                    batch.put_trade(&mint, &position, price, event.meta.timestamp.unix_millis());
+                    batch.put_event(&event);
+                }
             }
             expected.push(trade);
         }
@@ -305,7 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn a_price_entry_without_its_event_or_a_short_one_is_corrupt() {
+    fn a_price_only_entry_without_its_event_or_a_short_one_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
         let position = TradePosition {
@@ -315,14 +359,41 @@ mod tests {
             signature: [3; 64],
         };
         let mut batch = store.batch();
-        batch.put_trade(&[1; 32], &position, 2.5);
+        let key = keys::trade_key(&[1; 32], &position);
+        let mut value = vec![PRICE_ONLY];
+        value.extend_from_slice(&2.5f64.to_le_bytes());
+        batch.batch.put_cf(store.cf(CF_TRADES), key, value);
         store.write(batch).unwrap();
         let err = store.trades(&[1; 32], None, 10).unwrap_err();
         assert!(err.to_string().contains("its event is not stored"), "{err}");
         assert!(TradeValue::decode(&[PRICE_ONLY, 0, 0]).is_err());
+        assert!(TradeValue::decode(&[PRICE_AND_TIME, 0, 0, 0, 0, 0, 0, 0, 0, 1]).is_err());
         assert_eq!(
-            TradeValue::decode(&TradeValue::encode_price(2.5)).unwrap(),
-            TradeValue::Price(2.5)
+            TradeValue::decode(&TradeValue::encode(2.5, 7)).unwrap(),
+            TradeValue::Price {
+                price: 2.5,
+                time_ms: Some(7)
+            }
         );
+    }
+
+    #[test]
+    fn a_dated_entry_whose_event_expired_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        let mut market = SimulatedMarket::new(4, 1);
+        let mint = market.mints()[0].to_bytes();
+        let mut batch = store.batch();
+        let (kept, expired) = (market.next_event(2_000), market.next_event(1_000));
+        for event in [&kept, &expired] {
+            let price = scaled_price(event.event.latest_price().unwrap(), 28).unwrap();
+            let time_ms = event.meta.timestamp.unix_millis();
+            batch.put_trade(&mint, &event.trade_position(), price, time_ms);
+        }
+        batch.put_event(&kept);
+        store.write(batch).unwrap();
+        let page = store.trades(&mint, None, 10).unwrap();
+        assert_eq!(page.trades.len(), 1);
+        assert_eq!(page.trades[0].signature, kept.meta.signature.as_str());
     }
 }

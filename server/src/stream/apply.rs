@@ -142,7 +142,15 @@ impl Replica {
             .flat_map(|group| group.trades)
             .filter(|entry| trades.watches(&entry.mint))
             .filter_map(|entry| match TradeValue::decode(&entry.value)
-                .and_then(|value| value.into_trade(Some(entry.event_json.as_bytes())))
+                .and_then(|value| {
+                    let event = crate::event::parse_stored(&entry.event_json).map_err(|err| {
+                        StoreError::CorruptJson {
+                            what: "event",
+                            reason: err.to_string(),
+                        }
+                    })?;
+                    value.into_trade(Some(&event))
+                })
             {
                 Ok(trade) => {
                     let position = TradePosition::of_trade(&trade);

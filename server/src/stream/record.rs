@@ -173,7 +173,7 @@ mod tests {
             mint: [7; 32],
             key: vec![2; keys::TRADE_KEY_LEN],
             event_key: vec![1; keys::EVENT_KEY_LEN],
-            value: crate::store::TradeValue::encode_price(1.5).to_vec(),
+            value: crate::store::TradeValue::encode(1.5, 1_000).to_vec(),
             event_json: "{\"a\":1}".into(),
         });
         let bytes = record.encode();

@@ -22,6 +22,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::apply::{ApplyError, Replica};
 use crate::feed::SeriesId;
+use crate::stats::StoreStats;
 use crate::store::replication::Replicated;
 use crate::store::{CandleStore, StoreError};
 
@@ -56,19 +57,27 @@ impl Frame {
 }
 
 /// The snapshot route, with its state applied.
-pub fn routes(store: Arc<CandleStore>) -> Router {
+/// `stats` counts the snapshots served and their bytes.
+pub fn routes(store: Arc<CandleStore>, stats: Arc<StoreStats>) -> Router {
     Router::new()
         .route("/internal/snapshot", get(serve))
-        .with_state(store)
+        .with_state((store, stats))
 }
 
-async fn serve(State(store): State<Arc<CandleStore>>) -> Response {
+async fn serve(State((store, stats)): State<(Arc<CandleStore>, Arc<StoreStats>)>) -> Response {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_AHEAD);
-    tokio::task::spawn_blocking(move || {
-        if let Err(err) = dump(&store, &tx) {
-            // The body ends without its End frame: the reader sees a cut-off snapshot.
-            tracing::warn!(error = %err, "snapshot dump stopped");
+    tokio::task::spawn_blocking(move || match dump(&store, &tx) {
+        Ok(sent) => {
+            stats.snapshots_served.inc();
+            stats.snapshot_bytes.inc_by(sent.bytes);
+            tracing::info!(
+                entries = sent.entries,
+                bytes = sent.bytes,
+                "snapshot served"
+            );
         }
+        // The body ends without its End frame: the reader sees a cut-off snapshot.
+        Err(err) => tracing::warn!(error = %err, "snapshot dump stopped"),
     });
     let frames = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
@@ -89,12 +98,28 @@ enum DumpError {
     Gone,
 }
 
-fn dump(store: &CandleStore, tx: &tokio::sync::mpsc::Sender<Bytes>) -> Result<(), DumpError> {
-    let send = |frame: Frame| tx.blocking_send(frame.encode()).is_ok();
+/// What a snapshot held.
+struct Sent {
+    entries: u64,
+    bytes: u64,
+}
+
+/// Streams the replicated families, as retention keeps them, to `tx`.
+fn dump(store: &CandleStore, tx: &tokio::sync::mpsc::Sender<Bytes>) -> Result<Sent, DumpError> {
+    let bytes = std::cell::Cell::new(0u64);
+    let send = |frame: Frame| {
+        let encoded = frame.encode();
+        bytes.set(bytes.get() + encoded.len() as u64);
+        tx.blocking_send(encoded).is_ok()
+    };
     let mut count = 0u64;
     let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(FRAME_ENTRIES);
     let mut pending_family = Replicated::Candles;
     let seq = store.dump_replicated(|family, key, value| {
+        // Expired events stay until compaction; an edge is not sent them.
+        if family == Replicated::Events && store.event_expired(value) {
+            return true;
+        }
         count += 1;
         let mut open = true;
         if !pending.is_empty() && (family != pending_family || pending.len() >= FRAME_ENTRIES) {
@@ -122,7 +147,10 @@ fn dump(store: &CandleStore, tx: &tokio::sync::mpsc::Sender<Bytes>) -> Result<()
     {
         return Err(DumpError::Gone);
     }
-    Ok(())
+    Ok(Sent {
+        entries: count,
+        bytes: bytes.get(),
+    })
 }
 
 /// Why a request failed, without its URL: the TLS cause in words when there is one.

@@ -1,0 +1,151 @@
+//! What the store does for retention: drop records past their window so that the disk really shrinks, and
+//! say how many bytes each family holds.
+//!
+//! - `trades` and `candles` are sorted by mint then time, so what expired is a prefix of each series: one
+//!   range delete each ([`CandleStore::prune_trades`], [`CandleStore::prune_series`]), after which reads no
+//!   longer see it.
+//! - `events` are keyed by signature (random order), so no range holds only old ones: a compaction filter
+//!   drops every event older than the cutoff the retention task last set ([`CandleStore::set_event_cutoff`];
+//!   a token's `TokenCreated` event is kept: it names the token). Until its file is compacted an expired
+//!   event can still be read; the trades that point at it are already gone.
+//! - Neither a range delete nor a cutoff frees space until compaction rewrites the files concerned, which
+//!   RocksDB alone might not do for days; so each pass also compacts one slice of every retained family
+//!   ([`CandleStore::compact_slice`]), and a sweep over all slices rewrites each family once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use rocksdb::compaction_filter::Decision;
+use rocksdb::{Direction, IteratorMode, Options, ReadOptions};
+
+use super::{CF_CANDLES, CF_EVENTS, CF_TRADES, COLUMN_FAMILIES, CandleStore, StoreError, keys};
+use crate::event::stored;
+use crate::store::TradeValue;
+
+/// Families a retention pass compacts slice by slice.
+pub const SWEPT_FAMILIES: [&str; 3] = [CF_EVENTS, CF_TRADES, CF_CANDLES];
+
+/// Installs on `options` (the `events` family's) the filter that drops events older than `cutoff`
+/// (Unix milliseconds; `i64::MIN` until the retention task sets one).
+pub(super) fn filter_expired_events(options: &mut Options, cutoff: Arc<AtomicI64>) {
+    options.set_compaction_filter(
+        "kline-event-retention",
+        move |_level, _key, value: &[u8]| {
+            let cutoff = cutoff.load(Ordering::Relaxed);
+            match stored::time_ms(value) {
+                Some(time) if time < cutoff && !stored::is_token_created(value) => Decision::Remove,
+                _ => Decision::Keep,
+            }
+        },
+    );
+}
+
+/// Bytes a family holds on disk (table files) and in memory (memtables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FamilyBytes {
+    pub family: &'static str,
+    pub on_disk: u64,
+    pub in_memory: u64,
+}
+
+impl CandleStore {
+    /// From now on, compactions drop events older than `cutoff_ms` (`None`: keep every event).
+    pub fn set_event_cutoff(&self, cutoff_ms: Option<i64>) {
+        self.event_cutoff
+            .store(cutoff_ms.unwrap_or(i64::MIN), Ordering::Relaxed);
+    }
+
+    /// Whether a stored event (its bytes) is past the event retention (kept only until compaction).
+    pub fn event_expired(&self, value: &[u8]) -> bool {
+        let cutoff = self.event_cutoff.load(Ordering::Relaxed);
+        stored::time_ms(value).is_some_and(|time| time < cutoff) && !stored::is_token_created(value)
+    }
+
+    /// Deletes every trade of `mint` older than `before_ms` (one range delete). Returns how many it deleted.
+    pub fn prune_trades(&self, mint: &[u8; 32], before_ms: i64) -> Result<usize, StoreError> {
+        let start = keys::trade_key(mint, &super::trades::FIRST_POSITION).to_vec();
+        let mut read = ReadOptions::default();
+        read.set_iterate_upper_bound(super::trades::mint_end(mint));
+        let mut expired = 0;
+        let mut end = None;
+        for item in self.db.iterator_cf_opt(
+            self.cf(CF_TRADES),
+            read,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item?;
+            // An entry without a time (written before retention existed) counts as expired with the first
+            // dated one after it, or never if none follows.
+            match TradeValue::decode(&value)?.time_ms() {
+                Some(time) if time >= before_ms => {
+                    end = Some(key);
+                    break;
+                }
+                Some(_) => {
+                    expired += 1;
+                }
+                None => expired += 1,
+            }
+        }
+        let Some(end) = end else {
+            // Every trade of the mint is older: delete up to the mint's end (nothing newer is there).
+            if expired > 0 {
+                self.db.delete_range_cf(
+                    self.cf(CF_TRADES),
+                    start,
+                    super::trades::mint_end(mint),
+                )?;
+            }
+            return Ok(expired);
+        };
+        if expired > 0 {
+            self.db
+                .delete_range_cf(self.cf(CF_TRADES), start, end.to_vec())?;
+        }
+        Ok(expired)
+    }
+
+    /// Compacts slice `slice` of `slices` of `family`'s keys (split by their first byte), so that what range
+    /// deletes and the event filter removed leaves the disk.
+    pub fn compact_slice(
+        &self,
+        family: &str,
+        slice: usize,
+        slices: usize,
+    ) -> Result<(), StoreError> {
+        let slices = slices.clamp(1, 256);
+        let slice = slice % slices;
+        let from = (slice > 0).then(|| vec![(slice * 256 / slices) as u8]);
+        let to = (slice + 1 < slices).then(|| vec![((slice + 1) * 256 / slices) as u8]);
+        self.db.compact_range_cf(self.cf(family), from, to);
+        Ok(())
+    }
+
+    /// Compacts every family whole (tests and measurements: the on-disk size after compaction).
+    pub fn compact_all(&self) -> Result<(), StoreError> {
+        self.flush()?;
+        for name in COLUMN_FAMILIES {
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
+    /// Each family's size.
+    pub fn family_bytes(&self) -> Result<Vec<FamilyBytes>, StoreError> {
+        COLUMN_FAMILIES
+            .iter()
+            .map(|&family| {
+                let cf = self.cf(family);
+                let property = |name: &str| -> Result<u64, StoreError> {
+                    Ok(self.db.property_int_value_cf(cf, name)?.unwrap_or(0))
+                };
+                Ok(FamilyBytes {
+                    family,
+                    on_disk: property("rocksdb.total-sst-files-size")?,
+                    in_memory: property("rocksdb.cur-size-all-mem-tables")?,
+                })
+            })
+            .collect()
+    }
+}
