@@ -150,7 +150,8 @@ pub async fn run(plan: &SoakPlan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Samples at once, then every `every` until `stop`, then once more; prints a line per sample.
+/// Samples at once, then every `every` until `stop`, then once more unless the last sample is less than
+/// half a period old (a window that short says little); prints a line per sample.
 async fn sample_until(
     mut sampler: Sampler,
     every: Duration,
@@ -159,13 +160,20 @@ async fn sample_until(
     let started = Instant::now();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut samples = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
             _ = stop.cancelled() => true,
         };
-        let sample = sampler.sample(started.elapsed()).await;
+        let elapsed = started.elapsed();
+        let recent = samples
+            .last()
+            .is_some_and(|last| elapsed.saturating_sub(last.elapsed) < every / 2);
+        if stopping && recent {
+            return samples;
+        }
+        let sample = sampler.sample(elapsed).await;
         eprintln!("{}", progress_line(&sample));
         samples.push(sample);
         if stopping {

@@ -25,7 +25,9 @@ pub fn draw(
     let root = root.titled(title, ("sans-serif", 18))?;
     let panels = root.split_evenly((PLATEAU_SERIES.len(), 1));
     let x_max = samples.last().map_or(1.0, |s| minutes(s.elapsed)).max(0.1);
-    for (panel, series) in panels.iter().zip(&PLATEAU_SERIES) {
+    for (index, (panel, series)) in panels.iter().zip(&PLATEAU_SERIES).enumerate() {
+        // The time axis is named once, under the bottom panel.
+        let bottom = index + 1 == PLATEAU_SERIES.len();
         let points: Vec<(f64, f64)> = samples
             .iter()
             .filter_map(|s| Some((minutes(s.elapsed), (series.value)(s)?)))
@@ -39,16 +41,17 @@ pub fn draw(
         let mut chart = ChartBuilder::on(panel)
             .caption(caption, ("sans-serif", 14))
             .margin(6)
-            .x_label_area_size(22)
+            .x_label_area_size(if bottom { 38 } else { 22 })
             .y_label_area_size(56)
             .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-        chart
-            .configure_mesh()
-            .x_labels(12)
+        let mut mesh = chart.configure_mesh();
+        mesh.x_labels(12)
             .y_labels(5)
-            .x_desc("elapsed minutes")
-            .light_line_style(WHITE.mix(0.0))
-            .draw()?;
+            .light_line_style(WHITE.mix(0.0));
+        if bottom {
+            mesh.x_desc("elapsed minutes");
+        }
+        mesh.draw()?;
         if let Some(window) = window.filter(|w| minutes(*w) < x_max) {
             let at = minutes(window);
             chart.draw_series(LineSeries::new(
