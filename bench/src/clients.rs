@@ -290,6 +290,9 @@ async fn run_client(
         messages: 0,
     };
     let mut pending = Vec::with_capacity(256);
+    // Latencies reach the shared histogram at least this often, so a sampler reading it per window (the
+    // soak) sees each one in about the window it happened in.
+    let mut flushed_ns = shared.epoch.elapsed().as_nanos() as u64;
     // The newest event this client has timed: an event is timed when it is first seen (a later state of
     // the same candle, e.g. the Solana source's correction once the block is known, repeats its close).
     let mut newest_timed: Option<u64> = None;
@@ -346,8 +349,11 @@ async fn run_client(
             .filter(|sent| *sent > 0)
         {
             pending.push(now_ns.saturating_sub(sent) / 1000);
-            if pending.len() == pending.capacity() {
+            if pending.len() == pending.capacity()
+                || now_ns.saturating_sub(flushed_ns) >= FLUSH_EVERY_NS
+            {
                 flush(&shared, &mut pending);
+                flushed_ns = now_ns;
             }
         }
     }
@@ -420,6 +426,9 @@ fn on_candle_update(payload: &str, outcome: &mut ClientOutcome) -> Option<u64> {
         .then_some(candle.close)
         .and_then(seq_of_price)
 }
+
+/// The longest a client keeps timed latencies before adding them to [`Shared::latency_us`].
+const FLUSH_EVERY_NS: u64 = 1_000_000_000;
 
 fn flush(shared: &Shared, pending: &mut Vec<u64>) {
     if pending.is_empty() {

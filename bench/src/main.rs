@@ -8,6 +8,8 @@
 //! takes cores away from the server; `--transport socketio|both` uses Socket.IO clients (namespace `/kline`)
 //! instead of, or after, `/ws` ones; `--through-edge` puts a writer, redis-server and an edge in place of the
 //! one server (events to the writer, clients on the edge), and `stream` measures that stream's throughput.
+//! `soak` runs the fanout load for minutes with a short retention and samples disk, RSS, descriptors, the
+//! pipeline queue and p99 as it goes, into a CSV and a plot.
 //! Loopback only; every run is bounded in connections and time.
 //!
 //! # Layout
@@ -19,7 +21,7 @@
 //!   `/proc` sampling.
 //! - [`ingest`]: the ingest-only scenario; [`stream`]: the writer's publish and an edge's apply
 //!   throughput; [`history`]: what a 1000-candle history costs, compressed or not; [`report`]: `/metrics`
-//!   parsing and printing.
+//!   parsing and printing; [`soak`]: the long run and its samples, CSV and plot.
 
 mod burn;
 mod churn;
@@ -35,6 +37,7 @@ mod nchan;
 mod process;
 mod report;
 mod server;
+mod soak;
 mod stream;
 mod trade_watch;
 
@@ -50,12 +53,14 @@ use crate::cluster::StreamCluster;
 use crate::driver::Feed;
 use crate::measure::Engine;
 use crate::server::ServerUnderTest;
+use crate::soak::SoakPlan;
+use crate::soak::retention::{Retention, parse_duration, parse_seconds};
 
 /// Load and latency benchmark of kline-server.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// fanout | hot | idle | ingest | churn | live | history | stream
+    /// fanout | hot | idle | ingest | churn | live | history | stream | soak
     scenario: String,
     /// WebSocket connections (scenario default if absent).
     #[arg(long)]
@@ -66,8 +71,8 @@ struct Cli {
     /// Events per second to publish.
     #[arg(long)]
     rate: Option<f64>,
-    /// Seconds to drive events (or to hold idle connections).
-    #[arg(long)]
+    /// How long to drive events (or to hold idle connections): seconds, or `90s`, `20m`, `1h`.
+    #[arg(long, value_parser = parse_seconds)]
     duration: Option<u64>,
     /// Clients that connect, subscribe, unsubscribe and disconnect in a loop during the run (churn: 2000).
     #[arg(long)]
@@ -110,9 +115,24 @@ struct Cli {
     /// PID of the server given with --url, for CPU and RSS sampling.
     #[arg(long)]
     pid: Option<u32>,
-    /// Write the report as JSON here.
+    /// Write the report as JSON here (soak: the directory for soak.csv, soak.svg and soak.json; default
+    /// `soak-<unix seconds>`).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// soak: events, trades and every candle interval kept this long (`2m`), passed to the server as its
+    /// `[retention]` keys; `none` passes none (the server's defaults).
+    #[arg(long, default_value = "2m", value_parser = Retention::parse)]
+    retention: Retention,
+    /// soak: the server's `retention.check_every`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    retention_check_every: Duration,
+    /// soak: time between two samples.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    sample_every: Duration,
+    /// soak: also sample this `/metrics` series (unlabelled, e.g. a queue gauge) as a CSV column
+    /// (repeatable).
+    #[arg(long = "sample-metric")]
+    sample_metric: Vec<String>,
     /// Threads of the load client's runtime (0: one per core). The clients share the machine with the
     /// server; 1 keeps them to one core.
     #[arg(long, default_value_t = 0)]
@@ -176,9 +196,12 @@ fn scenario(name: &str) -> anyhow::Result<(usize, usize, f64, u64, usize)> {
         "history" => (20, 1, 0.0, 20, 0),
         // `duration`: seconds of full-speed ingest, once without the stream, once into a writer.
         "stream" => (0, 100, 0.0, 5, 0),
+        // fanout's load with a tenth of its clients (enough to keep the push path busy on a shared
+        // two-core machine for 20 minutes; `--connections 10000` is fanout's), for 20 minutes.
+        "soak" => (1_000, 100, 1000.0, 20 * 60, 0),
         other => {
             bail!(
-                "unknown scenario `{other}`; expected fanout, hot, idle, ingest, churn, live, history or stream"
+                "unknown scenario `{other}`; expected fanout, hot, idle, ingest, churn, live, history, stream or soak"
             )
         }
     })
@@ -217,10 +240,10 @@ fn main() -> anyhow::Result<()> {
         );
     }
     if cli.events_per_request.is_some()
-        && !matches!(cli.scenario.as_str(), "fanout" | "hot" | "churn")
+        && !matches!(cli.scenario.as_str(), "fanout" | "hot" | "churn" | "soak")
     {
         bail!(
-            "--events-per-request applies to fanout, hot and churn, not `{}`",
+            "--events-per-request applies to fanout, hot, churn and soak, not `{}`",
             cli.scenario
         );
     }
@@ -255,6 +278,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?,
     };
+    if cli.scenario == "soak" {
+        return runtime.block_on(soak::run(&soak_plan(&cli, &plan)?));
+    }
     let report = runtime.block_on(run(&cli, &plan))?;
     report::print(&report);
     if let Some(path) = &cli.out {
@@ -262,6 +288,43 @@ fn main() -> anyhow::Result<()> {
         println!("report written to {}", path.display());
     }
     Ok(())
+}
+
+/// The soak's plan: the fanout-like `plan` plus the soak's own flags. It starts its own single server.
+fn soak_plan(cli: &Cli, plan: &Plan) -> anyhow::Result<SoakPlan> {
+    if cli.url.is_some() || cli.through_edge || cli.reference.is_some() {
+        bail!("soak starts and samples its own server: no --url, --through-edge or --reference");
+    }
+    if cli.transport != Transport::Ws
+        || cli.compression
+        || plan.churners > 0
+        || plan.burn_cores > 0.0
+    {
+        bail!("soak runs /ws clients without compression, churners or burners");
+    }
+    if plan.rate <= 0.0 || plan.duration == 0 || cli.sample_every.is_zero() {
+        bail!("soak needs a --rate, a --duration and a --sample-every above zero");
+    }
+    let out = cli.out.clone().unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("soak-{now}").into()
+    });
+    Ok(SoakPlan {
+        connections: plan.connections,
+        pairs: plan.pairs,
+        rate: plan.rate,
+        duration: Duration::from_secs(plan.duration),
+        sample_every: cli.sample_every,
+        retention: cli.retention,
+        check_every: cli.retention_check_every,
+        ramp: plan.ramp,
+        events_per_request: cli.events_per_request,
+        server_set: cli.server_set.clone(),
+        extra_metrics: cli.sample_metric.clone(),
+        out,
+    })
 }
 
 async fn run(cli: &Cli, plan: &Plan) -> anyhow::Result<Value> {

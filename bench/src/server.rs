@@ -159,6 +159,11 @@ impl ServerUnderTest {
         )
     }
 
+    /// The RocksDB directory of a server the bench started (None: attached with `--url`).
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self._data.as_ref().map(|data| data.path().join("db"))
+    }
+
     /// The `/proc` probe of this server (None: attached without `--pid`).
     pub fn probe(&self) -> Option<ProcessProbe> {
         self.pid.map(ProcessProbe::single)

@@ -294,3 +294,75 @@ fn stream_measures_publish_and_apply() {
         "{report}"
     );
 }
+
+#[test]
+fn soak_samples_into_a_csv_a_plot_and_a_verdict_per_series() {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_kline-bench"));
+    let out = tempfile::tempdir().unwrap();
+    // `--retention none`: a smoke run does not depend on the server's retention keys.
+    let output = Command::new(&bench)
+        .args([
+            "soak",
+            "--connections",
+            "50",
+            "--pairs",
+            "5",
+            "--rate",
+            "100",
+        ])
+        .args([
+            "--duration",
+            "6s",
+            "--sample-every",
+            "1s",
+            "--retention",
+            "none",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .env("KLINE_SERVER_BIN", bench.with_file_name("kline-server"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "kline-bench soak failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("plateaued"),
+        "prints its verdicts:\n{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.path().join("soak.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0][..3],
+        ["elapsed_s", "disk_bytes", "disk_apparent_bytes"]
+    );
+    assert!(rows.len() >= 6, "a sample a second for 6 s:\n{csv}");
+    let column = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    let last = rows.last().unwrap();
+    for name in ["disk_bytes", "rss_kib", "open_fds", "queued_batches"] {
+        assert!(!last[column(name)].is_empty(), "{name} was read:\n{csv}");
+    }
+    assert!(
+        last[column("disk_bytes")].parse::<u64>().unwrap() > 0,
+        "{csv}"
+    );
+    assert!(
+        rows.iter()
+            .skip(2)
+            .any(|r| !r[column("latency_p99_ms")].is_empty()),
+        "latencies were timed:\n{csv}"
+    );
+    let svg = std::fs::read_to_string(out.path().join("soak.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("soak.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["plateau"].as_array().unwrap().len(), 5, "{summary}");
+    assert_eq!(
+        summary["events_accepted"], summary["events_sent"],
+        "{summary}"
+    );
+}
