@@ -299,7 +299,7 @@ fn stream_measures_publish_and_apply() {
 fn soak_samples_into_a_csv_a_plot_and_a_verdict_per_series() {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_kline-bench"));
     let out = tempfile::tempdir().unwrap();
-    // `--retention none`: a smoke run does not depend on the server's retention keys.
+    // A short retention: the server must accept the `[retention]` keys the soak passes.
     let output = Command::new(&bench)
         .args([
             "soak",
@@ -316,7 +316,7 @@ fn soak_samples_into_a_csv_a_plot_and_a_verdict_per_series() {
             "--sample-every",
             "1s",
             "--retention",
-            "none",
+            "5s",
         ])
         .arg("--out")
         .arg(out.path())
