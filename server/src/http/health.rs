@@ -83,6 +83,8 @@ fn sources(write: &WriteStatus) -> Value {
             "events": status.events.get(),
             "backfilled": status.backfilled.get(),
             "decode_errors": status.decode_errors.get(),
+            "events_trailing_bytes": status.events_trailing_bytes.get(),
+            "events_unknown_kind": status.events_unknown_kind.get(),
             "blocks_unavailable": status.blocks_unavailable.get(),
             "rpc_retries": status.rpc_retries.get(),
             "rpc_rate_limited": status.rpc_rate_limited.get(),

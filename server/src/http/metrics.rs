@@ -248,6 +248,17 @@ fn register_solana(r: &mut Registry, s: &SolanaStatus) {
         s.decode_errors.clone(),
     );
     r.register(
+        "events_trailing_bytes",
+        "Events of the program decoded from their known fields with bytes left after them (fields a \
+         newer program version added)",
+        s.events_trailing_bytes.clone(),
+    );
+    r.register(
+        "events_unknown_kind",
+        "Events of the program with a discriminator the IDL does not have (skipped)",
+        s.events_unknown_kind.clone(),
+    );
+    r.register(
         "solana_blocks_unavailable",
         "Slots whose block (getBlock) the node refused for good: their transactions have no block position",
         s.blocks_unavailable.clone(),

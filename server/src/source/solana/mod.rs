@@ -25,8 +25,12 @@
 //!   certificates plus `ca_file`), the configured headers on the handshake and every call (API keys), URLs
 //!   logged redacted. A failed TLS handshake is logged once per distinct cause (unknown CA, wrong name,
 //!   expired…), not on every reconnect.
-//! - Bad input (unknown discriminator, truncated or oversized payload, bad base64, a notification of another
-//!   shape) is logged with the signature, counted, and skipped.
+//! - Bad input (truncated or oversized payload, bad base64, a notification of another shape) is logged with
+//!   the signature, counted, and skipped.
+//! - Survives a program upgrade: an event with bytes after its known fields (Anchor appends new fields) is
+//!   decoded from the fields it knows and counted (`events_trailing_bytes`); an event of a kind the IDL does
+//!   not have is counted (`events_unknown_kind`) and skipped. Each is logged once per event kind, not per
+//!   event; neither stops the transaction's other events.
 
 pub mod blocks;
 pub mod decode;
@@ -34,7 +38,7 @@ pub mod logs;
 pub mod rpc;
 mod waiting;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,6 +85,11 @@ pub struct SolanaStatus {
     pub events: Counter,
     pub skipped_failed: Counter,
     pub decode_errors: Counter,
+    /// Events decoded from their known fields with bytes left after them (a newer program version's
+    /// fields).
+    pub events_trailing_bytes: Counter,
+    /// Events of our program with a discriminator the IDL does not have (skipped).
+    pub events_unknown_kind: Counter,
     /// Slots whose block the node refused for good.
     pub blocks_unavailable: Counter,
     /// JSON-RPC calls repeated after a passing error (429, "Block not available", a lost connection…).
@@ -163,7 +172,12 @@ struct Source<'a> {
     /// A write failed (or nothing was read yet): the next session starts over from the stored cursor.
     from_store: bool,
     price_scale: u32,
+    /// Event kinds already logged for trailing bytes or an unknown discriminator (logged once each).
+    logged_kinds: HashSet<[u8; 8]>,
 }
+
+/// Distinct event kinds remembered for logging once; past this every further one is still counted.
+const MAX_LOGGED_KINDS: usize = 256;
 
 /// Where a transaction sits: its time and its position in the block, and how each was obtained.
 #[derive(Debug, Clone, Copy)]
@@ -232,6 +246,7 @@ pub async fn run(
         heard: 0,
         from_store: true,
         price_scale,
+        logged_kinds: HashSet::new(),
     };
     let mut attempt: u32 = 0;
     let mut tls_failures = FailureLog::default();
@@ -616,7 +631,12 @@ impl Source<'_> {
 
     /// The events of a transaction at `place`. `report`: count and log what does not decode (once per
     /// transaction: the provisional push passes `false`).
-    fn decode_transaction(&self, tx: &HeardTx, place: TxPlace, report: bool) -> Vec<EventRecord> {
+    fn decode_transaction(
+        &mut self,
+        tx: &HeardTx,
+        place: TxPlace,
+        report: bool,
+    ) -> Vec<EventRecord> {
         let signature = tx.signature.as_str();
         let Ok(parsed_signature) = Signature::parse(signature) else {
             if report {
@@ -634,8 +654,24 @@ impl Source<'_> {
             .into_iter()
             .enumerate()
         {
-            let decoded = payload
-                .and_then(|bytes| decode::decode_event(&bytes).map_err(|err| err.to_string()));
+            let decoded = payload.and_then(|bytes| match decode::decode_event(&bytes) {
+                Ok(decoded) => {
+                    if report && decoded.trailing > 0 {
+                        self.note_trailing(&bytes, &decoded, signature);
+                    }
+                    Ok(Some(decoded.event))
+                }
+                Err(decode::DecodeError::UnknownDiscriminator(kind)) => {
+                    if report {
+                        self.note_unknown_kind(kind, signature);
+                    }
+                    Ok(None)
+                }
+                Err(err) => Err(err.to_string()),
+            });
+            let Some(decoded) = decoded.transpose() else {
+                continue;
+            };
             let record = decoded.and_then(|event| {
                 let record = EventRecord {
                     event,
@@ -663,6 +699,44 @@ impl Source<'_> {
             }
         }
         events
+    }
+}
+
+impl Source<'_> {
+    /// Counts an event decoded with bytes after its known fields; logs the first of its kind.
+    fn note_trailing(&mut self, bytes: &[u8], decoded: &decode::Decoded, signature: &str) {
+        SolanaStatus::add(&self.status.events_trailing_bytes, 1);
+        let kind: [u8; 8] = bytes[..8]
+            .try_into()
+            .expect("a decoded event has a discriminator");
+        if self.first_of_kind(kind) {
+            tracing::warn!(
+                %signature,
+                event = decoded.event.event_type(),
+                trailing_bytes = decoded.trailing,
+                "solana source: event has fields after the known ones (a program upgrade?); decoded \
+                 from the known fields. Logged once per event kind; counted in \
+                 kline_events_trailing_bytes_total"
+            );
+        }
+    }
+
+    /// Counts an event whose discriminator the IDL does not have; logs the first of each.
+    fn note_unknown_kind(&mut self, kind: [u8; 8], signature: &str) {
+        SolanaStatus::add(&self.status.events_unknown_kind, 1);
+        if self.first_of_kind(kind) {
+            tracing::warn!(
+                %signature,
+                discriminator = ?kind,
+                "solana source: event of an unknown kind (a program upgrade?), skipped. Logged once \
+                 per kind; counted in kline_events_unknown_kind_total"
+            );
+        }
+    }
+
+    /// Whether `kind` is logged for the first time (remembering at most [`MAX_LOGGED_KINDS`]).
+    fn first_of_kind(&mut self, kind: [u8; 8]) -> bool {
+        self.logged_kinds.len() < MAX_LOGGED_KINDS && self.logged_kinds.insert(kind)
     }
 }
 
