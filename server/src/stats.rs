@@ -43,6 +43,8 @@ pub struct PipelineStats {
     pub batches_written: Counter,
     /// RocksDB write failures (pipeline).
     pub write_errors: Counter,
+    /// Whether the store takes writes, and why not (pipeline; see `pipeline::storage`).
+    pub storage: crate::pipeline::storage::StorageHealth,
     /// Candles deleted by retention, counted per pruned series (retention task).
     pub series_pruned: Counter,
     /// Events pushed live before their block position was known (pipeline; see `pipeline::provisional`).

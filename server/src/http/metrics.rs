@@ -214,6 +214,11 @@ fn register_pipeline(r: &mut Registry, p: &PipelineStats) {
         "Failed RocksDB write batches",
         p.write_errors.clone(),
     );
+    r.register(
+        "store_degraded",
+        "1 while writes to the store fail (e.g. the disk is full): ingest is refused with 503 and retried",
+        p.storage.degraded.clone(),
+    );
 }
 
 fn register_solana(r: &mut Registry, s: &SolanaStatus) {
