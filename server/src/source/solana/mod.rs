@@ -59,7 +59,7 @@ use crate::config::SolanaConfig;
 use crate::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };
-use crate::pipeline::service::{IngestHandle, PendingWrite, now_ms};
+use crate::pipeline::service::{IngestError, IngestHandle, PendingWrite, WriteChain, now_ms};
 use crate::stats::{Counter, Gauge};
 use crate::store::CandleStore;
 
@@ -167,6 +167,9 @@ struct Source<'a> {
     line: VecDeque<HeardTx>,
     /// Writes handed to the pipeline, oldest first.
     writes: VecDeque<PendingWrite>,
+    /// The writes since the session started from the stored cursor: once one is refused, the later ones
+    /// are too, so the cursor never passes events that were not stored.
+    chain: WriteChain,
     /// Transactions heard, for the provisional position.
     heard: u32,
     /// A write failed (or nothing was read yet): the next session starts over from the stored cursor.
@@ -243,6 +246,7 @@ pub async fn run(
         lag: ReceiptLag::default(),
         line: VecDeque::new(),
         writes: VecDeque::new(),
+        chain: WriteChain::default(),
         heard: 0,
         from_store: true,
         price_scale,
@@ -250,6 +254,8 @@ pub async fn run(
     };
     let mut attempt: u32 = 0;
     let mut tls_failures = FailureLog::default();
+    // Paused for the store since the last session that went live (logged once).
+    let mut storage_paused = false;
     loop {
         status.set_state("connecting");
         let result = tokio::select! {
@@ -259,9 +265,22 @@ pub async fn run(
         if status.state() == "live" {
             // The session got as far as live: a cause seen before that is news again.
             tls_failures.clear();
+            storage_paused = false;
         }
+        let mut delay = backoff(config.reconnect_min_ms, config.reconnect_max_ms, attempt);
         match result {
             Err(SourceError::Shutdown) => break,
+            Err(SourceError::Ingest(IngestError::Unavailable {
+                reason,
+                retry_after_ms,
+            })) => {
+                // Paused while the store refuses writes; what was not stored is read again from the node,
+                // after the stored cursor.
+                if !std::mem::replace(&mut storage_paused, true) {
+                    tracing::warn!(%reason, "solana source: storage unavailable; pausing until it takes writes");
+                }
+                delay = Duration::from_millis(retry_after_ms.max(config.reconnect_min_ms));
+            }
             Err(err) => match HandshakeFailure::find(&err, "source.solana.ca_file") {
                 Some(failure) => {
                     tls_failures.report("solana source", source.url_of(&err), &failure);
@@ -270,9 +289,12 @@ pub async fn run(
             },
             Ok(()) => tracing::warn!("solana source: the node closed the subscription"),
         }
-        status.set_state("retrying");
+        status.set_state(if storage_paused {
+            "storage_unavailable"
+        } else {
+            "retrying"
+        });
         SolanaStatus::add(&status.reconnects, 1);
-        let delay = backoff(config.reconnect_min_ms, config.reconnect_max_ms, attempt);
         attempt = attempt.saturating_add(1);
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -320,6 +342,7 @@ impl Source<'_> {
             self.blocks.cancel();
             self.line.clear();
             self.writes.clear();
+            self.chain = WriteChain::default();
             self.cursor = stored_cursor(&self.store);
         }
         let mut request = self.config.ws_url.as_str().into_client_request()?;
@@ -509,7 +532,10 @@ impl Source<'_> {
             Vec::new()
         };
         SolanaStatus::add(&self.status.events, events.len());
-        let pending = self.ingest.enqueue(events, meta, received_at_ms).await?;
+        let pending = self
+            .ingest
+            .enqueue_chained(&self.chain, events, meta, received_at_ms)
+            .await?;
         self.writes.push_back(pending);
         self.status
             .last_slot
