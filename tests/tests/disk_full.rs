@@ -1,5 +1,8 @@
 //! Disk full, for real: the server's data directory on a small tmpfs made for the test, filled up by a
-//! filler file while the server runs. Ingest must answer 503 with the reason and `Retry-After`, `/health`
+//! filler file while the server runs. Its size, 72 MB, sits between two RocksDB thresholds: below the
+//! WAL's preallocation (1.1 × the 64 MB write buffer, plus the MANIFEST's 4 MB), which then fails and is
+//! skipped, so WAL appends meet the full disk; above the free space RocksDB wants before it resumes (the
+//! 64 MB write buffer it may have to flush). The filler holds that memory only while it exists. Ingest must answer 503 with the reason and `Retry-After`, `/health`
 //! and `/metrics` must say the store is degraded, and once the filler is gone the server must take writes
 //! again by itself; after a crash (SIGKILL) and a restart every acknowledged event is stored and the
 //! candles equal a reference server's fed the same events.
@@ -100,7 +103,7 @@ async fn post(server: &ServerProcess, events: &[EventRecord]) -> (u16, Option<u6
 
 #[tokio::test]
 async fn a_full_disk_refuses_ingest_with_503_and_the_server_recovers_once_space_is_freed() {
-    let disk = match SmallDisk::mount("8m") {
+    let disk = match SmallDisk::mount("72m") {
         Ok(disk) => disk,
         Err(reason) if std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "0") => {
             eprintln!("SKIPPED: cannot mount a small tmpfs ({reason}); run as root, or under CI=1");
