@@ -153,7 +153,9 @@ mod tests {
     #[test]
     fn the_server_decodes_what_the_feed_encodes() {
         let mint = SimulatedMarket::new(1, 1).mints()[0].clone();
-        let event = decode_event(&buy_sell_borsh(&mint, price_raw(41), true)).unwrap();
+        let event = decode_event(&buy_sell_borsh(&mint, price_raw(41), true))
+            .unwrap()
+            .event;
         let SpinPetEvent::BuySell(buy) = event else {
             panic!("not a BuySell")
         };

@@ -44,6 +44,8 @@ pub struct PipelineStats {
     pub batches_written: Counter,
     /// RocksDB write failures (pipeline).
     pub write_errors: Counter,
+    /// Whether the store takes writes, and why not (pipeline; see `pipeline::storage`).
+    pub storage: crate::pipeline::storage::StorageHealth,
     /// Events pushed live before their block position was known (pipeline; see `pipeline::provisional`).
     pub provisional_events: Counter,
     /// Candles published again because provisional events left them (confirmed, expired) (pipeline).

@@ -16,6 +16,7 @@ use kline_tests::{
     KlineServer, ServerProcess, candle_values, free_local_addr, get_json, metrics_text, post_events,
 };
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 fn script(count: usize) -> (Vec<FakeTx>, Vec<Value>) {
     let start = kline_protocol::response::unix_millis_now() / 1000 - 3600;
@@ -416,4 +417,120 @@ async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_a
         (None, &json!("unavailable")),
         "{unpositioned}"
     );
+}
+
+/// A program upgrade seen from the chain: one transaction carries an event with fields after the ones the
+/// server knows (how Anchor grows an event) beside an ordinary one and an event of a kind the IDL does not
+/// have; a second carries that unknown kind again. The known events are stored, candle for candle as a
+/// reference fed them over HTTP; the others are counted in `/metrics`, the unknown kind logged once.
+#[tokio::test]
+async fn events_of_a_newer_program_version_are_counted_and_the_known_ones_stored() {
+    let block_time = kline_protocol::response::unix_millis_now() / 1000 - 600;
+    let price = |n: u128| 279_590_000_000_000_000_000u128 + n * 1_000_000_000_000_000;
+    let unknown_kind = {
+        let mut payload = Sha256::digest(b"event:PetFedEvent")[..8].to_vec();
+        payload.extend_from_slice(&[3; 40]);
+        payload
+    };
+    let data = |bytes: &[u8]| {
+        format!(
+            "Program data: {}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    };
+    let mut transactions = Vec::new();
+    let mut expected = Vec::new();
+    for (n, slot) in [(0u64, 305_000_000u64), (1, 305_000_003)] {
+        let signature =
+            bs58::encode([&key(4200 + n)[..], &key(4300 + n)[..]].concat()).into_string();
+        let mut logs = vec![format!("Program {PROGRAM} invoke [1]")];
+        if n == 0 {
+            let mut grown = buy_sell(key(3), key(77), price(1), block_time, &signature, slot, 0);
+            grown.borsh.extend_from_slice(&[9; 24]); // fields a newer program version appended
+            logs.push(data(&grown.borsh));
+            expected.push(grown.json);
+            logs.push(data(&unknown_kind));
+            let plain = buy_sell(key(3), key(77), price(2), block_time, &signature, slot, 2);
+            logs.push(data(&plain.borsh));
+            expected.push(plain.json);
+        } else {
+            logs.push(data(&unknown_kind));
+            let plain = buy_sell(
+                key(3),
+                key(77),
+                price(3),
+                block_time + 1,
+                &signature,
+                slot,
+                1,
+            );
+            logs.push(data(&plain.borsh));
+            expected.push(plain.json);
+        }
+        logs.push(format!("Program {PROGRAM} success"));
+        transactions.push(FakeTx {
+            signature,
+            slot,
+            tx_index: 0,
+            block_time: block_time + n as i64,
+            failed: false,
+            logs,
+        });
+    }
+    let fake = FakeSolana::start(transactions).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = server_args(&fake);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&dir.path().join("db"), &args);
+    wait_until("the source goes live", &server, |h| {
+        h["sources"]["solana"]["state"] == "live"
+    })
+    .await;
+    fake.produce(2);
+    wait_until("the known events are stored", &server, |h| {
+        h["pipeline"]["events_accepted"] == 3
+    })
+    .await;
+
+    let metrics = metrics_text(&server).await;
+    for line in [
+        "kline_events_trailing_bytes_total 1",
+        "kline_events_unknown_kind_total 2",
+        "kline_solana_decode_errors_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "`{line}` in\n{metrics}");
+    }
+    let log = server.log_text();
+    assert_eq!(
+        log.matches("event of an unknown kind").count(),
+        1,
+        "logged once per kind:\n{log}"
+    );
+    assert_eq!(
+        log.matches("fields after the known ones").count(),
+        1,
+        "{log}"
+    );
+
+    let reference = ServerProcess::start(
+        &dir.path().join("reference"),
+        &["--set", "source.simulator.enabled=false"],
+    );
+    let body: String = expected.iter().map(|e| e.to_string() + "\n").collect();
+    let (status, report) = post_events(&reference, body).await;
+    assert_eq!(
+        (status, report["accepted"].as_u64()),
+        (200, Some(3)),
+        "{report}"
+    );
+    let mint = bs58::encode(key(3)).into_string();
+    for interval in Interval::ALL {
+        let want = candle_values(&reference, &mint, interval).await;
+        assert!(!want.is_empty());
+        assert_eq!(
+            candle_values(&server, &mint, interval).await,
+            want,
+            "{interval}"
+        );
+    }
 }

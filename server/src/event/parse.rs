@@ -206,6 +206,23 @@ mod tests {
         }
     }
 
+    /// The HTTP ingest's side of a program upgrade: a field the server does not know yet (the indexer
+    /// passing on a newer event version) is ignored, as on-chain trailing bytes are.
+    #[test]
+    fn fields_the_server_does_not_know_are_ignored() {
+        let plain = buy_sell("\"279590000000000000001\"", "1764000000");
+        let extended = plain.replacen(
+            "\"is_buy\":true,",
+            "\"is_buy\":true,\"fee_bps\":30,\"referrer\":{\"a\":[1,2]},",
+            1,
+        );
+        assert_ne!(plain, extended);
+        assert_eq!(
+            parse_event(&extended, &LIMITS).unwrap(),
+            parse_event(&plain, &LIMITS).unwrap()
+        );
+    }
+
     fn reason(text: &str) -> String {
         parse_event(text, &LIMITS).unwrap_err().to_string()
     }

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -15,15 +16,36 @@ pub enum ApiError {
     Storage(String),
     #[error("the server is shutting down")]
     Unavailable,
+    /// The store does not take writes now (e.g. the disk is full): 503 with `Retry-After`.
+    #[error("storage unavailable: {reason}")]
+    StorageUnavailable {
+        reason: String,
+        retry_after_secs: u64,
+    },
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::StorageUnavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            let retry_after = retry_after_secs.to_string();
+            let body = json!({ "error": self.to_string(), "retry_after_secs": retry_after_secs });
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, retry_after)],
+                Json(body),
+            )
+                .into_response();
+        }
         let status = match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::StorageUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -39,7 +61,14 @@ impl From<crate::pipeline::service::IngestError> for ApiError {
     fn from(err: crate::pipeline::service::IngestError) -> Self {
         match err {
             crate::pipeline::service::IngestError::ShuttingDown => ApiError::Unavailable,
-            crate::pipeline::service::IngestError::Store(message) => ApiError::Storage(message),
+            crate::pipeline::service::IngestError::Unavailable {
+                reason,
+                retry_after_ms,
+            } => ApiError::StorageUnavailable {
+                reason,
+                // Whole seconds (the header's unit), at least one.
+                retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+            },
         }
     }
 }

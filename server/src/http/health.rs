@@ -24,9 +24,16 @@ pub async fn health(State(status): State<Arc<NodeStatus>>) -> Json<Value> {
     }
     let mut store = json!({ "path": status.store_path.display().to_string() });
     if let Some(write) = &status.write {
-        let errors = write.stats.write_errors.get();
-        store["state"] = json!(if errors == 0 { "ok" } else { "degraded" });
-        store["write_errors"] = json!(errors);
+        store["write_errors"] = json!(write.stats.write_errors.get());
+        match write.stats.storage.failure() {
+            None => store["state"] = json!("ok"),
+            Some(failure) => {
+                // Writes fail now; they are refused (503) and retried until one succeeds.
+                store["state"] = json!("degraded");
+                store["reason"] = json!(failure.reason);
+                store["failing_since_ms"] = json!(failure.since_ms);
+            }
+        }
         body.insert("pipeline".into(), pipeline(write));
         body.insert("sources".into(), sources(write));
     }
@@ -83,6 +90,8 @@ fn sources(write: &WriteStatus) -> Value {
             "events": status.events.get(),
             "backfilled": status.backfilled.get(),
             "decode_errors": status.decode_errors.get(),
+            "events_trailing_bytes": status.events_trailing_bytes.get(),
+            "events_unknown_kind": status.events_unknown_kind.get(),
             "blocks_unavailable": status.blocks_unavailable.get(),
             "rpc_retries": status.rpc_retries.get(),
             "rpc_rate_limited": status.rpc_rate_limited.get(),

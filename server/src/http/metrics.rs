@@ -254,6 +254,11 @@ fn register_pipeline(r: &mut Registry, p: &PipelineStats) {
         "Failed RocksDB write batches",
         p.write_errors.clone(),
     );
+    r.register(
+        "store_degraded",
+        "1 while writes to the store fail (e.g. the disk is full): ingest is refused with 503 and retried",
+        p.storage.degraded.clone(),
+    );
 }
 
 fn register_solana(r: &mut Registry, s: &SolanaStatus) {
@@ -286,6 +291,17 @@ fn register_solana(r: &mut Registry, s: &SolanaStatus) {
         "solana_decode_errors",
         "Program data lines that did not decode",
         s.decode_errors.clone(),
+    );
+    r.register(
+        "events_trailing_bytes",
+        "Events of the program decoded from their known fields with bytes left after them (fields a \
+         newer program version added)",
+        s.events_trailing_bytes.clone(),
+    );
+    r.register(
+        "events_unknown_kind",
+        "Events of the program with a discriminator the IDL does not have (skipped)",
+        s.events_unknown_kind.clone(),
     );
     r.register(
         "solana_blocks_unavailable",

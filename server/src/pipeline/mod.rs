@@ -11,6 +11,7 @@
 
 pub mod provisional;
 pub mod service;
+pub mod storage;
 pub mod trade_index;
 
 use std::collections::{HashMap, HashSet};
@@ -30,6 +31,9 @@ use crate::store::keys;
 use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradeValue};
 use crate::stream::outbox::Outbox;
 use crate::stream::record::TradeEntry;
+
+/// Key of the probe write in the store's `meta` column family ([`Pipeline::probe_storage`]).
+pub const STORAGE_PROBE_KEY: &str = "storage.probe";
 
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -121,6 +125,22 @@ impl Pipeline {
 
     pub fn store(&self) -> &Arc<CandleStore> {
         &self.store
+    }
+
+    pub fn stats(&self) -> &Arc<PipelineStats> {
+        &self.stats
+    }
+
+    /// Writes one small meta entry (the time of the try), to learn whether the store takes writes again
+    /// after a failed one (see [`storage`]).
+    pub fn probe_storage(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let mut write = self.store.batch();
+        write.put_meta(STORAGE_PROBE_KEY, &now_ms.to_le_bytes());
+        let result = self.store.write(write);
+        if result.is_err() {
+            PipelineStats::add(&self.stats.write_errors, 1);
+        }
+        result
     }
 
     /// Stores a group of batches in one write and returns a report per batch.
@@ -274,8 +294,8 @@ impl Pipeline {
     }
 
     /// Adds the aggregator's changes to `write`, commits it, then publishes the candles and the trades.
-    /// On a failed write the in-memory candles are reloaded from the store, so memory never runs ahead of
-    /// what is stored.
+    /// On a failed write nothing is published, and the in-memory candles and symbol stats are reloaded
+    /// from the store, so memory never runs ahead of what is stored.
     fn commit(&mut self, mut write: StoreBatch<'_>, now_ms: i64) -> Result<(), StoreError> {
         let changes = self.aggregator.take_changes();
         let received = std::mem::take(&mut self.received);
@@ -480,6 +500,13 @@ impl Pipeline {
         self.aggregator =
             Aggregator::new(&self.settings.intervals, self.settings.finality_grace_ms);
         self.aggregator.restore(self.store.open_candles()?);
+        // Symbol stats as stored (a mint first seen in the failed write is forgotten).
+        self.symbols = self
+            .store
+            .symbols()?
+            .into_iter()
+            .map(|(mint, stats)| (mint, (Symbol::from_bytes(&mint), stats)))
+            .collect();
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use crate::event::{
     BuySell, EventMeta, EventRecord, EventTime, FullClose, LongShort, PartialClose, Pubkey,
     Signature, SpinPetEvent, U128,
 };
-use crate::pipeline::service::{IngestHandle, now_ms};
+use crate::pipeline::service::{IngestError, IngestHandle, now_ms};
 
 const PRICE_SCALE: f64 = 1e28;
 const MIN_PRICE: f64 = 1e-8;
@@ -218,12 +218,37 @@ pub async fn run(config: SimulatorConfig, ingest: IngestHandle, shutdown: Cancel
         let events = (0..count).map(|_| market.next_event(now)).collect();
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            result = ingest.submit(events) => if let Err(err) = result {
-                tracing::warn!(error = %err, "simulator could not store events");
-            }
+            () = store(&ingest, events) => {}
         }
     }
     tracing::info!("simulator stopped");
+}
+
+/// Stores `events`; while the store refuses writes (the disk full), pauses for as long as the pipeline
+/// says and tries the same events again, so the market does not move on without them.
+async fn store(ingest: &IngestHandle, events: Vec<EventRecord>) {
+    let mut paused = false;
+    loop {
+        match ingest.submit(events.clone()).await {
+            Ok(_) => break,
+            Err(IngestError::Unavailable {
+                reason,
+                retry_after_ms,
+            }) => {
+                if !std::mem::replace(&mut paused, true) {
+                    tracing::warn!(%reason, "simulator: storage unavailable; pausing until it takes writes");
+                }
+                tokio::time::sleep(Duration::from_millis(retry_after_ms.max(50))).await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "simulator could not store events");
+                break;
+            }
+        }
+    }
+    if paused {
+        tracing::info!("simulator: storage takes writes again");
+    }
 }
 
 #[cfg(test)]

@@ -70,6 +70,20 @@ pub enum StoreError {
     UnknownTrade(TradeId),
 }
 
+impl StoreError {
+    /// Whether the store failed for want of disk space (ENOSPC): RocksDB's `IOError` with the sub-code
+    /// `NoSpace`, which its text names. After one, RocksDB refuses every write with the same error until it
+    /// has resumed on its own (its `SstFileManager` polls the free space) once there is room again.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::Rocks(err) if names_no_space(err.as_ref()))
+    }
+}
+
+/// RocksDB's text for `Status::NoSpace` (`util/status.cc`), which `IOError` gives every ENOSPC.
+fn names_no_space(message: &str) -> bool {
+    message.contains("No space left on device")
+}
+
 /// A page of a mint's trades, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradesPage {

@@ -3,6 +3,12 @@
 //!
 //! The fields are declared once, on the event structs of [`crate::event`] (which derive
 //! `BorshDeserialize`); this module only maps a discriminator to its struct and names what was wrong.
+//!
+//! Forward compatible: when the program is upgraded, Anchor appends new fields at the end of an event, so
+//! bytes after the known fields are not an error: the event decodes from the fields it knows and says how
+//! many bytes it left ([`Decoded::trailing`]). A discriminator the program's IDL does not have (an event
+//! added by an upgrade) is its own error, [`DecodeError::UnknownDiscriminator`], for the caller to count
+//! apart from broken input.
 
 use borsh::BorshDeserialize;
 
@@ -25,35 +31,53 @@ pub enum DecodeError {
     UnknownDiscriminator([u8; 8]),
     #[error("{event}: truncated (the bytes end before the last field)")]
     Truncated { event: &'static str },
-    #[error("{event}: {extra} trailing bytes after the last field")]
-    Trailing { event: &'static str, extra: usize },
     #[error("{event}: a field is not valid: {reason}")]
     Invalid { event: &'static str, reason: String },
 }
 
+/// An event and what of its payload it did not read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub event: SpinPetEvent,
+    /// Bytes after the last known field (fields a newer program version added), ignored.
+    pub trailing: usize,
+}
+
 /// Decodes one `Program data:` payload (already base64-decoded).
-pub fn decode_event(bytes: &[u8]) -> Result<SpinPetEvent, DecodeError> {
+pub fn decode_event(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     if bytes.len() < 8 {
         return Err(DecodeError::TooShort(bytes.len()));
     }
     let discriminator: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
     let body = &bytes[8..];
-    match discriminator {
-        TOKEN_CREATED => read("TokenCreatedEvent", body).map(SpinPetEvent::TokenCreated),
-        BUY_SELL => read("BuySellEvent", body).map(SpinPetEvent::BuySell),
-        LONG_SHORT => read("LongShortEvent", body).map(SpinPetEvent::LongShort),
-        FORCE_LIQUIDATE => read("ForceLiquidateEvent", body).map(SpinPetEvent::ForceLiquidate),
-        FULL_CLOSE => read("FullCloseEvent", body).map(SpinPetEvent::FullClose),
-        PARTIAL_CLOSE => read("PartialCloseEvent", body).map(SpinPetEvent::PartialClose),
-        MILESTONE_DISCOUNT => {
-            read("MilestoneDiscountEvent", body).map(SpinPetEvent::MilestoneDiscount)
-        }
-        other => Err(DecodeError::UnknownDiscriminator(other)),
-    }
+    let (event, trailing) = match discriminator {
+        TOKEN_CREATED => with(read("TokenCreatedEvent", body)?, SpinPetEvent::TokenCreated),
+        BUY_SELL => with(read("BuySellEvent", body)?, SpinPetEvent::BuySell),
+        LONG_SHORT => with(read("LongShortEvent", body)?, SpinPetEvent::LongShort),
+        FORCE_LIQUIDATE => with(
+            read("ForceLiquidateEvent", body)?,
+            SpinPetEvent::ForceLiquidate,
+        ),
+        FULL_CLOSE => with(read("FullCloseEvent", body)?, SpinPetEvent::FullClose),
+        PARTIAL_CLOSE => with(read("PartialCloseEvent", body)?, SpinPetEvent::PartialClose),
+        MILESTONE_DISCOUNT => with(
+            read("MilestoneDiscountEvent", body)?,
+            SpinPetEvent::MilestoneDiscount,
+        ),
+        other => return Err(DecodeError::UnknownDiscriminator(other)),
+    };
+    Ok(Decoded { event, trailing })
 }
 
-/// Reads one event struct from `body`, which it must consume exactly.
-fn read<T: BorshDeserialize>(event: &'static str, mut body: &[u8]) -> Result<T, DecodeError> {
+fn with<T>((value, trailing): (T, usize), kind: fn(T) -> SpinPetEvent) -> (SpinPetEvent, usize) {
+    (kind(value), trailing)
+}
+
+/// Reads one event struct from the start of `body`; returns it and the count of bytes left after it.
+fn read<T: BorshDeserialize>(
+    event: &'static str,
+    mut body: &[u8],
+) -> Result<(T, usize), DecodeError> {
     let value = T::deserialize(&mut body).map_err(|err| {
         // Borsh reports bytes running out inside a primitive as `InvalidData` with this text (its constant
         // is private); the truncation tests fail if that changes.
@@ -68,11 +92,5 @@ fn read<T: BorshDeserialize>(event: &'static str, mut body: &[u8]) -> Result<T, 
             }
         }
     })?;
-    if !body.is_empty() {
-        return Err(DecodeError::Trailing {
-            event,
-            extra: body.len(),
-        });
-    }
-    Ok(value)
+    Ok((value, body.len()))
 }

@@ -25,8 +25,12 @@
 //!   certificates plus `ca_file`), the configured headers on the handshake and every call (API keys), URLs
 //!   logged redacted. A failed TLS handshake is logged once per distinct cause (unknown CA, wrong name,
 //!   expired…), not on every reconnect.
-//! - Bad input (unknown discriminator, truncated or oversized payload, bad base64, a notification of another
-//!   shape) is logged with the signature, counted, and skipped.
+//! - Bad input (truncated or oversized payload, bad base64, a notification of another shape) is logged with
+//!   the signature, counted, and skipped.
+//! - Survives a program upgrade: an event with bytes after its known fields (Anchor appends new fields) is
+//!   decoded from the fields it knows and counted (`events_trailing_bytes`); an event of a kind the IDL does
+//!   not have is counted (`events_unknown_kind`) and skipped. Each is logged once per event kind, not per
+//!   event; neither stops the transaction's other events.
 
 pub mod blocks;
 pub mod decode;
@@ -34,7 +38,7 @@ pub mod logs;
 pub mod rpc;
 mod waiting;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,7 +59,7 @@ use crate::config::SolanaConfig;
 use crate::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };
-use crate::pipeline::service::{IngestHandle, PendingWrite, now_ms};
+use crate::pipeline::service::{IngestError, IngestHandle, PendingWrite, WriteChain, now_ms};
 use crate::stats::{Counter, Gauge};
 use crate::store::CandleStore;
 
@@ -81,6 +85,11 @@ pub struct SolanaStatus {
     pub events: Counter,
     pub skipped_failed: Counter,
     pub decode_errors: Counter,
+    /// Events decoded from their known fields with bytes left after them (a newer program version's
+    /// fields).
+    pub events_trailing_bytes: Counter,
+    /// Events of our program with a discriminator the IDL does not have (skipped).
+    pub events_unknown_kind: Counter,
     /// Slots whose block the node refused for good.
     pub blocks_unavailable: Counter,
     /// JSON-RPC calls repeated after a passing error (429, "Block not available", a lost connection…).
@@ -158,12 +167,20 @@ struct Source<'a> {
     line: VecDeque<HeardTx>,
     /// Writes handed to the pipeline, oldest first.
     writes: VecDeque<PendingWrite>,
+    /// The writes since the session started from the stored cursor: once one is refused, the later ones
+    /// are too, so the cursor never passes events that were not stored.
+    chain: WriteChain,
     /// Transactions heard, for the provisional position.
     heard: u32,
     /// A write failed (or nothing was read yet): the next session starts over from the stored cursor.
     from_store: bool,
     price_scale: u32,
+    /// Event kinds already logged for trailing bytes or an unknown discriminator (logged once each).
+    logged_kinds: HashSet<[u8; 8]>,
 }
+
+/// Distinct event kinds remembered for logging once; past this every further one is still counted.
+const MAX_LOGGED_KINDS: usize = 256;
 
 /// Where a transaction sits: its time and its position in the block, and how each was obtained.
 #[derive(Debug, Clone, Copy)]
@@ -229,12 +246,16 @@ pub async fn run(
         lag: ReceiptLag::default(),
         line: VecDeque::new(),
         writes: VecDeque::new(),
+        chain: WriteChain::default(),
         heard: 0,
         from_store: true,
         price_scale,
+        logged_kinds: HashSet::new(),
     };
     let mut attempt: u32 = 0;
     let mut tls_failures = FailureLog::default();
+    // Paused for the store since the last session that went live (logged once).
+    let mut storage_paused = false;
     loop {
         status.set_state("connecting");
         let result = tokio::select! {
@@ -244,9 +265,22 @@ pub async fn run(
         if status.state() == "live" {
             // The session got as far as live: a cause seen before that is news again.
             tls_failures.clear();
+            storage_paused = false;
         }
+        let mut delay = backoff(config.reconnect_min_ms, config.reconnect_max_ms, attempt);
         match result {
             Err(SourceError::Shutdown) => break,
+            Err(SourceError::Ingest(IngestError::Unavailable {
+                reason,
+                retry_after_ms,
+            })) => {
+                // Paused while the store refuses writes; what was not stored is read again from the node,
+                // after the stored cursor.
+                if !std::mem::replace(&mut storage_paused, true) {
+                    tracing::warn!(%reason, "solana source: storage unavailable; pausing until it takes writes");
+                }
+                delay = Duration::from_millis(retry_after_ms.max(config.reconnect_min_ms));
+            }
             Err(err) => match HandshakeFailure::find(&err, "source.solana.ca_file") {
                 Some(failure) => {
                     tls_failures.report("solana source", source.url_of(&err), &failure);
@@ -255,9 +289,12 @@ pub async fn run(
             },
             Ok(()) => tracing::warn!("solana source: the node closed the subscription"),
         }
-        status.set_state("retrying");
+        status.set_state(if storage_paused {
+            "storage_unavailable"
+        } else {
+            "retrying"
+        });
         SolanaStatus::add(&status.reconnects, 1);
-        let delay = backoff(config.reconnect_min_ms, config.reconnect_max_ms, attempt);
         attempt = attempt.saturating_add(1);
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -305,6 +342,7 @@ impl Source<'_> {
             self.blocks.cancel();
             self.line.clear();
             self.writes.clear();
+            self.chain = WriteChain::default();
             self.cursor = stored_cursor(&self.store);
         }
         let mut request = self.config.ws_url.as_str().into_client_request()?;
@@ -494,7 +532,10 @@ impl Source<'_> {
             Vec::new()
         };
         SolanaStatus::add(&self.status.events, events.len());
-        let pending = self.ingest.enqueue(events, meta, received_at_ms).await?;
+        let pending = self
+            .ingest
+            .enqueue_chained(&self.chain, events, meta, received_at_ms)
+            .await?;
         self.writes.push_back(pending);
         self.status
             .last_slot
@@ -616,7 +657,12 @@ impl Source<'_> {
 
     /// The events of a transaction at `place`. `report`: count and log what does not decode (once per
     /// transaction: the provisional push passes `false`).
-    fn decode_transaction(&self, tx: &HeardTx, place: TxPlace, report: bool) -> Vec<EventRecord> {
+    fn decode_transaction(
+        &mut self,
+        tx: &HeardTx,
+        place: TxPlace,
+        report: bool,
+    ) -> Vec<EventRecord> {
         let signature = tx.signature.as_str();
         let Ok(parsed_signature) = Signature::parse(signature) else {
             if report {
@@ -634,8 +680,24 @@ impl Source<'_> {
             .into_iter()
             .enumerate()
         {
-            let decoded = payload
-                .and_then(|bytes| decode::decode_event(&bytes).map_err(|err| err.to_string()));
+            let decoded = payload.and_then(|bytes| match decode::decode_event(&bytes) {
+                Ok(decoded) => {
+                    if report && decoded.trailing > 0 {
+                        self.note_trailing(&bytes, &decoded, signature);
+                    }
+                    Ok(Some(decoded.event))
+                }
+                Err(decode::DecodeError::UnknownDiscriminator(kind)) => {
+                    if report {
+                        self.note_unknown_kind(kind, signature);
+                    }
+                    Ok(None)
+                }
+                Err(err) => Err(err.to_string()),
+            });
+            let Some(decoded) = decoded.transpose() else {
+                continue;
+            };
             let record = decoded.and_then(|event| {
                 let record = EventRecord {
                     event,
@@ -663,6 +725,44 @@ impl Source<'_> {
             }
         }
         events
+    }
+}
+
+impl Source<'_> {
+    /// Counts an event decoded with bytes after its known fields; logs the first of its kind.
+    fn note_trailing(&mut self, bytes: &[u8], decoded: &decode::Decoded, signature: &str) {
+        SolanaStatus::add(&self.status.events_trailing_bytes, 1);
+        let kind: [u8; 8] = bytes[..8]
+            .try_into()
+            .expect("a decoded event has a discriminator");
+        if self.first_of_kind(kind) {
+            tracing::warn!(
+                %signature,
+                event = decoded.event.event_type(),
+                trailing_bytes = decoded.trailing,
+                "solana source: event has fields after the known ones (a program upgrade?); decoded \
+                 from the known fields. Logged once per event kind; counted in \
+                 kline_events_trailing_bytes_total"
+            );
+        }
+    }
+
+    /// Counts an event whose discriminator the IDL does not have; logs the first of each.
+    fn note_unknown_kind(&mut self, kind: [u8; 8], signature: &str) {
+        SolanaStatus::add(&self.status.events_unknown_kind, 1);
+        if self.first_of_kind(kind) {
+            tracing::warn!(
+                %signature,
+                discriminator = ?kind,
+                "solana source: event of an unknown kind (a program upgrade?), skipped. Logged once \
+                 per kind; counted in kline_events_unknown_kind_total"
+            );
+        }
+    }
+
+    /// Whether `kind` is logged for the first time (remembering at most [`MAX_LOGGED_KINDS`]).
+    fn first_of_kind(&mut self, kind: [u8; 8]) -> bool {
+        self.logged_kinds.len() < MAX_LOGGED_KINDS && self.logged_kinds.insert(kind)
     }
 }
 
