@@ -255,3 +255,59 @@ fn next_frame(buffer: &mut BytesMut) -> Result<Option<Frame>, SnapshotError> {
         .map(Some)
         .map_err(|err| SnapshotError::Malformed(err.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::simulator::SimulatedMarket;
+
+    /// The frames a dump of `store` sends, decoded.
+    fn dump_frames(store: &CandleStore) -> (Sent, Vec<Frame>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let sent = dump(store, &tx).map_err(|err| err.to_string()).unwrap();
+        drop(tx);
+        let mut frames = Vec::new();
+        while let Ok(bytes) = rx.try_recv() {
+            frames.push(borsh::from_slice(&bytes[4..]).unwrap());
+        }
+        (sent, frames)
+    }
+
+    #[test]
+    fn a_snapshot_leaves_out_expired_events_and_counts_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        let mut market = SimulatedMarket::new(2, 3);
+        let mut batch = store.batch();
+        for i in 0..10 {
+            // Five events at t = 1..5 s, five at t = 101..105 s.
+            let time_ms = if i < 5 { 1_000 + i * 1000 } else { 96_000 + i * 1000 };
+            batch.put_event(&market.next_event(time_ms));
+        }
+        store.write(batch).unwrap();
+        let events_sent = |frames: &[Frame]| {
+            frames
+                .iter()
+                .map(|frame| match frame {
+                    Frame::Entries {
+                        family: Replicated::Events,
+                        entries,
+                    } => entries.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+        };
+
+        let (sent, frames) = dump_frames(&store);
+        assert_eq!((events_sent(&frames), sent.entries), (10, 10));
+        let full_bytes = sent.bytes;
+        assert!(full_bytes > 10 * 100, "{full_bytes}");
+
+        store.set_event_cutoff(Some(50_000));
+        let (sent, frames) = dump_frames(&store);
+        assert_eq!(events_sent(&frames), 5, "expired events are not sent");
+        assert_eq!(sent.entries, 5);
+        assert!(sent.bytes < full_bytes, "{} < {full_bytes}", sent.bytes);
+        assert!(matches!(frames.last(), Some(Frame::End { entries: 5, .. })));
+    }
+}
