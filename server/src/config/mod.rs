@@ -246,7 +246,8 @@ pub struct SolanaConfig {
     pub reconnect_max_ms: u64,
     pub ping_interval_secs: u64,
     pub backfill_page: usize,
-    pub max_backfill: usize,
+    /// Most signatures one backfill stores: the older rest of a longer gap is skipped and recorded.
+    pub max_backfill: u64,
     pub block_cache_slots: usize,
     /// Slots whose block is fetched at once.
     pub block_concurrency: usize,

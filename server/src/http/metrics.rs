@@ -288,6 +288,21 @@ fn register_solana(r: &mut Registry, s: &SolanaStatus) {
         s.backfilled.clone(),
     );
     r.register(
+        "solana_backfill_pending",
+        "Signatures the running backfill has still to store",
+        s.backfill_pending.clone(),
+    );
+    r.register(
+        "solana_backfill_skipped",
+        "Signatures of gaps longer than max_backfill that were not backfilled (see /health for their slots)",
+        s.backfill_skipped.clone(),
+    );
+    r.register(
+        "solana_backfill_gaps_skipped",
+        "Gaps longer than max_backfill whose oldest signatures were not backfilled",
+        s.backfill_gaps_skipped.clone(),
+    );
+    r.register(
         "solana_decode_errors",
         "Program data lines that did not decode",
         s.decode_errors.clone(),

@@ -18,6 +18,10 @@
 //!   good (e.g. -32009, the slot missing from its storage) is the time the receive time (or the
 //!   transaction's own `blockTime` in a backfill) and the position unknown (ordered by signature); the
 //!   stored event says which (`time_source`, `tx_index_source`).
+//! - Backfills, on every (re)connection, the gap since the cursor: completely, oldest first, in memory
+//!   that does not grow with the gap; a gap longer than `solana.max_backfill` has its oldest part skipped
+//!   *and recorded* (`/health`, `/metrics`, a warning), never in silence ([`backfill`]). A failed
+//!   transaction stores nothing, so it waits for its turn in the line, not for its block.
 //! - Reconnects with capped exponential backoff and jitter; pings the node; reports its state in
 //!   [`SolanaStatus`] (shown by `/health` and `/metrics`). A rate-limited or failed JSON-RPC call is
 //!   retried ([`rpc`]), never a reason to reconnect; every call waits for the node's request budget.
@@ -32,6 +36,7 @@
 //!   not have is counted (`events_unknown_kind`) and skipped. Each is logged once per event kind, not per
 //!   event; neither stops the transaction's other events.
 
+pub mod backfill;
 pub mod blocks;
 pub mod decode;
 pub mod logs;
@@ -100,6 +105,12 @@ pub struct SolanaStatus {
     pub waiting: Gauge,
     pub bad_notifications: Counter,
     pub backfilled: Counter,
+    /// Signatures the current backfill has still to store.
+    pub backfill_pending: Gauge,
+    /// Signatures of gaps longer than `max_backfill` that were skipped ([`backfill::SkippedGap`]).
+    pub backfill_skipped: Counter,
+    pub backfill_gaps_skipped: Counter,
+    skipped_gaps: Mutex<backfill::SkippedGaps>,
     pub reconnects: Counter,
 }
 
@@ -117,6 +128,14 @@ impl SolanaStatus {
     pub fn lag_secs(&self) -> Option<f64> {
         let last = self.last_event_ms.load(Ordering::Relaxed);
         (last > 0).then(|| (now_ms() - last as i64) as f64 / 1000.0)
+    }
+
+    /// The last few gaps skipped, oldest first.
+    pub fn skipped_gaps(&self) -> Vec<backfill::SkippedGap> {
+        self.skipped_gaps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recent()
     }
 
     fn add(counter: &Counter, n: usize) {
@@ -391,7 +410,9 @@ impl Source<'_> {
                                 if let Some(tx) = self.on_notification(&text)? {
                                     provisional.extend(self.provisional_events(&tx));
                                     first_received.get_or_insert(tx.received_at_ms);
-                                    self.blocks.want(tx.slot);
+                                    if !tx.failed {
+                                        self.blocks.want(tx.slot);
+                                    }
                                     self.line.push_back(tx);
                                 }
                             }
@@ -484,9 +505,14 @@ impl Source<'_> {
         let mut last: Option<(String, u64, i64)> = None;
         let mut received_at_ms = 0;
         while let Some(tx) = self.line.front() {
-            let Some(block) = self.blocks.get(tx.slot) else {
-                self.blocks.want(tx.slot);
-                break;
+            let block = match self.blocks.get(tx.slot) {
+                Some(block) => block,
+                // A failed transaction stores nothing: it needs its turn, not its block.
+                None if tx.failed => None,
+                None => {
+                    self.blocks.want(tx.slot);
+                    break;
+                }
             };
             let place = place_in(block, &tx.signature, tx.block_time, tx.received_at_ms);
             if let (Some(block), None) = (block, tx.block_time) {
@@ -563,94 +589,6 @@ impl Source<'_> {
             };
             self.writes.pop_front();
             outcome?;
-        }
-        Ok(())
-    }
-
-    /// Fills the gap between the stored cursor and now, oldest first, [`BACKFILL_CHUNK`] transactions at a
-    /// time: their transactions and blocks fetched concurrently, then stored in one write.
-    async fn backfill(&mut self) -> Result<(), SourceError> {
-        // After the newest transaction known: the last of the line (heard before a reconnect), else the
-        // cursor.
-        let newest_heard = self.line.back().map(|tx| Cursor {
-            signature: tx.signature.clone(),
-            slot: tx.slot,
-        });
-        let Some(cursor) = newest_heard.or_else(|| self.cursor.clone()) else {
-            tracing::info!("solana source: no cursor yet; starting at the live edge");
-            return Ok(());
-        };
-        let mut signatures = Vec::new();
-        let mut before: Option<String> = None;
-        loop {
-            let rpc = &self.rpc;
-            let (program, page_size) = (&self.config.program_id, self.config.backfill_page);
-            let page = rpc
-                .retrying("getSignaturesForAddress", || {
-                    rpc.signatures_for_address(
-                        program,
-                        Some(&cursor.signature),
-                        before.as_deref(),
-                        page_size,
-                    )
-                })
-                .await?;
-            let full = page.len() >= self.config.backfill_page;
-            before = page.last().map(|s| s.signature.clone());
-            signatures.extend(page);
-            if !full || signatures.len() >= self.config.max_backfill {
-                break;
-            }
-        }
-        signatures.reverse();
-        tracing::info!(
-            missed = signatures.len(),
-            since_slot = cursor.slot,
-            "solana source: backfilling"
-        );
-        for chunk in signatures.chunks(BACKFILL_CHUNK) {
-            let fetched: Vec<_> = futures_util::stream::iter(chunk.iter().cloned())
-                .map(|info| {
-                    let rpc = self.rpc.clone();
-                    async move {
-                        let tx = rpc
-                            .retrying("getTransaction", || rpc.transaction(&info.signature))
-                            .await?;
-                        Ok::<_, SourceError>((info, tx))
-                    }
-                })
-                .buffered(self.config.block_concurrency.max(1))
-                .collect()
-                .await;
-            let count = chunk.len();
-            for fetched in fetched {
-                let (info, tx) = fetched?;
-                let Some(tx) = tx else {
-                    return Err(SourceError::Protocol(format!(
-                        "the node does not have transaction {} yet",
-                        info.signature
-                    )));
-                };
-                self.blocks.want(tx.slot);
-                self.line.push_back(HeardTx {
-                    signature: info.signature.clone(),
-                    slot: tx.slot,
-                    failed: tx.failed || info.failed,
-                    logs: tx.logs,
-                    block_time: tx.block_time,
-                    received_at_ms: now_ms(),
-                });
-            }
-            // The line (what was heard before, then this chunk) is stored before the next chunk is read.
-            loop {
-                self.store_ready().await?;
-                if self.line.is_empty() {
-                    break;
-                }
-                self.blocks.next_fetched().await;
-            }
-            self.settle_writes(true).await?;
-            SolanaStatus::add(&self.status.backfilled, count);
         }
         Ok(())
     }

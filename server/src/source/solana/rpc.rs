@@ -95,6 +95,8 @@ pub struct RpcCounters {
 pub struct SignatureInfo {
     pub signature: String,
     pub slot: u64,
+    /// `blockTime`, Unix seconds, when the node knows it.
+    pub block_time: Option<i64>,
     pub failed: bool,
 }
 
@@ -251,6 +253,7 @@ impl RpcClient {
                         .ok_or_else(|| RpcError::Shape(format!("no signature in {entry}")))?
                         .to_owned(),
                     slot: entry["slot"].as_u64().unwrap_or(0),
+                    block_time: entry["blockTime"].as_i64(),
                     failed: !entry["err"].is_null(),
                 })
             })
