@@ -82,6 +82,10 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub sync_writes: bool,
     pub max_open_files: i32,
+    /// The write-ahead log's size on disk, MB: past it, the families holding its oldest part are flushed.
+    pub max_wal_mb: u64,
+    /// All column families' memtables together, MB: past it, the largest is flushed.
+    pub memtable_budget_mb: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

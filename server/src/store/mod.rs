@@ -118,6 +118,24 @@ pub struct HistoryQuery {
     pub limit: usize,
 }
 
+/// What bounds the store's write-ahead log on disk and its memtables in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// When the log passes this, the families holding its oldest part are flushed.
+    pub max_wal_bytes: u64,
+    /// All families' memtables together; past it, the largest is flushed.
+    pub memtable_budget_bytes: u64,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            max_wal_bytes: 256 << 20,
+            memtable_budget_bytes: 256 << 20,
+        }
+    }
+}
+
 pub struct CandleStore {
     db: DB,
     path: PathBuf,
@@ -129,15 +147,39 @@ pub struct CandleStore {
 impl CandleStore {
     /// Opens (creating if needed) the store in `config.data_dir`.
     pub fn open(config: &StorageConfig) -> Result<CandleStore, StoreError> {
-        Self::open_at(&config.data_dir, config.sync_writes, config.max_open_files)
+        let memory = MemoryLimits {
+            max_wal_bytes: config.max_wal_mb << 20,
+            memtable_budget_bytes: config.memtable_budget_mb << 20,
+        };
+        Self::open_limited(
+            &config.data_dir,
+            config.sync_writes,
+            config.max_open_files,
+            memory,
+        )
     }
 
+    /// Opens with the default [`MemoryLimits`].
     pub fn open_at(
         path: &Path,
         sync_writes: bool,
         max_open_files: i32,
     ) -> Result<CandleStore, StoreError> {
+        Self::open_limited(path, sync_writes, max_open_files, MemoryLimits::default())
+    }
+
+    pub fn open_limited(
+        path: &Path,
+        sync_writes: bool,
+        max_open_files: i32,
+        memory: MemoryLimits,
+    ) -> Result<CandleStore, StoreError> {
         let mut options = Options::default();
+        // Without these, the write-ahead log is kept until every family has flushed; the small families
+        // (symbols, meta) fill their memtables only after hours, so the log grew to RocksDB's own bound
+        // (4 × all write buffers: ~3.5 GB) before anything was flushed (measured by the soak).
+        options.set_max_total_wal_size(memory.max_wal_bytes);
+        options.set_db_write_buffer_size(memory.memtable_budget_bytes as usize);
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_open_files(max_open_files);

@@ -281,7 +281,11 @@ mod tests {
         let mut batch = store.batch();
         for i in 0..10 {
             // Five events at t = 1..5 s, five at t = 101..105 s.
-            let time_ms = if i < 5 { 1_000 + i * 1000 } else { 96_000 + i * 1000 };
+            let time_ms = if i < 5 {
+                1_000 + i * 1000
+            } else {
+                96_000 + i * 1000
+            };
             batch.put_event(&market.next_event(time_ms));
         }
         store.write(batch).unwrap();
