@@ -74,17 +74,17 @@ impl CandleStore {
             IteratorMode::From(&start, Direction::Forward),
         ) {
             let (key, value) = item?;
-            // An entry without a time (written before retention existed) counts as expired with the first
-            // dated one after it, or never if none follows.
-            match TradeValue::decode(&value)?.time_ms() {
+            let time = match TradeValue::decode(&value)?.time_ms() {
+                Some(time) => Some(time),
+                // Written before values held the time: its event's (gone: expired with it).
+                None => self.trade_event_time(&key)?,
+            };
+            match time {
                 Some(time) if time >= before_ms => {
                     end = Some(key);
                     break;
                 }
-                Some(_) => {
-                    expired += 1;
-                }
-                None => expired += 1,
+                _ => expired += 1,
             }
         }
         let Some(end) = end else {
@@ -103,6 +103,15 @@ impl CandleStore {
                 .delete_range_cf(self.cf(CF_TRADES), start, end.to_vec())?;
         }
         Ok(expired)
+    }
+
+    /// The time of the event a trade key names, if it is stored.
+    fn trade_event_time(&self, trade_key: &[u8]) -> Result<Option<i64>, StoreError> {
+        let Some(event_key) = keys::event_key_of_trade(trade_key) else {
+            return Ok(None);
+        };
+        let event = self.db.get_pinned_cf(self.cf(CF_EVENTS), event_key)?;
+        Ok(event.and_then(|bytes| stored::time_ms(&bytes)))
     }
 
     /// Compacts slice `slice` of `slices` of `family`'s keys (split by their first byte), so that what range

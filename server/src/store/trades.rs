@@ -378,6 +378,29 @@ mod tests {
     }
 
     #[test]
+    fn retention_dates_an_entry_written_without_its_time_by_its_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        let mut market = SimulatedMarket::new(4, 1);
+        let mint = market.mints()[0].to_bytes();
+        let mut batch = store.batch();
+        for time_ms in [1_000, 5_000] {
+            // As the versions before retention wrote it: the price only.
+            let event = market.next_event(time_ms);
+            let mut value = vec![PRICE_ONLY];
+            value.extend_from_slice(&1.5f64.to_le_bytes());
+            let key = keys::trade_key(&mint, &event.trade_position());
+            batch.batch.put_cf(store.cf(CF_TRADES), key, value);
+            batch.put_event(&event);
+        }
+        store.write(batch).unwrap();
+        assert_eq!(store.prune_trades(&mint, 3_000).unwrap(), 1, "the old one");
+        let page = store.trades(&mint, None, 10).unwrap();
+        assert_eq!(page.trades.len(), 1);
+        assert_eq!(page.trades[0].time, 5_000, "the recent one is kept");
+    }
+
+    #[test]
     fn a_dated_entry_whose_event_expired_is_left_out() {
         let dir = tempfile::tempdir().unwrap();
         let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
