@@ -183,6 +183,8 @@ impl CandleStore {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_open_files(max_open_files);
+        // RocksDB's info log (`LOG`): rotated at 16 MB, four kept (unrotated, it grows for the process's life).
+        options.set_max_log_file_size(16 << 20);
         options.set_keep_log_file_num(4);
         options.increase_parallelism(2);
 
