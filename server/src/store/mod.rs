@@ -11,25 +11,33 @@
 //!   scan; a read builds each trade from the event its key names (`store/trades.rs`).
 //! - `meta`: small named values (source cursors; the stream's sequence numbers).
 //! - `outbox` (role `writer`): group number → the group's stream record ([`replication`]).
+//! - `series_counts`: (mint, interval) → how many candles the series holds ([`series_counts`]), so no
+//!   request counts a series by reading it.
 //!
-//! Everything one batch of events causes (events, trades, candles, open markers, symbols) is written in one
-//! [`StoreBatch`], atomically: after a crash the store never holds an event without its candles, or the
-//! reverse. The pipeline is the only writer; readers (history, symbols) may run concurrently.
+//! Everything one batch of events causes (events, trades, candles, open markers, symbols, series counts) is
+//! written in one [`StoreBatch`], atomically: after a crash the store never holds an event without its
+//! candles, or a candle its count does not include. The pipeline (on an edge, the replica) is the only
+//! writer of batches, retention the only deleter; the store's write lock orders the two. Readers (history,
+//! symbols) run concurrently and take no lock.
 
 pub mod codec;
 pub mod keys;
 pub mod replication;
 mod retention;
+mod series;
+mod series_counts;
+#[cfg(test)]
+pub(crate) use series_counts::tests as series_counts_tests;
 mod trades;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use kline_protocol::{Interval, Trade, TradeId};
+use kline_protocol::{Trade, TradeId};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
-    IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, IteratorMode,
+    Options, WriteBatch, WriteOptions,
 };
 
 use crate::aggregator::{CandleKey, CandleState};
@@ -39,6 +47,7 @@ use crate::event::{EventId, EventRecord};
 pub use codec::{CorruptValue, SymbolStats};
 pub use keys::TradePosition;
 pub use retention::{FamilyBytes, SWEPT_FAMILIES};
+use series_counts::CF_SERIES_COUNTS;
 pub use trades::{TRADE_VALUE_LEN, TradeValue};
 
 const CF_EVENTS: &str = "events";
@@ -48,8 +57,15 @@ const CF_SYMBOLS: &str = "symbols";
 const CF_META: &str = "meta";
 const CF_TRADES: &str = "trades";
 const CF_OUTBOX: &str = "outbox";
-const COLUMN_FAMILIES: [&str; 7] = [
-    CF_EVENTS, CF_CANDLES, CF_OPEN, CF_SYMBOLS, CF_META, CF_TRADES, CF_OUTBOX,
+const COLUMN_FAMILIES: [&str; 8] = [
+    CF_EVENTS,
+    CF_CANDLES,
+    CF_OPEN,
+    CF_SYMBOLS,
+    CF_META,
+    CF_TRADES,
+    CF_OUTBOX,
+    CF_SERIES_COUNTS,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +122,7 @@ pub struct HistoryPage {
 pub struct SeriesPage {
     /// In the order asked for.
     pub candles: Vec<CandleState>,
-    /// Candles in the whole series.
+    /// Candles in the whole series (its kept count, consistent with `candles`).
     pub total: usize,
 }
 
@@ -142,6 +158,14 @@ pub struct CandleStore {
     sync_writes: bool,
     /// Events older than this (Unix ms) are dropped by compactions ([`retention`]).
     event_cutoff: Arc<AtomicI64>,
+    /// Held while a write decides what it adds to the series counts and is written, and while retention
+    /// counts and deletes a range: the two never interleave ([`series_counts`]).
+    write_lock: Mutex<()>,
+    /// Candle entries the read paths (history, pages) have stepped over: `/metrics` shows it, tests check
+    /// that a request reads what it answers and not its whole series.
+    candles_read: crate::stats::Counter,
+    /// Writes that changed the `symbols` family: a cached symbol list is stale once this moved.
+    symbols_writes: AtomicU64,
 }
 
 impl CandleStore {
@@ -210,16 +234,43 @@ impl CandleStore {
                 StoreError::Rocks(err)
             }
         })?;
-        Ok(CandleStore {
+        let store = CandleStore {
             db,
             path: path.to_path_buf(),
             sync_writes,
             event_cutoff,
-        })
+            write_lock: Mutex::new(()),
+            candles_read: crate::stats::Counter::default(),
+            symbols_writes: AtomicU64::new(0),
+        };
+        store.build_series_counts()?;
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Candle entries read so far by [`CandleStore::history`], [`CandleStore::series_page`] and
+    /// [`CandleStore::candles_after`] (each entry stepped over, answered or skipped).
+    pub fn candles_read(&self) -> u64 {
+        self.candles_read.get()
+    }
+
+    /// The counter behind [`CandleStore::candles_read`], for `/metrics` (clones share the count).
+    pub fn candles_read_counter(&self) -> crate::stats::Counter {
+        self.candles_read.clone()
+    }
+
+    /// How many writes have changed the symbol stats since the store was opened.
+    pub fn symbols_writes(&self) -> u64 {
+        self.symbols_writes.load(Ordering::Relaxed)
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
@@ -292,69 +343,6 @@ impl CandleStore {
         }
     }
 
-    /// The newest `query.limit` candles of a series in `[from, to)`, ascending. Reads at most `limit + 1`
-    /// entries, however long the series is.
-    pub fn history(
-        &self,
-        mint: &[u8; 32],
-        interval: Interval,
-        query: HistoryQuery,
-    ) -> Result<HistoryPage, StoreError> {
-        let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(
-            keys::series_key(mint, interval, query.from.unwrap_or(i64::MIN)).to_vec(),
-        );
-        read.set_iterate_upper_bound(
-            keys::series_key(mint, interval, query.to.unwrap_or(i64::MAX)).to_vec(),
-        );
-        let mut candles = Vec::with_capacity(query.limit.min(1024) + 1);
-        for item in self
-            .db
-            .iterator_cf_opt(self.cf(CF_CANDLES), read, IteratorMode::End)
-        {
-            if candles.len() > query.limit {
-                break;
-            }
-            let (_, value) = item?;
-            candles.push(codec::decode_candle(&value)?);
-        }
-        let has_more = candles.len() > query.limit;
-        candles.truncate(query.limit);
-        candles.reverse();
-        Ok(HistoryPage { candles, has_more })
-    }
-
-    /// One page of a whole series in the given order, and the series' length: skips `offset` candles from
-    /// the newest (`newest_first`) or the oldest end, takes `limit`. Scans the whole series to count it
-    /// (the existing server's `GET /api/kline` answers with `total`).
-    pub fn series_page(
-        &self,
-        mint: &[u8; 32],
-        interval: Interval,
-        newest_first: bool,
-        offset: usize,
-        limit: usize,
-    ) -> Result<SeriesPage, StoreError> {
-        let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(keys::series_key(mint, interval, i64::MIN).to_vec());
-        read.set_iterate_upper_bound(keys::series_key(mint, interval, i64::MAX).to_vec());
-        let mode = if newest_first {
-            IteratorMode::End
-        } else {
-            IteratorMode::Start
-        };
-        let mut candles = Vec::with_capacity(limit.min(1024));
-        let mut total = 0;
-        for item in self.db.iterator_cf_opt(self.cf(CF_CANDLES), read, mode) {
-            let (_, value) = item?;
-            if total >= offset && candles.len() < limit {
-                candles.push(codec::decode_candle(&value)?);
-            }
-            total += 1;
-        }
-        Ok(SeriesPage { candles, total })
-    }
-
     /// Every candle that was open when last written (restored into the aggregator on start).
     pub fn open_candles(&self) -> Result<Vec<(CandleKey, CandleState)>, StoreError> {
         let mut out = Vec::new();
@@ -370,30 +358,52 @@ impl CandleStore {
         Ok(out)
     }
 
-    /// Every known mint with its stats.
+    /// Every known mint with its stats (all in memory: for the passes over every mint; a bounded list is
+    /// [`CandleStore::for_each_symbol`]'s to keep).
     pub fn symbols(&self) -> Result<Vec<([u8; 32], SymbolStats)>, StoreError> {
         let mut out = Vec::new();
+        self.for_each_symbol(|mint, stats| out.push((mint, stats)))?;
+        Ok(out)
+    }
+
+    /// Calls `visit` with every known mint and its stats, in key order.
+    pub fn for_each_symbol(
+        &self,
+        mut visit: impl FnMut([u8; 32], SymbolStats),
+    ) -> Result<(), StoreError> {
         for item in self
             .db
             .iterator_cf(self.cf(CF_SYMBOLS), IteratorMode::Start)
         {
             let (key, value) = item?;
             if let Ok(mint) = <[u8; 32]>::try_from(key.as_ref()) {
-                out.push((mint, codec::decode_symbol(&value)?));
+                visit(mint, codec::decode_symbol(&value)?);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(CF_META), name)?)
     }
 
-    /// Writes a batch atomically (WAL synced when `sync_writes`).
-    pub fn write(&self, batch: StoreBatch) -> Result<(), StoreError> {
+    /// Writes a batch atomically (WAL synced when `sync_writes`), with the new count of every series its
+    /// candles add to ([`series_counts`]).
+    pub fn write(&self, mut batch: StoreBatch) -> Result<(), StoreError> {
+        let _serial = self.lock_writes();
+        self.count_new_candles(&mut batch)?;
+        self.write_unlocked(batch)
+    }
+
+    /// Writes `batch` as it is: the caller holds the write lock, or nothing else writes yet (open).
+    fn write_unlocked(&self, batch: StoreBatch) -> Result<(), StoreError> {
         let mut options = WriteOptions::default();
         options.set_sync(self.sync_writes);
+        let symbols = batch.changes_symbols;
         self.db.write_opt(batch.batch, &options)?;
+        if symbols {
+            self.symbols_writes.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -401,32 +411,9 @@ impl CandleStore {
         StoreBatch {
             store: self,
             batch: WriteBatch::default(),
+            candle_keys: Vec::new(),
+            changes_symbols: false,
         }
-    }
-
-    /// Deletes every candle of the series older than `before_time`. Returns whether anything was in range.
-    pub fn prune_series(
-        &self,
-        mint: &[u8; 32],
-        interval: Interval,
-        before_time: i64,
-    ) -> Result<bool, StoreError> {
-        let start = keys::series_key(mint, interval, i64::MIN);
-        let end = keys::series_key(mint, interval, before_time);
-        // Look before deleting, so passes over already-pruned series add no range tombstones.
-        let any = self
-            .db
-            .iterator_cf(
-                self.cf(CF_CANDLES),
-                IteratorMode::From(&start, Direction::Forward),
-            )
-            .next()
-            .transpose()?
-            .is_some_and(|(key, _)| key.as_ref() < end.as_slice());
-        if any {
-            self.db.delete_range_cf(self.cf(CF_CANDLES), start, end)?;
-        }
-        Ok(any)
     }
 
     /// Flushes memtables to disk (on shutdown, so the next start does not replay the WAL).
@@ -442,6 +429,10 @@ impl CandleStore {
 pub struct StoreBatch<'a> {
     store: &'a CandleStore,
     batch: WriteBatch,
+    /// Every candle key put, so the write can tell which are new to their series' counts.
+    candle_keys: Vec<[u8; keys::CANDLE_KEY_LEN]>,
+    /// A symbol's stats are in the batch.
+    changes_symbols: bool,
 }
 
 impl StoreBatch<'_> {
@@ -465,6 +456,7 @@ impl StoreBatch<'_> {
             key_bytes,
             codec::encode_candle(state),
         );
+        self.candle_keys.push(key_bytes);
         if state.is_final {
             self.batch.delete_cf(self.store.cf(CF_OPEN), key_bytes);
         } else if state.update_count <= 1 {
@@ -475,6 +467,7 @@ impl StoreBatch<'_> {
     pub fn put_symbol(&mut self, mint: &[u8; 32], stats: &SymbolStats) {
         self.batch
             .put_cf(self.store.cf(CF_SYMBOLS), mint, codec::encode_symbol(stats));
+        self.changes_symbols = true;
     }
 
     pub fn put_meta(&mut self, name: &str, value: &[u8]) {

@@ -167,10 +167,20 @@ impl StoreBatch<'_> {
     }
 
     /// Edge: a value of a replicated family as the writer stored it. Candles go through
-    /// [`StoreBatch::put_candle`] instead, which keeps the open-candle index in step.
+    /// [`StoreBatch::put_candle`] instead, which keeps the open-candle index in step (one put here is
+    /// still counted in its series' count).
     pub fn put_replicated(&mut self, family: Replicated, key: &[u8], value: &[u8]) {
         self.batch
             .put_cf(self.store.cf(family.cf_name()), key, value);
+        match family {
+            Replicated::Candles => {
+                if let Ok(key) = key.try_into() {
+                    self.candle_keys.push(key);
+                }
+            }
+            Replicated::Symbols => self.changes_symbols = true,
+            Replicated::Trades | Replicated::Events => {}
+        }
     }
 
     /// Edge: a trade (under its `keys::trade_key`) and its event, as the writer stored them.

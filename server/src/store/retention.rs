@@ -3,7 +3,8 @@
 //!
 //! - `trades` and `candles` are sorted by mint then time, so what expired is a prefix of each series: one
 //!   range delete each ([`CandleStore::prune_trades`], [`CandleStore::prune_series`]), after which reads no
-//!   longer see it.
+//!   longer see it. A series' candles go in chunks, each counted and deleted in one batch with the lowered
+//!   series count, under the store's write lock (`series_counts`).
 //! - `events` are keyed by signature (random order), so no range holds only old ones: a compaction filter
 //!   drops every event older than the cutoff the retention task last set ([`CandleStore::set_event_cutoff`];
 //!   a token's `TokenCreated` event is kept: it names the token). Until its file is compacted an expired
@@ -15,6 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use kline_protocol::Interval;
 use rocksdb::compaction_filter::Decision;
 use rocksdb::{Direction, IteratorMode, Options, ReadOptions};
 
@@ -40,6 +42,10 @@ pub(super) fn filter_expired_events(options: &mut Options, cutoff: Arc<AtomicI64
     );
 }
 
+/// Candles one batch of a series' range delete removes (and counts first, holding the write lock: a
+/// bounded pause for the writer, however much expired since the last pass).
+const PRUNE_CHUNK: usize = 4096;
+
 /// Bytes a family holds on disk (table files) and in memory (memtables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FamilyBytes {
@@ -59,6 +65,58 @@ impl CandleStore {
     pub fn event_expired(&self, value: &[u8]) -> bool {
         let cutoff = self.event_cutoff.load(Ordering::Relaxed);
         stored::time_ms(value).is_some_and(|time| time < cutoff) && !stored::is_token_created(value)
+    }
+
+    /// Deletes every candle of the series older than `before_time`, lowering its count by as many.
+    /// Returns whether anything was in range.
+    pub fn prune_series(
+        &self,
+        mint: &[u8; 32],
+        interval: Interval,
+        before_time: i64,
+    ) -> Result<bool, StoreError> {
+        let start = keys::series_key(mint, interval, i64::MIN);
+        let end = keys::series_key(mint, interval, before_time);
+        let mut any = false;
+        loop {
+            let _serial = self.lock_writes();
+            let mut read = ReadOptions::default();
+            read.set_iterate_upper_bound(end.to_vec());
+            read.fill_cache(false);
+            let mut keys = self.db.raw_iterator_cf_opt(self.cf(CF_CANDLES), read);
+            keys.seek(start);
+            let mut removed = 0;
+            while keys.valid() && removed < PRUNE_CHUNK {
+                removed += 1;
+                keys.next();
+            }
+            keys.status()?;
+            // Look before deleting, so passes over already-pruned series add no range tombstones.
+            if removed == 0 {
+                return Ok(any);
+            }
+            let chunk_end = match keys.key() {
+                Some(next) => next.to_vec(),
+                None => end.to_vec(),
+            };
+            let last_chunk = chunk_end.as_slice() == end.as_slice();
+            drop(keys);
+            let mut batch = self.batch();
+            batch.batch.delete_range_cf(
+                self.cf(CF_CANDLES),
+                start.as_slice(),
+                chunk_end.as_slice(),
+            );
+            let series = start[..super::series_counts::SERIES_KEY_LEN]
+                .try_into()
+                .expect("a candle key starts with its series");
+            self.uncount(&mut batch, &series, removed as u64)?;
+            self.write_unlocked(batch)?;
+            any = true;
+            if last_chunk {
+                return Ok(true);
+            }
+        }
     }
 
     /// Deletes every trade of `mint` older than `before_ms` (one range delete). Returns how many it deleted.
