@@ -21,6 +21,7 @@
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
 //! - [`stats`]: counters read by `/metrics` and `/health`.
 //! - [`store`]: `CandleStore`, RocksDB column families for events, candles and metadata.
+//! - [`symbol_directory`]: the known mints, newest first, read from the store on a bounded schedule and shared.
 //! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod aggregator;
@@ -42,4 +43,5 @@ pub mod source;
 pub mod stats;
 pub mod store;
 pub mod stream;
+pub mod symbol_directory;
 pub mod ws;

@@ -77,6 +77,10 @@ pub struct StoreStats {
     /// Snapshots served to edges, and their bytes.
     pub snapshots_served: Counter,
     pub snapshot_bytes: Counter,
+    /// REST reads refused with 503 because no read permit freed in time (`http::read_permits`).
+    pub rest_reads_refused: Counter,
+    /// Candle entries the read paths stepped over (the store's own counter, shared).
+    pub candles_read: Counter,
 }
 
 /// Counters of the push service. Gauges (`*_active`) go up and down; the rest only grow.

@@ -6,6 +6,7 @@
 
 mod endpoints;
 mod layers;
+mod rest;
 mod retention;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 
 pub use endpoints::HttpHeaders;
 pub use layers::{ConfigError, ConfigLayers};
+pub use rest::RestConfig;
 pub use retention::{Keep, RetentionConfig};
 
 /// The built-in defaults: the text of `config/default.toml`.
@@ -27,6 +29,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
+    pub rest: RestConfig,
     pub kline: KlineConfig,
     pub websocket: WebSocketConfig,
     pub socketio: SocketIoConfig,
@@ -296,6 +299,9 @@ impl Config {
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some((key, reason)) = self.retention.problem() {
+            return Err(ConfigError::invalid(key, reason));
+        }
+        if let Some((key, reason)) = self.rest.problem() {
             return Err(ConfigError::invalid(key, reason));
         }
         let ws = &self.websocket;

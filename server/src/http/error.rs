@@ -22,13 +22,17 @@ pub enum ApiError {
         reason: String,
         retry_after_secs: u64,
     },
+    /// Every read permit stayed taken for the whole wait (`rest.read_wait_ms`): 503 with `Retry-After`.
+    #[error("too many reads at once; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::StorageUnavailable {
             retry_after_secs, ..
-        } = &self
+        }
+        | ApiError::Busy { retry_after_secs } = &self
         {
             let retry_after = retry_after_secs.to_string();
             let body = json!({ "error": self.to_string(), "retry_after_secs": retry_after_secs });
@@ -43,7 +47,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable | ApiError::StorageUnavailable { .. } => {
+            ApiError::Unavailable | ApiError::StorageUnavailable { .. } | ApiError::Busy { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };

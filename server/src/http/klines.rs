@@ -1,12 +1,11 @@
-//! Read-only REST routes over the candle store: `GET /api/v1/klines` and `GET /api/v1/symbols` (the
-//! existing server's `GET /api/kline` is in `legacy_kline`).
+//! `GET /api/v1/klines`: history over REST (`GET /api/v1/symbols` is in `symbols`, the existing server's
+//! `GET /api/kline` in `legacy_kline`).
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use kline_protocol::{ClientRequest, HistoryData, Symbol};
-use serde::Serialize;
+use kline_protocol::{ClientRequest, HistoryData};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -44,41 +43,9 @@ pub async fn klines(
         to: history.to,
         limit: history.limit.unwrap_or(state.history_limit),
     };
-    let store = state.store.clone();
-    let data = tokio::task::spawn_blocking(move || history_data(&store, request)).await??;
+    let data = state
+        .permits
+        .read(&state.store, move |store| history_data(store, request))
+        .await?;
     Ok(Json(data))
-}
-
-#[derive(Debug, Serialize)]
-pub struct SymbolSummary {
-    pub symbol: Symbol,
-    /// SOL per whole token.
-    pub last_price: f64,
-    /// Unix seconds of the last event that moved the price.
-    pub last_event_time: i64,
-    /// Unix ms when the server last stored an event for this mint.
-    pub updated_at_ms: i64,
-    pub event_count: u64,
-}
-
-/// `GET /api/v1/symbols`: every mint with a price, most recently updated first.
-pub async fn symbols(State(state): State<ReadSide>) -> Result<Json<Vec<SymbolSummary>>, ApiError> {
-    let store = state.store.clone();
-    let mut list: Vec<SymbolSummary> = tokio::task::spawn_blocking(move || store.symbols())
-        .await??
-        .into_iter()
-        .map(|(mint, stats)| SymbolSummary {
-            symbol: Symbol::from_bytes(&mint),
-            last_price: stats.last_price,
-            last_event_time: stats.last_key.ts_ms.div_euclid(1000),
-            updated_at_ms: stats.updated_at_ms,
-            event_count: stats.event_count,
-        })
-        .collect();
-    list.sort_by(|a, b| {
-        b.updated_at_ms
-            .cmp(&a.updated_at_ms)
-            .then_with(|| a.symbol.cmp(&b.symbol))
-    });
-    Ok(Json(list))
 }

@@ -6,7 +6,10 @@
 //! - The whole series is sorted by `order_by` and then paged: with `time_asc`, page 1 holds the oldest
 //!   candles. `total` counts the series; `has_next` = `offset + limit < total`.
 //! - A value that does not validate is HTTP 200 with `success: false`, a zeroed `data` and upstream's
-//!   message; a storage failure is HTTP 500 with an empty body.
+//!   message; a storage failure is HTTP 500 with an empty body; no read permit within `rest.read_wait_ms`
+//!   is HTTP 503 with `Retry-After` (`http::read_permits`).
+//! - Cost: `total` is the series' kept count (one point read) and the page is read from whichever end of
+//!   the series is nearer: `limit` candles, plus `min(offset, total - offset)` skipped keys for a deep page.
 //!
 //! Extended where no client can break: all nine intervals (the interval message lists them), and a mint
 //! that is not a base58 public key is refused with a message instead of answering an empty series.
@@ -18,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use kline_protocol::{Interval, Symbol};
 use serde::{Deserialize, Serialize};
 
+use super::read_permits::ReadError;
 use super::reads::ReadSide;
 use crate::aggregator::CandleState;
 
@@ -102,7 +106,6 @@ pub async fn legacy_kline(
         Ok(request) => request,
         Err(message) => return answer(false, LegacyPage::default(), message),
     };
-    let store = state.store.clone();
     let offset = (request.page - 1).saturating_mul(request.limit);
     let (mint, interval, newest_first, limit) = (
         request.symbol.to_bytes(),
@@ -110,12 +113,14 @@ pub async fn legacy_kline(
         request.newest_first,
         request.limit,
     );
-    let page = tokio::task::spawn_blocking(move || {
-        store.series_page(&mint, interval, newest_first, offset, limit)
-    })
-    .await;
+    let page = state
+        .permits
+        .read(&state.store, move |store| {
+            store.series_page(&mint, interval, newest_first, offset, limit)
+        })
+        .await;
     match page {
-        Ok(Ok(page)) => answer(
+        Ok(page) => answer(
             true,
             LegacyPage {
                 klines: page.candles.iter().map(LegacyKline::from).collect(),
@@ -129,14 +134,12 @@ pub async fn legacy_kline(
             },
             "Operation successful".into(),
         ),
-        Ok(Err(err)) => {
+        Err(ReadError::Store(err)) => {
             tracing::error!(error = %err, "GET /api/kline: store read failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-        Err(err) => {
-            tracing::error!(error = %err, "GET /api/kline: store read task failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        // Busy (503 with Retry-After), shutting down, or a failed read task.
+        Err(ReadError::Refused(err)) => err.into_response(),
     }
 }
 

@@ -196,6 +196,16 @@ fn register_store(r: &mut Registry, s: &StoreStats) {
         "Bytes of the snapshots served to edges",
         s.snapshot_bytes.clone(),
     );
+    r.register(
+        "rest_reads_refused",
+        "REST reads answered 503 because no read permit freed within rest.read_wait_ms",
+        s.rest_reads_refused.clone(),
+    );
+    r.register(
+        "store_candles_read",
+        "Candle entries stepped over by history and page reads (answered or skipped)",
+        s.candles_read.clone(),
+    );
 }
 
 fn register_pipeline(r: &mut Registry, p: &PipelineStats) {

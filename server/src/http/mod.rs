@@ -11,10 +11,12 @@ pub mod ingest;
 mod klines;
 mod legacy_kline;
 pub mod metrics;
+pub mod read_permits;
 pub mod reads;
 mod ready;
 pub mod serve;
 pub mod status;
+mod symbols;
 pub mod tls;
 mod trades;
 
@@ -40,7 +42,10 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o).ok())
                 .collect();
-            CorsLayer::new().allow_origin(AllowOrigin::list(origins))
+            // `Link` carries the next page of `/api/v1/symbols`; a page script reads it only if exposed.
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .expose_headers([axum::http::header::LINK])
         }
     }
 }

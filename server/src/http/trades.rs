@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use kline_protocol::{MAX_TRADES_LIMIT, Symbol, TradeId, TradesPage};
 
 use super::error::ApiError;
+use super::read_permits::ReadError;
 use super::reads::ReadSide;
 use crate::store::StoreError;
 
@@ -40,15 +41,17 @@ pub async fn trades(
         .get("before")
         .map(|text| TradeId::parse(text).map_err(|err| bad(format!("`before`: {err}"))))
         .transpose()?;
-    let store = state.store.clone();
     let mint = symbol.to_bytes();
-    let page =
-        tokio::task::spawn_blocking(move || store.trades(&mint, before.as_ref(), limit as usize))
-            .await?
-            .map_err(|err| match err {
-                StoreError::UnknownTrade(_) => bad(format!("`before`: {err}")),
-                other => other.into(),
-            })?;
+    let page = state
+        .permits
+        .read(&state.store, move |store| {
+            store.trades(&mint, before.as_ref(), limit as usize)
+        })
+        .await
+        .map_err(|err| match err {
+            ReadError::Store(err @ StoreError::UnknownTrade(_)) => bad(format!("`before`: {err}")),
+            other => other.into(),
+        })?;
     Ok(Json(TradesPage {
         symbol,
         data: page.trades,

@@ -98,20 +98,21 @@ impl Base {
     fn open(config: &Config) -> Result<Base, ServerError> {
         let fd_limit = fds::raise_limit().map_err(ServerError::Serve)?;
         fds::check(config, fd_limit)?;
+        let store = Arc::new(CandleStore::open(&config.storage)?);
         Ok(Base {
             fd_limit,
             socket_budget: fds::socket_budget(config, fd_limit),
-            store: Arc::new(CandleStore::open(&config.storage)?),
-            store_stats: Arc::default(),
+            store_stats: Arc::new(StoreStats {
+                candles_read: store.candles_read_counter(),
+                ..StoreStats::default()
+            }),
+            store,
             started_at: Instant::now(),
         })
     }
 
     fn reads(&self, config: &Config) -> ReadSide {
-        ReadSide {
-            store: self.store.clone(),
-            history_limit: config.kline.history_data_limit,
-        }
+        ReadSide::new(self.store.clone(), config, &self.store_stats)
     }
 
     /// Starts the retention task on `background`.

@@ -92,7 +92,11 @@ impl PushCore {
             connections: TaskTracker::new(),
             shutdown: shutdown.clone(),
             readiness,
-            symbols: SymbolList::new(store.clone()),
+            symbols: SymbolList::new(
+                store.clone(),
+                Duration::from_millis(config.rest.symbols_refresh_ms),
+                config.websocket.hello_max_symbols,
+            ),
         });
         PushCore {
             context,

@@ -66,7 +66,8 @@ impl PushContext {
         PushContext(Arc::new(parts))
     }
 
-    /// Known mints, most recently updated first (cached for a few seconds: every connection asks).
+    /// Known mints, most recently updated first, at most `websocket.hello_max_symbols` (cached: every
+    /// connection asks).
     pub async fn symbol_list(&self) -> Vec<kline_protocol::Symbol> {
         self.symbols.get().await
     }

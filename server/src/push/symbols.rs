@@ -1,46 +1,35 @@
-//! The symbol list every new connection gets in `connection_success`: known mints, most recently updated
-//! first. Every connection asks, so the list is read from the store at most once per [`SYMBOL_LIST_TTL`].
+//! The symbol list every new connection gets in `connection_success`: the newest
+//! `websocket.hello_max_symbols` mints, from a [`SymbolDirectory`] of its own that holds only those and is
+//! read from the store on its bounded schedule (`rest.symbols_refresh_ms`, after a write), not per
+//! connection.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kline_protocol::Symbol;
-use tokio::sync::Mutex;
 
 use crate::store::CandleStore;
+use crate::symbol_directory::SymbolDirectory;
 
-/// How long the list is reused before it is read again.
-pub const SYMBOL_LIST_TTL: Duration = Duration::from_secs(5);
-
-/// The cached list and when it was read.
-pub struct SymbolList {
-    store: Arc<CandleStore>,
-    cache: Mutex<(Option<Instant>, Vec<Symbol>)>,
-}
+pub struct SymbolList(SymbolDirectory);
 
 impl SymbolList {
-    pub fn new(store: Arc<CandleStore>) -> SymbolList {
-        SymbolList {
-            store,
-            cache: Mutex::default(),
-        }
+    /// The newest `max` mints, read again at most once per `refresh`.
+    pub fn new(store: Arc<CandleStore>, refresh: Duration, max: usize) -> SymbolList {
+        SymbolList(SymbolDirectory::new(store, refresh, max))
     }
 
-    /// Known mints, most recently updated first (the last list read if the store cannot be read).
+    /// Known mints, most recently updated first (empty if the store could not be read yet).
     pub async fn get(&self) -> Vec<Symbol> {
-        let mut cache = self.cache.lock().await;
-        if cache.0.is_none_or(|at| at.elapsed() > SYMBOL_LIST_TTL) {
-            let store = self.store.clone();
-            if let Ok(Ok(mut symbols)) = tokio::task::spawn_blocking(move || store.symbols()).await
-            {
-                symbols.sort_by_key(|(_, stats)| std::cmp::Reverse(stats.updated_at_ms));
-                cache.1 = symbols
-                    .iter()
-                    .map(|(mint, _)| Symbol::from_bytes(mint))
-                    .collect();
-                cache.0 = Some(Instant::now());
+        match self.0.list().await {
+            Ok(list) => list
+                .iter()
+                .map(|entry| Symbol::from_bytes(&entry.mint))
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the symbol list");
+                Vec::new()
             }
         }
-        cache.1.clone()
     }
 }

@@ -1,0 +1,95 @@
+//! `GET /api/v1/symbols?limit=&cursor=`: the known mints with their last price, most recently updated
+//! first, a page at a time from the shared [`crate::symbol_directory::SymbolDirectory`].
+//!
+//! The body is the JSON array it always was; without parameters it is the first
+//! `rest.symbols_default_limit` mints (every mint, while there are no more). `limit` is 1 to
+//! `rest.symbols_max_limit`; when more mints follow, the `Link` header names the next page
+//! (`<…?limit=N&cursor=C>; rel="next"`, RFC 8288), whose `cursor` is opaque.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderValue;
+use axum::http::header::LINK;
+use axum::response::{IntoResponse, Response};
+use kline_protocol::Symbol;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::reads::ReadSide;
+use crate::symbol_directory::{SymbolCursor, SymbolEntry};
+
+/// The route's path, which the `Link` header's next page repeats.
+const PATH: &str = "/api/v1/symbols";
+
+#[derive(Debug, Serialize)]
+pub struct SymbolSummary {
+    pub symbol: Symbol,
+    /// SOL per whole token.
+    pub last_price: f64,
+    /// Unix seconds of the last event that moved the price.
+    pub last_event_time: i64,
+    /// Unix ms when the server last stored an event for this mint.
+    pub updated_at_ms: i64,
+    pub event_count: u64,
+}
+
+impl From<&SymbolEntry> for SymbolSummary {
+    fn from(entry: &SymbolEntry) -> SymbolSummary {
+        let stats = &entry.stats;
+        SymbolSummary {
+            symbol: Symbol::from_bytes(&entry.mint),
+            last_price: stats.last_price,
+            last_event_time: stats.last_key.ts_ms.div_euclid(1000),
+            updated_at_ms: stats.updated_at_ms,
+            event_count: stats.event_count,
+        }
+    }
+}
+
+pub async fn symbols(
+    State(state): State<ReadSide>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let (default_limit, max_limit) = state.symbols_limits;
+    let limit = match params.get("limit") {
+        None => default_limit,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max_limit).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`limit` must be an integer from 1 to {max_limit}, got `{text}`"
+                ))
+            })?,
+    };
+    let cursor = params
+        .get("cursor")
+        .map(|text| {
+            SymbolCursor::parse(text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "`cursor` is not one this server gave (a `Link` header's): `{text}`"
+                ))
+            })
+        })
+        .transpose()?;
+    let list = state.symbols.list().await?;
+    let start = cursor.map_or(0, |cursor| cursor.position_in(&list));
+    let page = &list[start..list.len().min(start.saturating_add(limit))];
+    let body: Vec<SymbolSummary> = page.iter().map(SymbolSummary::from).collect();
+    let mut response = Json(body).into_response();
+    if let Some(last) = page.last()
+        && start + page.len() < list.len()
+    {
+        let next = format!(
+            "<{PATH}?limit={limit}&cursor={}>; rel=\"next\"",
+            SymbolCursor::after(last)
+        );
+        if let Ok(value) = HeaderValue::from_str(&next) {
+            response.headers_mut().insert(LINK, value);
+        }
+    }
+    Ok(response)
+}
