@@ -328,3 +328,71 @@ async fn sigterm_with_sockets_on_both_transports_ends_them_and_exits_cleanly() {
     .await;
     assert!(ended.is_ok(), "the websocket transport is closed");
 }
+
+#[tokio::test]
+async fn history_reads_the_candles_it_answers_and_counts_the_series_without_reading_it() {
+    let server = InProcessServer::start(&[]);
+    let mut market = SimulatedMarket::new(31, 1);
+    let mint = market.mints()[0].to_string();
+    // 40 events a second apart, an hour ago: 40 s1 candles (fewer if some event moves no price).
+    let start = (kline_protocol::response::unix_millis_now() - 3_600_000) / 1000 * 1000;
+    let body: String = (0..40)
+        .map(|i| market.next_event_for(0, start + i * 1000 + 250).to_json() + "\n")
+        .collect();
+    let (status, report) = post_events(&server, body).await;
+    assert_eq!(status, 200, "{report}");
+    let (mut client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    client.event("connection_success").await;
+
+    let read_before = metric(&server, "kline_store_candles_read_total").await;
+    client
+        .emit(
+            "history",
+            json!({"symbol": mint, "interval": "s1", "limit": 3}),
+        )
+        .await;
+    let history = client.event("history_data").await;
+    assert_eq!(history["data"].as_array().unwrap().len(), 3);
+    let total = history["total_count"].as_u64().unwrap();
+    assert!(total > 30, "total_count counts the whole series: {history}");
+    let read = metric(&server, "kline_store_candles_read_total").await - read_before;
+    assert!(
+        read <= 4.0,
+        "{read} candles read for 3 of {total}: the series is not scanned for its count"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_that_keeps_sending_while_rate_limited_is_disconnected_as_ws_is_closed() {
+    let server = InProcessServer::start(&[
+        "websocket.rate_limit_burst=2",
+        "websocket.rate_limit_per_sec=0.01",
+        "websocket.rate_limit_strikes=3",
+    ]);
+    let (mut client, _) = PollingClient::open(&server).await;
+    client.send("40/kline,").await;
+    client.event("connection_success").await;
+    let mint = "So11111111111111111111111111111111111111112";
+    // A 100-candle history costs 2 tokens (as on /ws): the whole burst; then three refusals in a row.
+    let packets: Vec<String> = (0..4)
+        .map(|_| {
+            let request = json!(["history", {"symbol": mint, "interval": "s1"}]);
+            format!("42/kline,{request}")
+        })
+        .collect();
+    client.send(&packets.join(&SEPARATOR.to_string())).await;
+    client.event("history_data").await;
+    for _ in 0..3 {
+        assert_eq!(client.event("error").await["code"], 1004);
+    }
+    let mut disconnected = client.unread.iter().any(|p| p == "41/kline,");
+    for _ in 0..5 {
+        if disconnected {
+            break;
+        }
+        disconnected = client.poll().await.iter().any(|p| p == "41/kline,");
+    }
+    assert!(disconnected, "the socket is disconnected from /kline");
+    wait_for_metric(&server, "kline_rate_limited_total", 3.0).await;
+}

@@ -1,7 +1,55 @@
-//! A token bucket for incoming messages: `burst` tokens, refilled at `per_sec`; each request costs tokens
-//! by what it asks the server to do ([`request_cost`]).
+//! A connection's request budget, the same on every transport ([`RequestBudget`]): a token bucket of
+//! `websocket.rate_limit_burst` tokens refilled at `rate_limit_per_sec`, each request costing tokens by the
+//! candles it reads ([`request_cost`] for `/ws`, [`socketio_request_cost`] for Socket.IO, both
+//! [`history_cost`]); a refused request gets error 1004, and `rate_limit_strikes` refusals in a row end
+//! the connection (`/ws`: close 1008; Socket.IO: disconnected from `/kline`).
 
 use std::time::Instant;
+
+use crate::config::WebSocketConfig;
+
+/// What [`RequestBudget::charge`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charge {
+    /// Paid: handle the request.
+    Allowed,
+    /// Not enough tokens: answer 1004, drop the request.
+    Refused,
+    /// Refused `rate_limit_strikes` times in a row: end the connection.
+    Exhausted,
+}
+
+/// A connection's token bucket and its refusals in a row.
+#[derive(Debug)]
+pub struct RequestBudget {
+    bucket: TokenBucket,
+    strikes: u32,
+    max_strikes: u32,
+}
+
+impl RequestBudget {
+    pub fn new(config: &WebSocketConfig, now: Instant) -> RequestBudget {
+        RequestBudget {
+            bucket: TokenBucket::new(config.rate_limit_burst, config.rate_limit_per_sec, now),
+            strikes: 0,
+            max_strikes: config.rate_limit_strikes,
+        }
+    }
+
+    /// Charges a request of `cost` tokens. A paid request clears the strikes.
+    pub fn charge(&mut self, now: Instant, cost: u32) -> Charge {
+        if self.bucket.allow_n(now, cost) {
+            self.strikes = 0;
+            return Charge::Allowed;
+        }
+        self.strikes += 1;
+        if self.strikes >= self.max_strikes {
+            Charge::Exhausted
+        } else {
+            Charge::Refused
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct TokenBucket {
@@ -75,6 +123,21 @@ pub fn request_cost(text: &str) -> u32 {
     }
 }
 
+/// The tokens a Socket.IO request costs, by the same rule as `/ws`: `history` by its `limit` (the old
+/// server's default 100), `subscribe` by the snapshot it reads (`kline.history_data_limit` candles; its 300
+/// trade events are not charged, as `/ws`'s `subscribe_trades` is not), anything else 1.
+pub fn socketio_request_cost(event: &str, data: &serde_json::Value, snapshot_candles: u32) -> u32 {
+    match event {
+        "history" => history_cost(
+            data["limit"]
+                .as_u64()
+                .unwrap_or(u64::from(crate::socketio::wire::DEFAULT_HISTORY_LIMIT)),
+        ),
+        "subscribe" => history_cost(u64::from(snapshot_candles)),
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -97,6 +160,39 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn strikes_in_a_row_exhaust_the_budget_and_a_paid_request_clears_them() {
+        let mut config = crate::config::Config::defaults().websocket;
+        (config.rate_limit_burst, config.rate_limit_strikes) = (2, 3);
+        let start = Instant::now();
+        let mut budget = RequestBudget::new(&config, start);
+        assert_eq!(budget.charge(start, 2), Charge::Allowed);
+        assert_eq!(budget.charge(start, 1), Charge::Refused);
+        assert_eq!(budget.charge(start, 1), Charge::Refused);
+        let later = start + Duration::from_millis(100);
+        assert_eq!(budget.charge(later, 1), Charge::Allowed, "refilled");
+        assert_eq!(budget.charge(later, 2), Charge::Refused);
+        assert_eq!(budget.charge(later, 2), Charge::Refused);
+        assert_eq!(budget.charge(later, 2), Charge::Exhausted);
+    }
+
+    #[test]
+    fn socketio_requests_cost_what_the_same_ws_requests_cost() {
+        let history =
+            |limit: u32| serde_json::json!({"symbol": "x", "interval": "s1", "limit": limit});
+        for limit in [1, 100, 1000, 5000] {
+            let ws = format!(r#"{{"msg_type":"history","limit":{limit}}}"#);
+            assert_eq!(
+                socketio_request_cost("history", &history(limit), 100),
+                request_cost(&ws)
+            );
+        }
+        let no_limit = serde_json::json!({"symbol": "x", "interval": "s1"});
+        assert_eq!(socketio_request_cost("history", &no_limit, 100), 2);
+        assert_eq!(socketio_request_cost("subscribe", &no_limit, 500), 6);
+        assert_eq!(socketio_request_cost("ping", &no_limit, 500), 1);
+    }
 
     #[test]
     fn burst_then_sustained_rate() {

@@ -24,7 +24,7 @@ use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
 use crate::event::EventId;
 use crate::push::PushContext;
 use crate::push::hub::{ConnectionId, next_connection_id};
-use crate::push::rate_limit::{TokenBucket, history_cost};
+use crate::push::rate_limit::{Charge, RequestBudget, socketio_request_cost};
 use crate::push::session::{Subscriptions, read_history};
 use crate::push::{SeriesKey, Subscriber};
 use crate::stats::{PipelineStats, PushStats};
@@ -142,11 +142,8 @@ async fn run(
         sink: &sink,
         subscriptions: Subscriptions::default(),
         trade_mints: Vec::new(),
-        limiter: TokenBucket::new(
-            config.websocket.rate_limit_burst,
-            config.websocket.rate_limit_per_sec,
-            Instant::now(),
-        ),
+        budget: RequestBudget::new(&config.websocket, Instant::now()),
+        exhausted: false,
     };
     let too_slow = loop {
         tokio::select! {
@@ -158,6 +155,11 @@ async fn run(
                 Some(request) => Box::pin(session.handle(request)).await,
                 None => break false,
             },
+        }
+        if session.exhausted {
+            tracing::debug!("kept sending while rate limited; disconnecting from /kline");
+            let _ = sink.socket().clone().disconnect();
+            break false;
         }
     };
     state
@@ -194,7 +196,10 @@ struct Session<'a> {
     subscriptions: Subscriptions,
     /// Mints whose trades reach this socket as `event_data`: those with a subscribed series, each once.
     trade_mints: Vec<[u8; 32]>,
-    limiter: TokenBucket,
+    /// The same budget as a `/ws` connection's ([`crate::push::rate_limit`]).
+    budget: RequestBudget,
+    /// Refused `websocket.rate_limit_strikes` times in a row: the socket is disconnected.
+    exhausted: bool,
 }
 
 impl Session<'_> {
@@ -217,17 +222,18 @@ impl Session<'_> {
                 ));
             }
         };
-        let cost = match request.event.as_str() {
-            "history" => history_cost(data["limit"].as_u64().unwrap_or(100)),
-            "subscribe" => history_cost(u64::from(self.state.config.kline.history_data_limit)),
-            _ => 1,
-        };
-        if !self.limiter.allow_n(Instant::now(), cost) {
-            PipelineStats::add(&self.state.push_stats.rate_limited, 1);
-            return self.error(SioError::new(
-                ErrorCode::RateLimited,
-                "rate limited: too many messages, slow down",
-            ));
+        let snapshot = self.state.config.kline.history_data_limit;
+        let cost = socketio_request_cost(&request.event, &data, snapshot);
+        match self.budget.charge(Instant::now(), cost) {
+            Charge::Allowed => {}
+            refused => {
+                PipelineStats::add(&self.state.push_stats.rate_limited, 1);
+                self.exhausted = refused == Charge::Exhausted;
+                return self.error(SioError::new(
+                    ErrorCode::RateLimited,
+                    "rate limited: too many messages, slow down",
+                ));
+            }
         }
         let outcome = match request.event.as_str() {
             "subscribe" => match SeriesRequest::parse("subscribe", data) {
@@ -381,7 +387,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The newest `limit` candles (from `from` on, if given), newest first, with the series' size.
+    /// The newest `limit` candles (from `from` on, if given), newest first, with the series' size (its kept
+    /// count: reads `limit` candles, however long the series).
     async fn read(&self, request: HistoryRequest) -> Result<wire::HistoryData, SioError> {
         let HistoryRequest {
             symbol,
@@ -403,7 +410,8 @@ impl Session<'_> {
                     limit: limit as usize,
                 };
                 let page = store.history(&mint, interval, query)?;
-                let total = store.series_page(&mint, interval, true, 0, 0)?.total;
+                let total =
+                    usize::try_from(store.series_count(&mint, interval)?).unwrap_or(usize::MAX);
                 let mut candles = page.candles;
                 candles.reverse();
                 Ok((candles, page.has_more, total))

@@ -33,7 +33,7 @@ use crate::history::{HistoryRequest, history_data};
 use crate::pipeline::service::now_ms;
 use crate::push::PushContext;
 use crate::push::hub::ConnectionId;
-use crate::push::rate_limit::{self, TokenBucket};
+use crate::push::rate_limit::{self, Charge, RequestBudget};
 use crate::push::session::{self, Subscriptions};
 use crate::push::{SeriesKey, Subscriber};
 use crate::stats::PipelineStats;
@@ -143,12 +143,7 @@ async fn serve_admitted(
     };
     outbox.push_message(session.encode(hello));
     let idle = Duration::from_secs(state.config.kline.connection_timeout);
-    let mut limiter = TokenBucket::new(
-        config.rate_limit_burst,
-        config.rate_limit_per_sec,
-        Instant::now(),
-    );
-    let mut strikes = 0;
+    let mut budget = RequestBudget::new(config, Instant::now());
     let end = loop {
         let next = tokio::select! {
             _ = state.shutdown.cancelled() => break ReadEnd::Close(CloseCode::ServerShutdown),
@@ -180,10 +175,13 @@ async fn serve_admitted(
             Message::Binary(_) => 1,
             _ => 0,
         };
-        if cost > 0 && !limiter.allow_n(Instant::now(), cost) {
-            strikes += 1;
+        let charge = match cost {
+            0 => Charge::Allowed,
+            cost => budget.charge(Instant::now(), cost),
+        };
+        if charge != Charge::Allowed {
             PipelineStats::add(&push.rate_limited, 1);
-            if strikes >= config.rate_limit_strikes {
+            if charge == Charge::Exhausted {
                 break ReadEnd::Close(CloseCode::PolicyViolation);
             }
             session.error(ErrorData::new(
@@ -194,7 +192,6 @@ async fn serve_admitted(
         }
         match message {
             Message::Text(text) => {
-                strikes = 0;
                 // Boxed: request handling (history reads, hub round trips) is the largest state of this
                 // task; on the heap only while a request runs, an idle connection's task stays small.
                 Box::pin(session.handle(&text)).await;
