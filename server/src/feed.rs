@@ -9,8 +9,9 @@
 //! Overflow policy: an inbox holds at most `capacity` candles (`kline.broadcast_buffer_size`). A candle
 //! that does not fit puts its whole series in *resync*: the series' waiting entries are dropped and the
 //! shard re-reads the series from the store, from the oldest candle it dropped, when it gets to run (the
-//! pipeline publishes only after writing, so the store holds every state the inbox would have). A slow
-//! shard therefore catches up; it never closes its subscribers.
+//! pipeline publishes only after writing, so the store holds every state the inbox would have), a page of
+//! `websocket.hub_resync_page` candles per round until it has read the newest. A slow shard therefore
+//! catches up, however far behind; it never closes its subscribers.
 //!
 //! The feed also carries the committed trades to the trade hub ([`trades`]): a queue, not coalesced.
 
@@ -168,6 +169,21 @@ impl Inbox {
         }
     }
 
+    /// Makes the shard re-read `series` from the store from candle time `time` (Unix s) on, at its next
+    /// round (with whatever resync of it is already due, from the older of the two times). For changes that
+    /// reached the store without [`CandleFeed::publish`], and for the rest of a catch-up the shard reads a
+    /// page at a time. Nothing happens if the shard does not watch the series.
+    pub fn resync_from(&self, series: SeriesId, time: i64) {
+        let mut state = self.lock();
+        if !state.watched.contains(&series) {
+            return;
+        }
+        let from = state.resync.get(&series).map_or(time, |&t| t.min(time));
+        state.start_resync(series, from);
+        drop(state);
+        self.ready.notify_one();
+    }
+
     /// Completes when something was published since the last [`Inbox::drain`]. A wake-up that comes
     /// while the shard is busy is kept, so none is lost.
     pub async fn ready(&self) {
@@ -277,18 +293,8 @@ impl CandleFeed {
     /// [`CandleFeed::publish`] (an edge loading a snapshot).
     pub fn resync(&self, series: &HashMap<SeriesId, i64>) {
         for inbox in self.inboxes.iter() {
-            let mut state = inbox.lock();
-            let mut any = false;
             for (id, &time) in series {
-                if state.watched.contains(id) {
-                    let from = state.resync.get(id).map_or(time, |&t| t.min(time));
-                    state.start_resync(*id, from);
-                    any = true;
-                }
-            }
-            drop(state);
-            if any {
-                inbox.ready.notify_one();
+                inbox.resync_from(*id, time);
             }
         }
     }

@@ -141,6 +141,8 @@ pub struct WebSocketConfig {
     /// How long a hub shard may hold a final candle back so it rides along with the series' next update
     /// in one write (ms); 0 = send finals at once.
     pub final_hold_ms: u64,
+    /// Candles a hub shard re-reads of a series per round when it catches up from the store.
+    pub hub_resync_page: usize,
     /// Return freed heap memory to the OS once this many connections have closed since the peak; 0 = never.
     pub memory_trim_after_closes: u64,
 }
@@ -307,7 +309,7 @@ impl Config {
         let ws = &self.websocket;
         let sio = &self.socketio;
         let stream = &self.stream;
-        let checks: [(&str, bool, &str); 29] = [
+        let checks: [(&str, bool, &str); 30] = [
             ("stream.max_len", stream.max_len > 0, "must be positive"),
             (
                 "stream.read_count",
@@ -383,6 +385,11 @@ impl Config {
             (
                 "websocket.outbox_capacity",
                 ws.outbox_capacity > 0,
+                "must be positive",
+            ),
+            (
+                "websocket.hub_resync_page",
+                ws.hub_resync_page > 0,
                 "must be positive",
             ),
             (

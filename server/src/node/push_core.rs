@@ -65,6 +65,7 @@ impl PushCore {
         let settings = HubSettings {
             queue_capacity: config.websocket.hub_queue_capacity,
             final_hold: Duration::from_millis(config.websocket.final_hold_ms),
+            resync_page: config.websocket.hub_resync_page,
         };
         let (hub, mut threads) = hub::spawn(
             feed,

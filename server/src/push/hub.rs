@@ -17,8 +17,13 @@
 //! Each shard also remembers the last states it delivered of each series' recent candles (its
 //! *frontier*), so whatever path an update takes (the inbox, or a re-read of the store after the inbox
 //! overflowed), a subscriber never gets an older state of a candle after a newer one, nor a final twice.
+//!
+//! A re-read (after an overflow, or after an edge loaded a snapshot) is complete for any lag: it reads the
+//! series forward from the oldest candle missed, `websocket.hub_resync_page` candles per round of the
+//! shard's loop, and puts the rest back in the inbox's resync, so memory holds one page and the shard's
+//! other series and commands are served between pages.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +31,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use kline_protocol::{MAX_HISTORY_LIMIT, Symbol};
+use kline_protocol::Symbol;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +39,7 @@ use super::{SeriesKey, Subscriber};
 use crate::feed::{CandleFeed, CandleUpdate, CandleVersion, Drained, Inbox, SeriesId};
 use crate::pipeline::service::now_ms;
 use crate::stats::{PipelineStats, PushStats};
-use crate::store::{CandleStore, HistoryQuery};
+use crate::store::CandleStore;
 
 /// Identifies one connection in the index.
 pub type ConnectionId = u64;
@@ -139,6 +144,8 @@ pub fn spawn(
     for (number, inbox) in feed.inboxes().iter().enumerate() {
         let (tx, rx) = mpsc::channel(settings.queue_capacity);
         let shard = Shard {
+            resync_page: settings.resync_page.max(1),
+            paging: HashSet::new(),
             index: HashMap::new(),
             frontiers: HashMap::new(),
             held: HeldFinals::new(settings.final_hold),
@@ -168,6 +175,8 @@ pub struct HubSettings {
     pub queue_capacity: usize,
     /// How long a lone final may wait for its series' next update (`websocket.final_hold_ms`).
     pub final_hold: Duration,
+    /// Candles a re-read of a series reads per round (`websocket.hub_resync_page`).
+    pub resync_page: usize,
 }
 
 fn series_id((symbol, interval): &SeriesKey) -> SeriesId {
@@ -268,6 +277,10 @@ impl HeldFinals {
 }
 
 struct Shard {
+    /// Candles one re-read of a series reads before the shard serves anything else.
+    resync_page: usize,
+    /// Series whose re-read goes on at the next round (not a new overflow: not counted again).
+    paging: HashSet<SeriesId>,
     index: HashMap<SeriesId, Vec<(ConnectionId, Subscriber)>>,
     frontiers: HashMap<SeriesId, Frontier>,
     held: HeldFinals,
@@ -354,35 +367,46 @@ impl Shard {
     /// The series has no subscriber left in this shard.
     fn forget(&mut self, series: &SeriesId) {
         self.index.remove(series);
+        self.paging.remove(series);
         self.frontiers.remove(series);
         self.held.take(series);
         self.inbox.unwatch(series);
     }
 
     /// Delivers what one read of the inbox brought: per series, in order, each subscriber's share in one
-    /// push; then the series that overflowed, re-read from the store.
+    /// push; then the series that overflowed, re-read from the store a page each.
     fn deliver(&mut self, drained: Drained) {
         PipelineStats::add(&self.stats.feed_coalesced, drained.coalesced as usize);
-        let mut groups: Vec<(SeriesId, Vec<Arc<CandleUpdate>>)> = Vec::new();
+        // Per series: its updates, and whether lone finals may be held back (not a re-read's).
+        let mut groups: Vec<(SeriesId, Vec<Arc<CandleUpdate>>, bool)> = Vec::new();
         let mut group_of: HashMap<SeriesId, usize> = HashMap::new();
         for update in drained.updates {
             let id = update.series();
             let index = *group_of.entry(id).or_insert_with(|| {
-                groups.push((id, Vec::new()));
+                groups.push((id, Vec::new(), true));
                 groups.len() - 1
             });
             groups[index].1.push(update);
         }
         for (series, oldest) in drained.resync {
-            PipelineStats::add(&self.stats.feed_lagged, 1);
-            let updates = self.reread(series, oldest);
-            groups.push((series, updates));
-        }
-        for (series, updates) in groups {
             if !self.index.contains_key(&series) {
                 continue;
             }
-            let updates = if updates.iter().all(|update| update.candle.is_final) {
+            if !self.paging.remove(&series) {
+                PipelineStats::add(&self.stats.feed_lagged, 1);
+            }
+            let (updates, next) = self.reread(series, oldest);
+            if let Some(next) = next {
+                self.paging.insert(series);
+                self.inbox.resync_from(series, next);
+            }
+            groups.push((series, updates, false));
+        }
+        for (series, updates, holdable) in groups {
+            if !self.index.contains_key(&series) {
+                continue;
+            }
+            let updates = if holdable && updates.iter().all(|update| update.candle.is_final) {
                 match self.held.hold(series, updates) {
                     Some(updates) => updates,
                     None => continue,
@@ -425,29 +449,33 @@ impl Shard {
         PipelineStats::add(&self.stats.updates_replaced, replaced);
     }
 
-    /// The current states of the series' candles from `oldest` on (up to the protocol's history maximum),
-    /// read from the store: the pipeline publishes only after writing, so the store has every state the
-    /// inbox dropped, or a newer one.
-    fn reread(&self, (mint, interval): SeriesId, oldest: i64) -> Vec<Arc<CandleUpdate>> {
-        let query = HistoryQuery {
-            from: Some(oldest),
-            to: None,
-            limit: MAX_HISTORY_LIMIT as usize,
-        };
-        let page = match self.store.history(&mint, interval, query) {
+    /// The current states of the series' candles from `oldest` on, a page of them, read from the store
+    /// (the pipeline publishes only after writing, so the store has every state the inbox dropped, or a
+    /// newer one), and where the next page starts if the page was full.
+    fn reread(
+        &self,
+        (mint, interval): SeriesId,
+        oldest: i64,
+    ) -> (Vec<Arc<CandleUpdate>>, Option<i64>) {
+        let (candles, next) = match self.store.candles_after(
+            &mint,
+            interval,
+            oldest,
+            self.resync_page,
+        ) {
             Ok(page) => page,
             Err(err) => {
                 tracing::error!(error = %err, "hub: re-reading a series after an inbox overflow failed");
-                return Vec::new();
+                return (Vec::new(), None);
             }
         };
         let symbol = Symbol::from_bytes(&mint);
         tracing::warn!(
-            symbol = %symbol, %interval, candles = page.candles.len(), truncated = page.has_more,
-            "hub shard fell behind the candle feed; caught up from the store"
+            symbol = %symbol, %interval, from = oldest, candles = candles.len(), more = next.is_some(),
+            "hub shard fell behind the candle feed; catching up from the store"
         );
         let produced_at_ms = now_ms();
-        page.candles
+        let updates = candles
             .iter()
             .map(|state| {
                 Arc::new(CandleUpdate {
@@ -462,7 +490,8 @@ impl Shard {
                     socketio_payload: OnceLock::new(),
                 })
             })
-            .collect()
+            .collect();
+        (updates, next)
     }
 }
 

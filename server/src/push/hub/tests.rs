@@ -9,8 +9,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::*;
+use crate::aggregator::CandleKey;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source::simulator::SimulatedMarket;
+use crate::store::HistoryQuery;
+use crate::store::series_counts_tests::candle;
 use crate::ws::outbox::Outbox;
 
 const T0_MS: i64 = 1_764_000_000_000;
@@ -109,6 +112,7 @@ async fn stalled_shard_catches_up(capacity: usize) -> Arc<PushStats> {
     let settings = HubSettings {
         queue_capacity: 64,
         final_hold: Duration::from_millis(200),
+        resync_page: 500,
     };
     let (hub, threads) = spawn(
         &feed,
@@ -212,4 +216,63 @@ async fn a_stalled_shard_whose_inbox_overflows_catches_up_from_the_store() {
         "the inbox overflowed and series were re-read"
     );
     assert_eq!(stats.slow_client_closes.get(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_after_a_snapshot_delivers_every_candle_however_long_the_lag() {
+    const LAG: i64 = 2_500;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
+    let feed = CandleFeed::new(1, 100);
+    let stats = Arc::new(PushStats::default());
+    let shutdown = CancellationToken::new();
+    let settings = HubSettings {
+        queue_capacity: 64,
+        final_hold: Duration::from_millis(200),
+        resync_page: crate::config::Config::defaults().websocket.hub_resync_page,
+    };
+    let (hub, threads) = spawn(
+        &feed,
+        store.clone(),
+        settings,
+        stats.clone(),
+        shutdown.clone(),
+    );
+    let mint = [9; 32];
+    let series: SeriesId = (mint, Interval::S1);
+    let (outbox, mut client) = connected(&stats).await;
+    let key = (Symbol::from_bytes(&mint), Interval::S1);
+    hub.subscribe(1, key, Subscriber::WebSocket(outbox.clone()))
+        .await;
+
+    // What an edge's snapshot wrote: 2,500 s1 candles the hub never saw, each final.
+    let t0 = T0_MS / 1000;
+    let mut batch = store.batch();
+    let mut expected = BTreeMap::new();
+    for time in t0..t0 + LAG {
+        let mut state = candle(time, 1);
+        state.is_final = true;
+        let candle_key = CandleKey {
+            mint,
+            interval: Interval::S1,
+            time,
+        };
+        batch.put_candle(&candle_key, &state);
+        expected.insert((series, time), (1, true));
+    }
+    store.write(batch).unwrap();
+    feed.resync(&[(series, t0)].into());
+
+    let received = read_until_final(&mut client, &expected).await;
+    assert_eq!(
+        received[&series].len(),
+        LAG as usize,
+        "every candle of the lag, none more"
+    );
+    assert!(!outbox.is_closed());
+    assert_eq!(stats.feed_lagged.get(), 1, "one resync, read in pages");
+    shutdown.cancel();
+    for thread in threads {
+        thread.join().unwrap();
+    }
 }
