@@ -85,14 +85,14 @@ impl CandleStore {
             read.fill_cache(false);
             let mut keys = self.db.raw_iterator_cf_opt(self.cf(CF_CANDLES), read);
             keys.seek(start);
-            let mut removed = 0;
-            while keys.valid() && removed < PRUNE_CHUNK {
-                removed += 1;
+            let mut chunk = Vec::new();
+            while let Some(key) = keys.key().filter(|_| chunk.len() < PRUNE_CHUNK) {
+                chunk.push(key.to_vec());
                 keys.next();
             }
             keys.status()?;
             // Look before deleting, so passes over already-pruned series add no range tombstones.
-            if removed == 0 {
+            if chunk.is_empty() {
                 return Ok(any);
             }
             let chunk_end = match keys.key() {
@@ -107,10 +107,8 @@ impl CandleStore {
                 start.as_slice(),
                 chunk_end.as_slice(),
             );
-            let series = start[..super::series_counts::SERIES_KEY_LEN]
-                .try_into()
-                .expect("a candle key starts with its series");
-            self.uncount(&mut batch, &series, removed as u64)?;
+            let removed = CandleStore::buckets_of(chunk.iter().map(Vec::as_slice));
+            self.uncount(&mut batch, &removed)?;
             self.write_unlocked(batch)?;
             any = true;
             if last_chunk {

@@ -53,9 +53,10 @@ impl CandleStore {
 
     /// One page of a whole series in the given order, and the series' length: skips `offset` candles from
     /// the newest (`newest_first`) or the oldest end, takes `limit` (the existing server's `GET /api/kline`
-    /// answers with `total`). The length is the kept count ([`series_counts`]), read from the same snapshot
-    /// as the candles. Steps over `limit` entries plus the skipped ones, skipping from whichever end of the
-    /// series is nearer the page: a deep page costs `min(offset, total - offset)` steps, never the series.
+    /// answers with `total`). The length is the kept count (`series_counts`), read from the same snapshot
+    /// as the candles. A deep page is found from whichever end of the series is nearer by summing bucket
+    /// counts ([`CandleStore::rank_start`]): it steps over fewer than `BUCKET_SLOTS` (4096) candles before
+    /// its own, however long the series.
     pub fn series_page(
         &self,
         mint: &[u8; 32],
@@ -81,10 +82,21 @@ impl CandleStore {
         } else {
             (!newest_first, from_other_end)
         };
+        let (bound, skip) = match skip {
+            0 => (None, 0),
+            skip => self.rank_start(mint, interval, newest_first_scan, skip as u64, &snapshot)?,
+        };
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        let (mut lower, mut upper) = (i64::MIN, i64::MAX);
+        match bound {
+            Some(time) if newest_first_scan => upper = time,
+            Some(time) => lower = time,
+            None => {}
+        }
         let mut read = ReadOptions::default();
         read.set_snapshot(&snapshot);
-        read.set_iterate_lower_bound(keys::series_key(mint, interval, i64::MIN).to_vec());
-        read.set_iterate_upper_bound(keys::series_key(mint, interval, i64::MAX).to_vec());
+        read.set_iterate_lower_bound(keys::series_key(mint, interval, lower).to_vec());
+        read.set_iterate_upper_bound(keys::series_key(mint, interval, upper).to_vec());
         let mode = if newest_first_scan {
             IteratorMode::End
         } else {

@@ -86,6 +86,16 @@ async fn a_million_candle_series_answers_api_kline_reading_only_the_page() {
     assert_eq!(body["data"]["has_next"], false);
     assert_eq!(store.candles_read() - read_before, 50);
 
+    // The middle of the series: found by the bucket counts, not by stepping over half a million candles.
+    let read_before = store.candles_read();
+    let (_, _, body) = get(&page("&page=10000")).await;
+    assert_eq!(body["data"]["klines"][0]["time"], T0 + CANDLES / 2 + 49);
+    let read = store.candles_read() - read_before;
+    assert!(
+        read < 4096 + 50,
+        "{read} candles read for a page in the middle"
+    );
+
     // Retention keeps the newest 250,000 seconds: `total` is what it kept.
     let now_ms = (T0 + CANDLES) * 1000;
     let keep = Keep::For(Duration::from_secs(250_000));

@@ -62,6 +62,11 @@ fn assert_kept(store: &CandleStore, mint: [u8; 32], interval: Interval) -> u64 {
     let kept = store.series_count(&mint, interval).unwrap();
     let counted = store.count_series_candles(&mint, interval).unwrap();
     assert_eq!(kept, counted, "the kept count is the series' length");
+    let (kept_buckets, counted_buckets) = store.bucket_counts(&mint, interval);
+    assert_eq!(
+        kept_buckets, counted_buckets,
+        "each bucket's count is right"
+    );
     kept
 }
 
@@ -232,6 +237,7 @@ fn a_deep_page_is_read_from_the_nearer_end() {
         (10_000, vec![9_990, 9_991, 9_992], 10)
     );
     assert_eq!(page(false, 4_000, 2).1, vec![4_000, 4_001]);
+    assert_eq!(page(true, 5_000, 2).1, vec![4_999, 4_998]);
     assert_eq!(page(true, 10_000, 5), (10_000, vec![], 0));
     let history = store
         .history(
@@ -258,4 +264,57 @@ fn candles_after_pages_forward_from_a_time() {
     let (page, next) = store.candles_after(&MINT, Interval::S1, 11, 5).unwrap();
     let times: Vec<i64> = page.iter().map(|c| c.time).collect();
     assert_eq!((times, next), (vec![12, 14, 16, 18], None));
+}
+
+#[test]
+fn a_page_deep_in_a_long_series_steps_over_at_most_one_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // 200,000 s15 candles with a gap: buckets of 4,096 slots, some partly empty.
+    let times = (0..200_000i64)
+        .filter(|i| !(50_000..60_000).contains(i))
+        .map(|i| i * 15);
+    write_series(&store, MINT, Interval::S15, times.clone(), 50_000);
+    let expected: Vec<i64> = times.collect();
+    let total = expected.len();
+    assert_eq!(assert_kept(&store, MINT, Interval::S15) as usize, total);
+    for (newest_first, offset) in [(false, 70_000), (true, 70_000), (false, 95_000), (true, 1)] {
+        let before = store.candles_read();
+        let page = store
+            .series_page(&MINT, Interval::S15, newest_first, offset, 10)
+            .unwrap();
+        let read = store.candles_read() - before;
+        let times: Vec<i64> = page.candles.iter().map(|c| c.time).collect();
+        let want: Vec<i64> = if newest_first {
+            expected
+                .iter()
+                .rev()
+                .skip(offset)
+                .take(10)
+                .copied()
+                .collect()
+        } else {
+            expected.iter().skip(offset).take(10).copied().collect()
+        };
+        assert_eq!(times, want, "newest_first {newest_first}, offset {offset}");
+        assert!(
+            read < BUCKET_SLOTS as u64 + 10,
+            "{read} candles read for a page at {offset} of {total}"
+        );
+    }
+    // Retention cuts into a bucket: the counts and the pages stay right.
+    store
+        .prune_series(&MINT, Interval::S15, 30_001 * 15)
+        .unwrap();
+    assert_kept(&store, MINT, Interval::S15);
+    let page = store
+        .series_page(&MINT, Interval::S15, false, 40_000, 2)
+        .unwrap();
+    let times: Vec<i64> = page.candles.iter().map(|c| c.time).collect();
+    let kept: Vec<i64> = expected
+        .iter()
+        .copied()
+        .filter(|t| *t >= 30_001 * 15)
+        .collect();
+    assert_eq!(times, kept[40_000..40_002]);
 }
