@@ -82,6 +82,23 @@ impl PollingClient {
         self.send(&format!("42/kline,{}", json!([event, data])))
             .await;
     }
+
+    /// Emits every request in one polling payload: socketioxide reads them back to back.
+    async fn emit_together(&self, requests: impl IntoIterator<Item = (&str, Value)>) {
+        let packets: Vec<String> = requests
+            .into_iter()
+            .map(|(event, data)| format!("42/kline,{}", json!([event, data])))
+            .collect();
+        self.send(&packets.join(&SEPARATOR.to_string())).await;
+    }
+
+    /// A session joined to `/kline`, once its `connection_success` came.
+    async fn joined(server: &impl KlineServer) -> PollingClient {
+        let (mut client, _) = PollingClient::open(server).await;
+        client.send("40/kline,").await;
+        client.event("connection_success").await;
+        client
+    }
 }
 
 #[tokio::test]
@@ -213,18 +230,15 @@ async fn ws_and_socketio_subscribers_of_one_series_get_the_same_update_from_the_
 #[tokio::test]
 async fn requests_beyond_the_sockets_queue_get_error_1004() {
     let server = InProcessServer::start(&["socketio.request_queue=2"]);
-    let (mut client, _) = PollingClient::open(&server).await;
-    client.send("40/kline,").await;
-    client.event("connection_success").await;
+    let mut client = PollingClient::joined(&server).await;
     let mint = "So11111111111111111111111111111111111111112";
-    // 40 requests in one polling payload: socketioxide reads them back to back.
-    let packets: Vec<String> = (0..40)
-        .map(|i| {
-            let request = json!(["history", {"symbol": mint, "interval": "s1", "limit": i + 1}]);
-            format!("42/kline,{request}")
-        })
-        .collect();
-    client.send(&packets.join(&SEPARATOR.to_string())).await;
+    // 40 requests in one polling payload.
+    client
+        .emit_together((0..40).map(|i| {
+            let request = json!({"symbol": mint, "interval": "s1", "limit": i + 1});
+            ("history", request)
+        }))
+        .await;
     let error = client.event("error").await;
     assert_eq!(error["code"], 1004);
     assert!(
@@ -341,9 +355,7 @@ async fn history_reads_the_candles_it_answers_and_counts_the_series_without_read
         .collect();
     let (status, report) = post_events(&server, body).await;
     assert_eq!(status, 200, "{report}");
-    let (mut client, _) = PollingClient::open(&server).await;
-    client.send("40/kline,").await;
-    client.event("connection_success").await;
+    let mut client = PollingClient::joined(&server).await;
 
     let read_before = metric(&server, "kline_store_candles_read_total").await;
     client
@@ -370,18 +382,13 @@ async fn a_socket_that_keeps_sending_while_rate_limited_is_disconnected_as_ws_is
         "websocket.rate_limit_per_sec=0.01",
         "websocket.rate_limit_strikes=3",
     ]);
-    let (mut client, _) = PollingClient::open(&server).await;
-    client.send("40/kline,").await;
-    client.event("connection_success").await;
+    let mut client = PollingClient::joined(&server).await;
     let mint = "So11111111111111111111111111111111111111112";
     // A 100-candle history costs 2 tokens (as on /ws): the whole burst; then three refusals in a row.
-    let packets: Vec<String> = (0..4)
-        .map(|_| {
-            let request = json!(["history", {"symbol": mint, "interval": "s1"}]);
-            format!("42/kline,{request}")
-        })
-        .collect();
-    client.send(&packets.join(&SEPARATOR.to_string())).await;
+    let history = json!({"symbol": mint, "interval": "s1"});
+    client
+        .emit_together((0..4).map(|_| ("history", history.clone())))
+        .await;
     client.event("history_data").await;
     for _ in 0..3 {
         assert_eq!(client.event("error").await["code"], 1004);

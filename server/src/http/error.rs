@@ -55,6 +55,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A page size from a query string: `default` when absent, else an integer from 1 to `max`.
+pub fn limit_param(
+    params: &std::collections::HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    let Some(text) = params.get("limit") else {
+        return Ok(default);
+    };
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "`limit` must be an integer from 1 to {max}, got `{text}`"
+            ))
+        })
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
         ApiError::Storage(err.to_string())

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use kline_protocol::Symbol;
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, limit_param};
 use super::reads::ReadSide;
 use crate::symbol_directory::{SymbolCursor, SymbolEntry};
 
@@ -53,18 +53,7 @@ pub async fn symbols(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let (default_limit, max_limit) = state.symbols_limits;
-    let limit = match params.get("limit") {
-        None => default_limit,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=max_limit).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "`limit` must be an integer from 1 to {max_limit}, got `{text}`"
-                ))
-            })?,
-    };
+    let limit = limit_param(&params, default_limit, max_limit)?;
     let cursor = params
         .get("cursor")
         .map(|text| {

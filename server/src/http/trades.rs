@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use kline_protocol::{MAX_TRADES_LIMIT, Symbol, TradeId, TradesPage};
 
-use super::error::ApiError;
+use super::error::{ApiError, limit_param};
 use super::read_permits::ReadError;
 use super::reads::ReadSide;
 use crate::store::StoreError;
@@ -25,18 +25,11 @@ pub async fn trades(
         .get("symbol")
         .ok_or_else(|| bad("missing `symbol`".into()))?;
     let symbol = Symbol::parse(symbol).map_err(|err| bad(format!("`symbol`: {err}")))?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_TRADES_LIMIT,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_TRADES_LIMIT).contains(n))
-            .ok_or_else(|| {
-                bad(format!(
-                    "`limit` must be an integer from 1 to {MAX_TRADES_LIMIT}, got `{text}`"
-                ))
-            })?,
-    };
+    let limit = limit_param(
+        &params,
+        DEFAULT_TRADES_LIMIT as usize,
+        MAX_TRADES_LIMIT as usize,
+    )?;
     let before = params
         .get("before")
         .map(|text| TradeId::parse(text).map_err(|err| bad(format!("`before`: {err}"))))
@@ -45,7 +38,7 @@ pub async fn trades(
     let page = state
         .permits
         .read(&state.store, move |store| {
-            store.trades(&mint, before.as_ref(), limit as usize)
+            store.trades(&mint, before.as_ref(), limit)
         })
         .await
         .map_err(|err| match err {

@@ -42,6 +42,28 @@ pub(crate) async fn connected(
     (outbox, client)
 }
 
+/// Hub shards on `feed`'s inboxes over `store`, with a re-read page of `resync_page` candles.
+fn start_hub(
+    feed: &CandleFeed,
+    store: &Arc<CandleStore>,
+    stats: &Arc<PushStats>,
+    shutdown: &CancellationToken,
+    resync_page: usize,
+) -> (Hub, Vec<std::thread::JoinHandle<()>>) {
+    let settings = HubSettings {
+        queue_capacity: 64,
+        final_hold: Duration::from_millis(200),
+        resync_page,
+    };
+    spawn(
+        feed,
+        store.clone(),
+        settings,
+        stats.clone(),
+        shutdown.clone(),
+    )
+}
+
 /// Per candle time of one series: the states a client received, in order.
 type Received = BTreeMap<i64, Vec<(u32, bool)>>;
 
@@ -109,18 +131,7 @@ async fn stalled_shard_catches_up(capacity: usize) -> Arc<PushStats> {
         Pipeline::open(store.clone(), settings, feed.clone(), Arc::default()).unwrap();
     let stats = Arc::new(PushStats::default());
     let shutdown = CancellationToken::new();
-    let settings = HubSettings {
-        queue_capacity: 64,
-        final_hold: Duration::from_millis(200),
-        resync_page: 500,
-    };
-    let (hub, threads) = spawn(
-        &feed,
-        store.clone(),
-        settings,
-        stats.clone(),
-        shutdown.clone(),
-    );
+    let (hub, threads) = start_hub(&feed, &store, &stats, &shutdown, 500);
     let mut market = SimulatedMarket::new(2, 7);
     let all_series: Vec<SeriesKey> = market
         .mints()
@@ -226,18 +237,8 @@ async fn a_resync_after_a_snapshot_delivers_every_candle_however_long_the_lag() 
     let feed = CandleFeed::new(1, 100);
     let stats = Arc::new(PushStats::default());
     let shutdown = CancellationToken::new();
-    let settings = HubSettings {
-        queue_capacity: 64,
-        final_hold: Duration::from_millis(200),
-        resync_page: crate::config::Config::defaults().websocket.hub_resync_page,
-    };
-    let (hub, threads) = spawn(
-        &feed,
-        store.clone(),
-        settings,
-        stats.clone(),
-        shutdown.clone(),
-    );
+    let page = crate::config::Config::defaults().websocket.hub_resync_page;
+    let (hub, threads) = start_hub(&feed, &store, &stats, &shutdown, page);
     let mint = [9; 32];
     let series: SeriesId = (mint, Interval::S1);
     let (outbox, mut client) = connected(&stats).await;
