@@ -11,6 +11,7 @@ pub mod ingest;
 mod klines;
 mod legacy_kline;
 pub mod metrics;
+pub mod origin;
 pub mod reads;
 mod ready;
 pub mod serve;
