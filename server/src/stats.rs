@@ -77,6 +77,10 @@ pub struct StoreStats {
     /// Snapshots served to edges, and their bytes.
     pub snapshots_served: Counter,
     pub snapshot_bytes: Counter,
+    /// Snapshot requests refused: all of `node.snapshot_concurrency` busy.
+    pub snapshots_refused: Counter,
+    /// Snapshots cut off: the reader took no frame for `node.snapshot_write_timeout_secs`, or went away.
+    pub snapshots_cut_off: Counter,
 }
 
 /// Counters of the push service. Gauges (`*_active`) go up and down; the rest only grow.

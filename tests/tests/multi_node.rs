@@ -82,7 +82,7 @@ impl Cluster {
             "ingest.enabled=false",
             "node.role=edge",
             &format!("stream.redis_url={}", self.redis.url()),
-            &format!("stream.snapshot_url=http://{}", self.writer.addr),
+            &format!("stream.snapshot_url=http://{}", self.writer.internal_addr()),
         ])
     }
 

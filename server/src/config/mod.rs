@@ -164,6 +164,18 @@ pub struct SocketIoConfig {
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     pub role: Role,
+    /// Roles `writer` and `edge`: `host:port` of the internal listener, which alone serves `/internal/*`
+    /// (the snapshot edges load). Empty: no internal listener.
+    pub internal_addr: String,
+    /// Bearer token the internal listener requires, and an edge presents to `stream.snapshot_url`; empty:
+    /// none. `KLINE_INTERNAL_TOKEN` sets it too.
+    pub internal_token: String,
+    /// Whether the internal listener speaks TLS, with `server.tls`'s certificate and key.
+    pub internal_tls: bool,
+    /// Snapshots served at once; more get 503 with `Retry-After`.
+    pub snapshot_concurrency: usize,
+    /// A snapshot whose reader takes no frame for this long is cut off (the reader sees no end frame).
+    pub snapshot_write_timeout_secs: u64,
 }
 
 /// A process's role: everything in one process, or one writer and many edges over a stream.
@@ -199,6 +211,8 @@ pub struct StreamConfig {
     pub snapshot_url: String,
     /// Extra CA certificates (PEM) trusted for an `https://` snapshot URL, beside the system's; empty: none.
     pub snapshot_ca_file: PathBuf,
+    /// Bearer token sent to `snapshot_url`; empty: `node.internal_token` (one secret for the cluster).
+    pub snapshot_token: String,
     /// Reconnect backoff towards Redis, milliseconds (doubling from min to max).
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
@@ -291,6 +305,48 @@ impl Config {
     /// The ingest token, if ingest is on and a token is set; `None` means the route is off.
     pub fn ingest_token(&self) -> Option<&str> {
         (self.ingest.enabled && !self.ingest.token.is_empty()).then_some(self.ingest.token.as_str())
+    }
+
+    /// The internal listener's address, if there is one.
+    pub fn internal_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let addr = self.node.internal_addr.trim();
+        if addr.is_empty() {
+            return Ok(None);
+        }
+        addr.parse().map(Some).map_err(|err| {
+            ConfigError::invalid("node.internal_addr", format!("{err} (want host:port)"))
+        })
+    }
+
+    /// The token an edge presents to `stream.snapshot_url`: `stream.snapshot_token`, else
+    /// `node.internal_token`; `None`: none.
+    pub fn snapshot_token(&self) -> Option<&str> {
+        [&self.stream.snapshot_token, &self.node.internal_token]
+            .into_iter()
+            .find(|token| !token.is_empty())
+            .map(String::as_str)
+    }
+
+    /// The internal listener's token; `None`: requests need none.
+    pub fn internal_token(&self) -> Option<&str> {
+        (!self.node.internal_token.is_empty()).then_some(self.node.internal_token.as_str())
+    }
+
+    fn validate_node(&self) -> Result<(), ConfigError> {
+        self.internal_addr()?;
+        if self.node.snapshot_concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "node.snapshot_concurrency",
+                "must be positive",
+            ));
+        }
+        if self.node.snapshot_write_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "node.snapshot_write_timeout_secs",
+                "must be positive",
+            ));
+        }
+        Ok(())
     }
 
     /// Checks what types alone cannot.
@@ -444,6 +500,7 @@ impl Config {
         if let Some((key, _, reason)) = checks.into_iter().find(|(_, ok, _)| !ok) {
             return Err(ConfigError::invalid(key, reason));
         }
+        self.validate_node()?;
         let solana = &self.source.solana;
         if !matches!(
             solana.commitment.as_str(),

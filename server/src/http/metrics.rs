@@ -196,6 +196,16 @@ fn register_store(r: &mut Registry, s: &StoreStats) {
         "Bytes of the snapshots served to edges",
         s.snapshot_bytes.clone(),
     );
+    r.register(
+        "snapshots_refused",
+        "Snapshot requests refused with 503: node.snapshot_concurrency snapshots were streaming",
+        s.snapshots_refused.clone(),
+    );
+    r.register(
+        "snapshots_cut_off",
+        "Snapshots cut off before their end: the reader stalled past node.snapshot_write_timeout_secs or left",
+        s.snapshots_cut_off.clone(),
+    );
 }
 
 fn register_pipeline(r: &mut Registry, p: &PipelineStats) {

@@ -153,7 +153,15 @@ async fn load_snapshot(
         );
         None
     } else {
-        match snapshot::load(&config.snapshot_url, &config.snapshot_ca_file, replica).await {
+        let token = (!config.snapshot_token.is_empty()).then_some(config.snapshot_token.as_str());
+        match snapshot::load(
+            &config.snapshot_url,
+            &config.snapshot_ca_file,
+            token,
+            replica,
+        )
+        .await
+        {
             Ok((seq, changed)) => {
                 tracing::info!(seq, series = changed.len(), url = %Redacted(&config.snapshot_url), "snapshot loaded");
                 replica.resync(&changed);

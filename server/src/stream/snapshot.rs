@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::sync::Semaphore;
 
 use super::apply::{ApplyError, Replica};
 use crate::feed::SeriesId;
@@ -56,28 +58,77 @@ impl Frame {
     }
 }
 
-/// The snapshot route, with its state applied.
-/// `stats` counts the snapshots served and their bytes.
-pub fn routes(store: Arc<CandleStore>, stats: Arc<StoreStats>) -> Router {
-    Router::new()
-        .route("/internal/snapshot", get(serve))
-        .with_state((store, stats))
+/// What serving snapshots needs: the store, the counters, and the bounds on readers — at most
+/// `node.snapshot_concurrency` at once, each cut off after `node.snapshot_write_timeout_secs` without
+/// taking a frame.
+#[derive(Clone)]
+pub struct SnapshotService {
+    store: Arc<CandleStore>,
+    /// Counts the snapshots served, refused and cut off, and their bytes.
+    stats: Arc<StoreStats>,
+    permits: Arc<Semaphore>,
+    write_timeout: Duration,
 }
 
-async fn serve(State((store, stats)): State<(Arc<CandleStore>, Arc<StoreStats>)>) -> Response {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_AHEAD);
-    tokio::task::spawn_blocking(move || match dump(&store, &tx) {
-        Ok(sent) => {
-            stats.snapshots_served.inc();
-            stats.snapshot_bytes.inc_by(sent.bytes);
-            tracing::info!(
-                entries = sent.entries,
-                bytes = sent.bytes,
-                "snapshot served"
-            );
+impl SnapshotService {
+    pub fn new(
+        store: Arc<CandleStore>,
+        stats: Arc<StoreStats>,
+        concurrency: usize,
+        write_timeout: Duration,
+    ) -> SnapshotService {
+        SnapshotService {
+            store,
+            stats,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            write_timeout,
         }
-        // The body ends without its End frame: the reader sees a cut-off snapshot.
-        Err(err) => tracing::warn!(error = %err, "snapshot dump stopped"),
+    }
+}
+
+/// The snapshot route, with its state applied. Served only on the internal listener (`node::internal`).
+pub fn routes(service: SnapshotService) -> Router {
+    Router::new()
+        .route("/internal/snapshot", get(serve))
+        .with_state(service)
+}
+
+async fn serve(State(service): State<SnapshotService>) -> Response {
+    let Ok(permit) = service.permits.clone().try_acquire_owned() else {
+        service.stats.snapshots_refused.inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "snapshots: all node.snapshot_concurrency are streaming; retry later\n",
+        )
+            .into_response();
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_AHEAD);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        // Held until the dump ends: the RocksDB snapshot and this thread are what the permit bounds.
+        let _permit = permit;
+        let sink = FrameSink {
+            tx,
+            runtime,
+            write_timeout: service.write_timeout,
+        };
+        match dump(&service.store, &sink) {
+            Ok(sent) => {
+                service.stats.snapshots_served.inc();
+                service.stats.snapshot_bytes.inc_by(sent.bytes);
+                tracing::info!(
+                    entries = sent.entries,
+                    bytes = sent.bytes,
+                    "snapshot served"
+                );
+            }
+            // The body ends without its End frame: the reader sees a cut-off snapshot.
+            Err(err) => {
+                service.stats.snapshots_cut_off.inc();
+                tracing::warn!(error = %err, "snapshot dump stopped");
+            }
+        }
     });
     let frames = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
@@ -90,11 +141,29 @@ async fn serve(State((store, stats)): State<(Arc<CandleStore>, Arc<StoreStats>)>
         .into_response()
 }
 
+/// Where the dump's frames go: the response body's channel, waited on for at most `write_timeout` a frame.
+struct FrameSink {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    runtime: tokio::runtime::Handle,
+    write_timeout: Duration,
+}
+
+impl FrameSink {
+    /// `false` when the reader went away or took no frame within the write timeout.
+    fn send(&self, frame: Bytes) -> bool {
+        let sent = self.runtime.block_on(tokio::time::timeout(
+            self.write_timeout,
+            self.tx.send(frame),
+        ));
+        matches!(sent, Ok(Ok(())))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum DumpError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the reader went away")]
+    #[error("the reader went away or took no frame within node.snapshot_write_timeout_secs")]
     Gone,
 }
 
@@ -105,12 +174,12 @@ struct Sent {
 }
 
 /// Streams the replicated families, as retention keeps them, to `tx`.
-fn dump(store: &CandleStore, tx: &tokio::sync::mpsc::Sender<Bytes>) -> Result<Sent, DumpError> {
+fn dump(store: &CandleStore, sink: &FrameSink) -> Result<Sent, DumpError> {
     let bytes = std::cell::Cell::new(0u64);
     let send = |frame: Frame| {
         let encoded = frame.encode();
         bytes.set(bytes.get() + encoded.len() as u64);
-        tx.blocking_send(encoded).is_ok()
+        sink.send(encoded)
     };
     let mut count = 0u64;
     let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(FRAME_ENTRIES);
@@ -182,6 +251,7 @@ pub enum SnapshotError {
 pub async fn load(
     base_url: &str,
     ca_file: &std::path::Path,
+    token: Option<&str>,
     replica: &mut Replica,
 ) -> Result<(u64, HashMap<SeriesId, i64>), SnapshotError> {
     let url = format!("{}/internal/snapshot", base_url.trim_end_matches('/'));
@@ -194,8 +264,11 @@ pub async fn load(
         .use_preconfigured_tls((*tls).clone())
         .build()
         .map_err(|err| http_error(err.without_url().to_string()))?;
-    let mut response = client
-        .get(&url)
+    let mut request = client.get(&url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request
         .send()
         .await
         .map_err(|err| http_error(request_failure(err)))?;
@@ -264,8 +337,18 @@ mod tests {
     /// The frames a dump of `store` sends, decoded.
     fn dump_frames(store: &CandleStore) -> (Sent, Vec<Frame>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let sent = dump(store, &tx).map_err(|err| err.to_string()).unwrap();
-        drop(tx);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let sink = FrameSink {
+            tx,
+            runtime: runtime.handle().clone(),
+            write_timeout: Duration::from_secs(10),
+        };
+        let sent = dump(store, &sink).map_err(|err| err.to_string()).unwrap();
+        drop(sink);
         let mut frames = Vec::new();
         while let Ok(bytes) = rx.try_recv() {
             frames.push(borsh::from_slice(&bytes[4..]).unwrap());

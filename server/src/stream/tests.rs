@@ -199,7 +199,12 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     // The writer's snapshot endpoint, on a loopback port.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let snapshot_url = format!("http://{}", listener.local_addr().unwrap());
-    let routes = snapshot::routes(writer.clone(), Default::default());
+    let routes = snapshot::routes(snapshot::SnapshotService::new(
+        writer.clone(),
+        Default::default(),
+        2,
+        Duration::from_secs(30),
+    ));
     tokio::spawn(async move { axum::serve(listener, routes).await });
     let config = stream_config(&redis, snapshot_url);
     tokio::spawn(publisher::run(
