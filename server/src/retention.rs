@@ -195,10 +195,11 @@ pub fn filesystem_space(dir: &Path) -> std::io::Result<FilesystemSpace> {
     }
     // SAFETY: statvfs returned 0, so it filled `stat`.
     let stat = unsafe { stat.assume_init() };
-    let block = stat.f_frsize as u64;
+    // 64-bit fields on the 64-bit Linux targets kline builds for.
+    let block = stat.f_frsize;
     Ok(FilesystemSpace {
-        size: (stat.f_blocks as u64).saturating_mul(block),
-        available: (stat.f_bavail as u64).saturating_mul(block),
+        size: stat.f_blocks.saturating_mul(block),
+        available: stat.f_bavail.saturating_mul(block),
     })
 }
 
