@@ -74,6 +74,10 @@ pub struct StoreStats {
     pub family_bytes: Family<Vec<(&'static str, &'static str)>, Gauge>,
     /// Bytes of the whole data directory (write-ahead log and RocksDB's own files included).
     pub data_dir_bytes: Gauge,
+    /// The file system holding the data directory: its size and the bytes this process may still write
+    /// (`statvfs`), refreshed with the sizes above. "Disk near full" alerts compare the two.
+    pub fs_size_bytes: Gauge,
+    pub fs_avail_bytes: Gauge,
     /// Snapshots served to edges, and their bytes.
     pub snapshots_served: Counter,
     pub snapshot_bytes: Counter,

@@ -187,6 +187,16 @@ fn register_store(r: &mut Registry, s: &StoreStats) {
         s.data_dir_bytes.clone(),
     );
     r.register(
+        "store_fs_size_bytes",
+        "Size of the file system holding the data directory",
+        s.fs_size_bytes.clone(),
+    );
+    r.register(
+        "store_fs_avail_bytes",
+        "Bytes of the data directory's file system this process may still write",
+        s.fs_avail_bytes.clone(),
+    );
+    r.register(
         "snapshots_served",
         "Snapshots served to edges",
         s.snapshots_served.clone(),

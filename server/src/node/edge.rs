@@ -58,6 +58,7 @@ pub async fn run(
 
     let mut registry = metrics::registry(None, &push.context.push_stats, None, &base.store_stats);
     stream.register(&mut registry);
+    readiness.register(&mut registry);
     let status = Arc::new(NodeStatus {
         role: config.node.role,
         started_at: base.started_at,

@@ -64,6 +64,7 @@ pub async fn run(
         &base.store_stats,
     );
     stream.register(&mut registry);
+    Readiness::Always.register(&mut registry);
     let status = Arc::new(NodeStatus {
         role: config.node.role,
         started_at: base.started_at,
