@@ -86,6 +86,7 @@ scrape_role() {
     shift
     port=$(free_port)
     "$bin" --data-dir "$work/$name" --bind "127.0.0.1:$port" --set stream.redis_url='"redis://127.0.0.1:1/"' \
+        --set node.internal_addr='"127.0.0.1:0"' \
         --set server.shutdown_timeout_secs=1 "$@" 2>"$work/$name.log" &
     pid=$!
     pids+=("$pid")

@@ -143,7 +143,7 @@ start() {
     while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
     [ $# -gt 0 ] && shift && args=("$@")
     podman run -d --name "$name" --network host \
-        -e KLINE__SERVER__HOST=127.0.0.1 -e KLINE__SERVER__PORT="$port" \
+        -e KLINE__SERVER__HOST=127.0.0.1 -e KLINE__SERVER__PORT="$port" -e KLINE__NODE__INTERNAL_ADDR=127.0.0.1:0 \
         "${opts[@]}" "$image" "${args[@]}" >/dev/null 2>>"$work/podman.log" ||
         { cat "$work/podman.log"; fail "podman run $name"; }
 }
