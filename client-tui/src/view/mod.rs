@@ -131,6 +131,7 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
         state,
         &candles,
         highlight,
+        ui.utc,
         Rect::new(area.x, area.y, area.width, 1),
         buf,
     );
@@ -227,6 +228,7 @@ fn render_header(
     state: &ChartState,
     candles: &[Candle],
     highlight: Option<usize>,
+    utc: bool,
     area: Rect,
     buf: &mut Buffer,
 ) {
@@ -248,7 +250,7 @@ fn render_header(
     if let Some(candle) = highlight.and_then(|i| candles.get(i)) {
         spans.push(Span::raw(format!(
             " {}  O {}  H {}  L {}  C {}  V {}  n={}{}",
-            format_time(candle.time, state.interval, false, true),
+            format_time(candle.time, state.interval, utc, true),
             p(candle.open),
             p(candle.high),
             p(candle.low),
