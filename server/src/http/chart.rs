@@ -59,6 +59,18 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../web/chart-feed.js"),
     },
     Asset {
+        name: "indicators.js",
+        content_type: JS,
+        cache_control: NO_CACHE,
+        body: include_bytes!("../../web/indicators.js"),
+    },
+    Asset {
+        name: "indicator-overlay.js",
+        content_type: JS,
+        cache_control: NO_CACHE,
+        body: include_bytes!("../../web/indicator-overlay.js"),
+    },
+    Asset {
         name: "price-format.js",
         content_type: JS,
         cache_control: NO_CACHE,
