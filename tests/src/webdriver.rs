@@ -1,5 +1,6 @@
 //! A small W3C WebDriver client over `reqwest`, driving Debian's headless `chromium` through
-//! `chromedriver`: enough for the chart page's test (navigate, run a script, click, screenshot).
+//! `chromedriver`: enough for the chart page's test (navigate, run a script, click, type, move the mouse,
+//! screenshot).
 //!
 //! [`Browser::start`] returns `None` (after a loud message) when chromium or chromedriver is not
 //! installed, unless the environment variable `CI` is set: then a missing browser fails the test.
@@ -143,22 +144,56 @@ impl Browser {
             .await
     }
 
-    /// Clicks the first element matching the CSS `selector`, as a user would.
-    pub async fn click(&self, selector: &str) {
+    /// The WebDriver id of the first element matching the CSS `selector`.
+    async fn element(&self, selector: &str) -> String {
         let body = json!({ "using": "css selector", "value": selector });
         let element = self
             .command("POST", &self.session_path("/element"), body)
             .await;
-        let id = element[ELEMENT_KEY]
+        element[ELEMENT_KEY]
             .as_str()
             .unwrap_or_else(|| panic!("no element for `{selector}`: {element}"))
-            .to_string();
+            .to_string()
+    }
+
+    /// Clicks the first element matching the CSS `selector`, as a user would.
+    pub async fn click(&self, selector: &str) {
+        let id = self.element(selector).await;
         self.command(
             "POST",
             &self.session_path(&format!("/element/{id}/click")),
             json!({}),
         )
         .await;
+    }
+
+    /// Empties the input matching `selector` and types `text` into it, key by key.
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        let id = self.element(selector).await;
+        self.command(
+            "POST",
+            &self.session_path(&format!("/element/{id}/clear")),
+            json!({}),
+        )
+        .await;
+        self.command(
+            "POST",
+            &self.session_path(&format!("/element/{id}/value")),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// Moves the mouse to (`x`, `y`) in the viewport, as a user hovering there.
+    pub async fn move_pointer(&self, x: i64, y: i64) {
+        let move_to =
+            json!({"type": "pointerMove", "duration": 0, "origin": "viewport", "x": x, "y": y});
+        let actions = json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [move_to],
+        }]});
+        self.command("POST", &self.session_path("/actions"), actions)
+            .await;
     }
 
     /// A PNG of the window.
