@@ -144,44 +144,30 @@ impl Browser {
             .await
     }
 
-    /// The WebDriver id of the first element matching the CSS `selector`.
-    async fn element(&self, selector: &str) -> String {
-        let body = json!({ "using": "css selector", "value": selector });
+    /// Runs the element command `action` (`click`, `clear`, `value`) on the first element matching the
+    /// CSS `selector`.
+    async fn on_element(&self, selector: &str, action: &str, body: Value) {
+        let find = json!({ "using": "css selector", "value": selector });
         let element = self
-            .command("POST", &self.session_path("/element"), body)
+            .command("POST", &self.session_path("/element"), find)
             .await;
-        element[ELEMENT_KEY]
+        let id = element[ELEMENT_KEY]
             .as_str()
-            .unwrap_or_else(|| panic!("no element for `{selector}`: {element}"))
-            .to_string()
+            .unwrap_or_else(|| panic!("no element for `{selector}`: {element}"));
+        let path = self.session_path(&format!("/element/{id}/{action}"));
+        self.command("POST", &path, body).await;
     }
 
     /// Clicks the first element matching the CSS `selector`, as a user would.
     pub async fn click(&self, selector: &str) {
-        let id = self.element(selector).await;
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/click")),
-            json!({}),
-        )
-        .await;
+        self.on_element(selector, "click", json!({})).await;
     }
 
     /// Empties the input matching `selector` and types `text` into it, key by key.
     pub async fn type_into(&self, selector: &str, text: &str) {
-        let id = self.element(selector).await;
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/clear")),
-            json!({}),
-        )
-        .await;
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/value")),
-            json!({ "text": text }),
-        )
-        .await;
+        self.on_element(selector, "clear", json!({})).await;
+        self.on_element(selector, "value", json!({ "text": text }))
+            .await;
     }
 
     /// Moves the mouse to (`x`, `y`) in the viewport, as a user hovering there.

@@ -236,27 +236,26 @@ mod tests {
             shown: true,
         };
         let overlays = Overlays::new(&indicators, &candles, 1..3);
-        let mut buffer = Buffer::empty(Rect::new(0, 0, 80, 1));
-        (&IndicatorLegend {
-            overlays: &overlays,
-            index: 0,
-        })
-            .render(buffer.area, &mut buffer);
+        let legend = |index| {
+            let mut buffer = Buffer::empty(Rect::new(0, 0, 80, 1));
+            (&IndicatorLegend {
+                overlays: &overlays,
+                index,
+            })
+                .render(buffer.area, &mut buffer);
+            buffer
+        };
+        let second = legend(0);
         assert_eq!(
-            row(&buffer, 0).trim_end(),
-            " SMA2 0.0₇30000  VWAP 0.0₇30000  BB3 — — — ".trim_end(),
+            row(&second, 0).trim_end(),
+            " SMA2 0.0₇30000  VWAP 0.0₇30000  BB3 — — —",
             "the second candle held"
         );
-        assert_eq!(buffer[(1, 0)].fg, Color::Yellow);
-        assert_eq!(buffer[(17, 0)].fg, Color::Cyan);
-        (&IndicatorLegend {
-            overlays: &overlays,
-            index: 1,
-        })
-            .render(buffer.area, &mut buffer);
+        assert_eq!(second[(1, 0)].fg, Color::Yellow);
+        assert_eq!(second[(17, 0)].fg, Color::Cyan);
         // Mean 4e-8, σ = √(8/3)·1e-8 = 1.63299e-8: bands 7.26599e-8, 4e-8, 7.3401e-9.
         assert_eq!(
-            row(&buffer, 0).trim_end(),
+            row(&legend(1), 0).trim_end(),
             " SMA2 0.0₇50000  VWAP 0.0₇40000  BB3 0.0₇72660 0.0₇40000 0.0₈73401"
         );
     }
