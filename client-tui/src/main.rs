@@ -43,10 +43,10 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 struct IndicatorFlags {
     /// Simple moving averages: periods in candles, comma-separated (`9,21`), or `none`.
-    #[arg(long, global = true, value_name = "PERIODS", default_value = "20")]
+    #[arg(long, global = true, value_name = "PERIODS", default_value = "50")]
     sma: String,
     /// Exponential moving averages (seeded with the SMA of their first period): periods, or `none`.
-    #[arg(long, global = true, value_name = "PERIODS", default_value = "50")]
+    #[arg(long, global = true, value_name = "PERIODS", default_value = "9")]
     ema: String,
     /// Bollinger bands: the period of their moving average, or `none`.
     #[arg(long, global = true, value_name = "PERIOD", default_value = "20")]

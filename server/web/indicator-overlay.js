@@ -2,15 +2,15 @@
 // indicator line on the candles' price scale, and a legend row with each value at the crosshair (or at
 // the newest candle). The formulas are indicators.js; the page hands over its candles.
 //
-// What is shown lives in the query string, `indicators=sma:20,ema:50,vwap,bb:20:2` (kind, period, and
+// What is shown lives in the query string, `indicators=sma:50,ema:9,vwap,bb:20:2` (kind, period, and
 // the bands' width in standard deviations), so a link or a reload keeps it.
 
 import { indicatorLines } from "./indicators.js";
 import { formatPrice } from "./price-format.js";
 
 const KINDS = [
-  { kind: "sma", label: "SMA", period: 20, color: "#f0b90b", title: "simple moving average of the closes" },
-  { kind: "ema", label: "EMA", period: 50, color: "#e040fb", title: "exponential moving average of the closes" },
+  { kind: "sma", label: "SMA", period: 50, color: "#f0b90b", title: "simple moving average of the closes" },
+  { kind: "ema", label: "EMA", period: 9, color: "#e040fb", title: "exponential moving average of the closes" },
   { kind: "vwap", label: "VWAP", color: "#26c6da", title: "volume-weighted average price since 00:00 UTC" },
   { kind: "bb", label: "BB", period: 20, k: 2, color: "#42a5f5", title: "Bollinger bands: SMA ± k standard deviations" },
 ];
@@ -166,7 +166,7 @@ export class IndicatorOverlay {
     this.legend.replaceChildren(...spans);
   }
 
-  /** `[{kind, text, color}]` of the kinds shown, at candle `index`: `SMA 20 0.0₇25012`, `BB 20 2 up mid low`. */
+  /** `[{kind, text, color}]` of the kinds shown, at candle `index`: `SMA 50 0.0₇25012`, `BB 20 2 up mid low`. */
   legendEntries(index) {
     return KINDS.filter(({ kind }) => this.settings[kind].on).map(({ kind, label, color }) => {
       const { period, k } = this.settings[kind];

@@ -68,9 +68,10 @@ pub struct Indicators {
 }
 
 impl Default for Indicators {
-    /// SMA 20, EMA 50, VWAP and Bollinger bands (20, 2σ), hidden until `i` (the CLI's defaults).
+    /// SMA 50, EMA 9, VWAP and Bollinger bands (20, 2σ), hidden until `i` (the CLI's defaults). The
+    /// SMA is not 20: that line is the bands' middle already.
     fn default() -> Indicators {
-        Indicators::new(&[20], &[50], true, &[20], 2.0, false)
+        Indicators::new(&[50], &[9], true, &[20], 2.0, false)
     }
 }
 
@@ -176,6 +177,6 @@ mod tests {
             .iter()
             .map(Indicator::label)
             .collect();
-        assert_eq!(labels, ["SMA20", "EMA50", "VWAP", "BB20"]);
+        assert_eq!(labels, ["SMA50", "EMA9", "VWAP", "BB20"]);
     }
 }
