@@ -43,14 +43,14 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 struct IndicatorFlags {
     /// Simple moving averages: periods in candles, comma-separated (`9,21`), or `none`.
-    #[arg(long, global = true, value_name = "PERIODS", default_value = "50")]
-    sma: String,
+    #[arg(long, global = true, value_name = "PERIODS", default_value = "50", value_parser = periods)]
+    sma: Periods,
     /// Exponential moving averages (seeded with the SMA of their first period): periods, or `none`.
-    #[arg(long, global = true, value_name = "PERIODS", default_value = "9")]
-    ema: String,
+    #[arg(long, global = true, value_name = "PERIODS", default_value = "9", value_parser = periods)]
+    ema: Periods,
     /// Bollinger bands: the period of their moving average, or `none`.
-    #[arg(long, global = true, value_name = "PERIOD", default_value = "20")]
-    bollinger: String,
+    #[arg(long, global = true, value_name = "PERIOD", default_value = "20", value_parser = periods)]
+    bollinger: Periods,
     /// The Bollinger bands' distance from their average, in standard deviations.
     #[arg(long, global = true, value_name = "K", default_value = "2", value_parser = parse_sigmas)]
     bollinger_sigma: f64,
@@ -62,19 +62,24 @@ struct IndicatorFlags {
     indicators: bool,
 }
 
+/// A list of periods as one flag value (`9,21`).
+#[derive(Debug, Clone)]
+struct Periods(Vec<usize>);
+
+fn periods(text: &str) -> Result<Periods, String> {
+    parse_periods(text).map(Periods)
+}
+
 impl IndicatorFlags {
-    fn indicators(&self) -> anyhow::Result<Indicators> {
-        let periods = |flag: &str, text: &str| {
-            parse_periods(text).map_err(|err| anyhow::anyhow!("--{flag}: {err}"))
-        };
-        Ok(Indicators::new(
-            &periods("sma", &self.sma)?,
-            &periods("ema", &self.ema)?,
+    fn indicators(&self) -> Indicators {
+        Indicators::new(
+            &self.sma.0,
+            &self.ema.0,
             !self.no_vwap,
-            &periods("bollinger", &self.bollinger)?,
+            &self.bollinger.0,
             self.bollinger_sigma,
             self.indicators,
-        ))
+        )
     }
 }
 
@@ -123,7 +128,7 @@ fn main() -> anyhow::Result<()> {
     let endpoint = Endpoint::parse(&cli.url, cli.ca_file.as_deref())?;
     let interval: Interval = cli.interval.parse()?;
     let symbol = cli.symbol.as_deref().map(Symbol::parse).transpose()?;
-    let indicators = cli.indicators.indicators()?;
+    let indicators = cli.indicators.indicators();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
