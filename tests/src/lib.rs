@@ -2,7 +2,8 @@
 //! ([`ServerProcess`]) or the server library in this process ([`InProcessServer`]), small HTTP helpers,
 //! a WebSocket client speaking the protocol ([`ws`]), one following series across reconnects
 //! ([`follower`]), one writing raw frames ([`raw_ws`]), a real `redis-server` ([`redis::RedisServer`]),
-//! certificates of a test CA and a TLS accept loop ([`tls`]),
+//! certificates of a test CA and a TLS accept loop ([`tls`]), a terminal in tmux ([`tmux`]), a market
+//! and reference values for the indicators ([`indicator_reference`]),
 //! and [`wait_until`] for conditions. Tests talk to servers only through real sockets.
 
 use std::net::SocketAddr;
@@ -418,5 +419,7 @@ pub mod ws {
     }
 }
 pub mod fake_solana;
+pub mod indicator_reference;
 pub mod spinpet_script;
+pub mod tmux;
 pub mod webdriver;
