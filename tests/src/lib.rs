@@ -2,6 +2,7 @@
 //! ([`ServerProcess`]) or the server library in this process ([`InProcessServer`]), small HTTP helpers,
 //! a WebSocket client speaking the protocol ([`ws`]), one following series across reconnects
 //! ([`follower`]), one writing raw frames ([`raw_ws`]), a real `redis-server` ([`redis::RedisServer`]),
+//! a writer → Redis → edges cluster of real processes ([`cluster`]),
 //! certificates of a test CA and a TLS accept loop ([`tls`]), a terminal in tmux ([`tmux`]), a market
 //! and reference values for the indicators ([`indicator_reference`]),
 //! and [`wait_until`] for conditions. Tests talk to servers only through real sockets.
@@ -48,6 +49,7 @@ pub fn free_local_addr() -> String {
     listener.local_addr().expect("local addr").to_string()
 }
 
+pub mod cluster;
 pub mod follower;
 pub mod in_process;
 pub mod raw_ws;
