@@ -7,6 +7,7 @@
 mod endpoints;
 mod layers;
 mod retention;
+mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 pub use endpoints::HttpHeaders;
 pub use layers::{ConfigError, ConfigLayers};
 pub use retention::{Keep, RetentionConfig};
+pub use stream::{READ_BLOCK, StalePolicy, StreamConfig};
 
 /// The built-in defaults: the text of `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -190,34 +192,6 @@ pub enum Role {
     Edge,
 }
 
-/// The stream from the writer to the edges (Redis Streams), used by the roles `writer` and `edge`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamConfig {
-    /// The Redis server: `redis://host:port/db`, or `rediss://` for TLS.
-    pub redis_url: String,
-    /// Extra CA certificates (PEM) trusted for `rediss://`, beside the system's; empty: none.
-    pub redis_ca_file: PathBuf,
-    /// The stream's key.
-    pub key: String,
-    /// Groups the stream keeps (`XADD … MAXLEN ~`) and the writer's outbox retains for republishing.
-    pub max_len: u64,
-    /// Edge: most stream entries read and applied in one replica write.
-    pub read_count: usize,
-    /// Edge: `/ready` fails (and `/ws` refuses) while the edge is more than this many groups behind.
-    pub max_lag_groups: u64,
-    /// Edge: base URL of a node serving `/internal/snapshot` (the writer or another edge), used when the
-    /// stream no longer holds the groups the replica needs. Empty: the edge waits and reports not ready.
-    pub snapshot_url: String,
-    /// Extra CA certificates (PEM) trusted for an `https://` snapshot URL, beside the system's; empty: none.
-    pub snapshot_ca_file: PathBuf,
-    /// Bearer token sent to `snapshot_url`; empty: `node.internal_token` (one secret for the cluster).
-    pub snapshot_token: String,
-    /// Reconnect backoff towards Redis, milliseconds (doubling from min to max).
-    pub reconnect_min_ms: u64,
-    pub reconnect_max_ms: u64,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
@@ -356,20 +330,10 @@ impl Config {
         }
         let ws = &self.websocket;
         let sio = &self.socketio;
-        let stream = &self.stream;
-        let checks: [(&str, bool, &str); 29] = [
-            ("stream.max_len", stream.max_len > 0, "must be positive"),
-            (
-                "stream.read_count",
-                stream.read_count > 0,
-                "must be positive",
-            ),
-            (
-                "stream.reconnect_min_ms",
-                stream.reconnect_min_ms > 0 && stream.reconnect_min_ms <= stream.reconnect_max_ms,
-                "must be positive and at most stream.reconnect_max_ms",
-            ),
-            ("stream.key", !stream.key.is_empty(), "must not be empty"),
+        if let Some((key, reason)) = self.stream.problem() {
+            return Err(ConfigError::invalid(key, reason));
+        }
+        let checks: [(&str, bool, &str); 25] = [
             (
                 "socketio.ping_interval_secs",
                 sio.ping_interval_secs > 0,
