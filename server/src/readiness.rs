@@ -1,8 +1,10 @@
 //! [`Readiness`]: whether this node takes new clients. Answered by `/ready` (a load balancer's check) and
 //! asked by `/ws` and Socket.IO before they accept a new connection; connections already open stay.
 //!
-//! Roles `all` and `writer` are ready once they serve. An edge is ready while its replica is loaded and no
-//! more than `stream.max_lag_groups` groups behind the stream ([`StreamStatus::readiness`]).
+//! Roles `all` and `writer` are ready once they serve. An edge is ready once its replica is loaded and it
+//! has read the stream's head since start, while it is no more than `stream.max_lag_groups` groups behind
+//! that head, and — with `stream.stale_policy = "unready"` — while it reads from Redis
+//! ([`StreamStatus::readiness`], whose docs give the rule).
 //!
 //! `/metrics` says the same as `kline_ready`, computed by [`Readiness::check`] at each scrape, so an alert
 //! on it and the load balancer's check of `/ready` never disagree.
@@ -17,7 +19,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::stream::{NotReady, StreamStatus};
+use crate::stream::{NotReady, ReadinessPolicy, StreamStatus};
 
 /// Seconds a refused client is told to wait before it tries again (as at the socket budget).
 const RETRY_AFTER_SECS: &str = "5";
@@ -29,7 +31,7 @@ pub enum Readiness {
     /// Ready while the replica follows the stream closely enough.
     Replica {
         status: Arc<StreamStatus>,
-        max_lag_groups: u64,
+        policy: ReadinessPolicy,
     },
 }
 
@@ -38,10 +40,15 @@ impl Readiness {
     pub fn check(&self) -> Result<(), NotReady> {
         match self {
             Readiness::Always => Ok(()),
-            Readiness::Replica {
-                status,
-                max_lag_groups,
-            } => status.readiness(*max_lag_groups),
+            Readiness::Replica { status, policy } => status.readiness(policy),
+        }
+    }
+
+    /// An edge's readiness policy (`None` for the roles that are always ready).
+    pub fn policy(&self) -> Option<&ReadinessPolicy> {
+        match self {
+            Readiness::Always => None,
+            Readiness::Replica { policy, .. } => Some(policy),
         }
     }
 
@@ -89,7 +96,10 @@ mod tests {
         let status = Arc::new(StreamStatus::default());
         let readiness = Readiness::Replica {
             status: status.clone(),
-            max_lag_groups: 5,
+            policy: ReadinessPolicy::of(&crate::config::StreamConfig {
+                max_lag_groups: 5,
+                ..crate::config::Config::defaults().stream
+            }),
         };
         let mut registry = Registry::with_prefix("kline");
         readiness.register(&mut registry);
@@ -104,11 +114,12 @@ mod tests {
         );
         status.set_replica_loaded(true);
         status.set_applied(10);
+        status.observe_head(10);
         assert_eq!(
             ready_line(&scrape(&registry)).as_deref(),
             Some("kline_ready 1")
         );
-        status.set_head(16);
+        status.observe_head(16);
         assert_eq!(
             ready_line(&scrape(&registry)).as_deref(),
             Some("kline_ready 0")

@@ -18,7 +18,7 @@ use crate::config::{Config, StreamConfig};
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
-use crate::stream::{StreamStatus, replica};
+use crate::stream::{ReadinessPolicy, StreamStatus, replica};
 
 pub async fn run(
     config: Config,
@@ -38,7 +38,7 @@ pub async fn run(
     let stream = Arc::new(StreamStatus::default());
     let readiness = Readiness::Replica {
         status: stream.clone(),
-        max_lag_groups: config.stream.max_lag_groups,
+        policy: ReadinessPolicy::of(&config.stream),
     };
     let feed = PushCore::feed(&config);
     let replica_stop = CancellationToken::new();

@@ -4,9 +4,13 @@
 //!
 //! `GET /internal/snapshot` (served by the writer and by every edge) streams frames — a little-endian `u32`
 //! length, then a borsh [`Frame`] — read from one RocksDB snapshot, so the copy is consistent while writes
-//! go on; the last frame, [`Frame::End`], carries the group number and the entry count, so a cut-off body
-//! is never taken for a whole one. The producer runs on a blocking thread behind a bounded channel: a slow
-//! reader slows the dump, it does not buffer it.
+//! go on; the first frame, [`Frame::Epoch`], carries the epoch of the copy's numbering (a snapshot of a
+//! writer before epochs has none: epoch 0), the last, [`Frame::End`], the group number and the entry
+//! count, so a cut-off body is never taken for a whole one. The producer runs on a blocking thread behind
+//! a bounded channel: a slow reader slows the dump, it does not buffer it.
+//!
+//! The edge's download ([`load`]) gives up on a connection that takes `stream.snapshot_connect_timeout_ms`
+//! and on a body that stalls for `stream.snapshot_read_timeout_ms`; the replica retries it with backoff.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +27,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
 use super::apply::{ApplyError, Replica};
+use super::epoch::Position;
+use crate::config::StreamConfig;
 use crate::feed::SeriesId;
 use crate::stats::StoreStats;
 use crate::store::replication::Replicated;
@@ -45,6 +51,11 @@ pub enum Frame {
     End {
         seq: u64,
         entries: u64,
+    },
+    /// The first frame: the epoch of the numbering `End`'s group number belongs to. (Last among the
+    /// variants, so frames of builds before epochs decode as they did.)
+    Epoch {
+        epoch: u64,
     },
 }
 
@@ -184,24 +195,27 @@ fn dump(store: &CandleStore, sink: &FrameSink) -> Result<Sent, DumpError> {
     let mut count = 0u64;
     let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(FRAME_ENTRIES);
     let mut pending_family = Replicated::Candles;
-    let seq = store.dump_replicated(|family, key, value| {
-        // Expired events stay until compaction; an edge is not sent them.
-        if family == Replicated::Events && store.event_expired(value) {
-            return true;
-        }
-        count += 1;
-        let mut open = true;
-        if !pending.is_empty() && (family != pending_family || pending.len() >= FRAME_ENTRIES) {
-            let entries = std::mem::take(&mut pending);
-            open = send(Frame::Entries {
-                family: pending_family,
-                entries,
-            });
-        }
-        pending_family = family;
-        pending.push((key.to_vec(), value.to_vec()));
-        open
-    })?;
+    let seq = store.dump_replicated(
+        |epoch| send(Frame::Epoch { epoch }),
+        |family, key, value| {
+            // Expired events stay until compaction; an edge is not sent them.
+            if family == Replicated::Events && store.event_expired(value) {
+                return true;
+            }
+            count += 1;
+            let mut open = true;
+            if !pending.is_empty() && (family != pending_family || pending.len() >= FRAME_ENTRIES) {
+                let entries = std::mem::take(&mut pending);
+                open = send(Frame::Entries {
+                    family: pending_family,
+                    entries,
+                });
+            }
+            pending_family = family;
+            pending.push((key.to_vec(), value.to_vec()));
+            open
+        },
+    )?;
     let seq = seq.ok_or(DumpError::Gone)?;
     let last = !pending.is_empty()
         && !send(Frame::Entries {
@@ -232,6 +246,10 @@ fn request_failure(err: reqwest::Error) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    #[error(
+        "the snapshot is of epoch {got:016x}, the stream of epoch {want:016x}: its source is behind"
+    )]
+    Epoch { got: u64, want: u64 },
     /// `url` is shown redacted.
     #[error("snapshot request to {} failed: {reason}", kline_tls::Redacted(url))]
     Http { url: String, reason: String },
@@ -245,28 +263,41 @@ pub enum SnapshotError {
     Apply(#[from] ApplyError),
 }
 
-/// Loads the snapshot served at `base_url` (`http://` or `https://`, trusting the system's CA certificates
-/// and `ca_file`) into `replica`. Returns the group number it is consistent with and, per series it
-/// changed, the oldest candle time changed (for the hub to re-read).
+/// A snapshot installed in the replica.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The group (and epoch) the replica is now consistent with.
+    pub at: Position,
+    /// Per series it changed, the oldest candle time changed (for the hub to re-read).
+    pub changed: HashMap<SeriesId, i64>,
+}
+
+/// Loads the snapshot served at `stream.snapshot_url` (`http://` or `https://`, trusting the system's CA
+/// certificates and `stream.snapshot_ca_file`) into `replica`. `epoch`: the epoch it must be of, when the
+/// stream says (a snapshot source behind the writer's new epoch is refused before anything is written).
 pub async fn load(
-    base_url: &str,
-    ca_file: &std::path::Path,
-    token: Option<&str>,
+    config: &StreamConfig,
     replica: &mut Replica,
-) -> Result<(u64, HashMap<SeriesId, i64>), SnapshotError> {
-    let url = format!("{}/internal/snapshot", base_url.trim_end_matches('/'));
+    epoch: Option<u64>,
+) -> Result<Loaded, SnapshotError> {
+    let url = format!(
+        "{}/internal/snapshot",
+        config.snapshot_url.trim_end_matches('/')
+    );
     let http_error = |reason: String| SnapshotError::Http {
         url: url.clone(),
         reason,
     };
-    let tls = kline_tls::ClientTls::with_ca_file(ca_file).config()?;
+    let tls = kline_tls::ClientTls::with_ca_file(&config.snapshot_ca_file).config()?;
     let client = reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
+        .connect_timeout(Duration::from_millis(config.snapshot_connect_timeout_ms))
+        .read_timeout(Duration::from_millis(config.snapshot_read_timeout_ms))
         .build()
         .map_err(|err| http_error(err.without_url().to_string()))?;
     let mut request = client.get(&url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    if !config.snapshot_token.is_empty() {
+        request = request.bearer_auth(&config.snapshot_token);
     }
     let mut response = request
         .send()
@@ -278,15 +309,29 @@ pub async fn load(
     let mut buffer = BytesMut::new();
     let mut changed = HashMap::new();
     let mut entries = 0u64;
+    // Until its first frame says otherwise, a snapshot of a writer before epochs.
+    let mut snapshot_epoch = None;
     loop {
         while let Some(frame) = next_frame(&mut buffer)? {
+            let of_epoch = *snapshot_epoch.get_or_insert(match frame {
+                Frame::Epoch { epoch } => epoch,
+                _ => 0,
+            });
+            if let Some(want) = epoch.filter(|want| *want != of_epoch) {
+                return Err(SnapshotError::Epoch {
+                    got: of_epoch,
+                    want,
+                });
+            }
             match frame {
+                Frame::Epoch { .. } => {}
                 Frame::Entries {
                     family,
                     entries: batch,
                 } => {
                     entries += batch.len() as u64;
-                    replica.install(family, batch, &mut changed)?;
+                    let replaces = of_epoch != replica.position().epoch;
+                    replica.install(family, batch, replaces, &mut changed)?;
                 }
                 Frame::End { seq, entries: sent } => {
                     if sent != entries {
@@ -294,8 +339,12 @@ pub async fn load(
                             "{entries} entries received, {sent} announced"
                         )));
                     }
-                    replica.finish_snapshot(seq)?;
-                    return Ok((seq, changed));
+                    let at = Position {
+                        seq,
+                        epoch: of_epoch,
+                    };
+                    replica.finish_snapshot(at)?;
+                    return Ok(Loaded { at, changed });
                 }
             }
         }

@@ -11,7 +11,8 @@ use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
-use super::{StreamStatus, publisher, replica, snapshot};
+use super::redis::Entry;
+use super::{ReadinessPolicy, StreamStatus, publisher, replica, snapshot};
 use crate::config::{Config, StreamConfig};
 use crate::feed::CandleFeed;
 use crate::pipeline::{Pipeline, PipelineSettings};
@@ -264,7 +265,11 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     let (_, hops, _) = edge_a.status.hop.buckets_seconds();
     assert_eq!(hops, status.committed_seq.get() as u64);
     assert_eq!(edge_a.status.snapshots_loaded.get(), 0);
-    assert!(edge_a.status.readiness(0).is_ok() && edge_b.status.readiness(0).is_ok());
+    let in_step = ReadinessPolicy {
+        max_lag_groups: 0,
+        ..ReadinessPolicy::of(&config)
+    };
+    assert!(edge_a.status.readiness(&in_step).is_ok() && edge_b.status.readiness(&in_step).is_ok());
 
     let market = SimulatedMarket::new(11, 3);
     let expected = contents(&writer, &market);
@@ -371,6 +376,7 @@ fn measure_apply_rate() {
     }
     let records = writer.outbox_from(1, usize::MAX, usize::MAX).unwrap();
     let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
+    let groups_read = records.len();
     if let Ok(path) = std::env::var("KLINE_DUMP_RECORD") {
         std::fs::write(path, &records[records.len() / 2].1).unwrap();
     }
@@ -384,15 +390,23 @@ fn measure_apply_rate() {
     .unwrap();
     let started = Instant::now();
     let mut written = 0;
-    for read in records.chunks(Config::defaults().stream.read_count) {
+    let entries: Vec<Entry> = records
+        .into_iter()
+        .map(|(seq, record)| Entry {
+            seq,
+            epoch: 0,
+            record,
+        })
+        .collect();
+    for read in entries.chunks(Config::defaults().stream.read_count) {
         written += replica.apply(read).unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "{} groups, {written} candle states, {:.0} B/record: applied in {elapsed:.2} s = {:.0} candle updates/s, {:.0} groups/s",
-        records.len(),
-        bytes as f64 / records.len() as f64,
+        groups_read,
+        bytes as f64 / groups_read as f64,
         written as f64 / elapsed,
-        records.len() as f64 / elapsed
+        groups_read as f64 / elapsed
     );
 }
