@@ -1,7 +1,8 @@
 //! The stream end to end in one process, against a real `redis-server` (skipped with a message when the
 //! binary is missing): a writer's pipeline with its outbox and publisher, and edge replicas that must end
 //! with the writer's candles, trades and symbols — through a Redis restart that loses everything, and
-//! through a snapshot when the stream no longer reaches back.
+//! through a snapshot when the stream no longer reaches back. [`breaks`]: a gap in mid-read, a stalled
+//! snapshot source.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source::simulator::SimulatedMarket;
 use crate::stats::PipelineStats;
 use crate::store::{CandleStore, HistoryQuery};
+
+mod breaks;
 
 const T0_MS: i64 = 1_764_000_000_000;
 
