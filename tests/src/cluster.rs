@@ -18,7 +18,6 @@ use crate::follower::{CandleValues, Follower, Series, candle_values};
 use crate::redis::RedisServer;
 use crate::{KlineServer, ServerProcess, TOKEN, get_json, metric, wait_until};
 
-
 pub const MINTS: usize = 3;
 /// What every client subscribes to, for each mint.
 pub const INTERVALS: [Interval; 3] = [Interval::S1, Interval::S15, Interval::M1];
@@ -40,6 +39,8 @@ pub struct Cluster {
     /// `None` while an edge is down.
     pub edges: [Option<ServerProcess>; 2],
     pub edge_addrs: [SocketAddr; 2],
+    /// Each edge's own settings, beside [`Cluster::edge_args`]'s.
+    pub edge_extra: [Vec<String>; 2],
 }
 
 impl Cluster {
@@ -49,6 +50,15 @@ impl Cluster {
     }
 
     pub async fn start_with(redis: RedisServer, writer_extra: &[&str]) -> Cluster {
+        Cluster::start_with_edges(redis, writer_extra, [&[], &[]]).await
+    }
+
+    /// Like [`Cluster::start_with`], each edge with settings of its own (`edge_extra[A]`, `edge_extra[B]`).
+    pub async fn start_with_edges(
+        redis: RedisServer,
+        writer_extra: &[&str],
+        edge_extra: [&[&str]; 2],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut writer_args = settings(&[
             "source.simulator.enabled=false",
@@ -64,6 +74,7 @@ impl Cluster {
             writer,
             writer_args,
             edges: [None, None],
+            edge_extra: edge_extra.map(settings),
         };
         for edge in [A, B] {
             cluster.start_edge(edge, "127.0.0.1:0").await;
@@ -71,14 +82,16 @@ impl Cluster {
         cluster
     }
 
-    pub fn edge_args(&self) -> Vec<String> {
-        settings(&[
+    pub fn edge_args(&self, edge: usize) -> Vec<String> {
+        let mut args = settings(&[
             "source.simulator.enabled=false",
             "ingest.enabled=false",
             "node.role=edge",
             &format!("stream.redis_url={}", self.redis.url()),
             &format!("stream.snapshot_url=http://{}", self.writer.internal_addr()),
-        ])
+        ]);
+        args.extend(self.edge_extra[edge].iter().cloned());
+        args
     }
 
     pub fn edge_dir(&self, edge: usize) -> PathBuf {
@@ -86,8 +99,13 @@ impl Cluster {
     }
 
     pub async fn start_edge(&mut self, edge: usize, bind: &str) {
-        let process = spawn(&self.edge_dir(edge), bind, &self.edge_args());
-        wait_until_ready(&process).await;
+        self.launch_edge(edge, bind);
+        wait_until_ready(self.edge(edge)).await;
+    }
+
+    /// Starts an edge and returns once it listens, ready or not.
+    pub fn launch_edge(&mut self, edge: usize, bind: &str) {
+        let process = spawn(&self.edge_dir(edge), bind, &self.edge_args(edge));
         self.edge_addrs[edge] = process.addr;
         self.edges[edge] = Some(process);
     }
@@ -110,8 +128,20 @@ impl Cluster {
     /// SIGKILL, then the writer again on its data dir and address (where the edges and the ingest expect it).
     pub fn kill_and_restart_writer(&mut self) {
         self.writer.kill();
+        self.restart_writer();
+    }
+
+    /// The writer again on its data dir and addresses, public and internal (after [`ServerProcess::kill`]).
+    pub fn restart_writer(&mut self) {
         let addr = self.writer.addr.to_string();
-        self.writer = spawn(&self.dir.path().join("writer"), &addr, &self.writer_args);
+        let internal = format!("node.internal_addr=\"{}\"", self.writer.internal_addr());
+        let mut args = self.writer_args.clone();
+        args.extend(settings(&[&internal]));
+        self.writer = spawn(&self.writer_dir(), &addr, &args);
+    }
+
+    pub fn writer_dir(&self) -> PathBuf {
+        self.dir.path().join("writer")
     }
 
     /// Waits until the writer has published every group it committed and every running edge has applied
@@ -292,7 +322,10 @@ pub async fn stored(server: &ServerProcess, (mint, interval): &Series) -> Vec<Ca
 
 /// Waits until every client holds exactly the writer's candles of every series it follows, then asserts it
 /// (so a timeout shows the first difference).
-pub async fn assert_clients_hold_the_writers_history(writer: &ServerProcess, followers: &[Follower]) {
+pub async fn assert_clients_hold_the_writers_history(
+    writer: &ServerProcess,
+    followers: &[Follower],
+) {
     let series = followed_series();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -324,6 +357,30 @@ pub async fn assert_clients_hold_the_writers_history(writer: &ServerProcess, fol
 
 /// Every running edge's REST history equals the writer's, in every interval of the followed mints.
 pub async fn assert_edges_hold_the_writers_history(cluster: &Cluster) {
+    compare_edges_with_the_writer(cluster, |edge, (mint, interval), held, want| {
+        assert_eq!(held, want, "edge {edge}: {mint} {interval}");
+    })
+    .await;
+}
+
+/// Every candle the writer holds, each running edge holds the same; an edge may also hold older candles
+/// the writer lacks (history a writer restarted on a wiped or restored store lost).
+pub async fn assert_edges_hold_every_candle_of_the_writer(cluster: &Cluster) {
+    compare_edges_with_the_writer(cluster, |edge, (mint, interval), held, want| {
+        for candle in want {
+            let same = held.iter().find(|c| c.0 == candle.0);
+            assert_eq!(same, Some(candle), "edge {edge}: {mint} {interval}");
+        }
+    })
+    .await;
+}
+
+/// Calls `check(edge, series, held, want)` with each running edge's candles and the writer's, for every
+/// interval of the followed mints.
+async fn compare_edges_with_the_writer(
+    cluster: &Cluster,
+    check: impl Fn(usize, &Series, &[CandleValues], &[CandleValues]),
+) {
     let market = SimulatedMarket::new(16, MINTS);
     for mint in market.mints() {
         for interval in Interval::ALL {
@@ -332,11 +389,7 @@ pub async fn assert_edges_hold_the_writers_history(cluster: &Cluster) {
             assert!(!want.is_empty(), "{mint} {interval} has candles");
             for (edge, process) in cluster.edges.iter().enumerate() {
                 let process = process.as_ref().expect("every edge runs at the end");
-                assert_eq!(
-                    stored(process, &series).await,
-                    want,
-                    "edge {edge}: {mint} {interval}"
-                );
+                check(edge, &series, &stored(process, &series).await, &want);
             }
         }
     }
@@ -346,4 +399,9 @@ pub async fn stop_all(followers: Vec<Follower>) {
     for mut follower in followers {
         follower.stop().await;
     }
+}
+
+/// The `stream` object of a node's `/health`.
+pub async fn stream_health(server: &ServerProcess) -> serde_json::Value {
+    get_json(&server.url("/health")).await["stream"].clone()
 }
