@@ -162,10 +162,11 @@ struct FrameSink {
 impl FrameSink {
     /// `false` when the reader went away or took no frame within the write timeout.
     fn send(&self, frame: Bytes) -> bool {
-        let sent = self.runtime.block_on(tokio::time::timeout(
-            self.write_timeout,
-            self.tx.send(frame),
-        ));
+        // The timeout is made inside the runtime: its timer needs the runtime's context, which a thread
+        // that is not one of the runtime's (the unit tests') does not have outside `block_on`.
+        let sent = self.runtime.block_on(async {
+            tokio::time::timeout(self.write_timeout, self.tx.send(frame)).await
+        });
         matches!(sent, Ok(Ok(())))
     }
 }
