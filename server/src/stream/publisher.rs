@@ -52,7 +52,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        let Some(mut stream) = RedisStream::connect(&config, &shutdown).await else {
+        let connected = tokio::select! {
+            connected = RedisStream::connect(&config, &shutdown) => connected,
+            () = pipeline_gone(&mut committed) => {
+                tracing::info!("the pipeline stopped while Redis is unreachable; the unpublished groups stay in the outbox for the next start");
+                return;
+            }
+        };
+        let Some(mut stream) = connected else {
             return;
         };
         status.redis_connected.set(1);
@@ -71,6 +78,12 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// Completes once the pipeline is gone (the writer is shutting down). Marks the commits it sees as seen,
+/// which costs nothing: [`publish`] starts from the newest committed group.
+async fn pipeline_gone(committed: &mut watch::Receiver<u64>) {
+    while committed.changed().await.is_ok() {}
 }
 
 /// Publishes from where the stream ends, then each newly committed group. Returns `Ok` once the pipeline
@@ -194,4 +207,40 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .expect("store calls do not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[tokio::test]
+    async fn without_redis_it_stops_once_the_pipeline_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
+        // A port nothing listens on: every connection attempt fails.
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let redis_url = format!("redis://{}/", unused.local_addr().unwrap());
+        drop(unused);
+        let config = StreamConfig {
+            redis_url,
+            reconnect_min_ms: 20,
+            reconnect_max_ms: 200,
+            ..Config::defaults().stream
+        };
+        let (commits, committed) = watch::channel(0);
+        let publisher = tokio::spawn(run(
+            store,
+            config,
+            committed,
+            Arc::default(),
+            CancellationToken::new(),
+        ));
+        drop(commits);
+        // Never cancelled: only the pipeline's end can stop it (before, it retried until cancelled).
+        tokio::time::timeout(std::time::Duration::from_secs(60), publisher)
+            .await
+            .expect("the publisher ends when the pipeline is gone")
+            .unwrap();
+    }
 }
