@@ -42,7 +42,7 @@ impl StreamCluster {
     pub fn start_edge(&self, snapshots: bool) -> anyhow::Result<ServerUnderTest> {
         let mut args = self.extra.clone();
         let snapshot_url = if snapshots {
-            format!("stream.snapshot_url={}", self.writer.base_url)
+            format!("stream.snapshot_url={}", self.writer.internal_base_url()?)
         } else {
             "stream.snapshot_url=".to_owned()
         };

@@ -52,6 +52,8 @@ pub struct ServerUnderTest {
     pub token: String,
     pub pid: Option<u32>,
     child: Option<Child>,
+    /// The server's stderr (a server the bench started).
+    log_path: Option<PathBuf>,
     _data: Option<tempfile::TempDir>,
 }
 
@@ -92,6 +94,9 @@ impl ServerUnderTest {
                 "websocket.max_connections=19400",
                 "--set",
                 "server.listen_backlog=8192",
+                // Writers and edges: the internal listener on a free port (several run at once).
+                "--set",
+                "node.internal_addr=\"127.0.0.1:0\"",
             ])
             .args(extra)
             .env("KLINE_INGEST_TOKEN", TOKEN)
@@ -105,11 +110,8 @@ impl ServerUnderTest {
         let started = Instant::now();
         let addr = loop {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(addr) = text
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-            {
-                break addr.to_owned();
+            if let Some(addr) = logged_addr(&text, "kline-server listening") {
+                break addr;
             }
             if let Some(status) = child.try_wait()? {
                 bail!("kline-server exited ({status}):\n{text}");
@@ -124,8 +126,28 @@ impl ServerUnderTest {
             token: TOKEN.into(),
             pid: Some(child.id()),
             child: Some(child),
+            log_path: Some(log_path),
             _data: Some(data),
         })
+    }
+
+    /// `http://IP:PORT` of the internal listener of a writer or edge the bench started.
+    pub fn internal_base_url(&self) -> anyhow::Result<String> {
+        let log_path = self
+            .log_path
+            .as_ref()
+            .context("the internal listener of an attached server is unknown")?;
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(log_path).unwrap_or_default();
+            if let Some(addr) = logged_addr(&text, "kline-server internal listener") {
+                return Ok(format!("http://{addr}"));
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("kline-server logged no internal listener:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A server somebody else runs (no `/proc` sampling unless `pid` is given).
@@ -135,6 +157,7 @@ impl ServerUnderTest {
             token,
             pid,
             child: None,
+            log_path: None,
             _data: None,
         }
     }
@@ -181,4 +204,13 @@ impl Drop for ServerUnderTest {
             terminate(child);
         }
     }
+}
+
+/// The `addr=` of the first line of `log` holding `message`.
+fn logged_addr(log: &str, message: &str) -> Option<String> {
+    log.lines()
+        .find(|line| line.contains(message))?
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("addr="))
+        .map(str::to_owned)
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::conn::{self, Backoff, ConnCommand, ConnEvent};
 use crate::endpoint::{Endpoint, fetch_symbols};
+use crate::indicators::Indicators;
 use crate::input::{Action, chart_action, next_interval};
 use crate::state::{ChartState, LinkStatus, PAGE, TRADES_KEPT};
 use crate::term::TerminalGuard;
@@ -25,6 +26,8 @@ pub struct Options {
     pub symbol: Option<Symbol>,
     pub interval: Interval,
     pub utc: bool,
+    /// The indicators to draw over the chart (`i` shows or hides them).
+    pub indicators: Indicators,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         state: ChartState::new(options.symbol.clone(), options.interval),
         ui: Ui {
             utc: options.utc,
+            indicators: options.indicators,
             ..Ui::default()
         },
         commands: command_tx,
@@ -299,6 +303,7 @@ impl App {
             Action::ToggleCursor => self.state.toggle_cursor(),
             Action::ToggleVolume => self.ui.volume_hidden = !self.ui.volume_hidden,
             Action::ToggleTrades => self.ui.trades_shown = !self.ui.trades_shown,
+            Action::ToggleIndicators => self.ui.indicators.toggle(),
             Action::Reconnect => {
                 let _ = self.commands.send(ConnCommand::Reconnect).await;
             }

@@ -11,6 +11,7 @@ use ratatui::layout::Rect;
 
 use crate::conn::{self, Backoff, ConnCommand, ConnEvent};
 use crate::endpoint::{Endpoint, fetch_symbols};
+use crate::indicators::Indicators;
 use crate::state::{ChartState, LinkStatus};
 use crate::view::{self, Ui};
 
@@ -126,6 +127,8 @@ pub struct SnapshotOptions {
     pub width: u16,
     pub height: u16,
     pub utc: bool,
+    /// Drawn when `shown` (`--indicators`).
+    pub indicators: Indicators,
 }
 
 /// Renders the chart once, after the history arrives, and returns it as text lines.
@@ -173,22 +176,18 @@ pub async fn snapshot(options: SnapshotOptions) -> anyhow::Result<String> {
         }
     }
     let _ = socket.close(None).await;
-    Ok(render_text(
-        &state,
-        options.width,
-        options.height,
-        options.utc,
-    ))
+    let ui = Ui {
+        utc: options.utc,
+        indicators: options.indicators,
+        ..Ui::default()
+    };
+    Ok(render_text(&state, &ui, options.width, options.height))
 }
 
 /// The screen as plain text, one line per row, trailing spaces trimmed.
-pub fn render_text(state: &ChartState, width: u16, height: u16, utc: bool) -> String {
+pub fn render_text(state: &ChartState, ui: &Ui, width: u16, height: u16) -> String {
     let mut buffer = Buffer::empty(Rect::new(0, 0, width, height));
-    let ui = Ui {
-        utc,
-        ..Ui::default()
-    };
-    view::render(state, &ui, buffer.area, &mut buffer, Instant::now());
+    view::render(state, ui, buffer.area, &mut buffer, Instant::now());
     (0..height)
         .map(|y| {
             let line: String = (0..width)

@@ -18,6 +18,7 @@ pub enum Action {
     ToggleCursor,
     ToggleVolume,
     ToggleTrades,
+    ToggleIndicators,
     Reconnect,
     ToggleHelp,
 }
@@ -39,6 +40,7 @@ pub const KEY_HELP: &[(&str, &str)] = &[
     ),
     ("v", "volume pane on / off"),
     ("t", "trades pane on / off (the mint's latest trades, live)"),
+    ("i", "SMA, EMA, VWAP, Bollinger lines on / off (--sma …)"),
     ("r", "reconnect now"),
     ("?", "this help"),
     ("q / Esc / Ctrl-C", "quit"),
@@ -65,6 +67,7 @@ pub fn chart_action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('c') => Action::ToggleCursor,
         KeyCode::Char('v') => Action::ToggleVolume,
         KeyCode::Char('t') => Action::ToggleTrades,
+        KeyCode::Char('i') => Action::ToggleIndicators,
         KeyCode::Char('r') => Action::Reconnect,
         KeyCode::Char('?') => Action::ToggleHelp,
         _ => return None,
@@ -124,6 +127,10 @@ mod tests {
         assert_eq!(
             chart_action(key(KeyCode::Char('t'))),
             Some(Action::ToggleTrades)
+        );
+        assert_eq!(
+            chart_action(key(KeyCode::Char('i'))),
+            Some(Action::ToggleIndicators)
         );
         assert_eq!(chart_action(key(KeyCode::Char('x'))), None);
     }

@@ -2,6 +2,7 @@
 //!
 //! ## Layout
 //! - [`state`]: the pure chart model, fed by protocol messages.
+//! - [`indicators`]: SMA, EMA, VWAP and Bollinger bands computed from the candles held, and which are shown.
 //! - [`conn`]: the connection state machine (reconnect with capped, jittered backoff).
 //! - [`view`]: rendering only: the `CandleChart` widget, axes, header, status, overlays.
 //! - [`input`]: keys → actions, and the key table.
@@ -14,6 +15,7 @@ pub mod app;
 pub mod conn;
 pub mod endpoint;
 pub mod headless;
+pub mod indicators;
 pub mod input;
 pub mod state;
 pub mod term;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kline_protocol::{Interval, Symbol};
 use kline_tui::endpoint::Endpoint;
+use kline_tui::indicators::{Indicators, parse_periods, parse_sigmas};
 use kline_tui::{app, headless};
 
 /// Live candlestick charts from a kline server.
@@ -32,8 +33,54 @@ struct Cli {
     /// Log file (logs never go to the screen).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
+    #[command(flatten)]
+    indicators: IndicatorFlags,
     #[command(subcommand)]
     mode: Option<Mode>,
+}
+
+/// The indicators drawn over the chart (`i` shows or hides them).
+#[derive(Debug, clap::Args)]
+struct IndicatorFlags {
+    /// Simple moving averages: periods in candles, comma-separated (`9,21`), or `none`.
+    #[arg(long, global = true, value_name = "PERIODS", default_value = "50", value_parser = periods)]
+    sma: Periods,
+    /// Exponential moving averages (seeded with the SMA of their first period): periods, or `none`.
+    #[arg(long, global = true, value_name = "PERIODS", default_value = "9", value_parser = periods)]
+    ema: Periods,
+    /// Bollinger bands: the period of their moving average, or `none`.
+    #[arg(long, global = true, value_name = "PERIOD", default_value = "20", value_parser = periods)]
+    bollinger: Periods,
+    /// The Bollinger bands' distance from their average, in standard deviations.
+    #[arg(long, global = true, value_name = "K", default_value = "2", value_parser = parse_sigmas)]
+    bollinger_sigma: f64,
+    /// Leave out the VWAP (volume-weighted average price since 00:00 UTC).
+    #[arg(long, global = true)]
+    no_vwap: bool,
+    /// Show the indicators from the start (otherwise `i` shows them).
+    #[arg(long, global = true)]
+    indicators: bool,
+}
+
+/// A list of periods as one flag value (`9,21`).
+#[derive(Debug, Clone)]
+struct Periods(Vec<usize>);
+
+fn periods(text: &str) -> Result<Periods, String> {
+    parse_periods(text).map(Periods)
+}
+
+impl IndicatorFlags {
+    fn indicators(&self) -> Indicators {
+        Indicators::new(
+            &self.sma.0,
+            &self.ema.0,
+            !self.no_vwap,
+            &self.bollinger.0,
+            self.bollinger_sigma,
+            self.indicators,
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +128,7 @@ fn main() -> anyhow::Result<()> {
     let endpoint = Endpoint::parse(&cli.url, cli.ca_file.as_deref())?;
     let interval: Interval = cli.interval.parse()?;
     let symbol = cli.symbol.as_deref().map(Symbol::parse).transpose()?;
+    let indicators = cli.indicators.indicators();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -92,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 symbol,
                 interval,
                 utc: cli.utc,
+                indicators,
             })
             .await
             .map(|()| 0),
@@ -125,6 +174,7 @@ fn main() -> anyhow::Result<()> {
                     width,
                     height,
                     utc: cli.utc,
+                    indicators,
                 };
                 print!("{}", headless::snapshot(options).await?);
                 Ok(0)

@@ -2,6 +2,7 @@
 //! it messages, the view only reads it, and input turns into calls on it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use kline_protocol::{
@@ -187,15 +188,20 @@ impl ChartState {
 
     /// The candles visible in a chart `columns` wide, oldest first.
     pub fn visible(&self, columns: u16) -> Vec<Candle> {
-        let count = (columns / self.zoom.max(1)) as usize;
-        let newest_shown = self.candles.len().saturating_sub(self.scroll);
-        let oldest_shown = newest_shown.saturating_sub(count);
+        let range = self.visible_range(columns);
         self.candles
             .values()
-            .skip(oldest_shown)
-            .take(newest_shown - oldest_shown)
+            .skip(range.start)
+            .take(range.len())
             .copied()
             .collect()
+    }
+
+    /// Which of the candles held (by position, oldest first) are visible in a chart `columns` wide.
+    pub fn visible_range(&self, columns: u16) -> Range<usize> {
+        let count = (columns / self.zoom.max(1)) as usize;
+        let newest_shown = self.candles.len().saturating_sub(self.scroll);
+        newest_shown.saturating_sub(count)..newest_shown
     }
 
     /// Scrolls `by` candles towards older ones. Returns a request for an older page when the left edge of

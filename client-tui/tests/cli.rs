@@ -30,4 +30,14 @@ fn bad_arguments_say_what_was_wrong() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("must be a ws:// or wss:// URL"));
     let output = tui().args(["--symbol", "nope", "watch"]).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("a mint address is 32 bytes"));
+    let output = tui().args(["--sma", "9,0", "watch"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("invalid value '9,0' for '--sma <PERIODS>': `0` is not a period")
+    );
+    let output = tui()
+        .args(["--bollinger-sigma", "0", "watch"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a band width"));
 }

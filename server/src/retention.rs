@@ -167,6 +167,40 @@ fn refresh_sizes(store: &CandleStore, stats: &StoreStats) {
         Err(err) => tracing::warn!(error = %err, "cannot read the store's sizes"),
     }
     stats.data_dir_bytes.set(directory_bytes(store.path()));
+    match filesystem_space(store.path()) {
+        Ok(space) => {
+            stats.fs_size_bytes.set(space.size);
+            stats.fs_avail_bytes.set(space.available);
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read the data directory's file system"),
+    }
+}
+
+/// The file system holding a directory, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilesystemSpace {
+    pub size: u64,
+    /// What an unprivileged process may still write (`f_bavail`: the root reserve excluded).
+    pub available: u64,
+}
+
+/// `statvfs(2)` of `dir`.
+pub fn filesystem_space(dir: &Path) -> std::io::Result<FilesystemSpace> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stat` is written by the call before it is read.
+    if unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    // 64-bit fields on the 64-bit Linux targets kline builds for.
+    let block = stat.f_frsize;
+    Ok(FilesystemSpace {
+        size: stat.f_blocks.saturating_mul(block),
+        available: stat.f_bavail.saturating_mul(block),
+    })
 }
 
 /// Bytes of the files under `dir` (recursively; what cannot be read counts 0).
@@ -182,4 +216,18 @@ pub fn directory_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+#[cfg(test)]
+mod space_tests {
+    use super::*;
+
+    #[test]
+    fn the_data_directorys_file_system_has_a_size_and_room_within_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = filesystem_space(dir.path()).unwrap();
+        assert!(space.size > 0, "{space:?}");
+        assert!(space.available <= space.size, "{space:?}");
+        assert!(filesystem_space(&dir.path().join("missing")).is_err());
+    }
 }

@@ -74,9 +74,17 @@ pub struct StoreStats {
     pub family_bytes: Family<Vec<(&'static str, &'static str)>, Gauge>,
     /// Bytes of the whole data directory (write-ahead log and RocksDB's own files included).
     pub data_dir_bytes: Gauge,
+    /// The file system holding the data directory: its size and the bytes this process may still write
+    /// (`statvfs`), refreshed with the sizes above. "Disk near full" alerts compare the two.
+    pub fs_size_bytes: Gauge,
+    pub fs_avail_bytes: Gauge,
     /// Snapshots served to edges, and their bytes.
     pub snapshots_served: Counter,
     pub snapshot_bytes: Counter,
+    /// Snapshot requests refused: all of `node.snapshot_concurrency` busy.
+    pub snapshots_refused: Counter,
+    /// Snapshots cut off: the reader took no frame for `node.snapshot_write_timeout_secs`, or went away.
+    pub snapshots_cut_off: Counter,
     /// REST reads refused with 503 because no read permit freed in time (`http::read_permits`).
     pub rest_reads_refused: Counter,
     /// Candle entries the read paths stepped over (the store's own counter, shared).

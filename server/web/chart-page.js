@@ -1,11 +1,13 @@
 // The live chart page: symbol picker, interval buttons, the candlestick chart with a volume histogram
 // under it (TradingView lightweight-charts, loaded before this module as the global `LightweightCharts`),
 // the symbol's latest trades beside it, crosshair legend, UTC/local toggle and status line. The WebSocket
-// side is chart-feed.js.
+// side is chart-feed.js; the indicators (toggles, lines, their legend) are indicator-overlay.js.
 //
 // `window.__kline` is a read-only view of the page's state for tests and for the curious (see the end).
 
 import { CandleFeed } from "./chart-feed.js";
+import { IndicatorOverlay } from "./indicator-overlay.js";
+import * as indicatorMath from "./indicators.js";
 import { formatPrice, priceFormatFor } from "./price-format.js";
 
 const INTERVALS = ["s1", "s15", "s30", "m1", "m5", "m15", "h1", "h4", "d1"];
@@ -99,6 +101,9 @@ const volumeSeries = chart.addSeries(LWC.HistogramSeries, {
 });
 volumeSeries.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
 
+// SMA, EMA, VWAP and Bollinger lines on the candles' price scale, computed from `state.candles`.
+const overlay = new IndicatorOverlay(chart, LWC, { controls: $("indicators"), legend: $("indicator-legend") });
+
 function applyTimeOptions() {
   chart.applyOptions({
     localization: { timeFormatter: formatTime },
@@ -146,6 +151,7 @@ function search(time) {
 function redraw() {
   series.setData(state.candles.map(toBar));
   volumeSeries.setData(state.candles.map(toVolumeBar));
+  overlay.setCandles(state.candles);
   if (!state.priceFormatSet && state.candles.length) setPriceFormat(state.candles.at(-1).close);
 }
 
@@ -176,6 +182,7 @@ function upsert(candle) {
       redraw();
     }
   }
+  overlay.setCandles(state.candles);
   if (!state.priceFormatSet) setPriceFormat(candle.close);
 }
 
@@ -273,6 +280,7 @@ function showLegend(candle) {
 chart.subscribeCrosshairMove((param) => {
   const index = param.time === undefined ? -1 : search(param.time);
   showLegend(index >= 0 ? state.candles[index] : state.candles.at(-1));
+  overlay.showAt(index >= 0 ? param.time : undefined);
 });
 
 function renderStatus() {
@@ -385,6 +393,7 @@ function show(symbol, interval) {
   state.priceLabels = [];
   series.setData([]);
   volumeSeries.setData([]);
+  overlay.setCandles(state.candles);
   applyTimeOptions();
   for (const button of document.querySelectorAll("#intervals button")) {
     button.classList.toggle("active", button.dataset.interval === interval);
@@ -485,6 +494,23 @@ Object.defineProperty(window, "__kline", {
     },
     get lastTradesSubscribe() {
       return feed.stats.lastTradesSubscribe && { ...feed.stats.lastTradesSubscribe };
+    },
+    /** Each indicator line as the chart holds it: `{"sma": [{time, value}], "bb.upper": …}`. */
+    get indicatorSeries() {
+      return overlay.seriesData();
+    },
+    /** The indicator legend as drawn: `[{kind, text}]`. */
+    get indicatorLegend() {
+      return [...document.querySelectorAll("#indicator-legend span")].map((s) => ({ kind: s.dataset.kind, text: s.textContent }));
+    },
+    /** The pure formulas (indicators.js), for tests against hand-computed values. */
+    indicatorMath,
+    /** Viewport coordinates of the candle at `time` (mid-height of the chart), where a pointer shows it. */
+    pointAt(time) {
+      const x = chart.timeScale().timeToCoordinate(time);
+      if (x === null) return null;
+      const box = $("chart").getBoundingClientRect();
+      return { x: Math.round(box.left + x), y: Math.round(box.top + box.height / 2) };
     },
     get priceLabels() {
       return state.priceLabels.slice();

@@ -2,7 +2,9 @@
 //! ([`ServerProcess`]) or the server library in this process ([`InProcessServer`]), small HTTP helpers,
 //! a WebSocket client speaking the protocol ([`ws`]), one following series across reconnects
 //! ([`follower`]), one writing raw frames ([`raw_ws`]), a real `redis-server` ([`redis::RedisServer`]),
-//! certificates of a test CA and a TLS accept loop ([`tls`]),
+//! a writer → Redis → edges cluster of real processes ([`cluster`]),
+//! certificates of a test CA and a TLS accept loop ([`tls`]), a terminal in tmux ([`tmux`]), a market
+//! and reference values for the indicators ([`indicator_reference`]),
 //! and [`wait_until`] for conditions. Tests talk to servers only through real sockets.
 
 use std::net::SocketAddr;
@@ -47,6 +49,7 @@ pub fn free_local_addr() -> String {
     listener.local_addr().expect("local addr").to_string()
 }
 
+pub mod cluster;
 pub mod follower;
 pub mod in_process;
 pub mod raw_ws;
@@ -156,6 +159,8 @@ impl ServerProcess {
             .args(["--bind", bind, "--data-dir"])
             .arg(data_dir)
             .args(["--set", "ingest.enabled=true"])
+            // Writers and edges also listen on an internal port; many run at once here.
+            .args(["--set", "node.internal_addr=\"127.0.0.1:0\""])
             .args(args)
             .env("KLINE_INGEST_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
@@ -213,6 +218,32 @@ impl ServerProcess {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The internal listener's address (roles writer and edge), waiting for its log line.
+    pub fn internal_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.log_text();
+            if let Some(addr) = logged_addr(&text, "kline-server internal listener") {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no internal listener logged; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+/// The `addr=` of the first log line holding `message`.
+fn logged_addr(log: &str, message: &str) -> Option<SocketAddr> {
+    let line = log.lines().find(|line| line.contains(message))?;
+    let addr = line
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("addr="))
+        .expect("the listening line has addr=");
+    Some(addr.parse().expect("addr parses"))
 }
 
 impl Drop for ServerProcess {
@@ -225,15 +256,8 @@ fn wait_for_listen_addr(child: &mut Child, log: &Path, timeout: Duration) -> Soc
     let deadline = Instant::now() + timeout;
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text
-            .lines()
-            .find(|line| line.contains("kline-server listening"))
-        {
-            let addr = line
-                .split_whitespace()
-                .find_map(|word| word.strip_prefix("addr="))
-                .expect("listening line has addr=");
-            return addr.parse().expect("addr parses");
+        if let Some(addr) = logged_addr(&text, "kline-server listening") {
+            return addr;
         }
         let exited = child.try_wait().ok().flatten();
         assert!(
@@ -397,5 +421,7 @@ pub mod ws {
     }
 }
 pub mod fake_solana;
+pub mod indicator_reference;
 pub mod spinpet_script;
+pub mod tmux;
 pub mod webdriver;

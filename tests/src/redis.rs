@@ -97,6 +97,24 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: the server keeps its port, connections and data but answers nothing (a hung Redis, or one
+    /// stalled by its host) until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = self.pid().expect("redis-server is running") as libc::pid_t;
+        // SAFETY: `kill` only sends a signal, to our own child, which has not been reaped (it is running).
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} to redis-server");
+    }
+
     /// The process id while it runs (for CPU sampling).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -1,5 +1,6 @@
 //! A small W3C WebDriver client over `reqwest`, driving Debian's headless `chromium` through
-//! `chromedriver`: enough for the chart page's test (navigate, run a script, click, screenshot).
+//! `chromedriver`: enough for the chart page's test (navigate, run a script, click, type, move the mouse,
+//! screenshot).
 //!
 //! [`Browser::start`] returns `None` (after a loud message) when chromium or chromedriver is not
 //! installed, unless the environment variable `CI` is set: then a missing browser fails the test.
@@ -143,22 +144,42 @@ impl Browser {
             .await
     }
 
-    /// Clicks the first element matching the CSS `selector`, as a user would.
-    pub async fn click(&self, selector: &str) {
-        let body = json!({ "using": "css selector", "value": selector });
+    /// Runs the element command `action` (`click`, `clear`, `value`) on the first element matching the
+    /// CSS `selector`.
+    async fn on_element(&self, selector: &str, action: &str, body: Value) {
+        let find = json!({ "using": "css selector", "value": selector });
         let element = self
-            .command("POST", &self.session_path("/element"), body)
+            .command("POST", &self.session_path("/element"), find)
             .await;
         let id = element[ELEMENT_KEY]
             .as_str()
-            .unwrap_or_else(|| panic!("no element for `{selector}`: {element}"))
-            .to_string();
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/click")),
-            json!({}),
-        )
-        .await;
+            .unwrap_or_else(|| panic!("no element for `{selector}`: {element}"));
+        let path = self.session_path(&format!("/element/{id}/{action}"));
+        self.command("POST", &path, body).await;
+    }
+
+    /// Clicks the first element matching the CSS `selector`, as a user would.
+    pub async fn click(&self, selector: &str) {
+        self.on_element(selector, "click", json!({})).await;
+    }
+
+    /// Empties the input matching `selector` and types `text` into it, key by key.
+    pub async fn type_into(&self, selector: &str, text: &str) {
+        self.on_element(selector, "clear", json!({})).await;
+        self.on_element(selector, "value", json!({ "text": text }))
+            .await;
+    }
+
+    /// Moves the mouse to (`x`, `y`) in the viewport, as a user hovering there.
+    pub async fn move_pointer(&self, x: i64, y: i64) {
+        let move_to =
+            json!({"type": "pointerMove", "duration": 0, "origin": "viewport", "x": x, "y": y});
+        let actions = json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [move_to],
+        }]});
+        self.command("POST", &self.session_path("/actions"), actions)
+            .await;
     }
 
     /// A PNG of the window.

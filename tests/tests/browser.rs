@@ -1,6 +1,7 @@
 //! The chart page (`GET /`, `GET /chart`) end to end: its assets over HTTP, and the page itself in a real
 //! headless chromium (driven over WebDriver) against the real `kline-server` with the simulator, through
-//! a server restart. The page's read-only hook `window.__kline` tells what the chart holds.
+//! a server restart, and its indicators against a reference computation. The page's read-only hook
+//! `window.__kline` tells what the chart holds.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -11,6 +12,9 @@ use kline_tests::webdriver::Browser;
 use kline_tests::{KlineServer, ServerProcess, free_local_addr, get_json, post_events};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+#[path = "browser/indicators.rs"]
+mod indicators;
 
 const SIMULATOR: &[&str] = &[
     "--set",

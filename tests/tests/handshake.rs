@@ -1,5 +1,5 @@
 //! The opening handshake of `/ws` (RFC 6455 §4.2) over raw HTTP: what is refused, with which status, and
-//! the HTTP head limits. Servers run in process.
+//! the HTTP head limits; Socket.IO's Origin check beside `/ws`'s. Servers run in process.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -133,17 +133,35 @@ async fn with_an_origin_list_other_browser_origins_get_403_and_non_browsers_pass
         r#"server.cors_allowed_origins=["https://spin.pet", "http://localhost:3000"]"#,
     ]);
     let addr = server.addr();
-    for (origin, expected) in [
-        ("Origin: https://spin.pet\r\n", 101),
-        ("Origin: http://localhost:3000\r\n", 101),
-        ("Origin: https://evil.example\r\n", 403),
-        ("Origin: null\r\n", 403),
-        ("", 101),
+    // The same list for `/ws` and Socket.IO's WebSocket transport and its polling (browsers apply no
+    // CORS to an upgrade).
+    let socketio_upgrade = |extra: &str| {
+        upgrade_request(addr, extra).replacen(
+            "GET /ws ",
+            "GET /socket.io/?EIO=4&transport=websocket ",
+            1,
+        )
+    };
+    let socketio_polling = |extra: &str| {
+        format!("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n")
+    };
+    for (origin, upgraded, polled) in [
+        ("Origin: https://spin.pet\r\n", 101, 200),
+        ("Origin: http://localhost:3000\r\n", 101, 200),
+        ("Origin: https://evil.example\r\n", 403, 403),
+        ("Origin: null\r\n", 403, 403),
+        ("", 101, 200),
     ] {
-        let response = exchange(addr, &upgrade_request(addr, origin)).await;
-        assert_eq!(status(&response), expected, "{origin:?}: {response}");
-        if expected == 403 {
-            assert!(response.contains("is not allowed"), "{response}");
+        for (what, request, expected) in [
+            ("/ws", upgrade_request(addr, origin), upgraded),
+            ("Socket.IO websocket", socketio_upgrade(origin), upgraded),
+            ("Socket.IO polling", socketio_polling(origin), polled),
+        ] {
+            let response = exchange(addr, &request).await;
+            assert_eq!(status(&response), expected, "{what} {origin:?}: {response}");
+            if expected == 403 {
+                assert!(response.contains("is not allowed"), "{response}");
+            }
         }
     }
 }

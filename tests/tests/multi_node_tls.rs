@@ -88,6 +88,8 @@ async fn writer_and_edge_over_rediss_with_the_snapshot_over_https() {
             rediss.clone(),
             redis_ca.clone(),
             "server.tls.enabled=true".into(),
+            // Snapshots over TLS too, with the same certificate.
+            "node.internal_tls=true".into(),
             // 3 descriptors a TLS client: the default 10,000 connections do not fit 20,000 files.
             "websocket.max_connections=1000".into(),
             format!("server.tls.cert_file={}", path(&writer_cert.cert_file)),
@@ -98,6 +100,7 @@ async fn writer_and_edge_over_rediss_with_the_snapshot_over_https() {
         .collect::<Vec<_>>(),
     );
     let writer_base = format!("https://localhost:{}", writer.addr.port());
+    let writer_internal = format!("https://localhost:{}", writer.internal_addr().port());
     let tls = kline_tls::client_config(Some(&ca.ca_file)).unwrap();
     let https = reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
@@ -144,7 +147,7 @@ async fn writer_and_edge_over_rediss_with_the_snapshot_over_https() {
             "node.role=edge".into(),
             rediss,
             redis_ca,
-            format!("stream.snapshot_url={writer_base:?}"),
+            format!("stream.snapshot_url={writer_internal:?}"),
             format!("stream.snapshot_ca_file={}", path(&ca.ca_file)),
         ])
         .iter()

@@ -6,9 +6,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kline_protocol::{ServerMessage, ServerPayload};
+use kline_tests::tmux::Tmux;
 use kline_tests::{
     KlineServer, ServerProcess, free_local_addr, get_json, tui_binary, wait_for_metric_blocking,
 };
+
+#[path = "tui/indicators.rs"]
+mod indicators;
 
 const SIMULATOR: &[&str] = &[
     "--set",
@@ -219,14 +223,6 @@ fn watch_survives_a_server_restart_without_gaps_or_duplicates() {
 /// terminal is given back.
 #[test]
 fn interactive_chart_in_tmux() {
-    let tmux_ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        tmux_ok,
-        "tmux is needed for this test (.ci/run installs it)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(&dir.path().join("db"), SIMULATOR);
     wait_for_symbols(&server);
@@ -236,52 +232,19 @@ fn interactive_chart_in_tmux() {
         .unwrap();
     let symbols = runtime.block_on(get_json(&server.url("/api/v1/symbols")));
     let mint = symbols[0]["symbol"].as_str().unwrap().to_owned();
-    let session = format!("kline-tui-test-{}", std::process::id());
     let command = format!(
         "{} --url {} --symbol {mint} --interval s1 --utc --log {}",
         tui_binary().display(),
         server.ws_url(),
         dir.path().join("tui.log").display()
     );
-    let tmux = |args: &[&str]| Command::new("tmux").args(args).output().unwrap();
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &command,
-    ]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let capture =
-        || String::from_utf8(tmux(&["capture-pane", "-p", "-t", &session]).stdout).unwrap();
-    let wait_for = |what: &str, check: &dyn Fn(&str) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let screen = capture();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} never appeared; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait_for("a live s1 chart", &|s| {
+    let term = Tmux::start("kline-tui-test", 100, 30, &command);
+    term.wait_for("a live s1 chart", &|s| {
         s.contains("● connected") && s.contains(" s1 ") && s.contains('█')
     });
     // The volume pane with its scale, and the newest candle in the plot's last column (100 columns minus
     // the 12-column price axis), however short the history is.
-    let screen = wait_for("the volume pane", &|s| {
+    let screen = term.wait_for("the volume pane", &|s| {
         s.contains("┤V ") && s.contains('▁') || s.contains("┤V ") && s.contains('█')
     });
     let candle_glyphs = "█▀▄│╵╷";
@@ -292,18 +255,18 @@ fn interactive_chart_in_tmux() {
             .any(|l| l.chars().nth(87).is_some_and(|c| candle_glyphs.contains(c))),
         "the newest candle at the right edge:\n{screen}"
     );
-    tmux(&["send-keys", "-t", &session, "v"]);
-    wait_for("the volume pane hidden", &|s| !s.contains("┤V "));
-    tmux(&["send-keys", "-t", &session, "v"]);
-    wait_for("the volume pane back", &|s| s.contains("┤V "));
-    tmux(&["send-keys", "-t", &session, "c"]);
-    wait_for("the crosshair with a volume", &|s| {
+    term.send_keys(&["v"]);
+    term.wait_for("the volume pane hidden", &|s| !s.contains("┤V "));
+    term.send_keys(&["v"]);
+    term.wait_for("the volume pane back", &|s| s.contains("┤V "));
+    term.send_keys(&["c"]);
+    term.wait_for("the crosshair with a volume", &|s| {
         s.lines()
             .next()
             .is_some_and(|l| l.contains(" O ") && l.contains(" V "))
     });
-    tmux(&["send-keys", "-t", &session, "c"]);
-    tmux(&["send-keys", "-t", &session, "t"]);
+    term.send_keys(&["c"]);
+    term.send_keys(&["t"]);
     // The pane's newest row (below its title row): a trade with its side, then a newer one replaces it.
     let newest_trade = |screen: &str| -> Option<String> {
         let mut lines = screen.lines();
@@ -312,32 +275,24 @@ fn interactive_chart_in_tmux() {
         let cell = row.rsplit('│').nth(1)?.trim().to_owned();
         (cell.contains(" buy ") || cell.contains(" sell ")).then_some(cell)
     };
-    let screen = wait_for("the trades pane with a trade", &|s| {
+    let screen = term.wait_for("the trades pane with a trade", &|s| {
         newest_trade(s).is_some()
     });
     let first = newest_trade(&screen).unwrap();
-    wait_for("a newer trade on top of the pane", &|s| {
+    term.wait_for("a newer trade on top of the pane", &|s| {
         newest_trade(s).is_some_and(|row| row != first)
     });
-    tmux(&["send-keys", "-t", &session, "t"]);
-    wait_for("the trades pane hidden", &|s| !s.contains(" trades "));
-    tmux(&["send-keys", "-t", &session, "5"]);
-    wait_for("the m5 chart", &|s| {
+    term.send_keys(&["t"]);
+    term.wait_for("the trades pane hidden", &|s| !s.contains(" trades "));
+    term.send_keys(&["5"]);
+    term.wait_for("the m5 chart", &|s| {
         s.lines().next().is_some_and(|l| l.contains(" m5 ")) && s.contains('█')
     });
-    tmux(&["send-keys", "-t", &session, "?"]);
-    wait_for("the key help", &|s| {
+    term.send_keys(&["?"]);
+    term.wait_for("the key help", &|s| {
         s.contains("keys (? to close)") && s.contains("symbol picker")
     });
-    tmux(&["send-keys", "-t", &session, "?"]);
-    tmux(&["send-keys", "-t", &session, "q"]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tmux(&["has-session", "-t", &session]).status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "q did not quit; screen:\n{}",
-            capture()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    term.send_keys(&["?"]);
+    term.send_keys(&["q"]);
+    term.wait_for_exit(Duration::from_secs(5));
 }

@@ -317,9 +317,12 @@ async fn resume_with_from_after_a_disconnect_is_gap_free() {
     let ServerPayload::HistoryData(history) = second.recv().await.payload else {
         panic!()
     };
-    assert_eq!(
-        history.data[0].time, from,
-        "the resume starts at the newest candle held"
+    // One interval plus the finality grace (2 s by default) before it: candles that may have changed since.
+    // (The simulator may have begun inside that window.)
+    assert!(
+        (from - 3..from).contains(&history.data[0].time),
+        "the resume starts the finality window before the newest candle held ({from}): {}",
+        history.data[0].time
     );
     candles.extend(history.data.iter().map(|c| (c.time, *c)));
 
@@ -341,6 +344,63 @@ async fn resume_with_from_after_a_disconnect_is_gap_free() {
             "gap at {time} after resuming from {from}"
         );
     }
+}
+
+/// A late event for an older candle that is still open, while the client is away, then that candle's
+/// final: a resume with `from` = the newest candle held still brings both (protocol.md, "resume").
+#[tokio::test]
+async fn a_resume_brings_the_change_and_final_of_an_older_open_candle() {
+    let (_dir, server) = server(&["--set", "kline.finality_grace_ms=4000"]);
+    let mut market = SimulatedMarket::new(17, 1);
+    let mint = market.mints()[0].clone();
+    let t2 = kline_protocol::response::unix_millis_now() / 1000;
+    let t1 = t2 - 1;
+    post(
+        &server,
+        &[
+            market.next_event_for(0, t1 * 1000 + 100),
+            market.next_event_for(0, t2 * 1000 + 100),
+        ],
+    )
+    .await;
+    let mut client = connect(&server).await;
+    client.send(&subscribe(&mint, Interval::S1, "a")).await;
+    let ServerPayload::HistoryData(history) = client.recv().await.payload else {
+        panic!()
+    };
+    let held: BTreeMap<i64, Candle> = history.data.iter().map(|c| (c.time, *c)).collect();
+    assert_eq!(held.keys().copied().collect::<Vec<_>>(), [t1, t2]);
+    assert!(!held[&t1].is_final, "t1 is open for 4 s more");
+    drop(client);
+
+    // Away: an event of t1 arrives late (t2 already began), then t1 turns final.
+    post(&server, &[market.next_event_for(0, t1 * 1000 + 900)]).await;
+    let stored_t1 = || async {
+        let rest = get_json(&server.url(&format!(
+            "/api/v1/klines?symbol={mint}&interval=s1&from={t1}&to={t2}"
+        )))
+        .await;
+        rest["data"][0].clone()
+    };
+    kline_tests::wait_until("t1 is final", SECOND * 20, || async {
+        stored_t1().await["is_final"] == true
+    })
+    .await;
+    let stored_t1 = stored_t1().await;
+    assert_eq!(stored_t1["update_count"], 2, "{stored_t1}");
+
+    let mut client = connect(&server).await;
+    let resume = SubscribeRequest::new(mint.clone(), Interval::S1).with_from(t2);
+    client.send(&ClientRequest::Subscribe(resume)).await;
+    let ServerPayload::HistoryData(history) = client.recv().await.payload else {
+        panic!()
+    };
+    let resumed_t1 = history
+        .data
+        .iter()
+        .find(|c| c.time == t1)
+        .unwrap_or_else(|| panic!("the resume from {t2} leaves out t1 = {t1}: {history:?}"));
+    assert_eq!(serde_json::to_value(resumed_t1).unwrap(), stored_t1);
 }
 
 #[tokio::test]

@@ -1,10 +1,12 @@
 //! Rendering: reads the state, draws the screen. Nothing here changes state or does I/O.
 //!
 //! Layout, top to bottom: header (symbol, interval, last price, change, visible high/low — or the crosshair
-//! candle with its volume), the chart with its price axis on the right, the volume pane (toggled with `v`)
-//! with its scale, the time axis, and the status line; the trades pane (toggled with `t`) on the right.
+//! candle with its volume), the indicators' legend (when `i` shows them), the chart with its price axis on
+//! the right and the indicator lines over it, the volume pane (toggled with `v`) with its scale, the time
+//! axis, and the status line; the trades pane (toggled with `t`) on the right.
 
 pub mod chart;
+pub mod overlay;
 pub mod price;
 pub mod trades;
 pub mod volume;
@@ -20,9 +22,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
 use self::chart::{CandleChart, first_column, price_range};
+use self::overlay::{IndicatorLegend, OverlayLines, Overlays};
 use self::price::format_price;
 use self::trades::{TRADES_WIDTH, TradesPane};
 use self::volume::{VolumeBars, format_volume, max_volume};
+use crate::indicators::Indicators;
 use crate::input::KEY_HELP;
 use crate::state::{ChartState, LinkStatus};
 
@@ -65,6 +69,8 @@ pub struct Ui {
     pub volume_hidden: bool,
     /// The trades pane is shown (`t`); hidden by default.
     pub trades_shown: bool,
+    /// The indicators asked for, and whether they are drawn (`i`).
+    pub indicators: Indicators,
     pub show_help: bool,
     pub picker: Option<Picker>,
 }
@@ -98,7 +104,18 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
     } else {
         area
     };
-    let plot = Rect::new(area.x, area.y + 1, area.width - AXIS_WIDTH, area.height - 3);
+    let overlays = ui.indicators.shown.then(|| {
+        let held: Vec<Candle> = state.candles.values().copied().collect();
+        let visible = state.visible_range(area.width - AXIS_WIDTH);
+        Overlays::new(&ui.indicators, &held, visible)
+    });
+    let legend_rows = u16::from(overlays.is_some());
+    let plot = Rect::new(
+        area.x,
+        area.y + 1 + legend_rows,
+        area.width - AXIS_WIDTH,
+        area.height - 3 - legend_rows,
+    );
     let candles = state.visible(plot.width);
     let volume_rows = if ui.volume_hidden {
         0
@@ -114,6 +131,7 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
         state,
         &candles,
         highlight,
+        ui.utc,
         Rect::new(area.x, area.y, area.width, 1),
         buf,
     );
@@ -128,14 +146,29 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
             buf,
         );
     } else {
+        let range =
+            price_range(&candles).map(|range| overlays.as_ref().map_or(range, |o| o.fit(range)));
         let chart = CandleChart {
             candles: &candles,
             zoom: state.zoom,
-            range: None,
+            range,
             highlight,
         };
         (&chart).render(price_plot, buf);
-        if let Some(range) = price_range(&candles) {
+        if let (Some(overlays), Some(range)) = (&overlays, range) {
+            let lines = OverlayLines {
+                overlays,
+                zoom: state.zoom,
+                range,
+            };
+            (&lines).render(price_plot, buf);
+            let legend = IndicatorLegend {
+                overlays,
+                index: highlight.unwrap_or(candles.len() - 1),
+            };
+            (&legend).render(Rect::new(area.x, area.y + 1, area.width, 1), buf);
+        }
+        if let Some(range) = range {
             render_price_axis(
                 range,
                 Rect::new(
@@ -195,6 +228,7 @@ fn render_header(
     state: &ChartState,
     candles: &[Candle],
     highlight: Option<usize>,
+    utc: bool,
     area: Rect,
     buf: &mut Buffer,
 ) {
@@ -216,7 +250,7 @@ fn render_header(
     if let Some(candle) = highlight.and_then(|i| candles.get(i)) {
         spans.push(Span::raw(format!(
             " {}  O {}  H {}  L {}  C {}  V {}  n={}{}",
-            format_time(candle.time, state.interval, false, true),
+            format_time(candle.time, state.interval, utc, true),
             p(candle.open),
             p(candle.high),
             p(candle.low),

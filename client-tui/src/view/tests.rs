@@ -181,3 +181,52 @@ fn format_time_per_interval() {
         "2025-11-24"
     );
 }
+
+#[test]
+fn indicators_get_a_legend_row_and_lines_and_follow_the_crosshair() {
+    use crate::indicators::{Indicator, Indicators};
+    let mut state = state_with_tiny_prices();
+    let ui = Ui {
+        utc: true,
+        indicators: Indicators {
+            list: vec![Indicator::Sma(3)],
+            shown: true,
+        },
+        ..Ui::default()
+    };
+    // Closes are 2.796e-8 × 1.005 × (1 + 0.01 i): the SMA3 of the newest three (i = 27, 28, 29) is
+    // 2.796e-8 × 1.005 × 1.28 = 3.59677e-8.
+    let lines = screen_with(&state, &ui, 80, 16);
+    assert_eq!(lines[1].trim_end(), " SMA3 0.0₇35968", "{lines:#?}");
+    assert!(
+        lines[2..]
+            .iter()
+            .any(|l| l.chars().any(|c| ('⠁'..='⣿').contains(&c))),
+        "the line is drawn in braille: {lines:#?}"
+    );
+    assert!(
+        lines[0].contains("last 0.0₇"),
+        "the header stays: {}",
+        lines[0]
+    );
+    // The crosshair one candle back: i = 26, 27, 28 → 2.796e-8 × 1.005 × 1.27 = 3.56867e-8.
+    state.toggle_cursor();
+    state.move_cursor(-1, 30);
+    let lines = screen_with(&state, &ui, 80, 16);
+    assert_eq!(lines[1].trim_end(), " SMA3 0.0₇35687");
+    assert!(lines[0].contains("16:28:00"), "{}", lines[0]);
+    let hidden = screen_with(
+        &state,
+        &Ui {
+            indicators: Indicators {
+                shown: false,
+                ..ui.indicators.clone()
+            },
+            ..ui.clone()
+        },
+        80,
+        16,
+    );
+    assert!(!hidden.join("\n").contains("SMA3"));
+    assert!(!hidden.join("").chars().any(|c| ('⠁'..='⣿').contains(&c)));
+}

@@ -72,7 +72,7 @@ impl ConfigLayers {
     }
 
     /// Applies `KLINE__SECTION__KEY=value` variables from `vars` (pass `std::env::vars()`), and the
-    /// `KLINE_INGEST_TOKEN` shortcut for `ingest.token`.
+    /// `KLINE_INGEST_TOKEN` shortcut for `ingest.token` and `KLINE_INTERNAL_TOKEN` for `node.internal_token`.
     pub fn env(
         mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -80,6 +80,8 @@ impl ConfigLayers {
         for (name, value) in vars {
             if name == "KLINE_INGEST_TOKEN" {
                 self.set(&["ingest", "token"], Value::String(value));
+            } else if name == "KLINE_INTERNAL_TOKEN" {
+                self.set(&["node", "internal_token"], Value::String(value));
             } else if let Some(path) = name.strip_prefix(ENV_PREFIX) {
                 let path = path.to_ascii_lowercase();
                 let keys: Vec<&str> = path.split("__").collect();

@@ -8,6 +8,7 @@ mod endpoints;
 mod layers;
 mod rest;
 mod retention;
+mod stream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ pub use endpoints::HttpHeaders;
 pub use layers::{ConfigError, ConfigLayers};
 pub use rest::RestConfig;
 pub use retention::{Keep, RetentionConfig};
+pub use stream::{READ_BLOCK, StalePolicy, StreamConfig};
 
 /// The built-in defaults: the text of `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -169,6 +171,18 @@ pub struct SocketIoConfig {
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     pub role: Role,
+    /// Roles `writer` and `edge`: `host:port` of the internal listener, which alone serves `/internal/*`
+    /// (the snapshot edges load). Empty: no internal listener.
+    pub internal_addr: String,
+    /// Bearer token the internal listener requires, and an edge presents to `stream.snapshot_url`; empty:
+    /// none. `KLINE_INTERNAL_TOKEN` sets it too.
+    pub internal_token: String,
+    /// Whether the internal listener speaks TLS, with `server.tls`'s certificate and key.
+    pub internal_tls: bool,
+    /// Snapshots served at once; more get 503 with `Retry-After`.
+    pub snapshot_concurrency: usize,
+    /// A snapshot whose reader takes no frame for this long is cut off (the reader sees no end frame).
+    pub snapshot_write_timeout_secs: u64,
 }
 
 /// A process's role: everything in one process, or one writer and many edges over a stream.
@@ -181,32 +195,6 @@ pub enum Role {
     Writer,
     /// A replica fed from the stream; `/ws`, Socket.IO and the REST reads.
     Edge,
-}
-
-/// The stream from the writer to the edges (Redis Streams), used by the roles `writer` and `edge`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamConfig {
-    /// The Redis server: `redis://host:port/db`, or `rediss://` for TLS.
-    pub redis_url: String,
-    /// Extra CA certificates (PEM) trusted for `rediss://`, beside the system's; empty: none.
-    pub redis_ca_file: PathBuf,
-    /// The stream's key.
-    pub key: String,
-    /// Groups the stream keeps (`XADD … MAXLEN ~`) and the writer's outbox retains for republishing.
-    pub max_len: u64,
-    /// Edge: most stream entries read and applied in one replica write.
-    pub read_count: usize,
-    /// Edge: `/ready` fails (and `/ws` refuses) while the edge is more than this many groups behind.
-    pub max_lag_groups: u64,
-    /// Edge: base URL of a node serving `/internal/snapshot` (the writer or another edge), used when the
-    /// stream no longer holds the groups the replica needs. Empty: the edge waits and reports not ready.
-    pub snapshot_url: String,
-    /// Extra CA certificates (PEM) trusted for an `https://` snapshot URL, beside the system's; empty: none.
-    pub snapshot_ca_file: PathBuf,
-    /// Reconnect backoff towards Redis, milliseconds (doubling from min to max).
-    pub reconnect_min_ms: u64,
-    pub reconnect_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +286,48 @@ impl Config {
         (self.ingest.enabled && !self.ingest.token.is_empty()).then_some(self.ingest.token.as_str())
     }
 
+    /// The internal listener's address, if there is one.
+    pub fn internal_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let addr = self.node.internal_addr.trim();
+        if addr.is_empty() {
+            return Ok(None);
+        }
+        addr.parse().map(Some).map_err(|err| {
+            ConfigError::invalid("node.internal_addr", format!("{err} (want host:port)"))
+        })
+    }
+
+    /// The token an edge presents to `stream.snapshot_url`: `stream.snapshot_token`, else
+    /// `node.internal_token`; `None`: none.
+    pub fn snapshot_token(&self) -> Option<&str> {
+        [&self.stream.snapshot_token, &self.node.internal_token]
+            .into_iter()
+            .find(|token| !token.is_empty())
+            .map(String::as_str)
+    }
+
+    /// The internal listener's token; `None`: requests need none.
+    pub fn internal_token(&self) -> Option<&str> {
+        (!self.node.internal_token.is_empty()).then_some(self.node.internal_token.as_str())
+    }
+
+    fn validate_node(&self) -> Result<(), ConfigError> {
+        self.internal_addr()?;
+        if self.node.snapshot_concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "node.snapshot_concurrency",
+                "must be positive",
+            ));
+        }
+        if self.node.snapshot_write_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "node.snapshot_write_timeout_secs",
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks what types alone cannot.
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some((key, reason)) = self.retention.problem() {
@@ -308,20 +338,10 @@ impl Config {
         }
         let ws = &self.websocket;
         let sio = &self.socketio;
-        let stream = &self.stream;
-        let checks: [(&str, bool, &str); 30] = [
-            ("stream.max_len", stream.max_len > 0, "must be positive"),
-            (
-                "stream.read_count",
-                stream.read_count > 0,
-                "must be positive",
-            ),
-            (
-                "stream.reconnect_min_ms",
-                stream.reconnect_min_ms > 0 && stream.reconnect_min_ms <= stream.reconnect_max_ms,
-                "must be positive and at most stream.reconnect_max_ms",
-            ),
-            ("stream.key", !stream.key.is_empty(), "must not be empty"),
+        if let Some((key, reason)) = self.stream.problem() {
+            return Err(ConfigError::invalid(key, reason));
+        }
+        let checks: [(&str, bool, &str); 26] = [
             (
                 "socketio.ping_interval_secs",
                 sio.ping_interval_secs > 0,
@@ -457,6 +477,7 @@ impl Config {
         if let Some((key, _, reason)) = checks.into_iter().find(|(_, ok, _)| !ok) {
             return Err(ConfigError::invalid(key, reason));
         }
+        self.validate_node()?;
         let solana = &self.source.solana;
         if !matches!(
             solana.commitment.as_str(),

@@ -38,6 +38,16 @@ const PAGE: Asset = Asset {
     body: include_bytes!("../../web/chart.html"),
 };
 
+/// One of the page's own scripts: changes with the binary, so revalidated on every load.
+const fn own_script(name: &'static str, body: &'static [u8]) -> Asset {
+    Asset {
+        name,
+        content_type: JS,
+        cache_control: NO_CACHE,
+        body,
+    }
+}
+
 /// Everything under `/chart/assets/`. The vendored names must match `chart.html`.
 const ASSETS: &[Asset] = &[
     Asset {
@@ -46,24 +56,17 @@ const ASSETS: &[Asset] = &[
         cache_control: NO_CACHE,
         body: include_bytes!("../../web/chart.css"),
     },
-    Asset {
-        name: "chart-page.js",
-        content_type: JS,
-        cache_control: NO_CACHE,
-        body: include_bytes!("../../web/chart-page.js"),
-    },
-    Asset {
-        name: "chart-feed.js",
-        content_type: JS,
-        cache_control: NO_CACHE,
-        body: include_bytes!("../../web/chart-feed.js"),
-    },
-    Asset {
-        name: "price-format.js",
-        content_type: JS,
-        cache_control: NO_CACHE,
-        body: include_bytes!("../../web/price-format.js"),
-    },
+    own_script("chart-page.js", include_bytes!("../../web/chart-page.js")),
+    own_script("chart-feed.js", include_bytes!("../../web/chart-feed.js")),
+    own_script("indicators.js", include_bytes!("../../web/indicators.js")),
+    own_script(
+        "indicator-overlay.js",
+        include_bytes!("../../web/indicator-overlay.js"),
+    ),
+    own_script(
+        "price-format.js",
+        include_bytes!("../../web/price-format.js"),
+    ),
     Asset {
         name: "lightweight-charts-5.2.1.standalone.production.js",
         content_type: JS,

@@ -8,7 +8,6 @@ use axum::extract::State;
 use serde_json::{Map, Value, json};
 
 use super::status::{NodeStatus, PushStatus, WriteStatus};
-use crate::stream::StreamStatus;
 
 pub async fn health(State(status): State<Arc<NodeStatus>>) -> Json<Value> {
     let mut body = Map::new();
@@ -40,7 +39,7 @@ pub async fn health(State(status): State<Arc<NodeStatus>>) -> Json<Value> {
     body.insert("store".into(), store);
     if let Some(stream) = &status.stream {
         let ready = status.readiness.check();
-        let mut stream = stream_json(stream);
+        let mut stream = stream.health(status.readiness.policy());
         stream["ready"] = json!(ready.is_ok());
         if let Err(reason) = ready {
             stream["not_ready"] = json!(reason.to_string());
@@ -103,18 +102,5 @@ fn sources(write: &WriteStatus) -> Value {
             "bad_notifications": status.bad_notifications.get(),
             "reconnects": status.reconnects.get(),
         })),
-    })
-}
-
-/// The stream's sequence numbers (those of the other role stay 0).
-fn stream_json(stream: &StreamStatus) -> Value {
-    json!({
-        "committed_seq": stream.committed_seq.get(),
-        "published_seq": stream.published_seq.get(),
-        "applied_seq": stream.applied_seq.get(),
-        "head_seq": stream.head_seq.get(),
-        "lag_groups": stream.lag(),
-        "snapshots_loaded": stream.snapshots_loaded.get(),
-        "redis_connected": stream.redis_connected.get() == 1,
     })
 }

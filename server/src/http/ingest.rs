@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::bearer;
 use super::error::ApiError;
 use crate::config::Config;
 use crate::event::{ParseLimits, parse_event, split_body};
@@ -73,12 +73,7 @@ pub async fn ingest_events(
 ) -> Result<Json<IngestResponse>, ApiError> {
     // The receipt time of these events: the request has been read whole.
     let received_at_ms = now_ms();
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
+    if !bearer::presents(&headers, &state.token) {
         return Err(ApiError::Unauthorized);
     }
 
@@ -116,9 +111,4 @@ pub async fn ingest_events(
         rejected: errors.len(),
         errors,
     }))
-}
-
-/// Compares without stopping at the first difference, so response time does not leak the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

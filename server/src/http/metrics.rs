@@ -187,6 +187,16 @@ fn register_store(r: &mut Registry, s: &StoreStats) {
         s.data_dir_bytes.clone(),
     );
     r.register(
+        "store_fs_size_bytes",
+        "Size of the file system holding the data directory",
+        s.fs_size_bytes.clone(),
+    );
+    r.register(
+        "store_fs_avail_bytes",
+        "Bytes of the data directory's file system this process may still write",
+        s.fs_avail_bytes.clone(),
+    );
+    r.register(
         "snapshots_served",
         "Snapshots served to edges",
         s.snapshots_served.clone(),
@@ -195,6 +205,16 @@ fn register_store(r: &mut Registry, s: &StoreStats) {
         "snapshot_bytes",
         "Bytes of the snapshots served to edges",
         s.snapshot_bytes.clone(),
+    );
+    r.register(
+        "snapshots_refused",
+        "Snapshot requests refused with 503: node.snapshot_concurrency snapshots were streaming",
+        s.snapshots_refused.clone(),
+    );
+    r.register(
+        "snapshots_cut_off",
+        "Snapshots cut off before their end: the reader stalled past node.snapshot_write_timeout_secs or left",
+        s.snapshots_cut_off.clone(),
     );
     r.register(
         "rest_reads_refused",

@@ -1,16 +1,20 @@
 //! The HTTP surface as parts, each a sub-router with its own state, so a role serves only the parts it
 //! runs (`crate::node` merges them): [`reads`] (REST reads over the store), [`ingest`] (`POST
-//! /api/v1/events`), [`status`] (`/health`, `/ready`, `/metrics`), [`chart`] (the chart page). `/ws` is
+//! /api/v1/events`), [`status`] (`/health`, `/ready`, `/metrics`), [`chart`] (the chart page), [`internal`]
+//! (`/internal/*`, on the internal listener only). `/ws` is
 //! [`crate::ws::routes`], Socket.IO [`crate::socketio::attach`]. [`serve`] runs the result on a listener,
 //! behind [`tls`] when the listener speaks TLS.
 
+mod bearer;
 pub mod chart;
 mod error;
 mod health;
 pub mod ingest;
+pub mod internal;
 mod klines;
 mod legacy_kline;
 pub mod metrics;
+pub mod origin;
 pub mod read_permits;
 pub mod reads;
 mod ready;

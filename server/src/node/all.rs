@@ -28,6 +28,13 @@ pub async fn run(
     base.start_retention(&config, &background, &shutdown);
     let push = PushCore::start(&config, &base.store, &feed, Readiness::Always, &shutdown);
 
+    let mut registry = metrics::registry(
+        Some(&write.stats),
+        &push.context.push_stats,
+        write.solana.as_ref(),
+        &base.store_stats,
+    );
+    Readiness::Always.register(&mut registry);
     let status = Arc::new(NodeStatus {
         role: config.node.role,
         started_at: base.started_at,
@@ -36,12 +43,7 @@ pub async fn run(
         write: Some(write.status(&config)),
         push: Some(push.status()),
         stream: None,
-        metrics: metrics::registry(
-            Some(&write.stats),
-            &push.context.push_stats,
-            write.solana.as_ref(),
-            &base.store_stats,
-        ),
+        metrics: registry,
     });
     let router = Router::new()
         .merge(status::routes(status))

@@ -13,12 +13,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Base, PushCore, ServerError, grace, serve_http, wait_bounded};
-use crate::config::Config;
+use super::{Base, PushCore, ServerError, grace, internal, serve_http, wait_bounded};
+use crate::config::{Config, StreamConfig};
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
-use crate::stream::{StreamStatus, replica, snapshot};
+use crate::stream::{ReadinessPolicy, StreamStatus, replica};
 
 pub async fn run(
     config: Config,
@@ -34,17 +34,21 @@ pub async fn run(
             "role edge: the configured sources and ingest are not run here (the writer's)"
         );
     }
+    let internal_listener = internal::bind(&config)?;
     let stream = Arc::new(StreamStatus::default());
     let readiness = Readiness::Replica {
         status: stream.clone(),
-        max_lag_groups: config.stream.max_lag_groups,
+        policy: ReadinessPolicy::of(&config.stream),
     };
     let feed = PushCore::feed(&config);
     let replica_stop = CancellationToken::new();
     let replica_thread = replica::spawn(
         base.store.clone(),
         feed.clone(),
-        config.stream.clone(),
+        StreamConfig {
+            snapshot_token: config.snapshot_token().unwrap_or_default().to_owned(),
+            ..config.stream.clone()
+        },
         stream.clone(),
         replica_stop.clone(),
     );
@@ -54,11 +58,12 @@ pub async fn run(
 
     let mut registry = metrics::registry(None, &push.context.push_stats, None, &base.store_stats);
     stream.register(&mut registry);
+    readiness.register(&mut registry);
     let status = Arc::new(NodeStatus {
         role: config.node.role,
         started_at: base.started_at,
         store_path: base.store.path().to_owned(),
-        readiness,
+        readiness: readiness.clone(),
         write: None,
         push: Some(push.status()),
         stream: Some(stream),
@@ -66,14 +71,14 @@ pub async fn run(
     });
     let router = Router::new()
         .merge(status::routes(status))
-        .merge(http::reads::routes(base.reads(&config)))
-        .merge(snapshot::routes(
-            base.store.clone(),
-            base.store_stats.clone(),
-        ));
+        .merge(http::reads::routes(base.reads(&config)));
     let router = push.serve_on(router);
     let budget = push.socket_budget(base.socket_budget);
-    let served = serve_http(&config, &base, listener, router, budget, &shutdown).await;
+    let (served, internal_served) = tokio::join!(
+        serve_http(&config, &base, listener, router, budget, &shutdown),
+        internal::serve(&config, &base, internal_listener, readiness, &shutdown),
+    );
+    internal_served?;
 
     let grace = grace(&config);
     push.stop(grace).await;

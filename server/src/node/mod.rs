@@ -3,8 +3,10 @@
 //! | role | parts | HTTP |
 //! |---|---|---|
 //! | `all` | [`WritePath`] + [`PushCore`] on one store | everything |
-//! | `writer` | [`WritePath`] with the stream's outbox, the publisher | ingest, REST reads, status, snapshot |
-//! | `edge` | a replica fed by the stream, [`PushCore`] | `/ws`, Socket.IO, REST reads, chart, status, snapshot |
+//! | `writer` | [`WritePath`] with the stream's outbox, the publisher | ingest, REST reads, status; snapshot (internal) |
+//! | `edge` | a replica fed by the stream, [`PushCore`] | `/ws`, Socket.IO, REST reads, chart, status; snapshot (internal) |
+//!
+//! "internal": on the internal listener (`node.internal_addr`, [`internal`]), never on the public port.
 //!
 //! Each part owns its state and hands the HTTP layer only what its routes need (`http::reads::ReadSide`,
 //! `http::ingest::Ingest`, `push::PushContext`, `http::status::NodeStatus`). Every role stops in order,
@@ -12,6 +14,7 @@
 
 mod all;
 mod edge;
+mod internal;
 mod push_core;
 mod write_path;
 mod writer;
@@ -51,7 +54,11 @@ pub enum ServerError {
 
 /// Binds the configured address with the configured listen backlog.
 pub fn bind(config: &Config) -> Result<TcpListener, ServerError> {
-    let addr = config.bind_addr()?;
+    bind_addr(config, config.bind_addr()?)
+}
+
+/// Binds `addr` with the configured listen backlog.
+fn bind_addr(config: &Config, addr: std::net::SocketAddr) -> Result<TcpListener, ServerError> {
     let listen_error = |source| ServerError::Listen {
         addr: addr.to_string(),
         source,
@@ -131,9 +138,8 @@ impl Base {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets HTTP connections finish what they serve, for
-/// at most `server.shutdown_timeout_secs`. With `server.tls` on, `listener` speaks TLS: the
-/// [`http::tls::Terminator`] owns it and relays each client to the plain server on a loopback port.
+/// Serves `router` on the public `listener` until `shutdown`, then lets HTTP connections finish what they
+/// serve, for at most `server.shutdown_timeout_secs`. With `server.tls` on, `listener` speaks TLS.
 async fn serve_http(
     config: &Config,
     base: &Base,
@@ -143,10 +149,10 @@ async fn serve_http(
     shutdown: &CancellationToken,
 ) -> Result<(), ServerError> {
     let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
-    let tls = &config.server.tls;
+    let tls = config.server.tls.enabled;
     tracing::info!(
         addr = %local_addr,
-        tls = tls.enabled,
+        tls,
         role = ?config.node.role,
         data_dir = %base.store.path().display(),
         fd_limit = base.fd_limit,
@@ -154,8 +160,23 @@ async fn serve_http(
         "kline-server listening"
     );
     let router = http::with_cors(router, &config.server.cors_allowed_origins);
+    serve_listener(config, listener, router, budget, tls, shutdown).await
+}
+
+/// Serves `router` on `listener` until `shutdown`, then for at most `server.shutdown_timeout_secs`. With
+/// `tls`, `listener` speaks TLS with `server.tls`'s certificate: the [`http::tls::Terminator`] owns it and
+/// relays each client to the plain server on a loopback port.
+async fn serve_listener(
+    config: &Config,
+    listener: TcpListener,
+    router: Router,
+    budget: SocketBudget,
+    tls: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), ServerError> {
     let limits = HeadLimits::from_config(&config.server);
-    let (plain, terminator) = if tls.enabled {
+    let (plain, terminator) = if tls {
+        let tls = &config.server.tls;
         let certificate = kline_tls::ServerCertificate::load(&tls.cert_file, &tls.key_file)
             .map_err(|err| {
                 ServerError::Config(ConfigError::invalid("server.tls", err.to_string()))

@@ -1,5 +1,6 @@
 //! Role `writer`: the sources, HTTP ingest, the pipeline with the stream's outbox, the authoritative store
-//! and the publisher that appends the outbox to the stream. No push: no `/ws`, no Socket.IO, no hub.
+//! and the publisher that appends the outbox to the stream; the snapshot on the internal listener. No push:
+//! no `/ws`, no Socket.IO, no hub.
 //!
 //! Shutdown order: stop accepting → stop the sources → let the pipeline store what is queued → flush
 //! RocksDB → the publisher appends the groups it has not sent yet. Each step is bounded by
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Base, ServerError, WritePath, grace, serve_http, wait_bounded};
+use super::{Base, ServerError, WritePath, grace, internal, serve_http, wait_bounded};
 use crate::config::Config;
 use crate::feed::CandleFeed;
 use crate::http::serve::SocketBudget;
@@ -22,7 +23,7 @@ use crate::http::{self, metrics};
 use crate::readiness::Readiness;
 use crate::stats::PushStats;
 use crate::stream::outbox::Outbox;
-use crate::stream::{StreamStatus, publisher, snapshot};
+use crate::stream::{StreamStatus, publisher};
 
 pub async fn run(
     config: Config,
@@ -30,6 +31,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    let internal_listener = internal::bind(&config)?;
     let stream = Arc::new(StreamStatus::default());
     let outbox = Outbox::open(&base.store, config.stream.max_len, stream.clone())?;
     let committed = outbox.committed();
@@ -62,6 +64,7 @@ pub async fn run(
         &base.store_stats,
     );
     stream.register(&mut registry);
+    Readiness::Always.register(&mut registry);
     let status = Arc::new(NodeStatus {
         role: config.node.role,
         started_at: base.started_at,
@@ -75,17 +78,23 @@ pub async fn run(
     let router = Router::new()
         .merge(status::routes(status))
         .merge(http::reads::routes(base.reads(&config)))
-        .merge(write.routes(&config))
-        .merge(snapshot::routes(
-            base.store.clone(),
-            base.store_stats.clone(),
-        ));
+        .merge(write.routes(&config));
     let budget = SocketBudget {
         max: base.socket_budget,
         websockets: TaskTracker::new(),
         stats: sockets,
     };
-    let served = serve_http(&config, &base, listener, router, budget, &shutdown).await;
+    let (served, internal_served) = tokio::join!(
+        serve_http(&config, &base, listener, router, budget, &shutdown),
+        internal::serve(
+            &config,
+            &base,
+            internal_listener,
+            Readiness::Always,
+            &shutdown
+        ),
+    );
+    internal_served?;
 
     let grace = grace(&config);
     tracing::info!("stopping sources");

@@ -7,11 +7,10 @@
 //!
 //! socketioxide (Engine.IO v4, Socket.IO v5) serves both transports, polling and websocket, through the
 //! router's layer. Its heartbeat (`socketio.ping_interval_secs` / `ping_timeout_secs`) closes dead
-//! connections; on shutdown every socket is closed before the hub stops. A node that is not ready
-//! ([`crate::readiness`]) answers a new session with 503 ([`attach`]); open sessions stay.
-//!
-//! Not here yet: the trade events `history_event_data` and `event_data` of the old server's newest branch
-//! (TODO(#14+#15) in [`session`]).
+//! connections; on shutdown every socket is closed before the hub stops. In front of it ([`attach`]): a
+//! request from an origin off `server.cors_allowed_origins` gets 403, as `/ws`'s upgrade does
+//! ([`crate::http::origin`]); a node that is not ready ([`crate::readiness`]) answers a new session with
+//! 503; open sessions stay.
 
 pub mod session;
 pub mod sink;
@@ -21,12 +20,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::layer::SocketIoLayer;
 
+use crate::config::CorsOrigins;
 use crate::push::PushContext;
 use crate::readiness::Readiness;
 
@@ -37,33 +38,46 @@ pub const NAMESPACE: &str = "/kline";
 pub const PATH: &str = "/socket.io";
 
 /// Serves Socket.IO on `router` (every route of it must already be there): the layer, and in front of it
-/// (on a node that can be unready) the refusal of new sessions while the node is not ready.
+/// the [`gate`] every `/socket.io` request passes.
 pub fn attach(router: Router, state: &PushContext) -> Router {
-    let router = router.layer(layer(state));
-    match state.readiness {
-        Readiness::Always => router,
-        Readiness::Replica { .. } => router.layer(middleware::from_fn_with_state(
-            state.readiness.clone(),
-            refuse_new_when_not_ready,
-        )),
-    }
+    let gate = Gate {
+        readiness: state.readiness.clone(),
+        origins: state.config.cors_allowed_origins.clone(),
+    };
+    router
+        .layer(layer(state))
+        .layer(middleware::from_fn_with_state(gate, gate_request))
 }
 
-/// Answers 503 to a new Engine.IO session (a `/socket.io` request without `sid`) while the node is not
-/// ready; the requests of sessions already open (polling, the upgrade to websocket) pass.
-async fn refuse_new_when_not_ready(
-    State(readiness): State<Readiness>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// What a `/socket.io` request is checked against before socketioxide sees it.
+#[derive(Clone)]
+struct Gate {
+    readiness: Readiness,
+    origins: CorsOrigins,
+}
+
+/// 403 to a request from an origin off the allow-list (the WebSocket upgrade included: browsers apply no
+/// CORS to it); 503 to a new Engine.IO session (a request without `sid`) while the node is not ready. The
+/// requests of sessions already open (polling, the upgrade to websocket) pass readiness.
+async fn gate_request(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let uri = request.uri();
-    let opens_session = uri.path().starts_with(PATH)
-        && !uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .any(|pair| pair.starts_with("sid="));
-    if opens_session && let Err(reason) = readiness.check() {
+    if !uri.path().starts_with(PATH) {
+        return next.run(request).await;
+    }
+    if let Some(origin) = crate::http::origin::refused(request.headers(), &gate.origins) {
+        tracing::debug!(%origin, "Socket.IO request refused: origin not allowed");
+        return (
+            StatusCode::FORBIDDEN,
+            format!("origin `{origin}` is not allowed (see server.cors_allowed_origins)\n"),
+        )
+            .into_response();
+    }
+    let opens_session = !uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| pair.starts_with("sid="));
+    if opens_session && let Err(reason) = gate.readiness.check() {
         tracing::debug!(%reason, "Socket.IO session refused: not ready");
         return crate::readiness::refusal(&reason);
     }

@@ -18,6 +18,10 @@ use super::{
 pub const COMMITTED_SEQ: &str = "stream_committed_seq";
 /// An edge's newest applied group number (`meta`).
 pub const APPLIED_SEQ: &str = "stream_applied_seq";
+/// The writer's stream epoch (`meta`, 8 bytes big-endian; `stream::epoch`).
+pub const EPOCH: &str = "stream_epoch";
+/// The epoch of an edge's applied group number (`meta`).
+pub const APPLIED_EPOCH: &str = "stream_applied_epoch";
 
 /// A replicated column family, as a snapshot names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, borsh::BorshSerialize, borsh::BorshDeserialize)]
@@ -120,19 +124,27 @@ impl CandleStore {
 
     /// Visits every entry of the replicated column families as of one point in time, and returns the group
     /// number that point is consistent with (the writer's committed or the edge's applied number); `None`
-    /// when `visit` asked to stop (returned `false`). `visit` is called in key order per family,
-    /// families in [`Replicated::ALL`] order.
+    /// when `start` or `visit` asked to stop (returned `false`). `start` is first told the epoch of that
+    /// number; `visit` is then called in key order per family, families in [`Replicated::ALL`] order.
     pub fn dump_replicated(
         &self,
+        start: impl FnOnce(u64) -> bool,
         mut visit: impl FnMut(Replicated, &[u8], &[u8]) -> bool,
     ) -> Result<Option<u64>, StoreError> {
         let snapshot = self.db.snapshot();
-        // A writer's store has a committed number, an edge's an applied one.
-        let mut seq = 0;
-        for name in [COMMITTED_SEQ, APPLIED_SEQ] {
-            seq = seq.max(decode_seq(
+        // A writer's store has a committed number and an epoch, an edge's an applied number and its epoch.
+        let meta = |name: &str| -> Result<u64, StoreError> {
+            Ok(decode_seq(
                 snapshot.get_cf(self.cf(CF_META), name)?.as_deref(),
-            ));
+            ))
+        };
+        let seq = meta(COMMITTED_SEQ)?.max(meta(APPLIED_SEQ)?);
+        let epoch = match meta(EPOCH)? {
+            0 => meta(APPLIED_EPOCH)?,
+            epoch => epoch,
+        };
+        if !start(epoch) {
+            return Ok(None);
         }
         for family in Replicated::ALL {
             let mut read = ReadOptions::default();

@@ -3,8 +3,10 @@
 //! history read from the replica and the live updates after it keep the ordering promises on every node.
 //!
 //! Idempotent: a candle state is written only if it is newer (`(update_count, is_final)`, the hub's rule)
-//! than the stored one, and the applied group number is stored in the same write as the group, so a record
-//! applied twice (a replay after a crash) changes nothing.
+//! than the stored one, and the applied group number and its epoch are stored in the same write as the
+//! group, so a record applied twice (a replay after a crash) changes nothing. Versions are compared within
+//! one epoch only: a snapshot of another epoch (the writer's store was wiped or restored) replaces the
+//! candle states it carries whatever their versions, since the writer's numbering started over.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -12,11 +14,14 @@ use std::sync::{Arc, OnceLock};
 use kline_protocol::Symbol;
 
 use super::StreamStatus;
+use super::continuity::{self, Break};
+use super::epoch::Position;
 use super::record::{BadRecord, GroupRecord};
+use super::redis::Entry;
 use crate::aggregator::{CandleKey, CandleState};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate, SeriesId};
-use crate::store::replication::{APPLIED_SEQ, Replicated};
+use crate::store::replication::{APPLIED_EPOCH, APPLIED_SEQ, Replicated};
 use crate::store::{CandleStore, StoreBatch, StoreError, TradePosition, TradeValue, codec, keys};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +30,8 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Record(#[from] BadRecord),
-    #[error("the stream skips from group {applied} to {next}")]
-    Gap { applied: u64, next: u64 },
+    #[error(transparent)]
+    Break(#[from] Break),
 }
 
 /// The replica store and what it publishes to. Owned by the replica task.
@@ -35,6 +40,8 @@ pub struct Replica {
     feed: CandleFeed,
     status: Arc<StreamStatus>,
     applied: u64,
+    /// The epoch of `applied` (0: none yet, or a writer before epochs).
+    epoch: u64,
     symbols: HashMap<[u8; 32], Symbol>,
 }
 
@@ -46,19 +53,22 @@ struct Published {
 }
 
 impl Replica {
-    /// Resumes from the group number stored with the replica (0 for a new one).
+    /// Resumes from the group number and epoch stored with the replica (0 for a new one).
     pub fn open(
         store: Arc<CandleStore>,
         feed: CandleFeed,
         status: Arc<StreamStatus>,
     ) -> Result<Replica, StoreError> {
         let applied = store.seq(APPLIED_SEQ)?;
+        let epoch = store.seq(APPLIED_EPOCH)?;
         status.set_applied(applied);
+        status.set_epoch(epoch);
         Ok(Replica {
             store,
             feed,
             status,
             applied,
+            epoch,
             symbols: HashMap::new(),
         })
     }
@@ -68,22 +78,28 @@ impl Replica {
         self.applied
     }
 
-    /// Applies `records` (consecutive, from the group after [`Replica::applied`]) in one write, then
-    /// publishes them. Returns the number of candle states written.
-    pub fn apply(&mut self, records: &[(u64, Vec<u8>)]) -> Result<usize, ApplyError> {
-        let mut groups = Vec::with_capacity(records.len());
-        for (expected, (seq, bytes)) in (self.applied + 1..).zip(records) {
-            if *seq != expected {
-                return Err(ApplyError::Gap {
-                    applied: expected - 1,
-                    next: *seq,
-                });
-            }
-            groups.push(GroupRecord::decode(bytes)?);
+    /// The newest group applied and its epoch.
+    pub fn position(&self) -> Position {
+        Position {
+            seq: self.applied,
+            epoch: self.epoch,
         }
-        let Some(last) = groups.last().map(|g| g.seq) else {
+    }
+
+    /// Applies `entries` (each continuing the one before, the first continuing [`Replica::position`]:
+    /// `stream::continuity`) in one write, then publishes them. Returns the number of candle states
+    /// written.
+    pub fn apply(&mut self, entries: &[Entry]) -> Result<usize, ApplyError> {
+        let mut groups = Vec::with_capacity(entries.len());
+        let mut at = self.position();
+        for entry in entries {
+            continuity::check(at, entry.position())?;
+            at = entry.position();
+            groups.push(GroupRecord::decode(&entry.record)?);
+        }
+        if groups.is_empty() {
             return Ok(0);
-        };
+        }
         let store = Arc::clone(&self.store);
         let mut write = store.batch();
         let candles: Vec<_> = groups.iter().flat_map(|g| &g.candles).collect();
@@ -127,7 +143,7 @@ impl Replica {
                 write.put_replicated(Replicated::Symbols, &entry.mint, &entry.value);
             }
         }
-        self.commit(write, last, written)?;
+        self.commit(write, at, written)?;
         let now_us = chrono::Utc::now().timestamp_micros();
         for group in &groups {
             let hop_us = now_us.saturating_sub(group.committed_at_us);
@@ -166,12 +182,13 @@ impl Replica {
         Ok(written)
     }
 
-    /// Writes one snapshot frame's entries (candles only where newer) and notes, per series, the oldest
-    /// candle changed.
+    /// Writes one snapshot frame's entries (candles only where newer, unless the snapshot `replaces` the
+    /// replica's states: it is of another epoch) and notes, per series, the oldest candle changed.
     pub fn install(
         &mut self,
         family: Replicated,
         entries: Vec<(Vec<u8>, Vec<u8>)>,
+        replaces: bool,
         changed: &mut HashMap<SeriesId, i64>,
     ) -> Result<(), ApplyError> {
         let store = Arc::clone(&self.store);
@@ -183,7 +200,7 @@ impl Replica {
                 let key = keys::decode_candle_key(key)
                     .ok_or_else(|| BadRecord(format!("candle key of {} bytes", key.len())))?;
                 let state = codec::decode_candle(value).map_err(StoreError::from)?;
-                if !is_newer(&state, stored) {
+                if !replaces && !is_newer(&state, stored) {
                     continue;
                 }
                 write.put_candle(&key, &state);
@@ -199,10 +216,10 @@ impl Replica {
         Ok(())
     }
 
-    /// The snapshot is installed: the replica is consistent with group `seq`.
-    pub fn finish_snapshot(&mut self, seq: u64) -> Result<(), ApplyError> {
+    /// The snapshot is installed: the replica is consistent with group `at`.
+    pub fn finish_snapshot(&mut self, at: Position) -> Result<(), ApplyError> {
         let store = Arc::clone(&self.store);
-        self.commit(store.batch(), seq, 0)?;
+        self.commit(store.batch(), at, 0)?;
         self.status.snapshots_loaded.inc();
         Ok(())
     }
@@ -212,19 +229,22 @@ impl Replica {
         self.feed.resync(changed);
     }
 
-    /// Writes `write` with the applied number `seq`; counts the `candles` states it holds before the
-    /// number becomes visible, so whoever sees the number sees the count too.
+    /// Writes `write` with the applied number and epoch `at`; counts the `candles` states it holds before
+    /// the number becomes visible, so whoever sees the number sees the count too.
     fn commit(
         &mut self,
         mut write: StoreBatch<'_>,
-        seq: u64,
+        at: Position,
         candles: usize,
     ) -> Result<(), StoreError> {
-        write.put_meta(APPLIED_SEQ, &seq.to_be_bytes());
+        write.put_meta(APPLIED_SEQ, &at.seq.to_be_bytes());
+        write.put_meta(APPLIED_EPOCH, &at.epoch.to_be_bytes());
         self.store.write(write)?;
         self.status.candle_updates_applied.inc_by(candles as u64);
-        self.applied = seq;
-        self.status.set_applied(seq);
+        self.applied = at.seq;
+        self.epoch = at.epoch;
+        self.status.set_applied(at.seq);
+        self.status.set_epoch(at.epoch);
         Ok(())
     }
 

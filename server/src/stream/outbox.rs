@@ -28,12 +28,14 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Resumes numbering after the newest group committed in `store`.
+    /// Resumes numbering after the newest group committed in `store`; gives a store without a stream
+    /// epoch its first (`stream::epoch`).
     pub fn open(
         store: &CandleStore,
         max_len: u64,
         status: Arc<StreamStatus>,
     ) -> Result<Outbox, StoreError> {
+        status.set_epoch(super::epoch::open_writer(store)?);
         let committed_seq = store.seq(COMMITTED_SEQ)?;
         status.committed_seq.set(committed_seq as i64);
         let (committed, _) = watch::channel(committed_seq);

@@ -1,24 +1,25 @@
 //! The stream engine: Redis Streams through the `redis` crate. Entries carry their group number as their
 //! stream id (`<seq>-0`), so "read after group N" is `XREAD … <N>-0` and the numbering survives a Redis
-//! restart. The publisher and the replica use only the four operations here (connect, head, append, read
-//! after); another engine (NATS JetStream: publish with a message id, consume from a sequence) would provide
-//! the same four and nothing else would change.
+//! restart; and the writer's epoch (`stream::epoch`) as a field beside the record. The publisher and the
+//! replica use only the operations here (connect, head, append, read after, reset); another engine (NATS
+//! JetStream: publish with a message id, consume from a sequence, purge) would provide the same and
+//! nothing else would change.
 
-use std::time::Duration;
-
+use backon::Retryable;
 use kline_tls::{ClientTls, FailureLog, HandshakeFailure, Redacted};
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::StreamConfig;
+use super::backoff;
+use super::epoch::Position;
+use crate::config::{READ_BLOCK, StreamConfig};
 
 /// The field holding an entry's record.
 const FIELD: &str = "g";
-
-/// How long a blocking read waits for new entries before it returns empty.
-pub const READ_BLOCK: Duration = Duration::from_millis(1000);
+/// The field holding an entry's epoch (decimal); absent in entries of writers before epochs (epoch 0).
+const EPOCH_FIELD: &str = "e";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -30,6 +31,23 @@ pub enum StreamError {
     Malformed { id: String, reason: &'static str },
 }
 
+/// One stream entry: a group's record under its number and epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub epoch: u64,
+    pub record: Vec<u8>,
+}
+
+impl Entry {
+    pub fn position(&self) -> Position {
+        Position {
+            seq: self.seq,
+            epoch: self.epoch,
+        }
+    }
+}
+
 /// One connection to the stream.
 pub struct RedisStream {
     connection: MultiplexedConnection,
@@ -38,44 +56,41 @@ pub struct RedisStream {
 }
 
 impl RedisStream {
-    /// Connects, retrying with backoff (`stream.reconnect_*`) until it succeeds; `None` on shutdown. A TLS
-    /// handshake failure is logged once per distinct cause.
+    /// Connects, retrying with jittered backoff (`stream.reconnect_*`) until it succeeds; `None` on
+    /// shutdown. A TLS handshake failure is logged once per distinct cause.
     pub async fn connect(
         config: &StreamConfig,
         shutdown: &CancellationToken,
     ) -> Option<RedisStream> {
-        let mut delay = Duration::from_millis(config.reconnect_min_ms);
-        let max_delay = Duration::from_millis(config.reconnect_max_ms);
         let mut tls_failures = FailureLog::default();
-        loop {
-            match Self::try_connect(config).await {
-                Ok(stream) => return Some(stream),
-                Err(err) => match HandshakeFailure::find(&err, "stream.redis_ca_file") {
+        let connecting = (|| Self::try_connect(config))
+            .retry(backoff::policy(config))
+            .sleep(tokio::time::sleep)
+            .notify(|err: &StreamError, after| {
+                match HandshakeFailure::find(err, "stream.redis_ca_file") {
                     Some(failure) => {
                         tls_failures.report("redis", &config.redis_url, &failure);
                     }
                     None => tracing::warn!(
                         error = %err,
                         url = %Redacted(&config.redis_url),
-                        retry_in_ms = delay.as_millis() as u64,
+                        retry_in_ms = after.as_millis() as u64,
                         "cannot reach Redis"
                     ),
-                },
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return None,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(max_delay);
+                }
+            });
+        tokio::select! {
+            _ = shutdown.cancelled() => None,
+            connected = connecting => connected.ok(),
         }
     }
 
     async fn try_connect(config: &StreamConfig) -> Result<RedisStream, StreamError> {
         let client = client(config)?;
         let settings = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_connection_timeout(Some(config.redis_timeout()))
             // A blocking read holds its reply for READ_BLOCK; a large append takes a while.
-            .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(5)));
+            .set_response_timeout(Some(READ_BLOCK + config.redis_timeout()));
         let connection = client
             .get_multiplexed_async_connection_with_config(&settings)
             .await?;
@@ -86,20 +101,24 @@ impl RedisStream {
         })
     }
 
-    /// The newest group number the stream holds (0 when it is empty or missing).
-    pub async fn head(&mut self) -> Result<u64, StreamError> {
+    /// The newest entry's number and epoch (number 0 when the stream is empty or missing).
+    pub async fn head(&mut self) -> Result<Position, StreamError> {
         let reply: StreamRangeReply = self
             .connection
             .xrevrange_count(&self.key, "+", "-", 1)
             .await?;
-        match reply.ids.first() {
-            Some(entry) => parse_seq(&entry.id),
-            None => Ok(0),
+        match reply.ids.into_iter().next() {
+            Some(entry) => Ok(parse_entry(entry)?.position()),
+            None => Ok(Position::default()),
         }
     }
 
-    /// Appends `(seq, record)` entries in one round trip, trimming the stream to about `max_len`.
-    pub async fn append(&mut self, entries: &[(u64, Vec<u8>)]) -> Result<(), StreamError> {
+    /// Appends `(seq, record)` entries of `epoch` in one round trip, trimming the stream to about `max_len`.
+    pub async fn append(
+        &mut self,
+        entries: &[(u64, Vec<u8>)],
+        epoch: u64,
+    ) -> Result<(), StreamError> {
         let mut pipe = redis::pipe();
         for (seq, record) in entries {
             pipe.cmd("XADD")
@@ -110,9 +129,18 @@ impl RedisStream {
                 .arg(format!("{seq}-0"))
                 .arg(FIELD)
                 .arg(record.as_slice())
+                .arg(EPOCH_FIELD)
+                .arg(epoch.to_string())
                 .ignore();
         }
         pipe.query_async::<()>(&mut self.connection).await?;
+        Ok(())
+    }
+
+    /// Deletes the stream (a writer replacing another epoch's entries: Redis accepts only ids above the
+    /// stream's newest, and the new epoch numbers from its own store).
+    pub async fn reset(&mut self) -> Result<(), StreamError> {
+        let _: () = self.connection.del(&self.key).await?;
         Ok(())
     }
 
@@ -121,7 +149,7 @@ impl RedisStream {
         &mut self,
         after: u64,
         count: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StreamError> {
+    ) -> Result<Vec<Entry>, StreamError> {
         let options = StreamReadOptions::default()
             .count(count)
             .block(READ_BLOCK.as_millis() as usize);
@@ -129,21 +157,33 @@ impl RedisStream {
             .connection
             .xread_options(&[&self.key], &[format!("{after}-0")], &options)
             .await?;
-        let mut out = Vec::new();
-        for mut entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            let seq = parse_seq(&entry.id)?;
-            let record = match entry.map.remove(FIELD) {
-                Some(redis::Value::BulkString(bytes)) => bytes,
-                _ => {
-                    return Err(StreamError::Malformed {
-                        id: entry.id,
-                        reason: "no record field",
-                    });
-                }
-            };
-            out.push((seq, record));
-        }
-        Ok(out)
+        reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(parse_entry)
+            .collect()
+    }
+}
+
+/// An entry's number, epoch and record.
+fn parse_entry(mut entry: StreamId) -> Result<Entry, StreamError> {
+    let malformed = |id: &str, reason| StreamError::Malformed {
+        id: id.to_owned(),
+        reason,
+    };
+    let seq = parse_seq(&entry.id)?;
+    let epoch = match entry.map.remove(EPOCH_FIELD) {
+        None => 0,
+        Some(redis::Value::BulkString(bytes)) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| malformed(&entry.id, "its epoch is not a number"))?,
+        Some(_) => return Err(malformed(&entry.id, "its epoch is not a string")),
+    };
+    match entry.map.remove(FIELD) {
+        Some(redis::Value::BulkString(record)) => Ok(Entry { seq, epoch, record }),
+        _ => Err(malformed(&entry.id, "no record field")),
     }
 }
 

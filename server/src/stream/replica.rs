@@ -1,20 +1,30 @@
 //! The edge's replica task: reads the stream after the newest applied group and hands each read to
-//! [`Replica::apply`] (one RocksDB write, then the local hub). When the stream no longer reaches back to the
+//! [`Replica::apply`] (one RocksDB write, then the local hub). What it may apply is `stream::continuity`'s
+//! rule: the next group of the replica's epoch. At a break — the stream no longer reaches back to the
 //! group after the applied one (a new edge after the stream was trimmed, an edge down for long, Redis
-//! restarted empty), it loads a snapshot from `stream.snapshot_url` first, then reads on from the snapshot's
-//! group. It keeps [`StreamStatus`] up to date for `/ready`: the replica is *loaded* once it holds a
-//! consistent state, and the lag is the stream's newest group minus the applied one.
+//! restarted empty), a gap in the middle of a read, an entry that does not decode, or another epoch (the
+//! writer's store was wiped or restored) — it applies what continues, then loads a snapshot from
+//! `stream.snapshot_url` (retried with jittered backoff until one loads) and reads on from the snapshot's
+//! group.
+//!
+//! It keeps [`StreamStatus`] up to date for `/ready` and `/health`: the replica is *loaded* once it holds
+//! a consistent state; the stream's head is read first thing on every connection (readiness waits for
+//! it: a restarted edge does not know how far behind it came back until then), and again whenever a read
+//! comes back full or empty; every successful read is noted (staleness).
 
 use kline_tls::Redacted;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::RetryableWithContext;
 use tokio_util::sync::CancellationToken;
 
 use super::StreamStatus;
 use super::apply::{ApplyError, Replica};
+use super::backoff;
+use super::continuity::{self, AtHead};
 use super::redis::{RedisStream, StreamError};
-use super::snapshot;
+use super::snapshot::{self, Loaded, SnapshotError};
 use crate::config::StreamConfig;
 use crate::feed::CandleFeed;
 use crate::store::CandleStore;
@@ -69,9 +79,9 @@ async fn run(
             Ok(()) => return,
             Err(err) => tracing::warn!(error = %err, "following the stream failed; reconnecting"),
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(config.reconnect_min_ms)) => {}
+        // Every edge loses Redis at the same moment: a jittered pause keeps them from coming back in step.
+        if !backoff::pause(backoff::first_delay(&config), &shutdown).await {
+            return;
         }
     }
 }
@@ -85,112 +95,147 @@ async fn follow(
     shutdown: &CancellationToken,
 ) -> Result<(), FollowError> {
     let mut count = config.read_count;
+    let snapshot_source = !config.snapshot_url.is_empty();
+    // Readiness waits for this first read of the head: how far the stream went while this edge was away.
+    let mut head_due = true;
     loop {
-        let applied = replica.applied();
-        let entries = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            entries = stream.read_after(applied, count) => entries?,
-        };
-        let Some(&(first, _)) = entries.first() else {
-            // Nothing new for a while: learn where the stream ends (it may be behind us after Redis
-            // lost its data; the writer republishes).
+        if std::mem::take(&mut head_due) {
             let head = stream.head().await?;
-            status.set_head(head);
-            if head == 0 {
-                match on_empty_stream(
-                    applied,
-                    status.replica_loaded(),
-                    !config.snapshot_url.is_empty(),
-                ) {
-                    OnEmptyStream::LoadSnapshot => {
-                        load_snapshot(replica, config, status, shutdown).await
+            status.note_read();
+            status.observe_head(head.seq);
+            let loaded = status.replica_loaded();
+            match continuity::at_head(replica.position(), loaded, head, snapshot_source) {
+                AtHead::Follow => {}
+                AtHead::Loaded => status.set_replica_loaded(true),
+                AtHead::Snapshot { epoch } => {
+                    if let Some(epoch) = epoch {
+                        tracing::warn!(
+                            applied = replica.applied(),
+                            epoch = %super::epoch::hex(replica.position().epoch),
+                            stream_epoch = %super::epoch::hex(epoch),
+                            "the stream is of another epoch (the writer's store was wiped or restored); \
+                             loading a snapshot"
+                        );
                     }
-                    OnEmptyStream::Loaded => status.set_replica_loaded(true),
+                    if !repair(replica, config, status, shutdown, epoch).await {
+                        return Ok(());
+                    }
+                    head_due = true;
+                    continue;
                 }
             }
+        }
+        let at = replica.position();
+        let entries = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            entries = stream.read_after(at.seq, count) => entries?,
+        };
+        status.note_read();
+        let Some(last) = entries.last() else {
+            // Nothing new for a while: learn where the stream ends (it may be behind us after Redis lost
+            // its data while the writer republishes, or of a new epoch).
+            head_due = true;
             continue;
         };
-        if first != applied + 1 {
-            tracing::warn!(
-                applied,
-                stream_from = first,
-                "the stream does not reach back to the next group; loading a snapshot"
-            );
-            status.set_replica_loaded(false);
-            status.set_head(entries.last().map_or(first, |(seq, _)| *seq));
-            load_snapshot(replica, config, status, shutdown).await;
-            continue;
-        }
-        let last = entries.last().map_or(first, |(seq, _)| *seq);
-        let bytes: usize = entries.iter().map(|(_, record)| record.len()).sum();
+        let bytes: usize = entries.iter().map(|entry| entry.record.len()).sum();
         let full = entries.len() >= count;
         count = next_read_count(count, bytes, full, config.read_count);
-        let head = if full { stream.head().await? } else { last };
-        status.set_head(head);
-        match replica.apply(&entries) {
-            Ok(_) => status.set_replica_loaded(true),
-            Err(ApplyError::Record(err)) => {
-                tracing::error!(error = %err, after = applied, "a stream entry cannot be applied; loading a snapshot");
-                status.set_replica_loaded(false);
-                load_snapshot(replica, config, status, shutdown).await;
+        if full {
+            status.observe_head(stream.head().await?.seq);
+        } else {
+            status.raise_head(last.seq);
+        }
+        // What continues the replica is applied; a break after it calls for a snapshot, of its epoch.
+        let (taken, broken) = continuity::continuing(at, &entries);
+        let mut snapshot = broken.map(|broken| {
+            tracing::warn!(
+                applied = at.seq + taken as u64,
+                reason = %broken,
+                "the stream does not continue the replica; loading a snapshot"
+            );
+            broken.epoch()
+        });
+        let read = &entries[..taken];
+        if !read.is_empty() {
+            match replica.apply(read) {
+                Ok(_) => status.set_replica_loaded(true),
+                Err(ApplyError::Record(err)) => {
+                    tracing::error!(error = %err, after = at.seq, "a stream entry cannot be applied; loading a snapshot");
+                    snapshot = Some(read[0].epoch);
+                }
+                Err(err) => return Err(err.into()),
             }
-            Err(err) => return Err(err.into()),
+        }
+        if let Some(epoch) = snapshot {
+            if !repair(replica, config, status, shutdown, Some(epoch)).await {
+                return Ok(());
+            }
+            head_due = true;
         }
     }
 }
 
-/// Loads a snapshot from `stream.snapshot_url`; on failure waits `stream.reconnect_max_ms` (the caller
-/// reads the stream again, finds the gap again and comes back).
-async fn load_snapshot(
+/// The replica cannot go on from the stream: not ready until it has loaded a snapshot from
+/// `stream.snapshot_url` (of `epoch`, when given), retried with jittered backoff (`stream.reconnect_*`)
+/// until one loads; `false` on shutdown. Without a snapshot URL it logs, waits `stream.reconnect_max_ms`
+/// and returns (the caller reads the stream again, finds the break again and comes back): such an edge
+/// stays not ready.
+async fn repair(
     replica: &mut Replica,
     config: &StreamConfig,
     status: &StreamStatus,
     shutdown: &CancellationToken,
-) {
-    let outcome = if config.snapshot_url.is_empty() {
+    epoch: Option<u64>,
+) -> bool {
+    status.set_replica_loaded(false);
+    if config.snapshot_url.is_empty() {
         tracing::error!(
             "the replica needs a snapshot but stream.snapshot_url is empty; this edge stays not ready"
         );
-        None
-    } else {
-        match snapshot::load(&config.snapshot_url, &config.snapshot_ca_file, replica).await {
-            Ok((seq, changed)) => {
-                tracing::info!(seq, series = changed.len(), url = %Redacted(&config.snapshot_url), "snapshot loaded");
-                replica.resync(&changed);
-                status.set_replica_loaded(true);
-                Some(())
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, url = %Redacted(&config.snapshot_url), "loading a snapshot failed");
-                None
-            }
-        }
+        let wait = Duration::from_millis(config.reconnect_max_ms);
+        return backoff::pause(wait, shutdown).await;
+    }
+    let url = Redacted(&config.snapshot_url);
+    let retrying = (move |replica| attempt(replica, config, epoch))
+        .retry(backoff::policy(config))
+        .sleep(tokio::time::sleep)
+        .context(replica)
+        .notify(|err: &SnapshotError, after: Duration| {
+            status.snapshot_failures.inc();
+            tracing::warn!(
+                error = %err,
+                url = %url,
+                retry_in_ms = after.as_millis() as u64,
+                "loading a snapshot failed; retrying"
+            );
+        });
+    let (replica, loaded) = tokio::select! {
+        _ = shutdown.cancelled() => return false,
+        outcome = retrying => outcome,
     };
-    if outcome.is_none() {
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = tokio::time::sleep(Duration::from_millis(config.reconnect_max_ms)) => {}
-        }
-    }
+    let Ok(loaded) = loaded else {
+        unreachable!("snapshots are retried without limit");
+    };
+    tracing::info!(
+        seq = loaded.at.seq,
+        epoch = %super::epoch::hex(loaded.at.epoch),
+        series = loaded.changed.len(),
+        url = %url,
+        "snapshot loaded"
+    );
+    replica.resync(&loaded.changed);
+    status.set_replica_loaded(true);
+    true
 }
 
-/// What an edge does when the stream is empty.
-#[derive(Debug, PartialEq, Eq)]
-enum OnEmptyStream {
-    /// A new edge (nothing applied, not loaded yet) with a snapshot source: the writer may hold data the
-    /// stream lost (Redis restarted empty while the writer was idle); its snapshot says, and is empty if
-    /// not. Once: after it the replica is loaded.
-    LoadSnapshot,
-    /// Otherwise the replica is as loaded as it can be; the writer republishes into the stream.
-    Loaded,
-}
-
-fn on_empty_stream(applied: u64, loaded: bool, snapshot_source: bool) -> OnEmptyStream {
-    if applied == 0 && !loaded && snapshot_source {
-        OnEmptyStream::LoadSnapshot
-    } else {
-        OnEmptyStream::Loaded
-    }
+/// One snapshot download into `replica`, which it hands back for the next attempt.
+async fn attempt<'a>(
+    replica: &'a mut Replica,
+    config: &StreamConfig,
+    epoch: Option<u64>,
+) -> (&'a mut Replica, Result<Loaded, SnapshotError>) {
+    let loaded = snapshot::load(config, replica, epoch).await;
+    (replica, loaded)
 }
 
 /// About how many bytes of records one read should bring: full-speed ingest makes groups of megabytes,
@@ -213,15 +258,6 @@ fn next_read_count(count: usize, bytes: usize, full: bool, max: usize) -> usize 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_new_edge_loads_one_snapshot_on_an_empty_stream_and_no_more() {
-        assert_eq!(on_empty_stream(0, false, true), OnEmptyStream::LoadSnapshot);
-        // Loaded by that snapshot (however empty): not again on every empty read.
-        assert_eq!(on_empty_stream(0, true, true), OnEmptyStream::Loaded);
-        assert_eq!(on_empty_stream(7, false, true), OnEmptyStream::Loaded);
-        assert_eq!(on_empty_stream(0, false, false), OnEmptyStream::Loaded);
-    }
 
     #[test]
     fn reads_shrink_while_they_bring_too_many_bytes_and_grow_back_to_the_configured_count() {

@@ -4,12 +4,17 @@
 //!
 //! `GET /internal/snapshot` (served by the writer and by every edge) streams frames — a little-endian `u32`
 //! length, then a borsh [`Frame`] — read from one RocksDB snapshot, so the copy is consistent while writes
-//! go on; the last frame, [`Frame::End`], carries the group number and the entry count, so a cut-off body
-//! is never taken for a whole one. The producer runs on a blocking thread behind a bounded channel: a slow
-//! reader slows the dump, it does not buffer it.
+//! go on; the first frame, [`Frame::Epoch`], carries the epoch of the copy's numbering (a snapshot of a
+//! writer before epochs has none: epoch 0), the last, [`Frame::End`], the group number and the entry
+//! count, so a cut-off body is never taken for a whole one. The producer runs on a blocking thread behind
+//! a bounded channel: a slow reader slows the dump, it does not buffer it.
+//!
+//! The edge's download ([`load`]) gives up on a connection that takes `stream.snapshot_connect_timeout_ms`
+//! and on a body that stalls for `stream.snapshot_read_timeout_ms`; the replica retries it with backoff.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,8 +24,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::sync::Semaphore;
 
 use super::apply::{ApplyError, Replica};
+use super::epoch::Position;
+use crate::config::StreamConfig;
 use crate::feed::SeriesId;
 use crate::stats::StoreStats;
 use crate::store::replication::Replicated;
@@ -44,6 +52,11 @@ pub enum Frame {
         seq: u64,
         entries: u64,
     },
+    /// The first frame: the epoch of the numbering `End`'s group number belongs to. (Last among the
+    /// variants, so frames of builds before epochs decode as they did.)
+    Epoch {
+        epoch: u64,
+    },
 }
 
 impl Frame {
@@ -56,28 +69,77 @@ impl Frame {
     }
 }
 
-/// The snapshot route, with its state applied.
-/// `stats` counts the snapshots served and their bytes.
-pub fn routes(store: Arc<CandleStore>, stats: Arc<StoreStats>) -> Router {
-    Router::new()
-        .route("/internal/snapshot", get(serve))
-        .with_state((store, stats))
+/// What serving snapshots needs: the store, the counters, and the bounds on readers — at most
+/// `node.snapshot_concurrency` at once, each cut off after `node.snapshot_write_timeout_secs` without
+/// taking a frame.
+#[derive(Clone)]
+pub struct SnapshotService {
+    store: Arc<CandleStore>,
+    /// Counts the snapshots served, refused and cut off, and their bytes.
+    stats: Arc<StoreStats>,
+    permits: Arc<Semaphore>,
+    write_timeout: Duration,
 }
 
-async fn serve(State((store, stats)): State<(Arc<CandleStore>, Arc<StoreStats>)>) -> Response {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_AHEAD);
-    tokio::task::spawn_blocking(move || match dump(&store, &tx) {
-        Ok(sent) => {
-            stats.snapshots_served.inc();
-            stats.snapshot_bytes.inc_by(sent.bytes);
-            tracing::info!(
-                entries = sent.entries,
-                bytes = sent.bytes,
-                "snapshot served"
-            );
+impl SnapshotService {
+    pub fn new(
+        store: Arc<CandleStore>,
+        stats: Arc<StoreStats>,
+        concurrency: usize,
+        write_timeout: Duration,
+    ) -> SnapshotService {
+        SnapshotService {
+            store,
+            stats,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            write_timeout,
         }
-        // The body ends without its End frame: the reader sees a cut-off snapshot.
-        Err(err) => tracing::warn!(error = %err, "snapshot dump stopped"),
+    }
+}
+
+/// The snapshot route, with its state applied. Served only on the internal listener (`node::internal`).
+pub fn routes(service: SnapshotService) -> Router {
+    Router::new()
+        .route("/internal/snapshot", get(serve))
+        .with_state(service)
+}
+
+async fn serve(State(service): State<SnapshotService>) -> Response {
+    let Ok(permit) = service.permits.clone().try_acquire_owned() else {
+        service.stats.snapshots_refused.inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "snapshots: all node.snapshot_concurrency are streaming; retry later\n",
+        )
+            .into_response();
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(FRAMES_AHEAD);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        // Held until the dump ends: the RocksDB snapshot and this thread are what the permit bounds.
+        let _permit = permit;
+        let sink = FrameSink {
+            tx,
+            runtime,
+            write_timeout: service.write_timeout,
+        };
+        match dump(&service.store, &sink) {
+            Ok(sent) => {
+                service.stats.snapshots_served.inc();
+                service.stats.snapshot_bytes.inc_by(sent.bytes);
+                tracing::info!(
+                    entries = sent.entries,
+                    bytes = sent.bytes,
+                    "snapshot served"
+                );
+            }
+            // The body ends without its End frame: the reader sees a cut-off snapshot.
+            Err(err) => {
+                service.stats.snapshots_cut_off.inc();
+                tracing::warn!(error = %err, "snapshot dump stopped");
+            }
+        }
     });
     let frames = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
@@ -90,11 +152,30 @@ async fn serve(State((store, stats)): State<(Arc<CandleStore>, Arc<StoreStats>)>
         .into_response()
 }
 
+/// Where the dump's frames go: the response body's channel, waited on for at most `write_timeout` a frame.
+struct FrameSink {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    runtime: tokio::runtime::Handle,
+    write_timeout: Duration,
+}
+
+impl FrameSink {
+    /// `false` when the reader went away or took no frame within the write timeout.
+    fn send(&self, frame: Bytes) -> bool {
+        // The timeout is made inside the runtime: its timer needs the runtime's context, which a thread
+        // that is not one of the runtime's (the unit tests') does not have outside `block_on`.
+        let sent = self.runtime.block_on(async {
+            tokio::time::timeout(self.write_timeout, self.tx.send(frame)).await
+        });
+        matches!(sent, Ok(Ok(())))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum DumpError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the reader went away")]
+    #[error("the reader went away or took no frame within node.snapshot_write_timeout_secs")]
     Gone,
 }
 
@@ -105,34 +186,37 @@ struct Sent {
 }
 
 /// Streams the replicated families, as retention keeps them, to `tx`.
-fn dump(store: &CandleStore, tx: &tokio::sync::mpsc::Sender<Bytes>) -> Result<Sent, DumpError> {
+fn dump(store: &CandleStore, sink: &FrameSink) -> Result<Sent, DumpError> {
     let bytes = std::cell::Cell::new(0u64);
     let send = |frame: Frame| {
         let encoded = frame.encode();
         bytes.set(bytes.get() + encoded.len() as u64);
-        tx.blocking_send(encoded).is_ok()
+        sink.send(encoded)
     };
     let mut count = 0u64;
     let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(FRAME_ENTRIES);
     let mut pending_family = Replicated::Candles;
-    let seq = store.dump_replicated(|family, key, value| {
-        // Expired events stay until compaction; an edge is not sent them.
-        if family == Replicated::Events && store.event_expired(value) {
-            return true;
-        }
-        count += 1;
-        let mut open = true;
-        if !pending.is_empty() && (family != pending_family || pending.len() >= FRAME_ENTRIES) {
-            let entries = std::mem::take(&mut pending);
-            open = send(Frame::Entries {
-                family: pending_family,
-                entries,
-            });
-        }
-        pending_family = family;
-        pending.push((key.to_vec(), value.to_vec()));
-        open
-    })?;
+    let seq = store.dump_replicated(
+        |epoch| send(Frame::Epoch { epoch }),
+        |family, key, value| {
+            // Expired events stay until compaction; an edge is not sent them.
+            if family == Replicated::Events && store.event_expired(value) {
+                return true;
+            }
+            count += 1;
+            let mut open = true;
+            if !pending.is_empty() && (family != pending_family || pending.len() >= FRAME_ENTRIES) {
+                let entries = std::mem::take(&mut pending);
+                open = send(Frame::Entries {
+                    family: pending_family,
+                    entries,
+                });
+            }
+            pending_family = family;
+            pending.push((key.to_vec(), value.to_vec()));
+            open
+        },
+    )?;
     let seq = seq.ok_or(DumpError::Gone)?;
     let last = !pending.is_empty()
         && !send(Frame::Entries {
@@ -163,6 +247,10 @@ fn request_failure(err: reqwest::Error) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    #[error(
+        "the snapshot is of epoch {got:016x}, the stream of epoch {want:016x}: its source is behind"
+    )]
+    Epoch { got: u64, want: u64 },
     /// `url` is shown redacted.
     #[error("snapshot request to {} failed: {reason}", kline_tls::Redacted(url))]
     Http { url: String, reason: String },
@@ -176,26 +264,43 @@ pub enum SnapshotError {
     Apply(#[from] ApplyError),
 }
 
-/// Loads the snapshot served at `base_url` (`http://` or `https://`, trusting the system's CA certificates
-/// and `ca_file`) into `replica`. Returns the group number it is consistent with and, per series it
-/// changed, the oldest candle time changed (for the hub to re-read).
+/// A snapshot installed in the replica.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The group (and epoch) the replica is now consistent with.
+    pub at: Position,
+    /// Per series it changed, the oldest candle time changed (for the hub to re-read).
+    pub changed: HashMap<SeriesId, i64>,
+}
+
+/// Loads the snapshot served at `stream.snapshot_url` (`http://` or `https://`, trusting the system's CA
+/// certificates and `stream.snapshot_ca_file`) into `replica`. `epoch`: the epoch it must be of, when the
+/// stream says (a snapshot source behind the writer's new epoch is refused before anything is written).
 pub async fn load(
-    base_url: &str,
-    ca_file: &std::path::Path,
+    config: &StreamConfig,
     replica: &mut Replica,
-) -> Result<(u64, HashMap<SeriesId, i64>), SnapshotError> {
-    let url = format!("{}/internal/snapshot", base_url.trim_end_matches('/'));
+    epoch: Option<u64>,
+) -> Result<Loaded, SnapshotError> {
+    let url = format!(
+        "{}/internal/snapshot",
+        config.snapshot_url.trim_end_matches('/')
+    );
     let http_error = |reason: String| SnapshotError::Http {
         url: url.clone(),
         reason,
     };
-    let tls = kline_tls::ClientTls::with_ca_file(ca_file).config()?;
+    let tls = kline_tls::ClientTls::with_ca_file(&config.snapshot_ca_file).config()?;
     let client = reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
+        .connect_timeout(Duration::from_millis(config.snapshot_connect_timeout_ms))
+        .read_timeout(Duration::from_millis(config.snapshot_read_timeout_ms))
         .build()
         .map_err(|err| http_error(err.without_url().to_string()))?;
-    let mut response = client
-        .get(&url)
+    let mut request = client.get(&url);
+    if !config.snapshot_token.is_empty() {
+        request = request.bearer_auth(&config.snapshot_token);
+    }
+    let mut response = request
         .send()
         .await
         .map_err(|err| http_error(request_failure(err)))?;
@@ -205,15 +310,29 @@ pub async fn load(
     let mut buffer = BytesMut::new();
     let mut changed = HashMap::new();
     let mut entries = 0u64;
+    // Until its first frame says otherwise, a snapshot of a writer before epochs.
+    let mut snapshot_epoch = None;
     loop {
         while let Some(frame) = next_frame(&mut buffer)? {
+            let of_epoch = *snapshot_epoch.get_or_insert(match frame {
+                Frame::Epoch { epoch } => epoch,
+                _ => 0,
+            });
+            if let Some(want) = epoch.filter(|want| *want != of_epoch) {
+                return Err(SnapshotError::Epoch {
+                    got: of_epoch,
+                    want,
+                });
+            }
             match frame {
+                Frame::Epoch { .. } => {}
                 Frame::Entries {
                     family,
                     entries: batch,
                 } => {
                     entries += batch.len() as u64;
-                    replica.install(family, batch, &mut changed)?;
+                    let replaces = of_epoch != replica.position().epoch;
+                    replica.install(family, batch, replaces, &mut changed)?;
                 }
                 Frame::End { seq, entries: sent } => {
                     if sent != entries {
@@ -221,8 +340,12 @@ pub async fn load(
                             "{entries} entries received, {sent} announced"
                         )));
                     }
-                    replica.finish_snapshot(seq)?;
-                    return Ok((seq, changed));
+                    let at = Position {
+                        seq,
+                        epoch: of_epoch,
+                    };
+                    replica.finish_snapshot(at)?;
+                    return Ok(Loaded { at, changed });
                 }
             }
         }
@@ -264,8 +387,18 @@ mod tests {
     /// The frames a dump of `store` sends, decoded.
     fn dump_frames(store: &CandleStore) -> (Sent, Vec<Frame>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let sent = dump(store, &tx).map_err(|err| err.to_string()).unwrap();
-        drop(tx);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let sink = FrameSink {
+            tx,
+            runtime: runtime.handle().clone(),
+            write_timeout: Duration::from_secs(10),
+        };
+        let sent = dump(store, &sink).map_err(|err| err.to_string()).unwrap();
+        drop(sink);
         let mut frames = Vec::new();
         while let Ok(bytes) = rx.try_recv() {
             frames.push(borsh::from_slice(&bytes[4..]).unwrap());

@@ -1,7 +1,8 @@
 //! The stream end to end in one process, against a real `redis-server` (skipped with a message when the
 //! binary is missing): a writer's pipeline with its outbox and publisher, and edge replicas that must end
 //! with the writer's candles, trades and symbols — through a Redis restart that loses everything, and
-//! through a snapshot when the stream no longer reaches back.
+//! through a snapshot when the stream no longer reaches back. [`breaks`]: a gap in mid-read, a stalled
+//! snapshot source.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,13 +12,16 @@ use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::outbox::Outbox;
-use super::{StreamStatus, publisher, replica, snapshot};
+use super::redis::Entry;
+use super::{ReadinessPolicy, StreamStatus, publisher, replica, snapshot};
 use crate::config::{Config, StreamConfig};
 use crate::feed::CandleFeed;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source::simulator::SimulatedMarket;
 use crate::stats::PipelineStats;
 use crate::store::{CandleStore, HistoryQuery};
+
+mod breaks;
 
 const T0_MS: i64 = 1_764_000_000_000;
 
@@ -199,7 +203,12 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     // The writer's snapshot endpoint, on a loopback port.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let snapshot_url = format!("http://{}", listener.local_addr().unwrap());
-    let routes = snapshot::routes(writer.clone(), Default::default());
+    let routes = snapshot::routes(snapshot::SnapshotService::new(
+        writer.clone(),
+        Default::default(),
+        2,
+        Duration::from_secs(30),
+    ));
     tokio::spawn(async move { axum::serve(listener, routes).await });
     let config = stream_config(&redis, snapshot_url);
     tokio::spawn(publisher::run(
@@ -259,7 +268,11 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     let (_, hops, _) = edge_a.status.hop.buckets_seconds();
     assert_eq!(hops, status.committed_seq.get() as u64);
     assert_eq!(edge_a.status.snapshots_loaded.get(), 0);
-    assert!(edge_a.status.readiness(0).is_ok() && edge_b.status.readiness(0).is_ok());
+    let in_step = ReadinessPolicy {
+        max_lag_groups: 0,
+        ..ReadinessPolicy::of(&config)
+    };
+    assert!(edge_a.status.readiness(&in_step).is_ok() && edge_b.status.readiness(&in_step).is_ok());
 
     let market = SimulatedMarket::new(11, 3);
     let expected = contents(&writer, &market);
@@ -366,6 +379,7 @@ fn measure_apply_rate() {
     }
     let records = writer.outbox_from(1, usize::MAX, usize::MAX).unwrap();
     let bytes: usize = records.iter().map(|(_, r)| r.len()).sum();
+    let groups_read = records.len();
     if let Ok(path) = std::env::var("KLINE_DUMP_RECORD") {
         std::fs::write(path, &records[records.len() / 2].1).unwrap();
     }
@@ -379,15 +393,23 @@ fn measure_apply_rate() {
     .unwrap();
     let started = Instant::now();
     let mut written = 0;
-    for read in records.chunks(Config::defaults().stream.read_count) {
+    let entries: Vec<Entry> = records
+        .into_iter()
+        .map(|(seq, record)| Entry {
+            seq,
+            epoch: 0,
+            record,
+        })
+        .collect();
+    for read in entries.chunks(Config::defaults().stream.read_count) {
         written += replica.apply(read).unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "{} groups, {written} candle states, {:.0} B/record: applied in {elapsed:.2} s = {:.0} candle updates/s, {:.0} groups/s",
-        records.len(),
-        bytes as f64 / records.len() as f64,
+        groups_read,
+        bytes as f64 / groups_read as f64,
         written as f64 / elapsed,
-        records.len() as f64 / elapsed
+        groups_read as f64 / elapsed
     );
 }

@@ -29,7 +29,7 @@ use super::frame;
 use super::outbox::{Ending, Outbox};
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
-use crate::history::{HistoryRequest, history_data};
+use crate::history::{self, HistoryRequest, history_data};
 use crate::pipeline::service::now_ms;
 use crate::push::PushContext;
 use crate::push::hub::ConnectionId;
@@ -384,9 +384,16 @@ impl Session<'_> {
             symbol: request.symbol.clone(),
             interval: request.interval,
             subscription_id: request.subscription_id.clone(),
-            from: request.from,
+            from: request.from.map(|from| {
+                history::resume_from(
+                    from,
+                    request.interval,
+                    self.state.config.kline.finality_grace_ms,
+                )
+            }),
             to: None,
-            // A resume (`from`) sends every candle since `from`, up to the protocol's maximum.
+            // A resume (`from`) sends every candle since `from` (and those before it that may still have
+            // changed), up to the protocol's maximum.
             limit: request.limit.unwrap_or(if request.from.is_some() {
                 kline_protocol::MAX_HISTORY_LIMIT
             } else {

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use super::connection;
 use super::deflate::{self, Deflate};
 use crate::config::CorsOrigins;
+use crate::http;
 use crate::push::PushContext;
 
 /// Why an upgrade request was refused: 400, except a method other than `GET` (405), a wrong version
@@ -98,24 +99,11 @@ pub fn accept_key(headers: &HeaderMap) -> Result<String, HandshakeError> {
     Ok(derive_accept_key(key.as_bytes()))
 }
 
-/// Browsers send `Origin`; with a list in `server.cors_allowed_origins`, only those origins may open `/ws`
-/// (a page elsewhere cannot use a visitor's browser to connect). A request without `Origin` is not from a
-/// browser page and is allowed; `permissive` allows every origin.
+/// The Origin allow-list ([`http::origin`]): an origin off `server.cors_allowed_origins` may not open `/ws`.
 pub fn check_origin(headers: &HeaderMap, allowed: &CorsOrigins) -> Result<(), HandshakeError> {
-    let CorsOrigins::List(list) = allowed else {
-        return Ok(());
-    };
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = String::from_utf8_lossy(origin.as_bytes());
-    if list
-        .iter()
-        .any(|allowed| allowed.eq_ignore_ascii_case(&origin))
-    {
-        Ok(())
-    } else {
-        Err(HandshakeError::Origin(origin.into_owned()))
+    match http::origin::refused(headers, allowed) {
+        Some(origin) => Err(HandshakeError::Origin(origin)),
+        None => Ok(()),
     }
 }
 
