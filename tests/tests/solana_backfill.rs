@@ -96,6 +96,16 @@ async fn stored_total(server: &ServerProcess) -> u64 {
         .unwrap_or(0)
 }
 
+/// [`stored_total`] once it counts at least `want`: `/api/v1/symbols` is a list refreshed at most every
+/// `rest.symbols_refresh_ms`, so it may trail the store for that long.
+async fn settled_total(server: &ServerProcess, want: u64) -> u64 {
+    wait_until("the symbol list counts what is stored", SETTLE, || async {
+        stored_total(server).await >= want
+    })
+    .await;
+    stored_total(server).await
+}
+
 /// Starts a server on `fake` with `extra` settings, lets it hear the first `live` transactions (its
 /// cursor), drops its connection and produces the next `gap` while nobody listens.
 async fn cursor_then_gap(
@@ -159,7 +169,11 @@ async fn a_gap_longer_than_the_old_limit_is_backfilled_completely() {
         health["backfilled"].as_u64() >= Some(GAP) && health["state"] == "live"
     })
     .await;
-    assert_eq!(stored_total(&server).await, total, "each event once");
+    assert_eq!(
+        settled_total(&server, total).await,
+        total,
+        "each event once"
+    );
     let health = solana_health(&server).await;
     assert_eq!(health["backfill_skipped"], 0, "{health}");
     assert_eq!(health["backfill_pending"], 0, "{health}");
@@ -215,7 +229,7 @@ async fn a_gap_longer_than_max_backfill_is_reported_in_health_and_metrics() {
     .await;
     let want = events_of(0..LIVE) + events_of(LIVE + GAP - CAP..LIVE + GAP);
     assert_eq!(
-        stored_total(&server).await,
+        settled_total(&server, want).await,
         want,
         "{}\n{}",
         get_json(&server.url("/health")).await,
