@@ -12,6 +12,8 @@
 //! - [`response`]: the server → client envelope and one payload type per message kind.
 //! - [`codes`]: protocol error codes and WebSocket close codes.
 //! - [`trade`]: one trade of a mint (a trades list's row) and the REST page of them.
+//! - [`token`]: a token's ticker, name and URI, sanitised ([`TokenText`]): hostile input made safe to show.
+//! - [`ticker`]: the ticker stream: every mint's last price and 24-hour numbers.
 //!
 //! Invalid values cannot be built: [`Symbol`], [`Interval`], [`SubscriptionId`] and the request limits are
 //! checked when parsed or constructed, and payload structs are `#[non_exhaustive]` so other crates create them
@@ -24,6 +26,8 @@ pub mod interval;
 pub mod request;
 pub mod response;
 pub mod symbol;
+pub mod ticker;
+pub mod token;
 pub mod trade;
 
 pub use candle::{Candle, UpdateType};
@@ -31,13 +35,16 @@ pub use codes::{CloseCode, ErrorCode};
 pub use interval::{Interval, IntervalError};
 pub use request::{
     ClientRequest, HistoryRequest, RejectedRequest, RequestError, SubscribeRequest,
-    SubscribeTradesRequest, SubscriptionId, UnsubscribeRequest, UnsubscribeTradesRequest,
+    SubscribeTickersRequest, SubscribeTradesRequest, SubscriptionId, UnsubscribeRequest,
+    UnsubscribeTickersRequest, UnsubscribeTradesRequest,
 };
 pub use response::{
     ConnectionSuccess, ErrorData, HistoryData, KlineData, Pong, ServerMessage, ServerPayload,
     SubscriptionConfirmed, TradesSnapshot, TradesUnsubscribed, UnsubscribeConfirmed,
 };
 pub use symbol::{Symbol, SymbolError};
+pub use ticker::{DayStats, Ticker, Tickers, TickersSnapshot, TickersUnsubscribed};
+pub use token::{NameText, SymbolName, TickerText, TokenText, UriText};
 pub use trade::{Side, Trade, TradeId, TradeIdError, TradeKind, TradesPage};
 
 /// Version of the wire contract, sent in `connection_success`.

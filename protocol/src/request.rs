@@ -122,6 +122,22 @@ pub struct UnsubscribeTradesRequest {
     pub subscription_id: Option<SubscriptionId>,
 }
 
+/// Subscribe to every mint's ticker: a `tickers_snapshot`, then `tickers` updates at most once a second.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[non_exhaustive]
+pub struct SubscribeTickersRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<SubscriptionId>,
+}
+
+/// Stop the ticker stream.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[non_exhaustive]
+pub struct UnsubscribeTickersRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<SubscriptionId>,
+}
+
 /// Any message a client may send.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "msg_type", rename_all = "snake_case")]
@@ -131,6 +147,8 @@ pub enum ClientRequest {
     History(HistoryRequest),
     SubscribeTrades(SubscribeTradesRequest),
     UnsubscribeTrades(UnsubscribeTradesRequest),
+    SubscribeTickers(SubscribeTickersRequest),
+    UnsubscribeTickers(UnsubscribeTickersRequest),
     Ping,
 }
 
@@ -142,11 +160,11 @@ pub enum RequestError {
     #[error("a request must be a JSON object")]
     NotAnObject,
     #[error(
-        "missing `msg_type`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping"
+        "missing `msg_type`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, subscribe_tickers, unsubscribe_tickers, ping"
     )]
     MissingMsgType,
     #[error(
-        "unknown msg_type `{0}`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, ping"
+        "unknown msg_type `{0}`; expected one of subscribe, unsubscribe, history, subscribe_trades, unsubscribe_trades, subscribe_tickers, unsubscribe_tickers, ping"
     )]
     UnknownMsgType(String),
     #[error("missing field `{0}`")]
@@ -291,6 +309,28 @@ impl UnsubscribeTradesRequest {
     }
 }
 
+impl SubscribeTickersRequest {
+    pub fn new() -> SubscribeTickersRequest {
+        SubscribeTickersRequest::default()
+    }
+
+    pub fn with_subscription_id(mut self, id: SubscriptionId) -> Self {
+        self.subscription_id = Some(id);
+        self
+    }
+}
+
+impl UnsubscribeTickersRequest {
+    pub fn new() -> UnsubscribeTickersRequest {
+        UnsubscribeTickersRequest::default()
+    }
+
+    pub fn with_subscription_id(mut self, id: SubscriptionId) -> Self {
+        self.subscription_id = Some(id);
+        self
+    }
+}
+
 impl ClientRequest {
     /// Parses one text frame.
     pub fn parse(text: &str) -> Result<ClientRequest, RejectedRequest> {
@@ -335,6 +375,12 @@ impl ClientRequest {
             Some("unsubscribe_trades") => fields
                 .unsubscribe_trades()
                 .map(ClientRequest::UnsubscribeTrades),
+            Some("subscribe_tickers") => fields.subscription_id().map(|subscription_id| {
+                ClientRequest::SubscribeTickers(SubscribeTickersRequest { subscription_id })
+            }),
+            Some("unsubscribe_tickers") => fields.subscription_id().map(|subscription_id| {
+                ClientRequest::UnsubscribeTickers(UnsubscribeTickersRequest { subscription_id })
+            }),
             Some("ping") => Ok(ClientRequest::Ping),
             Some(other) => Err(RequestError::UnknownMsgType(
                 other.chars().take(64).collect(),
@@ -351,6 +397,8 @@ impl ClientRequest {
             ClientRequest::History(_) => "history",
             ClientRequest::SubscribeTrades(_) => "subscribe_trades",
             ClientRequest::UnsubscribeTrades(_) => "unsubscribe_trades",
+            ClientRequest::SubscribeTickers(_) => "subscribe_tickers",
+            ClientRequest::UnsubscribeTickers(_) => "unsubscribe_tickers",
             ClientRequest::Ping => "ping",
         }
     }

@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::request::RejectedRequest;
+use crate::ticker::{Tickers, TickersSnapshot, TickersUnsubscribed};
+use crate::token::SymbolName;
 use crate::{Candle, ErrorCode, Interval, PROTOCOL_VERSION, SubscriptionId, Symbol, Trade};
 
 /// The envelope of every server message.
@@ -34,6 +36,9 @@ pub enum ServerPayload {
     /// Boxed: a trade is larger than every other payload, and most messages are not trades.
     Trade(Box<Trade>),
     TradesUnsubscribed(TradesUnsubscribed),
+    TickersSnapshot(TickersSnapshot),
+    Tickers(Tickers),
+    TickersUnsubscribed(TickersUnsubscribed),
 }
 
 /// The latest trades of a mint, answering `subscribe_trades` (before any live `trade` of it).
@@ -95,6 +100,10 @@ pub struct ConnectionSuccess {
     pub supported_intervals: Vec<Interval>,
     /// Mints the server knows of; may be empty (any valid mint may be subscribed).
     pub supported_symbols: Vec<Symbol>,
+    /// The same mints, in the same order, each with its token's ticker and name (`null` when unknown).
+    /// Absent from servers before names were kept: read as empty.
+    #[serde(default)]
+    pub symbol_names: Vec<SymbolName>,
     pub protocol_version: u32,
     pub server_version: String,
 }
@@ -177,9 +186,23 @@ impl ConnectionSuccess {
             server_time,
             supported_intervals: Interval::ALL.to_vec(),
             supported_symbols,
+            symbol_names: Vec::new(),
             protocol_version: PROTOCOL_VERSION,
             server_version: server_version.into(),
         }
+    }
+
+    /// Sets `symbol_names`: one entry per `supported_symbols` entry, in its order.
+    pub fn with_symbol_names(mut self, names: Vec<SymbolName>) -> ConnectionSuccess {
+        debug_assert!(
+            names
+                .iter()
+                .map(|entry| &entry.symbol)
+                .eq(self.supported_symbols.iter()),
+            "symbol_names follows supported_symbols"
+        );
+        self.symbol_names = names;
+        self
     }
 }
 
@@ -302,7 +325,10 @@ payload_from!(
     KlineData,
     Pong,
     TradesSnapshot,
-    TradesUnsubscribed
+    TradesUnsubscribed,
+    TickersSnapshot,
+    Tickers,
+    TickersUnsubscribed
 );
 
 impl From<Trade> for ServerPayload {
@@ -344,6 +370,9 @@ impl ServerMessage {
             ServerPayload::TradesSnapshot(_) => "trades_snapshot",
             ServerPayload::Trade(_) => "trade",
             ServerPayload::TradesUnsubscribed(_) => "trades_unsubscribed",
+            ServerPayload::TickersSnapshot(_) => "tickers_snapshot",
+            ServerPayload::Tickers(_) => "tickers",
+            ServerPayload::TickersUnsubscribed(_) => "tickers_unsubscribed",
         }
     }
 

@@ -27,15 +27,17 @@ fn sub_id(id: &str) -> Option<SubscriptionId> {
     Some(SubscriptionId::new(id).unwrap())
 }
 
-const REQUESTS: [&str; 6] = [
+const REQUESTS: [&str; 8] = [
     "subscribe",
     "unsubscribe",
     "history",
     "subscribe_trades",
     "unsubscribe_trades",
+    "subscribe_tickers",
+    "unsubscribe_tickers",
     "ping",
 ];
-const RESPONSES: [&str; 10] = [
+const RESPONSES: [&str; 13] = [
     "connection_success",
     "history_data",
     "subscription_confirmed",
@@ -46,7 +48,26 @@ const RESPONSES: [&str; 10] = [
     "trades_snapshot",
     "trade",
     "trades_unsubscribed",
+    "tickers_snapshot",
+    "tickers",
+    "tickers_unsubscribed",
 ];
+
+const OTHER_MINT: &str = "JBMmrp6jhksqnxDBskkmVvWHhJLaPBjgiMHEroJbUTBZ";
+
+/// The tickers the fixtures show: a named mint that moved, and an unnamed one without a trade in the window.
+fn sample_tickers(last: f64, volume: f64, quote_volume: f64, count: u64) -> Ticker {
+    let day = DayStats {
+        open: 2.5e-8,
+        high: 2.9e-8,
+        low: 2.4e-8,
+        volume,
+        quote_volume,
+        trade_count: count,
+    };
+    Ticker::new(symbol(), last, Some(day))
+        .with_names(TickerText::new("PET"), NameText::new("Spin Pet"))
+}
 
 /// A trade as the fixtures show it: a buy with its block position.
 fn sample_trade(byte: u8, slot: u64, tx_index: Option<u32>) -> Trade {
@@ -121,6 +142,12 @@ fn built_request(name: &str) -> ClientRequest {
             UnsubscribeTradesRequest::new(symbol())
                 .with_subscription_id(sub_id("trades-1").unwrap()),
         ),
+        "subscribe_tickers" => ClientRequest::SubscribeTickers(
+            SubscribeTickersRequest::new().with_subscription_id(sub_id("watchlist").unwrap()),
+        ),
+        "unsubscribe_tickers" => ClientRequest::UnsubscribeTickers(
+            UnsubscribeTickersRequest::new().with_subscription_id(sub_id("watchlist").unwrap()),
+        ),
         "ping" => ClientRequest::Ping,
         other => panic!("no request {other}"),
     }
@@ -128,16 +155,24 @@ fn built_request(name: &str) -> ClientRequest {
 
 fn built_response(name: &str) -> ServerMessage {
     let (payload, timestamp): (ServerPayload, i64) = match name {
-        "connection_success" => (
-            ConnectionSuccess::new(
-                "2f1c6b8e-4a53-4c1e-9a8f-0c5d3e7b9a10",
-                1_764_000_123,
-                vec![symbol()],
-                "0.1.0",
+        "connection_success" => {
+            let other = Symbol::parse(OTHER_MINT).unwrap();
+            let names = vec![
+                SymbolName::new(symbol(), TickerText::new("PET"), NameText::new("Spin Pet")),
+                SymbolName::new(other.clone(), None, None),
+            ];
+            (
+                ConnectionSuccess::new(
+                    "2f1c6b8e-4a53-4c1e-9a8f-0c5d3e7b9a10",
+                    1_764_000_123,
+                    vec![symbol(), other],
+                    "0.1.0",
+                )
+                .with_symbol_names(names)
+                .into(),
+                1_764_000_123_456,
             )
-            .into(),
-            1_764_000_123_456,
-        ),
+        }
         "history_data" => (
             HistoryData::new(
                 symbol(),
@@ -206,6 +241,30 @@ fn built_response(name: &str) -> ServerMessage {
             TradesUnsubscribed::new(symbol(), sub_id("trades-1")).into(),
             1_764_000_125_300,
         ),
+        "tickers_snapshot" => (
+            TickersSnapshot::new(
+                sub_id("watchlist"),
+                1_763_917_200,
+                vec![
+                    sample_tickers(2.86e-8, 1_250_000_000.5, 35.123456789, 412),
+                    Ticker::new(Symbol::parse(OTHER_MINT).unwrap(), 1.1e-7, None),
+                ],
+            )
+            .into(),
+            1_764_000_125_400,
+        ),
+        "tickers" => (
+            Tickers::new(
+                1_763_917_200,
+                vec![sample_tickers(2.9e-8, 1_285_714_285.5, 36.123456789, 413)],
+            )
+            .into(),
+            1_764_000_126_400,
+        ),
+        "tickers_unsubscribed" => (
+            TickersUnsubscribed::new(sub_id("watchlist")).into(),
+            1_764_000_127_000,
+        ),
         other => panic!("no response {other}"),
     };
     ServerMessage::new(payload, timestamp)
@@ -231,6 +290,22 @@ fn wire_shape_of_every_response_matches_its_fixture() {
 fn every_error_code_has_its_documented_number() {
     let numbers: Vec<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();
     assert_eq!(numbers, [1001, 1002, 1003, 1004, 1005]);
+}
+
+/// A `connection_success` from a server before names were kept (no `symbol_names`) still parses.
+#[test]
+fn connection_success_without_symbol_names_parses() {
+    let (_, mut value) = fixture("connection_success");
+    value["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("symbol_names");
+    let message: ServerMessage = serde_json::from_value(value).unwrap();
+    let ServerPayload::ConnectionSuccess(hello) = message.payload else {
+        panic!("not a connection_success");
+    };
+    assert!(hello.symbol_names.is_empty());
+    assert_eq!(hello.supported_symbols.len(), 2);
 }
 
 #[test]
