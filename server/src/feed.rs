@@ -13,7 +13,11 @@
 //! `websocket.hub_resync_page` candles per round until it has read the newest. A slow shard therefore
 //! catches up, however far behind; it never closes its subscribers.
 //!
-//! The feed also carries the committed trades to the trade hub ([`trades`]): a queue, not coalesced.
+//! The feed also carries the committed trades to the trade hub ([`trades`]): a queue, not coalesced; every
+//! `h1` candle state to the ticker hub (`push::tickers`), through an inbox of its own that watches the whole
+//! interval once the ticker hub starts (same policy; the late corrections, stored but never pushed live,
+//! put their series in resync there: [`CandleFeed::stored_late`]); and the names of the tokens created
+//! ([`TokenNames`]), after their write like everything else.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -25,6 +29,8 @@ use tokio::sync::Notify;
 pub mod trades;
 
 use trades::TradeFeed;
+
+use crate::names::TokenNames;
 
 /// A series by its mint's 32 bytes and interval: the key of the feed and of the hub's index.
 pub type SeriesId = ([u8; 32], Interval);
@@ -84,7 +90,7 @@ impl CandleUpdate {
 /// What orders the states of one candle, in this order: more events; final over open; at the same count,
 /// the stored state over a provisional one (the correction that brings the block's open and close). A
 /// subscriber is never sent a state older than or equal to one it has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CandleVersion {
     pub update_count: u32,
     pub is_final: bool,
@@ -123,6 +129,8 @@ struct InboxState {
     capacity: usize,
     /// Series the shard has subscribers for (kept by the shard); updates of others are not stored.
     watched: HashSet<SeriesId>,
+    /// Every series of this interval is watched (the ticker hub's inbox).
+    watched_interval: Option<Interval>,
     /// Waiting updates; `None` where an entry was dropped for a resync.
     pending: Vec<Option<Arc<CandleUpdate>>>,
     /// Candle (series, time) → its index in `pending`.
@@ -138,6 +146,7 @@ impl Inbox {
             state: Mutex::new(InboxState {
                 capacity: capacity.max(1),
                 watched: HashSet::new(),
+                watched_interval: None,
                 pending: Vec::new(),
                 slots: HashMap::new(),
                 live: 0,
@@ -159,6 +168,11 @@ impl Inbox {
         self.lock().watched.insert(series);
     }
 
+    /// Watches every series of `interval` from now on (the ticker hub).
+    pub fn watch_interval(&self, interval: Interval) {
+        self.lock().watched_interval = Some(interval);
+    }
+
     /// The shard lost its last subscriber of `series`.
     pub fn unwatch(&self, series: &SeriesId) {
         let mut state = self.lock();
@@ -175,7 +189,7 @@ impl Inbox {
     /// page at a time. Nothing happens if the shard does not watch the series.
     pub fn resync_from(&self, series: SeriesId, time: i64) {
         let mut state = self.lock();
-        if !state.watched.contains(&series) {
+        if !state.watches(&series) {
             return;
         }
         let from = state.resync.get(&series).map_or(time, |&t| t.min(time));
@@ -210,9 +224,13 @@ impl Inbox {
 }
 
 impl InboxState {
+    fn watches(&self, series: &SeriesId) -> bool {
+        self.watched_interval == Some(series.1) || self.watched.contains(series)
+    }
+
     /// Stores `update` if the shard watches its series. `true` if the shard has something new to do.
     fn offer(&mut self, series: SeriesId, update: &mut dyn FnMut() -> Arc<CandleUpdate>) -> bool {
-        if !self.watched.contains(&series) {
+        if !self.watches(&series) {
             return false;
         }
         let update = update();
@@ -255,28 +273,56 @@ impl InboxState {
     }
 }
 
-/// The publisher's handle: the pipeline holds it, each hub shard reads one [`Inbox`].
+/// The publisher's handle: the pipeline holds it, each hub shard reads one [`Inbox`], the ticker hub one.
 #[derive(Clone)]
 pub struct CandleFeed {
     inboxes: Arc<[Arc<Inbox>]>,
+    tickers: Arc<Inbox>,
     trades: Arc<TradeFeed>,
+    names: Arc<TokenNames>,
 }
 
 impl CandleFeed {
-    /// A feed read by `shards` readers (at least one), each inbox holding at most `capacity` candles, and
-    /// a trade feed holding at most `capacity` trades.
+    /// A feed read by `shards` readers (at least one), each inbox holding at most `capacity` candles (the
+    /// ticker hub's too), and a trade feed holding at most `capacity` trades.
     pub fn new(shards: usize, capacity: usize) -> CandleFeed {
         CandleFeed {
             inboxes: (0..shards.max(1))
                 .map(|_| Arc::new(Inbox::new(capacity)))
                 .collect(),
+            tickers: Arc::new(Inbox::new(capacity)),
             trades: Arc::new(TradeFeed::new(capacity)),
+            names: Arc::default(),
         }
     }
 
     /// The committed trades, for the trade hub.
     pub fn trades(&self) -> &Arc<TradeFeed> {
         &self.trades
+    }
+
+    /// The ticker hub's inbox (it watches nothing until the hub starts).
+    pub fn tickers(&self) -> &Arc<Inbox> {
+        &self.tickers
+    }
+
+    /// The token names, added to after each write that stores some.
+    pub fn names(&self) -> &Arc<TokenNames> {
+        &self.names
+    }
+
+    /// The shards' inboxes, then the ticker hub's.
+    fn every_inbox(&self) -> impl Iterator<Item = &Arc<Inbox>> {
+        self.inboxes.iter().chain(std::iter::once(&self.tickers))
+    }
+
+    /// Changes the store took but the live stream does not push (late corrections of final candles, given as
+    /// series → oldest candle time): the ticker hub re-reads those series from the store, as after an
+    /// overflow; the shards do not (a late correction is not pushed live).
+    pub fn stored_late(&self, late: impl IntoIterator<Item = (SeriesId, i64)>) {
+        for (id, time) in late {
+            self.tickers.resync_from(id, time);
+        }
     }
 
     /// A feed nobody reads (tools that run the pipeline without a push service).
@@ -292,7 +338,7 @@ impl CandleFeed {
     /// (Unix s) on, as after an overflow: for changes that reached the store other than through
     /// [`CandleFeed::publish`] (an edge loading a snapshot).
     pub fn resync(&self, series: &HashMap<SeriesId, i64>) {
-        for inbox in self.inboxes.iter() {
+        for inbox in self.every_inbox() {
             for (id, &time) in series {
                 inbox.resync_from(*id, time);
             }
@@ -308,7 +354,7 @@ impl CandleFeed {
         series: impl Fn(&C) -> SeriesId,
         make: impl Fn(&C) -> CandleUpdate,
     ) -> usize {
-        let mut states: Vec<_> = self.inboxes.iter().map(|inbox| inbox.lock()).collect();
+        let mut states: Vec<_> = self.every_inbox().map(|inbox| inbox.lock()).collect();
         let mut woken = vec![false; states.len()];
         let mut watched = 0;
         for change in changes {
@@ -325,7 +371,7 @@ impl CandleFeed {
             watched += usize::from(any);
         }
         drop(states);
-        for (inbox, woken) in self.inboxes.iter().zip(woken) {
+        for (inbox, woken) in self.every_inbox().zip(woken) {
             if woken {
                 inbox.ready.notify_one();
             }

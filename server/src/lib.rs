@@ -11,6 +11,7 @@
 //! - [`history`]: history queries answered as protocol `history_data` payloads.
 //! - [`http`]: the HTTP parts, each a sub-router with its own state: REST reads, ingest, status; the
 //!   accept loop.
+//! - [`names`]: token names (ticker, name, URI from `TokenCreated`): sanitised, stored, in memory.
 //! - [`node`]: a process by role (`all`, `writer`, `edge`): its parts, `bind`, `run`, the shutdown order.
 //! - [`own_thread`]: a task on a thread of its own (single-threaded runtime), for the parts that must not queue.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
@@ -32,6 +33,7 @@ pub mod feed;
 pub mod history;
 pub mod http;
 pub mod memory;
+pub mod names;
 pub mod node;
 pub mod own_thread;
 pub mod pipeline;

@@ -118,6 +118,10 @@ pub struct PushStats {
     pub trades_delivered: Counter,
     /// Times the trade feed overflowed and a mint's trades were re-read from the store (trade hub).
     pub trade_feed_lagged: Counter,
+    /// Connections subscribed to the ticker stream (ticker hub).
+    pub ticker_subscriptions_active: Gauge,
+    /// `tickers` messages pushed, counted once per subscriber (ticker hub).
+    pub tickers_delivered: Counter,
     /// Clients closed with 4008 (writers).
     pub slow_client_closes: Counter,
     /// Times freed heap memory was returned to the OS after connections fell (memory task).

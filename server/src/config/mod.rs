@@ -106,6 +106,8 @@ pub struct KlineConfig {
     /// Seconds without client traffic before a connection is closed (4000).
     pub connection_timeout: u64,
     pub max_subscriptions_per_client: usize,
+    /// Connections that may hold the ticker stream at once, per node (beyond: error 1002).
+    pub max_ticker_subscriptions: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

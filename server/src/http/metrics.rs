@@ -108,6 +108,16 @@ fn register_push(r: &mut Registry, w: &PushStats) {
         w.trade_feed_lagged.clone(),
     );
     r.register(
+        "ticker_subscriptions_active",
+        "Connections subscribed to the ticker stream",
+        w.ticker_subscriptions_active.clone(),
+    );
+    r.register(
+        "tickers_delivered",
+        "tickers messages pushed, once per subscriber",
+        w.tickers_delivered.clone(),
+    );
+    r.register(
         "slow_client_closes",
         "Clients closed with 4008 (too slow)",
         w.slow_client_closes.clone(),

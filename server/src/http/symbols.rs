@@ -1,5 +1,6 @@
 //! `GET /api/v1/symbols?limit=&cursor=`: the known mints with their last price, most recently updated
-//! first, a page at a time from the shared [`crate::symbol_directory::SymbolDirectory`].
+//! first, a page at a time from the shared [`crate::symbol_directory::SymbolDirectory`], each with its
+//! token's `ticker`, `name` and `uri` (sanitised; `null` when unknown), read for the page's mints only.
 //!
 //! The body is the JSON array it always was; without parameters it is the first
 //! `rest.symbols_default_limit` mints (every mint, while there are no more). `limit` is 1 to
@@ -13,11 +14,12 @@ use axum::extract::{Query, State};
 use axum::http::HeaderValue;
 use axum::http::header::LINK;
 use axum::response::{IntoResponse, Response};
-use kline_protocol::Symbol;
+use kline_protocol::{NameText, Symbol, TickerText, UriText};
 use serde::Serialize;
 
 use super::error::{ApiError, limit_param};
 use super::reads::ReadSide;
+use crate::names::TokenName;
 use crate::symbol_directory::{SymbolCursor, SymbolEntry};
 
 /// The route's path, which the `Link` header's next page repeats.
@@ -33,17 +35,30 @@ pub struct SymbolSummary {
     /// Unix ms when the server last stored an event for this mint.
     pub updated_at_ms: i64,
     pub event_count: u64,
+    /// The token's ticker, name and metadata URI from its `TokenCreatedEvent`, sanitised (`null` when
+    /// unknown; text, never markup).
+    pub ticker: Option<TickerText>,
+    pub name: Option<NameText>,
+    pub uri: Option<UriText>,
 }
 
-impl From<&SymbolEntry> for SymbolSummary {
-    fn from(entry: &SymbolEntry) -> SymbolSummary {
+impl SymbolSummary {
+    fn new(entry: &SymbolEntry, name: Option<TokenName>) -> SymbolSummary {
         let stats = &entry.stats;
+        let name = name.unwrap_or(TokenName {
+            ticker: None,
+            name: None,
+            uri: None,
+        });
         SymbolSummary {
             symbol: Symbol::from_bytes(&entry.mint),
             last_price: stats.last_price,
             last_event_time: stats.last_key.ts_ms.div_euclid(1000),
             updated_at_ms: stats.updated_at_ms,
             event_count: stats.event_count,
+            ticker: name.ticker,
+            name: name.name,
+            uri: name.uri,
         }
     }
 }
@@ -67,7 +82,16 @@ pub async fn symbols(
     let list = state.symbols.list().await?;
     let start = cursor.map_or(0, |cursor| cursor.position_in(&list));
     let page = &list[start..list.len().min(start.saturating_add(limit))];
-    let body: Vec<SymbolSummary> = page.iter().map(SymbolSummary::from).collect();
+    let mints: Vec<[u8; 32]> = page.iter().map(|entry| entry.mint).collect();
+    let names = state
+        .permits
+        .read(&state.store, move |store| store.names_of(&mints))
+        .await?;
+    let body: Vec<SymbolSummary> = page
+        .iter()
+        .zip(names)
+        .map(|(entry, name)| SymbolSummary::new(entry, name))
+        .collect();
     let mut response = Json(body).into_response();
     if let Some(last) = page.last()
         && start + page.len() < list.len()

@@ -1,5 +1,5 @@
-//! [`PushCore`]: the hub shards, the trade hub and the memory trimmer, and the [`PushContext`] the
-//! transports share. Roles `all` and `edge`.
+//! [`PushCore`]: the hub shards, the trade hub, the ticker hub and the memory trimmer, and the
+//! [`PushContext`] the transports share. Roles `all` and `edge`.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,6 +18,7 @@ use crate::push::PushContext;
 use crate::push::context::{PushConfig, PushParts};
 use crate::push::hub::{self, HubSettings};
 use crate::push::symbols::SymbolList;
+use crate::push::tickers::{self, TickerSettings};
 use crate::push::trade_hub;
 use crate::readiness::Readiness;
 use crate::stats::PushStats;
@@ -83,11 +84,29 @@ impl PushCore {
             hub_stop.clone(),
         );
         threads.push(trade_thread);
+        // The names first: the ticker hub names its mints from them when it loads.
+        if let Err(err) = feed.names().reload(store) {
+            tracing::error!(error = %err, "cannot read the token names; mints go unnamed");
+        }
+        let (ticker_hub, ticker_thread) = tickers::spawn(
+            feed,
+            store.clone(),
+            &config.kline.intervals,
+            TickerSettings {
+                max_subscriptions: config.kline.max_ticker_subscriptions,
+                queue_capacity: config.websocket.hub_queue_capacity,
+            },
+            push_stats.clone(),
+            hub_stop.clone(),
+        );
+        threads.extend(ticker_thread);
         let context = PushContext::new(PushParts {
             config: PushConfig::from_config(config),
             store: store.clone(),
             hub,
             trade_hub,
+            ticker_hub,
+            names: feed.names().clone(),
             push_stats,
             history_reads: Semaphore::new(config.websocket.max_concurrent_history_reads),
             connections: TaskTracker::new(),

@@ -67,6 +67,7 @@ impl WritePath {
         if let Some(outbox) = outbox {
             pipeline = pipeline.with_outbox(outbox);
         }
+        pipeline.index_stored_names()?;
         let pipeline_stop = CancellationToken::new();
         let (ingest, pipeline_thread) = service::spawn(
             pipeline,

@@ -3,7 +3,8 @@
 //! For a group of event batches it drops duplicates (by identity, against the store and within the group),
 //! feeds price events to the [`Aggregator`], and writes the events, their entries in their mint's trade
 //! index (the price only: a read builds the trade from the event, see `store::trades`), every candle they
-//! changed and the symbol stats in one RocksDB write batch. Only after that write succeeds are the changed
+//! changed, the symbol stats and the names of the tokens created (`TokenCreated`, sanitised:
+//! [`crate::names`]) in one RocksDB write batch. Only after that write succeeds are the changed
 //! candles published to the live stream, so a subscriber never sees a candle the store does not hold —
 //! except for [`provisional`] events, pushed before their block position is known and never stored: a
 //! candle is then published as the stored state plus those events, and published again when they are
@@ -23,9 +24,11 @@ use kline_protocol::{Candle, Interval, Symbol};
 
 use self::provisional::{ProvisionalLimits, ProvisionalTicks};
 use crate::aggregator::{Aggregator, CandleChange, CandleKey, CandleState, OrderKey, PriceTick};
-use crate::event::{EventRecord, scaled_price};
+use crate::event::{EventRecord, SpinPetEvent, scaled_price};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
+use crate::names::TokenName;
+use crate::names::index::{NameBatch, index_stored_names};
 use crate::stats::PipelineStats;
 use crate::store::keys;
 use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradeValue};
@@ -64,6 +67,8 @@ pub struct Pipeline {
     /// The trades of the group being written, published after the write (the event's JSON is moved here,
     /// not copied: it is built for the write anyway; the store keeps only the trade's price beside it).
     trades: Vec<LiveTrade>,
+    /// The token names the group being written stores, published after the write.
+    names: NameBatch,
     /// Role `writer`: numbers each committed group and stores its stream record in the same write.
     outbox: Option<Outbox>,
     /// Events pushed before their block position is known.
@@ -104,6 +109,7 @@ impl Pipeline {
             stats,
             received: HashMap::new(),
             trades: Vec::new(),
+            names: Vec::new(),
             outbox: None,
             provisional: ProvisionalTicks::new(ProvisionalLimits::DEFAULT),
             corrected: HashSet::new(),
@@ -125,6 +131,30 @@ impl Pipeline {
 
     pub fn store(&self) -> &Arc<CandleStore> {
         &self.store
+    }
+
+    /// Stores the names of the `TokenCreated` events a store written before names were kept holds, once
+    /// ([`crate::names::index`]); each batch is committed like a group (on a writer, through the outbox, so
+    /// the edges get them). Call after [`Pipeline::with_outbox`], before the first ingest.
+    pub fn index_stored_names(&mut self) -> Result<usize, StoreError> {
+        let store = Arc::clone(&self.store);
+        index_stored_names(&store, |mut write, names| {
+            if let Some(outbox) = &mut self.outbox {
+                for (mint, name) in &names {
+                    outbox.record().add_name(mint, name);
+                }
+            }
+            let sealed = self
+                .outbox
+                .as_mut()
+                .and_then(|outbox| outbox.seal(&mut write));
+            store.write(write)?;
+            if let (Some(outbox), Some(seq)) = (&mut self.outbox, sealed) {
+                outbox.committed_ok(seq);
+            }
+            self.feed.names().extend(names);
+            Ok(())
+        })
     }
 
     pub fn stats(&self) -> &Arc<PipelineStats> {
@@ -195,6 +225,9 @@ impl Pipeline {
                 }
                 write.put_event(event);
                 report.accepted += 1;
+                if let SpinPetEvent::TokenCreated(created) = &event.event {
+                    self.note_name(&mut write, created);
+                }
                 if let Some(tick) = self.price_tick(event) {
                     if let Some(trade) = event.to_trade(tick.price) {
                         // The JSON clients are sent with a live trade (the store keeps binary).
@@ -273,6 +306,19 @@ impl Pipeline {
         })
     }
 
+    /// Stores a created token's name (sanitised) in `write` and in the group's record.
+    fn note_name(&mut self, write: &mut StoreBatch<'_>, created: &crate::event::TokenCreated) {
+        let Some(name) = TokenName::from_event(created) else {
+            return;
+        };
+        let mint = created.mint_account.to_bytes();
+        write.put_name(&mint, &name);
+        if let Some(outbox) = &mut self.outbox {
+            outbox.record().add_name(&mint, &name);
+        }
+        self.names.push((mint, name));
+    }
+
     fn note_symbol_price(&mut self, tick: &PriceTick, now_ms: i64) {
         let (_, stats) = self.symbols.entry(tick.mint).or_insert_with(|| {
             (
@@ -300,6 +346,7 @@ impl Pipeline {
         let changes = self.aggregator.take_changes();
         let received = std::mem::take(&mut self.received);
         let trades = std::mem::take(&mut self.trades);
+        let names = std::mem::take(&mut self.names);
         // A final state is the clock's doing, not an event's.
         let received_at = |change: &CandleChange| {
             (!change.state.is_final)
@@ -340,6 +387,13 @@ impl Pipeline {
             .filter(|c| c.publish && c.state.is_final)
             .count();
         PipelineStats::add(&self.stats.candles_finalized, finalized);
+        // Late corrections are stored, not pushed; the ticker hub's 24-hour sums include them.
+        self.feed.stored_late(
+            changes
+                .iter()
+                .filter(|change| !change.publish)
+                .map(|change| ((change.key.mint, change.key.interval), change.key.time)),
+        );
         let mut published: Vec<Published> = Vec::with_capacity(changes.len());
         for change in changes.iter().filter(|change| change.publish) {
             let key = change.key;
@@ -362,6 +416,7 @@ impl Pipeline {
         self.publish(published, now_ms);
         // After the write, like the candles: a trade snapshot read from now on sees these trades.
         self.feed.trades().publish(trades);
+        self.feed.names().extend(names);
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use super::hub::Hub;
 use super::symbols::SymbolList;
+use super::tickers::TickerHub;
 use super::trade_hub::TradeHub;
 use crate::config::{Config, CorsOrigins, KlineConfig, SocketIoConfig, WebSocketConfig};
 use crate::readiness::Readiness;
@@ -49,6 +50,10 @@ pub struct PushParts {
     pub hub: Hub,
     /// Trade subscriptions and their delivery.
     pub trade_hub: TradeHub,
+    /// The ticker stream's subscribers and its rounds.
+    pub ticker_hub: TickerHub,
+    /// Token names, for `connection_success`.
+    pub names: Arc<crate::names::TokenNames>,
     pub push_stats: Arc<PushStats>,
     /// Permits for history reads over all connections (`websocket.max_concurrent_history_reads`).
     pub history_reads: Semaphore,

@@ -8,6 +8,7 @@
 //! - [`session`]: a connection's subscriptions, the subscription limit, the subscribe/unsubscribe steps
 //!   and history reads.
 //! - [`trade_hub`]: the trade subscriptions and the delivery of every committed trade, once per connection.
+//! - [`tickers`]: the ticker stream: every mint's last price and 24-hour numbers, at most once a second.
 //! - [`rate_limit`]: the token bucket.
 //! - [`context`]: [`PushContext`], the parts the transports share (hubs, store, limits, shutdown).
 //! - [`symbols`]: the cached symbol list of `connection_success`.
@@ -19,6 +20,7 @@ pub mod rate_limit;
 pub mod session;
 pub mod subscriber;
 pub mod symbols;
+pub mod tickers;
 pub mod trade_hub;
 
 use kline_protocol::{Interval, Symbol};

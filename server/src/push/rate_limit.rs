@@ -90,7 +90,8 @@ impl TokenBucket {
 }
 
 /// Candles per extra token: a `history` or `subscribe` costs 1 + its candles / 100 (a 1000-candle history
-/// costs 11, the default 100 costs 2); anything else costs 1.
+/// costs 11, the default 100 costs 2); a `subscribe_tickers` (a snapshot of every mint) 11; anything else
+/// costs 1.
 const CANDLES_PER_TOKEN: u64 = 100;
 
 /// The cost of a request that reads `candles` candles (`history`, or a `subscribe`'s snapshot): 1, plus 1
@@ -119,6 +120,8 @@ pub fn request_cost(text: &str) -> u32 {
                 .unwrap_or(u64::from(kline_protocol::DEFAULT_HISTORY_LIMIT));
             history_cost(candles)
         }
+        // Every mint's ticker: priced like the largest history.
+        Some("subscribe_tickers") => history_cost(u64::from(kline_protocol::MAX_HISTORY_LIMIT)),
         _ => 1,
     }
 }
@@ -147,6 +150,7 @@ mod tests {
         assert_eq!(request_cost(r#"{"type":"subscribe","limit":1}"#), 1);
         assert_eq!(request_cost(r#"{"msg_type":"history","limit":99999}"#), 11);
         assert_eq!(request_cost("{not json"), 1);
+        assert_eq!(request_cost(r#"{"msg_type":"subscribe_tickers"}"#), 11);
         let start = Instant::now();
         let mut bucket = TokenBucket::new(200, 20.0, start);
         let histories = (0..100).filter(|_| bucket.allow_n(start, 11)).count();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::feed::CandleUpdate;
 use crate::feed::trades::LiveTrade;
+use crate::push::tickers::TickerRound;
 use crate::socketio::sink::SocketIoSink;
 use crate::ws::outbox::Outbox;
 
@@ -39,6 +40,16 @@ impl Subscriber {
                 .iter()
                 .all(|trade| outbox.push_message(crate::ws::trades::frame(trade).clone())),
             Subscriber::SocketIo(sink) => trades.iter().all(|trade| sink.emit_event_data(trade)),
+        }
+    }
+
+    /// Pushes one round of the ticker stream through the transport's bounded buffer (its overflow policy
+    /// applies). `false`: the subscriber is closed. Socket.IO has no ticker stream (the old server had
+    /// none), so a Socket.IO subscriber never joins the ticker hub; were one there, it would leave.
+    pub fn push_tickers(&self, round: &Arc<TickerRound>) -> bool {
+        match self {
+            Subscriber::WebSocket(outbox) => outbox.push_tickers(round),
+            Subscriber::SocketIo(_) => false,
         }
     }
 

@@ -127,6 +127,7 @@ async fn run(
     PipelineStats::add(&push.socketio_connections_total, 1);
     let mut symbols = state.symbol_list().await;
     symbols.truncate(config.websocket.hello_max_symbols);
+    let symbol_names = state.names.symbol_names(&symbols);
     sink.emit(
         "connection_success",
         &wire::ConnectionSuccess {
@@ -134,6 +135,7 @@ async fn run(
             server_time: crate::pipeline::service::now_ms() / 1000,
             supported_symbols: symbols,
             supported_intervals: Interval::ALL.to_vec(),
+            symbol_names,
         },
     );
     let mut session = Session {

@@ -186,6 +186,9 @@ pub struct ConnectionSuccess {
     pub server_time: i64,
     pub supported_symbols: Vec<Symbol>,
     pub supported_intervals: Vec<Interval>,
+    /// Added here (the old server had no names): `supported_symbols` with their tickers and names, as on
+    /// `/ws`. Clients of the old server ignore it.
+    pub symbol_names: Vec<kline_protocol::SymbolName>,
 }
 
 /// A candle in the old server's shape: contract v1's fields before the volume breakdown was added

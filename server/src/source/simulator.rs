@@ -1,5 +1,7 @@
 //! Simulated Spin Pet trading: a few mints whose prices follow a random walk in the program's real range
-//! (~1e-8 .. 1e-5 SOL), emitting all four price-carrying events with plausible amounts.
+//! (~1e-8 .. 1e-5 SOL), emitting all four price-carrying events with plausible amounts. Each mint is a token
+//! with a name (`Simulated Otter`, ticker `OTTER`…): [`run`] first emits one `TokenCreated` event per mint,
+//! so names take the path real ones take (the same event identity every start, so a restart adds none).
 //!
 //! [`SimulatedMarket`] is deterministic for a given seed (same mints, same sequence of events apart from
 //! their timestamps), so tests and benchmarks use it as an event generator too. [`run`] drives it in real
@@ -14,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SimulatorConfig;
 use crate::event::{
     BuySell, EventMeta, EventRecord, EventTime, FullClose, LongShort, PartialClose, Pubkey,
-    Signature, SpinPetEvent, U128,
+    Signature, SpinPetEvent, TokenCreated, U128,
 };
+use crate::names::TokenName;
 use crate::pipeline::service::{IngestError, IngestHandle, now_ms};
 
 const PRICE_SCALE: f64 = 1e28;
@@ -24,9 +27,14 @@ const MAX_PRICE: f64 = 1e-5;
 /// Solana produces a slot every ~400 ms.
 const SLOT_MS: i64 = 400;
 const BASE_SLOT: u64 = 300_000_000;
+/// What the simulated tokens are named after (a number follows past the eighth).
+const ANIMALS: [&str; 8] = [
+    "Otter", "Lynx", "Heron", "Marmot", "Ibex", "Gecko", "Puffin", "Tapir",
+];
 
 /// A deterministic market of `mints` tokens.
 pub struct SimulatedMarket {
+    seed: u64,
     rng: StdRng,
     mints: Vec<Pubkey>,
     prices: Vec<f64>,
@@ -45,6 +53,7 @@ impl SimulatedMarket {
             .map(|_| 2.796e-8 * 10f64.powf(rng.random_range(0.0..2.0)))
             .collect();
         SimulatedMarket {
+            seed,
             rng,
             mints,
             prices,
@@ -54,6 +63,71 @@ impl SimulatedMarket {
 
     pub fn mints(&self) -> &[Pubkey] {
         &self.mints
+    }
+
+    /// The ticker, name and URI of mint number `index` (`OTTER`, `Simulated Otter`; `OTTER2`… past the
+    /// eighth).
+    fn texts(index: usize) -> (String, String, String) {
+        let animal = ANIMALS[index % ANIMALS.len()];
+        let round = index / ANIMALS.len();
+        let suffix = if round == 0 {
+            String::new()
+        } else {
+            (round + 1).to_string()
+        };
+        let ticker = format!("{}{suffix}", animal.to_uppercase());
+        let uri = format!(
+            "https://example.invalid/simulated/{}.json",
+            ticker.to_lowercase()
+        );
+        (ticker, format!("Simulated {animal}{suffix}"), uri)
+    }
+
+    /// The name mint number `index` announces in its `TokenCreated` event.
+    pub fn token_name(&self, index: usize) -> TokenName {
+        let (ticker, name, uri) = Self::texts(index);
+        TokenName::from_texts(&ticker, &name, &uri).expect("simulated names are not empty")
+    }
+
+    /// Mint number `index`'s `TokenCreated` event, stamped `ts_ms`. Its identity depends only on the seed and
+    /// `index`, so emitting it again (every start) is a duplicate the pipeline drops.
+    pub fn token_created(&self, index: usize, ts_ms: i64) -> EventRecord {
+        let mut rng = StdRng::seed_from_u64(
+            self.seed ^ 0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(index as u64 + 1),
+        );
+        let mut key = || Pubkey::from_bytes(&rng.random());
+        let (payer, curve, pool_token, pool_sol, fees, base_fees, params) =
+            (key(), key(), key(), key(), key(), key(), key());
+        let mut signature = [0u8; 64];
+        rng.fill(&mut signature[..]);
+        let (symbol, name, uri) = Self::texts(index);
+        EventRecord {
+            event: SpinPetEvent::TokenCreated(TokenCreated {
+                payer,
+                mint_account: self.mints[index].clone(),
+                curve_account: curve,
+                pool_token_account: pool_token,
+                pool_sol_account: pool_sol,
+                fee_recipient: fees,
+                base_fee_recipient: base_fees,
+                params_account: params,
+                swap_fee: 100,
+                borrow_fee: 300,
+                fee_discount_flag: 0,
+                name,
+                symbol,
+                uri,
+            }),
+            meta: EventMeta {
+                timestamp: EventTime(ts_ms),
+                signature: Signature::from_bytes(signature),
+                slot: BASE_SLOT + (ts_ms / SLOT_MS).rem_euclid(1 << 40) as u64,
+                event_index: 0,
+                tx_index: None,
+                time_source: None,
+                tx_index_source: None,
+            },
+        }
     }
 
     /// The next event, stamped `ts_ms`, for a randomly chosen mint.
@@ -198,6 +272,13 @@ pub async fn run(config: SimulatorConfig, ingest: IngestHandle, shutdown: Cancel
         seed = config.seed,
         "SIMULATED events: the simulator source is on; these are not real Spin Pet trades"
     );
+    let created = (0..market.mints().len())
+        .map(|index| market.token_created(index, now_ms()))
+        .collect();
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        () = store(&ingest, created) => {}
+    }
     let tick = Duration::from_millis(50);
     let per_tick = config.events_per_sec * tick.as_secs_f64();
     let mut owed = 0.0;
@@ -268,6 +349,24 @@ mod tests {
             );
         }
         assert_ne!(SimulatedMarket::new(8, 3).mints(), a.mints());
+    }
+
+    #[test]
+    fn every_mint_has_a_name_and_one_token_created_event_per_seed() {
+        let market = SimulatedMarket::new(7, 10);
+        let limits = ParseLimits {
+            now_ms: 1_700_000_000_000,
+            price_scale: 28,
+        };
+        let created = market.token_created(9, 1_700_000_000_000);
+        assert_eq!(parse_event(&created.to_json(), &limits).unwrap(), created);
+        assert_eq!(created.event.mint(), &market.mints()[9]);
+        let name = market.token_name(9);
+        assert_eq!(name.ticker.unwrap().as_str(), "LYNX2");
+        assert_eq!(name.name.unwrap().as_str(), "Simulated Lynx2");
+        let again = SimulatedMarket::new(7, 10).token_created(9, 1_700_000_999_000);
+        assert_eq!(again.id(), created.id(), "the same identity every start");
+        assert_ne!(market.token_created(8, 0).id(), created.id());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!   doubles as the dedup marker.
 //! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
 //! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
-//! - `symbols`: mint → last price and update time.
+//! - `symbols`: mint → last price and update time; `mint ++ b'n'` → the token's name ([`names`]).
 //! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's price ([`TradeValue`]): every
 //!   price event of a mint in the chain's order, so "the latest N trades before X" is a bounded reverse
 //!   scan; a read builds each trade from the event its key names (`store/trades.rs`).
@@ -22,6 +22,7 @@
 
 pub mod codec;
 pub mod keys;
+pub mod names;
 pub mod replication;
 mod retention;
 mod series;

@@ -22,7 +22,9 @@ use crate::aggregator::{CandleKey, CandleState};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate, SeriesId};
 use crate::store::replication::{APPLIED_EPOCH, APPLIED_SEQ, Replicated};
-use crate::store::{CandleStore, StoreBatch, StoreError, TradePosition, TradeValue, codec, keys};
+use crate::store::{
+    CandleStore, StoreBatch, StoreError, TradePosition, TradeValue, codec, keys, names,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -110,6 +112,7 @@ impl Replica {
             .zip(store.candle_versions(&keys)?)
             .collect();
         let mut published = Vec::new();
+        let mut late = Vec::new();
         let mut written = 0;
         for entry in candles {
             let (key, state) = entry.decode()?;
@@ -128,6 +131,8 @@ impl Replica {
                     state,
                     received_at_ms: entry.received_at_ms,
                 });
+            } else {
+                late.push(((key.mint, key.interval), key.time));
             }
         }
         for group in &groups {
@@ -142,14 +147,24 @@ impl Replica {
             for entry in &group.symbols {
                 write.put_replicated(Replicated::Symbols, &entry.mint, &entry.value);
             }
+            for entry in &group.names {
+                write.put_replicated_name(&entry.mint, &entry.value);
+            }
         }
         self.commit(write, at, written)?;
+        self.feed.names().extend(
+            groups
+                .iter()
+                .flat_map(|group| &group.names)
+                .filter_map(|entry| Some((entry.mint, names::decode_name(&entry.value).ok()?))),
+        );
         let now_us = chrono::Utc::now().timestamp_micros();
         for group in &groups {
             let hop_us = now_us.saturating_sub(group.committed_at_us);
             self.status.hop.observe_ms(hop_us as f64 / 1000.0);
         }
         self.publish(published);
+        self.feed.stored_late(late);
         // Trades are parsed only for the mints somebody watches (checked after the write: see
         // `TradeFeed::watches`); a trade that does not parse is stored, not pushed.
         let trades = self.feed.trades();
@@ -224,9 +239,13 @@ impl Replica {
         Ok(())
     }
 
-    /// After a snapshot: the hub re-reads what it changed for the series somebody watches.
+    /// After a snapshot: the hub re-reads what it changed for the series somebody watches, and the names
+    /// are read again.
     pub fn resync(&self, changed: &HashMap<SeriesId, i64>) {
         self.feed.resync(changed);
+        if let Err(err) = self.feed.names().reload(&self.store) {
+            tracing::error!(error = %err, "cannot read the token names after a snapshot");
+        }
     }
 
     /// Writes `write` with the applied number and epoch `at`; counts the `candles` states it holds before

@@ -1,5 +1,6 @@
 //! One stream entry: what one committed write group of the writer changed in the data the edges replicate
-//! (candle states, trades with their events, symbol stats), and its binary encoding: a format byte, then
+//! (candle states, trades with their events, symbol stats, token names), and its binary encoding: a format
+//! byte, then
 //! the record in borsh, deflated (level 1: a record repeats its mints, keys and JSON field names, and
 //! comes out 5–6× smaller, which is what every edge reads from Redis and what Redis keeps).
 //!
@@ -14,7 +15,8 @@ use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 
 use crate::aggregator::{CandleKey, CandleState};
-use crate::store::{SymbolStats, codec, keys};
+use crate::names::TokenName;
+use crate::store::{SymbolStats, codec, keys, names};
 
 /// The content of one committed group, numbered by the writer's outbox.
 #[derive(Debug, Clone, Default, PartialEq, BorshSerialize, BorshDeserialize)]
@@ -26,6 +28,32 @@ pub struct GroupRecord {
     pub candles: Vec<CandleEntry>,
     pub trades: Vec<TradeEntry>,
     pub symbols: Vec<SymbolEntry>,
+    /// Since format 3.
+    pub names: Vec<NameEntry>,
+}
+
+/// A record of the formats before names ([`FORMAT_TRADE_JSON`], [`FORMAT_BORSH_DEFLATE`]): the same fields
+/// without `names`.
+#[derive(BorshDeserialize)]
+struct RecordWithoutNames {
+    seq: u64,
+    committed_at_us: i64,
+    candles: Vec<CandleEntry>,
+    trades: Vec<TradeEntry>,
+    symbols: Vec<SymbolEntry>,
+}
+
+impl From<RecordWithoutNames> for GroupRecord {
+    fn from(old: RecordWithoutNames) -> GroupRecord {
+        GroupRecord {
+            seq: old.seq,
+            committed_at_us: old.committed_at_us,
+            candles: old.candles,
+            trades: old.trades,
+            symbols: old.symbols,
+            names: Vec::new(),
+        }
+    }
 }
 
 /// A candle's new state.
@@ -64,6 +92,14 @@ pub struct SymbolEntry {
     pub value: Vec<u8>,
 }
 
+/// A token's name, stored by the group.
+#[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
+pub struct NameEntry {
+    pub mint: [u8; 32],
+    /// `store::names::encode_name`.
+    pub value: Vec<u8>,
+}
+
 /// An entry that is not a valid record (a different writer version, or corruption).
 #[derive(Debug, thiserror::Error)]
 #[error("stream entry is not a valid group record: {0}")]
@@ -72,6 +108,8 @@ pub struct BadRecord(pub String);
 /// The first byte of an encoded record: the rest is the borsh record, deflated (raw deflate, RFC 1951).
 /// Another value is a format this build does not know (an entry of a newer writer, or of the builds before
 /// the format byte): the edge refuses it and loads a snapshot instead.
+const FORMAT_WITH_NAMES: u8 = 3;
+/// The layout before token names (no `names` field): still read, as a record without names.
 const FORMAT_BORSH_DEFLATE: u8 = 2;
 /// The same layout from a writer whose trade values were the whole trade as JSON (borsh writes a `String`
 /// and a `Vec<u8>` alike): still read, and `TradeValue::decode` reads those values.
@@ -82,25 +120,21 @@ const MAX_RECORD_BYTES: u64 = 256 << 20;
 
 impl GroupRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut encoder = DeflateEncoder::new(vec![FORMAT_BORSH_DEFLATE], Compression::fast());
+        let mut encoder = DeflateEncoder::new(vec![FORMAT_WITH_NAMES], Compression::fast());
         borsh::to_writer(&mut encoder, self).expect("records serialize into memory");
         encoder.finish().expect("deflating into memory")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<GroupRecord, BadRecord> {
+        let bad = |err: borsh::io::Error| BadRecord(err.to_string());
         match bytes.split_first() {
+            Some((&FORMAT_WITH_NAMES, deflated)) => {
+                borsh::from_slice(&inflate(deflated)?).map_err(bad)
+            }
             Some((&(FORMAT_BORSH_DEFLATE | FORMAT_TRADE_JSON), deflated)) => {
-                let mut plain = Vec::with_capacity(deflated.len() * 3);
-                DeflateDecoder::new(deflated)
-                    .take(MAX_RECORD_BYTES + 1)
-                    .read_to_end(&mut plain)
-                    .map_err(|err| BadRecord(format!("inflating: {err}")))?;
-                if plain.len() as u64 > MAX_RECORD_BYTES {
-                    return Err(BadRecord(format!(
-                        "inflates to more than {MAX_RECORD_BYTES} bytes"
-                    )));
-                }
-                borsh::from_slice(&plain).map_err(|err| BadRecord(err.to_string()))
+                borsh::from_slice::<RecordWithoutNames>(&inflate(deflated)?)
+                    .map(GroupRecord::from)
+                    .map_err(bad)
             }
             Some((format, _)) => Err(BadRecord(format!("unknown record format {format}"))),
             None => Err(BadRecord("an empty entry".into())),
@@ -108,7 +142,17 @@ impl GroupRecord {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.candles.is_empty() && self.trades.is_empty() && self.symbols.is_empty()
+        self.candles.is_empty()
+            && self.trades.is_empty()
+            && self.symbols.is_empty()
+            && self.names.is_empty()
+    }
+
+    pub fn add_name(&mut self, mint: &[u8; 32], name: &TokenName) {
+        self.names.push(NameEntry {
+            mint: *mint,
+            value: names::encode_name(name),
+        });
     }
 
     pub fn add_candle(
@@ -132,6 +176,21 @@ impl GroupRecord {
             value: codec::encode_symbol(stats).to_vec(),
         });
     }
+}
+
+/// The borsh bytes of a deflated record, at most [`MAX_RECORD_BYTES`].
+fn inflate(deflated: &[u8]) -> Result<Vec<u8>, BadRecord> {
+    let mut plain = Vec::with_capacity(deflated.len() * 3);
+    DeflateDecoder::new(deflated)
+        .take(MAX_RECORD_BYTES + 1)
+        .read_to_end(&mut plain)
+        .map_err(|err| BadRecord(format!("inflating: {err}")))?;
+    if plain.len() as u64 > MAX_RECORD_BYTES {
+        return Err(BadRecord(format!(
+            "inflates to more than {MAX_RECORD_BYTES} bytes"
+        )));
+    }
+    Ok(plain)
 }
 
 impl CandleEntry {
@@ -176,6 +235,10 @@ mod tests {
             value: crate::store::TradeValue::encode(1.5, 1_000).to_vec(),
             event_json: "{\"a\":1}".into(),
         });
+        record.add_name(
+            &[7; 32],
+            &TokenName::from_texts("PET", "Spin Pet", "").unwrap(),
+        );
         let bytes = record.encode();
         let back = GroupRecord::decode(&bytes).unwrap();
         assert_eq!(back, record);
@@ -194,6 +257,39 @@ mod tests {
         assert!(
             err.to_string().contains("unknown record format 42"),
             "{err}"
+        );
+    }
+
+    /// A record of a writer before names (format 2: the same layout without `names`) still decodes.
+    #[test]
+    fn a_record_without_names_still_decodes() {
+        #[derive(BorshSerialize)]
+        struct Old {
+            seq: u64,
+            committed_at_us: i64,
+            candles: Vec<CandleEntry>,
+            trades: Vec<TradeEntry>,
+            symbols: Vec<SymbolEntry>,
+        }
+        let old = Old {
+            seq: 9,
+            committed_at_us: 5,
+            candles: Vec::new(),
+            trades: Vec::new(),
+            symbols: vec![SymbolEntry {
+                mint: [4; 32],
+                value: vec![1, 2, 3],
+            }],
+        };
+        let mut encoder = DeflateEncoder::new(vec![FORMAT_BORSH_DEFLATE], Compression::fast());
+        borsh::to_writer(&mut encoder, &old).unwrap();
+        let record = GroupRecord::decode(&encoder.finish().unwrap()).unwrap();
+        assert_eq!((record.seq, record.symbols.len()), (9, 1));
+        assert!(record.names.is_empty());
+        // And a format-3 record is not read as the old layout.
+        assert_eq!(
+            GroupRecord::decode(&GroupRecord::default().encode()).unwrap(),
+            GroupRecord::default()
         );
     }
 }

@@ -14,8 +14,9 @@ use futures_util::StreamExt;
 use kline_protocol::{
     ClientRequest, CloseCode, ConnectionSuccess, ErrorCode, ErrorData,
     HistoryRequest as WireHistoryRequest, Pong, ServerMessage, ServerPayload, SubscribeRequest,
-    SubscribeTradesRequest, SubscriptionConfirmed, TradesSnapshot, TradesUnsubscribed,
-    UnsubscribeConfirmed, UnsubscribeRequest, UnsubscribeTradesRequest,
+    SubscribeTickersRequest, SubscribeTradesRequest, SubscriptionConfirmed, TickersSnapshot,
+    TickersUnsubscribed, TradesSnapshot, TradesUnsubscribed, UnsubscribeConfirmed,
+    UnsubscribeRequest, UnsubscribeTickersRequest, UnsubscribeTradesRequest,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -127,12 +128,14 @@ async fn serve_admitted(
     // Every mint ever seen would make this message grow without bound: list a bounded number.
     let mut symbols = state.symbol_list().await;
     symbols.truncate(config.hello_max_symbols);
+    let names = state.names.symbol_names(&symbols);
     let hello = ConnectionSuccess::new(
         client_id,
         now_ms() / 1000,
         symbols,
         env!("CARGO_PKG_VERSION"),
-    );
+    )
+    .with_symbol_names(names);
     let mut session = Session {
         state: &state,
         conn,
@@ -140,6 +143,7 @@ async fn serve_admitted(
         deflate,
         subscriptions: Subscriptions::default(),
         trade_mints: Vec::new(),
+        tickers: false,
     };
     outbox.push_message(session.encode(hello));
     let idle = Duration::from_secs(state.config.kline.connection_timeout);
@@ -217,6 +221,9 @@ async fn serve_admitted(
     // Boxed: the trade hub's command (a trade position with its 64-byte signature, a reply closure) made
     // this await the largest state of the task, and so every idle connection's (3.8 → 4.2 KB at 19,000).
     Box::pin(state.trade_hub.disconnect(conn, session.trade_mints)).await;
+    if session.tickers {
+        Box::pin(state.ticker_hub.leave(conn)).await;
+    }
     let violated = matches!(end, ReadEnd::Violation(_));
     // The last frames (a close frame, or the echo of the client's) get the write timeout, twice.
     let last_frames = settings.write_timeout * 2;
@@ -261,6 +268,8 @@ struct Session<'a> {
     subscriptions: Subscriptions,
     /// Mints whose trades this connection subscribed (bounded like the candle subscriptions).
     trade_mints: Vec<[u8; 32]>,
+    /// The connection holds the ticker stream.
+    tickers: bool,
 }
 
 impl Session<'_> {
@@ -290,7 +299,45 @@ impl Session<'_> {
             Ok(ClientRequest::History(request)) => self.history(request).await,
             Ok(ClientRequest::SubscribeTrades(request)) => self.subscribe_trades(request).await,
             Ok(ClientRequest::UnsubscribeTrades(request)) => self.unsubscribe_trades(request).await,
+            Ok(ClientRequest::SubscribeTickers(request)) => self.subscribe_tickers(request).await,
+            Ok(ClientRequest::UnsubscribeTickers(request)) => {
+                self.unsubscribe_tickers(request).await
+            }
         }
+    }
+
+    /// Joins the ticker stream: the hub queues the snapshot (encoded here, sent from its thread), then its
+    /// rounds (see [`crate::push::tickers`]).
+    async fn subscribe_tickers(&mut self, request: SubscribeTickersRequest) {
+        let sub_id = request
+            .subscription_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned());
+        let (outbox, deflate) = (self.outbox.clone(), self.deflate);
+        let subscription_id = request.subscription_id;
+        let reply = Box::new(move |window_start, tickers| {
+            let snapshot = TickersSnapshot::new(subscription_id, window_start, tickers);
+            outbox.push_message(frame::text_for(
+                &ServerMessage::now(snapshot).to_json(),
+                deflate,
+            ));
+        });
+        let hub = &self.state.ticker_hub;
+        match Box::pin(hub.join(self.conn, self.subscriber(), reply)).await {
+            Ok(()) => self.tickers = true,
+            Err(refused) => self.error(
+                ErrorData::new(ErrorCode::SubscriptionRefused, refused.to_string())
+                    .for_request(Some("subscribe_tickers"), sub_id.as_deref()),
+            ),
+        }
+    }
+
+    async fn unsubscribe_tickers(&mut self, request: UnsubscribeTickersRequest) {
+        if std::mem::take(&mut self.tickers) {
+            self.state.ticker_hub.leave(self.conn).await;
+        }
+        let confirmed = TickersUnsubscribed::new(request.subscription_id);
+        self.outbox.push_message(self.encode(confirmed));
     }
 
     /// Joins the mint's trades (gated), reads the snapshot, and opens the gate with the snapshot as its

@@ -60,14 +60,19 @@ pub fn update(update: &CandleUpdate) -> &Bytes {
 /// once (with the window every client accepts) and shared like [`update`]; the plain frame when compressing
 /// does not pay.
 pub fn update_deflated(update: &CandleUpdate, deflate: Deflate) -> &Bytes {
-    update.compressed.get_or_init(|| {
-        let plain = self::update(update);
-        let shared = Deflate {
-            window_bits: deflate::SHARED_WINDOW_BITS,
-            ..deflate
-        };
-        compressed_text(payload(plain), shared).unwrap_or_else(|| plain.clone())
-    })
+    update
+        .compressed
+        .get_or_init(|| shared_deflated(self::update(update), deflate))
+}
+
+/// A shared text frame (`plain`, made by [`text`]) compressed once for every connection that negotiated
+/// `deflate` (with the window every client accepts); `plain` again when compressing does not pay.
+pub fn shared_deflated(plain: &Bytes, deflate: Deflate) -> Bytes {
+    let shared = Deflate {
+        window_bits: deflate::SHARED_WINDOW_BITS,
+        ..deflate
+    };
+    compressed_text(payload(plain), shared).unwrap_or_else(|| plain.clone())
 }
 
 /// The payload of a frame this module encoded (unmasked, so the header is 2, 4 or 10 bytes).

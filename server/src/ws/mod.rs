@@ -10,6 +10,7 @@
 //! - [`close`]: the closing handshake: close codes for protocol violations, reading after our close.
 //! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
 //! - [`trades`]: a live trade's frame.
+//! - [`tickers`]: a ticker round's frame.
 
 pub mod close;
 pub mod connection;
@@ -19,6 +20,7 @@ pub mod handshake;
 pub mod inflate;
 pub mod outbox;
 pub mod socket;
+pub mod tickers;
 pub mod trades;
 pub mod writer;
 

@@ -10,7 +10,10 @@
 //! Overflow policy, in order:
 //! 1. A candle update replaces a waiting update of the **same candle** (same series and `time`) in place:
 //!    a chart needs only the latest value, and the order of the backlog is kept. Counted as `replaced`.
-//! 2. Otherwise, if `capacity` frames are waiting, or the frame would bring the waiting bytes above
+//! 2. A ticker round (`tickers`) that finds the previous round still waiting (not started) is merged into it
+//!    in place ([`TickerRound::merged`]): the client gets one message with the newest ticker of every mint
+//!    either held, so a slow reader has at most one round waiting, and still the newest state.
+//! 3. Otherwise, if `capacity` frames are waiting, or the frame would bring the waiting bytes above
 //!    `max_bytes` (a frame is always taken when nothing waits), the client is too slow: the backlog is
 //!    dropped (except a frame already partly written), a close frame 4008 follows, and the connection ends.
 //!    Nothing else is dropped silently. (The waiting bytes are summed when a backlog exists: it holds at most
@@ -35,6 +38,7 @@ use super::frame;
 use crate::feed::{CandleUpdate, SeriesId};
 pub use crate::push::SeriesKey;
 use crate::push::gate::SeriesGates;
+use crate::push::tickers::TickerRound;
 use crate::stats::{PipelineStats, PushStats};
 
 /// The most frames one vectored write carries.
@@ -46,6 +50,8 @@ enum Frame {
     Message(Bytes),
     /// A candle update shared with other subscribers (its frame is encoded once).
     Update(Arc<CandleUpdate>),
+    /// A ticker round, shared (or merged for this connection: policy 2).
+    Tickers(Arc<TickerRound>),
 }
 
 impl Frame {
@@ -54,6 +60,7 @@ impl Frame {
         match self {
             Frame::Message(bytes) => bytes,
             Frame::Update(update) => update_frame(update, deflate),
+            Frame::Tickers(round) => super::tickers::frame(round, deflate),
         }
     }
 }
@@ -196,6 +203,24 @@ impl Outbox {
         }
         self.send(&mut state, Frame::Message(frame));
         true
+    }
+
+    /// Queues a ticker round under the overflow policy above (2: merged into a waiting round; 3: too
+    /// slow). `false` if the outbox is closed.
+    pub fn push_tickers(&self, round: &Arc<TickerRound>) -> bool {
+        let mut state = self.lock();
+        if state.ending.is_some() {
+            return false;
+        }
+        if state.merge_waiting_tickers(round) {
+            return true;
+        }
+        let incoming = super::tickers::frame(round, state.deflate).len();
+        if state.queue.len() >= state.capacity || state.is_full(incoming) {
+            self.end_too_slow(&mut state);
+            return false;
+        }
+        self.send(&mut state, Frame::Tickers(round.clone())) != Pushed::Closed
     }
 
     /// Queues a candle update under the overflow policy above.
@@ -536,6 +561,26 @@ impl State {
         match same_candle {
             Some(queued) => {
                 *queued = Frame::Update(update.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Policy 2: merges `round` into a ticker round waiting (not started). `false` if none waits.
+    fn merge_waiting_tickers(&mut self, round: &TickerRound) -> bool {
+        let start = self.first_waiting();
+        let waiting = self
+            .queue
+            .range_mut(start..)
+            .rev()
+            .find_map(|frame| match frame {
+                Frame::Tickers(waiting) => Some(waiting),
+                _ => None,
+            });
+        match waiting {
+            Some(waiting) => {
+                *waiting = Arc::new(waiting.merged(round));
                 true
             }
             None => false,

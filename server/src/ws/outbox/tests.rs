@@ -439,3 +439,98 @@ async fn a_client_reading_a_trickle_is_closed_as_too_slow() {
     // The trickling reader still has megabytes of socket buffer to read: leave it.
     drop(trickle);
 }
+
+/// A ticker round of the mints `bytes`, each at `price`.
+fn round(bytes: &[u8], price: f64) -> Arc<TickerRound> {
+    let mut tickers: Vec<_> = bytes
+        .iter()
+        .map(|&b| kline_protocol::Ticker::new(Symbol::from_bytes(&[b; 32]), price, None))
+        .collect();
+    tickers.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+    Arc::new(TickerRound::new(0, tickers))
+}
+
+/// The (mint byte, last price) pairs of a `tickers` payload.
+fn tickers_in(payload: &str) -> Vec<(u8, f64)> {
+    let message = kline_protocol::ServerMessage::parse(payload).unwrap();
+    let kline_protocol::ServerPayload::Tickers(tickers) = message.payload else {
+        panic!("not tickers: {payload}");
+    };
+    let mut prices: Vec<(u8, f64)> = tickers
+        .data
+        .iter()
+        .map(|t| (t.symbol.to_bytes()[0], t.last_price))
+        .collect();
+    prices.sort_by_key(|(byte, _)| *byte);
+    prices
+}
+
+#[test]
+fn a_ticker_round_merges_into_the_waiting_one_and_never_into_one_being_written() {
+    let mut state = State::new(8);
+    state.queue.push_back(Frame::Tickers(round(&[1, 2], 1.0)));
+    state.front_written = 3;
+    assert!(
+        !state.merge_waiting_tickers(&round(&[2], 2.0)),
+        "a partly written round is not touched"
+    );
+    state.queue.push_back(message("candle"));
+    state.queue.push_back(Frame::Tickers(round(&[2, 3], 2.0)));
+    assert!(state.merge_waiting_tickers(&round(&[3, 4], 3.0)));
+    assert_eq!(state.queue.len(), 3, "merged in place, nothing added");
+    state.front_written = 0;
+    let mut sink = Vec::new();
+    assert_eq!(write_all_into(&mut state, &mut sink), Backlog::Empty);
+    let written = payloads(&sink);
+    assert_eq!(tickers_in(&written[0]), [(1, 1.0), (2, 1.0)]);
+    assert_eq!(written[1], "candle");
+    assert_eq!(
+        tickers_in(&written[2]),
+        [(2, 2.0), (3, 3.0), (4, 3.0)],
+        "every mint once, each with its newest ticker"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_reads_no_tickers_holds_one_merged_round_then_gets_4008() {
+    let (outbox, client) = connected(1024).await;
+    let mints: Arc<Vec<u8>> = Arc::new((0..=255).collect());
+    // Rounds of 256 tickers (~60 KB) until one is being written and one waits behind it.
+    let mut pushed = 0.0;
+    while outbox.lock().queue.len() < 2 {
+        assert!(outbox.push_tickers(&round(&mints, pushed)));
+        pushed += 1.0;
+    }
+    for price in 0..100 {
+        assert!(outbox.push_tickers(&round(&mints, f64::from(price))));
+        assert_eq!(
+            outbox.lock().queue.len(),
+            2,
+            "the round being written and one merged round, never more"
+        );
+    }
+    // Rounds keep coming while the writer runs; the client never reads: once the socket buffers are
+    // full, a window without progress queues 4008, and the next gives the connection up.
+    let pusher = {
+        let (outbox, mints) = (outbox.clone(), mints.clone());
+        tokio::spawn(async move {
+            let mut price = 0.0;
+            while outbox.push_tickers(&round(&mints, price)) {
+                price += 1.0;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let settings = super::super::writer::WriterSettings {
+        ping_every: std::time::Duration::from_secs(3600),
+        write_timeout: std::time::Duration::from_millis(200),
+        min_drain_bytes_per_sec: 0,
+    };
+    assert_eq!(
+        super::super::writer::run(&outbox, &settings).await,
+        Ending::Failed
+    );
+    pusher.await.unwrap();
+    assert_eq!(outbox.stats.slow_client_closes.get(), 1);
+    drop(client);
+}
