@@ -220,7 +220,11 @@ impl App {
             Ok(symbols) if symbols.is_empty() => {
                 picker.message = Some("the server knows no symbols yet".into())
             }
-            Ok(symbols) => picker.symbols = symbols,
+            Ok(symbols) => {
+                self.state
+                    .learn_names(symbols.iter().filter_map(|entry| entry.symbol_name()));
+                picker.symbols = symbols;
+            }
             Err(err) => picker.message = Some(format!("cannot list symbols: {err}")),
         }
         self.ui.picker = Some(picker);

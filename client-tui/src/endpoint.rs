@@ -79,7 +79,7 @@ impl Endpoint {
     }
 }
 
-/// Known symbols with their last price, most recent first.
+/// Known symbols with their ticker, name and last price, most recent first.
 pub async fn fetch_symbols(endpoint: &Endpoint) -> anyhow::Result<Vec<crate::view::SymbolEntry>> {
     let list: Vec<serde_json::Value> = async {
         endpoint
@@ -96,8 +96,12 @@ pub async fn fetch_symbols(endpoint: &Endpoint) -> anyhow::Result<Vec<crate::vie
     Ok(list
         .iter()
         .filter_map(|entry| {
+            // Names are sanitised again here: nothing from the server reaches the terminal unchecked.
+            let text = |field: &str| entry[field].as_str().unwrap_or("");
             Some(crate::view::SymbolEntry {
                 symbol: entry["symbol"].as_str()?.to_owned(),
+                ticker: kline_protocol::TickerText::new(text("ticker")),
+                name: kline_protocol::NameText::new(text("name")),
                 last_price: entry["last_price"].as_f64().unwrap_or(f64::NAN),
             })
         })

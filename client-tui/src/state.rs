@@ -1,12 +1,13 @@
 //! The chart's state: a pure model built from protocol messages. No I/O, no terminal: the connection feeds
 //! it messages, the view only reads it, and input turns into calls on it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use kline_protocol::{
-    Candle, HistoryRequest, Interval, ServerMessage, ServerPayload, Symbol, Trade, TradeId,
+    Candle, HistoryRequest, Interval, ServerMessage, ServerPayload, Symbol, SymbolName, Trade,
+    TradeId,
 };
 
 /// Candles asked for when (re)subscribing and per page of older history.
@@ -50,6 +51,8 @@ pub struct ChartState {
     pub last_update: Option<Instant>,
     /// The mint's latest trades, newest first (at most [`TRADES_KEPT`]).
     pub trades: VecDeque<Trade>,
+    /// Tokens' tickers and names, from `connection_success` and the symbol list (kept across switches).
+    pub names: HashMap<Symbol, SymbolName>,
 }
 
 impl ChartState {
@@ -69,6 +72,16 @@ impl ChartState {
             update_times: VecDeque::new(),
             last_update: None,
             trades: VecDeque::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    /// Remembers tokens' names (the title shows the current one's).
+    pub fn learn_names(&mut self, names: impl IntoIterator<Item = SymbolName>) {
+        for entry in names {
+            if entry.ticker.is_some() || entry.name.is_some() {
+                self.names.insert(entry.symbol.clone(), entry);
+            }
         }
     }
 
@@ -110,6 +123,9 @@ impl ChartState {
             }
             ServerPayload::Trade(trade) if self.symbol.as_ref() == Some(&trade.symbol) => {
                 self.push_trade(trade);
+            }
+            ServerPayload::ConnectionSuccess(hello) => {
+                self.learn_names(hello.symbol_names.iter().cloned());
             }
             ServerPayload::Error(error) => {
                 self.older_pending = false;
@@ -182,6 +198,7 @@ impl ChartState {
             link: self.link.clone(),
             zoom: self.zoom,
             trades,
+            names: std::mem::take(&mut self.names),
             ..ChartState::new(Some(symbol), interval)
         };
     }
@@ -446,5 +463,28 @@ mod tests {
             state.trades.is_empty(),
             "another mint starts with no trades"
         );
+    }
+
+    #[test]
+    fn names_from_connection_success_are_kept_across_switches() {
+        use kline_protocol::{ConnectionSuccess, NameText, SymbolName, TickerText};
+        let other = Symbol::from_bytes(&[6; 32]);
+        let names = vec![
+            SymbolName::new(symbol(), TickerText::new("PET"), NameText::new("Spin Pet")),
+            SymbolName::new(other.clone(), None, None),
+        ];
+        let hello = ConnectionSuccess::new("c", 0, vec![symbol(), other.clone()], "0")
+            .with_symbol_names(names);
+        let mut state = state_with(&[ServerMessage::new(hello, 0)]);
+        assert_eq!(
+            state.names[&symbol()].name.as_ref().unwrap().as_str(),
+            "Spin Pet"
+        );
+        assert!(
+            !state.names.contains_key(&other),
+            "an unnamed mint adds nothing"
+        );
+        state.switch(other, Interval::M1);
+        assert!(state.names.contains_key(&symbol()));
     }
 }

@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod overlay;
 pub mod price;
+pub mod symbols;
 pub mod trades;
 pub mod volume;
 
@@ -24,6 +25,8 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 use self::chart::{CandleChart, first_column, price_range};
 use self::overlay::{IndicatorLegend, OverlayLines, Overlays};
 use self::price::format_price;
+pub use self::symbols::{Picker, SymbolEntry};
+use self::symbols::{chart_title, render_picker};
 use self::trades::{TRADES_WIDTH, TradesPane};
 use self::volume::{VolumeBars, format_volume, max_volume};
 use crate::indicators::Indicators;
@@ -34,32 +37,6 @@ pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 10;
 const AXIS_WIDTH: u16 = 12;
 const PRICE_DIGITS: usize = 4;
-
-/// A known symbol, for the picker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SymbolEntry {
-    pub symbol: String,
-    pub last_price: f64,
-}
-
-/// The symbol picker's state.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Picker {
-    pub filter: String,
-    pub symbols: Vec<SymbolEntry>,
-    pub selected: usize,
-    pub message: Option<String>,
-}
-
-impl Picker {
-    pub fn matches(&self) -> Vec<&SymbolEntry> {
-        let filter = self.filter.to_lowercase();
-        self.symbols
-            .iter()
-            .filter(|s| s.symbol.to_lowercase().contains(&filter))
-            .collect()
-    }
-}
 
 /// What the screen shows besides the chart state.
 #[derive(Debug, Clone, Default)]
@@ -216,14 +193,6 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
     }
 }
 
-fn short(symbol: &str) -> String {
-    if symbol.len() <= 12 {
-        symbol.to_owned()
-    } else {
-        format!("{}…{}", &symbol[..5], &symbol[symbol.len() - 4..])
-    }
-}
-
 fn render_header(
     state: &ChartState,
     candles: &[Candle],
@@ -235,7 +204,7 @@ fn render_header(
     let name = state
         .symbol
         .as_ref()
-        .map_or("—".to_owned(), |s| short(s.as_str()));
+        .map_or("—".to_owned(), |s| chart_title(s, state.names.get(s)));
     let mut spans = vec![
         Span::styled(
             format!(" {name} "),
@@ -390,40 +359,6 @@ fn render_help(area: Rect, buf: &mut Buffer) {
             Block::default()
                 .borders(Borders::ALL)
                 .title(" keys (? to close) "),
-        )
-        .render(box_area, buf);
-}
-
-fn render_picker(picker: &Picker, area: Rect, buf: &mut Buffer) {
-    let box_area = centered(area, 64, area.height.saturating_sub(2).min(20));
-    Clear.render(box_area, buf);
-    let mut lines = vec![Line::from(format!("filter: {}▏", picker.filter))];
-    if let Some(message) = &picker.message {
-        lines.push(Line::styled(
-            message.clone(),
-            Style::new().fg(Color::Yellow),
-        ));
-    }
-    for (index, entry) in picker.matches().into_iter().enumerate() {
-        let style = if index == picker.selected {
-            Style::new().add_modifier(Modifier::REVERSED)
-        } else {
-            Style::new()
-        };
-        lines.push(Line::styled(
-            format!(
-                "{:<46} {}",
-                entry.symbol,
-                format_price(entry.last_price, PRICE_DIGITS)
-            ),
-            style,
-        ));
-    }
-    Paragraph::new(lines)
-        .block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" symbols (Enter choose, Esc close) "),
         )
         .render(box_area, buf);
 }
