@@ -9,6 +9,7 @@ import { CandleFeed } from "./chart-feed.js";
 import { IndicatorOverlay } from "./indicator-overlay.js";
 import * as indicatorMath from "./indicators.js";
 import { formatPrice, priceFormatFor } from "./price-format.js";
+import { SymbolPicker, shortMint, symbolTitle } from "./symbol-picker.js";
 
 const INTERVALS = ["s1", "s15", "s30", "m1", "m5", "m15", "h1", "h4", "d1"];
 const SYMBOLS_REFRESH_MS = 10_000;
@@ -253,13 +254,13 @@ function renderTrades() {
 function showLegend(candle) {
   const legend = $("legend");
   if (!candle) {
-    legend.textContent = state.symbol ? `${short(state.symbol)} ${state.interval}` : "";
+    legend.textContent = state.symbol ? `${title(state.symbol)} ${state.interval}` : "";
     return;
   }
   const change = candle.open ? ((candle.close - candle.open) / candle.open) * 100 : 0;
   legend.innerHTML = "";
   const parts = [
-    [`${short(state.symbol)} ${state.interval}`, "pair"],
+    [`${title(state.symbol)} ${state.interval}`, "pair"],
     [`O ${formatPrice(candle.open, 5)}`],
     [`H ${formatPrice(candle.high, 5)}`],
     [`L ${formatPrice(candle.low, 5)}`],
@@ -311,7 +312,8 @@ function recordError(error) {
   renderStatus();
 }
 
-const short = (symbol) => (symbol ? `${symbol.slice(0, 4)}…${symbol.slice(-4)}` : "—");
+/** The chart's title for `symbol`: `TICKER · name (3bue…qAZQ)` once its name is known (symbol-picker.js). */
+const title = (symbol) => symbolTitle(picker.entry(symbol) ?? { symbol });
 
 // ---- the feed ----
 
@@ -398,12 +400,12 @@ function show(symbol, interval) {
   for (const button of document.querySelectorAll("#intervals button")) {
     button.classList.toggle("active", button.dataset.interval === interval);
   }
-  $("symbol").value = symbol;
+  picker.select(symbol);
   const query = new URLSearchParams(location.search);
   query.set("symbol", symbol);
   query.set("interval", interval);
   history.replaceState(null, "", `/chart?${query}`);
-  document.title = `${short(symbol)} ${interval} · kline`;
+  document.title = `${title(symbol)} ${interval} · kline`;
   showLegend(null);
   feed.watch(symbol, interval);
 }
@@ -416,7 +418,7 @@ for (const interval of INTERVALS) {
   $("intervals").append(button);
 }
 
-$("symbol").addEventListener("change", (event) => show(event.target.value, state.interval));
+const picker = new SymbolPicker($("symbol"), $("symbol-search"), (symbol) => show(symbol, state.interval));
 
 $("tz").addEventListener("click", () => {
   state.utc = !state.utc;
@@ -432,21 +434,23 @@ async function refreshSymbols() {
     const response = await fetch("/api/v1/symbols");
     if (!response.ok) throw new Error(`GET /api/v1/symbols: ${response.status}`);
     const list = await response.json();
-    const select = $("symbol");
-    const known = new Set(list.map((s) => s.symbol));
-    const options = list.map((s) => [s.symbol, `${short(s.symbol)}  ${formatPrice(s.last_price, 4)}`]);
-    if (state.symbol && !known.has(state.symbol)) options.unshift([state.symbol, `${short(state.symbol)}  —`]);
-    select.replaceChildren(
-      ...options.map(([value, text]) => {
-        const option = document.createElement("option");
-        option.value = value;
-        option.textContent = text;
-        option.title = value;
-        return option;
-      }),
-    );
-    if (state.symbol) select.value = state.symbol;
-    else if (list.length) show(list[0].symbol, state.interval);
+    const entries = list.map((s) => ({
+      symbol: s.symbol,
+      ticker: s.ticker ?? null,
+      name: s.name ?? null,
+      label: `${symbolTitle(s)}  ${formatPrice(s.last_price, 4)}`,
+    }));
+    if (state.symbol && !entries.some((entry) => entry.symbol === state.symbol)) {
+      entries.unshift({ symbol: state.symbol, ticker: null, name: null, label: `${shortMint(state.symbol)}  —` });
+    }
+    const named = state.symbol && title(state.symbol);
+    picker.setEntries(entries, state.symbol);
+    if (state.symbol && title(state.symbol) !== named) {
+      // The current symbol's name arrived: the titles follow.
+      document.title = `${title(state.symbol)} ${state.interval} · kline`;
+      showLegend(state.candles.at(-1));
+    }
+    if (!state.symbol && list.length) show(list[0].symbol, state.interval);
   } catch (error) {
     recordError({ code: 0, message: error.message });
   }
@@ -520,6 +524,14 @@ Object.defineProperty(window, "__kline", {
     },
     get utc() {
       return state.utc;
+    },
+    /** The current symbol's title, and the picker as shown: its search text and its options' texts. */
+    get title() {
+      return state.symbol ? title(state.symbol) : null;
+    },
+    get picker() {
+      const options = [...$("symbol").options].map((option) => ({ value: option.value, text: option.textContent }));
+      return { search: $("symbol-search").value, options };
     },
     formatPrice,
     formatVolume,

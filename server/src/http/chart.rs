@@ -68,6 +68,12 @@ const ASSETS: &[Asset] = &[
         include_bytes!("../../web/price-format.js"),
     ),
     Asset {
+        name: "symbol-picker.js",
+        content_type: JS,
+        cache_control: NO_CACHE,
+        body: include_bytes!("../../web/symbol-picker.js"),
+    },
+    Asset {
         name: "lightweight-charts-5.2.1.standalone.production.js",
         content_type: JS,
         cache_control: IMMUTABLE,
