@@ -2,7 +2,7 @@
 # Runs the design document's JavaScript client (section 9.2, `ws` npm package) against the real
 # kline-server with its simulator on, the old Spin Pet server's Socket.IO client flow (socket.io-client,
 # both transports), then the closing-handshake and permessage-deflate checks with Node `ws` and Python
-# `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built kline-server.
+# `websockets`, and the ticker stream with Python `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built kline-server.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${KLINE_SERVER_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/debug/kline-server}
@@ -46,6 +46,10 @@ KLINE_HTTP_URL="http://$addr" KLINE_MINT="$mint" node test_socketio_kline.js
 KLINE_WS_URL="ws://$addr/ws" node test_close_handshake.js
 KLINE_WS_URL="ws://$addr/ws" python3 "$here/../py/test_close_handshake.py"
 echo "close-handshake clients: 2 passed, 0 failed"
+
+# The ticker stream (snapshot, at most one update a second, unsubscribe) seen by Python `websockets`.
+KLINE_WS_URL="ws://$addr/ws" python3 "$here/../py/test_tickers.py"
+echo "ticker stream client: 1 passed, 0 failed"
 
 # permessage-deflate with the same two clients, compression on and off.
 KLINE_WS_URL="ws://$addr/ws" KLINE_MINT="$mint" node test_compression.js
