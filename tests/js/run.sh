@@ -2,7 +2,8 @@
 # Runs the design document's JavaScript client (section 9.2, `ws` npm package) against the real
 # kline-server with its simulator on, the old Spin Pet server's Socket.IO client flow (socket.io-client,
 # both transports), then the closing-handshake and permessage-deflate checks with Node `ws` and Python
-# `websockets`, and the ticker stream with Python `websockets`. Used by .ci/run; needs node, npm, python3 with `websockets` and a built kline-server.
+# `websockets`, and the ticker stream with Python `websockets`. Used by .ci/run; needs node, npm, python3
+# with `websockets` and a built kline-server.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${KLINE_SERVER_BIN:-${CARGO_TARGET_DIR:-$here/../../target}/debug/kline-server}
