@@ -28,7 +28,7 @@ export function matchesQuery(entry, query) {
  */
 export class SymbolPicker {
   constructor(select, search, onChoose) {
-    this.select = select;
+    this.list = select;
     this.search = search;
     this.entries = []; // {symbol, ticker, name, label}
     this.current = null;
@@ -68,7 +68,7 @@ export class SymbolPicker {
     // The current symbol stays selectable (and selected) even when the search leaves it out.
     const current = this.current && this.entry(this.current);
     if (current && !shown.includes(current)) shown.unshift(current);
-    this.select.replaceChildren(
+    this.list.replaceChildren(
       ...shown.map((entry) => {
         const option = document.createElement("option");
         option.value = entry.symbol;
@@ -77,6 +77,6 @@ export class SymbolPicker {
         return option;
       }),
     );
-    if (this.current) this.select.value = this.current;
+    if (this.current) this.list.value = this.current;
   }
 }
