@@ -28,7 +28,10 @@ const HOSTILE_URI: &str = "javascript:alert(1)\r\n\u{9b}";
 fn expected_hostile_name() -> String {
     let kept = "<script>alert('kline')</script>[2J]0;owned";
     let mut name = kept.to_owned();
-    name.extend(std::iter::repeat_n('A', MAX_NAME_CHARS - kept.chars().count()));
+    name.extend(std::iter::repeat_n(
+        'A',
+        MAX_NAME_CHARS - kept.chars().count(),
+    ));
     name
 }
 
@@ -44,12 +47,18 @@ fn events(market: &mut SimulatedMarket) -> Vec<EventRecord> {
     token.name = hostile_name();
     token.uri = HOSTILE_URI.into();
     let plain = market.token_created(1, now - 2000);
-    let trades = [market.next_event_for(0, now - 1000), market.next_event_for(1, now - 1000)];
+    let trades = [
+        market.next_event_for(0, now - 1000),
+        market.next_event_for(1, now - 1000),
+    ];
     [hostile, plain].into_iter().chain(trades).collect()
 }
 
 fn start(dir: &std::path::Path) -> ServerProcess {
-    ServerProcess::start(&dir.join("db"), &["--set", "source.simulator.enabled=false"])
+    ServerProcess::start(
+        &dir.join("db"),
+        &["--set", "source.simulator.enabled=false"],
+    )
 }
 
 fn no_control(text: &str) -> bool {
@@ -75,7 +84,10 @@ async fn assert_rest_names(server: &ServerProcess, market: &SimulatedMarket) {
     for field in ["ticker", "name", "uri"] {
         assert!(no_control(hostile[field].as_str().unwrap()), "{field}");
     }
-    assert!(hostile["last_price"].as_f64().unwrap() > 0.0, "the old fields stay");
+    assert!(
+        hostile["last_price"].as_f64().unwrap() > 0.0,
+        "the old fields stay"
+    );
     let plain = entry(1);
     assert_eq!(plain["ticker"], "LYNX");
     assert_eq!(plain["name"], "Simulated Lynx");
@@ -88,7 +100,11 @@ async fn hello_names(server: &ServerProcess) -> (Client, Vec<SymbolName>) {
     let ServerPayload::ConnectionSuccess(hello) = client.recv().await.payload else {
         panic!("the server speaks first with connection_success");
     };
-    let listed: Vec<_> = hello.symbol_names.iter().map(|n| n.symbol.clone()).collect();
+    let listed: Vec<_> = hello
+        .symbol_names
+        .iter()
+        .map(|n| n.symbol.clone())
+        .collect();
     assert_eq!(listed, hello.supported_symbols);
     (client, hello.symbol_names)
 }
@@ -142,7 +158,9 @@ fn ticker_triples(tickers: &[Ticker]) -> Vec<(String, Option<String>, Option<Str
 /// The ticker stream's snapshot.
 async fn ticker_snapshot(client: &mut Client) -> Vec<Ticker> {
     client
-        .send(&ClientRequest::SubscribeTickers(SubscribeTickersRequest::new()))
+        .send(&ClientRequest::SubscribeTickers(
+            SubscribeTickersRequest::new(),
+        ))
         .await;
     loop {
         match client.recv().await.payload {
@@ -163,7 +181,11 @@ async fn a_hostile_name_is_stored_sanitised_served_everywhere_and_survives_a_res
         .map(|event| event.to_json() + "\n")
         .collect();
     let (status, report) = post_events(&server, body).await;
-    assert_eq!((status, report["accepted"].as_u64()), (200, Some(4)), "{report}");
+    assert_eq!(
+        (status, report["accepted"].as_u64()),
+        (200, Some(4)),
+        "{report}"
+    );
 
     assert_rest_names(&server, &market).await;
     let (mut client, names) = hello_names(&server).await;
@@ -181,12 +203,19 @@ async fn a_hostile_name_is_stored_sanitised_served_everywhere_and_survives_a_res
 
     // A restart (SIGTERM, the same data directory) keeps every name.
     drop(client);
-    assert!(server.terminate(Duration::from_secs(30)).is_some_and(|s| s.success()));
+    assert!(
+        server
+            .terminate(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
     let server = start(dir.path());
     assert_rest_names(&server, &market).await;
     let (mut client, names) = hello_names(&server).await;
     assert_named(&hello_triples(&names), &market);
-    assert_named(&ticker_triples(&ticker_snapshot(&mut client).await), &market);
+    assert_named(
+        &ticker_triples(&ticker_snapshot(&mut client).await),
+        &market,
+    );
 }
 
 #[tokio::test]
@@ -202,15 +231,23 @@ async fn the_simulator_names_its_mints_through_token_created_events() {
         ],
     );
     let expected = SimulatedMarket::new(4, 3);
-    kline_tests::wait_until("the simulated mints are listed with names", Duration::from_secs(30), || async {
-        let list = get_json(&server.url("/api/v1/symbols")).await;
-        let named = list.as_array().map_or(0, |list| {
-            list.iter()
-                .filter(|entry| entry["name"].as_str().is_some_and(|n| n.starts_with("Simulated ")))
-                .count()
-        });
-        named == expected.mints().len()
-    })
+    kline_tests::wait_until(
+        "the simulated mints are listed with names",
+        Duration::from_secs(30),
+        || async {
+            let list = get_json(&server.url("/api/v1/symbols")).await;
+            let named = list.as_array().map_or(0, |list| {
+                list.iter()
+                    .filter(|entry| {
+                        entry["name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("Simulated "))
+                    })
+                    .count()
+            });
+            named == expected.mints().len()
+        },
+    )
     .await;
     let list = get_json(&server.url("/api/v1/symbols")).await;
     for (index, mint) in expected.mints().iter().enumerate() {

@@ -23,7 +23,11 @@ async fn post(server: &ServerProcess, events: &[EventRecord]) {
     let body: String = events.iter().map(|e| e.to_json() + "\n").collect();
     let (status, report) = post_events(server, body).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["accepted"].as_u64(), Some(events.len() as u64), "{report}");
+    assert_eq!(
+        report["accepted"].as_u64(),
+        Some(events.len() as u64),
+        "{report}"
+    );
 }
 
 fn now_ms() -> i64 {
@@ -108,7 +112,9 @@ fn matches(ticker: &Ticker, expected: &Reference) -> bool {
 
 async fn subscribe(client: &mut Client) -> kline_protocol::TickersSnapshot {
     client
-        .send(&ClientRequest::SubscribeTickers(SubscribeTickersRequest::new()))
+        .send(&ClientRequest::SubscribeTickers(
+            SubscribeTickersRequest::new(),
+        ))
         .await;
     loop {
         match client.recv().await.payload {
@@ -180,7 +186,10 @@ async fn a_snapshot_then_at_most_one_message_a_second_with_the_reference_24h_num
             break expected;
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        assert!(!left.is_zero(), "tickers never matched: held {held:#?}, expected {expected:#?}");
+        assert!(
+            !left.is_zero(),
+            "tickers never matched: held {held:#?}, expected {expected:#?}"
+        );
         match client.recv_within(left).await {
             Received::Message(message) => match message.payload {
                 ServerPayload::Tickers(update) => {
@@ -211,20 +220,33 @@ async fn a_snapshot_then_at_most_one_message_a_second_with_the_reference_24h_num
             .iter()
             .filter(|e| e.event.latest_price().is_some() && e.event.mint().to_string() == *mint)
             .count() as u64;
-        assert!(r.count < all, "{mint}: the events before the window are not counted");
+        assert!(
+            r.count < all,
+            "{mint}: the events before the window are not counted"
+        );
         let ticker = &held[mint];
-        assert!(ticker.name.as_ref().is_some_and(|n| n.as_str().starts_with("Simulated ")));
+        assert!(
+            ticker
+                .name
+                .as_ref()
+                .is_some_and(|n| n.as_str().starts_with("Simulated "))
+        );
     }
     // A second subscriber's snapshot holds the same numbers.
     let mut second = Client::connect(&server.ws_url()).await;
     let snapshot = subscribe(&mut second).await;
     assert_eq!(snapshot.data.len(), MINTS);
     for ticker in &snapshot.data {
-        assert!(matches(ticker, &expected[&ticker.symbol.to_string()]), "{ticker:?}");
+        assert!(
+            matches(ticker, &expected[&ticker.symbol.to_string()]),
+            "{ticker:?}"
+        );
     }
     // Unsubscribing is confirmed, and no round follows the confirmation.
     second
-        .send(&ClientRequest::UnsubscribeTickers(UnsubscribeTickersRequest::new()))
+        .send(&ClientRequest::UnsubscribeTickers(
+            UnsubscribeTickersRequest::new(),
+        ))
         .await;
     loop {
         match second.recv().await.payload {
@@ -286,12 +308,17 @@ async fn a_ticker_subscriber_that_never_reads_is_closed_with_4008_while_a_reader
     // The hub learns the mints through the feed: subscribe (again) until its snapshot has them all.
     let deadline = Instant::now() + Duration::from_secs(30);
     while subscribe(&mut reader).await.data.len() < MANY {
-        assert!(Instant::now() < deadline, "the ticker hub never had every mint");
+        assert!(
+            Instant::now() < deadline,
+            "the ticker hub never had every mint"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut slow = connect_never_reading(&server).await;
-    slow.send(&ClientRequest::SubscribeTickers(SubscribeTickersRequest::new()))
-        .await;
+    slow.send(&ClientRequest::SubscribeTickers(
+        SubscribeTickersRequest::new(),
+    ))
+    .await;
     wait_until("both subscribed", Duration::from_secs(30), || async {
         metric(&server, "kline_ticker_subscriptions_active").await == 2.0
     })
@@ -309,15 +336,20 @@ async fn a_ticker_subscriber_that_never_reads_is_closed_with_4008_while_a_reader
         {
             rounds += 1;
         }
-        assert!(rounds < 60, "the slow client was not closed after {rounds} rounds");
+        assert!(
+            rounds < 60,
+            "the slow client was not closed after {rounds} rounds"
+        );
     }
     assert_eq!(
         slow.close_code(Duration::from_secs(30)).await,
         Some(CloseCode::TooSlow.as_u16())
     );
-    wait_until("the slow client left the ticker hub", Duration::from_secs(30), || async {
-        metric(&server, "kline_ticker_subscriptions_active").await == 1.0
-    })
+    wait_until(
+        "the slow client left the ticker hub",
+        Duration::from_secs(30),
+        || async { metric(&server, "kline_ticker_subscriptions_active").await == 1.0 },
+    )
     .await;
     // The reader still gets rounds.
     post(&server, &[market.next_event_for(0, now_ms())]).await;
@@ -331,7 +363,9 @@ async fn a_ticker_subscriber_that_never_reads_is_closed_with_4008_while_a_reader
 
 async fn refused(client: &mut Client) -> kline_protocol::ErrorData {
     client
-        .send(&ClientRequest::SubscribeTickers(SubscribeTickersRequest::new()))
+        .send(&ClientRequest::SubscribeTickers(
+            SubscribeTickersRequest::new(),
+        ))
         .await;
     loop {
         match client.recv().await.payload {
@@ -351,17 +385,29 @@ async fn the_stream_is_refused_without_h1_candles_and_beyond_the_node_limit() {
     assert!(error.message.contains("h1"), "{}", error.message);
     assert_eq!(error.msg_type.as_deref(), Some("subscribe_tickers"));
 
-    let limited = server(other_dir.path(), &["--set", "kline.max_ticker_subscriptions=1"]);
+    let limited = server(
+        other_dir.path(),
+        &["--set", "kline.max_ticker_subscriptions=1"],
+    );
     let mut first = Client::connect(&limited.ws_url()).await;
     subscribe(&mut first).await;
     subscribe(&mut first).await; // subscribing again is not a second subscription
     let mut second = Client::connect(&limited.ws_url()).await;
     let error = refused(&mut second).await;
     assert_eq!(error.code, ErrorCode::SubscriptionRefused);
-    assert!(error.message.contains("kline.max_ticker_subscriptions"), "{}", error.message);
+    assert!(
+        error.message.contains("kline.max_ticker_subscriptions"),
+        "{}",
+        error.message
+    );
     first
-        .send(&ClientRequest::UnsubscribeTickers(UnsubscribeTickersRequest::new()))
+        .send(&ClientRequest::UnsubscribeTickers(
+            UnsubscribeTickersRequest::new(),
+        ))
         .await;
-    while !matches!(first.recv().await.payload, ServerPayload::TickersUnsubscribed(_)) {}
+    while !matches!(
+        first.recv().await.payload,
+        ServerPayload::TickersUnsubscribed(_)
+    ) {}
     subscribe(&mut second).await;
 }
