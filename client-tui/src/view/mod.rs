@@ -26,7 +26,7 @@ use self::chart::{CandleChart, first_column, price_range};
 use self::overlay::{IndicatorLegend, OverlayLines, Overlays};
 use self::price::format_price;
 pub use self::symbols::{Picker, SymbolEntry};
-use self::symbols::{chart_title, render_picker};
+use self::symbols::{chart_title, fitted_title, render_picker};
 use self::trades::{TRADES_WIDTH, TradesPane};
 use self::volume::{VolumeBars, format_volume, max_volume};
 use crate::indicators::Indicators;
@@ -244,6 +244,13 @@ fn render_header(
             Style::new().fg(color),
         ));
         spans.push(Span::raw(format!("  H {}  L {}", p(high), p(low))));
+    }
+    // The title takes what the rest of the header leaves (at least the short address).
+    if let Some(symbol) = &state.symbol {
+        let rest: usize = spans[1..].iter().map(Span::width).sum();
+        let budget = usize::from(area.width).saturating_sub(rest + 2);
+        let title = fitted_title(symbol, state.names.get(symbol), budget);
+        spans[0].content = format!(" {title} ").into();
     }
     Line::from(spans).render(area, buf);
 }

@@ -96,6 +96,31 @@ pub fn chart_title(symbol: &Symbol, name: Option<&SymbolName>) -> String {
     format!("{label} ({}…{})", &text[..4], &text[text.len() - 4..])
 }
 
+/// The longest of the title's forms that fits `max_chars`: `TICKER · name (3bue…qAZQ)`, then
+/// `TICKER (3bue…qAZQ)` (or the name's, without a ticker), then the short address whatever its length.
+pub fn fitted_title(symbol: &Symbol, name: Option<&SymbolName>, max_chars: usize) -> String {
+    let full = chart_title(symbol, name);
+    if full.chars().count() <= max_chars {
+        return full;
+    }
+    let ticker_only = name.map(|n| {
+        let short = SymbolName::new(
+            symbol.clone(),
+            n.ticker.clone(),
+            if n.ticker.is_some() {
+                None
+            } else {
+                n.name.clone()
+            },
+        );
+        chart_title(symbol, Some(&short))
+    });
+    match ticker_only {
+        Some(title) if title.chars().count() <= max_chars => title,
+        _ => short_mint(symbol.as_str()),
+    }
+}
+
 pub fn render_picker(picker: &Picker, area: Rect, buf: &mut Buffer) {
     let box_area = super::centered(area, 72, area.height.saturating_sub(2).min(20));
     Clear.render(box_area, buf);
@@ -198,6 +223,12 @@ mod tests {
         let ticker_only = SymbolName::new(symbol.clone(), TickerText::new("PET"), None);
         assert_eq!(chart_title(&symbol, Some(&ticker_only)), "PET (3bue…qAZQ)");
         assert_eq!(chart_title(&symbol, None), "3bue6…qAZQ");
+        assert_eq!(
+            fitted_title(&symbol, Some(&named), 26),
+            "PET · Spin Pet (3bue…qAZQ)"
+        );
+        assert_eq!(fitted_title(&symbol, Some(&named), 25), "PET (3bue…qAZQ)");
+        assert_eq!(fitted_title(&symbol, Some(&named), 5), "3bue6…qAZQ");
         let long = SymbolName::new(symbol.clone(), None, NameText::new(&"n".repeat(64)));
         assert_eq!(
             chart_title(&symbol, Some(&long)),
