@@ -33,7 +33,10 @@ pub const KEY_HELP: &[(&str, &str)] = &[
     ),
     ("+ / -", "zoom in / out"),
     ("Home / End", "oldest loaded / newest (follow live)"),
-    ("s", "symbol picker (type a ticker, name or address; Enter to choose)"),
+    (
+        "s",
+        "symbol picker (type a ticker, name or address; Enter to choose)",
+    ),
     (
         "c",
         "crosshair: one candle's OHLC, volume and time (← → move it)",
