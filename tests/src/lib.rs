@@ -341,7 +341,10 @@ pub mod ws {
     use std::time::Duration;
 
     use futures_util::{SinkExt, StreamExt};
-    use kline_protocol::{ClientRequest, ServerMessage};
+    use kline_protocol::{
+        ClientRequest, ErrorData, ServerMessage, ServerPayload, SubscribeTickersRequest,
+        TickersSnapshot,
+    };
     use tokio::net::TcpStream;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -406,6 +409,37 @@ pub mod ws {
                 Received::Message(message) => message,
                 Received::Closed(code) => {
                     panic!("connection closed ({code:?}) while a message was expected")
+                }
+            }
+        }
+
+        /// A client whose socket takes little (a 4 KiB receive buffer), for a test in which it never
+        /// reads: the server's socket buffers fill after a few megabytes, and its outbox after them.
+        pub async fn connect_never_reading(server: &impl crate::KlineServer) -> Client {
+            let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+            socket
+                .set_recv_buffer_size(4096)
+                .expect("a small receive buffer");
+            let stream = socket.connect(server.addr()).await.expect("TCP connects");
+            let stream = MaybeTlsStream::Plain(stream);
+            let (socket, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
+                .await
+                .expect("WebSocket connects");
+            Client { socket }
+        }
+
+        /// Sends `subscribe_tickers` and reads until its answer: the snapshot, or the error that refused it
+        /// (the messages before it are skipped).
+        pub async fn subscribe_tickers(&mut self) -> Result<TickersSnapshot, ErrorData> {
+            self.send(&ClientRequest::SubscribeTickers(
+                SubscribeTickersRequest::new(),
+            ))
+            .await;
+            loop {
+                match self.recv().await.payload {
+                    ServerPayload::TickersSnapshot(snapshot) => return Ok(snapshot),
+                    ServerPayload::Error(error) => return Err(error),
+                    _ => {}
                 }
             }
         }

@@ -45,14 +45,14 @@ fn short(mint: &str) -> String {
 
 #[tokio::test]
 async fn the_pages_picker_finds_tokens_by_ticker_or_name_and_titles_show_names_as_text() {
-    let Some(browser) = Browser::start(1280, 720).await else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(
         &dir.path().join("db"),
         &["--set", "source.simulator.enabled=false"],
     );
+    let Some(browser) = Browser::start(1280, 720).await else {
+        return;
+    };
     let mut market = SimulatedMarket::new(31, 2);
     let now = kline_protocol::response::unix_millis_now();
     let mut cat = market.token_created(0, now - 2000);

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use kline_protocol::token::{MAX_NAME_CHARS, MAX_TICKER_CHARS};
-use kline_protocol::{ClientRequest, ServerPayload, SubscribeTickersRequest, SymbolName, Ticker};
+use kline_protocol::{NameText, ServerPayload, Symbol, SymbolName, Ticker, TickerText};
 use kline_server::event::{EventRecord, SpinPetEvent};
 use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::ws::Client;
@@ -109,7 +109,7 @@ async fn hello_names(server: &ServerProcess) -> (Client, Vec<SymbolName>) {
     (client, hello.symbol_names)
 }
 
-fn assert_named(names: &[(String, Option<String>, Option<String>)], market: &SimulatedMarket) {
+fn assert_named(names: &[Named], market: &SimulatedMarket) {
     let find = |index: usize| {
         let mint = market.mints()[index].to_string();
         names
@@ -129,46 +129,35 @@ fn assert_named(names: &[(String, Option<String>, Option<String>)], market: &Sim
     );
 }
 
-fn hello_triples(names: &[SymbolName]) -> Vec<(String, Option<String>, Option<String>)> {
-    names
-        .iter()
-        .map(|n| {
-            (
-                n.symbol.to_string(),
-                n.ticker.as_ref().map(|t| t.as_str().to_owned()),
-                n.name.as_ref().map(|t| t.as_str().to_owned()),
-            )
-        })
-        .collect()
+/// (symbol, ticker, name) as text.
+type Named = (String, Option<String>, Option<String>);
+
+fn named(symbol: &Symbol, ticker: Option<&TickerText>, name: Option<&NameText>) -> Named {
+    let text = |t: &str| t.to_owned();
+    (
+        symbol.to_string(),
+        ticker.map(|t| text(t.as_str())),
+        name.map(|t| text(t.as_str())),
+    )
 }
 
-fn ticker_triples(tickers: &[Ticker]) -> Vec<(String, Option<String>, Option<String>)> {
-    tickers
-        .iter()
-        .map(|t| {
-            (
-                t.symbol.to_string(),
-                t.ticker.as_ref().map(|x| x.as_str().to_owned()),
-                t.name.as_ref().map(|x| x.as_str().to_owned()),
-            )
-        })
-        .collect()
+fn hello_triples(names: &[SymbolName]) -> Vec<Named> {
+    let entry = |n: &SymbolName| named(&n.symbol, n.ticker.as_ref(), n.name.as_ref());
+    names.iter().map(entry).collect()
+}
+
+fn ticker_triples(tickers: &[Ticker]) -> Vec<Named> {
+    let entry = |t: &Ticker| named(&t.symbol, t.ticker.as_ref(), t.name.as_ref());
+    tickers.iter().map(entry).collect()
 }
 
 /// The ticker stream's snapshot.
 async fn ticker_snapshot(client: &mut Client) -> Vec<Ticker> {
     client
-        .send(&ClientRequest::SubscribeTickers(
-            SubscribeTickersRequest::new(),
-        ))
-        .await;
-    loop {
-        match client.recv().await.payload {
-            ServerPayload::TickersSnapshot(snapshot) => return snapshot.data,
-            ServerPayload::Error(error) => panic!("subscribe_tickers refused: {error:?}"),
-            _ => {}
-        }
-    }
+        .subscribe_tickers()
+        .await
+        .expect("subscribe_tickers answered")
+        .data
 }
 
 #[tokio::test]

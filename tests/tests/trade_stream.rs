@@ -271,18 +271,6 @@ async fn a_reconnect_resuming_after_the_last_trade_seen_gets_exactly_the_missing
     }
 }
 
-/// A connection whose socket takes little (a 4 KiB receive buffer) and that never reads.
-async fn connect_never_reading(server: &ServerProcess) -> kline_tests::ws::Socket {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(server.addr()).await.unwrap();
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    let (socket, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
-        .await
-        .expect("WebSocket connects");
-    socket
-}
-
 #[tokio::test]
 async fn a_trade_subscriber_that_does_not_read_is_closed_with_4008_while_a_reader_gets_every_trade()
 {
@@ -300,9 +288,7 @@ async fn a_trade_subscriber_that_does_not_read_is_closed_with_4008_while_a_reade
     );
     let symbol = Symbol::from_bytes(&MINT);
     let subscribe = ClientRequest::SubscribeTrades(SubscribeTradesRequest::new(symbol.clone()));
-    let mut slow = Client {
-        socket: connect_never_reading(&server).await,
-    };
+    let mut slow = Client::connect_never_reading(&server).await;
     slow.send(&subscribe).await;
     let mut fast = Client::connect(&server.ws_url()).await;
     fast.send(&subscribe).await;
