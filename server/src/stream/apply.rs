@@ -152,17 +152,17 @@ impl Replica {
             }
         }
         self.commit(write, at, written)?;
+        let now_us = chrono::Utc::now().timestamp_micros();
+        for group in &groups {
+            let hop_us = now_us.saturating_sub(group.committed_at_us);
+            self.status.hop.observe_ms(hop_us as f64 / 1000.0);
+        }
         self.feed.names().extend(
             groups
                 .iter()
                 .flat_map(|group| &group.names)
                 .filter_map(|entry| Some((entry.mint, names::decode_name(&entry.value).ok()?))),
         );
-        let now_us = chrono::Utc::now().timestamp_micros();
-        for group in &groups {
-            let hop_us = now_us.saturating_sub(group.committed_at_us);
-            self.status.hop.observe_ms(hop_us as f64 / 1000.0);
-        }
         self.publish(published);
         self.feed.stored_late(late);
         // Trades are parsed only for the mints somebody watches (checked after the write: see
