@@ -205,11 +205,15 @@ async fn symbols_come_in_pages_linked_by_a_cursor_and_without_parameters_as_befo
                     "event_count",
                     "last_event_time",
                     "last_price",
+                    "name",
                     "symbol",
-                    "updated_at_ms"
+                    "ticker",
+                    "updated_at_ms",
+                    "uri"
                 ],
-                "the old shape"
+                "the old shape, plus the token's names (issue 26)"
             );
+            assert!(entry["name"].is_null(), "no TokenCreated stored: {entry}");
             seen.push(entry["updated_at_ms"].as_i64().unwrap());
         }
         next = headers.get("link").map(|link| {
