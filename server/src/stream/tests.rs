@@ -223,7 +223,6 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
     let watched = market.mints()[0].to_bytes();
     let feed_a = CandleFeed::new(1, 100_000);
     feed_a.trades().watch(watched);
-    let edge_a = start_edge(config.clone(), feed_a.clone(), &shutdown);
 
     let mut ingest = |from: i64, count: i64| {
         for i in from..from + count {
@@ -232,6 +231,13 @@ async fn edges_end_with_the_writers_data_through_a_redis_restart_and_a_snapshot(
         }
     };
     ingest(0, 150);
+    // Edge A starts once the stream holds group 1, so it reads every group from the stream (a new edge that
+    // finds the stream empty loads a snapshot first: the writer may hold what the stream lost).
+    wait_until("the first group is published", || {
+        status.published_seq.get() >= 1
+    })
+    .await;
+    let edge_a = start_edge(config.clone(), feed_a.clone(), &shutdown);
     let caught_up = |edge: &Edge| edge.status.applied_seq.get() == status.committed_seq.get();
     wait_until("edge A applied the first groups", || caught_up(&edge_a)).await;
     assert!(status.committed_seq.get() >= 150);
