@@ -151,12 +151,8 @@ impl Replica {
                 write.put_replicated_name(&entry.mint, &entry.value);
             }
         }
-        self.commit(write, at, written)?;
-        let now_us = chrono::Utc::now().timestamp_micros();
-        for group in &groups {
-            let hop_us = now_us.saturating_sub(group.committed_at_us);
-            self.status.hop.observe_ms(hop_us as f64 / 1000.0);
-        }
+        let committed_at_us: Vec<i64> = groups.iter().map(|group| group.committed_at_us).collect();
+        self.commit(write, at, written, &committed_at_us)?;
         self.feed.names().extend(
             groups
                 .iter()
@@ -234,7 +230,7 @@ impl Replica {
     /// The snapshot is installed: the replica is consistent with group `at`.
     pub fn finish_snapshot(&mut self, at: Position) -> Result<(), ApplyError> {
         let store = Arc::clone(&self.store);
-        self.commit(store.batch(), at, 0)?;
+        self.commit(store.batch(), at, 0, &[])?;
         self.status.snapshots_loaded.inc();
         Ok(())
     }
@@ -248,17 +244,24 @@ impl Replica {
         }
     }
 
-    /// Writes `write` with the applied number and epoch `at`; counts the `candles` states it holds before
-    /// the number becomes visible, so whoever sees the number sees the count too.
+    /// Writes `write` with the applied number and epoch `at`; counts the `candles` states it holds and
+    /// times the hop of each group (the writer's commit at `committed_at_us` to now) before the number
+    /// becomes visible, so whoever sees the number sees the count and the hops too.
     fn commit(
         &mut self,
         mut write: StoreBatch<'_>,
         at: Position,
         candles: usize,
+        committed_at_us: &[i64],
     ) -> Result<(), StoreError> {
         write.put_meta(APPLIED_SEQ, &at.seq.to_be_bytes());
         write.put_meta(APPLIED_EPOCH, &at.epoch.to_be_bytes());
         self.store.write(write)?;
+        let now_us = chrono::Utc::now().timestamp_micros();
+        for committed_at_us in committed_at_us {
+            let hop_us = now_us.saturating_sub(*committed_at_us);
+            self.status.hop.observe_ms(hop_us as f64 / 1000.0);
+        }
         self.status.candle_updates_applied.inc_by(candles as u64);
         self.applied = at.seq;
         self.epoch = at.epoch;
