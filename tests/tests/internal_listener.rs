@@ -42,6 +42,18 @@ async fn get_status(url: &str, token: Option<&str>) -> u16 {
     request.send().await.expect("GET").status().as_u16()
 }
 
+/// The body of an authorized snapshot request, which must answer 200.
+async fn whole_snapshot(url: &str) -> Vec<u8> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
 /// Ingests `events` events over `mints` mints, one second apart, in batches.
 async fn ingest(server: &ServerProcess, mints: usize, events: usize) {
     let mut market = SimulatedMarket::new(5, mints);
@@ -78,14 +90,7 @@ async fn the_snapshot_is_served_on_the_internal_listener_only_and_with_its_token
     let snapshot = internal_url(&writer, "/internal/snapshot");
     assert_eq!(get_status(&snapshot, None).await, 401);
     assert_eq!(get_status(&snapshot, Some("internal-s3cre")).await, 401);
-    let response = reqwest::Client::new()
-        .get(&snapshot)
-        .bearer_auth(SECRET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.bytes().await.unwrap();
+    let body = whole_snapshot(&snapshot).await;
     assert!(
         body.len() > 1_000,
         "a snapshot of 10 events: {} bytes",
@@ -147,14 +152,7 @@ async fn a_stalled_reader_holds_its_permit_only_until_the_write_timeout() {
     assert!(metric(&writer, "kline_snapshots_refused_total").await >= 1.0);
     // …until the write timeout cuts the stalled one off, its socket still open.
     wait_for_metric(&writer, "kline_snapshots_cut_off_total", 1.0).await;
-    let response = reqwest::Client::new()
-        .get(&snapshot)
-        .bearer_auth(SECRET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.bytes().await.unwrap();
+    let body = whole_snapshot(&snapshot).await;
     assert!(
         body.len() > 16 << 20,
         "the snapshot must outgrow the socket buffers for the reader to stall: {} bytes",
