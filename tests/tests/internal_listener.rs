@@ -1,9 +1,9 @@
 //! The internal listener (`node.internal_addr`, docs/scaling.md "Listeners"): `/internal/snapshot` is
 //! served there only, behind its token, only by a ready node, to a bounded number of readers at once, and
 //! a reader that stalls is cut off. Real binaries on loopback; the stalled reader is a raw TCP socket that
-//! sends its request and never reads.
+//! sends its request, reads the status line and nothing more.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use kline_server::source::simulator::SimulatedMarket;
@@ -52,6 +52,31 @@ async fn whole_snapshot(url: &str) -> Vec<u8> {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap().to_vec()
+}
+
+/// A raw connection that requests the snapshot and reads its status line only, retried until that line
+/// says 200: the dump then holds the only permit and waits on a reader that never reads again. (Sent
+/// blind, the request could lose the permit to the probe that follows it.)
+fn stalled_reader(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    for _ in 0..100 {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET /internal/snapshot HTTP/1.1\r\nHost: kline\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
+        )
+        .unwrap();
+        let mut status_line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !status_line.ends_with(b"\r\n") {
+            stream.read_exact(&mut byte).expect("the status line");
+            status_line.push(byte[0]);
+        }
+        if status_line.starts_with(b"HTTP/1.1 200") {
+            return stream;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the snapshot was never granted to the stalled reader");
 }
 
 /// Ingests `events` events over `mints` mints, one second apart, in batches.
@@ -129,7 +154,7 @@ async fn a_stalled_reader_holds_its_permit_only_until_the_write_timeout() {
         &data,
         &[
             "node.snapshot_concurrency=1",
-            "node.snapshot_write_timeout_secs=2",
+            "node.snapshot_write_timeout_secs=3",
         ],
     );
     // ~20 MB, more than the socket buffers and the frames queued ahead hold: the dump must wait for its
@@ -137,13 +162,8 @@ async fn a_stalled_reader_holds_its_permit_only_until_the_write_timeout() {
     ingest(&writer, 50, 15_000).await;
     let snapshot = internal_url(&writer, "/internal/snapshot");
 
-    // A reader that asks and never reads.
-    let mut stalled = std::net::TcpStream::connect(writer.internal_addr()).unwrap();
-    write!(
-        stalled,
-        "GET /internal/snapshot HTTP/1.1\r\nHost: kline\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
-    )
-    .unwrap();
+    // A reader that asks, reads the status line and nothing more.
+    let stalled = stalled_reader(writer.internal_addr());
     // While it holds the only permit, others are told to come back…
     wait_until("a second reader is refused", WAIT, || async {
         get_status(&snapshot, Some(SECRET)).await == 503
