@@ -27,6 +27,8 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "deploy check FAILED: $*" >&2; exit 1; }
+# shellcheck source=deploy/test/lib.sh
+source "$(dirname "$0")/lib.sh"
 skip() {
     echo "  SKIPPED: $*"
     if [ "${CI:-}" = 1 ]; then fail "under CI=1 this check must run ($*)"; fi
@@ -68,16 +70,6 @@ fi
 
 # --- 3. Metric names against a real writer and edge, one after the other (no Redis needed: a node that
 #        cannot reach it registers its metrics all the same, as the writer's Solana source towards a closed port).
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds; fails after SECONDS.
-wait_for() {
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
-        sleep 0.1
-    done
-}
 # scrape_role NAME SERVER-ARGS...: starts the server, saves its /metrics as metrics-NAME.txt, stops it.
 # A writer that never reached Redis waits out server.shutdown_timeout_secs for its publisher on SIGTERM:
 # 1 s here instead of 10.

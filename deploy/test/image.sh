@@ -26,6 +26,8 @@ started=$SECONDS
 
 step() { printf '  [%3ds] %s\n' "$((SECONDS - started))" "$*"; }
 fail() { echo "image test FAILED: $*" >&2; exit 1; }
+# shellcheck source=deploy/test/lib.sh
+source "$(dirname "$0")/lib.sh"
 skip() {
     echo "image test SKIPPED: $*"
     if [ "${CI:-}" = 1 ]; then fail "under CI=1 the image test must run ($*)"; fi
@@ -114,18 +116,6 @@ inspect() { podman image inspect --format "$1" "$image"; }
 inspect '{{json .Config.Healthcheck.Test}}' | grep -q kline-healthcheck || fail "no HEALTHCHECK in the image"
 inspect '{{json .Config.Volumes}}' | grep -q '"/var/lib/kline"' || fail "/var/lib/kline is not a volume"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND until it succeeds; fails after SECONDS.
-wait_for() {
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
-        sleep 0.2
-    done
-}
 running() {
     [ "$(podman inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ] ||
         { podman logs "$1" 2>&1 | tail -n 20; fail "container $1 is not running"; }
