@@ -1,6 +1,7 @@
 //! The Socket.IO endpoint (`/socket.io`, namespace `/kline`) through raw Engine.IO v4 long-polling
 //! requests on the in-process server: the heartbeat and payload settings the old server had, and the
-//! slow-consumer policy (a socket whose buffer is full leaves the hub and is disconnected from `/kline`).
+//! slow-consumer policy (`/ws`'s: a slow socket gets the newest state of each candle; one that stops reading
+//! leaves the hub and is disconnected from `/kline` once its backlog is full).
 //! The client flows with socket.io-client itself are in `tests/js/test_socketio_kline.js`.
 
 use std::time::Duration;
@@ -115,23 +116,10 @@ async fn the_engine_io_handshake_has_the_old_servers_heartbeat_and_a_1_mib_paylo
     wait_for_metric(&server, "kline_socketio_connections_active", 1.0).await;
 }
 
-#[tokio::test]
-async fn a_socket_whose_buffer_fills_leaves_the_hub_and_is_disconnected_from_kline() {
-    let server = InProcessServer::start(&["socketio.max_buffer_packets=8"]);
-    let mut market = SimulatedMarket::new(21, 1);
-    let mint = market.mints()[0].to_string();
-    let event = |market: &mut SimulatedMarket| {
-        market
-            .next_event_for(0, kline_protocol::response::unix_millis_now())
-            .to_json()
-    };
-    let (status, _) = post_events(&server, event(&mut market)).await;
-    assert_eq!(status, 200);
-
-    let (mut client, _) = PollingClient::open(&server).await;
-    client.send("40/kline,").await;
-    client.event("connection_success").await;
-    // Every interval of the mint: each event then brings nine updates, more than the buffer holds.
+/// A polling client joined to `/kline` and subscribed to every interval of `mint`: each event then brings
+/// nine updates.
+async fn subscribed_to_every_interval(server: &impl KlineServer, mint: &str) -> PollingClient {
+    let mut client = PollingClient::joined(server).await;
     for interval in Interval::ALL {
         client
             .emit(
@@ -141,7 +129,83 @@ async fn a_socket_whose_buffer_fills_leaves_the_hub_and_is_disconnected_from_kli
             .await;
         client.event("subscription_confirmed").await;
     }
-    wait_for_metric(&server, "kline_subscriptions_active", 9.0).await;
+    wait_for_metric(server, "kline_subscriptions_active", 9.0).await;
+    client
+}
+
+#[tokio::test]
+async fn a_slow_socket_gets_the_newest_state_of_each_candle_and_stays_connected() {
+    // socketioxide's buffer holds 8 packets: the rest of each event's nine updates waits in the backlog.
+    let server = InProcessServer::start(&["socketio.max_buffer_packets=8"]);
+    let mut market = SimulatedMarket::new(21, 1);
+    let mint = market.mints()[0].to_string();
+    let time = kline_protocol::response::unix_millis_now();
+    let (status, _) = post_events(&server, market.next_event_for(0, time).to_json()).await;
+    assert_eq!(status, 200);
+    let client = subscribed_to_every_interval(&server, &mint).await;
+
+    // The client does not read while 40 more events of the same millisecond (the same candles) arrive,
+    // one request each.
+    for _ in 0..40 {
+        let (status, _) = post_events(&server, market.next_event_for(0, time).to_json()).await;
+        assert_eq!(status, 200);
+    }
+    wait_until(
+        "waiting updates to be replaced by newer ones",
+        Duration::from_secs(20),
+        || async { metric(&server, "kline_updates_replaced_total").await >= 1.0 },
+    )
+    .await;
+    let stored =
+        kline_tests::get_json(&server.url(&format!("/api/kline?mint={mint}&interval=s1&limit=1")))
+            .await;
+    let newest = &stored["data"]["klines"][0];
+    assert_eq!(newest["update_count"], 41, "{stored}");
+
+    // Reading again, it gets each candle's newest state, and no disconnect.
+    let mut latest: std::collections::HashMap<String, Value> = Default::default();
+    for _ in 0..50 {
+        if latest.len() == 9 && latest.values().all(|candle| candle["update_count"] == 41) {
+            break;
+        }
+        for packet in client.poll().await {
+            assert_ne!(packet, "41/kline,", "a slow reader is not disconnected");
+            if let Some(rest) = packet.strip_prefix("42/kline,[\"kline_data\",") {
+                let update: Value = serde_json::from_str(&rest[..rest.len() - 1]).unwrap();
+                let interval = update["interval"].as_str().unwrap().to_string();
+                latest.insert(interval, update["data"].clone());
+            }
+        }
+    }
+    assert_eq!(latest.len(), 9, "every interval's candle came: {latest:?}");
+    for (interval, candle) in &latest {
+        assert_eq!(candle["update_count"], 41, "{interval}: {candle}");
+        assert_eq!(candle["close"], newest["close"], "{interval}: {candle}");
+    }
+    assert_eq!(metric(&server, "kline_slow_client_closes_total").await, 0.0);
+    assert_eq!(
+        metric(&server, "kline_socketio_connections_active").await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_socket_that_stops_reading_is_disconnected_once_its_backlog_is_full() {
+    let server = InProcessServer::start(&[
+        "socketio.max_buffer_packets=8",
+        "socketio.max_backlog_packets=16",
+    ]);
+    let mut market = SimulatedMarket::new(21, 1);
+    let mint = market.mints()[0].to_string();
+    // One event a second apart each: every event opens new candles, which nothing replaces.
+    let mut time = kline_protocol::response::unix_millis_now() - 3_600_000;
+    let mut event = move |market: &mut SimulatedMarket| {
+        time += 1_000;
+        market.next_event_for(0, time).to_json()
+    };
+    let (status, _) = post_events(&server, event(&mut market)).await;
+    assert_eq!(status, 200);
+    let client = subscribed_to_every_interval(&server, &mint).await;
 
     // The client stops reading; events keep coming.
     wait_until(

@@ -162,8 +162,14 @@ pub struct SocketIoConfig {
     pub ping_timeout_secs: u64,
     /// Largest packet accepted from a client, and largest polling payload, in bytes.
     pub max_payload_bytes: u64,
-    /// Packets one socket may have waiting to be sent; beyond, the socket is too slow (see docs/protocol.md).
+    /// Packets socketioxide's buffer holds for one socket; beyond, they wait in the socket's backlog.
     pub max_buffer_packets: usize,
+    /// Packets one socket's backlog may hold (after newer updates replaced older ones of the same candle);
+    /// beyond, the client is too slow and is disconnected (see docs/protocol.md "A slow client").
+    pub max_backlog_packets: usize,
+    /// Payload bytes one socket's backlog may hold (a packet is always taken when nothing waits); beyond,
+    /// the client is too slow.
+    pub max_backlog_bytes: usize,
     /// Requests one socket may have waiting to be handled; beyond, error 1004.
     pub request_queue: usize,
 }
@@ -343,7 +349,7 @@ impl Config {
         if let Some((key, reason)) = self.stream.problem() {
             return Err(ConfigError::invalid(key, reason));
         }
-        let checks: [(&str, bool, &str); 26] = [
+        let checks: [(&str, bool, &str); 28] = [
             (
                 "socketio.ping_interval_secs",
                 sio.ping_interval_secs > 0,
@@ -357,6 +363,16 @@ impl Config {
             (
                 "socketio.max_buffer_packets",
                 sio.max_buffer_packets > 0,
+                "must be positive",
+            ),
+            (
+                "socketio.max_backlog_packets",
+                sio.max_backlog_packets > 0,
+                "must be positive",
+            ),
+            (
+                "socketio.max_backlog_bytes",
+                sio.max_backlog_bytes > 0,
                 "must be positive",
             ),
             (

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::sink::SocketIoSink;
+use super::sink::{BacklogLimits, SocketIoSink};
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
 use crate::event::EventId;
 use crate::push::PushContext;
@@ -99,7 +99,15 @@ pub fn on_connect(socket: SocketRef, state: PushContext) {
     for event in EVENTS {
         socket.on(event, async |_: Queued| {});
     }
-    let sink = Arc::new(SocketIoSink::new(socket.clone(), state.push_stats.clone()));
+    let limits = BacklogLimits {
+        packets: state.config.socketio.max_backlog_packets,
+        bytes: state.config.socketio.max_backlog_bytes,
+    };
+    let sink = Arc::new(SocketIoSink::new(
+        socket.clone(),
+        state.push_stats.clone(),
+        limits,
+    ));
     let conn = next_connection_id();
     let span = tracing::info_span!("socketio", sid = %socket.id, conn);
     let tracker = state.connections.clone();
@@ -157,6 +165,7 @@ async fn run(
                 Some(request) => Box::pin(session.handle(request)).await,
                 None => break false,
             },
+            () = sink.drain() => {}
         }
         if session.exhausted {
             tracing::debug!("kept sending while rate limited; disconnecting from /kline");
