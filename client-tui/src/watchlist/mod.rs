@@ -200,10 +200,9 @@ impl Watchlist {
         b.starred
             .cmp(&a.starred)
             .then_with(|| match self.sort {
-                SortKey::Change => larger_first(
-                    a.ticker.price_change_percent,
-                    b.ticker.price_change_percent,
-                ),
+                SortKey::Change => {
+                    larger_first(a.ticker.price_change_percent, b.ticker.price_change_percent)
+                }
                 SortKey::Volume => larger_first(a.ticker.quote_volume, b.ticker.quote_volume),
                 SortKey::Name => a.sort_name().cmp(&b.sort_name()),
             })
@@ -232,9 +231,7 @@ impl Watchlist {
         let Some(current) = self.selected_index(&ordered) else {
             return;
         };
-        let target = current
-            .saturating_add_signed(delta)
-            .min(ordered.len() - 1);
+        let target = current.saturating_add_signed(delta).min(ordered.len() - 1);
         let (symbol, len) = (ordered[target].ticker.symbol.clone(), ordered.len());
         self.selected = Some(symbol);
         self.first = page_start(target, self.first, height, len);

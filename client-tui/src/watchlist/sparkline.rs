@@ -144,7 +144,11 @@ mod tests {
             .collect();
         line.seed(&candles);
         assert_eq!(line.minutes.len(), KEPT);
-        assert_eq!(line.hour(NOW), [Some(199.0); MINUTES], "flat: no trade this hour");
+        assert_eq!(
+            line.hour(NOW),
+            [Some(199.0); MINUTES],
+            "flat: no trade this hour"
+        );
     }
 
     #[test]

@@ -63,7 +63,9 @@ impl Stars {
                 Ok(symbol) => {
                     stars.starred.insert(symbol);
                 }
-                Err(err) => tracing::warn!(file = %path.display(), %err, "skipping a line of the stars file"),
+                Err(err) => {
+                    tracing::warn!(file = %path.display(), %err, "skipping a line of the stars file")
+                }
             }
         }
         (stars, None)

@@ -45,10 +45,18 @@ fn listed() -> Watchlist {
 #[test]
 fn sorts_by_change_volume_and_name() {
     let mut list = listed();
-    assert_eq!(order(&list), [mint(3), mint(1), mint(2)], "largest change first");
+    assert_eq!(
+        order(&list),
+        [mint(3), mint(1), mint(2)],
+        "largest change first"
+    );
     list.sort = list.sort.next();
     assert_eq!(list.sort, SortKey::Volume);
-    assert_eq!(order(&list), [mint(2), mint(1), mint(3)], "largest volume first");
+    assert_eq!(
+        order(&list),
+        [mint(2), mint(1), mint(3)],
+        "largest volume first"
+    );
     list.sort = list.sort.next();
     assert_eq!(list.sort, SortKey::Name);
     // By ticker, and by address for the mint without one (wherever its address falls among them).
@@ -119,7 +127,11 @@ fn a_starred_row_comes_first_and_stays_starred_across_snapshots() {
     list.move_selection(1, 10);
     let (symbol, starred) = list.toggle_star().unwrap().unwrap();
     assert_eq!((symbol.clone(), starred), (mint(2), true));
-    assert_eq!(order(&list), [mint(2), mint(1)], "starred first whatever the sort");
+    assert_eq!(
+        order(&list),
+        [mint(2), mint(1)],
+        "starred first whatever the sort"
+    );
     assert_eq!(list.selected(), Some(mint(2)));
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
