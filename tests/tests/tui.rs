@@ -1,5 +1,5 @@
-//! `kline-tui` end to end: its headless modes and its interactive screen (in tmux), against the real
-//! server with the simulator.
+//! `kline-tui` end to end: its headless modes and its interactive screens (in tmux), against the real
+//! server with the simulator or events the tests post.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -13,6 +13,8 @@ use kline_tests::{
 
 #[path = "tui/indicators.rs"]
 mod indicators;
+#[path = "tui/watchlist.rs"]
+mod watchlist;
 
 const SIMULATOR: &[&str] = &[
     "--set",
