@@ -36,6 +36,17 @@ fn tui(server: &ServerProcess, args: &[&str]) -> Command {
     command
 }
 
+/// The interactive client's command line for tmux: against `server`, times in UTC, logging into `dir`,
+/// with `args` (a symbol, an interval, flags).
+fn interactive_command(server: &ServerProcess, dir: &std::path::Path, args: &str) -> String {
+    format!(
+        "{} --url {} --utc --log {} {args}",
+        tui_binary().display(),
+        server.ws_url(),
+        dir.join("tui.log").display()
+    )
+}
+
 fn wait_for_symbols(server: &ServerProcess) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -234,11 +245,10 @@ fn interactive_chart_in_tmux() {
         .unwrap();
     let symbols = runtime.block_on(get_json(&server.url("/api/v1/symbols")));
     let mint = symbols[0]["symbol"].as_str().unwrap().to_owned();
-    let command = format!(
-        "{} --url {} --symbol {mint} --interval s1 --utc --log {}",
-        tui_binary().display(),
-        server.ws_url(),
-        dir.path().join("tui.log").display()
+    let command = interactive_command(
+        &server,
+        dir.path(),
+        &format!("--symbol {mint} --interval s1"),
     );
     let term = Tmux::start("kline-tui-test", 100, 30, &command);
     term.wait_for("a live s1 chart", &|s| {

@@ -45,19 +45,22 @@ fn listed() -> Watchlist {
 #[test]
 fn sorts_by_change_volume_and_name() {
     let mut list = listed();
-    assert_eq!(
-        order(&list),
-        [mint(3), mint(1), mint(2)],
-        "largest change first"
-    );
-    list.sort = list.sort.next();
-    assert_eq!(list.sort, SortKey::Volume);
-    assert_eq!(
-        order(&list),
-        [mint(2), mint(1), mint(3)],
-        "largest volume first"
-    );
-    list.sort = list.sort.next();
+    for (sort, expected, why) in [
+        (
+            SortKey::Change,
+            [mint(3), mint(1), mint(2)],
+            "largest change first",
+        ),
+        (
+            SortKey::Volume,
+            [mint(2), mint(1), mint(3)],
+            "largest volume first",
+        ),
+    ] {
+        assert_eq!(list.sort, sort);
+        assert_eq!(order(&list), expected, "{why}");
+        list.sort = list.sort.next();
+    }
     assert_eq!(list.sort, SortKey::Name);
     // By ticker, and by address for the mint without one (wherever its address falls among them).
     let mut expected = vec![

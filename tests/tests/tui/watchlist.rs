@@ -9,7 +9,7 @@ use std::time::Duration;
 use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::spinpet_script::{buy_sell, key};
 use kline_tests::tmux::Tmux;
-use kline_tests::{KlineServer, ServerProcess, post_events, tui_binary};
+use kline_tests::{ServerProcess, post_events};
 
 /// A day's opening price for every token (SOL per token), so a last price gives the change.
 const OPEN: f64 = 1e-7;
@@ -83,11 +83,20 @@ fn row_of<'a>(screen: &'a str, ticker: &str) -> Option<&'a str> {
         .find(|l| l.split_whitespace().any(|cell| cell == ticker))
 }
 
+/// Waits until the header holds `header` and the rows are `expected`, in that order.
 fn wait_for_rows(term: &Tmux, what: &str, header: &str, expected: &[&str]) -> String {
     term.wait_for(what, &|s| {
         s.lines().next().is_some_and(|l| l.contains(header))
             && rows(s).is_some_and(|rows| rows == expected)
     })
+}
+
+/// Asserts that `ticker`'s row on `screen` shows each of `texts`.
+fn assert_row_shows(screen: &str, ticker: &str, texts: &[&str]) {
+    let row = row_of(screen, ticker).unwrap_or_else(|| panic!("no {ticker} row:\n{screen}"));
+    for text in texts {
+        assert!(row.contains(text), "{ticker}'s row lacks {text:?}: {row}");
+    }
 }
 
 #[test]
@@ -120,14 +129,12 @@ fn watchlist_rows_move_sort_filter_star_and_open_a_chart_in_tmux() {
     let mints: Vec<String> = feed.market.mints().iter().map(|m| m.to_string()).collect();
 
     let stars = dir.path().join("config").join("stars");
-    let command = format!(
-        "{} --url {} --symbol {} --interval m1 --utc --stars-file {} --log {}",
-        tui_binary().display(),
-        server.ws_url(),
+    let args = format!(
+        "--symbol {} --interval m1 --stars-file {}",
         mints[1],
-        stars.display(),
-        dir.path().join("tui.log").display()
+        stars.display()
     );
+    let command = super::interactive_command(&server, dir.path(), &args);
     let term = Tmux::start("kline-tui-watchlist", 110, 24, &command);
     term.wait_for("the LYNX chart", &|s| {
         s.contains("● connected") && s.contains('█')
@@ -139,11 +146,7 @@ fn watchlist_rows_move_sort_filter_star_and_open_a_chart_in_tmux() {
         "sort: 24h change",
         &["HERON", "OTTER", "LYNX"],
     );
-    let otter = row_of(&screen, "OTTER").unwrap();
-    assert!(
-        otter.contains("Simulated Otter") && otter.contains("+10.00%"),
-        "{otter}"
-    );
+    assert_row_shows(&screen, "OTTER", &["Simulated Otter", "+10.00%"]);
     // The hour: nothing known before the first trade, flat at the open since, the high at this minute
     // (seeded from the m1 history, so it is asked for and applied).
     term.wait_for("OTTER's sparkline seeded from its history", &|s| {
@@ -166,11 +169,7 @@ fn watchlist_rows_move_sort_filter_star_and_open_a_chart_in_tmux() {
         "sort: 24h change",
         &["LYNX", "HERON", "OTTER"],
     );
-    let lynx = row_of(&screen, "LYNX").unwrap();
-    assert!(
-        lynx.contains(" 0.0₆1500 ") && lynx.contains("+50.00%"),
-        "{lynx}"
-    );
+    assert_row_shows(&screen, "LYNX", &[" 0.0₆1500 ", "+50.00%"]);
 
     // By name (Tab: change → volume → name).
     term.send_keys(&["Tab", "Tab"]);
