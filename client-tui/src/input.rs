@@ -102,18 +102,6 @@ pub enum WatchlistAction {
     Erase,
 }
 
-/// The watchlist's keys (in the status line and the README).
-pub const WATCHLIST_KEY_HELP: &[(&str, &str)] = &[
-    ("a..z 0..9 …", "filter by ticker, name or address"),
-    ("Backspace", "delete the filter's last character"),
-    ("Tab / Shift-Tab", "sort: 24h change, 24h volume, name"),
-    ("↑ ↓ PgUp PgDn Home End", "select"),
-    ("*", "star / unstar (starred rows first)"),
-    ("Enter", "open the selected mint's chart"),
-    ("Esc", "clear the filter, then back to the chart"),
-    ("Ctrl-C", "quit"),
-];
-
 /// The watchlist screen's action for a key, if any.
 pub fn watchlist_action(key: KeyEvent) -> Option<WatchlistAction> {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
