@@ -3,8 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use kline_protocol::{
-    ClientRequest, Interval, SubscribeRequest, SubscribeTradesRequest, Symbol, UnsubscribeRequest,
+    ClientRequest, Interval, ServerMessage, ServerPayload, SubscribeRequest,
+    SubscribeTickersRequest, SubscribeTradesRequest, Symbol, UnsubscribeRequest,
     UnsubscribeTradesRequest,
 };
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
@@ -13,10 +16,14 @@ use tokio::sync::mpsc;
 use crate::conn::{self, Backoff, ConnCommand, ConnEvent};
 use crate::endpoint::{Endpoint, fetch_symbols};
 use crate::indicators::Indicators;
-use crate::input::{Action, chart_action, next_interval};
+use crate::input::{Action, WatchlistAction, chart_action, next_interval, watchlist_action};
 use crate::state::{ChartState, LinkStatus, PAGE, TRADES_KEPT};
 use crate::term::TerminalGuard;
+use crate::view::watchlist::{list_height, render_watchlist};
 use crate::view::{self, Picker, Ui};
+use crate::watchlist::Watchlist;
+use crate::watchlist::seeding::{SparklineSeeder, seed_reply};
+use crate::watchlist::stars::Stars;
 
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
@@ -28,6 +35,8 @@ pub struct Options {
     pub utc: bool,
     /// The indicators to draw over the chart (`i` shows or hides them).
     pub indicators: Indicators,
+    /// Where the watchlist's stars are kept (`None`: only for this session).
+    pub stars_file: Option<PathBuf>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -36,6 +45,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let (key_tx, mut key_rx) = mpsc::channel(64);
     std::thread::spawn(move || read_terminal_events(key_tx));
 
+    let (stars, stars_error) = Stars::load(options.stars_file);
+    if let Some(err) = stars_error {
+        tracing::warn!(%err, "the watchlist starts without stars");
+    }
     let mut guard = TerminalGuard::enter();
     let mut app = App {
         state: ChartState::new(options.symbol.clone(), options.interval),
@@ -47,6 +60,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         commands: command_tx,
         endpoint: options.endpoint,
         chart_columns: 80,
+        screen: Screen::Chart,
+        watchlist: Watchlist::new(stars),
+        seeder: SparklineSeeder::new(Instant::now()),
+        tickers_wanted: false,
+        list_rows: 20,
     };
     if options.symbol.is_none() {
         app.open_picker().await;
@@ -81,14 +99,29 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 if last_frame.elapsed() >= Duration::from_secs(1) {
                     dirty = true;
                 }
+                app.seed_sparklines().await;
             }
         }
         if dirty && last_frame.elapsed() >= FRAME {
             let now = Instant::now();
+            let now_secs = kline_protocol::response::unix_millis_now().div_euclid(1000);
             guard.terminal.draw(|frame| {
                 let area = frame.area();
                 app.chart_columns = area.width.saturating_sub(12);
-                view::render(&app.state, &app.ui, area, frame.buffer_mut(), now);
+                app.list_rows = list_height(area.height);
+                match app.screen {
+                    Screen::Chart => {
+                        view::render(&app.state, &app.ui, area, frame.buffer_mut(), now)
+                    }
+                    Screen::Watchlist => render_watchlist(
+                        &app.watchlist,
+                        &app.state,
+                        area,
+                        frame.buffer_mut(),
+                        now,
+                        now_secs,
+                    ),
+                }
             })?;
             last_frame = now;
             dirty = false;
@@ -132,12 +165,26 @@ enum Flow {
     Quit,
 }
 
+/// Which screen is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Screen {
+    Chart,
+    Watchlist,
+}
+
 struct App {
     state: ChartState,
     ui: Ui,
     commands: mpsc::Sender<ConnCommand>,
     endpoint: Endpoint,
     chart_columns: u16,
+    screen: Screen,
+    watchlist: Watchlist,
+    seeder: SparklineSeeder,
+    /// The watchlist was opened: the ticker stream is subscribed (again after every reconnect).
+    tickers_wanted: bool,
+    /// Rows of mints the watchlist screen shows.
+    list_rows: usize,
 }
 
 impl App {
@@ -192,13 +239,19 @@ impl App {
                 self.state.last_error = None;
                 self.state.older_pending = false;
                 self.subscribe().await;
+                self.seeder.reset();
+                if self.tickers_wanted {
+                    self.subscribe_tickers().await;
+                }
             }
             ConnEvent::Message(message) => {
-                self.state.apply(
-                    &message,
-                    Instant::now(),
-                    kline_protocol::response::unix_millis_now(),
-                );
+                if !self.apply_to_watchlist(&message) {
+                    self.state.apply(
+                        &message,
+                        Instant::now(),
+                        kline_protocol::response::unix_millis_now(),
+                    );
+                }
             }
             ConnEvent::Lost {
                 error,
@@ -212,6 +265,111 @@ impl App {
                 self.state.last_error = Some(error);
             }
         }
+    }
+
+    async fn subscribe_tickers(&self) {
+        self.send(ClientRequest::SubscribeTickers(
+            SubscribeTickersRequest::new(),
+        ))
+        .await;
+    }
+
+    /// Folds the watchlist's messages (tickers, and the replies to its sparkline seeds) into it; returns
+    /// whether `message` was the watchlist's. Everything else is the chart's.
+    fn apply_to_watchlist(&mut self, message: &ServerMessage) -> bool {
+        match &message.payload {
+            ServerPayload::TickersSnapshot(snapshot) => {
+                self.watchlist
+                    .apply_snapshot(&snapshot.data, message.timestamp);
+                self.state.learn_names(self.watchlist.names());
+            }
+            ServerPayload::Tickers(tickers) => self
+                .watchlist
+                .apply_update(&tickers.data, message.timestamp),
+            ServerPayload::HistoryData(history) => {
+                let Some(symbol) =
+                    seed_reply(history.subscription_id.as_ref().map(|id| id.as_str()))
+                else {
+                    return false;
+                };
+                self.watchlist.apply_history(&symbol, &history.data);
+            }
+            ServerPayload::Error(error) => {
+                let Some(symbol) = seed_reply(error.subscription_id.as_deref()) else {
+                    return false;
+                };
+                tracing::info!(symbol = %symbol, code = error.code.as_u16(), message = %error.message, "sparkline seed refused; asked again later");
+                self.seeder.forget(&symbol);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Asks for the history of the sparklines on screen that have none yet, within the seeder's budget.
+    async fn seed_sparklines(&mut self) {
+        if self.screen != Screen::Watchlist || self.state.link != LinkStatus::Connected {
+            return;
+        }
+        let on_screen: Vec<Symbol> = self
+            .watchlist
+            .page(self.list_rows)
+            .rows
+            .iter()
+            .map(|row| row.ticker.symbol.clone())
+            .collect();
+        for request in self.seeder.requests(&on_screen, Instant::now()) {
+            self.send(ClientRequest::History(request)).await;
+        }
+    }
+
+    async fn open_watchlist(&mut self) {
+        self.screen = Screen::Watchlist;
+        if !self.tickers_wanted {
+            self.tickers_wanted = true;
+            self.subscribe_tickers().await;
+        }
+    }
+
+    async fn on_watchlist_key(&mut self, key: ratatui::crossterm::event::KeyEvent) -> Flow {
+        let Some(action) = watchlist_action(key) else {
+            return Flow::Continue;
+        };
+        let rows = self.list_rows.max(1);
+        let list = &mut self.watchlist;
+        match action {
+            WatchlistAction::Quit => return Flow::Quit,
+            WatchlistAction::ClearFilterOrBack if list.filter.is_empty() => {
+                self.screen = Screen::Chart
+            }
+            WatchlistAction::ClearFilterOrBack => list.clear_filter(),
+            WatchlistAction::OpenChart => {
+                let Some(symbol) = list.selected() else {
+                    return Flow::Continue;
+                };
+                let name = list.row(&symbol).map(|row| row.symbol_name());
+                self.state.learn_names(name);
+                self.screen = Screen::Chart;
+                self.switch(symbol, self.state.interval).await;
+            }
+            WatchlistAction::Move(rows_down) => list.move_selection(rows_down, rows),
+            WatchlistAction::MovePages(pages) => {
+                list.move_selection(pages.saturating_mul(rows as isize), rows)
+            }
+            WatchlistAction::NextSort => list.sort = list.sort.next(),
+            WatchlistAction::PreviousSort => list.sort = list.sort.previous(),
+            WatchlistAction::ToggleStar => match list.toggle_star() {
+                Some(Ok((symbol, starred))) => tracing::info!(symbol = %symbol, starred, "star"),
+                Some(Err(err)) => {
+                    tracing::warn!(%err, "the star holds for this session only");
+                    self.state.last_error = Some(err.to_string());
+                }
+                None => {}
+            },
+            WatchlistAction::Type(c) => list.push_filter(c),
+            WatchlistAction::Erase => list.pop_filter(),
+        }
+        Flow::Continue
     }
 
     async fn open_picker(&mut self) {
@@ -261,6 +419,9 @@ impl App {
             }
             return Flow::Continue;
         }
+        if self.screen == Screen::Watchlist {
+            return self.on_watchlist_key(key).await;
+        }
         let Some(action) = chart_action(key) else {
             return Flow::Continue;
         };
@@ -304,6 +465,7 @@ impl App {
             }
             Action::Newest => self.state.scroll = 0,
             Action::OpenPicker => self.open_picker().await,
+            Action::OpenWatchlist => self.open_watchlist().await,
             Action::ToggleCursor => self.state.toggle_cursor(),
             Action::ToggleVolume => self.ui.volume_hidden = !self.ui.volume_hidden,
             Action::ToggleTrades => self.ui.trades_shown = !self.ui.trades_shown,

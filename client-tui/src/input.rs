@@ -15,6 +15,7 @@ pub enum Action {
     Oldest,
     Newest,
     OpenPicker,
+    OpenWatchlist,
     ToggleCursor,
     ToggleVolume,
     ToggleTrades,
@@ -36,6 +37,10 @@ pub const KEY_HELP: &[(&str, &str)] = &[
     (
         "s",
         "symbol picker (type a ticker, name or address; Enter to choose)",
+    ),
+    (
+        "w",
+        "watchlist: every mint live, sortable, filterable, starred",
     ),
     (
         "c",
@@ -67,12 +72,55 @@ pub fn chart_action(key: KeyEvent) -> Option<Action> {
         KeyCode::Home => Action::Oldest,
         KeyCode::End => Action::Newest,
         KeyCode::Char('s') => Action::OpenPicker,
+        KeyCode::Char('w') => Action::OpenWatchlist,
         KeyCode::Char('c') => Action::ToggleCursor,
         KeyCode::Char('v') => Action::ToggleVolume,
         KeyCode::Char('t') => Action::ToggleTrades,
         KeyCode::Char('i') => Action::ToggleIndicators,
         KeyCode::Char('r') => Action::Reconnect,
         KeyCode::Char('?') => Action::ToggleHelp,
+        _ => return None,
+    })
+}
+
+/// What a key does on the watchlist screen. Printable characters filter (as in the symbol picker), so
+/// the list's own commands are on keys no ticker or name is typed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchlistAction {
+    Quit,
+    /// Esc: clears the filter, or goes back to the chart when there is none.
+    ClearFilterOrBack,
+    OpenChart,
+    /// Moves the selection by this many rows (negative: up).
+    Move(isize),
+    /// Moves the selection by this many pages.
+    MovePages(isize),
+    NextSort,
+    PreviousSort,
+    ToggleStar,
+    Type(char),
+    Erase,
+}
+
+/// The watchlist screen's action for a key, if any.
+pub fn watchlist_action(key: KeyEvent) -> Option<WatchlistAction> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return (key.code == KeyCode::Char('c')).then_some(WatchlistAction::Quit);
+    }
+    Some(match key.code {
+        KeyCode::Esc => WatchlistAction::ClearFilterOrBack,
+        KeyCode::Enter => WatchlistAction::OpenChart,
+        KeyCode::Up => WatchlistAction::Move(-1),
+        KeyCode::Down => WatchlistAction::Move(1),
+        KeyCode::PageUp => WatchlistAction::MovePages(-1),
+        KeyCode::PageDown => WatchlistAction::MovePages(1),
+        KeyCode::Home => WatchlistAction::Move(isize::MIN / 2),
+        KeyCode::End => WatchlistAction::Move(isize::MAX / 2),
+        KeyCode::Tab => WatchlistAction::NextSort,
+        KeyCode::BackTab => WatchlistAction::PreviousSort,
+        KeyCode::Char('*') => WatchlistAction::ToggleStar,
+        KeyCode::Char(c) => WatchlistAction::Type(c),
+        KeyCode::Backspace => WatchlistAction::Erase,
         _ => return None,
     })
 }
@@ -136,5 +184,34 @@ mod tests {
             Some(Action::ToggleIndicators)
         );
         assert_eq!(chart_action(key(KeyCode::Char('x'))), None);
+        assert_eq!(
+            chart_action(key(KeyCode::Char('w'))),
+            Some(Action::OpenWatchlist)
+        );
+    }
+
+    #[test]
+    fn on_the_watchlist_letters_filter_and_commands_are_elsewhere() {
+        use WatchlistAction::*;
+        for c in ['q', 'w', 'c', 'v', 'n', ' ', '1'] {
+            assert_eq!(
+                watchlist_action(key(KeyCode::Char(c))),
+                Some(Type(c)),
+                "{c}"
+            );
+        }
+        assert_eq!(watchlist_action(key(KeyCode::Char('*'))), Some(ToggleStar));
+        assert_eq!(watchlist_action(key(KeyCode::Tab)), Some(NextSort));
+        assert_eq!(watchlist_action(key(KeyCode::BackTab)), Some(PreviousSort));
+        assert_eq!(watchlist_action(key(KeyCode::Esc)), Some(ClearFilterOrBack));
+        assert_eq!(watchlist_action(key(KeyCode::Enter)), Some(OpenChart));
+        assert_eq!(watchlist_action(key(KeyCode::Down)), Some(Move(1)));
+        let ctrl = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+        assert_eq!(watchlist_action(ctrl('c')), Some(Quit));
+        assert_eq!(
+            watchlist_action(ctrl('x')),
+            None,
+            "no control character is typed"
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`headless`]: `watch --json` and `snapshot` for scripts and tests.
 //! - [`endpoint`]: the server's WebSocket URL and the REST URLs next to it.
 //! - [`term`]: the guard that always restores the terminal.
+//! - [`watchlist`]: the watchlist's model: every mint's ticker and sparkline, sort, filter, stars.
+//! - [`token_match`]: how a typed filter matches a token (picker and watchlist).
 
 pub mod app;
 pub mod conn;
@@ -19,4 +21,6 @@ pub mod indicators;
 pub mod input;
 pub mod state;
 pub mod term;
+pub mod token_match;
 pub mod view;
+pub mod watchlist;

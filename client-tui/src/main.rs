@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use kline_protocol::{Interval, Symbol};
 use kline_tui::endpoint::Endpoint;
 use kline_tui::indicators::{Indicators, parse_periods, parse_sigmas};
+use kline_tui::watchlist::stars::Stars;
 use kline_tui::{app, headless};
 
 /// Live candlestick charts from a kline server.
@@ -30,6 +31,10 @@ struct Cli {
     /// Show times in UTC instead of local time.
     #[arg(long, global = true)]
     utc: bool,
+    /// The watchlist's starred mints, one address a line [default: $XDG_CONFIG_HOME/kline/stars, else
+    /// ~/.config/kline/stars].
+    #[arg(long, global = true, value_name = "FILE")]
+    stars_file: Option<PathBuf>,
     /// Log file (logs never go to the screen).
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -141,6 +146,7 @@ fn main() -> anyhow::Result<()> {
                 interval,
                 utc: cli.utc,
                 indicators,
+                stars_file: cli.stars_file.or_else(Stars::default_path),
             })
             .await
             .map(|()| 0),

@@ -1,5 +1,5 @@
-//! `kline-tui` end to end: its headless modes and its interactive screen (in tmux), against the real
-//! server with the simulator.
+//! `kline-tui` end to end: its headless modes and its interactive screens (in tmux), against the real
+//! server with the simulator or events the tests post.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -13,6 +13,8 @@ use kline_tests::{
 
 #[path = "tui/indicators.rs"]
 mod indicators;
+#[path = "tui/watchlist.rs"]
+mod watchlist;
 
 const SIMULATOR: &[&str] = &[
     "--set",
@@ -32,6 +34,17 @@ fn tui(server: &ServerProcess, args: &[&str]) -> Command {
         .arg("--log")
         .arg(std::env::temp_dir().join(format!("kline-tui-test-{}.log", std::process::id())));
     command
+}
+
+/// The interactive client's command line for tmux: against `server`, times in UTC, logging into `dir`,
+/// with `args` (a symbol, an interval, flags).
+fn interactive_command(server: &ServerProcess, dir: &std::path::Path, args: &str) -> String {
+    format!(
+        "{} --url {} --utc --log {} {args}",
+        tui_binary().display(),
+        server.ws_url(),
+        dir.join("tui.log").display()
+    )
 }
 
 fn wait_for_symbols(server: &ServerProcess) {
@@ -232,11 +245,10 @@ fn interactive_chart_in_tmux() {
         .unwrap();
     let symbols = runtime.block_on(get_json(&server.url("/api/v1/symbols")));
     let mint = symbols[0]["symbol"].as_str().unwrap().to_owned();
-    let command = format!(
-        "{} --url {} --symbol {mint} --interval s1 --utc --log {}",
-        tui_binary().display(),
-        server.ws_url(),
-        dir.path().join("tui.log").display()
+    let command = interactive_command(
+        &server,
+        dir.path(),
+        &format!("--symbol {mint} --interval s1"),
     );
     let term = Tmux::start("kline-tui-test", 100, 30, &command);
     term.wait_for("a live s1 chart", &|s| {

@@ -11,6 +11,7 @@ pub mod price;
 pub mod symbols;
 pub mod trades;
 pub mod volume;
+pub mod watchlist;
 
 use std::time::Instant;
 
@@ -55,13 +56,7 @@ pub struct Ui {
 /// Draws the whole screen into `buf`.
 pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: Instant) {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let message = format!(
-            "Terminal too small: {MIN_WIDTH}×{MIN_HEIGHT} needed, {}×{} here",
-            area.width, area.height
-        );
-        Paragraph::new(message)
-            .wrap(Default::default())
-            .render(area, buf);
+        render_too_small(area, buf);
         return;
     }
     let full = area;
@@ -193,6 +188,17 @@ pub fn render(state: &ChartState, ui: &Ui, area: Rect, buf: &mut Buffer, now: In
     }
 }
 
+/// What a screen smaller than [`MIN_WIDTH`] × [`MIN_HEIGHT`] shows instead.
+fn render_too_small(area: Rect, buf: &mut Buffer) {
+    let message = format!(
+        "Terminal too small: {MIN_WIDTH}×{MIN_HEIGHT} needed, {}×{} here",
+        area.width, area.height
+    );
+    Paragraph::new(message)
+        .wrap(Default::default())
+        .render(area, buf);
+}
+
 fn render_header(
     state: &ChartState,
     candles: &[Candle],
@@ -311,7 +317,8 @@ fn render_time_axis(
     }
 }
 
-fn render_status(state: &ChartState, area: Rect, buf: &mut Buffer, now: Instant) {
+/// The connection's state, coloured: connecting, reconnecting (with its countdown), connected or stale.
+fn link_status(state: &ChartState, now: Instant) -> Span<'static> {
     let (text, color) = match &state.link {
         LinkStatus::Connecting => ("◌ connecting…".to_owned(), Color::Yellow),
         LinkStatus::Reconnecting { at, attempt } => {
@@ -328,7 +335,11 @@ fn render_status(state: &ChartState, area: Rect, buf: &mut Buffer, now: Instant)
             _ => ("● connected".to_owned(), Color::Green),
         },
     };
-    let mut spans = vec![Span::styled(text, Style::new().fg(color))];
+    Span::styled(text, Style::new().fg(color))
+}
+
+fn render_status(state: &ChartState, area: Rect, buf: &mut Buffer, now: Instant) {
+    let mut spans = vec![link_status(state, now)];
     spans.push(Span::raw(format!(" │ {} upd/s", state.updates_per_sec())));
     if let Some(latency) = state.latency_ms {
         spans.push(Span::raw(format!(" │ latency {latency} ms")));

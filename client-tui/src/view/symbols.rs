@@ -12,6 +12,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget};
 
 use super::price::format_price;
+use crate::token_match::token_matches;
 
 /// Longest name shown in a title, in characters (a name may have 64).
 const TITLE_NAME_CHARS: usize = 32;
@@ -26,17 +27,14 @@ pub struct SymbolEntry {
 }
 
 impl SymbolEntry {
-    /// Whether the entry matches `filter` (lowercase) in its ticker, name or address.
+    /// Whether the entry matches `filter` in its ticker, name or address.
     fn matches(&self, filter: &str) -> bool {
-        let texts = [
-            self.ticker.as_ref().map(TickerText::as_str),
-            self.name.as_ref().map(NameText::as_str),
-            Some(self.symbol.as_str()),
-        ];
-        texts
-            .into_iter()
-            .flatten()
-            .any(|text| text.to_lowercase().contains(filter))
+        token_matches(
+            self.ticker.as_ref(),
+            self.name.as_ref(),
+            &self.symbol,
+            filter,
+        )
     }
 
     /// The entry as `connection_success` would name it, if its symbol is valid.
@@ -61,8 +59,10 @@ pub struct Picker {
 
 impl Picker {
     pub fn matches(&self) -> Vec<&SymbolEntry> {
-        let filter = self.filter.to_lowercase();
-        self.symbols.iter().filter(|s| s.matches(&filter)).collect()
+        self.symbols
+            .iter()
+            .filter(|s| s.matches(&self.filter))
+            .collect()
     }
 }
 

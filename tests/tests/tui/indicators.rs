@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kline_tests::ServerProcess;
 use kline_tests::indicator_reference::{MidnightMarket, at, parse_price, shown_as};
 use kline_tests::tmux::Tmux;
-use kline_tests::{KlineServer, ServerProcess, tui_binary};
 
 /// The legend row of the indicators (`--sma 5 --ema 10 --bollinger 20`, VWAP by default), parsed: each
 /// label with its values (`None` for `—`); `None` while the row is not drawn.
@@ -87,13 +87,11 @@ fn indicator_legend_under_the_crosshair_equals_the_reference_in_tmux() {
         .build()
         .unwrap();
     let market = runtime.block_on(MidnightMarket::post(&server));
-    let command = format!(
-        "{} --url {} --symbol {} --interval m1 --utc --sma 5 --ema 10 --bollinger 20 --log {}",
-        tui_binary().display(),
-        server.ws_url(),
-        market.mint,
-        dir.path().join("tui.log").display()
+    let args = format!(
+        "--symbol {} --interval m1 --sma 5 --ema 10 --bollinger 20",
+        market.mint
     );
+    let command = super::interactive_command(&server, dir.path(), &args);
     let term = Tmux::start("kline-tui-indicators", 130, 30, &command);
     term.wait_for("the m1 chart", &|s| {
         s.contains("● connected") && s.contains('█')
