@@ -1,7 +1,7 @@
 //! The chart page (`GET /`, `GET /chart`) end to end: its assets over HTTP, and the page itself in a real
 //! headless chromium (driven over WebDriver) against the real `kline-server` with the simulator, through
-//! a server restart, and its indicators against a reference computation. The page's read-only hook
-//! `window.__kline` tells what the chart holds.
+//! a server restart, its indicators against a reference computation, and its watchlist against a market
+//! the test posts. The page's read-only hook `window.__kline` tells what the chart holds.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 #[path = "browser/indicators.rs"]
 mod indicators;
+#[path = "browser/watchlist.rs"]
+mod watchlist;
 
 const SIMULATOR: &[&str] = &[
     "--set",
