@@ -447,7 +447,8 @@ async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() 
         "{row}"
     );
 
-    // Server restart: the page reconnects and resumes from its newest bar, no gap and no duplicate.
+    // Server restart: the page reconnects and resumes from its newest bar, no gap and no duplicate; its
+    // watchlist subscribes to the tickers again (one snapshot per connection).
     let connections = state["counts"]["connections"].as_u64().unwrap();
     let exit = server.terminate(Duration::from_secs(30));
     assert!(
@@ -478,6 +479,7 @@ async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() 
             let state = page(&browser).await;
             let resumed = state["counts"]["connections"].as_u64() == Some(connections + 1)
                 && state["counts"]["resumes"].as_u64() >= Some(1)
+                && state["counts"]["tickerSnapshots"].as_u64() == Some(connections + 1)
                 && state["subscription"]["confirmed"] == true;
             if resumed {
                 Ok(state)
