@@ -47,6 +47,31 @@ where
     }
 }
 
+/// A headless chromium and a server with the simulator off (the test posts its own market), on a fresh
+/// data directory. The fields drop in order: the browser, the server, then the server's directory.
+struct QuietServerPage {
+    browser: Browser,
+    server: ServerProcess,
+    _data: tempfile::TempDir,
+}
+
+impl QuietServerPage {
+    /// `None` when there is no chromium to drive (the test skips; under CI, `Browser::start` fails instead).
+    async fn start() -> Option<QuietServerPage> {
+        let browser = Browser::start(1280, 720).await?;
+        let data = tempfile::tempdir().unwrap();
+        let server = ServerProcess::start(
+            &data.path().join("db"),
+            &["--set", "source.simulator.enabled=false"],
+        );
+        Some(QuietServerPage {
+            browser,
+            server,
+            _data: data,
+        })
+    }
+}
+
 /// The page's state as its hook shows it (`null` until the page's module has run).
 async fn page(browser: &Browser) -> Value {
     browser

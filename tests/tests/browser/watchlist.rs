@@ -13,7 +13,7 @@ use kline_tests::webdriver::Browser;
 use kline_tests::{KlineServer, ServerProcess, post_events};
 use serde_json::Value;
 
-use super::{target_dir, wait_for};
+use super::{QuietServerPage, target_dir, wait_for};
 
 const HOSTILE_NAME: &str = "<script>window.__pwned = 1</script>Evil";
 /// Mint 0 is named with markup, 1 and 2 keep the simulator's names, 3 never announces itself.
@@ -170,20 +170,16 @@ async fn shows(browser: &Browser, row: &Value, price: f64, change: f64) -> bool 
 
 #[tokio::test]
 async fn chart_page_watchlist_moves_sorts_filters_stars_and_opens_charts() {
-    let Some(browser) = Browser::start(1280, 720).await else {
+    let Some(quiet) = QuietServerPage::start().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        &dir.path().join("db"),
-        &["--set", "source.simulator.enabled=false"],
-    );
-    let mut posted = post_market(&server).await;
+    let (browser, server) = (&quiet.browser, &quiet.server);
+    let mut posted = post_market(server).await;
     browser.goto(&server.url("/chart?interval=m1")).await;
 
     // Every mint, highest 24h change first, each row with the name and the numbers posted.
     let by_change = posted.order_by(|index| -posted.last_and_change(index).1);
-    let seen = wait_for_order(&browser, "every mint by change", &by_change).await;
+    let seen = wait_for_order(browser, "every mint by change", &by_change).await;
     for index in 0..MINTS {
         let row = row_of(&seen, &posted.mint(index));
         let (ticker, name) = posted.names[index].clone().unwrap_or_else(|| {
@@ -200,7 +196,7 @@ async fn chart_page_watchlist_moves_sorts_filters_stars_and_opens_charts() {
         );
         let (last, change) = posted.last_and_change(index);
         assert!(
-            shows(&browser, row, last, change).await,
+            shows(browser, row, last, change).await,
             "{row}: {last:e}, {change}%"
         );
     }
@@ -224,7 +220,7 @@ async fn chart_page_watchlist_moves_sorts_filters_stars_and_opens_charts() {
         "every sparkline seeded",
         Duration::from_secs(20),
         || async {
-            let rows = rows(&browser).await;
+            let rows = rows(browser).await;
             let levels = |row: &Value| -> usize {
                 let points = row["sparkline"].as_str().unwrap_or("");
                 let mut ys: Vec<&str> = points
@@ -256,16 +252,16 @@ async fn chart_page_watchlist_moves_sorts_filters_stars_and_opens_charts() {
     let trade = posted
         .market
         .next_event_for(2, kline_protocol::response::unix_millis_now());
-    posted.post(&server, vec![trade]).await;
+    posted.post(server, vec![trade]).await;
     let (last, change) = posted.last_and_change(2);
     let moved = posted.mint(2);
     wait_for(
         "the new trade in its row",
         Duration::from_secs(20),
         || async {
-            let rows = rows(&browser).await;
+            let rows = rows(browser).await;
             let row = row_of(&rows, &moved).clone();
-            if shows(&browser, &row, last, change).await {
+            if shows(browser, &row, last, change).await {
                 Ok(())
             } else {
                 Err(format!("{row}: {last:e}, {change}%"))
@@ -279,23 +275,23 @@ async fn chart_page_watchlist_moves_sorts_filters_stars_and_opens_charts() {
         .click("#watchlist th button[data-sort='name']")
         .await;
     let by_name = posted.order_by(|index| posted.label(index).to_lowercase());
-    wait_for_order(&browser, "the rows by name", &by_name).await;
+    wait_for_order(browser, "the rows by name", &by_name).await;
     browser
         .click("#watchlist th button[data-sort='change']")
         .await;
     let by_change = posted.order_by(|index| -posted.last_and_change(index).1);
-    wait_for_order(&browser, "the rows by change", &by_change).await;
+    wait_for_order(browser, "the rows by change", &by_change).await;
 
     // The filter narrows the rows, by ticker (case-insensitive) or by address.
     let (ticker, _) = posted.names[1].clone().unwrap();
     browser
         .type_into("#watchlist-filter", &ticker.to_lowercase())
         .await;
-    wait_for_order(&browser, "the filtered rows", &[posted.mint(1)]).await;
+    wait_for_order(browser, "the filtered rows", &[posted.mint(1)]).await;
     let unnamed = posted.mint(3);
     browser.type_into("#watchlist-filter", &unnamed[..10]).await;
     wait_for_order(
-        &browser,
+        browser,
         "the row found by address",
         std::slice::from_ref(&unnamed),
     )
@@ -306,7 +302,7 @@ async fn chart_page_watchlist_moves_sorts_filters_stars_and_opens_charts() {
              box.value = ''; box.dispatchEvent(new Event('input')); return null;",
         )
         .await;
-    wait_for_order(&browser, "every row again", &by_change).await;
+    wait_for_order(browser, "every row again", &by_change).await;
 
     // A star puts the last row first, and it is still first after a reload.
     let last_row = by_change.last().unwrap().clone();
@@ -318,13 +314,13 @@ async fn chart_page_watchlist_moves_sorts_filters_stars_and_opens_charts() {
     let starred_first: Vec<String> = std::iter::once(last_row.clone())
         .chain(by_change.iter().filter(|m| **m != last_row).cloned())
         .collect();
-    wait_for_order(&browser, "the starred row first", &starred_first).await;
+    wait_for_order(browser, "the starred row first", &starred_first).await;
     let path = target_dir().join("kline-chart-watchlist.png");
     std::fs::write(&path, browser.screenshot().await).expect("screenshot written");
     eprintln!("chart screenshot with the watchlist: {}", path.display());
     browser.goto(&server.url("/chart?interval=m1")).await;
     let seen = wait_for_order(
-        &browser,
+        browser,
         "the starred row first after a reload",
         &starred_first,
     )
