@@ -1,7 +1,9 @@
 // The reference browser client of contract v1 (docs/protocol.md): one WebSocket to `/ws`, one
 // subscription at a time, reconnection with capped jittered backoff, resume with `from`, paging back
 // with `history` + `to`, an application-level `ping` for the round-trip time, and the symbol's trades
-// (`subscribe_trades`, resumed with `after` = the newest trade held).
+// (`subscribe_trades`, resumed with `after` = the newest trade held). Beside the chart: every mint's ticker
+// (`subscribe_tickers`, subscribed again after each reconnect: its snapshot is the whole state) and small
+// candle reads for the watchlist's sparklines (`history` with `subscription_id` "sparkline").
 //
 // It knows nothing about charts: it reports what arrived through the handlers given to the constructor.
 //
@@ -15,13 +17,19 @@
 //     newestTradeId: () => id of the newest trade held for the current symbol, or undefined,
 //     onTrades(symbol, trades, {resumed}),  // `trades_snapshot` (newest first); resumed: it follows newestTradeId
 //     onTrade(symbol, trade),           // one live `trade`
+//     onTickers(tickers, {snapshot, timestamp}),  // `tickers_snapshot` (snapshot: true) or `tickers`
+//     onSparkline(symbol, candles),     // answer to requestSparkline()
 //   });
 //   feed.watch(symbol, interval);       // (re)subscribe; unsubscribes the previous pair
 //   feed.requestOlder(oldestTime);      // one page of older candles
+//   feed.watchTickers();                // every mint's ticker, from now on and after every reconnect
+//   feed.requestSparkline(symbol, from, limit);  // `m1` candles from `from`; false when not connected
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
 const PING_EVERY_MS = 10_000;
+const TICKERS_ID = "watchlist";
+const SPARKLINE_ID = "sparkline";
 
 export class CandleFeed {
   constructor(url, handlers, { pageSize = 500, tradesKept = 50 } = {}) {
@@ -38,6 +46,7 @@ export class CandleFeed {
     this.pingTimer = null;
     this.pingSentAt = null;
     this.olderPending = false;
+    this.tickersWanted = false;
     this.status = { state: "connecting", retryInMs: null, rttMs: null };
     this.stats = {
       connections: 0,
@@ -51,6 +60,9 @@ export class CandleFeed {
       tradeSnapshots: 0,
       trades: 0,
       lastTradesSubscribe: null,
+      tickerSnapshots: 0,
+      tickerUpdates: 0,
+      sparklineRequests: 0,
     };
     this.connect();
   }
@@ -83,6 +95,23 @@ export class CandleFeed {
       to: oldestTime,
       limit: this.pageSize,
     });
+    return true;
+  }
+
+  /** Every mint's ticker from now on; subscribed again on every (re)connection. */
+  watchTickers() {
+    this.tickersWanted = true;
+    if (this.isOpen()) this.subscribeTickers();
+  }
+
+  /**
+   * Asks for `symbol`'s `m1` candles from `from` (Unix s), at most `limit`: the seed of a sparkline. The
+   * answer goes to `onSparkline`. False (nothing sent) while not connected, so the caller can ask later.
+   */
+  requestSparkline(symbol, from, limit) {
+    if (!this.isOpen()) return false;
+    this.stats.sparklineRequests += 1;
+    this.send({ msg_type: "history", symbol, interval: "m1", subscription_id: SPARKLINE_ID, from, limit });
     return true;
   }
 
@@ -145,6 +174,10 @@ export class CandleFeed {
     this.send(request);
   }
 
+  subscribeTickers() {
+    this.send({ msg_type: "subscribe_tickers", subscription_id: TICKERS_ID });
+  }
+
   send(request) {
     this.socket.send(JSON.stringify(request));
   }
@@ -168,6 +201,15 @@ export class CandleFeed {
           this.subscribe(true);
           this.subscribeTrades(true);
         }
+        if (this.tickersWanted) this.subscribeTickers();
+        break;
+      case "tickers_snapshot":
+        this.stats.tickerSnapshots += 1;
+        this.handlers.onTickers?.(data.data, { snapshot: true, timestamp: message.timestamp });
+        break;
+      case "tickers":
+        this.stats.tickerUpdates += 1;
+        this.handlers.onTickers?.(data.data, { snapshot: false, timestamp: message.timestamp });
         break;
       case "trades_snapshot":
         if (this.pair && data.symbol === this.pair.symbol) {
@@ -207,6 +249,10 @@ export class CandleFeed {
   }
 
   receiveHistory(data) {
+    if (data.subscription_id === SPARKLINE_ID) {
+      this.handlers.onSparkline?.(data.symbol, data.data);
+      return;
+    }
     if (!this.pair) return;
     const { generation } = this.pair;
     if (data.subscription_id === `live-${generation}`) {

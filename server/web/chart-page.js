@@ -1,15 +1,17 @@
 // The live chart page: symbol picker, interval buttons, the candlestick chart with a volume histogram
 // under it (TradingView lightweight-charts, loaded before this module as the global `LightweightCharts`),
-// the symbol's latest trades beside it, crosshair legend, UTC/local toggle and status line. The WebSocket
-// side is chart-feed.js; the indicators (toggles, lines, their legend) are indicator-overlay.js.
+// the watchlist and the symbol's latest trades beside it, crosshair legend, UTC/local toggle and status
+// line. The WebSocket side is chart-feed.js; the indicators (toggles, lines, their legend) are
+// indicator-overlay.js; the watchlist (every mint's ticker, fed by the same socket) is watchlist-panel.js.
 //
 // `window.__kline` is a read-only view of the page's state for tests and for the curious (see the end).
 
 import { CandleFeed } from "./chart-feed.js";
 import { IndicatorOverlay } from "./indicator-overlay.js";
 import * as indicatorMath from "./indicators.js";
-import { formatPrice, priceFormatFor } from "./price-format.js";
+import { formatPrice, formatVolume, priceFormatFor } from "./price-format.js";
 import { SymbolPicker, shortMint, symbolTitle } from "./symbol-picker.js";
+import { WatchlistPanel } from "./watchlist-panel.js";
 
 const INTERVALS = ["s1", "s15", "s30", "m1", "m5", "m15", "h1", "h4", "d1"];
 const SYMBOLS_REFRESH_MS = 10_000;
@@ -126,14 +128,6 @@ function setPriceFormat(price) {
 
 const toBar = (c) => ({ time: c.time, open: c.open, high: c.high, low: c.low, close: c.close });
 const toVolumeBar = (c) => ({ time: c.time, value: c.volume ?? 0, color: c.close >= c.open ? UP_VOLUME : DOWN_VOLUME });
-
-/** Volume labels: three significant digits with K, M, B or T. */
-function formatVolume(volume) {
-  for (const [unit, suffix] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]]) {
-    if (volume >= unit) return `${(volume / unit).toPrecision(3)}${suffix}`;
-  }
-  return volume.toPrecision(3);
-}
 
 /** Index of the candle with `time`, or -(insertion point) - 1. */
 function search(time) {
@@ -367,6 +361,8 @@ const feed = new CandleFeed(
       safely("trade", () => {
         if (symbol === state.symbol) addTrades([trade]);
       }),
+    onTickers: (tickers, how) => safely("tickers", () => watchlist.setTickers(tickers, how)),
+    onSparkline: (symbol, candles) => safely("sparkline", () => watchlist.seed(symbol, candles)),
   },
   { pageSize, tradesKept: TRADES_KEPT },
 );
@@ -401,6 +397,7 @@ function show(symbol, interval) {
     button.classList.toggle("active", button.dataset.interval === interval);
   }
   picker.select(symbol);
+  watchlist.setCurrent(symbol);
   const query = new URLSearchParams(location.search);
   query.set("symbol", symbol);
   query.set("interval", interval);
@@ -419,6 +416,22 @@ for (const interval of INTERVALS) {
 }
 
 const picker = new SymbolPicker($("symbol"), $("symbol-search"), (symbol) => show(symbol, state.interval));
+const watchlist = new WatchlistPanel(
+  {
+    scroller: $("watchlist-scroller"),
+    rows: $("watchlist-rows"),
+    filter: $("watchlist-filter"),
+    count: $("watchlist-count"),
+    sortButtons: [...document.querySelectorAll("#watchlist th button[data-sort]")],
+  },
+  {
+    onChoose: (symbol) => show(symbol, state.interval),
+    requestSparkline: (symbol, from, limit) => feed.requestSparkline(symbol, from, limit),
+    storage: window.localStorage,
+  },
+);
+feed.watchTickers();
+$("side-toggle").addEventListener("click", () => document.querySelector("main").classList.toggle("side-toggled"));
 
 $("tz").addEventListener("click", () => {
   state.utc = !state.utc;
@@ -472,7 +485,15 @@ Object.defineProperty(window, "__kline", {
     },
     get counts() {
       const { connections, subscribes, snapshots, resumes, updates, olderPages, tradeSnapshots, trades } = feed.stats;
-      return { connections, subscribes, snapshots, resumes, updates, olderPages, tradeSnapshots, trades, ...state.counts };
+      const { tickerSnapshots, tickerUpdates, sparklineRequests } = feed.stats;
+      return {
+        connections, subscribes, snapshots, resumes, updates, olderPages, tradeSnapshots, trades,
+        tickerSnapshots, tickerUpdates, sparklineRequests, ...state.counts,
+      };
+    },
+    /** The watchlist as drawn, top to bottom: each row's mint, star, highlight and cell texts. */
+    get watchlist() {
+      return watchlist.drawnRows();
     },
     get lastSubscribe() {
       return feed.stats.lastSubscribe && { ...feed.stats.lastSubscribe };

@@ -1,4 +1,5 @@
-// Price labels for Spin Pet's tiny prices (1e-9 … 1e-5 SOL): significant digits, never `0.00`.
+// Price labels for Spin Pet's tiny prices (1e-9 … 1e-5 SOL): significant digits, never `0.00`; and volume
+// labels (`1.25B`).
 //
 // Below 0.001 the zeros after the decimal point are written as a subscript count, as chart sites and the
 // terminal client (client-tui/src/view/price.rs) do: 0.00000002796 → `0.0₇2796`.
@@ -50,4 +51,12 @@ export function priceFormatFor(price) {
     minMove: 1 / base,
     base,
   };
+}
+
+/** Volume labels: three significant digits with K, M, B or T. */
+export function formatVolume(volume) {
+  for (const [unit, suffix] of [[1e12, "T"], [1e9, "B"], [1e6, "M"], [1e3, "K"]]) {
+    if (volume >= unit) return `${(volume / unit).toPrecision(3)}${suffix}`;
+  }
+  return volume.toPrecision(3);
 }

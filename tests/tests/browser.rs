@@ -1,7 +1,7 @@
 //! The chart page (`GET /`, `GET /chart`) end to end: its assets over HTTP, and the page itself in a real
 //! headless chromium (driven over WebDriver) against the real `kline-server` with the simulator, through
-//! a server restart, and its indicators against a reference computation. The page's read-only hook
-//! `window.__kline` tells what the chart holds.
+//! a server restart, its indicators against a reference computation, and its watchlist against a market
+//! the test posts. The page's read-only hook `window.__kline` tells what the chart holds.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 #[path = "browser/indicators.rs"]
 mod indicators;
+#[path = "browser/watchlist.rs"]
+mod watchlist;
 
 const SIMULATOR: &[&str] = &[
     "--set",
@@ -42,6 +44,31 @@ where
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// A headless chromium and a server with the simulator off (the test posts its own market), on a fresh
+/// data directory. The fields drop in order: the browser, the server, then the server's directory.
+struct QuietServerPage {
+    browser: Browser,
+    server: ServerProcess,
+    _data: tempfile::TempDir,
+}
+
+impl QuietServerPage {
+    /// `None` when there is no chromium to drive (the test skips; under CI, `Browser::start` fails instead).
+    async fn start() -> Option<QuietServerPage> {
+        let browser = Browser::start(1280, 720).await?;
+        let data = tempfile::tempdir().unwrap();
+        let server = ServerProcess::start(
+            &data.path().join("db"),
+            &["--set", "source.simulator.enabled=false"],
+        );
+        Some(QuietServerPage {
+            browser,
+            server,
+            _data: data,
+        })
     }
 }
 
@@ -445,7 +472,8 @@ async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() 
         "{row}"
     );
 
-    // Server restart: the page reconnects and resumes from its newest bar, no gap and no duplicate.
+    // Server restart: the page reconnects and resumes from its newest bar, no gap and no duplicate; its
+    // watchlist subscribes to the tickers again (one snapshot per connection).
     let connections = state["counts"]["connections"].as_u64().unwrap();
     let exit = server.terminate(Duration::from_secs(30));
     assert!(
@@ -476,6 +504,7 @@ async fn chart_page_draws_live_candles_pages_back_and_resumes_after_a_restart() 
             let state = page(&browser).await;
             let resumed = state["counts"]["connections"].as_u64() == Some(connections + 1)
                 && state["counts"]["resumes"].as_u64() >= Some(1)
+                && state["counts"]["tickerSnapshots"].as_u64() == Some(connections + 1)
                 && state["subscription"]["confirmed"] == true;
             if resumed {
                 Ok(state)

@@ -67,6 +67,15 @@ const ASSETS: &[Asset] = &[
         "price-format.js",
         include_bytes!("../../web/price-format.js"),
     ),
+    own_script("sparkline.js", include_bytes!("../../web/sparkline.js")),
+    own_script(
+        "watchlist-model.js",
+        include_bytes!("../../web/watchlist-model.js"),
+    ),
+    own_script(
+        "watchlist-panel.js",
+        include_bytes!("../../web/watchlist-panel.js"),
+    ),
     Asset {
         name: "symbol-picker.js",
         content_type: JS,
@@ -188,6 +197,28 @@ mod tests {
                 "chart.html loads `{name}`, which is not served"
             );
         }
+    }
+
+    /// The page's modules import each other by relative path (`from "./x.js"`): every one they name is served.
+    #[test]
+    fn the_scripts_import_only_scripts_that_exist() {
+        let scripts = ASSETS
+            .iter()
+            .filter(|asset| asset.cache_control == NO_CACHE);
+        let mut imports = 0;
+        for script in scripts.filter(|asset| asset.name.ends_with(".js")) {
+            let text = std::str::from_utf8(script.body).unwrap();
+            for name in text.split(" from \"./").skip(1) {
+                let name = name.split('"').next().unwrap();
+                imports += 1;
+                assert!(
+                    ASSETS.iter().any(|asset| asset.name == name),
+                    "{} imports `{name}`, which is not served",
+                    script.name
+                );
+            }
+        }
+        assert!(imports >= 8, "{imports} imports found");
     }
 
     #[test]

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use kline_tests::KlineServer;
 use kline_tests::indicator_reference::{MidnightMarket, assert_shown, at, parse_price};
 use kline_tests::webdriver::Browser;
-use kline_tests::{KlineServer, ServerProcess};
 use serde_json::Value;
 
-use super::{page, target_dir, wait_for};
+use super::{QuietServerPage, page, target_dir, wait_for};
 
 /// The page's indicator state: the lines the chart holds, the legend rows, and the candle legend.
 async fn indicators(browser: &Browser) -> Value {
@@ -70,15 +70,11 @@ fn assert_series(
 /// leaves the chart and the legend.
 #[tokio::test]
 async fn chart_page_indicators_equal_the_reference_under_the_crosshair() {
-    let Some(browser) = Browser::start(1280, 720).await else {
+    let Some(quiet) = QuietServerPage::start().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        &dir.path().join("db"),
-        &["--set", "source.simulator.enabled=false"],
-    );
-    let market = MidnightMarket::post(&server).await;
+    let (browser, server) = (&quiet.browser, &quiet.server);
+    let market = MidnightMarket::post(server).await;
     browser
         .goto(&server.url(&format!(
             "/chart?symbol={}&interval=m1&tz=utc&indicators=sma:5",
@@ -145,7 +141,7 @@ async fn chart_page_indicators_equal_the_reference_under_the_crosshair() {
         "the four indicators drawn",
         Duration::from_secs(20),
         || async {
-            let state = indicators(&browser).await;
+            let state = indicators(browser).await;
             let drawn = ["sma", "ema", "vwap", "bb.upper", "bb.middle", "bb.lower"]
                 .iter()
                 .all(|key| {
@@ -201,7 +197,7 @@ async fn chart_page_indicators_equal_the_reference_under_the_crosshair() {
             &format!("the legend of candle {i} ({clock})"),
             Duration::from_secs(10),
             || async {
-                let state = indicators(&browser).await;
+                let state = indicators(browser).await;
                 if state["candleLegend"]
                     .as_str()
                     .is_some_and(|l| l.contains(&clock))
@@ -245,13 +241,13 @@ async fn chart_page_indicators_equal_the_reference_under_the_crosshair() {
         .click("#indicators input[type=checkbox][data-kind=sma]")
         .await;
     wait_for("the SMA gone", Duration::from_secs(10), || async {
-        let state = indicators(&browser).await;
+        let state = indicators(browser).await;
         let gone = state["series"].get("sma").is_none()
             && legend_values(&state, "sma").is_none()
             && legend_values(&state, "ema").is_some();
         if gone { Ok(()) } else { Err(state.to_string()) }
     })
     .await;
-    let errors = page(&browser).await["errors"].clone();
+    let errors = page(browser).await["errors"].clone();
     assert_eq!(errors, serde_json::json!([]), "the page reported errors");
 }
