@@ -124,7 +124,12 @@ where
         let Ok(Message::Text(text)) = message else {
             continue;
         };
-        if text.starts_with('0') && !sent_connect {
+        if text.as_str() == "2" {
+            // engineioxide pings as soon as the session opens: unanswered, it closes the socket 60 s later.
+            ws.send(Message::text("3"))
+                .await
+                .map_err(|_| std::io::Error::other("send failed"))?;
+        } else if text.starts_with('0') && !sent_connect {
             sent_connect = true;
             ws.send(Message::text("40/kline,"))
                 .await
