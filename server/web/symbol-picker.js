@@ -8,10 +8,13 @@
 /** `3bue…qAZQ`: a mint address's first and last four characters. */
 export const shortMint = (symbol) => (symbol ? `${symbol.slice(0, 4)}…${symbol.slice(-4)}` : "—");
 
+/** `TICKER · name`, or what of it is known ("" when the token has no name). */
+export const tokenLabel = (entry) => [entry.ticker, entry.name].filter(Boolean).join(" · ");
+
 /** `TICKER · name (3bue…qAZQ)`, or what of it is known (the short address alone when no name is). */
 export function symbolTitle(entry) {
   if (!entry) return "—";
-  const label = [entry.ticker, entry.name].filter(Boolean).join(" · ");
+  const label = tokenLabel(entry);
   return label ? `${label} (${shortMint(entry.symbol)})` : shortMint(entry.symbol);
 }
 

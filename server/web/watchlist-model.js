@@ -6,12 +6,12 @@
 // Z, by the text shown: `TICKER · name`, or the address when the token has no name); choosing the same
 // sort again reverses it; ties go by address, so the order never flickers between equal rows.
 
-import { matchesQuery } from "./symbol-picker.js";
+import { matchesQuery, tokenLabel } from "./symbol-picker.js";
 
 const STARS_KEY = "kline.watchlist.stars";
 
 /** The text a row is named by (and sorted by, for "name"). */
-export const rowLabel = (ticker) => [ticker.ticker, ticker.name].filter(Boolean).join(" · ") || ticker.symbol;
+export const rowLabel = (ticker) => tokenLabel(ticker) || ticker.symbol;
 
 const SORT_KEYS = {
   change: { value: (t) => t.price_change_percent, descending: true },

@@ -16,7 +16,7 @@ pub mod sparkline;
 pub mod stars;
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kline_protocol::{Candle, Symbol, SymbolName, Ticker};
 
@@ -127,14 +127,9 @@ impl Watchlist {
     /// The whole ticker list (`tickers_snapshot`), received at `time_ms`: it replaces the rows, keeping the
     /// sparklines of mints already held.
     pub fn apply_snapshot(&mut self, tickers: &[Ticker], time_ms: i64) {
-        let mut old = std::mem::take(&mut self.rows);
-        for ticker in tickers {
-            let sparkline = old
-                .remove(&ticker.symbol)
-                .map(|row| row.sparkline)
-                .unwrap_or_default();
-            self.insert(ticker, sparkline, time_ms);
-        }
+        let listed: BTreeSet<&Symbol> = tickers.iter().map(|ticker| &ticker.symbol).collect();
+        self.rows.retain(|symbol, _| listed.contains(symbol));
+        self.apply_update(tickers, time_ms);
         self.loaded = true;
     }
 

@@ -43,9 +43,9 @@ use crate::push::gate::SeriesGates;
 use crate::stats::{PipelineStats, PushStats};
 
 /// The first pause before the drain tries socketioxide's full buffer again.
-pub const FIRST_RETRY: Duration = Duration::from_millis(5);
+const FIRST_RETRY: Duration = Duration::from_millis(5);
 /// The longest pause between two tries.
-pub const LAST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_millis(100);
 
 pub struct SocketIoSink {
     socket: SocketRef,
@@ -73,6 +73,15 @@ struct SinkState {
     backlog: VecDeque<Waiting>,
     /// The payload bytes of `backlog`.
     backlog_bytes: usize,
+}
+
+impl SinkState {
+    /// Closes the sink; what waits is dropped (its memory freed).
+    fn close_dropping_backlog(&mut self) {
+        self.closed = true;
+        self.backlog = VecDeque::new();
+        self.backlog_bytes = 0;
+    }
 }
 
 /// A packet waiting for room in socketioxide's buffer.
@@ -113,9 +122,9 @@ enum Drained {
     /// The backlog is empty (or the sink closed).
     All,
     /// Some packets went; others still wait.
-    Some,
+    Partly,
     /// The buffer had no room.
-    None,
+    Nothing,
 }
 
 impl SocketIoSink {
@@ -158,20 +167,13 @@ impl SocketIoSink {
         if state.closed {
             return false;
         }
-        if state.backlog.is_empty() {
-            match self.try_emit("kline_data", kline_data(update)) {
-                Emitted::Sent => {
-                    self.observe_push(update);
-                    return false;
-                }
-                Emitted::Gone => {
-                    state.closed = true;
-                    return false;
-                }
-                Emitted::Unencodable => return false,
-                Emitted::Full => {}
+        if let Some(sent) = self.try_now(state, "kline_data", kline_data(update)) {
+            if sent {
+                self.observe_push(update);
             }
-        } else if let Some(waiting) = state.backlog.iter_mut().rev().find(
+            return false;
+        }
+        if let Some(waiting) = state.backlog.iter_mut().rev().find(
             |waiting| matches!(waiting, Waiting::Update(queued) if queued.same_candle(update)),
         ) {
             let replaced = std::mem::replace(waiting, Waiting::Update(update.clone()));
@@ -212,16 +214,8 @@ impl SocketIoSink {
         if state.closed {
             return false;
         }
-        if state.backlog.is_empty() {
-            match self.try_emit(event, data) {
-                Emitted::Sent => return true,
-                Emitted::Gone => {
-                    state.closed = true;
-                    return false;
-                }
-                Emitted::Unencodable => return false,
-                Emitted::Full => {}
-            }
+        if let Some(sent) = self.try_now(state, event, data) {
+            return sent;
         }
         match serde_json::value::to_raw_value(data) {
             Ok(payload) => self.enqueue(
@@ -235,6 +229,28 @@ impl SocketIoSink {
                 tracing::error!(error = %err, event, "cannot encode a Socket.IO packet");
                 false
             }
+        }
+    }
+
+    /// Hands the packet to socketioxide at once if nothing waits before it: `Some(sent)` when that settled
+    /// it (sent; or dropped, the socket being gone or the payload unencodable), `None` when it must wait.
+    fn try_now<T: Serialize + ?Sized>(
+        &self,
+        state: &mut SinkState,
+        event: &str,
+        data: &T,
+    ) -> Option<bool> {
+        if !state.backlog.is_empty() {
+            return None;
+        }
+        match self.try_emit(event, data) {
+            Emitted::Sent => Some(true),
+            Emitted::Gone => {
+                state.closed = true;
+                Some(false)
+            }
+            Emitted::Unencodable => Some(false),
+            Emitted::Full => None,
         }
     }
 
@@ -262,9 +278,7 @@ impl SocketIoSink {
             && (state.backlog.len() >= self.limits.packets
                 || state.backlog_bytes + bytes > self.limits.bytes)
         {
-            state.closed = true;
-            state.backlog = VecDeque::new();
-            state.backlog_bytes = 0;
+            state.close_dropping_backlog();
             PipelineStats::add(&self.stats.slow_client_closes, 1);
             tracing::warn!(sid = %self.socket.id, "Socket.IO client too slow: its backlog is full");
             self.too_slow.notify_one();
@@ -290,8 +304,8 @@ impl SocketIoSink {
                 tokio::time::sleep(pause).await;
                 match self.send_backlog() {
                     Drained::All => break,
-                    Drained::Some => pause = FIRST_RETRY,
-                    Drained::None => pause = (pause * 2).min(LAST_RETRY),
+                    Drained::Partly => pause = FIRST_RETRY,
+                    Drained::Nothing => pause = (pause * 2).min(LAST_RETRY),
                 }
             }
         }
@@ -308,11 +322,7 @@ impl SocketIoSink {
             };
             match outcome {
                 Emitted::Full => break,
-                Emitted::Gone => {
-                    state.closed = true;
-                    state.backlog = VecDeque::new();
-                    state.backlog_bytes = 0;
-                }
+                Emitted::Gone => state.close_dropping_backlog(),
                 Emitted::Sent | Emitted::Unencodable => {
                     let done = state.backlog.pop_front().expect("the front");
                     state.backlog_bytes -= done.bytes();
@@ -326,9 +336,9 @@ impl SocketIoSink {
         if state.backlog.is_empty() {
             Drained::All
         } else if sent > 0 {
-            Drained::Some
+            Drained::Partly
         } else {
-            Drained::None
+            Drained::Nothing
         }
     }
 
