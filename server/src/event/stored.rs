@@ -1,30 +1,38 @@
-//! The stored form of an event: a compact binary record, the value of the `events` family (whose key, the
-//! event's signature and index, is not repeated in it).
+//! The stored form of an event: a compact binary record, the value of the `events` family. Its key holds the
+//! event's index and the first [`SIGNATURE_HEAD`] bytes of its signature (`store::keys`); the record
+//! holds the rest of the signature, so the signature is stored once.
 //!
 //! Layout (little-endian):
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | [`FORMAT`] (a JSON value, written before this format existed, starts with `{`) |
+//! | 1 | [`FORMAT`] (2: a record written before, whose key holds the whole signature and which holds none of it; a JSON value, older still, starts with `{`) |
 //! | 8 | `timestamp`, Unix milliseconds (`i64`): at a fixed offset, so retention reads it without decoding |
 //! | 8 | `slot` |
 //! | 1 | flags: bit 0 `tx_index` present; bits 1–2 `time_source` (0 none, 1 block time, 2 received); bits 3–4 `tx_index_source` (0 none, 1 block, 2 unavailable) |
 //! | 4 | `tx_index`, only when present |
+//! | 48 | the signature after its head (format 3 only) |
 //! | 1 | the event's kind ([`Kind`]) |
 //! | … | the event's fields in Borsh, the IDL's order: the program's own on-chain encoding |
 //!
-//! A BuySell event takes 127 bytes this way against ~420 as JSON, and costs no JSON serialization on the
-//! pipeline thread. Values written as JSON before are still read (no migration).
+//! A BuySell event takes 168 bytes this way (48 of them the signature's tail) against ~420 as JSON, and
+//! costs no JSON serialization on the pipeline thread. Records of format 2 and JSON values are still read;
+//! the store rewrites them into this format once, when it opens a store written before.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use super::{
-    EventId, EventMeta, EventRecord, EventTime, Signature, SpinPetEvent, TimeSource, TxIndexSource,
+    EventMeta, EventRecord, EventTime, Signature, SpinPetEvent, TimeSource, TxIndexSource,
     parse_stored,
 };
 
 /// The first byte of a binary record.
-pub const FORMAT: u8 = 2;
+pub const FORMAT: u8 = 3;
+/// The first byte of a binary record written before [`FORMAT`]: no signature in it (its key held it whole).
+pub const FORMAT_WITHOUT_SIGNATURE: u8 = 2;
+/// How many bytes of an event's signature its key holds (`store::keys`); the record holds the rest.
+pub const SIGNATURE_HEAD: usize = 16;
+const SIGNATURE_TAIL: usize = 64 - SIGNATURE_HEAD;
 /// Where the timestamp sits in a binary record.
 const TIMESTAMP_AT: usize = 1;
 /// Format, timestamp, slot and flags.
@@ -71,6 +79,7 @@ pub fn encode(record: &EventRecord) -> Vec<u8> {
     if let Some(tx_index) = meta.tx_index {
         out.extend_from_slice(&tx_index.to_le_bytes());
     }
+    out.extend_from_slice(&meta.signature.to_bytes()[SIGNATURE_HEAD..]);
     let written = match &record.event {
         SpinPetEvent::TokenCreated(e) => write(&mut out, Kind::TokenCreated, e),
         SpinPetEvent::BuySell(e) => write(&mut out, Kind::BuySell, e),
@@ -89,9 +98,15 @@ fn write<T: BorshSerialize>(out: &mut Vec<u8>, kind: Kind, event: &T) -> borsh::
     event.serialize(out)
 }
 
-/// The event stored under `id` as `bytes` (binary, or JSON written by an older version).
-pub fn decode(id: &EventId, bytes: &[u8]) -> Result<EventRecord, StoredEventError> {
-    if bytes.first() != Some(&FORMAT) {
+/// The event stored as `bytes` (binary, or JSON written by an older version) under a key holding
+/// `key_signature` (the signature's head, or the whole signature in the legacy layout) and `event_index`.
+pub fn decode(
+    key_signature: &[u8],
+    event_index: u32,
+    bytes: &[u8],
+) -> Result<EventRecord, StoredEventError> {
+    let format = bytes.first().copied();
+    if format != Some(FORMAT) && format != Some(FORMAT_WITHOUT_SIGNATURE) {
         let json = std::str::from_utf8(bytes).map_err(|err| StoredEventError(err.to_string()))?;
         return parse_stored(json).map_err(|err| StoredEventError(err.to_string()));
     }
@@ -108,6 +123,25 @@ pub fn decode(id: &EventId, bytes: &[u8]) -> Result<EventRecord, StoredEventErro
     } else {
         None
     };
+    let mut signature = [0u8; 64];
+    if format == Some(FORMAT) {
+        let (tail, after) = rest
+            .split_first_chunk::<SIGNATURE_TAIL>()
+            .ok_or_else(short)?;
+        rest = after;
+        let head = key_signature.get(..SIGNATURE_HEAD).ok_or_else(|| {
+            StoredEventError(format!("key of {} signature bytes", key_signature.len()))
+        })?;
+        signature[..SIGNATURE_HEAD].copy_from_slice(head);
+        signature[SIGNATURE_HEAD..].copy_from_slice(tail);
+    } else {
+        signature = key_signature.try_into().map_err(|_| {
+            StoredEventError(format!(
+                "a record without its signature under a key of {} signature bytes",
+                key_signature.len()
+            ))
+        })?;
+    }
     let time_source = match (flags >> 1) & 3 {
         0 => None,
         1 => Some(TimeSource::BlockTime),
@@ -140,9 +174,9 @@ pub fn decode(id: &EventId, bytes: &[u8]) -> Result<EventRecord, StoredEventErro
         event,
         meta: EventMeta {
             timestamp: EventTime(timestamp),
-            signature: Signature::from_bytes(id.signature),
+            signature: Signature::from_bytes(signature),
             slot,
-            event_index: id.event_index,
+            event_index,
             tx_index,
             time_source,
             tx_index_source,
@@ -157,7 +191,7 @@ fn read<T: BorshDeserialize>(body: &mut &[u8]) -> Result<T, StoredEventError> {
 /// The event's time (Unix milliseconds) straight from its stored bytes: read at a fixed offset from a
 /// binary record, parsed from an older JSON one; `None` if the bytes are neither.
 pub fn time_ms(bytes: &[u8]) -> Option<i64> {
-    if bytes.first() == Some(&FORMAT) {
+    if is_binary(bytes) {
         let raw = bytes.get(TIMESTAMP_AT..TIMESTAMP_AT + 8)?;
         return Some(i64::from_le_bytes(raw.try_into().ok()?));
     }
@@ -172,21 +206,60 @@ pub fn time_ms(bytes: &[u8]) -> Option<i64> {
 
 /// Whether the stored bytes are a `TokenCreated` event (kept whatever the retention: it names its token).
 pub fn is_token_created(bytes: &[u8]) -> bool {
-    if bytes.first() == Some(&FORMAT) {
-        let Some(flags) = bytes.get(FIXED_LEN - 1) else {
-            return false;
-        };
-        let kind_at = FIXED_LEN + if flags & HAS_TX_INDEX != 0 { 4 } else { 0 };
-        return bytes.get(kind_at) == Some(&(Kind::TokenCreated as u8));
+    if is_binary(bytes) {
+        return kind_at(bytes).and_then(|at| bytes.get(at)) == Some(&(Kind::TokenCreated as u8));
     }
     const TAG: &[u8] = b"\"event_type\":\"TokenCreated\"";
     bytes.windows(TAG.len()).any(|window| window == TAG)
 }
 
+/// Whether the stored bytes can be the event of `signature`: a record of [`FORMAT`] holds the signature's
+/// tail, which must match (its key matched the head); older values are not checked (their key held it all).
+pub fn holds_signature(bytes: &[u8], signature: &[u8; 64]) -> bool {
+    if bytes.first() != Some(&FORMAT) {
+        return true;
+    }
+    let Some(tail_at) = kind_at(bytes).map(|at| at - SIGNATURE_TAIL) else {
+        return false;
+    };
+    bytes.get(tail_at..tail_at + SIGNATURE_TAIL) == Some(&signature[SIGNATURE_HEAD..])
+}
+
+fn is_binary(bytes: &[u8]) -> bool {
+    matches!(bytes.first(), Some(&FORMAT | &FORMAT_WITHOUT_SIGNATURE))
+}
+
+/// Where a binary record's kind byte is.
+fn kind_at(bytes: &[u8]) -> Option<usize> {
+    let flags = bytes.get(FIXED_LEN - 1)?;
+    let tx_index = if flags & HAS_TX_INDEX != 0 { 4 } else { 0 };
+    let tail = if bytes[0] == FORMAT {
+        SIGNATURE_TAIL
+    } else {
+        0
+    };
+    Some(FIXED_LEN + tx_index + tail)
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::source::simulator::SimulatedMarket;
+
+    /// `record` decoded from `bytes` under its key in this layout.
+    fn decode_keyed(record: &EventRecord, bytes: &[u8]) -> Result<EventRecord, StoredEventError> {
+        let id = record.id();
+        decode(&id.signature[..SIGNATURE_HEAD], id.event_index, bytes)
+    }
+
+    /// `record` as the versions before format 3 stored it (no signature in the record).
+    pub(crate) fn encode_without_signature(record: &EventRecord) -> Vec<u8> {
+        let mut bytes = encode(record);
+        let tail_at = kind_at(&bytes).unwrap() - SIGNATURE_TAIL;
+        bytes.drain(tail_at..tail_at + SIGNATURE_TAIL);
+        bytes[0] = FORMAT_WITHOUT_SIGNATURE;
+        bytes
+    }
 
     #[test]
     fn every_kind_round_trips_and_is_smaller_than_its_json() {
@@ -200,12 +273,13 @@ mod tests {
                 record.meta.tx_index_source = Some(TxIndexSource::Unavailable);
             }
             let bytes = encode(&record);
-            assert_eq!(decode(&record.id(), &bytes).unwrap(), record);
+            assert_eq!(decode_keyed(&record, &bytes).unwrap(), record);
             assert_eq!(time_ms(&bytes), Some(record.meta.timestamp.unix_millis()));
             assert_eq!(
                 is_token_created(&bytes),
                 matches!(record.event, SpinPetEvent::TokenCreated(_))
             );
+            assert!(holds_signature(&bytes, &record.id().signature));
             assert!(bytes.len() * 2 < record.to_json().len(), "{record:?}");
             kinds.insert(record.event.event_type());
         }
@@ -213,10 +287,49 @@ mod tests {
     }
 
     #[test]
+    fn a_record_holds_the_signature_after_the_head_its_key_holds() {
+        let record = SimulatedMarket::new(5, 1).next_event(1_764_000_000_123);
+        let bytes = encode(&record);
+        let mut other = record.id().signature;
+        assert!(holds_signature(&bytes, &other));
+        other[63] ^= 1;
+        assert!(!holds_signature(&bytes, &other), "same head, other tail");
+        let mut head = record.id().signature[..SIGNATURE_HEAD].to_vec();
+        head[0] ^= 1;
+        let decoded = decode(&head, 0, &bytes).unwrap();
+        assert_eq!(
+            decoded.meta.signature.to_bytes()[..SIGNATURE_HEAD],
+            head[..]
+        );
+        assert_eq!(
+            decoded.meta.signature.to_bytes()[SIGNATURE_HEAD..],
+            record.id().signature[SIGNATURE_HEAD..]
+        );
+    }
+
+    #[test]
+    fn records_written_before_are_read_under_their_whole_signature_key() {
+        let record = SimulatedMarket::new(5, 1).next_event(1_764_000_000_123);
+        let id = record.id();
+        let bytes = encode_without_signature(&record);
+        assert_eq!(
+            decode(&id.signature, id.event_index, &bytes).unwrap(),
+            record
+        );
+        assert_eq!(time_ms(&bytes), Some(1_764_000_000_123));
+        assert!(
+            holds_signature(&bytes, &[0; 64]),
+            "not checked: its key held it"
+        );
+        let err = decode(&id.signature[..SIGNATURE_HEAD], id.event_index, &bytes).unwrap_err();
+        assert!(err.to_string().contains("without its signature"), "{err}");
+    }
+
+    #[test]
     fn json_written_before_is_read_and_dated() {
         let record = SimulatedMarket::new(5, 1).next_event(1_764_000_000_123);
         let json = record.to_json();
-        assert_eq!(decode(&record.id(), json.as_bytes()).unwrap(), record);
+        assert_eq!(decode_keyed(&record, json.as_bytes()).unwrap(), record);
         assert_eq!(time_ms(json.as_bytes()), Some(1_764_000_000_123));
     }
 
@@ -225,15 +338,18 @@ mod tests {
         let record = SimulatedMarket::new(7, 1).next_event(1_764_000_000_000);
         let bytes = encode(&record);
         for cut in 1..bytes.len() {
-            assert!(decode(&record.id(), &bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                decode_keyed(&record, &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
             let _ = time_ms(&bytes[..cut]);
             let _ = is_token_created(&bytes[..cut]);
+            let _ = holds_signature(&bytes[..cut], &record.id().signature);
         }
         let mut unknown = bytes.clone();
-        let kind_at = FIXED_LEN + if bytes[17] & HAS_TX_INDEX != 0 { 4 } else { 0 };
-        unknown[kind_at] = 99;
+        unknown[kind_at(&bytes).unwrap()] = 99;
         assert!(
-            decode(&record.id(), &unknown)
+            decode_keyed(&record, &unknown)
                 .unwrap_err()
                 .to_string()
                 .contains("unknown kind 99")

@@ -1,15 +1,25 @@
 //! Byte layouts of RocksDB keys. Candle keys sort by (mint, interval, time), so a series is one contiguous,
 //! time-ordered range and "newest N before T" or "all since T" are bounded range scans.
+//!
+//! An event is named in keys by the first [`SIGNATURE_HEAD`] bytes of its transaction's signature and its
+//! index (the rest of the signature is in the event's value, [`crate::event::stored`]): 128 random bits
+//! tell events apart as well as 512 do, and the signature is stored once instead of twice (event key and
+//! trade key), which is most of what a stored event weighs. Stores written before (whole 64-byte
+//! signatures in both keys: the *legacy* layout) are rewritten once when opened (`store/layout.rs`); the
+//! readers still take a legacy key where one can still arrive (a snapshot of an older writer).
 
 use kline_protocol::Interval;
 
 use crate::aggregator::CandleKey;
 use crate::event::EventId;
+pub use crate::event::stored::SIGNATURE_HEAD;
 
 /// mint (32) + interval index (1) + time (8, big-endian with the sign bit flipped so negatives sort first).
 pub const CANDLE_KEY_LEN: usize = 41;
-/// signature (64) + event_index (4, big-endian).
-pub const EVENT_KEY_LEN: usize = 68;
+/// signature head ([`SIGNATURE_HEAD`]) + event_index (4, big-endian).
+pub const EVENT_KEY_LEN: usize = SIGNATURE_HEAD + 4;
+/// The legacy layout's event key: the whole signature (64) + event_index (4, big-endian).
+pub const LEGACY_EVENT_KEY_LEN: usize = 64 + 4;
 
 pub fn candle_key(key: &CandleKey) -> [u8; CANDLE_KEY_LEN] {
     series_key(&key.mint, key.interval, key.time)
@@ -39,10 +49,15 @@ pub fn decode_candle_key(bytes: &[u8]) -> Option<CandleKey> {
     })
 }
 
-/// mint (32) + slot (8) + tx_index (4) + event_index (4), big-endian, + signature (64): a mint's trades
-/// are one contiguous range in the chain's order (an unknown `tx_index` is `u32::MAX`: after the known
-/// ones of its slot, as in the candles' order key), and the signature makes the key unique.
-pub const TRADE_KEY_LEN: usize = 32 + 8 + 4 + 4 + 64;
+/// Where a trade key's signature starts.
+const TRADE_SIGNATURE_AT: usize = 32 + 8 + 4 + 4;
+/// mint (32) + slot (8) + tx_index (4) + event_index (4), big-endian, + signature head
+/// ([`SIGNATURE_HEAD`]): a mint's trades are one contiguous range in the chain's order (an unknown
+/// `tx_index` is `u32::MAX`: after the known ones of its slot, as in the candles' order key), and the
+/// signature makes the key unique and names the trade's event.
+pub const TRADE_KEY_LEN: usize = TRADE_SIGNATURE_AT + SIGNATURE_HEAD;
+/// The legacy layout's trade key: the same with the whole signature (64).
+pub const LEGACY_TRADE_KEY_LEN: usize = TRADE_SIGNATURE_AT + 64;
 
 /// Where a trade sits in its mint's index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,37 +97,61 @@ pub fn trade_key(mint: &[u8; 32], position: &TradePosition) -> [u8; TRADE_KEY_LE
     let tx_index = position.tx_index.unwrap_or(crate::aggregator::NO_TX_INDEX);
     out[40..44].copy_from_slice(&tx_index.to_be_bytes());
     out[44..48].copy_from_slice(&position.event_index.to_be_bytes());
-    out[48..].copy_from_slice(&position.signature);
+    out[TRADE_SIGNATURE_AT..].copy_from_slice(&position.signature[..SIGNATURE_HEAD]);
     out
 }
 
-/// The key of the event a trade key names (its signature and event index), or `None` if `trade_key` is
-/// not a trade key.
-pub fn event_key_of_trade(trade_key: &[u8]) -> Option<[u8; EVENT_KEY_LEN]> {
-    if trade_key.len() != TRADE_KEY_LEN {
+/// The key of the event a trade key names (its signature and event index), in the trade key's layout
+/// (a legacy trade key names a legacy event key), or `None` if `trade_key` is not a trade key.
+pub fn event_key_of_trade(trade_key: &[u8]) -> Option<Vec<u8>> {
+    if trade_key.len() != TRADE_KEY_LEN && trade_key.len() != LEGACY_TRADE_KEY_LEN {
         return None;
     }
-    let mut out = [0u8; EVENT_KEY_LEN];
-    out[..64].copy_from_slice(&trade_key[48..]);
-    out[64..].copy_from_slice(&trade_key[44..48]);
+    let mut out = trade_key[TRADE_SIGNATURE_AT..].to_vec();
+    out.extend_from_slice(&trade_key[44..48]);
     Some(out)
+}
+
+/// A legacy trade key in this layout (the same position, the signature cut to its head); `None` if
+/// `legacy` is not a legacy trade key.
+pub fn trade_key_of_legacy(legacy: &[u8]) -> Option<[u8; TRADE_KEY_LEN]> {
+    if legacy.len() != LEGACY_TRADE_KEY_LEN {
+        return None;
+    }
+    legacy[..TRADE_KEY_LEN].try_into().ok()
+}
+
+/// The legacy layout's trade key (tests write stores as older versions did).
+#[cfg(test)]
+pub fn legacy_trade_key(mint: &[u8; 32], position: &TradePosition) -> Vec<u8> {
+    let mut out = trade_key(mint, position)[..TRADE_SIGNATURE_AT].to_vec();
+    out.extend_from_slice(&position.signature);
+    out
 }
 
 pub fn event_key(id: &EventId) -> [u8; EVENT_KEY_LEN] {
     let mut out = [0u8; EVENT_KEY_LEN];
+    out[..SIGNATURE_HEAD].copy_from_slice(&id.signature[..SIGNATURE_HEAD]);
+    out[SIGNATURE_HEAD..].copy_from_slice(&id.event_index.to_be_bytes());
+    out
+}
+
+/// The legacy layout's key of `id` (a store written before the signature head is read through it).
+pub fn legacy_event_key(id: &EventId) -> [u8; LEGACY_EVENT_KEY_LEN] {
+    let mut out = [0u8; LEGACY_EVENT_KEY_LEN];
     out[..64].copy_from_slice(&id.signature);
     out[64..].copy_from_slice(&id.event_index.to_be_bytes());
     out
 }
 
-/// The event an `events` key names, or `None` if `bytes` is not an event key.
-pub fn decode_event_key(bytes: &[u8]) -> Option<EventId> {
-    let bytes: &[u8; EVENT_KEY_LEN] = bytes.try_into().ok()?;
-    let (signature, index) = bytes.split_first_chunk::<64>()?;
-    Some(EventId {
-        signature: *signature,
-        event_index: u32::from_be_bytes(index.try_into().ok()?),
-    })
+/// What an `events` key holds: the signature bytes it carries (the head, or in the legacy layout the
+/// whole signature) and the event index; `None` if `bytes` is not an event key.
+pub fn split_event_key(bytes: &[u8]) -> Option<(&[u8], u32)> {
+    if bytes.len() != EVENT_KEY_LEN && bytes.len() != LEGACY_EVENT_KEY_LEN {
+        return None;
+    }
+    let (signature, index) = bytes.split_at(bytes.len() - 4);
+    Some((signature, u32::from_be_bytes(index.try_into().ok()?)))
 }
 
 #[cfg(test)]
@@ -184,8 +223,46 @@ mod tests {
             event_index: 3,
         };
         let trade = trade_key(&[5; 32], &position);
-        assert_eq!(event_key_of_trade(&trade), Some(event_key(&event)));
+        assert_eq!(event_key_of_trade(&trade), Some(event_key(&event).to_vec()));
         assert_eq!(event_key_of_trade(&trade[1..]), None);
+        assert_eq!(
+            split_event_key(&event_key(&event)),
+            Some((&[8u8; 16][..], 3))
+        );
+    }
+
+    #[test]
+    fn a_legacy_trade_key_names_its_legacy_event_and_rekeys_to_the_same_position() {
+        let mut signature = [0u8; 64];
+        signature
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8);
+        let position = TradePosition {
+            slot: 9,
+            tx_index: None,
+            event_index: 2,
+            signature,
+        };
+        let event = EventId {
+            signature,
+            event_index: 2,
+        };
+        let legacy = legacy_trade_key(&[5; 32], &position);
+        assert_eq!(legacy.len(), LEGACY_TRADE_KEY_LEN);
+        assert_eq!(
+            event_key_of_trade(&legacy),
+            Some(legacy_event_key(&event).to_vec())
+        );
+        assert_eq!(
+            split_event_key(&legacy_event_key(&event)),
+            Some((&signature[..], 2))
+        );
+        assert_eq!(
+            trade_key_of_legacy(&legacy),
+            Some(trade_key(&[5; 32], &position))
+        );
+        assert_eq!(trade_key_of_legacy(&trade_key(&[5; 32], &position)), None);
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! `CandleStore`: events, candles and metadata in one embedded RocksDB.
 //!
 //! Column families:
-//! - `events`: event identity (signature + index) → the event in binary ([`crate::event::stored`]). The key
-//!   doubles as the dedup marker.
+//! - `events`: event identity (the signature's first 16 bytes + index: [`keys`]) → the event in binary, with
+//!   the rest of its signature ([`crate::event::stored`]). The entry doubles as the dedup marker.
 //! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
 //! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
 //! - `symbols`: mint → last price and update time; `mint ++ b'n'` → the token's name ([`names`]).
-//! - `trades`: (mint, slot, tx_index, event_index, signature) → the trade's price ([`TradeValue`]): every
+//! - `trades`: (mint, slot, tx_index, event_index, signature head) → the trade's price ([`TradeValue`]): every
 //!   price event of a mint in the chain's order, so "the latest N trades before X" is a bounded reverse
 //!   scan; a read builds each trade from the event its key names (`store/trades.rs`).
 //! - `meta`: small named values (source cursors; the stream's sequence numbers).
@@ -22,6 +22,7 @@
 
 pub mod codec;
 pub mod keys;
+mod layout;
 pub mod names;
 pub mod replication;
 mod retention;
@@ -245,6 +246,7 @@ impl CandleStore {
             symbols_writes: AtomicU64::new(0),
         };
         store.build_series_counts()?;
+        store.upgrade_layout()?;
         Ok(store)
     }
 
@@ -280,24 +282,31 @@ impl CandleStore {
             .expect("column families are created on open")
     }
 
-    /// For each id, whether the event is already stored.
+    /// For each id, whether the event is already stored (the value under its key holds the rest of its
+    /// signature: see [`keys`]).
     pub fn events_exist(&self, ids: &[EventId]) -> Result<Vec<bool>, StoreError> {
         let cf = self.cf(CF_EVENTS);
-        let keys: Vec<_> = ids.iter().map(|id| (cf, keys::event_key(id))).collect();
+        let keys: Vec<_> = ids.iter().map(keys::event_key).collect();
         self.db
-            .multi_get_cf(keys)
+            .batched_multi_get_cf(cf, &keys, false)
             .into_iter()
-            .map(|found| Ok(found?.is_some()))
+            .zip(ids)
+            .map(|(found, id)| {
+                Ok(found?.is_some_and(|bytes| stored::holds_signature(&bytes, &id.signature)))
+            })
             .collect()
     }
 
-    /// The stored event `id`, if it is stored.
+    /// The stored event `id`, if it is stored (under this layout's key, or a legacy one: see [`keys`]).
     pub fn event(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(CF_EVENTS), keys::event_key(id))?
+        let cf = self.cf(CF_EVENTS);
+        if let Some(bytes) = self.db.get_pinned_cf(cf, keys::event_key(id))?
+            && stored::holds_signature(&bytes, &id.signature)
         {
-            Some(bytes) => Ok(Some(stored::decode(id, &bytes)?)),
+            return Ok(Some(stored::decode(&id.signature, id.event_index, &bytes)?));
+        }
+        match self.db.get_pinned_cf(cf, keys::legacy_event_key(id))? {
+            Some(bytes) => Ok(Some(stored::decode(&id.signature, id.event_index, &bytes)?)),
             None => Ok(None),
         }
     }
@@ -316,12 +325,21 @@ impl CandleStore {
     ) -> Result<(), StoreError> {
         for item in self.db.iterator_cf(self.cf(CF_EVENTS), IteratorMode::Start) {
             let (key, value) = item?;
-            let Some(id) = keys::decode_event_key(&key) else {
+            let Some((signature, event_index)) = keys::split_event_key(&key) else {
                 continue;
             };
-            visit(stored::decode(&id, &value))?;
+            visit(stored::decode(signature, event_index, &value))?;
         }
         Ok(())
+    }
+
+    /// The length of every key of `family`, in key order (tests: which key layout entries are in).
+    #[cfg(test)]
+    fn key_lengths(&self, family: &str) -> Vec<usize> {
+        self.db
+            .iterator_cf(self.cf(family), IteratorMode::Start)
+            .map(|item| item.unwrap().0.len())
+            .collect()
     }
 
     /// Number of stored events (a full scan: for tests and tools, not the hot path).

@@ -178,10 +178,20 @@ impl StoreBatch<'_> {
             .delete_cf(self.store.cf(CF_OUTBOX), outbox_key(seq));
     }
 
-    /// Edge: a value of a replicated family as the writer stored it. Candles go through
+    /// Edge: a value of a replicated family as the writer stored it (an event or trade of a writer still
+    /// on the legacy key layout is stored in this one: [`super::layout`]). Candles go through
     /// [`StoreBatch::put_candle`] instead, which keeps the open-candle index in step (one put here is
     /// still counted in its series' count).
     pub fn put_replicated(&mut self, family: Replicated, key: &[u8], value: &[u8]) {
+        let current = match family {
+            Replicated::Events => super::layout::legacy_event(key, value),
+            Replicated::Trades => super::layout::legacy_trade(key, value),
+            Replicated::Candles | Replicated::Symbols => None,
+        };
+        let (key, value) = match &current {
+            Some((key, value)) => (key.as_slice(), value.as_slice()),
+            None => (key, value),
+        };
         self.batch
             .put_cf(self.store.cf(family.cf_name()), key, value);
         match family {
@@ -204,12 +214,13 @@ impl StoreBatch<'_> {
         event_json: &str,
     ) {
         self.put_replicated(Replicated::Trades, trade_key, trade_value);
-        // The stream carries the event as JSON; it is stored in binary as on the writer. (JSON that does not
-        // parse, which a writer never sends, is kept as it came: reads report it.)
+        // The stream carries the event as JSON; it is stored in binary as on the writer, under its key in
+        // this layout (whichever the writer's). (JSON that does not parse, which a writer never sends, is
+        // kept as it came: reads report it.)
         match crate::event::parse_stored(event_json) {
             Ok(event) => self.put_replicated(
                 Replicated::Events,
-                event_key,
+                &super::keys::event_key(&event.id()),
                 &crate::event::stored::encode(&event),
             ),
             Err(_) => self.put_replicated(Replicated::Events, event_key, event_json.as_bytes()),

@@ -5,7 +5,7 @@
 //!   range delete each ([`CandleStore::prune_trades`], [`CandleStore::prune_series`]), after which reads no
 //!   longer see it. A series' candles go in chunks, each counted and deleted in one batch with the lowered
 //!   series count, under the store's write lock (`series_counts`).
-//! - `events` are keyed by signature (random order), so no range holds only old ones: a compaction filter
+//! - `events` are keyed by signature head (random order), so no range holds only old ones: a compaction filter
 //!   drops every event older than the cutoff the retention task last set ([`CandleStore::set_event_cutoff`];
 //!   a token's `TokenCreated` event is kept: it names the token). Until its file is compacted an expired
 //!   event can still be read; the trades that point at it are already gone.

@@ -207,8 +207,9 @@ impl CandleStore {
                     let (found, key) = events.next().expect("one event per price entry");
                     match found? {
                         Some(bytes) => {
-                            let id = keys::decode_event_key(key).expect("an event key");
-                            Some(stored::decode(&id, &bytes)?)
+                            let (signature, index) =
+                                keys::split_event_key(key).expect("an event key");
+                            Some(stored::decode(signature, index, &bytes)?)
                         }
                         // Retention removes an expired trade's event lazily (at compaction) and the
                         // entry itself on its next pass: in between, the trade is simply gone.
@@ -270,7 +271,7 @@ fn lower_bound(mint: &[u8; 32], after: Option<&TradePosition>) -> Vec<u8> {
 pub(super) fn mint_end(mint: &[u8; 32]) -> Vec<u8> {
     match next_prefix(mint) {
         Some(next) => keys::trade_key(&next, &FIRST_POSITION).to_vec(),
-        None => vec![0xFF; keys::TRADE_KEY_LEN + 1],
+        None => vec![0xFF; keys::LEGACY_TRADE_KEY_LEN + 1],
     }
 }
 
@@ -302,34 +303,40 @@ mod tests {
     use crate::source::simulator::SimulatedMarket;
 
     #[test]
-    fn entries_of_every_form_read_as_the_trades_of_their_events() {
+    fn entries_of_every_form_read_as_the_trades_of_their_events_before_and_after_the_rewrite() {
         let dir = tempfile::tempdir().unwrap();
         let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
         let mut market = SimulatedMarket::new(4, 1);
         let mint = market.mints()[0].to_bytes();
         let mut expected = Vec::new();
+        let mut events_written = Vec::new();
         let mut batch = store.batch();
         for i in 0..9 {
             let event = market.next_event(1_764_000_000_000 + i * 1000);
             let price = scaled_price(event.event.latest_price().unwrap(), 28).unwrap();
             let trade = event.to_trade(price).unwrap();
             let position = event.trade_position();
-            let key = keys::trade_key(&mint, &position);
+            let legacy_key = keys::legacy_trade_key(&mint, &position);
+            let legacy_event_key = keys::legacy_event_key(&event.id());
             let (events, trades) = (store.cf(CF_EVENTS), store.cf(CF_TRADES));
             match i % 3 {
                 0 => {
-                    // As the versions before price-only values wrote it: the whole trade, the event as JSON.
+                    // As the versions before price-only values wrote it: the whole trade, the event as
+                    // JSON, both under whole-signature keys.
                     let json = serde_json::to_vec(&trade).unwrap();
-                    batch.batch.put_cf(trades, key, json);
-                    let event_key = keys::event_key(&event.id());
-                    batch.batch.put_cf(events, event_key, event.to_json());
+                    batch.batch.put_cf(trades, legacy_key, json);
+                    batch
+                        .batch
+                        .put_cf(events, legacy_event_key, event.to_json());
                 }
                 1 => {
-                    // As the versions before retention wrote it: the price only.
+                    // As the versions before retention wrote it: the price only; the event in binary
+                    // without its signature (its key held it).
                     let mut value = vec![PRICE_ONLY];
                     value.extend_from_slice(&price.to_le_bytes());
-                    batch.batch.put_cf(trades, key, value);
-                    batch.put_event(&event);
+                    batch.batch.put_cf(trades, legacy_key, value);
+                    let record = stored::tests::encode_without_signature(&event);
+                    batch.batch.put_cf(events, legacy_event_key, record);
                 }
                 _ => {
                     batch.put_trade(&mint, &position, price, event.meta.timestamp.unix_millis());
@@ -337,15 +344,38 @@ mod tests {
                 }
             }
             expected.push(trade);
+            events_written.push(event);
         }
+        // As an older version's store: without the layout's mark.
+        batch.batch.delete_cf(
+            store.cf(super::super::CF_META),
+            super::super::layout::LAYOUT_KEY,
+        );
         store.write(batch).unwrap();
         expected.sort_by_key(|trade| TradePosition::of_trade(trade).order());
         expected.reverse();
-        let page = store.trades(&mint, None, 100).unwrap();
-        assert_eq!(page.trades, expected);
-        let page = store.trades(&mint, Some(&expected[1].id), 2).unwrap();
-        assert_eq!(page.trades, expected[2..4]);
-        assert!(page.has_more);
+        let ids: Vec<_> = events_written.iter().map(EventRecord::id).collect();
+        let read_back = |store: &CandleStore| {
+            let page = store.trades(&mint, None, 100).unwrap();
+            assert_eq!(page.trades, expected);
+            let page = store.trades(&mint, Some(&expected[1].id), 2).unwrap();
+            assert_eq!(page.trades, expected[2..4]);
+            assert!(page.has_more);
+            for event in &events_written {
+                assert_eq!(store.event(&event.id()).unwrap().as_ref(), Some(event));
+            }
+        };
+        // Legacy entries as they are (an edge loading an older writer's snapshot meets them so).
+        read_back(&store);
+        drop(store);
+
+        // Reopened: rewritten into this layout, every legacy key gone, read the same.
+        let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
+        read_back(&store);
+        assert_eq!(store.events_exist(&ids).unwrap(), vec![true; 9]);
+        assert_eq!(store.key_lengths(CF_EVENTS), [keys::EVENT_KEY_LEN; 9]);
+        assert_eq!(store.key_lengths(CF_TRADES), [keys::TRADE_KEY_LEN; 9]);
+        assert_eq!(store.upgrade_layout().unwrap(), Default::default(), "once");
     }
 
     #[test]
