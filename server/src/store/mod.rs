@@ -217,10 +217,12 @@ impl CandleStore {
         let event_cutoff = Arc::new(AtomicI64::new(i64::MIN));
         let descriptors = COLUMN_FAMILIES.map(|name| {
             let mut cf_options = Options::default();
-            // Values (binary events, candle states) and keys (shared mint prefixes) compress; LZ4 costs
-            // little CPU. Measured in docs/operations.md ("Bytes per event").
+            // Values (binary events, candle states) and keys (shared mint prefixes) compress: LZ4 where
+            // data is young (cheap for flushes and early compactions), ZSTD in the bottommost level, where
+            // most of it lives (its entropy coding takes ~15% off binary events, which LZ4 leaves as they
+            // are). Measured in docs/operations.md ("Bytes per event").
             cf_options.set_compression_type(DBCompressionType::Lz4);
-            cf_options.set_bottommost_compression_type(DBCompressionType::Lz4);
+            cf_options.set_bottommost_compression_type(DBCompressionType::Zstd);
             if name == CF_EVENTS {
                 let mut point_lookups = BlockBasedOptions::default();
                 point_lookups.set_bloom_filter(10.0, false);
