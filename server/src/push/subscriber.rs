@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::feed::CandleUpdate;
 use crate::feed::trades::LiveTrade;
 use crate::push::tickers::TickerRound;
+use crate::socketio::engine::socket::event_data;
 use crate::socketio::sink::SocketIoSink;
 use crate::ws::outbox::Outbox;
 
@@ -16,8 +17,11 @@ use crate::ws::outbox::Outbox;
 pub enum Subscriber {
     /// A `/ws` connection: its socket writer.
     WebSocket(Arc<Outbox>),
-    /// A Socket.IO socket on `/kline`.
+    /// A Socket.IO socket on `/kline` served by socketioxide (polling, or upgraded to websocket).
     SocketIo(Arc<SocketIoSink>),
+    /// A Socket.IO socket on `/kline` on our own websocket transport (`crate::socketio::engine`): its
+    /// socket writer, framing updates as `kline_data` packets.
+    SocketIoWebSocket(Arc<Outbox>),
 }
 
 impl Subscriber {
@@ -27,7 +31,9 @@ impl Subscriber {
     #[inline]
     pub fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
         match self {
-            Subscriber::WebSocket(outbox) => outbox.push_updates(updates).ok(),
+            Subscriber::WebSocket(outbox) | Subscriber::SocketIoWebSocket(outbox) => {
+                outbox.push_updates(updates).ok()
+            }
             Subscriber::SocketIo(sink) => sink.deliver(updates),
         }
     }
@@ -40,6 +46,9 @@ impl Subscriber {
                 .iter()
                 .all(|trade| outbox.push_message(crate::ws::trades::frame(trade).clone())),
             Subscriber::SocketIo(sink) => trades.iter().all(|trade| sink.emit_event_data(trade)),
+            Subscriber::SocketIoWebSocket(outbox) => trades
+                .iter()
+                .all(|trade| outbox.push_message(event_data(trade).clone())),
         }
     }
 
@@ -49,14 +58,16 @@ impl Subscriber {
     pub fn push_tickers(&self, round: &Arc<TickerRound>) -> bool {
         match self {
             Subscriber::WebSocket(outbox) => outbox.push_tickers(round),
-            Subscriber::SocketIo(_) => false,
+            Subscriber::SocketIo(_) | Subscriber::SocketIoWebSocket(_) => false,
         }
     }
 
     /// Starts holding back the updates of `series` while its snapshot is read ([`super::gate`]).
     pub fn close_gate(&self, series: &super::SeriesKey) {
         match self {
-            Subscriber::WebSocket(outbox) => outbox.close_gate(series),
+            Subscriber::WebSocket(outbox) | Subscriber::SocketIoWebSocket(outbox) => {
+                outbox.close_gate(series)
+            }
             Subscriber::SocketIo(sink) => sink.close_gate(series),
         }
     }
@@ -64,7 +75,9 @@ impl Subscriber {
     /// Drops what is waiting or held for `series` (after an unsubscribe, or a failed snapshot).
     pub fn purge(&self, series: &super::SeriesKey) {
         match self {
-            Subscriber::WebSocket(outbox) => outbox.purge(series),
+            Subscriber::WebSocket(outbox) | Subscriber::SocketIoWebSocket(outbox) => {
+                outbox.purge(series)
+            }
             Subscriber::SocketIo(sink) => sink.purge(series),
         }
     }

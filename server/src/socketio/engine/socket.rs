@@ -1,0 +1,87 @@
+//! `DirectSocket`: a Socket.IO socket on our own websocket transport, as its session sees it: packets are
+//! encoded here into whole websocket frames and written through the connection's [`Outbox`] (the `/ws`
+//! writer, its backlog and its overflow policy). Candle updates and trades reach the same outbox from the
+//! hubs as [`Subscriber::SocketIoWebSocket`], their frames encoded once and shared ([`kline_data`],
+//! [`event_data`]).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kline_protocol::Candle;
+use serde::Serialize;
+
+use super::packet;
+use crate::feed::CandleUpdate;
+use crate::feed::trades::LiveTrade;
+use crate::push::{SeriesKey, Subscriber};
+use crate::ws::frame;
+use crate::ws::outbox::Outbox;
+
+pub struct DirectSocket {
+    /// The Socket.IO socket id (`40/kline,{"sid":…}`, and `connection_success`'s `client_id`).
+    pub id: Box<str>,
+    pub outbox: Arc<Outbox>,
+}
+
+impl DirectSocket {
+    /// Sends `event` with `data` (`false` if the connection is closed, or just closed as too slow).
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> bool {
+        match event_frame(event, data) {
+            Some(frame) => self.outbox.push_message(frame),
+            None => false,
+        }
+    }
+
+    /// Sends `replies` (the snapshot and the confirmation, in order), then the held updates of `series`
+    /// newer than `snapshot`; later updates flow directly again (see [`Outbox::open_gate`]).
+    pub fn open_gate(
+        &self,
+        series: &SeriesKey,
+        snapshot: &[Candle],
+        replies: &[(&str, serde_json::Value)],
+    ) {
+        let frames = replies
+            .iter()
+            .filter_map(|(event, payload)| event_frame(event, payload))
+            .collect();
+        self.outbox.open_gate(series, snapshot, frames);
+    }
+
+    /// Disconnects the socket from `/kline` (`41/kline,`); the connection stays until the client closes it
+    /// (or stops answering pings), as socketioxide does.
+    pub fn disconnect(&self) {
+        self.outbox.push_message(frame::text(&packet::disconnect()));
+    }
+
+    pub fn subscriber(&self) -> Subscriber {
+        Subscriber::SocketIoWebSocket(self.outbox.clone())
+    }
+}
+
+/// The frame of `42/kline,["event",data]`; `None` (logged) if `data` does not serialize.
+fn event_frame<T: Serialize + ?Sized>(event: &str, data: &T) -> Option<Bytes> {
+    match serde_json::to_string(data) {
+        Ok(json) => Some(frame::text(&packet::event(event, &json))),
+        Err(err) => {
+            tracing::error!(error = %err, event, "cannot encode a Socket.IO packet");
+            None
+        }
+    }
+}
+
+/// The frame of an update's `kline_data` packet, encoded by the first delivery and shared by every socket
+/// of this transport (the outbox's [`crate::ws::outbox::Framing::Updates`]).
+pub fn kline_data(update: &CandleUpdate) -> &Bytes {
+    update.socketio_frame.get_or_init(|| {
+        let payload = crate::socketio::sink::kline_data(update);
+        frame::text(&packet::event("kline_data", payload.get()))
+    })
+}
+
+/// The frame of a trade's `event_data` packet, encoded once and shared.
+pub fn event_data(trade: &LiveTrade) -> &Bytes {
+    trade.socketio_frame.get_or_init(|| {
+        let payload = crate::socketio::sink::event_data(trade);
+        frame::text(&packet::event("event_data", payload.get()))
+    })
+}
