@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::feed::CandleUpdate;
 use crate::feed::trades::LiveTrade;
 use crate::push::tickers::TickerRound;
-use crate::socketio::engine::socket::event_data;
+use crate::socketio::engine::socket::DirectSocket;
 use crate::socketio::sink::SocketIoSink;
 use crate::ws::outbox::Outbox;
 
@@ -21,7 +21,7 @@ pub enum Subscriber {
     SocketIo(Arc<SocketIoSink>),
     /// A Socket.IO socket on `/kline` on our own websocket transport (`crate::socketio::engine`): its
     /// socket writer, framing updates as `kline_data` packets.
-    SocketIoWebSocket(Arc<Outbox>),
+    SocketIoWebSocket(Arc<DirectSocket>),
 }
 
 impl Subscriber {
@@ -31,10 +31,9 @@ impl Subscriber {
     #[inline]
     pub fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
         match self {
-            Subscriber::WebSocket(outbox) | Subscriber::SocketIoWebSocket(outbox) => {
-                outbox.push_updates(updates).ok()
-            }
+            Subscriber::WebSocket(outbox) => outbox.push_updates(updates).ok(),
             Subscriber::SocketIo(sink) => sink.deliver(updates),
+            Subscriber::SocketIoWebSocket(socket) => socket.deliver(updates),
         }
     }
 
@@ -46,9 +45,7 @@ impl Subscriber {
                 .iter()
                 .all(|trade| outbox.push_message(crate::ws::trades::frame(trade).clone())),
             Subscriber::SocketIo(sink) => trades.iter().all(|trade| sink.emit_event_data(trade)),
-            Subscriber::SocketIoWebSocket(outbox) => trades
-                .iter()
-                .all(|trade| outbox.push_message(event_data(trade).clone())),
+            Subscriber::SocketIoWebSocket(socket) => socket.push_trades(trades),
         }
     }
 
@@ -65,9 +62,8 @@ impl Subscriber {
     /// Starts holding back the updates of `series` while its snapshot is read ([`super::gate`]).
     pub fn close_gate(&self, series: &super::SeriesKey) {
         match self {
-            Subscriber::WebSocket(outbox) | Subscriber::SocketIoWebSocket(outbox) => {
-                outbox.close_gate(series)
-            }
+            Subscriber::WebSocket(outbox) => outbox.close_gate(series),
+            Subscriber::SocketIoWebSocket(socket) => socket.outbox.close_gate(series),
             Subscriber::SocketIo(sink) => sink.close_gate(series),
         }
     }
@@ -75,9 +71,8 @@ impl Subscriber {
     /// Drops what is waiting or held for `series` (after an unsubscribe, or a failed snapshot).
     pub fn purge(&self, series: &super::SeriesKey) {
         match self {
-            Subscriber::WebSocket(outbox) | Subscriber::SocketIoWebSocket(outbox) => {
-                outbox.purge(series)
-            }
+            Subscriber::WebSocket(outbox) => outbox.purge(series),
+            Subscriber::SocketIoWebSocket(socket) => socket.outbox.purge(series),
             Subscriber::SocketIo(sink) => sink.purge(series),
         }
     }

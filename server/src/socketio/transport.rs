@@ -44,7 +44,7 @@ impl Transport {
     pub fn subscriber(&self) -> Subscriber {
         match self {
             Transport::Socketioxide(sink) => Subscriber::SocketIo(sink.clone()),
-            Transport::WebSocket(socket) => socket.subscriber(),
+            Transport::WebSocket(socket) => Subscriber::SocketIoWebSocket(socket.clone()),
         }
     }
 
@@ -71,12 +71,12 @@ impl Transport {
         }
     }
 
-    /// Completes when the socket has closed as too slow. The outbox of a websocket closes its connection
-    /// itself (4008), which ends the session through its connection: never here.
+    /// Completes when the socket has closed as too slow (a websocket's outbox then closes its connection
+    /// with 4008 itself).
     pub async fn closed_as_too_slow(&self) {
         match self {
             Transport::Socketioxide(sink) => sink.closed_as_too_slow().await,
-            Transport::WebSocket(_) => std::future::pending().await,
+            Transport::WebSocket(socket) => socket.closed().await,
         }
     }
 

@@ -127,10 +127,7 @@ async fn serve_socket(socket: TcpStream, read_ahead: Bytes, state: PushContext, 
         max_payload: config.max_payload_bytes,
     };
     outbox.push_message(frame::text(&open.encode()));
-    let socket = Arc::new(DirectSocket {
-        id: sid,
-        outbox: outbox.clone(),
-    });
+    let socket = Arc::new(DirectSocket::new(sid, outbox.clone()));
     let mut heartbeat = Heartbeat::new(interval, timeout, tokio::time::Instant::now());
     let mut joined: Option<Joined> = None;
     let end = loop {

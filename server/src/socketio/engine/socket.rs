@@ -1,7 +1,7 @@
 //! `DirectSocket`: a Socket.IO socket on our own websocket transport, as its session sees it: packets are
 //! encoded here into whole websocket frames and written through the connection's [`Outbox`] (the `/ws`
 //! writer, its backlog and its overflow policy). Candle updates and trades reach the same outbox from the
-//! hubs as [`Subscriber::SocketIoWebSocket`], their frames encoded once and shared ([`kline_data`],
+//! hubs (as `Subscriber::SocketIoWebSocket`), their frames encoded once and shared ([`kline_data`],
 //! [`event_data`]).
 
 use std::sync::Arc;
@@ -9,11 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kline_protocol::Candle;
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use super::packet;
 use crate::feed::CandleUpdate;
 use crate::feed::trades::LiveTrade;
-use crate::push::{SeriesKey, Subscriber};
+use crate::push::SeriesKey;
 use crate::ws::frame;
 use crate::ws::outbox::Outbox;
 
@@ -21,15 +22,57 @@ pub struct DirectSocket {
     /// The Socket.IO socket id (`40/kline,{"sid":…}`, and `connection_success`'s `client_id`).
     pub id: Box<str>,
     pub outbox: Arc<Outbox>,
+    /// Notified when a push finds the outbox closed (a reader that stopped: 4008): the session then ends at
+    /// once and its subscriptions leave the hubs, while the writer still tries to deliver the close frame.
+    closed: Notify,
 }
 
 impl DirectSocket {
+    pub fn new(id: Box<str>, outbox: Arc<Outbox>) -> DirectSocket {
+        DirectSocket {
+            id,
+            outbox,
+            closed: Notify::new(),
+        }
+    }
+
     /// Sends `event` with `data` (`false` if the connection is closed, or just closed as too slow).
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> bool {
         match event_frame(event, data) {
-            Some(frame) => self.outbox.push_message(frame),
+            Some(frame) => self.push(frame),
             None => false,
         }
+    }
+
+    fn push(&self, frame: Bytes) -> bool {
+        self.open(self.outbox.push_message(frame))
+    }
+
+    /// `open`, noting a close.
+    fn open(&self, open: bool) -> bool {
+        if !open {
+            self.closed.notify_one();
+        }
+        open
+    }
+
+    /// The hub's delivery (see [`Subscriber::deliver`]).
+    pub fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
+        let replaced = self.outbox.push_updates(updates).ok();
+        self.open(replaced.is_some());
+        replaced
+    }
+
+    /// The trade hub's delivery: each trade as `event_data`.
+    pub fn push_trades(&self, trades: &[Arc<LiveTrade>]) -> bool {
+        trades
+            .iter()
+            .all(|trade| self.push(event_data(trade).clone()))
+    }
+
+    /// Completes once a push has found the outbox closed.
+    pub async fn closed(&self) {
+        self.closed.notified().await;
     }
 
     /// Sends `replies` (the snapshot and the confirmation, in order), then the held updates of `series`
@@ -45,16 +88,13 @@ impl DirectSocket {
             .filter_map(|(event, payload)| event_frame(event, payload))
             .collect();
         self.outbox.open_gate(series, snapshot, frames);
+        self.open(!self.outbox.is_closed());
     }
 
     /// Disconnects the socket from `/kline` (`41/kline,`); the connection stays until the client closes it
     /// (or stops answering pings), as socketioxide does.
     pub fn disconnect(&self) {
         self.outbox.push_message(frame::text(&packet::disconnect()));
-    }
-
-    pub fn subscriber(&self) -> Subscriber {
-        Subscriber::SocketIoWebSocket(self.outbox.clone())
     }
 }
 
