@@ -125,3 +125,40 @@ pub fn event_data(trade: &LiveTrade) -> &Bytes {
         frame::text(&packet::event("event_data", payload.get()))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use kline_protocol::{Interval, Symbol};
+
+    use super::*;
+
+    #[test]
+    fn the_kline_data_frame_is_the_socketio_packet_encoded_once_and_shared() {
+        let update = CandleUpdate {
+            symbol: Symbol::from_bytes(&[1; 32]),
+            interval: Interval::S1,
+            candle: Candle::new(1_700_000_000, [1.0; 4], 3, false),
+            produced_at_ms: 1_700_000_000_123,
+            received_at_ms: None,
+            provisional: false,
+            encoded: OnceLock::new(),
+            compressed: OnceLock::new(),
+            socketio_payload: OnceLock::new(),
+            socketio_frame: OnceLock::new(),
+        };
+        let first = kline_data(&update);
+        let payload = crate::socketio::sink::kline_data(&update).get();
+        let expected = format!(r#"42/kline,["kline_data",{payload}]"#);
+        assert_eq!(first, &frame::text(&expected));
+        assert!(
+            std::ptr::eq(first.as_ptr(), kline_data(&update).as_ptr()),
+            "one encoding, shared"
+        );
+        let data: serde_json::Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(data["interval"], "s1");
+        assert_eq!(data["timestamp"], 1_700_000_000_123_i64);
+        assert_eq!(data["data"]["update_count"], 3);
+    }
+}
