@@ -330,7 +330,7 @@ async fn a_namespace_other_than_kline_gets_socketioxides_answer_on_both_transpor
         let (mut client, _) = DirectClient::open(&server).await;
         client.send(connect).await;
         let by_us = client.packet().await;
-        assert_eq!(by_socketioxide, [by_us.clone()], "{connect}");
+        assert_eq!(by_socketioxide, std::slice::from_ref(&by_us), "{connect}");
         answers.push(by_us);
     }
     assert_eq!(
