@@ -58,6 +58,9 @@ pub struct CandleUpdate {
     /// The Socket.IO `kline_data` payload (JSON), made once by the first Socket.IO delivery and shared (see
     /// `socketio::sink`).
     pub socketio_payload: OnceLock<Box<serde_json::value::RawValue>>,
+    /// The whole WebSocket frame of that `kline_data` packet for Socket.IO's direct websocket transport
+    /// (`42/kline,["kline_data",{…}]`), made once and shared (see `socketio::engine::frame`).
+    pub socketio_frame: OnceLock<Bytes>,
 }
 
 impl CandleUpdate {

@@ -142,6 +142,9 @@ pub struct PushStats {
     pub socketio_connections_active: Gauge,
     /// Socket.IO sockets accepted on `/kline` since start (Socket.IO sessions).
     pub socketio_connections_total: Counter,
+    /// Open Socket.IO connections on our own websocket transport (`socketio::engine`), joined to `/kline`
+    /// or not; the rest of `socketio_connections_active` is socketioxide's (polling, upgraded).
+    pub socketio_websocket_connections_active: Gauge,
     /// Time from an update's production (after its write) to its write on a client socket (writers).
     pub push_latency: LatencyHistogram,
     /// Time from the receipt of the event behind an update (HTTP request read, Solana notification) to its

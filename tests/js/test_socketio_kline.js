@@ -1,6 +1,7 @@
 // The old Spin Pet server's client flow (its test_kline_websocket.js), with assertions, against our
 // Socket.IO endpoint, once per transport (websocket, then polling). socket.io-client 4.8, as the old
-// server's scripts and front-ends use it:
+// server's scripts and front-ends use it (the websocket run is served by the server's own transport, checked
+// on /metrics; then a polling client that upgrades, socketioxide's):
 //   1. connect to /kline: connection_success;
 //   2. subscribe s1, s30, m5: history_data (newest first) then subscription_confirmed, then kline_data;
 //   3. history s1 limit 10;
@@ -150,6 +151,12 @@ async function run(transport) {
         // 1. connection_success
         const hello = await rec.next('connection_success', isEvent('connection_success'));
         assert.strictEqual(socket.io.engine.transport.name, transport);
+        if (transport === 'websocket') {
+            // Served by the server's own websocket transport, not socketioxide's.
+            const metrics = await (await fetch(`${SERVER_URL}/metrics`)).text();
+            const own = metrics.match(/^kline_socketio_websocket_connections_active (\d+)/m);
+            assert.ok(own && Number(own[1]) >= 1, 'the socket is counted on the own websocket transport');
+        }
         assert.strictEqual(typeof hello.data.client_id, 'string');
         assert.ok(Math.abs(hello.data.server_time - Date.now() / 1000) < 60, 'server_time in Unix seconds');
         assert.ok(Array.isArray(hello.data.supported_symbols));
@@ -258,10 +265,33 @@ async function run(transport) {
     return passed.length;
 }
 
+/// socket.io-client's default: polling first, then the upgrade to websocket (socketioxide serves both).
+async function runUpgrade() {
+    const socket = io(`${SERVER_URL}/kline`, { transports: ['polling', 'websocket'], reconnection: false, timeout: 10000 });
+    const rec = new Recorder(socket);
+    try {
+        await rec.next('connection_success', isEvent('connection_success'));
+        if (socket.io.engine.transport.name !== 'websocket') {
+            await new Promise((resolve, reject) => {
+                const timer = setTimeout(() => reject(new Error('timed out waiting for the upgrade')), WAIT_MS);
+                socket.io.engine.once('upgrade', () => { clearTimeout(timer); resolve(); });
+            });
+        }
+        const from = rec.mark();
+        socket.emit('ping', {});
+        await rec.next('pong after the upgrade', isEvent('pong'), from);
+    } finally {
+        socket.disconnect();
+    }
+    console.log('✓ [polling→websocket] upgraded, then ping: pong');
+    return 1;
+}
+
 (async () => {
     assert.ok(MINT, 'KLINE_MINT is set');
     let passed = 0;
     for (const transport of ['websocket', 'polling']) passed += await run(transport);
+    passed += await runUpgrade();
     console.log(`socketio-client: ${passed} passed, 0 failed`);
     process.exit(0);
 })().catch((err) => {

@@ -160,12 +160,14 @@ pub struct SocketIoConfig {
     pub ping_interval_secs: u64,
     /// Seconds to wait for a pong before the connection is closed.
     pub ping_timeout_secs: u64,
-    /// Largest packet accepted from a client, and largest polling payload, in bytes.
+    /// Largest packet accepted from a client, and largest polling payload, in bytes (a larger websocket
+    /// message on the server's own transport closes the connection with 1009).
     pub max_payload_bytes: u64,
     /// Packets socketioxide's buffer holds for one socket; beyond, they wait in the socket's backlog.
     pub max_buffer_packets: usize,
     /// Packets one socket's backlog may hold (after newer updates replaced older ones of the same candle);
-    /// beyond, the client is too slow and is disconnected (see docs/protocol.md "A slow client").
+    /// beyond, the client is too slow and is disconnected (see docs/protocol.md "A slow client"). On the
+    /// server's own websocket transport, with `max_backlog_bytes`, the bound of its outbox (then 4008).
     pub max_backlog_packets: usize,
     /// Payload bytes one socket's backlog may hold (a packet is always taken when nothing waits); beyond,
     /// the client is too slow.

@@ -35,6 +35,7 @@ fn publish(feed: &CandleFeed, changes: Vec<Change>) -> usize {
             encoded: OnceLock::new(),
             compressed: OnceLock::new(),
             socketio_payload: OnceLock::new(),
+            socketio_frame: OnceLock::new(),
         },
     )
 }

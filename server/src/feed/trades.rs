@@ -33,6 +33,9 @@ pub struct LiveTrade {
     pub ws_frame: OnceLock<Bytes>,
     /// The Socket.IO `event_data` payload, encoded by the first delivery and shared.
     pub socketio_payload: OnceLock<Box<RawValue>>,
+    /// The WebSocket frame of the `event_data` packet for Socket.IO's direct websocket transport, made once
+    /// and shared.
+    pub socketio_frame: OnceLock<Bytes>,
 }
 
 impl LiveTrade {
@@ -50,6 +53,7 @@ impl LiveTrade {
             event_json,
             ws_frame: OnceLock::new(),
             socketio_payload: OnceLock::new(),
+            socketio_frame: OnceLock::new(),
         }
     }
 }

@@ -58,6 +58,11 @@ fn register_push(r: &mut Registry, w: &PushStats) {
         w.socketio_connections_total.clone(),
     );
     r.register(
+        "socketio_websocket_connections_active",
+        "Open Socket.IO connections on the server's own websocket transport (the rest are socketioxide's)",
+        w.socketio_websocket_connections_active.clone(),
+    );
+    r.register(
         "connections_rejected",
         "Connections closed with 1013 at the limit",
         w.connections_rejected.clone(),

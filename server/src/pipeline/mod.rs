@@ -545,6 +545,7 @@ impl Pipeline {
                 encoded: OnceLock::new(),
                 compressed: OnceLock::new(),
                 socketio_payload: OnceLock::new(),
+                socketio_frame: OnceLock::new(),
             },
         );
         PipelineStats::add(&self.stats.candle_updates_published, count);

@@ -488,6 +488,7 @@ impl Shard {
                     encoded: OnceLock::new(),
                     compressed: OnceLock::new(),
                     socketio_payload: OnceLock::new(),
+                    socketio_frame: OnceLock::new(),
                 })
             })
             .collect();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::feed::CandleUpdate;
 use crate::feed::trades::LiveTrade;
 use crate::push::tickers::TickerRound;
+use crate::socketio::engine::socket::DirectSocket;
 use crate::socketio::sink::SocketIoSink;
 use crate::ws::outbox::Outbox;
 
@@ -16,8 +17,11 @@ use crate::ws::outbox::Outbox;
 pub enum Subscriber {
     /// A `/ws` connection: its socket writer.
     WebSocket(Arc<Outbox>),
-    /// A Socket.IO socket on `/kline`.
+    /// A Socket.IO socket on `/kline` served by socketioxide (polling, or upgraded to websocket).
     SocketIo(Arc<SocketIoSink>),
+    /// A Socket.IO socket on `/kline` on our own websocket transport (`crate::socketio::engine`): its
+    /// socket writer, framing updates as `kline_data` packets.
+    SocketIoWebSocket(Arc<DirectSocket>),
 }
 
 impl Subscriber {
@@ -29,6 +33,7 @@ impl Subscriber {
         match self {
             Subscriber::WebSocket(outbox) => outbox.push_updates(updates).ok(),
             Subscriber::SocketIo(sink) => sink.deliver(updates),
+            Subscriber::SocketIoWebSocket(socket) => socket.deliver(updates),
         }
     }
 
@@ -40,6 +45,7 @@ impl Subscriber {
                 .iter()
                 .all(|trade| outbox.push_message(crate::ws::trades::frame(trade).clone())),
             Subscriber::SocketIo(sink) => trades.iter().all(|trade| sink.emit_event_data(trade)),
+            Subscriber::SocketIoWebSocket(socket) => socket.push_trades(trades),
         }
     }
 
@@ -49,7 +55,7 @@ impl Subscriber {
     pub fn push_tickers(&self, round: &Arc<TickerRound>) -> bool {
         match self {
             Subscriber::WebSocket(outbox) => outbox.push_tickers(round),
-            Subscriber::SocketIo(_) => false,
+            Subscriber::SocketIo(_) | Subscriber::SocketIoWebSocket(_) => false,
         }
     }
 
@@ -57,6 +63,7 @@ impl Subscriber {
     pub fn close_gate(&self, series: &super::SeriesKey) {
         match self {
             Subscriber::WebSocket(outbox) => outbox.close_gate(series),
+            Subscriber::SocketIoWebSocket(socket) => socket.outbox.close_gate(series),
             Subscriber::SocketIo(sink) => sink.close_gate(series),
         }
     }
@@ -65,6 +72,7 @@ impl Subscriber {
     pub fn purge(&self, series: &super::SeriesKey) {
         match self {
             Subscriber::WebSocket(outbox) => outbox.purge(series),
+            Subscriber::SocketIoWebSocket(socket) => socket.outbox.purge(series),
             Subscriber::SocketIo(sink) => sink.purge(series),
         }
     }

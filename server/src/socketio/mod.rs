@@ -2,18 +2,24 @@
 //! old server's events and payloads ([`wire`]), over the same push core as `/ws` ([`crate::push`]).
 //!
 //! - [`wire`]: the events' payloads in the old shapes, and request validation.
-//! - [`session`]: one socket's requests, in order, and its lifetime.
-//! - [`sink`]: the socket as a hub subscriber: gating, its bound and what happens when it is full.
+//! - [`session`]: one socket's requests, in order, and its lifetime, whatever the transport.
+//! - [`transport`]: what differs between the transports, behind the one session logic.
+//! - [`sink`]: a socketioxide socket as a hub subscriber: gating, its bound and what happens when it is
+//!   full.
+//! - [`engine`]: our own Engine.IO v4 / Socket.IO v5 over websocket, on `/ws`'s machinery.
 //!
-//! socketioxide (Engine.IO v4, Socket.IO v5) serves both transports, polling and websocket, through the
-//! router's layer. Its heartbeat (`socketio.ping_interval_secs` / `ping_timeout_secs`) closes dead
-//! connections; on shutdown every socket is closed before the hub stops. In front of it ([`attach`]): a
-//! request from an origin off `server.cors_allowed_origins` gets 403, as `/ws`'s upgrade does
-//! ([`crate::http::origin`]); a node that is not ready ([`crate::readiness`]) answers a new session with
-//! 503; open sessions stay.
+//! Two transports serve `/socket.io/` ([`gate_request`] routes by query): a client that opens a websocket
+//! at once (`?EIO=4&transport=websocket`, no `sid`) is served by [`engine`]; polling, and a polling
+//! session's upgrade to websocket (requests with `sid`), by socketioxide through the router's layer. Both
+//! have the Engine.IO heartbeat (`socketio.ping_interval_secs` / `ping_timeout_secs`) that closes dead
+//! connections; on shutdown every socket is closed before the hub stops. In front of both: a request from
+//! an origin off `server.cors_allowed_origins` gets 403, as `/ws`'s upgrade does ([`crate::http::origin`]);
+//! a node that is not ready ([`crate::readiness`]) answers a new session with 503; open sessions stay.
 
+pub mod engine;
 pub mod session;
 pub mod sink;
+pub mod transport;
 pub mod wire;
 
 use std::time::Duration;
@@ -43,6 +49,7 @@ pub fn attach(router: Router, state: &PushContext) -> Router {
     let gate = Gate {
         readiness: state.readiness.clone(),
         origins: state.config.cors_allowed_origins.clone(),
+        push: state.clone(),
     };
     router
         .layer(layer(state))
@@ -54,11 +61,14 @@ pub fn attach(router: Router, state: &PushContext) -> Router {
 struct Gate {
     readiness: Readiness,
     origins: CorsOrigins,
+    /// For the connections [`engine`] serves.
+    push: PushContext,
 }
 
 /// 403 to a request from an origin off the allow-list (the WebSocket upgrade included: browsers apply no
 /// CORS to it); 503 to a new Engine.IO session (a request without `sid`) while the node is not ready. The
-/// requests of sessions already open (polling, the upgrade to websocket) pass readiness.
+/// requests of sessions already open (polling, the upgrade to websocket) pass readiness. A request that
+/// opens a websocket directly is then served by [`engine`], the others go on to socketioxide.
 async fn gate_request(State(gate): State<Gate>, request: Request, next: Next) -> Response {
     let uri = request.uri();
     if !uri.path().starts_with(PATH) {
@@ -80,6 +90,9 @@ async fn gate_request(State(gate): State<Gate>, request: Request, next: Next) ->
     if opens_session && let Err(reason) = gate.readiness.check() {
         tracing::debug!(%reason, "Socket.IO session refused: not ready");
         return crate::readiness::refusal(&reason);
+    }
+    if engine::is_direct_websocket(uri) {
+        return engine::upgrade(gate.push, request);
     }
     next.run(request).await
 }

@@ -1,10 +1,12 @@
-//! One Socket.IO socket on `/kline`: its requests, handled one at a time in order, over the push core.
+//! One Socket.IO socket on `/kline`: its requests, handled one at a time in order, over the push core,
+//! whichever transport serves it ([`Transport`]: socketioxide, or our own websocket in [`super::engine`]).
 //!
 //! socketioxide runs each event handler as a task of its own, so two requests sent back to back could be
 //! handled in either order. The [`Queued`] extractor runs while socketioxide reads the packet, in order,
 //! and puts the request in the socket's bounded queue (`socketio.request_queue`; beyond, error 1004); one
-//! session task per socket handles the queue. It ends when the socket disconnects, the sink closes as too
-//! slow, or the server shuts down; then its subscriptions leave the hub.
+//! session ([`run`]) per socket handles the queue. Our websocket connection reads its packets in order and
+//! fills the same queue ([`RequestQueue::offer`]). A session ends when the socket disconnects, closes as
+//! too slow, or the server shuts down; then its subscriptions leave the hub.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::sink::{BacklogLimits, SocketIoSink};
+use super::transport::Transport;
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
 use crate::event::EventId;
 use crate::push::PushContext;
@@ -35,16 +38,44 @@ pub const EVENTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
 
 /// A request as it was read: the event's name and its first argument (or why it did not parse).
 #[derive(Debug)]
-struct Request {
-    event: String,
-    data: Result<serde_json::Value, String>,
+pub struct Request {
+    pub event: String,
+    pub data: Result<serde_json::Value, String>,
 }
 
-/// The sending end of a socket's request queue, kept in the socket's extensions.
+/// The sending end of a socket's request queue (for socketioxide, kept in the socket's extensions).
 #[derive(Clone)]
-struct RequestQueue {
+pub struct RequestQueue {
     requests: mpsc::Sender<Request>,
     stats: Arc<PushStats>,
+}
+
+impl RequestQueue {
+    /// A queue of `socketio.request_queue` requests, and its receiving end for [`run`].
+    pub fn new(state: &PushContext) -> (RequestQueue, mpsc::Receiver<Request>) {
+        let (requests, receiver) = mpsc::channel(state.config.socketio.request_queue);
+        let queue = RequestQueue {
+            requests,
+            stats: state.push_stats.clone(),
+        };
+        (queue, receiver)
+    }
+
+    /// Queues `request` for the session; the error 1004 to send the client, out of band (not behind the
+    /// waiting replies), when the queue is full: the request is refused, not queued. A request for a
+    /// session that has ended is dropped.
+    pub fn offer(&self, request: Request) -> Result<(), SioError> {
+        let Err(mpsc::error::TrySendError::Full(request)) = self.requests.try_send(request) else {
+            return Ok(());
+        };
+        PipelineStats::add(&self.stats.rate_limited, 1);
+        PipelineStats::add(&self.stats.request_errors, 1);
+        let message = format!(
+            "rate limited: too many requests waiting; `{}` was dropped, slow down",
+            request.event
+        );
+        Err(SioError::new(ErrorCode::RateLimited, message))
+    }
 }
 
 /// Extractor that queues the request for the socket's session, in the order socketioxide reads packets.
@@ -70,15 +101,8 @@ impl<A: Adapter> FromMessageParts<A> for Queued {
         let Some(queue) = socket.extensions.get::<RequestQueue>() else {
             return Ok(Queued);
         };
-        if let Err(mpsc::error::TrySendError::Full(request)) = queue.requests.try_send(request) {
-            // Out of band (not behind the waiting replies): the request is refused, not queued.
-            PipelineStats::add(&queue.stats.rate_limited, 1);
-            PipelineStats::add(&queue.stats.request_errors, 1);
-            let message = format!(
-                "rate limited: too many requests waiting; `{}` was dropped, slow down",
-                request.event
-            );
-            let _ = socket.emit("error", &SioError::new(ErrorCode::RateLimited, message));
+        if let Err(refused) = queue.offer(request) {
+            let _ = socket.emit("error", &refused);
         }
         Ok(Queued)
     }
@@ -86,11 +110,8 @@ impl<A: Adapter> FromMessageParts<A> for Queued {
 
 /// The `/kline` connect handler: sets the socket up and starts its session.
 pub fn on_connect(socket: SocketRef, state: PushContext) {
-    let (queue, requests) = mpsc::channel(state.config.socketio.request_queue);
-    socket.extensions.insert(RequestQueue {
-        requests: queue,
-        stats: state.push_stats.clone(),
-    });
+    let (queue, requests) = RequestQueue::new(&state);
+    socket.extensions.insert(queue);
     let gone = CancellationToken::new();
     socket.on_disconnect({
         let gone = gone.clone();
@@ -111,11 +132,14 @@ pub fn on_connect(socket: SocketRef, state: PushContext) {
     let conn = next_connection_id();
     let span = tracing::info_span!("socketio", sid = %socket.id, conn);
     let tracker = state.connections.clone();
-    tracker.spawn(run(sink, requests, gone, state, conn).instrument(span));
+    let transport = Transport::Socketioxide(sink);
+    tracker.spawn(run(transport, requests, gone, state, conn).instrument(span));
 }
 
-async fn run(
-    sink: Arc<SocketIoSink>,
+/// A socket's session: `connection_success`, then its requests in order, until the socket disconnects
+/// (`gone`), closes as too slow, or the server shuts down; then its subscriptions leave the hubs.
+pub async fn run(
+    socket: Transport,
     mut requests: mpsc::Receiver<Request>,
     gone: CancellationToken,
     state: PushContext,
@@ -129,17 +153,17 @@ async fn run(
     if open as usize > config.websocket.max_connections {
         PipelineStats::add(&push.connections_rejected, 1);
         tracing::warn!(open, "at the connection limit; disconnecting from /kline");
-        let _ = sink.socket().clone().disconnect();
+        socket.disconnect();
         return;
     }
     PipelineStats::add(&push.socketio_connections_total, 1);
     let mut symbols = state.symbol_list().await;
     symbols.truncate(config.websocket.hello_max_symbols);
     let symbol_names = state.names.symbol_names(&symbols);
-    sink.emit(
+    socket.emit(
         "connection_success",
         &wire::ConnectionSuccess {
-            client_id: sink.socket().id.to_string(),
+            client_id: socket.id(),
             server_time: crate::pipeline::service::now_ms() / 1000,
             supported_symbols: symbols,
             supported_intervals: Interval::ALL.to_vec(),
@@ -149,7 +173,7 @@ async fn run(
     let mut session = Session {
         state: &state,
         conn,
-        sink: &sink,
+        socket: &socket,
         subscriptions: Subscriptions::default(),
         trade_mints: Vec::new(),
         budget: RequestBudget::new(&config.websocket, Instant::now()),
@@ -160,16 +184,16 @@ async fn run(
             biased;
             _ = state.shutdown.cancelled() => break false,
             _ = gone.cancelled() => break false,
-            _ = sink.closed_as_too_slow() => break true,
+            _ = socket.closed_as_too_slow() => break true,
             request = requests.recv() => match request {
                 Some(request) => Box::pin(session.handle(request)).await,
                 None => break false,
             },
-            () = sink.drain() => {}
+            () = socket.drain() => {}
         }
         if session.exhausted {
             tracing::debug!("kept sending while rate limited; disconnecting from /kline");
-            let _ = sink.socket().clone().disconnect();
+            socket.disconnect();
             break false;
         }
     };
@@ -180,30 +204,17 @@ async fn run(
     state.trade_hub.disconnect(conn, session.trade_mints).await;
     if too_slow {
         let patience = Duration::from_secs(config.socketio.ping_timeout_secs);
-        disconnect_when_room(sink.socket(), &gone, patience).await;
+        // Gives up after `patience`: the Engine.IO heartbeat closes a client that never reads.
+        socket.disconnect_too_slow(&gone, patience).await;
     }
     tracing::debug!(too_slow, "Socket.IO session ended");
-}
-
-/// Disconnects `socket` from the namespace once its buffer has room for the disconnect packet; gives up
-/// after `patience` (the Engine.IO heartbeat closes a client that never reads).
-async fn disconnect_when_room(socket: &SocketRef, gone: &CancellationToken, patience: Duration) {
-    let deadline = tokio::time::Instant::now() + patience;
-    while tokio::time::Instant::now() < deadline && !gone.is_cancelled() {
-        match socket.clone().disconnect() {
-            Err(socketioxide::SocketError::InternalChannelFull) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            _ => return,
-        }
-    }
 }
 
 /// A socket's request handling state.
 struct Session<'a> {
     state: &'a PushContext,
     conn: ConnectionId,
-    sink: &'a Arc<SocketIoSink>,
+    socket: &'a Transport,
     subscriptions: Subscriptions,
     /// Mints whose trades reach this socket as `event_data`: those with a subscribed series, each once.
     trade_mints: Vec<[u8; 32]>,
@@ -216,11 +227,11 @@ struct Session<'a> {
 impl Session<'_> {
     fn error(&self, error: SioError) {
         PipelineStats::add(&self.state.push_stats.request_errors, 1);
-        self.sink.emit("error", &error);
+        self.socket.emit("error", &error);
     }
 
     fn subscriber(&self) -> Subscriber {
-        Subscriber::SocketIo(self.sink.clone())
+        self.socket.subscriber()
     }
 
     async fn handle(&mut self, request: Request) {
@@ -263,7 +274,7 @@ impl Session<'_> {
                 Err(err) => Err(err),
             },
             _ => {
-                self.sink.emit(
+                self.socket.emit(
                     "pong",
                     &wire::Pong {
                         server_time: crate::pipeline::service::now_ms() / 1000,
@@ -332,7 +343,7 @@ impl Session<'_> {
             ("history_event_data", history_events),
             ("subscription_confirmed", to_value(&confirmed)),
         ];
-        self.sink.open_gate(&series, &ascending, &replies);
+        self.socket.open_gate(&series, &ascending, &replies);
         if joins_trades {
             // After the replies: the trades committed since the events were read follow them.
             let floor = trades.first().map(TradePosition::of_trade);
@@ -381,7 +392,7 @@ impl Session<'_> {
             .leave(&self.state.hub, self.conn, &series, &self.subscriber())
             .await;
         self.leave_trades_if_unused(&request.symbol).await;
-        self.sink.emit(
+        self.socket.emit(
             "unsubscribe_confirmed",
             &wire::UnsubscribeConfirmed {
                 symbol: request.symbol,
@@ -394,7 +405,7 @@ impl Session<'_> {
 
     async fn history(&mut self, request: HistoryRequest) -> Result<(), SioError> {
         let history = self.read(request).await?;
-        self.sink.emit("history_data", &history);
+        self.socket.emit("history_data", &history);
         Ok(())
     }
 

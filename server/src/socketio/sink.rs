@@ -387,7 +387,7 @@ impl SocketIoSink {
 
 /// The `kline_data` payload of an update, encoded by the first Socket.IO delivery and shared by every
 /// socket (socketioxide copies it into each socket's packet).
-fn kline_data(update: &CandleUpdate) -> &RawValue {
+pub(crate) fn kline_data(update: &CandleUpdate) -> &RawValue {
     update.socketio_payload.get_or_init(|| {
         let payload = KlineData {
             symbol: update.symbol.clone(),
@@ -401,7 +401,7 @@ fn kline_data(update: &CandleUpdate) -> &RawValue {
 }
 
 /// The `event_data` payload of a trade.
-fn event_data(trade: &LiveTrade) -> &RawValue {
+pub(crate) fn event_data(trade: &LiveTrade) -> &RawValue {
     trade.socketio_payload.get_or_init(|| {
         serde_json::value::to_raw_value(&super::wire::event_update(trade))
             .expect("an event_data payload serializes")

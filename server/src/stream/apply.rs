@@ -292,6 +292,7 @@ impl Replica {
                 encoded: OnceLock::new(),
                 compressed: OnceLock::new(),
                 socketio_payload: OnceLock::new(),
+                socketio_frame: OnceLock::new(),
             },
         );
     }

@@ -92,7 +92,7 @@ async fn serve_admitted(
         .with_deflate(deflate),
     );
     let settings = WriterSettings {
-        ping_every: Duration::from_millis(config.ping_interval),
+        ping_every: Some(Duration::from_millis(config.ping_interval)),
         write_timeout: Duration::from_millis(config.write_timeout_ms),
         min_drain_bytes_per_sec: config.min_drain_bytes_per_sec,
     };

@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -108,7 +109,25 @@ pub fn check_origin(headers: &HeaderMap, allowed: &CorsOrigins) -> Result<(), Ha
 }
 
 /// Answers 101 and serves the connection on its own task once hyper hands the socket over.
-pub async fn upgrade(State(state): State<PushContext>, mut request: Request) -> Response {
+pub async fn upgrade(State(state): State<PushContext>, request: Request) -> Response {
+    let compression = state.config.websocket.compression;
+    accept(state, request, compression, connection::serve)
+}
+
+/// The opening handshake of every WebSocket endpoint that writes to its socket itself (`/ws`, and
+/// Socket.IO's websocket transport in [`crate::socketio::engine`]): the method, readiness, the key and the
+/// Origin are checked, permessage-deflate is agreed if `compression` and offered, and `serve` runs on a
+/// task of its own (tracked in `state.connections`) once hyper hands the socket over.
+pub fn accept<F, Fut>(
+    state: PushContext,
+    mut request: Request,
+    compression: bool,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(TcpStream, Bytes, Option<Deflate>, PushContext) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     // The route is `get`, which axum also answers for HEAD.
     if request.method() != Method::GET {
         return HandshakeError::Method.into_response();
@@ -128,8 +147,7 @@ pub async fn upgrade(State(state): State<PushContext>, mut request: Request) -> 
         }
     };
     let ws_config = &state.config.websocket;
-    let deflate = ws_config
-        .compression
+    let deflate = compression
         .then(|| deflate::negotiate(request.headers()))
         .flatten()
         .map(|window_bits| Deflate {
@@ -150,9 +168,7 @@ pub async fn upgrade(State(state): State<PushContext>, mut request: Request) -> 
             }
         };
         match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => {
-                connection::serve(parts.io.into_inner(), parts.read_buf, deflate, state).await
-            }
+            Ok(parts) => serve(parts.io.into_inner(), parts.read_buf, deflate, state).await,
             Err(_) => tracing::error!("upgraded connection is not a TCP stream; dropping it"),
         }
         drop(tracked);

@@ -55,21 +55,42 @@ enum Frame {
 }
 
 impl Frame {
-    /// The bytes to write, for a connection that agreed to `deflate` (a shared update has two encodings).
-    fn bytes(&self, deflate: Option<Deflate>) -> &Bytes {
+    /// The bytes to write, for a connection whose shared frames are `framing`.
+    fn bytes(&self, framing: Framing) -> &Bytes {
         match self {
             Frame::Message(bytes) => bytes,
-            Frame::Update(update) => update_frame(update, deflate),
-            Frame::Tickers(round) => super::tickers::frame(round, deflate),
+            Frame::Update(update) => framing.update(update),
+            Frame::Tickers(round) => super::tickers::frame(round, framing.deflate()),
         }
     }
 }
 
-/// The frame of a shared update for a connection that agreed to `deflate` (or not).
-fn update_frame(update: &CandleUpdate, deflate: Option<Deflate>) -> &Bytes {
-    match deflate {
-        None => frame::update(update),
-        Some(deflate) => frame::update_deflated(update, deflate),
+/// How the shared frames (candle updates, ticker rounds) are encoded for a connection: every connection of
+/// one framing writes the same bytes, encoded once.
+#[derive(Debug, Clone, Copy)]
+pub enum Framing {
+    /// `/ws`'s protocol, compressed if the connection negotiated permessage-deflate (`Some`).
+    Protocol(Option<Deflate>),
+    /// Another protocol's frame of an update (Socket.IO's `kline_data`, see [`crate::socketio::engine`]),
+    /// made by this function, once per update. Such a connection gets no ticker rounds.
+    Updates(fn(&CandleUpdate) -> &Bytes),
+}
+
+impl Framing {
+    /// The frame of a shared update.
+    fn update(self, update: &CandleUpdate) -> &Bytes {
+        match self {
+            Framing::Protocol(None) => frame::update(update),
+            Framing::Protocol(Some(deflate)) => frame::update_deflated(update, deflate),
+            Framing::Updates(encode) => encode(update),
+        }
+    }
+
+    fn deflate(self) -> Option<Deflate> {
+        match self {
+            Framing::Protocol(deflate) => deflate,
+            Framing::Updates(_) => None,
+        }
     }
 }
 
@@ -140,7 +161,12 @@ impl Outbox {
 
     /// Candle updates go out compressed as `deflate` says (the connection negotiated permessage-deflate).
     pub fn with_deflate(self, deflate: Option<Deflate>) -> Outbox {
-        self.lock().deflate = deflate;
+        self.with_framing(Framing::Protocol(deflate))
+    }
+
+    /// Shared frames are encoded as `framing` says.
+    pub fn with_framing(self, framing: Framing) -> Outbox {
+        self.lock().framing = framing;
         self
     }
 
@@ -162,7 +188,7 @@ impl Outbox {
         }
         // Straight to the socket: the common case touches no queue (an emptied queue keeps its buffer,
         // which would cost every idle connection its capacity).
-        let bytes = frame.bytes(state.deflate);
+        let bytes = frame.bytes(state.framing);
         match self.socket.try_write(bytes) {
             Ok(n) if n == bytes.len() => {
                 state.written_bytes += n as u64;
@@ -215,7 +241,7 @@ impl Outbox {
         if state.merge_waiting_tickers(round) {
             return true;
         }
-        let incoming = super::tickers::frame(round, state.deflate).len();
+        let incoming = super::tickers::frame(round, state.framing.deflate()).len();
         if state.queue.len() >= state.capacity || state.is_full(incoming) {
             self.end_too_slow(&mut state);
             return false;
@@ -285,7 +311,7 @@ impl Outbox {
             return Err(Pushed::Replaced);
         }
         // The frames of this batch accepted so far (`waiting`) are about as big as this one.
-        let incoming = update_frame(update, state.deflate).len() * (waiting + 1);
+        let incoming = state.framing.update(update).len() * (waiting + 1);
         if state.queue.len() + waiting >= state.capacity || state.is_full(incoming) {
             self.end_too_slow(state);
             return Err(Pushed::Closed);
@@ -308,7 +334,7 @@ impl Outbox {
             let chunk: Vec<Frame> = frames.by_ref().take(MAX_FRAMES_PER_WRITE).collect();
             let mut slices = [IoSlice::new(&[]); MAX_FRAMES_PER_WRITE];
             for (slice, frame) in slices.iter_mut().zip(&chunk) {
-                *slice = IoSlice::new(frame.bytes(state.deflate));
+                *slice = IoSlice::new(frame.bytes(state.framing));
             }
             let mut written = match self.socket.try_write_vectored(&slices[..chunk.len()]) {
                 Ok(n) if n > 0 => n,
@@ -328,7 +354,7 @@ impl Outbox {
                 }
             };
             for frame in chunk {
-                let len = frame.bytes(state.deflate).len();
+                let len = frame.bytes(state.framing).len();
                 if state.queue.is_empty() && written >= len {
                     written -= len;
                     state.wrote(&frame, &self.stats);
@@ -379,7 +405,7 @@ impl Outbox {
             .collect();
         let incoming = frames
             .iter()
-            .map(|frame| frame.bytes(state.deflate).len())
+            .map(|frame| frame.bytes(state.framing).len())
             .sum();
         if state.queue.len() + frames.len() > state.capacity || state.is_full(incoming) {
             self.end_too_slow(&mut state);
@@ -515,8 +541,8 @@ struct State {
     front_written: usize,
     gated: SeriesGates,
     ending: Option<Ending>,
-    /// permessage-deflate, if negotiated: which encoding of a shared update this connection gets.
-    deflate: Option<Deflate>,
+    /// Which encoding of a shared update this connection gets (permessage-deflate, if negotiated).
+    framing: Framing,
 }
 
 impl State {
@@ -529,7 +555,7 @@ impl State {
             front_written: 0,
             gated: SeriesGates::default(),
             ending: None,
-            deflate: None,
+            framing: Framing::Protocol(None),
         }
     }
 
@@ -541,7 +567,7 @@ impl State {
         let waiting: usize = self
             .queue
             .iter()
-            .map(|frame| frame.bytes(self.deflate).len())
+            .map(|frame| frame.bytes(self.framing).len())
             .sum();
         self.queue.len() >= self.capacity
             || (waiting - self.front_written).saturating_add(incoming) > self.max_bytes
@@ -631,7 +657,7 @@ impl State {
             let Some(front) = self.queue.front() else {
                 break None;
             };
-            let bytes = front.bytes(self.deflate);
+            let bytes = front.bytes(self.framing);
             match write(&bytes[self.front_written..]) {
                 Ok(n) if n > 0 => {
                     progressed = true;

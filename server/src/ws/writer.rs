@@ -13,7 +13,8 @@ use super::frame;
 use super::outbox::{Backlog, Ending, Outbox};
 
 pub struct WriterSettings {
-    pub ping_every: Duration,
+    /// WebSocket pings (`None`: the protocol above has its own heartbeat, as Engine.IO does).
+    pub ping_every: Option<Duration>,
     /// While a backlog waits, its drain is measured over windows this long: a window in which fewer than
     /// `min_drain_bytes_per_sec` × its length (and at least one byte) were written marks the client too slow
     /// (4008); the close frame then gets one more window before the connection is dropped. A client reading
@@ -33,12 +34,13 @@ impl WriterSettings {
 /// Runs until the outbox has ended and its last frame is written (or the socket failed). Returns how it
 /// ended.
 pub async fn run(outbox: &Outbox, settings: &WriterSettings) -> Ending {
-    let mut ping =
-        tokio::time::interval_at(Instant::now() + settings.ping_every, settings.ping_every);
+    let mut ping = settings
+        .ping_every
+        .map(|every| tokio::time::interval_at(Instant::now() + every, every));
     loop {
         tokio::select! {
             _ = outbox.writer_wanted() => {}
-            _ = ping.tick() => {
+            _ = tick(&mut ping) => {
                 outbox.push_message(frame::ping());
             }
         }
@@ -50,6 +52,16 @@ pub async fn run(outbox: &Outbox, settings: &WriterSettings) -> Ending {
             }
             return ending;
         }
+    }
+}
+
+/// The next ping, or never.
+async fn tick(ping: &mut Option<tokio::time::Interval>) {
+    match ping {
+        Some(ping) => {
+            ping.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -32,7 +32,7 @@ pub(crate) async fn connected(
     let writing = outbox.clone();
     tokio::spawn(async move {
         let settings = crate::ws::writer::WriterSettings {
-            ping_every: Duration::from_secs(3600),
+            ping_every: Some(Duration::from_secs(3600)),
             write_timeout: Duration::from_secs(10),
             min_drain_bytes_per_sec: 1,
         };

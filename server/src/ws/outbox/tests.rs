@@ -29,6 +29,7 @@ fn update_reading(time: i64, count: u32, is_final: bool, text: &str) -> Arc<Cand
         encoded,
         compressed: std::sync::OnceLock::new(),
         socketio_payload: std::sync::OnceLock::new(),
+        socketio_frame: std::sync::OnceLock::new(),
     })
 }
 
@@ -172,7 +173,7 @@ async fn close_with_1001(outbox: &Outbox) {
 
 async fn run_writer(outbox: &Outbox) -> Ending {
     let settings = super::super::writer::WriterSettings {
-        ping_every: std::time::Duration::from_secs(3600),
+        ping_every: Some(std::time::Duration::from_secs(3600)),
         write_timeout: std::time::Duration::from_secs(10),
         min_drain_bytes_per_sec: 0,
     };
@@ -327,7 +328,7 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout_then_drop
     }
     assert!(!outbox.is_closed());
     let settings = super::super::writer::WriterSettings {
-        ping_every: std::time::Duration::from_secs(3600),
+        ping_every: Some(std::time::Duration::from_secs(3600)),
         write_timeout: std::time::Duration::from_millis(200),
         min_drain_bytes_per_sec: 0,
     };
@@ -390,7 +391,11 @@ async fn waiting_bytes_are_bounded_even_below_the_frame_capacity() {
             break;
         }
         let state = outbox.lock();
-        let queued: usize = state.queue.iter().map(|f| f.bytes(None).len()).sum();
+        let queued: usize = state
+            .queue
+            .iter()
+            .map(|f| f.bytes(Framing::Protocol(None)).len())
+            .sum();
         most_waiting = most_waiting.max(queued - state.front_written);
     }
     assert!(outbox.is_closed(), "the byte budget closed it (4008)");
@@ -420,7 +425,7 @@ async fn a_client_reading_a_trickle_is_closed_as_too_slow() {
         }
     });
     let settings = super::super::writer::WriterSettings {
-        ping_every: std::time::Duration::from_secs(3600),
+        ping_every: Some(std::time::Duration::from_secs(3600)),
         write_timeout: std::time::Duration::from_secs(2),
         min_drain_bytes_per_sec: 1024 * 1024,
     };
@@ -522,7 +527,7 @@ async fn a_client_that_reads_no_tickers_holds_one_merged_round_then_gets_4008() 
         })
     };
     let settings = super::super::writer::WriterSettings {
-        ping_every: std::time::Duration::from_secs(3600),
+        ping_every: Some(std::time::Duration::from_secs(3600)),
         write_timeout: std::time::Duration::from_millis(200),
         min_drain_bytes_per_sec: 0,
     };
