@@ -4,7 +4,9 @@
 //! at its peak size for good (measured: 10,000 idle connections closed, RSS stayed at 57 MB against a
 //! 17.6 MB baseline; `malloc_trim(0)` brought it back to 23.7 MB). This task watches the open-connection
 //! count and, once it has fallen by `websocket.memory_trim_after_closes` since its last peak, asks the
-//! allocator to return its free pages. While connections merely come and go (churn), the count does not
+//! allocator to return its free pages. The count is of every transport's connections: `/ws` and Socket.IO
+//! (socketioxide's sessions and our own websocket transport's connections, which are counted apart because
+//! one may not have joined `/kline` yet). While connections merely come and go (churn), the count does not
 //! fall that far and nothing is trimmed.
 
 use std::sync::Arc;
@@ -29,7 +31,7 @@ pub async fn run(stats: Arc<PushStats>, after_closes: u64, shutdown: Cancellatio
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let open = stats.connections_active.get();
+        let open = open_connections(&stats);
         peak = peak.max(open);
         if peak - open < after_closes {
             continue;
@@ -46,6 +48,17 @@ pub async fn run(stats: Arc<PushStats>, after_closes: u64, shutdown: Cancellatio
         PipelineStats::add(&stats.memory_trims, 1);
         peak = open;
     }
+}
+
+/// Connections open over every transport. A Socket.IO websocket connection that joined `/kline` is in both
+/// Socket.IO gauges, so their larger one stands for Socket.IO: exact when either kind of Socket.IO
+/// connection is open alone, and it falls as connections of either kind close, which is what the trim needs.
+fn open_connections(stats: &PushStats) -> u64 {
+    let socketio = stats
+        .socketio_connections_active
+        .get()
+        .max(stats.socketio_websocket_connections_active.get());
+    stats.connections_active.get() + socketio
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

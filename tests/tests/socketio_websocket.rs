@@ -541,3 +541,29 @@ async fn a_direct_websocket_that_stops_reading_is_closed_once_its_byte_budget_is
     })
     .await;
 }
+
+/// The memory task counts this transport's connections too: once many have closed, the freed heap goes
+/// back to the OS (it counted `/ws` connections only, so an idle run of Socket.IO sockets stayed at its peak).
+#[tokio::test]
+async fn freed_memory_is_returned_once_many_direct_websockets_have_closed() {
+    let server = InProcessServer::start(&["websocket.memory_trim_after_closes=50"]);
+    let trims = "kline_memory_trims_total";
+    let mut clients = Vec::new();
+    for _ in 0..60 {
+        let (mut client, _) = DirectClient::open(&server).await;
+        client.join().await;
+        clients.push(client);
+    }
+    wait_for_metric(&server, DIRECT, 60.0).await;
+    // The memory task samples the connection count once a second and exports no peak to wait for: let it
+    // see the 60.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(metric(&server, trims).await, 0.0, "nothing closed yet");
+    drop(clients);
+    wait_until(
+        "60 closed sockets (threshold 50) trigger a trim",
+        WAIT,
+        || async { metric(&server, trims).await >= 1.0 },
+    )
+    .await;
+}
