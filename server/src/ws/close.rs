@@ -10,7 +10,9 @@
 //! destroy our close frame before the client reads it (seen: a client still sending requests got
 //! `Broken pipe` instead of its 1008).
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -21,8 +23,62 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::inflate::InflateError;
+use super::outbox::{Ending, Outbox};
 use super::socket::ClientStream;
 use crate::stats::{PipelineStats, PushStats};
+
+/// Why a connection's read loop ended: what [`finish`] does next.
+#[derive(Debug)]
+pub enum ReadEnd {
+    /// The server closes the connection with this code (it starts the closing handshake).
+    Close(CloseCode),
+    /// The client broke the protocol: close with this code; what it sends next may not even be frames.
+    Violation(CloseCode),
+    /// The client started the closing handshake: echo its close frame with this code.
+    ClientClosed(u16),
+    /// The client went away without a close frame, or the socket failed.
+    ClientGone,
+    /// The writer already ended the connection.
+    WriterDone(Ending),
+}
+
+/// Ends a connection after its read loop ended with `end`: the last frames (a close frame, or the echo of
+/// the client's) get the write timeout twice, then the server reads what the client still sends as the
+/// closing handshake requires (see the module doc). Returns how the writer ended.
+pub async fn finish(
+    end: ReadEnd,
+    outbox: &Outbox,
+    writer: Pin<&mut impl Future<Output = Ending>>,
+    stream: &mut WebSocketStream<ClientStream>,
+    write_timeout: Duration,
+    linger: Duration,
+) -> Option<Ending> {
+    let violated = matches!(end, ReadEnd::Violation(_));
+    match &end {
+        ReadEnd::WriterDone(_) => {}
+        ReadEnd::Close(code) | ReadEnd::Violation(code) => outbox.close(*code),
+        ReadEnd::ClientClosed(code) => outbox.echo_close(*code),
+        ReadEnd::ClientGone => outbox.finish(),
+    }
+    let ending = match end {
+        ReadEnd::WriterDone(ending) => Some(ending),
+        _ => tokio::time::timeout(write_timeout * 2, writer).await.ok(),
+    };
+    match ending {
+        // A client that broke the protocol may not send frames any more; one that closed sends nothing
+        // more but may still have bytes in flight: read raw bytes until it closes TCP.
+        // Boxed, like the linger below: the drain's 1 KiB scratch buffer would otherwise be part of every
+        // connection's task for its whole life (measured: 3.7 → 4.75 KB per idle connection).
+        Some(Ending::Close(_)) if violated => {
+            Box::pin(drain_until_eof(outbox.socket(), linger)).await
+        }
+        Some(Ending::Echo(_)) => Box::pin(drain_until_eof(outbox.socket(), linger)).await,
+        // A close the server started: the client still speaks the protocol until it answers.
+        Some(Ending::Close(_)) => Box::pin(linger_for_close(stream, linger)).await,
+        _ => {}
+    }
+    ending
+}
 
 /// The close code for a read error that is the client's fault; `None` when the client merely went away.
 pub fn violation(err: &tungstenite::Error) -> Option<CloseCode> {

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 
-use super::close;
+use super::close::{self, ReadEnd};
 use super::deflate::Deflate;
 use super::frame;
 use super::outbox::{Ending, Outbox};
@@ -54,20 +54,6 @@ pub async fn serve(
     serve_admitted(socket, read_ahead, deflate, state, conn, client_id)
         .instrument(span)
         .await;
-}
-
-/// How the read loop ended.
-enum ReadEnd {
-    /// The server closes the connection with this code (it starts the closing handshake).
-    Close(CloseCode),
-    /// The client broke the protocol: close with this code; what it sends next may not even be frames.
-    Violation(CloseCode),
-    /// The client started the closing handshake: echo its close frame with this code.
-    ClientClosed(u16),
-    /// The client went away without a close frame, or the socket failed.
-    ClientGone,
-    /// The writer already ended the connection.
-    WriterDone(Ending),
 }
 
 async fn serve_admitted(
@@ -224,37 +210,15 @@ async fn serve_admitted(
     if session.tickers {
         Box::pin(state.ticker_hub.leave(conn)).await;
     }
-    let violated = matches!(end, ReadEnd::Violation(_));
-    // The last frames (a close frame, or the echo of the client's) get the write timeout, twice.
-    let last_frames = settings.write_timeout * 2;
-    let ending = match end {
-        ReadEnd::WriterDone(ending) => Some(ending),
-        ReadEnd::Close(code) | ReadEnd::Violation(code) => {
-            outbox.close(code);
-            tokio::time::timeout(last_frames, writer).await.ok()
-        }
-        ReadEnd::ClientClosed(code) => {
-            outbox.echo_close(code);
-            tokio::time::timeout(last_frames, writer).await.ok()
-        }
-        ReadEnd::ClientGone => {
-            outbox.finish();
-            tokio::time::timeout(last_frames, writer).await.ok()
-        }
-    };
-    match ending {
-        // A client that broke the protocol may not send frames any more; one that closed sends nothing
-        // more but may still have bytes in flight: read raw bytes until it closes TCP.
-        // Boxed, like the linger below: the drain's 1 KiB scratch buffer would otherwise be part of every
-        // connection's task for its whole life (measured: 3.7 → 4.75 KB per idle connection).
-        Some(Ending::Close(_)) if violated => {
-            Box::pin(close::drain_until_eof(outbox.socket(), linger)).await
-        }
-        Some(Ending::Echo(_)) => Box::pin(close::drain_until_eof(outbox.socket(), linger)).await,
-        // A close the server started: the client still speaks the protocol until it answers.
-        Some(Ending::Close(_)) => Box::pin(close::linger_for_close(&mut stream, linger)).await,
-        _ => {}
-    }
+    let ending = Box::pin(close::finish(
+        end,
+        &outbox,
+        writer,
+        &mut stream,
+        settings.write_timeout,
+        linger,
+    ))
+    .await;
     tracing::debug!(ending = ?ending, "connection closed");
 }
 

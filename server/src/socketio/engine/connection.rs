@@ -29,10 +29,10 @@ use crate::push::hub::next_connection_id;
 use crate::socketio::NAMESPACE;
 use crate::socketio::session::{self, EVENTS, Request, RequestQueue};
 use crate::socketio::transport::Transport;
-use crate::ws::close;
+use crate::ws::close::{self, ReadEnd};
 use crate::ws::deflate::Deflate;
 use crate::ws::frame;
-use crate::ws::outbox::{Ending, Framing, Outbox};
+use crate::ws::outbox::{Framing, Outbox};
 use crate::ws::socket::ClientStream;
 use crate::ws::writer::{self, WriterSettings};
 
@@ -57,20 +57,6 @@ fn new_sid() -> Box<str> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(&random.as_bytes()[..12])
         .into()
-}
-
-/// How the read loop ended.
-enum End {
-    /// The server closes: an Engine.IO close packet, then a close frame with this code.
-    Close(CloseCode),
-    /// The client broke the WebSocket protocol (tungstenite's errors): a close frame with this code.
-    Violation(CloseCode),
-    /// The client started the closing handshake: echo its close frame with this code.
-    ClientClosed(u16),
-    /// The client went away without a close frame, or the socket failed.
-    ClientGone,
-    /// The writer already ended the connection (a reader that stopped: 4008).
-    WriterDone(Ending),
 }
 
 /// The `/kline` socket of the connection, once joined.
@@ -132,8 +118,8 @@ async fn serve_socket(socket: TcpStream, read_ahead: Bytes, state: PushContext, 
     let mut joined: Option<Joined> = None;
     let end = loop {
         let message = tokio::select! {
-            _ = state.shutdown.cancelled() => break End::Close(CloseCode::ServerShutdown),
-            ending = &mut writer => break End::WriterDone(ending),
+            _ = state.shutdown.cancelled() => break ReadEnd::Close(CloseCode::ServerShutdown),
+            ending = &mut writer => break ReadEnd::WriterDone(ending),
             () = session_ended(&mut joined) => {
                 joined = None;
                 continue;
@@ -146,30 +132,30 @@ async fn serve_socket(socket: TcpStream, read_ahead: Bytes, state: PushContext, 
                     }
                     Beat::Expired => {
                         tracing::debug!("ping timeout");
-                        break End::Close(CloseCode::Normal);
+                        break ReadEnd::Close(CloseCode::Normal);
                     }
                 }
             }
             next = stream.next() => next,
         };
         let text = match message {
-            None => break End::ClientGone,
+            None => break ReadEnd::ClientGone,
             Some(Err(err)) => match close::violation(&err) {
                 Some(code) => {
                     tracing::debug!(error = %err, code = code.as_u16(), "protocol violation");
                     close::count_violation(&push, code);
-                    break End::Violation(code);
+                    break ReadEnd::Violation(code);
                 }
-                None => break End::ClientGone,
+                None => break ReadEnd::ClientGone,
             },
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
                 // No binary packet is part of the contract; socketioxide cannot parse one alone either.
                 tracing::debug!("binary frame; closing");
-                break End::Close(CloseCode::Normal);
+                break ReadEnd::Close(CloseCode::Normal);
             }
             Some(Ok(Message::Close(frame))) => {
-                break End::ClientClosed(close::echo_code(frame.as_ref()));
+                break ReadEnd::ClientClosed(close::echo_code(frame.as_ref()));
             }
             Some(Ok(_)) => continue,
         };
@@ -181,10 +167,10 @@ async fn serve_socket(socket: TcpStream, read_ahead: Bytes, state: PushContext, 
         };
         match read.packet(text.as_str()) {
             Ok(true) => {}
-            Ok(false) => break End::Close(CloseCode::Normal),
+            Ok(false) => break ReadEnd::Close(CloseCode::Normal),
             Err(malformed) => {
                 tracing::debug!(%malformed, "closing");
-                break End::Close(CloseCode::Normal);
+                break ReadEnd::Close(CloseCode::Normal);
             }
         }
     };
@@ -193,36 +179,19 @@ async fn serve_socket(socket: TcpStream, read_ahead: Bytes, state: PushContext, 
         gone.cancel();
         session.await;
     }
-    let last_frames = settings.write_timeout * 2;
-    let ending = match end {
-        End::WriterDone(ending) => Some(ending),
-        End::Close(code) => {
-            outbox.push_message(frame::text("1"));
-            outbox.close(code);
-            tokio::time::timeout(last_frames, writer).await.ok()
-        }
-        End::Violation(code) => {
-            outbox.close(code);
-            tokio::time::timeout(last_frames, writer).await.ok()
-        }
-        End::ClientClosed(code) => {
-            outbox.echo_close(code);
-            tokio::time::timeout(last_frames, writer).await.ok()
-        }
-        End::ClientGone => {
-            outbox.finish();
-            tokio::time::timeout(last_frames, writer).await.ok()
-        }
-    };
-    let violated = matches!(end, End::Violation(_));
-    match ending {
-        Some(Ending::Close(_)) if violated => {
-            Box::pin(close::drain_until_eof(outbox.socket(), linger)).await
-        }
-        Some(Ending::Echo(_)) => Box::pin(close::drain_until_eof(outbox.socket(), linger)).await,
-        Some(Ending::Close(_)) => Box::pin(close::linger_for_close(&mut stream, linger)).await,
-        _ => {}
+    if let ReadEnd::Close(_) = end {
+        // Engine.IO's close packet before the WebSocket close frame.
+        outbox.push_message(frame::text("1"));
     }
+    let ending = Box::pin(close::finish(
+        end,
+        &outbox,
+        writer,
+        &mut stream,
+        settings.write_timeout,
+        linger,
+    ))
+    .await;
     tracing::debug!(ending = ?ending, "Socket.IO websocket closed");
 }
 
