@@ -64,6 +64,29 @@ pub struct CandleUpdate {
 }
 
 impl CandleUpdate {
+    /// An update of `candle` in the series (`symbol`, `interval`), with none of its encodings made yet.
+    pub fn new(
+        symbol: Symbol,
+        interval: Interval,
+        candle: Candle,
+        produced_at_ms: i64,
+        received_at_ms: Option<i64>,
+        provisional: bool,
+    ) -> CandleUpdate {
+        CandleUpdate {
+            symbol,
+            interval,
+            candle,
+            produced_at_ms,
+            received_at_ms,
+            provisional,
+            encoded: OnceLock::new(),
+            compressed: OnceLock::new(),
+            socketio_payload: OnceLock::new(),
+            socketio_frame: OnceLock::new(),
+        }
+    }
+
     pub fn series(&self) -> SeriesId {
         (self.symbol.to_bytes(), self.interval)
     }

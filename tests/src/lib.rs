@@ -54,6 +54,7 @@ pub mod follower;
 pub mod in_process;
 pub mod raw_ws;
 pub mod redis;
+pub mod socketio;
 pub mod tls;
 
 pub use in_process::InProcessServer;

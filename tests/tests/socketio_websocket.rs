@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use kline_protocol::Interval;
 use kline_server::source::simulator::SimulatedMarket;
+use kline_tests::socketio::PollingClient;
 use kline_tests::{InProcessServer, KlineServer, metric, post_events, wait_for_metric, wait_until};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -160,49 +161,6 @@ fn parse_event(packet: &str) -> Option<(String, Value)> {
     Some((args[0].as_str()?.to_owned(), data))
 }
 
-/// Polling (socketioxide) as far as these tests need it: open, send, one long-poll.
-struct Polling {
-    http: reqwest::Client,
-    url: String,
-    sid: String,
-}
-
-impl Polling {
-    async fn open(server: &impl KlineServer) -> Polling {
-        let http = reqwest::Client::new();
-        let base = server.url("/socket.io/?EIO=4&transport=polling");
-        let body = http.get(&base).send().await.unwrap().text().await.unwrap();
-        let open: Value = serde_json::from_str(body.strip_prefix('0').unwrap()).unwrap();
-        let sid = open["sid"].as_str().unwrap().to_owned();
-        let url = format!("{base}&sid={sid}");
-        Polling { http, url, sid }
-    }
-
-    async fn send(&self, packet: &str) {
-        let response = self
-            .http
-            .post(&self.url)
-            .body(packet.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "POST {packet}");
-    }
-
-    async fn poll(&self) -> Vec<String> {
-        let body = self
-            .http
-            .get(&self.url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        body.split('\u{1e}').map(str::to_owned).collect()
-    }
-}
-
 #[tokio::test]
 async fn a_direct_websocket_is_served_by_the_servers_own_transport_with_the_old_contract() {
     let server = InProcessServer::start(&[]);
@@ -282,7 +240,7 @@ async fn a_direct_websocket_is_served_by_the_servers_own_transport_with_the_old_
 #[tokio::test]
 async fn a_polling_session_that_upgrades_to_websocket_stays_socketioxides() {
     let server = InProcessServer::start(&[]);
-    let polling = Polling::open(&server).await;
+    let (polling, open) = PollingClient::open(&server).await;
     polling.send("40/kline,").await;
     // engineioxide's first ping may come first.
     let mut packets = Vec::new();
@@ -294,7 +252,7 @@ async fn a_polling_session_that_upgrades_to_websocket_stays_socketioxides() {
     let url = format!(
         "ws://{}/socket.io/?EIO=4&transport=websocket&sid={}",
         server.addr(),
-        polling.sid
+        open["sid"].as_str().unwrap()
     );
     let (socket, _) = tokio_tungstenite::connect_async(url)
         .await
@@ -319,7 +277,7 @@ async fn a_namespace_other_than_kline_gets_socketioxides_answer_on_both_transpor
     let server = InProcessServer::start(&[]);
     let mut answers = Vec::new();
     for connect in ["40", "40/admin,"] {
-        let polling = Polling::open(&server).await;
+        let (polling, _) = PollingClient::open(&server).await;
         polling.send(connect).await;
         // engineioxide pings at once: its ping is not the answer.
         let mut by_socketioxide = Vec::new();

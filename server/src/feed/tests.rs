@@ -25,17 +25,15 @@ fn publish(feed: &CandleFeed, changes: Vec<Change>) -> usize {
     feed.publish(
         changes,
         |c| (c.mint, Interval::S1),
-        |c| CandleUpdate {
-            symbol: Symbol::from_bytes(&c.mint),
-            interval: Interval::S1,
-            candle: Candle::new(c.time, [1.0; 4], c.count, c.is_final),
-            produced_at_ms: 0,
-            received_at_ms: None,
-            provisional: false,
-            encoded: OnceLock::new(),
-            compressed: OnceLock::new(),
-            socketio_payload: OnceLock::new(),
-            socketio_frame: OnceLock::new(),
+        |c| {
+            CandleUpdate::new(
+                Symbol::from_bytes(&c.mint),
+                Interval::S1,
+                Candle::new(c.time, [1.0; 4], c.count, c.is_final),
+                0,
+                None,
+                false,
+            )
         },
     )
 }

@@ -18,8 +18,6 @@ pub mod trade_index;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use std::sync::OnceLock;
-
 use kline_protocol::{Candle, Interval, Symbol};
 
 use self::provisional::{ProvisionalLimits, ProvisionalTicks};
@@ -532,20 +530,18 @@ impl Pipeline {
         let watched = self.feed.publish(
             &published,
             |(key, ..)| (key.mint, key.interval),
-            |(key, state, received, provisional)| CandleUpdate {
-                symbol: self.symbols.get(&key.mint).map_or_else(
-                    || Symbol::from_bytes(&key.mint),
-                    |(symbol, _)| symbol.clone(),
-                ),
-                interval: key.interval,
-                candle: state.to_candle(),
-                produced_at_ms: now_ms,
-                received_at_ms: *received,
-                provisional: *provisional,
-                encoded: OnceLock::new(),
-                compressed: OnceLock::new(),
-                socketio_payload: OnceLock::new(),
-                socketio_frame: OnceLock::new(),
+            |(key, state, received, provisional)| {
+                CandleUpdate::new(
+                    self.symbols.get(&key.mint).map_or_else(
+                        || Symbol::from_bytes(&key.mint),
+                        |(symbol, _)| symbol.clone(),
+                    ),
+                    key.interval,
+                    state.to_candle(),
+                    now_ms,
+                    *received,
+                    *provisional,
+                )
             },
         );
         PipelineStats::add(&self.stats.candle_updates_published, count);

@@ -25,7 +25,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -478,18 +477,14 @@ impl Shard {
         let updates = candles
             .iter()
             .map(|state| {
-                Arc::new(CandleUpdate {
-                    symbol: symbol.clone(),
+                Arc::new(CandleUpdate::new(
+                    symbol.clone(),
                     interval,
-                    candle: state.to_candle(),
+                    state.to_candle(),
                     produced_at_ms,
-                    received_at_ms: None,
-                    provisional: false,
-                    encoded: OnceLock::new(),
-                    compressed: OnceLock::new(),
-                    socketio_payload: OnceLock::new(),
-                    socketio_frame: OnceLock::new(),
-                })
+                    None,
+                    false,
+                ))
             })
             .collect();
         (updates, next)

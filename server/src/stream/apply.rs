@@ -9,7 +9,7 @@
 //! candle states it carries whatever their versions, since the writer's numbering started over.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use kline_protocol::Symbol;
 
@@ -282,17 +282,15 @@ impl Replica {
         self.feed.publish(
             published,
             |update| (update.key.mint, update.key.interval),
-            |update| CandleUpdate {
-                symbol: symbols[&update.key.mint].clone(),
-                interval: update.key.interval,
-                candle: update.state.to_candle(),
-                produced_at_ms: now_ms,
-                received_at_ms: update.received_at_ms,
-                provisional: false,
-                encoded: OnceLock::new(),
-                compressed: OnceLock::new(),
-                socketio_payload: OnceLock::new(),
-                socketio_frame: OnceLock::new(),
+            |update| {
+                CandleUpdate::new(
+                    symbols[&update.key.mint].clone(),
+                    update.key.interval,
+                    update.state.to_candle(),
+                    now_ms,
+                    update.received_at_ms,
+                    false,
+                )
             },
         );
     }

@@ -128,7 +128,6 @@ pub fn event_data(trade: &LiveTrade) -> &Bytes {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::OnceLock;
 
     use kline_protocol::{Interval, Symbol};
 
@@ -136,18 +135,14 @@ mod tests {
 
     #[test]
     fn the_kline_data_frame_is_the_socketio_packet_encoded_once_and_shared() {
-        let update = CandleUpdate {
-            symbol: Symbol::from_bytes(&[1; 32]),
-            interval: Interval::S1,
-            candle: Candle::new(1_700_000_000, [1.0; 4], 3, false),
-            produced_at_ms: 1_700_000_000_123,
-            received_at_ms: None,
-            provisional: false,
-            encoded: OnceLock::new(),
-            compressed: OnceLock::new(),
-            socketio_payload: OnceLock::new(),
-            socketio_frame: OnceLock::new(),
-        };
+        let update = CandleUpdate::new(
+            Symbol::from_bytes(&[1; 32]),
+            Interval::S1,
+            Candle::new(1_700_000_000, [1.0; 4], 3, false),
+            1_700_000_000_123,
+            None,
+            false,
+        );
         let first = kline_data(&update);
         let payload = crate::socketio::sink::kline_data(&update).get();
         let expected = format!(r#"42/kline,["kline_data",{payload}]"#);
