@@ -48,3 +48,15 @@ fn a_bad_key_is_an_error_that_names_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("kline.finality_grace_ms"), "{stderr}");
 }
+
+#[test]
+fn an_out_of_range_value_is_an_error_that_names_the_key_and_the_range() {
+    let output = server()
+        .args(["--set", "source.solana.gather_max_ms=5000", "check-config"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("source.solana.gather_max_ms"), "{stderr}");
+    assert!(stderr.contains("at most 1000"), "{stderr}");
+}

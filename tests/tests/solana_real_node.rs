@@ -240,6 +240,53 @@ async fn a_candle_is_pushed_before_its_block_is_known_then_corrected_to_block_or
     );
 }
 
+/// A node's burst of notifications reaches the server as several reads; they are pushed as one update per
+/// candle (`solana.gather_idle_ms`), not one per read.
+#[tokio::test]
+async fn a_burst_of_notifications_is_pushed_as_one_update() {
+    const TXS: u32 = 4;
+    let now = kline_protocol::response::unix_millis_now() / 1000;
+    let (transactions, _) = crowded_slots(1, TXS, now);
+    let fake = FakeSolana::start(transactions).await;
+    // Nothing is stored meanwhile: every update the client gets is a provisional push.
+    fake.set_blocks_available(false);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = server_args(&fake);
+    args.extend(
+        [
+            "source.solana.gather_idle_ms=400",
+            "source.solana.gather_max_ms=1000",
+        ]
+        .into_iter()
+        .flat_map(|set| ["--set".to_owned(), set.to_owned()]),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&dir.path().join("db"), &args);
+    wait_live(&server).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client
+        .send(&ClientRequest::Subscribe(SubscribeRequest::new(
+            Symbol::from_bytes(&key(0)),
+            Interval::H1,
+        )))
+        .await;
+    while !matches!(
+        client.recv().await.payload,
+        ServerPayload::SubscriptionConfirmed(_)
+    ) {}
+
+    // Two reads' worth: half the slot, a pause well inside the idle gap, the other half.
+    fake.produce(TXS as usize / 2);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    fake.produce(TXS as usize / 2);
+    let update = next_update(&mut client).await;
+    assert_eq!(
+        update.data.update_count, TXS,
+        "the first push holds the whole burst: {update:?}"
+    );
+    assert_eq!(stored_events(&server).await, 0, "all of it provisional");
+}
+
 #[tokio::test]
 async fn a_backfill_keeps_to_the_request_budget() {
     const BUDGET: usize = 50;

@@ -266,6 +266,11 @@ pub struct SolanaConfig {
     pub requests_per_sec: u32,
     /// Transactions heard but not yet stored; when full, the source stops reading notifications.
     pub max_waiting_transactions: usize,
+    /// A notification joins the provisional push of the previous one if it arrives within this many ms
+    /// (0: only those already read); see `source::solana::gather`.
+    pub gather_idle_ms: u64,
+    /// Longest a provisional push gathers notifications after its first.
+    pub gather_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -527,6 +532,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "source.solana.block_cache_slots",
                 "must be at least 1",
+            ));
+        }
+        if solana.gather_max_ms > 1000 {
+            return Err(ConfigError::invalid(
+                "source.solana.gather_max_ms",
+                "must be at most 1000 (a push held longer is no longer live)",
             ));
         }
         endpoints::validate(self)?;

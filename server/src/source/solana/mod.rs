@@ -39,6 +39,7 @@
 pub mod backfill;
 pub mod blocks;
 pub mod decode;
+pub mod gather;
 pub mod logs;
 pub mod rpc;
 mod waiting;
@@ -48,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use kline_tls::{ClientTls, FailureLog, HandshakeFailure, Redacted};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -58,6 +59,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
 use self::blocks::{BlockCache, BlockPositions, BlockSettings};
+use self::gather::GatherWindow;
 use self::rpc::{RpcClient, RpcCounters, RpcLimits};
 use self::waiting::{HeardTx, ReceiptLag};
 use crate::config::SolanaConfig;
@@ -179,6 +181,8 @@ struct Source<'a> {
     cursor: Option<Cursor>,
     status: &'a SolanaStatus,
     blocks: BlockCache,
+    /// How long a provisional push waits for more of a burst's notifications.
+    gather: GatherWindow,
     /// How long after its block's time a notification arrives, to estimate a provisional time.
     lag: ReceiptLag,
     /// Transactions heard (or backfilled) and not yet handed to the pipeline, in order. Kept across a
@@ -262,6 +266,10 @@ pub async fn run(
         store,
         status: &status,
         blocks,
+        gather: GatherWindow {
+            idle: Duration::from_millis(config.gather_idle_ms),
+            max: Duration::from_millis(config.gather_max_ms),
+        },
         lag: ReceiptLag::default(),
         line: VecDeque::new(),
         writes: VecDeque::new(),
@@ -400,8 +408,9 @@ impl Source<'_> {
                 message = socket.next(), if self.line.len() < room => {
                     heard = tokio::time::Instant::now();
                     let mut message = message;
-                    // Every notification that has arrived already joins the line before the next write,
-                    // and their events are pushed together (each candle once).
+                    // The notifications of one burst (a slot's, as the node sends them) join the line
+                    // before the next write, and their events are pushed together: each candle once.
+                    let gathering_since = tokio::time::Instant::now();
                     let mut provisional = Vec::new();
                     let mut first_received = None;
                     loop {
@@ -423,7 +432,7 @@ impl Source<'_> {
                         if self.line.len() >= room {
                             break;
                         }
-                        match socket.next().now_or_never() {
+                        match self.gather.next(&mut socket, gathering_since).await {
                             Some(next) => message = next,
                             None => break,
                         }
