@@ -12,7 +12,8 @@
 //!
 //! A final that comes alone (when the candles of a second close, every s1 series gets one at once) is
 //! held back for at most `websocket.final_hold_ms` and rides along with its series' next update in the
-//! same write, so the closing of a second is not a burst of one write per subscriber.
+//! same write, so the closing of a second is not a burst of one write per subscriber. Finals whose hold
+//! ran out go a few series at a time, fresh updates first (a burst of lone finals does not delay them).
 //!
 //! Each shard also remembers the last states it delivered of each series' recent candles (its
 //! *frontier*), so whatever path an update takes (the inbox, or a re-read of the store after the inbox
@@ -212,6 +213,10 @@ impl Frontier {
     }
 }
 
+/// Series whose due finals one round of a shard's loop sends (the second's close brings one per series
+/// at once) before it looks at its inbox again.
+const DUE_SERIES_PER_ROUND: usize = 4;
+
 /// Finals waiting to ride along with their series' next update.
 struct HeldFinals {
     hold: Duration,
@@ -256,11 +261,11 @@ impl HeldFinals {
         self.due.front().map(|(at, _)| *at)
     }
 
-    /// The series whose held finals are due by `now`, with their finals.
-    fn take_due(&mut self, now: Instant) -> Vec<(SeriesId, Vec<Arc<CandleUpdate>>)> {
+    /// At most `limit` of the series whose held finals are due by `now`, oldest first, with their finals.
+    fn take_due(&mut self, now: Instant, limit: usize) -> Vec<(SeriesId, Vec<Arc<CandleUpdate>>)> {
         let mut due = Vec::new();
         while let Some(&(at, series)) = self.due.front() {
-            if at > now {
+            if at > now || due.len() == limit {
                 break;
             }
             self.due.pop_front();
@@ -302,7 +307,9 @@ impl Shard {
                 }
                 _ = tokio::time::sleep_until(finals_due.unwrap_or_else(Instant::now)),
                     if finals_due.is_some() => {
-                    for (series, finals) in self.held.take_due(Instant::now()) {
+                    // A few series per round: fresh updates (a slot's, above) go first, and the finals
+                    // still held then ride along with them in the same write.
+                    for (series, finals) in self.held.take_due(Instant::now(), DUE_SERIES_PER_ROUND) {
                         self.deliver_series(series, finals);
                     }
                 }

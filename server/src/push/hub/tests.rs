@@ -277,3 +277,47 @@ async fn a_resync_after_a_snapshot_delivers_every_candle_however_long_the_lag() 
         thread.join().unwrap();
     }
 }
+
+/// A final of the s1 series of mint `n` at `time`.
+fn final_of(n: u8, time: i64) -> Arc<CandleUpdate> {
+    Arc::new(CandleUpdate::new(
+        Symbol::from_bytes(&[n; 32]),
+        Interval::S1,
+        kline_protocol::Candle::new(time, [1.0; 4], 1, true),
+        0,
+        None,
+        false,
+    ))
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_finals_go_a_few_series_per_round_and_the_rest_ride_with_their_next_update() {
+    let mut held = HeldFinals::new(Duration::from_millis(200));
+    let series: Vec<SeriesId> = (1..=6u8).map(|n| final_of(n, 0).series()).collect();
+    for (n, id) in (1..=6u8).zip(&series) {
+        assert!(held.hold(*id, vec![final_of(n, 0)]).is_none(), "held");
+    }
+    let due_at = Instant::now() + Duration::from_millis(200);
+    assert_eq!(held.next_due(), Some(due_at));
+    assert!(
+        held.take_due(due_at - Duration::from_millis(1), 4)
+            .is_empty(),
+        "not due yet"
+    );
+
+    let first: Vec<SeriesId> = held
+        .take_due(due_at, 4)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(first, series[..4], "oldest first, at most 4");
+    // Series 5 gets an update before the next round: its final goes with it, not on its own.
+    assert_eq!(held.take(&series[4]).len(), 1);
+    let rest: Vec<SeriesId> = held
+        .take_due(due_at, 4)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(rest, [series[5]]);
+    assert_eq!(held.next_due(), None, "nothing left");
+}
