@@ -29,7 +29,7 @@ use crate::names::TokenName;
 use crate::names::index::{NameBatch, index_stored_names};
 use crate::stats::PipelineStats;
 use crate::store::keys;
-use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradeValue};
+use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradePosition, TradeValue};
 use crate::stream::outbox::Outbox;
 use crate::stream::record::TradeEntry;
 
@@ -53,6 +53,16 @@ pub struct BatchReport {
     pub late: usize,
 }
 
+/// A trade of the group being written, built for the live feed only after the write and only if someone
+/// watches its mint.
+struct StoredTrade<'a> {
+    event: &'a EventRecord,
+    price: f64,
+    position: TradePosition,
+    /// Already made for the stream record (role `writer`).
+    event_json: Option<String>,
+}
+
 pub struct Pipeline {
     store: Arc<CandleStore>,
     settings: PipelineSettings,
@@ -62,9 +72,6 @@ pub struct Pipeline {
     stats: Arc<PipelineStats>,
     /// Per mint, when the newest event of the group being written reached the server (Unix ms).
     received: HashMap<[u8; 32], i64>,
-    /// The trades of the group being written, published after the write (the event's JSON is moved here,
-    /// not copied: it is built for the write anyway; the store keeps only the trade's price beside it).
-    trades: Vec<LiveTrade>,
     /// The token names the group being written stores, published after the write.
     names: NameBatch,
     /// Role `writer`: numbers each committed group and stores its stream record in the same write.
@@ -106,7 +113,6 @@ impl Pipeline {
             feed,
             stats,
             received: HashMap::new(),
-            trades: Vec::new(),
             names: Vec::new(),
             outbox: None,
             provisional: ProvisionalTicks::new(ProvisionalLimits::DEFAULT),
@@ -208,6 +214,7 @@ impl Pipeline {
         let mut touched_mints = HashSet::new();
         let store = Arc::clone(&self.store);
         let mut write = store.batch();
+        let mut trades = Vec::new();
         let mut position = 0;
         for (batch, &received) in batches.iter().zip(received_at_ms) {
             let mut report = BatchReport::default();
@@ -227,13 +234,13 @@ impl Pipeline {
                     self.note_name(&mut write, created);
                 }
                 if let Some(tick) = self.price_tick(event) {
-                    if let Some(trade) = event.to_trade(tick.price) {
-                        // The JSON clients are sent with a live trade (the store keeps binary).
-                        let event_json = event.to_json();
+                    if event.event.trade_amounts().is_some() {
                         let position = event.trade_position();
                         let time_ms = event.meta.timestamp.unix_millis();
                         write.put_trade(&tick.mint, &position, tick.price, time_ms);
-                        if let Some(outbox) = &mut self.outbox {
+                        // The JSON that edges and live trade subscribers are sent (the store keeps binary).
+                        let event_json = self.outbox.as_mut().map(|outbox| {
+                            let event_json = event.to_json();
                             outbox.record().trades.push(TradeEntry {
                                 mint: tick.mint,
                                 key: keys::trade_key(&tick.mint, &position).to_vec(),
@@ -241,9 +248,14 @@ impl Pipeline {
                                 value: TradeValue::encode(tick.price, time_ms).to_vec(),
                                 event_json: event_json.clone(),
                             });
-                        }
-                        self.trades
-                            .push(LiveTrade::new(tick.mint, position, trade, event_json));
+                            event_json
+                        });
+                        trades.push(StoredTrade {
+                            event,
+                            price: tick.price,
+                            position,
+                            event_json,
+                        });
                     }
                     let outcome = self
                         .aggregator
@@ -268,6 +280,7 @@ impl Pipeline {
             }
         }
         self.commit(write, now_ms)?;
+        self.publish_trades(trades);
         for report in &reports {
             PipelineStats::add(&self.stats.events_accepted, report.accepted);
             PipelineStats::add(&self.stats.events_duplicate, report.duplicates);
@@ -343,7 +356,6 @@ impl Pipeline {
     fn commit(&mut self, mut write: StoreBatch<'_>, now_ms: i64) -> Result<(), StoreError> {
         let changes = self.aggregator.take_changes();
         let received = std::mem::take(&mut self.received);
-        let trades = std::mem::take(&mut self.trades);
         let names = std::mem::take(&mut self.names);
         // A final state is the clock's doing, not an event's.
         let received_at = |change: &CandleChange| {
@@ -412,10 +424,28 @@ impl Pipeline {
         }
         self.publish_corrections(&mut published, now_ms);
         self.publish(published, now_ms);
-        // After the write, like the candles: a trade snapshot read from now on sees these trades.
-        self.feed.trades().publish(trades);
         self.feed.names().extend(names);
         Ok(())
+    }
+
+    /// Hands the trades of a group just written to the live trade feed. Only those of mints someone
+    /// watches are built (the trade and its event's JSON): asked after the write, so a subscriber that starts
+    /// watching later reads these trades in its snapshot instead.
+    fn publish_trades(&self, stored: Vec<StoredTrade<'_>>) {
+        let feed = self.feed.trades();
+        if stored.is_empty() || !feed.any_watched() {
+            return;
+        }
+        let live = stored.into_iter().filter_map(|stored| {
+            let mint = stored.event.event.mint().to_bytes();
+            if !feed.watches(&mint) {
+                return None;
+            }
+            let trade = stored.event.to_trade(stored.price)?;
+            let event_json = stored.event_json.unwrap_or_else(|| stored.event.to_json());
+            Some(LiveTrade::new(mint, stored.position, trade, event_json))
+        });
+        feed.publish(live.collect::<Vec<_>>());
     }
 
     /// Publishes `events` provisionally (see [`provisional`]): not stored, pushed at once as part of their
