@@ -166,6 +166,22 @@ async fn next_update(client: &mut Client) -> kline_protocol::KlineData {
     }
 }
 
+/// A `/ws` client of `server` subscribed to `mint`'s h1 candles (one candle holds a whole test's events).
+async fn subscribed(server: &ServerProcess, mint: [u8; 32]) -> Client {
+    let mut client = Client::connect(&server.ws_url()).await;
+    client
+        .send(&ClientRequest::Subscribe(SubscribeRequest::new(
+            Symbol::from_bytes(&mint),
+            Interval::H1,
+        )))
+        .await;
+    while !matches!(
+        client.recv().await.payload,
+        ServerPayload::SubscriptionConfirmed(_)
+    ) {}
+    client
+}
+
 #[tokio::test]
 async fn a_candle_is_pushed_before_its_block_is_known_then_corrected_to_block_order() {
     const TXS: u32 = 4;
@@ -180,17 +196,7 @@ async fn a_candle_is_pushed_before_its_block_is_known_then_corrected_to_block_or
     wait_live(&server).await;
 
     let mint = key(0);
-    let mut client = Client::connect(&server.ws_url()).await;
-    client
-        .send(&ClientRequest::Subscribe(SubscribeRequest::new(
-            Symbol::from_bytes(&mint),
-            Interval::H1,
-        )))
-        .await;
-    while !matches!(
-        client.recv().await.payload,
-        ServerPayload::SubscriptionConfirmed(_)
-    ) {}
+    let mut client = subscribed(&server, mint).await;
     fake.produce(TXS as usize);
 
     // Pushed at once: every price is in the candle while the block is still unknown and nothing is stored.
@@ -263,17 +269,7 @@ async fn a_burst_of_notifications_is_pushed_as_one_update() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = ServerProcess::start(&dir.path().join("db"), &args);
     wait_live(&server).await;
-    let mut client = Client::connect(&server.ws_url()).await;
-    client
-        .send(&ClientRequest::Subscribe(SubscribeRequest::new(
-            Symbol::from_bytes(&key(0)),
-            Interval::H1,
-        )))
-        .await;
-    while !matches!(
-        client.recv().await.payload,
-        ServerPayload::SubscriptionConfirmed(_)
-    ) {}
+    let mut client = subscribed(&server, key(0)).await;
 
     // Two reads' worth: half the slot, a pause well inside the idle gap, the other half.
     fake.produce(TXS as usize / 2);
