@@ -269,7 +269,8 @@ pub struct SolanaConfig {
     /// A notification joins the provisional push of the previous one if it arrives within this many ms
     /// (0: only those already read); see `source::solana::gather`.
     pub gather_idle_ms: u64,
-    /// Longest a provisional push gathers notifications after its first.
+    /// Longest a provisional push waits for more notifications after its first (those already read join
+    /// regardless).
     pub gather_max_ms: u64,
 }
 

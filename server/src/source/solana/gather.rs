@@ -4,12 +4,14 @@
 //! reach the source as several socket reads. Pushed read by read, each subscriber of a series would get one
 //! frame per read, and the reads of one burst queue behind each other's fan-out. The [`GatherWindow`] keeps
 //! the burst together: after a notification, the next one joins the same push if it arrives within
-//! `solana.gather_idle_ms`, for at most `solana.gather_max_ms` after the first. So one slot is one frame per
-//! subscriber, at the cost of (about) the idle gap on the first notification's push. `0` turns it off.
+//! `solana.gather_idle_ms`; no wait goes past `solana.gather_max_ms` after the first (notifications that
+//! have already arrived always join: taking them costs no waiting). So one slot is one frame per
+//! subscriber, at the cost of the rest of the burst plus the idle gap on the first notification's push.
+//! `0` turns it off.
 
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::time::Instant;
 
 /// The window of one provisional push (from `[source.solana]`).
@@ -17,7 +19,7 @@ use tokio::time::Instant;
 pub struct GatherWindow {
     /// Longest wait for the next notification.
     pub idle: Duration,
-    /// Longest gathering after the first.
+    /// No wait goes past this after the first.
     pub max: Duration,
 }
 
@@ -29,11 +31,12 @@ impl GatherWindow {
         stream: &mut S,
         first_at: Instant,
     ) -> Option<Option<S::Item>> {
-        if let Some(ready) = futures_util::FutureExt::now_or_never(stream.next()) {
+        if let Some(ready) = stream.next().now_or_never() {
             return Some(ready);
         }
-        let deadline = (Instant::now() + self.idle).min(first_at + self.max);
-        if self.idle.is_zero() || deadline <= Instant::now() {
+        let now = Instant::now();
+        let deadline = (now + self.idle).min(first_at + self.max);
+        if self.idle.is_zero() || deadline <= now {
             return None;
         }
         tokio::time::timeout_at(deadline, stream.next()).await.ok()
