@@ -8,7 +8,7 @@
 
 use std::io;
 
-use crate::config::{Config, ConfigError};
+use kline_config::{Config, ConfigError};
 
 /// The soft limit on open files, raised to the hard limit first (the soft limit is often far lower).
 pub fn raise_limit() -> io::Result<u64> {

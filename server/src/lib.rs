@@ -4,7 +4,6 @@
 //!
 //! ## Layout
 //! - [`aggregator`]: open candles in memory; price ticks in, candle changes out.
-//! - [`config`]: the typed configuration and its layers (default.toml → file → env → CLI).
 //! - [`event`]: the seven Spin Pet events, their JSON form, identity and validation.
 //! - [`feed`]: the live candle feed from the pipeline to the hub shards: coalescing, bounded inboxes.
 //! - [`fds`]: the open-file limit and how it is shared between client sockets, RocksDB and the rest.
@@ -26,7 +25,6 @@
 //! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod aggregator;
-pub mod config;
 pub mod event;
 pub mod fds;
 pub mod feed;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kline_server::config::{Config, ConfigLayers};
+use kline_config::{Config, ConfigLayers};
 use kline_server::node;
 use kline_server::pipeline::{Pipeline, PipelineSettings};
 use kline_server::source::replay::replay_file;

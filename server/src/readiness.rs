@@ -96,9 +96,9 @@ mod tests {
         let status = Arc::new(StreamStatus::default());
         let readiness = Readiness::Replica {
             status: status.clone(),
-            policy: ReadinessPolicy::of(&crate::config::StreamConfig {
+            policy: ReadinessPolicy::of(&kline_config::StreamConfig {
                 max_lag_groups: 5,
-                ..crate::config::Config::defaults().stream
+                ..kline_config::Config::defaults().stream
             }),
         };
         let mut registry = Registry::with_prefix("kline");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Keep, RetentionConfig};
+use kline_config::{Keep, RetentionConfig};
 use crate::stats::StoreStats;
 use crate::store::{CandleStore, SWEPT_FAMILIES, StoreError};
 

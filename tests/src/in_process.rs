@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
-use kline_server::config::ConfigLayers;
+use kline_config::ConfigLayers;
 use kline_server::node;
 use tokio_util::sync::CancellationToken;
 

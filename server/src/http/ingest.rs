@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::bearer;
 use super::error::ApiError;
-use crate::config::Config;
+use kline_config::Config;
 use crate::event::{ParseLimits, parse_event, split_body};
 use crate::pipeline::service::{IngestHandle, now_ms};
 use crate::stats::PipelineStats;

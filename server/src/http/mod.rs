@@ -30,7 +30,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use error::ApiError;
 
-use crate::config::CorsOrigins;
+use kline_config::CorsOrigins;
 
 /// `router` behind the CORS policy of `server.cors_allowed_origins` (the last layer: it answers preflights
 /// for every route).

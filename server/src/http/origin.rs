@@ -6,7 +6,7 @@
 
 use axum::http::{HeaderMap, header};
 
-use crate::config::CorsOrigins;
+use kline_config::CorsOrigins;
 
 /// The request's origin when the allow-list refuses it; `None` when it may pass.
 pub fn refused(headers: &HeaderMap, allowed: &CorsOrigins) -> Option<String> {

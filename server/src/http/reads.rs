@@ -14,7 +14,7 @@ use axum::routing::get;
 
 use super::read_permits::ReadPermits;
 use super::{klines, legacy_kline, symbols, trades};
-use crate::config::Config;
+use kline_config::Config;
 use crate::stats::StoreStats;
 use crate::store::CandleStore;
 use crate::symbol_directory::SymbolDirectory;

@@ -23,11 +23,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ServerConfig;
+use kline_config::ServerConfig;
 use crate::stats::{PipelineStats, PushStats};
 
-/// hyper's smallest read buffer (it panics below it).
-pub const MIN_HEAD_BYTES: usize = 8192;
+pub use kline_config::MIN_HEAD_BYTES;
 
 /// Limits on a request's head (slowloris, oversized or numerous headers).
 #[derive(Debug, Clone, Copy)]

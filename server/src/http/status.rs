@@ -11,7 +11,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use super::{health, metrics, ready};
-use crate::config::Role;
+use kline_config::Role;
 use crate::pipeline::service::IngestHandle;
 use crate::readiness::Readiness;
 use crate::source::solana::SolanaStatus;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, PushCore, ServerError, WritePath, grace, serve_http, wait_bounded};
-use crate::config::Config;
+use kline_config::Config;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, PushCore, ServerError, grace, internal, serve_http, wait_bounded};
-use crate::config::{Config, StreamConfig};
+use kline_config::{Config, StreamConfig};
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, ServerError, bind_addr, serve_listener};
-use crate::config::Config;
+use kline_config::Config;
 use crate::http::internal::{self, InternalRoutes};
 use crate::http::serve::SocketBudget;
 use crate::readiness::Readiness;

@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 pub use push_core::PushCore;
 pub use write_path::WritePath;
 
-use crate::config::{Config, ConfigError, Role};
+use kline_config::{Config, ConfigError, Role};
 use crate::http::reads::ReadSide;
 use crate::http::serve::{HeadLimits, SocketBudget};
 use crate::stats::StoreStats;

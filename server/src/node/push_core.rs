@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use kline_config::Config;
 use crate::feed::CandleFeed;
 use crate::http::serve::SocketBudget;
 use crate::http::status::PushStatus;

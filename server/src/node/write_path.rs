@@ -9,7 +9,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use kline_config::Config;
 use crate::feed::CandleFeed;
 use crate::http::ingest::{self, Ingest};
 use crate::http::status::WriteStatus;

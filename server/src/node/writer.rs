@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, ServerError, WritePath, grace, internal, serve_http, wait_bounded};
-use crate::config::Config;
+use kline_config::Config;
 use crate::feed::CandleFeed;
 use crate::http::serve::SocketBudget;
 use crate::http::status::{self, NodeStatus};

@@ -13,7 +13,7 @@ use super::hub::Hub;
 use super::symbols::SymbolList;
 use super::tickers::TickerHub;
 use super::trade_hub::TradeHub;
-use crate::config::{Config, CorsOrigins, KlineConfig, SocketIoConfig, WebSocketConfig};
+use kline_config::{Config, CorsOrigins, KlineConfig, SocketIoConfig, WebSocketConfig};
 use crate::readiness::Readiness;
 use crate::stats::PushStats;
 use crate::store::CandleStore;

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::config::WebSocketConfig;
+use kline_config::WebSocketConfig;
 
 /// What [`RequestBudget::charge`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn strikes_in_a_row_exhaust_the_budget_and_a_paid_request_clears_them() {
-        let mut config = crate::config::Config::defaults().websocket;
+        let mut config = kline_config::Config::defaults().websocket;
         (config.rate_limit_burst, config.rate_limit_strikes) = (2, 3);
         let start = Instant::now();
         let mut budget = RequestBudget::new(&config, start);

@@ -33,7 +33,7 @@ use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::layer::SocketIoLayer;
 
-use crate::config::CorsOrigins;
+use kline_config::CorsOrigins;
 use crate::push::PushContext;
 use crate::readiness::Readiness;
 

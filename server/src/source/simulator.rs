@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SimulatorConfig;
+use kline_config::SimulatorConfig;
 use crate::event::{
     BuySell, EventMeta, EventRecord, EventTime, FullClose, LongShort, PartialClose, Pubkey,
     Signature, SpinPetEvent, TokenCreated, U128,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kline_protocol::Interval;
 
 use super::*;
-use crate::config::{Keep, RetentionConfig};
+use kline_config::{Keep, RetentionConfig};
 use crate::event::SpinPetEvent;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::retention::{prune_once, sweep_slices};

@@ -43,7 +43,7 @@ use rocksdb::{
 };
 
 use crate::aggregator::{CandleKey, CandleState};
-use crate::config::StorageConfig;
+use kline_config::StorageConfig;
 use crate::event::stored::{self, StoredEventError};
 use crate::event::{EventId, EventRecord};
 pub use codec::{CorruptValue, SymbolStats};

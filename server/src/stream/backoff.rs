@@ -8,7 +8,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::StreamConfig;
+use kline_config::StreamConfig;
 
 /// Retries without limit (the caller stops on shutdown), jittered.
 pub fn policy(config: &StreamConfig) -> ExponentialBuilder {
@@ -40,7 +40,7 @@ pub async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use kline_config::Config;
 
     #[test]
     fn delays_double_up_to_the_maximum_and_are_jittered_apart() {

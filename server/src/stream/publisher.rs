@@ -23,7 +23,7 @@ use super::StreamStatus;
 use super::backoff;
 use super::epoch::{self, ResumePlan};
 use super::redis::{RedisStream, StreamError};
-use crate::config::StreamConfig;
+use kline_config::StreamConfig;
 use crate::store::{CandleStore, StoreError};
 
 /// Records appended per round trip, and about how many bytes of them (groups of full-speed ingest are
@@ -212,7 +212,7 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use kline_config::Config;
 
     #[tokio::test]
     async fn without_redis_it_stops_once_the_pipeline_is_gone() {

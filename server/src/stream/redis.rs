@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff;
 use super::epoch::Position;
-use crate::config::{READ_BLOCK, StreamConfig};
+use kline_config::{READ_BLOCK, StreamConfig};
 
 /// The field holding an entry's record.
 const FIELD: &str = "g";

@@ -25,7 +25,7 @@ use super::backoff;
 use super::continuity::{self, AtHead};
 use super::redis::{RedisStream, StreamError};
 use super::snapshot::{self, Loaded, SnapshotError};
-use crate::config::StreamConfig;
+use kline_config::StreamConfig;
 use crate::feed::CandleFeed;
 use crate::store::CandleStore;
 

@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 
 use super::apply::{ApplyError, Replica};
 use super::epoch::Position;
-use crate::config::StreamConfig;
+use kline_config::StreamConfig;
 use crate::feed::SeriesId;
 use crate::stats::StoreStats;
 use crate::store::replication::Replicated;

@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
-use crate::config::{StalePolicy, StreamConfig};
+use kline_config::{StalePolicy, StreamConfig};
 use crate::stats::LatencyHistogram;
 
 /// Why an edge is not ready to serve clients.

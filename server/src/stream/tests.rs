@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::outbox::Outbox;
 use super::redis::Entry;
 use super::{ReadinessPolicy, StreamStatus, publisher, replica, snapshot};
-use crate::config::{Config, StreamConfig};
+use kline_config::{Config, StreamConfig};
 use crate::feed::CandleFeed;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source::simulator::SimulatedMarket;

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::connection;
 use super::deflate::{self, Deflate};
-use crate::config::CorsOrigins;
+use kline_config::CorsOrigins;
 use crate::http;
 use crate::push::PushContext;
 

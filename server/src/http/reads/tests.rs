@@ -8,7 +8,7 @@ use kline_protocol::{Interval, Symbol};
 use serde_json::Value;
 
 use super::*;
-use crate::config::{Keep, RetentionConfig};
+use kline_config::{Keep, RetentionConfig};
 use crate::store::SymbolStats;
 use crate::store::series_counts_tests::write_series;
 

@@ -237,7 +237,7 @@ async fn a_resync_after_a_snapshot_delivers_every_candle_however_long_the_lag() 
     let feed = CandleFeed::new(1, 100);
     let stats = Arc::new(PushStats::default());
     let shutdown = CancellationToken::new();
-    let page = crate::config::Config::defaults().websocket.hub_resync_page;
+    let page = kline_config::Config::defaults().websocket.hub_resync_page;
     let (hub, threads) = start_hub(&feed, &store, &stats, &shutdown, page);
     let mint = [9; 32];
     let series: SeriesId = (mint, Interval::S1);

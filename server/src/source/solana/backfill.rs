@@ -30,7 +30,7 @@ use serde::Serialize;
 use super::rpc::{RpcClient, SignatureInfo};
 use super::waiting::HeardTx;
 use super::{BACKFILL_CHUNK, Cursor, SolanaStatus, Source, SourceError};
-use crate::config::SolanaConfig;
+use kline_config::SolanaConfig;
 use crate::pipeline::service::now_ms;
 
 /// One page of the gap as the scan saw it.

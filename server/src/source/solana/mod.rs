@@ -62,7 +62,7 @@ use self::blocks::{BlockCache, BlockPositions, BlockSettings};
 use self::gather::GatherWindow;
 use self::rpc::{RpcClient, RpcCounters, RpcLimits};
 use self::waiting::{HeardTx, ReceiptLag};
-use crate::config::SolanaConfig;
+use kline_config::SolanaConfig;
 use crate::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };

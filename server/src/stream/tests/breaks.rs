@@ -16,7 +16,7 @@ use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::{Redis, T0_MS, contents, start_edge, stream_config, wait_until, writer_pipeline};
-use crate::config::StreamConfig;
+use kline_config::StreamConfig;
 use crate::feed::CandleFeed;
 use crate::source::simulator::SimulatedMarket;
 use crate::store::CandleStore;

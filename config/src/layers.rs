@@ -173,7 +173,7 @@ fn merge(base: &mut Table, over: Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CorsOrigins;
+    use crate::CorsOrigins;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use kline_tls::ClientTls;
 use serde::Deserialize;
 
@@ -114,7 +114,7 @@ fn scheme(key: &str, url: &str, schemes: &[&str]) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigLayers;
+    use crate::ConfigLayers;
 
     fn build(overrides: &[&str]) -> Result<Config, ConfigError> {
         ConfigLayers::new()

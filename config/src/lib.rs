@@ -1,4 +1,7 @@
-//! The server's typed configuration and how it is assembled from layers.
+//! # kline-config
+//!
+//! The server's typed configuration and how it is assembled from layers. The bottom of the server's
+//! layers: every other crate may read the part of [`Config`] it is given; this crate imports none of them.
 //!
 //! Layers, later wins: `config/default.toml` (compiled in, so it is the single source of defaults) →
 //! `--config FILE` → environment variables `KLINE__SECTION__KEY` → command-line overrides. The merged TOML
@@ -22,8 +25,11 @@ pub use rest::RestConfig;
 pub use retention::{Keep, RetentionConfig};
 pub use stream::{READ_BLOCK, StalePolicy, StreamConfig};
 
+/// hyper's smallest read buffer (it panics below it): the floor of `server.max_header_bytes`.
+pub const MIN_HEAD_BYTES: usize = 8192;
+
 /// The built-in defaults: the text of `config/default.toml`.
-pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +61,7 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most header fields in an HTTP request; more gets 431.
     pub max_headers: usize,
-    /// File descriptors kept for what is not a client socket nor a RocksDB table file (see [`crate::fds`]).
+    /// File descriptors kept for what is not a client socket nor a RocksDB table file (see the server's `fds` module).
     pub fd_reserve: usize,
     pub cors_allowed_origins: CorsOrigins,
     pub tls: ServerTlsConfig,
@@ -400,7 +406,7 @@ impl Config {
             ),
             (
                 "server.max_header_bytes",
-                self.server.max_header_bytes >= crate::http::serve::MIN_HEAD_BYTES,
+                self.server.max_header_bytes >= MIN_HEAD_BYTES,
                 "must be at least 8192",
             ),
             (
