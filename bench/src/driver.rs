@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use kline_server::event::{
+use kline_core::event::{
     BuySell, EventMeta, EventRecord, EventTime, Pubkey, Signature, SpinPetEvent, U128,
 };
 

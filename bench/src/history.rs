@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use kline_server::event::Pubkey;
+use kline_core::event::Pubkey;
 use serde_json::{Value, json};
 
 use crate::Plan;

@@ -5,7 +5,7 @@
 //! timed from the moment the fake node sends the notification.
 
 use base64::Engine;
-use kline_server::event::{Pubkey, Signature};
+use kline_core::event::{Pubkey, Signature};
 use kline_server::source::solana::decode::BUY_SELL;
 use kline_tests::fake_solana::{FakeSolana, FakeTx};
 use kline_tests::tls::TestCa;
@@ -144,8 +144,8 @@ fn buy_sell_borsh(mint: &Pubkey, latest_price: u128, is_buy: bool) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use kline_server::event::SpinPetEvent;
-    use kline_server::source::simulator::SimulatedMarket;
+    use kline_core::event::SpinPetEvent;
+    use kline_core::simulated_market::SimulatedMarket;
     use kline_server::source::solana::decode::decode_event;
 
     use super::*;

@@ -45,8 +45,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
-use kline_server::event::Pubkey;
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::event::Pubkey;
+use kline_core::simulated_market::SimulatedMarket;
 use serde_json::{Value, json};
 
 use crate::cluster::StreamCluster;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use kline_server::event::Pubkey;
+use kline_core::event::Pubkey;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use kline_core::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::Interval;
-use kline_server::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
 use kline_server::pipeline::{Pipeline, PipelineSettings};
-use kline_server::source::simulator::SimulatedMarket;
 use kline_server::store::{CandleStore, HistoryQuery};
 
 const BATCH: usize = 4096;

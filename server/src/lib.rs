@@ -3,8 +3,6 @@
 //! Turns Spin Pet trade events into OHLC candles, stores both in RocksDB, and serves them.
 //!
 //! ## Layout
-//! - [`aggregator`]: open candles in memory; price ticks in, candle changes out.
-//! - [`event`]: the seven Spin Pet events, their JSON form, identity and validation.
 //! - [`feed`]: the live candle feed from the pipeline to the hub shards: coalescing, bounded inboxes.
 //! - [`fds`]: the open-file limit and how it is shared between client sockets, RocksDB and the rest.
 //! - [`history`]: history queries answered as protocol `history_data` payloads.
@@ -12,20 +10,16 @@
 //!   accept loop.
 //! - [`names`]: token names (ticker, name, URI from `TokenCreated`): sanitised, stored, in memory.
 //! - [`node`]: a process by role (`all`, `writer`, `edge`): its parts, `bind`, `run`, the shutdown order.
-//! - [`own_thread`]: a task on a thread of its own (single-threaded runtime), for the parts that must not queue.
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
 //! - [`push`]: the transport-neutral push core: subscription hub, rate limit.
 //! - [`readiness`]: whether the node takes new clients (`/ready`, `/ws`, Socket.IO).
 //! - [`retention`]: background deletion of candles past their interval's retention.
 //! - [`socketio`]: the old Spin Pet server's Socket.IO endpoint (`/socket.io`, namespace `/kline`).
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
-//! - [`stats`]: counters read by `/metrics` and `/health`.
 //! - [`store`]: `CandleStore`, RocksDB column families for events, candles and metadata.
 //! - [`symbol_directory`]: the known mints, newest first, read from the store on a bounded schedule and shared.
 //! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
-pub mod aggregator;
-pub mod event;
 pub mod fds;
 pub mod feed;
 pub mod history;
@@ -33,14 +27,12 @@ pub mod http;
 pub mod memory;
 pub mod names;
 pub mod node;
-pub mod own_thread;
 pub mod pipeline;
 pub mod push;
 pub mod readiness;
 pub mod retention;
 pub mod socketio;
 pub mod source;
-pub mod stats;
 pub mod store;
 pub mod stream;
 pub mod symbol_directory;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::{PipelineStats, PushStats};
+use kline_core::stats::PushStats;
 
 /// How often the connection count is looked at (an atomic load).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -45,7 +45,7 @@ pub async fn run(stats: Arc<PushStats>, after_closes: u64, shutdown: Cancellatio
             took_ms = started.elapsed().as_millis() as u64,
             "connections fell; returned freed heap memory to the OS"
         );
-        PipelineStats::add(&stats.memory_trims, 1);
+        kline_core::stats::add(&stats.memory_trims, 1);
         peak = open;
     }
 }

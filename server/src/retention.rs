@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use kline_config::{Keep, RetentionConfig};
-use crate::stats::StoreStats;
 use crate::store::{CandleStore, SWEPT_FAMILIES, StoreError};
+use kline_config::{Keep, RetentionConfig};
+use kline_core::stats::StoreStats;
 
 /// The longest a sweep (every slice of every family compacted once) may take.
 const MAX_SWEEP: Duration = Duration::from_secs(86_400);
@@ -140,7 +140,7 @@ fn run_pass(
     slices: usize,
     stats: &StoreStats,
 ) -> Result<PassReport, StoreError> {
-    let report = prune_once(store, config, crate::pipeline::service::now_ms())?;
+    let report = prune_once(store, config, kline_core::clock::now_ms())?;
     for family in SWEPT_FAMILIES {
         store.compact_slice(family, pass, slices)?;
     }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::{Candle, Interval};
-use kline_server::source::simulator::SimulatedMarket;
 use tokio_util::sync::CancellationToken;
 
 use crate::follower::{CandleValues, Follower, Series, candle_values};

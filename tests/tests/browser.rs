@@ -7,7 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::webdriver::Browser;
 use kline_tests::{KlineServer, ServerProcess, free_local_addr, get_json, post_events};
 use serde_json::Value;

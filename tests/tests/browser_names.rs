@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use kline_server::event::SpinPetEvent;
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::event::SpinPetEvent;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::webdriver::Browser;
 use kline_tests::{KlineServer, ServerProcess, post_events, wait_until};
 use serde_json::Value;

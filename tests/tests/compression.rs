@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::raw_ws::*;
 use kline_tests::{InProcessServer, KlineServer, post_events};
 use serde_json::Value;

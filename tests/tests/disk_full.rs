@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use kline_core::event::EventRecord;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::Interval;
-use kline_server::event::EventRecord;
-use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::{
     KlineServer, ServerProcess, TOKEN, candle_values, get_json, metric, post_events,
 };

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::{
     KlineServer, ServerProcess, free_local_addr, metric, post_events, wait_for_metric, wait_until,
 };

@@ -1,8 +1,8 @@
 //! `GET /api/kline` against the existing Spin Pet server's contract, field by field
 //! (`/work/shared/spinpet/upstream-interfaces.md`, section "REST `GET /api/kline`"), on the in-process server.
 
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::Interval;
-use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::{InProcessServer, KlineServer, candle_values, post_events};
 use serde_json::{Value, json};
 

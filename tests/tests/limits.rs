@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::raw_ws::{OP_CLOSE, parse, upgrade_request};
 use kline_tests::ws::Client;
 use kline_tests::{

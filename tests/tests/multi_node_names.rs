@@ -3,7 +3,7 @@
 //! on every node across the restart of an edge and of the writer. A redis-server, a writer and two edges,
 //! all real processes ([`kline_tests::cluster`]).
 
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::cluster::{A, B, Cluster, wait_until_ready};
 use kline_tests::redis::RedisServer;
 use kline_tests::{KlineServer, ServerProcess, get_json, metric};

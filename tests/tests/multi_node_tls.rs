@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::Interval;
-use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::redis::RedisServer;
 use kline_tests::tls::TestCa;
 use kline_tests::{KlineServer, ServerProcess, TOKEN, free_local_addr, get_json, wait_until};

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
+use kline_core::event::{EventRecord, SpinPetEvent};
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::token::{MAX_NAME_CHARS, MAX_TICKER_CHARS};
 use kline_protocol::{NameText, ServerPayload, Symbol, SymbolName, Ticker, TickerText};
-use kline_server::event::{EventRecord, SpinPetEvent};
-use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::ws::Client;
 use kline_tests::{KlineServer, ServerProcess, get_json, post_events};
 use serde_json::Value;

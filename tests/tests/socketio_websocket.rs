@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::Interval;
-use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::socketio::PollingClient;
 use kline_tests::{InProcessServer, KlineServer, metric, post_events, wait_for_metric, wait_until};
 use serde_json::{Value, json};

@@ -380,8 +380,8 @@ async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_a
     );
     let store = kline_server::store::CandleStore::open_at(&data, false, 64).unwrap();
     let stored = |signature: &str| -> Value {
-        let id = kline_server::event::EventId {
-            signature: kline_server::event::Signature::parse(signature)
+        let id = kline_core::event::EventId {
+            signature: kline_core::event::Signature::parse(signature)
                 .unwrap()
                 .to_bytes(),
             event_index: 0,

@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use kline_core::event::{EventRecord, SpinPetEvent, scaled_price, whole_units};
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::{
     ClientRequest, CloseCode, ErrorCode, ServerPayload, SubscribeTickersRequest, Ticker,
     UnsubscribeTickersRequest,
 };
-use kline_server::event::{EventRecord, SpinPetEvent, scaled_price, whole_units};
-use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::ws::{Client, Received};
 use kline_tests::{KlineServer, ServerProcess, metric, post_events, wait_until};
 

@@ -2,7 +2,7 @@
 //! simulator (its mints are named `Simulated Otter`, `OTTER`…): the picker narrows the symbols by name,
 //! ticker or address as you type, Enter opens the chart, whose header reads `TICKER · name (3bue…qAZQ)`.
 
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::tmux::Tmux;
 use kline_tests::{KlineServer, ServerProcess, get_json, tui_binary, wait_until};
 

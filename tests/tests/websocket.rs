@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use kline_core::event::EventRecord;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::*;
-use kline_server::event::EventRecord;
-use kline_server::source::simulator::SimulatedMarket;
 use kline_tests::ws::{Client, Received};
 use kline_tests::{
     KlineServer, ServerProcess, get_json, metric, metrics_text, post_events, wait_for_metric,

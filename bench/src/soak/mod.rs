@@ -18,8 +18,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kline_server::event::Pubkey;
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::event::Pubkey;
+use kline_core::simulated_market::SimulatedMarket;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 

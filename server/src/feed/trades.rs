@@ -19,7 +19,7 @@ use kline_protocol::Trade;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use crate::store::TradePosition;
+use kline_core::event::TradePosition;
 
 /// One committed trade, shared by every subscriber it goes to.
 #[derive(Debug)]

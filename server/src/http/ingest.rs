@@ -11,10 +11,11 @@ use serde::Serialize;
 
 use super::bearer;
 use super::error::ApiError;
+use crate::pipeline::service::IngestHandle;
+use crate::pipeline::stats::PipelineStats;
 use kline_config::Config;
-use crate::event::{ParseLimits, parse_event, split_body};
-use crate::pipeline::service::{IngestHandle, now_ms};
-use crate::stats::PipelineStats;
+use kline_core::clock::now_ms;
+use kline_core::event::{ParseLimits, parse_event, split_body};
 
 /// What the ingest route needs: the pipeline's queue, the token, the price scale and the rejection counter.
 #[derive(Clone)]
@@ -93,7 +94,7 @@ pub async fn ingest_events(
             }),
         }
     }
-    PipelineStats::add(&state.stats.events_rejected, errors.len());
+    kline_core::stats::add(&state.stats.events_rejected, errors.len());
     if !errors.is_empty() {
         tracing::debug!(rejected = errors.len(), first = %errors[0].reason, "ingest rejected events");
     }

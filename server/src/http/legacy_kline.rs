@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::read_permits::ReadError;
 use super::reads::ReadSide;
-use crate::aggregator::CandleState;
+use kline_core::aggregator::CandleState;
 
 /// Most candles one page may hold (upstream's limit).
 pub const MAX_LIMIT: usize = 1000;

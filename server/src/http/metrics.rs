@@ -12,8 +12,9 @@ use axum::response::IntoResponse;
 use prometheus_client::registry::Registry;
 
 use super::status::NodeStatus;
+use crate::pipeline::stats::PipelineStats;
 use crate::source::solana::SolanaStatus;
-use crate::stats::{PipelineStats, PushStats, StoreStats};
+use kline_core::stats::{PushStats, StoreStats};
 
 /// Builds the registry of a role's metrics; called once at start. `pipeline`: roles `all` and `writer`.
 /// The push metrics are registered on every role: the HTTP socket budget's refusals are counted there
@@ -416,7 +417,7 @@ mod tests {
     fn every_metric_is_exported_once_with_its_value() {
         let (pipeline, push) = (PipelineStats::default(), PushStats::default());
         let store = StoreStats::default();
-        PipelineStats::add(&pipeline.events_accepted, 3);
+        kline_core::stats::add(&pipeline.events_accepted, 3);
         store
             .family_bytes
             .get_or_create(&vec![("family", "events"), ("where", "disk")])

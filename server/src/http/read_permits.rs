@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
-use crate::stats::{Counter, PipelineStats};
 use crate::store::{CandleStore, StoreError};
+use kline_core::stats::Counter;
 
 /// What a refused request is told to wait before trying again (the header's unit: whole seconds).
 const RETRY_AFTER_SECS: u64 = 1;
@@ -48,7 +48,7 @@ impl ReadPermits {
                 Ok(Ok(permit)) => permit,
                 Ok(Err(_)) => return Err(ReadError::Refused(ApiError::Unavailable)),
                 Err(_) => {
-                    PipelineStats::add(&self.refused, 1);
+                    kline_core::stats::add(&self.refused, 1);
                     return Err(ReadError::Refused(ApiError::Busy {
                         retry_after_secs: RETRY_AFTER_SECS,
                     }));

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use kline_config::ServerConfig;
-use crate::stats::{PipelineStats, PushStats};
+use kline_core::stats::PushStats;
 
 pub use kline_config::MIN_HEAD_BYTES;
 
@@ -92,7 +92,7 @@ pub async fn serve(
             }
         };
         if connections.len() + budget.websockets.len() >= budget.max {
-            PipelineStats::add(&budget.stats.sockets_refused, 1);
+            kline_core::stats::add(&budget.stats.sockets_refused, 1);
             if refusing.len() < MAX_REFUSING {
                 refusing.spawn(refuse(socket));
             }

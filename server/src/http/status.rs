@@ -11,12 +11,13 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use super::{health, metrics, ready};
-use kline_config::Role;
 use crate::pipeline::service::IngestHandle;
+use crate::pipeline::stats::PipelineStats;
 use crate::readiness::Readiness;
 use crate::source::solana::SolanaStatus;
-use crate::stats::{PipelineStats, PushStats};
 use crate::stream::StreamStatus;
+use kline_config::Role;
+use kline_core::stats::PushStats;
 
 /// What the status routes read. Built once per process by the role's composition.
 pub struct NodeStatus {

@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use super::error::{ApiError, limit_param};
 use super::reads::ReadSide;
-use crate::names::TokenName;
 use crate::symbol_directory::{SymbolCursor, SymbolEntry};
+use kline_core::names::TokenName;
 
 /// The route's path, which the `Link` header's next page repeats.
 const PATH: &str = "/api/v1/symbols";

@@ -12,8 +12,8 @@
 use std::time::Instant;
 
 use super::TokenName;
-use crate::event::SpinPetEvent;
 use crate::store::{CandleStore, StoreBatch, StoreError};
+use kline_core::event::SpinPetEvent;
 
 /// `meta` key set once every stored `TokenCreated` event's name is stored.
 pub const NAMES_INDEX_KEY: &str = "names.indexed";
@@ -76,7 +76,7 @@ pub fn index_stored_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::simulator::SimulatedMarket;
+    use kline_core::simulated_market::SimulatedMarket;
 
     #[test]
     fn names_of_events_stored_before_names_were_kept_are_indexed_once() {

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use kline_protocol::Interval;
 
-use crate::event::{EventTime, SpinPetEvent};
 use crate::feed::CandleFeed;
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::source::simulator::SimulatedMarket;
 use crate::store::CandleStore;
 use crate::stream::StreamStatus;
 use crate::stream::outbox::Outbox;
 use crate::stream::record::GroupRecord;
+use kline_core::event::{EventTime, SpinPetEvent};
+use kline_core::simulated_market::SimulatedMarket;
 
 const T0_MS: i64 = 1_764_000_000_000;
 

@@ -11,10 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, PushCore, ServerError, WritePath, grace, serve_http, wait_bounded};
-use kline_config::Config;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
+use kline_config::Config;
 
 pub async fn run(
     config: Config,

@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, PushCore, ServerError, grace, internal, serve_http, wait_bounded};
-use kline_config::{Config, StreamConfig};
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
 use crate::stream::{ReadinessPolicy, StreamStatus, replica};
+use kline_config::{Config, StreamConfig};
 
 pub async fn run(
     config: Config,

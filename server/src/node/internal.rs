@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, ServerError, bind_addr, serve_listener};
-use kline_config::Config;
 use crate::http::internal::{self, InternalRoutes};
 use crate::http::serve::SocketBudget;
 use crate::readiness::Readiness;
-use crate::stats::PushStats;
 use crate::stream::snapshot::SnapshotService;
+use kline_config::Config;
+use kline_core::stats::PushStats;
 
 /// Sockets the internal listener holds at once: edges loading snapshots and operators' checks, a few.
 const MAX_INTERNAL_SOCKETS: usize = 64;

@@ -30,12 +30,12 @@ use tokio_util::task::TaskTracker;
 pub use push_core::PushCore;
 pub use write_path::WritePath;
 
-use kline_config::{Config, ConfigError, Role};
 use crate::http::reads::ReadSide;
 use crate::http::serve::{HeadLimits, SocketBudget};
-use crate::stats::StoreStats;
 use crate::store::{CandleStore, StoreError};
 use crate::{fds, http, retention};
+use kline_config::{Config, ConfigError, Role};
+use kline_core::stats::StoreStats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

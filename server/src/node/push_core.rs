@@ -10,7 +10,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use kline_config::Config;
 use crate::feed::CandleFeed;
 use crate::http::serve::SocketBudget;
 use crate::http::status::PushStatus;
@@ -21,9 +20,10 @@ use crate::push::symbols::SymbolList;
 use crate::push::tickers::{self, TickerSettings};
 use crate::push::trade_hub;
 use crate::readiness::Readiness;
-use crate::stats::PushStats;
 use crate::store::CandleStore;
 use crate::{http, memory, socketio, ws};
+use kline_config::Config;
+use kline_core::stats::PushStats;
 
 /// The running push side.
 pub struct PushCore {

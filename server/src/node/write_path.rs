@@ -9,18 +9,18 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use kline_config::Config;
 use crate::feed::CandleFeed;
 use crate::http::ingest::{self, Ingest};
 use crate::http::status::WriteStatus;
 use crate::pipeline::provisional::ProvisionalLimits;
 use crate::pipeline::service::{self, IngestHandle};
+use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source;
 use crate::source::solana::SolanaStatus;
-use crate::stats::PipelineStats;
 use crate::store::{CandleStore, StoreError};
 use crate::stream::outbox::Outbox;
+use kline_config::Config;
 
 impl PipelineSettings {
     pub fn from_config(config: &Config) -> PipelineSettings {

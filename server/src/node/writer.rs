@@ -15,15 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, ServerError, WritePath, grace, internal, serve_http, wait_bounded};
-use kline_config::Config;
 use crate::feed::CandleFeed;
 use crate::http::serve::SocketBudget;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
-use crate::stats::PushStats;
 use crate::stream::outbox::Outbox;
 use crate::stream::{StreamStatus, publisher};
+use kline_config::Config;
+use kline_core::stats::PushStats;
 
 pub async fn run(
     config: Config,

@@ -12,6 +12,7 @@
 
 pub mod provisional;
 pub mod service;
+pub mod stats;
 pub mod storage;
 pub mod trade_index;
 
@@ -21,17 +22,20 @@ use std::sync::Arc;
 use kline_protocol::{Candle, Interval, Symbol};
 
 use self::provisional::{ProvisionalLimits, ProvisionalTicks};
-use crate::aggregator::{Aggregator, CandleChange, CandleKey, CandleState, OrderKey, PriceTick};
-use crate::event::{EventRecord, SpinPetEvent, scaled_price};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
-use crate::names::TokenName;
 use crate::names::index::{NameBatch, index_stored_names};
-use crate::stats::PipelineStats;
+use crate::pipeline::stats::PipelineStats;
 use crate::store::keys;
-use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradePosition, TradeValue};
+use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradeValue};
 use crate::stream::outbox::Outbox;
 use crate::stream::record::TradeEntry;
+use kline_core::aggregator::{
+    Aggregator, CandleChange, CandleKey, CandleState, OrderKey, PriceTick,
+};
+use kline_core::event::TradePosition;
+use kline_core::event::{EventRecord, SpinPetEvent, scaled_price};
+use kline_core::names::TokenName;
 
 /// Key of the probe write in the store's `meta` column family ([`Pipeline::probe_storage`]).
 pub const STORAGE_PROBE_KEY: &str = "storage.probe";
@@ -172,7 +176,7 @@ impl Pipeline {
         write.put_meta(STORAGE_PROBE_KEY, &now_ms.to_le_bytes());
         let result = self.store.write(write);
         if result.is_err() {
-            PipelineStats::add(&self.stats.write_errors, 1);
+            kline_core::stats::add(&self.stats.write_errors, 1);
         }
         result
     }
@@ -282,9 +286,9 @@ impl Pipeline {
         self.commit(write, now_ms)?;
         self.publish_trades(trades);
         for report in &reports {
-            PipelineStats::add(&self.stats.events_accepted, report.accepted);
-            PipelineStats::add(&self.stats.events_duplicate, report.duplicates);
-            PipelineStats::add(&self.stats.events_late, report.late);
+            kline_core::stats::add(&self.stats.events_accepted, report.accepted);
+            kline_core::stats::add(&self.stats.events_duplicate, report.duplicates);
+            kline_core::stats::add(&self.stats.events_late, report.late);
         }
         Ok(reports)
     }
@@ -318,7 +322,7 @@ impl Pipeline {
     }
 
     /// Stores a created token's name (sanitised) in `write` and in the group's record.
-    fn note_name(&mut self, write: &mut StoreBatch<'_>, created: &crate::event::TokenCreated) {
+    fn note_name(&mut self, write: &mut StoreBatch<'_>, created: &kline_core::event::TokenCreated) {
         let Some(name) = TokenName::from_event(created) else {
             return;
         };
@@ -383,12 +387,12 @@ impl Pipeline {
             return Ok(());
         }
         if let Err(err) = self.store.write(write) {
-            PipelineStats::add(&self.stats.write_errors, 1);
+            kline_core::stats::add(&self.stats.write_errors, 1);
             tracing::error!(error = %err, "write batch failed; reloading open candles from the store");
             self.reload()?;
             return Err(err);
         }
-        PipelineStats::add(&self.stats.batches_written, 1);
+        kline_core::stats::add(&self.stats.batches_written, 1);
         if let (Some(outbox), Some(seq)) = (&mut self.outbox, sealed) {
             outbox.committed_ok(seq);
         }
@@ -396,7 +400,7 @@ impl Pipeline {
             .iter()
             .filter(|c| c.publish && c.state.is_final)
             .count();
-        PipelineStats::add(&self.stats.candles_finalized, finalized);
+        kline_core::stats::add(&self.stats.candles_finalized, finalized);
         // Late corrections are stored, not pushed; the ticker hub's 24-hour sums include them.
         self.feed.stored_late(
             changes
@@ -492,7 +496,7 @@ impl Pipeline {
             }
         }
         self.publish(published, now_ms);
-        PipelineStats::add(&self.stats.provisional_events, pushed);
+        kline_core::stats::add(&self.stats.provisional_events, pushed);
         Ok(pushed)
     }
 
@@ -512,7 +516,7 @@ impl Pipeline {
         }
         let view = self.provisional.view(key, confirmed);
         if view.is_none() {
-            PipelineStats::add(&self.stats.provisional_orphaned, 1);
+            kline_core::stats::add(&self.stats.provisional_orphaned, 1);
             self.shown.remove(key);
         }
         view.map(|state| (state, true))
@@ -533,7 +537,7 @@ impl Pipeline {
                 published.push((key, state, None, provisional));
             }
         }
-        PipelineStats::add(
+        kline_core::stats::add(
             &self.stats.provisional_corrections,
             published.len() - before,
         );
@@ -574,8 +578,8 @@ impl Pipeline {
                 )
             },
         );
-        PipelineStats::add(&self.stats.candle_updates_published, count);
-        PipelineStats::add(&self.stats.candle_updates_watched, watched);
+        kline_core::stats::add(&self.stats.candle_updates_published, count);
+        kline_core::stats::add(&self.stats.candle_updates_watched, watched);
     }
 
     fn reload(&mut self) -> Result<(), StoreError> {

@@ -25,8 +25,8 @@ use std::collections::{HashMap, VecDeque};
 
 use kline_protocol::Interval;
 
-use crate::aggregator::{CandleKey, CandleState, PriceTick};
-use crate::event::EventId;
+use kline_core::aggregator::{CandleKey, CandleState, PriceTick};
+use kline_core::event::EventId;
 
 /// Limits of the provisional set (from `[pipeline]`).
 #[derive(Debug, Clone, Copy)]
@@ -190,7 +190,7 @@ impl ProvisionalTicks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregator::OrderKey;
+    use kline_core::aggregator::OrderKey;
 
     fn tick(price: f64, ts_ms: i64, slot: u64) -> PriceTick {
         PriceTick {

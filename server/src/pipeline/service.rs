@@ -18,12 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use kline_core::clock::now_ms;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::storage::WriteGate;
 use super::{BatchReport, Pipeline};
-use crate::event::EventRecord;
+use kline_core::event::EventRecord;
 
 /// Why a batch could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,7 +204,7 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> (IngestHandle, thread::JoinHandle<Pipeline>) {
     let (tx, rx) = mpsc::channel(queue_capacity);
-    let thread = crate::own_thread::spawn("kline-pipeline", move || {
+    let thread = kline_core::own_thread::spawn("kline-pipeline", move || {
         run(pipeline, rx, max_batch_events, shutdown)
     });
     (IngestHandle { tx }, thread)
@@ -361,11 +362,6 @@ fn store_group(
             }
         }
     }
-}
-
-/// Wall-clock Unix milliseconds.
-pub fn now_ms() -> i64 {
-    kline_protocol::response::unix_millis_now()
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@
 use std::sync::Mutex;
 
 use super::service::IngestError;
-use crate::stats::Gauge;
 use crate::store::StoreError;
+use kline_core::stats::Gauge;
 
 /// First pause after a failed write.
 const FIRST_PAUSE_MS: i64 = 100;

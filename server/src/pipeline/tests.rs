@@ -7,10 +7,10 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::aggregator::CandleState;
-use crate::event::{EventTime, SpinPetEvent, scaled_price};
-use crate::source::simulator::SimulatedMarket;
 use crate::store::HistoryQuery;
+use kline_core::aggregator::CandleState;
+use kline_core::event::{EventTime, SpinPetEvent, scaled_price};
+use kline_core::simulated_market::SimulatedMarket;
 
 const T0_MS: i64 = 1_764_000_000_000;
 
@@ -27,7 +27,7 @@ struct FeedProbe {
 }
 
 impl FeedProbe {
-    fn new(feed: &CandleFeed, mints: &[crate::event::Pubkey]) -> FeedProbe {
+    fn new(feed: &CandleFeed, mints: &[kline_core::event::Pubkey]) -> FeedProbe {
         let inbox = feed.inboxes()[0].clone();
         for mint in mints {
             for interval in Interval::ALL {
@@ -52,7 +52,7 @@ fn harness(intervals: &[Interval]) -> Harness {
     harness_watching(intervals, &[])
 }
 
-fn harness_watching(intervals: &[Interval], mints: &[crate::event::Pubkey]) -> Harness {
+fn harness_watching(intervals: &[Interval], mints: &[kline_core::event::Pubkey]) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CandleStore::open_at(dir.path(), false, 64).unwrap());
     let feed = CandleFeed::new(1, 100_000);
@@ -240,7 +240,7 @@ fn open_and_close_of_one_slot_follow_block_positions_not_signatures() {
             let mut event = market.next_event(T0_MS + 200);
             event.meta.slot = 7;
             event.meta.tx_index = Some(u32::from(i) * 10);
-            event.meta.signature = crate::event::Signature::from_bytes([9 - i; 64]);
+            event.meta.signature = kline_core::event::Signature::from_bytes([9 - i; 64]);
             event
         })
         .collect();
@@ -268,13 +268,13 @@ fn amounts_near_u64_max_are_summed_without_overflow_through_the_store() {
         .map(|i| {
             let mut event = market.next_event(T0_MS + i * 1000);
             let price = event.event.latest_price().unwrap();
-            event.event = SpinPetEvent::BuySell(crate::event::BuySell {
+            event.event = SpinPetEvent::BuySell(kline_core::event::BuySell {
                 payer: event.event.mint().clone(),
                 mint_account: event.event.mint().clone(),
                 is_buy: i % 2 == 0,
                 token_amount: u64::MAX - i as u64,
                 sol_amount: u64::MAX,
-                latest_price: crate::event::U128(price),
+                latest_price: kline_core::event::U128(price),
             });
             event
         })
@@ -286,7 +286,7 @@ fn amounts_near_u64_max_are_summed_without_overflow_through_the_store() {
         let candle = stored_series(h.pipeline.store(), &mint, interval)[0];
         assert_eq!(
             candle.volume,
-            crate::aggregator::Volume {
+            kline_core::aggregator::Volume {
                 tokens: 4 * m - 6,
                 sol: 4 * m,
                 taker_buy_tokens: 2 * m - 2,

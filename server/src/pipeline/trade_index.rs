@@ -6,8 +6,8 @@
 //! [`BATCH`]. An event that no longer parses (which cannot happen for what the server stored) is logged
 //! and skipped.
 
-use crate::event::scaled_price;
 use crate::store::{CandleStore, StoreError};
+use kline_core::event::scaled_price;
 
 /// `meta` key set once every stored event is in the trade index.
 pub const TRADE_INDEX_KEY: &str = "trades.indexed";
@@ -67,7 +67,7 @@ pub fn index_stored_trades(store: &CandleStore, price_scale: u32) -> Result<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::simulator::SimulatedMarket;
+    use kline_core::simulated_market::SimulatedMarket;
 
     #[test]
     fn events_stored_without_index_entries_are_indexed_once() {

@@ -13,10 +13,10 @@ use super::hub::Hub;
 use super::symbols::SymbolList;
 use super::tickers::TickerHub;
 use super::trade_hub::TradeHub;
-use kline_config::{Config, CorsOrigins, KlineConfig, SocketIoConfig, WebSocketConfig};
 use crate::readiness::Readiness;
-use crate::stats::PushStats;
 use crate::store::CandleStore;
+use kline_config::{Config, CorsOrigins, KlineConfig, SocketIoConfig, WebSocketConfig};
+use kline_core::stats::PushStats;
 
 /// The configuration sections the push transports read.
 #[derive(Debug, Clone)]

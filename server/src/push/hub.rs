@@ -37,9 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{SeriesKey, Subscriber};
 use crate::feed::{CandleFeed, CandleUpdate, CandleVersion, Drained, Inbox, SeriesId};
-use crate::pipeline::service::now_ms;
-use crate::stats::{PipelineStats, PushStats};
 use crate::store::CandleStore;
+use kline_core::clock::now_ms;
+use kline_core::stats::PushStats;
 
 /// Identifies one connection in the index.
 pub type ConnectionId = u64;
@@ -154,7 +154,7 @@ pub fn spawn(
             stats: stats.clone(),
         };
         let shutdown = shutdown.clone();
-        let thread = crate::own_thread::spawn(format!("kline-hub-{number}"), move || {
+        let thread = kline_core::own_thread::spawn(format!("kline-hub-{number}"), move || {
             shard.run(rx, shutdown)
         });
         senders.push(tx);
@@ -382,7 +382,7 @@ impl Shard {
     /// Delivers what one read of the inbox brought: per series, in order, each subscriber's share in one
     /// push; then the series that overflowed, re-read from the store a page each.
     fn deliver(&mut self, drained: Drained) {
-        PipelineStats::add(&self.stats.feed_coalesced, drained.coalesced as usize);
+        kline_core::stats::add(&self.stats.feed_coalesced, drained.coalesced as usize);
         // Per series: its updates, and whether lone finals may be held back (not a re-read's).
         let mut groups: Vec<(SeriesId, Vec<Arc<CandleUpdate>>, bool)> = Vec::new();
         let mut group_of: HashMap<SeriesId, usize> = HashMap::new();
@@ -399,7 +399,7 @@ impl Shard {
                 continue;
             }
             if !self.paging.remove(&series) {
-                PipelineStats::add(&self.stats.feed_lagged, 1);
+                kline_core::stats::add(&self.stats.feed_lagged, 1);
             }
             let (updates, next) = self.reread(series, oldest);
             if let Some(next) = next {
@@ -452,7 +452,7 @@ impl Shard {
         if list.is_empty() {
             self.forget(&series);
         }
-        PipelineStats::add(&self.stats.updates_replaced, replaced);
+        kline_core::stats::add(&self.stats.updates_replaced, replaced);
     }
 
     /// The current states of the series' candles from `oldest` on, a page of them, read from the store

@@ -31,10 +31,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Subscriber;
 use super::hub::ConnectionId;
-use crate::event::EventId;
 use crate::feed::trades::{DrainedTrades, LiveTrade, TradeFeed};
-use crate::stats::{PipelineStats, PushStats};
-use crate::store::{CandleStore, TradePosition};
+use crate::store::CandleStore;
+use kline_core::event::EventId;
+use kline_core::event::TradePosition;
+use kline_core::stats::PushStats;
 
 /// A trade's place in block order ([`TradePosition::order`]).
 type TradeOrder = (u64, u32, u32, [u8; 64]);
@@ -149,7 +150,7 @@ pub fn spawn(
         capacity: capacity.max(1),
         stats,
     };
-    let thread = crate::own_thread::spawn("kline-trade-hub", move || hub.run(rx, shutdown));
+    let thread = kline_core::own_thread::spawn("kline-trade-hub", move || hub.run(rx, shutdown));
     (TradeHub { commands }, thread)
 }
 
@@ -296,7 +297,7 @@ impl Hub {
             self.deliver_mint(mint, &trades, None);
         }
         for (mint, from) in drained.resync {
-            PipelineStats::add(&self.stats.trade_feed_lagged, 1);
+            kline_core::stats::add(&self.stats.trade_feed_lagged, 1);
             tracing::warn!(
                 symbol = %Symbol::from_bytes(&mint), slot = from.slot,
                 "trade hub fell behind the trade feed; catching up from the store"
@@ -417,7 +418,7 @@ fn deliver_to(member: &mut Member, trades: &[Arc<LiveTrade>], stats: &PushStats)
     if fresh.is_empty() {
         return true;
     }
-    PipelineStats::add(&stats.trades_delivered, fresh.len());
+    kline_core::stats::add(&stats.trades_delivered, fresh.len());
     member.subscriber.push_trades(&fresh)
 }
 

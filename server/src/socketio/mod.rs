@@ -33,9 +33,9 @@ use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::layer::SocketIoLayer;
 
-use kline_config::CorsOrigins;
 use crate::push::PushContext;
 use crate::readiness::Readiness;
+use kline_config::CorsOrigins;
 
 /// The namespace the old server's front-ends connect to.
 pub const NAMESPACE: &str = "/kline";

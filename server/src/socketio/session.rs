@@ -24,14 +24,14 @@ use tracing::Instrument;
 use super::sink::{BacklogLimits, SocketIoSink};
 use super::transport::Transport;
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
-use crate::event::EventId;
 use crate::push::PushContext;
 use crate::push::hub::{ConnectionId, next_connection_id};
 use crate::push::rate_limit::{Charge, RequestBudget, socketio_request_cost};
 use crate::push::session::{Subscriptions, read_history};
 use crate::push::{SeriesKey, Subscriber};
-use crate::stats::{PipelineStats, PushStats};
-use crate::store::TradePosition;
+use kline_core::event::EventId;
+use kline_core::event::TradePosition;
+use kline_core::stats::PushStats;
 
 /// The events a client may send.
 pub const EVENTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
@@ -68,8 +68,8 @@ impl RequestQueue {
         let Err(mpsc::error::TrySendError::Full(request)) = self.requests.try_send(request) else {
             return Ok(());
         };
-        PipelineStats::add(&self.stats.rate_limited, 1);
-        PipelineStats::add(&self.stats.request_errors, 1);
+        kline_core::stats::add(&self.stats.rate_limited, 1);
+        kline_core::stats::add(&self.stats.request_errors, 1);
         let message = format!(
             "rate limited: too many requests waiting; `{}` was dropped, slow down",
             request.event
@@ -147,16 +147,16 @@ pub async fn run(
 ) {
     let push = state.push_stats.clone();
     let active = push.socketio_connections_active.inc() + 1;
-    let _active = crate::stats::Decrement(&push.socketio_connections_active);
+    let _active = kline_core::stats::Decrement(&push.socketio_connections_active);
     let config = &state.config;
     let open = active + push.connections_active.get();
     if open as usize > config.websocket.max_connections {
-        PipelineStats::add(&push.connections_rejected, 1);
+        kline_core::stats::add(&push.connections_rejected, 1);
         tracing::warn!(open, "at the connection limit; disconnecting from /kline");
         socket.disconnect();
         return;
     }
-    PipelineStats::add(&push.socketio_connections_total, 1);
+    kline_core::stats::add(&push.socketio_connections_total, 1);
     let mut symbols = state.symbol_list().await;
     symbols.truncate(config.websocket.hello_max_symbols);
     let symbol_names = state.names.symbol_names(&symbols);
@@ -164,7 +164,7 @@ pub async fn run(
         "connection_success",
         &wire::ConnectionSuccess {
             client_id: socket.id(),
-            server_time: crate::pipeline::service::now_ms() / 1000,
+            server_time: kline_core::clock::now_ms() / 1000,
             supported_symbols: symbols,
             supported_intervals: Interval::ALL.to_vec(),
             symbol_names,
@@ -226,7 +226,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn error(&self, error: SioError) {
-        PipelineStats::add(&self.state.push_stats.request_errors, 1);
+        kline_core::stats::add(&self.state.push_stats.request_errors, 1);
         self.socket.emit("error", &error);
     }
 
@@ -249,7 +249,7 @@ impl Session<'_> {
         match self.budget.charge(Instant::now(), cost) {
             Charge::Allowed => {}
             refused => {
-                PipelineStats::add(&self.state.push_stats.rate_limited, 1);
+                kline_core::stats::add(&self.state.push_stats.rate_limited, 1);
                 self.exhausted = refused == Charge::Exhausted;
                 return self.error(SioError::new(
                     ErrorCode::RateLimited,
@@ -277,7 +277,7 @@ impl Session<'_> {
                 self.socket.emit(
                     "pong",
                     &wire::Pong {
-                        server_time: crate::pipeline::service::now_ms() / 1000,
+                        server_time: kline_core::clock::now_ms() / 1000,
                     },
                 );
                 Ok(())

@@ -40,7 +40,7 @@ use crate::feed::CandleUpdate;
 use crate::feed::trades::LiveTrade;
 use crate::push::SeriesKey;
 use crate::push::gate::SeriesGates;
-use crate::stats::{PipelineStats, PushStats};
+use kline_core::stats::PushStats;
 
 /// The first pause before the drain tries socketioxide's full buffer again.
 const FIRST_RETRY: Duration = Duration::from_millis(5);
@@ -258,7 +258,7 @@ impl SocketIoSink {
     fn try_emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Emitted {
         match self.socket.emit(event, data) {
             Ok(()) => {
-                PipelineStats::add(&self.stats.messages_sent, 1);
+                kline_core::stats::add(&self.stats.messages_sent, 1);
                 Emitted::Sent
             }
             Err(SendError::Socket(socketioxide::SocketError::InternalChannelFull)) => Emitted::Full,
@@ -279,7 +279,7 @@ impl SocketIoSink {
                 || state.backlog_bytes + bytes > self.limits.bytes)
         {
             state.close_dropping_backlog();
-            PipelineStats::add(&self.stats.slow_client_closes, 1);
+            kline_core::stats::add(&self.stats.slow_client_closes, 1);
             tracing::warn!(sid = %self.socket.id, "Socket.IO client too slow: its backlog is full");
             self.too_slow.notify_one();
             return false;

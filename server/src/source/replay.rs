@@ -8,10 +8,10 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::event::{EventRecord, ParseLimits, parse_event};
 use crate::pipeline::Pipeline;
-use crate::pipeline::service::now_ms;
 use crate::store::StoreError;
+use kline_core::clock::now_ms;
+use kline_core::event::{EventRecord, ParseLimits, parse_event};
 
 /// Events written per RocksDB batch during a replay.
 const REPLAY_BATCH: usize = 2048;

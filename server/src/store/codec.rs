@@ -4,7 +4,7 @@
 //! order keys with the transaction's block position. Older values are still read: version 1 (before
 //! positions) gives keys [`NO_TX_INDEX`], versions 1 and 2 (before volumes) a zero volume.
 
-use crate::aggregator::{CandleState, NO_TX_INDEX, OrderKey, Volume};
+use kline_core::aggregator::{CandleState, NO_TX_INDEX, OrderKey, Volume};
 
 const CANDLE_VERSION: u8 = 3;
 const ORDER_KEY_LEN: usize = 32;

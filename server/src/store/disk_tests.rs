@@ -6,11 +6,11 @@ use std::time::Duration;
 use kline_protocol::Interval;
 
 use super::*;
-use kline_config::{Keep, RetentionConfig};
-use crate::event::SpinPetEvent;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::retention::{prune_once, sweep_slices};
-use crate::source::simulator::SimulatedMarket;
+use kline_config::{Keep, RetentionConfig};
+use kline_core::event::SpinPetEvent;
+use kline_core::simulated_market::SimulatedMarket;
 
 const NOW_MS: i64 = 1_764_000_000_000;
 
@@ -182,7 +182,7 @@ fn write_as_legacy(store: &CandleStore) {
         let event = stored::decode(head, index, &value).unwrap();
         batch.batch.delete_cf(events, &key);
         let legacy = keys::legacy_event_key(&event.id());
-        let record = crate::event::stored::tests::encode_without_signature(&event);
+        let record = kline_core::event::stored::test_support::encode_without_signature(&event);
         batch.batch.put_cf(events, legacy, record);
     }
     for item in store.db.iterator_cf(trades, IteratorMode::Start) {

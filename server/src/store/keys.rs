@@ -2,7 +2,7 @@
 //! time-ordered range and "newest N before T" or "all since T" are bounded range scans.
 //!
 //! An event is named in keys by the first [`SIGNATURE_HEAD`] bytes of its transaction's signature and its
-//! index (the rest of the signature is in the event's value, [`crate::event::stored`]): 128 random bits
+//! index (the rest of the signature is in the event's value, [`kline_core::event::stored`]): 128 random bits
 //! tell events apart as well as 512 do, and the signature is stored once instead of twice (event key and
 //! trade key), which is most of what a stored event weighs. Stores written before (whole 64-byte
 //! signatures in both keys: the *legacy* layout) are rewritten once when opened (`store/layout.rs`); the
@@ -10,9 +10,9 @@
 
 use kline_protocol::Interval;
 
-use crate::aggregator::CandleKey;
-use crate::event::EventId;
-pub use crate::event::stored::SIGNATURE_HEAD;
+use kline_core::aggregator::CandleKey;
+pub use kline_core::event::stored::SIGNATURE_HEAD;
+use kline_core::event::{EventId, TradePosition};
 
 /// mint (32) + interval index (1) + time (8, big-endian with the sign bit flipped so negatives sort first).
 pub const CANDLE_KEY_LEN: usize = 41;
@@ -59,42 +59,13 @@ pub const TRADE_KEY_LEN: usize = TRADE_SIGNATURE_AT + SIGNATURE_HEAD;
 /// The legacy layout's trade key: the same with the whole signature (64).
 pub const LEGACY_TRADE_KEY_LEN: usize = TRADE_SIGNATURE_AT + 64;
 
-/// Where a trade sits in its mint's index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TradePosition {
-    pub slot: u64,
-    pub tx_index: Option<u32>,
-    pub event_index: u32,
-    pub signature: [u8; 64],
-}
-
-impl TradePosition {
-    /// Where `trade` sits in its mint's index.
-    pub fn of_trade(trade: &kline_protocol::Trade) -> TradePosition {
-        TradePosition {
-            slot: trade.slot,
-            tx_index: trade.tx_index,
-            event_index: trade.event_index,
-            signature: trade.id.signature_bytes(),
-        }
-    }
-
-    /// The block order of trades, as their keys sort (an unknown `tx_index` after the known ones).
-    pub fn order(&self) -> (u64, u32, u32, [u8; 64]) {
-        (
-            self.slot,
-            self.tx_index.unwrap_or(crate::aggregator::NO_TX_INDEX),
-            self.event_index,
-            self.signature,
-        )
-    }
-}
-
 pub fn trade_key(mint: &[u8; 32], position: &TradePosition) -> [u8; TRADE_KEY_LEN] {
     let mut out = [0u8; TRADE_KEY_LEN];
     out[..32].copy_from_slice(mint);
     out[32..40].copy_from_slice(&position.slot.to_be_bytes());
-    let tx_index = position.tx_index.unwrap_or(crate::aggregator::NO_TX_INDEX);
+    let tx_index = position
+        .tx_index
+        .unwrap_or(kline_core::aggregator::NO_TX_INDEX);
     out[40..44].copy_from_slice(&tx_index.to_be_bytes());
     out[44..48].copy_from_slice(&position.event_index.to_be_bytes());
     out[TRADE_SIGNATURE_AT..].copy_from_slice(&position.signature[..SIGNATURE_HEAD]);

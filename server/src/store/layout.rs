@@ -13,7 +13,7 @@ use std::time::Instant;
 use rocksdb::IteratorMode;
 
 use super::{CF_EVENTS, CF_TRADES, CandleStore, StoreError, keys};
-use crate::event::stored;
+use kline_core::event::stored;
 
 /// `meta` key holding [`LAYOUT`] once no legacy entry is left.
 pub const LAYOUT_KEY: &str = "store.layout";

@@ -2,7 +2,7 @@
 //!
 //! Column families:
 //! - `events`: event identity (the signature's first 16 bytes + index: [`keys`]) → the event in binary, with
-//!   the rest of its signature ([`crate::event::stored`]). The entry doubles as the dedup marker.
+//!   the rest of its signature ([`kline_core::event::stored`]). The entry doubles as the dedup marker.
 //! - `candles`: (mint, interval, time) → candle state ([`codec`]). Sorted so history is a bounded range scan.
 //! - `open_candles`: the keys of candles not yet final, so a restart can resume them.
 //! - `symbols`: mint → last price and update time; `mint ++ b'n'` → the token's name ([`names`]).
@@ -42,12 +42,12 @@ use rocksdb::{
     Options, WriteBatch, WriteOptions,
 };
 
-use crate::aggregator::{CandleKey, CandleState};
-use kline_config::StorageConfig;
-use crate::event::stored::{self, StoredEventError};
-use crate::event::{EventId, EventRecord};
 pub use codec::{CorruptValue, SymbolStats};
-pub use keys::TradePosition;
+use kline_config::StorageConfig;
+use kline_core::aggregator::{CandleKey, CandleState};
+use kline_core::event::stored::{self, StoredEventError};
+use kline_core::event::{EventId, EventRecord};
+
 pub use retention::{FamilyBytes, SWEPT_FAMILIES};
 use series_counts::CF_SERIES_COUNTS;
 pub use trades::{TRADE_VALUE_LEN, TradeValue};
@@ -165,7 +165,7 @@ pub struct CandleStore {
     write_lock: Mutex<()>,
     /// Candle entries the read paths (history, pages) have stepped over: `/metrics` shows it, tests check
     /// that a request reads what it answers and not its whole series.
-    candles_read: crate::stats::Counter,
+    candles_read: kline_core::stats::Counter,
     /// Writes that changed the `symbols` family: a cached symbol list is stale once this moved.
     symbols_writes: AtomicU64,
 }
@@ -244,7 +244,7 @@ impl CandleStore {
             sync_writes,
             event_cutoff,
             write_lock: Mutex::new(()),
-            candles_read: crate::stats::Counter::default(),
+            candles_read: kline_core::stats::Counter::default(),
             symbols_writes: AtomicU64::new(0),
         };
         store.build_series_counts()?;
@@ -263,7 +263,7 @@ impl CandleStore {
     }
 
     /// The counter behind [`CandleStore::candles_read`], for `/metrics` (clones share the count).
-    pub fn candles_read_counter(&self) -> crate::stats::Counter {
+    pub fn candles_read_counter(&self) -> kline_core::stats::Counter {
         self.candles_read.clone()
     }
 

@@ -11,7 +11,7 @@
 use rocksdb::IteratorMode;
 
 use super::{CF_SYMBOLS, CandleStore, CorruptValue, StoreBatch, StoreError};
-use crate::names::TokenName;
+use kline_core::names::TokenName;
 
 /// Marks a name key (the byte after the mint).
 const NAME_KEY_SUFFIX: u8 = b'n';

@@ -217,11 +217,11 @@ impl StoreBatch<'_> {
         // The stream carries the event as JSON; it is stored in binary as on the writer, under its key in
         // this layout (whichever the writer's). (JSON that does not parse, which a writer never sends, is
         // kept as it came: reads report it.)
-        match crate::event::parse_stored(event_json) {
+        match kline_core::event::parse_stored(event_json) {
             Ok(event) => self.put_replicated(
                 Replicated::Events,
                 &super::keys::event_key(&event.id()),
-                &crate::event::stored::encode(&event),
+                &kline_core::event::stored::encode(&event),
             ),
             Err(_) => self.put_replicated(Replicated::Events, event_key, event_json.as_bytes()),
         }

@@ -21,8 +21,8 @@ use rocksdb::compaction_filter::Decision;
 use rocksdb::{Direction, IteratorMode, Options, ReadOptions};
 
 use super::{CF_CANDLES, CF_EVENTS, CF_TRADES, COLUMN_FAMILIES, CandleStore, StoreError, keys};
-use crate::event::stored;
 use crate::store::TradeValue;
+use kline_core::event::stored;
 
 /// Families a retention pass compacts slice by slice.
 pub const SWEPT_FAMILIES: [&str; 3] = [CF_EVENTS, CF_TRADES, CF_CANDLES];

@@ -11,7 +11,7 @@ use rocksdb::{IteratorMode, ReadOptions};
 use super::{
     CF_CANDLES, CandleStore, HistoryPage, HistoryQuery, SeriesPage, StoreError, codec, keys,
 };
-use crate::aggregator::CandleState;
+use kline_core::aggregator::CandleState;
 
 impl CandleStore {
     fn note_candles_read(&self, entries: usize) {

@@ -1,7 +1,7 @@
 use kline_protocol::Interval;
 
 use super::*;
-use crate::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
+use kline_core::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
 
 fn write(store: &CandleStore, key: &CandleKey, state: &CandleState) {
     let mut batch = store.batch();
@@ -21,7 +21,7 @@ fn a_candle_is_in_the_open_index_from_its_first_state_to_its_final_one_with_its_
             ts_ms: 1_700_000_000_000 + i64::from(i),
             ..OrderKey::default()
         },
-        trade: crate::event::TradeAmounts::default(),
+        trade: kline_core::event::TradeAmounts::default(),
     };
     let mut state = CandleState::first(key.time, &tick(0));
     write(&store, &key, &state);
@@ -45,7 +45,8 @@ fn a_candle_is_in_the_open_index_from_its_first_state_to_its_final_one_with_its_
 fn an_event_whose_signature_shares_only_the_head_of_a_stored_one_is_not_that_event() {
     let dir = tempfile::tempdir().unwrap();
     let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
-    let stored = crate::source::simulator::SimulatedMarket::new(9, 1).next_event(1_700_000_000_000);
+    let stored =
+        kline_core::simulated_market::SimulatedMarket::new(9, 1).next_event(1_700_000_000_000);
     let mut batch = store.batch();
     batch.put_event(&stored);
     store.write(batch).unwrap();
@@ -68,9 +69,9 @@ fn replicated_entries_of_a_whole_signature_writer_are_stored_in_this_layout() {
     use replication::Replicated;
     let dir = tempfile::tempdir().unwrap();
     let store = CandleStore::open_at(dir.path(), false, 64).unwrap();
-    let mut market = crate::source::simulator::SimulatedMarket::new(9, 1);
+    let mut market = kline_core::simulated_market::SimulatedMarket::new(9, 1);
     let mint = market.mints()[0].to_bytes();
-    let price_event = |market: &mut crate::source::simulator::SimulatedMarket, time| loop {
+    let price_event = |market: &mut kline_core::simulated_market::SimulatedMarket, time| loop {
         let event = market.next_event(time);
         if event.event.latest_price().is_some() && event.event.mint().to_bytes() == mint {
             return event;
@@ -90,7 +91,7 @@ fn replicated_entries_of_a_whole_signature_writer_are_stored_in_this_layout() {
         &streamed.to_json(),
     );
     // A snapshot's entries, raw.
-    let record = crate::event::stored::tests::encode_without_signature(&snapshotted);
+    let record = kline_core::event::stored::test_support::encode_without_signature(&snapshotted);
     batch.put_replicated(
         Replicated::Events,
         &keys::legacy_event_key(&snapshotted.id()),

@@ -4,7 +4,7 @@
 //! An entry's key ([`keys::trade_key`]) holds the trade's position and identity (signature, event index),
 //! so it also names the trade's stored event; its value ([`TradeValue`]) holds only what the event does not
 //! give, the price (scaled when the trade was written), and the trade's time for retention. A read builds each trade from its event
-//! ([`EventRecord::to_trade`](crate::event::EventRecord::to_trade)), fetched in one multi-get per page.
+//! ([`EventRecord::to_trade`](kline_core::event::EventRecord::to_trade)), fetched in one multi-get per page.
 //! Why: writing the whole trade (a ~400-byte JSON per price event, serialized on the pipeline thread) took
 //! half of the pipeline's time at full-speed ingest; a read of a page is rare beside a write per event.
 //!
@@ -13,11 +13,11 @@
 use kline_protocol::{Trade, TradeId};
 use rocksdb::{IteratorMode, ReadOptions};
 
-use super::{
-    CF_EVENTS, CF_TRADES, CandleStore, StoreBatch, StoreError, TradePosition, TradesPage, keys,
-};
-use crate::event::stored;
-use crate::event::{EventId, EventRecord};
+use super::{CF_EVENTS, CF_TRADES, CandleStore, StoreBatch, StoreError, TradesPage, keys};
+
+use kline_core::event::TradePosition;
+use kline_core::event::stored;
+use kline_core::event::{EventId, EventRecord};
 
 /// The first byte of a value holding the price only (written by 0.x before retention existed); a JSON
 /// value (an older entry still) starts with `{`.
@@ -299,8 +299,8 @@ fn next_prefix(mint: &[u8; 32]) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::scaled_price;
-    use crate::source::simulator::SimulatedMarket;
+    use kline_core::event::scaled_price;
+    use kline_core::simulated_market::SimulatedMarket;
 
     #[test]
     fn entries_of_every_form_read_as_the_trades_of_their_events_before_and_after_the_rewrite() {
@@ -335,7 +335,7 @@ mod tests {
                     let mut value = vec![PRICE_ONLY];
                     value.extend_from_slice(&price.to_le_bytes());
                     batch.batch.put_cf(trades, legacy_key, value);
-                    let record = stored::tests::encode_without_signature(&event);
+                    let record = stored::test_support::encode_without_signature(&event);
                     batch.batch.put_cf(events, legacy_event_key, record);
                 }
                 _ => {

@@ -18,13 +18,12 @@ use super::continuity::{self, Break};
 use super::epoch::Position;
 use super::record::{BadRecord, GroupRecord};
 use super::redis::Entry;
-use crate::aggregator::{CandleKey, CandleState};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate, SeriesId};
 use crate::store::replication::{APPLIED_EPOCH, APPLIED_SEQ, Replicated};
-use crate::store::{
-    CandleStore, StoreBatch, StoreError, TradePosition, TradeValue, codec, keys, names,
-};
+use crate::store::{CandleStore, StoreBatch, StoreError, TradeValue, codec, keys, names};
+use kline_core::aggregator::{CandleKey, CandleState};
+use kline_core::event::TradePosition;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -170,7 +169,7 @@ impl Replica {
             .filter(|entry| trades.watches(&entry.mint))
             .filter_map(|entry| match TradeValue::decode(&entry.value)
                 .and_then(|value| {
-                    let event = crate::event::parse_stored(&entry.event_json).map_err(|err| {
+                    let event = kline_core::event::parse_stored(&entry.event_json).map_err(|err| {
                         StoreError::CorruptJson {
                             what: "event",
                             reason: err.to_string(),

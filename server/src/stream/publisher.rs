@@ -23,8 +23,8 @@ use super::StreamStatus;
 use super::backoff;
 use super::epoch::{self, ResumePlan};
 use super::redis::{RedisStream, StreamError};
-use kline_config::StreamConfig;
 use crate::store::{CandleStore, StoreError};
+use kline_config::StreamConfig;
 
 /// Records appended per round trip, and about how many bytes of them (groups of full-speed ingest are
 /// megabytes each).

@@ -14,9 +14,9 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 
-use crate::aggregator::{CandleKey, CandleState};
-use crate::names::TokenName;
 use crate::store::{SymbolStats, codec, keys, names};
+use kline_core::aggregator::{CandleKey, CandleState};
+use kline_core::names::TokenName;
 
 /// The content of one committed group, numbered by the writer's outbox.
 #[derive(Debug, Clone, Default, PartialEq, BorshSerialize, BorshDeserialize)]
@@ -215,11 +215,11 @@ mod tests {
             interval: Interval::S1,
             time: 1_700_000_000,
         };
-        let tick = crate::aggregator::PriceTick {
+        let tick = kline_core::aggregator::PriceTick {
             mint: [7; 32],
             price: 1.5,
-            key: crate::aggregator::OrderKey::default(),
-            trade: crate::event::TradeAmounts::default(),
+            key: kline_core::aggregator::OrderKey::default(),
+            trade: kline_core::event::TradeAmounts::default(),
         };
         let state = CandleState::first(key.time, &tick);
         let mut record = GroupRecord {

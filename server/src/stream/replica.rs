@@ -25,9 +25,9 @@ use super::backoff;
 use super::continuity::{self, AtHead};
 use super::redis::{RedisStream, StreamError};
 use super::snapshot::{self, Loaded, SnapshotError};
-use kline_config::StreamConfig;
 use crate::feed::CandleFeed;
 use crate::store::CandleStore;
+use kline_config::StreamConfig;
 
 #[derive(Debug, thiserror::Error)]
 enum FollowError {
@@ -47,7 +47,7 @@ pub fn spawn(
     status: Arc<StreamStatus>,
     shutdown: CancellationToken,
 ) -> std::thread::JoinHandle<()> {
-    crate::own_thread::spawn("kline-replica", move || {
+    kline_core::own_thread::spawn("kline-replica", move || {
         run(store, feed, config, status, shutdown)
     })
 }

@@ -28,11 +28,11 @@ use tokio::sync::Semaphore;
 
 use super::apply::{ApplyError, Replica};
 use super::epoch::Position;
-use kline_config::StreamConfig;
 use crate::feed::SeriesId;
-use crate::stats::StoreStats;
 use crate::store::replication::Replicated;
 use crate::store::{CandleStore, StoreError};
+use kline_config::StreamConfig;
+use kline_core::stats::StoreStats;
 
 /// Entries per frame.
 const FRAME_ENTRIES: usize = 2048;
@@ -382,7 +382,7 @@ fn next_frame(buffer: &mut BytesMut) -> Result<Option<Frame>, SnapshotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::simulator::SimulatedMarket;
+    use kline_core::simulated_market::SimulatedMarket;
 
     /// The frames a dump of `store` sends, decoded.
     fn dump_frames(store: &CandleStore) -> (Sent, Vec<Frame>) {

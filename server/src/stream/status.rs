@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use kline_config::{StalePolicy, StreamConfig};
-use crate::stats::LatencyHistogram;
+use kline_core::stats::LatencyHistogram;
 
 /// Why an edge is not ready to serve clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

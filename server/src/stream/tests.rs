@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use super::outbox::Outbox;
 use super::redis::Entry;
 use super::{ReadinessPolicy, StreamStatus, publisher, replica, snapshot};
-use kline_config::{Config, StreamConfig};
 use crate::feed::CandleFeed;
+use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::source::simulator::SimulatedMarket;
-use crate::stats::PipelineStats;
 use crate::store::{CandleStore, HistoryQuery};
+use kline_config::{Config, StreamConfig};
+use kline_core::simulated_market::SimulatedMarket;
 
 mod breaks;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::aggregator::OrderKey;
+use kline_core::aggregator::OrderKey;
 
 fn stats(updated_at_ms: i64) -> SymbolStats {
     SymbolStats {

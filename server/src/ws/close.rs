@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::inflate::InflateError;
 use super::outbox::{Ending, Outbox};
 use super::socket::ClientStream;
-use crate::stats::{PipelineStats, PushStats};
+use kline_core::stats::PushStats;
 
 /// Why a connection's read loop ended: what [`finish`] does next.
 #[derive(Debug)]
@@ -109,7 +109,7 @@ pub fn count_violation(stats: &PushStats, code: CloseCode) {
         CloseCode::MessageTooBig => &stats.message_too_big_closes,
         _ => return,
     };
-    PipelineStats::add(counter, 1);
+    kline_core::stats::add(counter, 1);
 }
 
 /// The code to echo for the client's close frame: its own (tungstenite has already replaced a code the

@@ -31,14 +31,14 @@ use super::outbox::{Ending, Outbox};
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
 use crate::history::{self, HistoryRequest, history_data};
-use crate::pipeline::service::now_ms;
 use crate::push::PushContext;
 use crate::push::hub::ConnectionId;
 use crate::push::rate_limit::{self, Charge, RequestBudget};
 use crate::push::session::{self, Subscriptions};
 use crate::push::{SeriesKey, Subscriber};
-use crate::stats::PipelineStats;
-use crate::store::TradePosition;
+use kline_core::clock::now_ms;
+
+use kline_core::event::TradePosition;
 
 /// Serves one upgraded socket until it closes. `read_ahead`: bytes the HTTP server read past the upgrade;
 /// `deflate`: permessage-deflate as negotiated in the handshake.
@@ -66,7 +66,7 @@ async fn serve_admitted(
 ) {
     let push = state.push_stats.clone();
     let active = push.connections_active.inc();
-    let _active = crate::stats::Decrement(&push.connections_active);
+    let _active = kline_core::stats::Decrement(&push.connections_active);
     let config = &state.config.websocket;
     let outbox = Arc::new(
         Outbox::new(
@@ -102,7 +102,7 @@ async fn serve_admitted(
     .await;
 
     if active as usize >= config.max_connections {
-        PipelineStats::add(&push.connections_rejected, 1);
+        kline_core::stats::add(&push.connections_rejected, 1);
         tracing::warn!(active, "at the connection limit; closing with 1013");
         outbox.close(CloseCode::ServerAtCapacity);
         if let Ok(Ending::Close(_)) = tokio::time::timeout(settings.write_timeout, writer).await {
@@ -110,7 +110,7 @@ async fn serve_admitted(
         }
         return;
     }
-    PipelineStats::add(&push.connections_total, 1);
+    kline_core::stats::add(&push.connections_total, 1);
     // Every mint ever seen would make this message grow without bound: list a bounded number.
     let mut symbols = state.symbol_list().await;
     symbols.truncate(config.hello_max_symbols);
@@ -142,7 +142,7 @@ async fn serve_admitted(
         };
         let message = match next {
             Err(_) => {
-                PipelineStats::add(&push.idle_timeouts, 1);
+                kline_core::stats::add(&push.idle_timeouts, 1);
                 break ReadEnd::Close(CloseCode::IdleTimeout);
             }
             Ok(None) => break ReadEnd::ClientGone,
@@ -170,7 +170,7 @@ async fn serve_admitted(
             cost => budget.charge(Instant::now(), cost),
         };
         if charge != Charge::Allowed {
-            PipelineStats::add(&push.rate_limited, 1);
+            kline_core::stats::add(&push.rate_limited, 1);
             if charge == Charge::Exhausted {
                 break ReadEnd::Close(CloseCode::PolicyViolation);
             }
@@ -243,7 +243,7 @@ impl Session<'_> {
     }
 
     fn error(&self, error: ErrorData) {
-        PipelineStats::add(&self.state.push_stats.request_errors, 1);
+        kline_core::stats::add(&self.state.push_stats.request_errors, 1);
         self.outbox.push_message(self.encode(error));
     }
 

@@ -18,9 +18,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::connection;
 use super::deflate::{self, Deflate};
-use kline_config::CorsOrigins;
 use crate::http;
 use crate::push::PushContext;
+use kline_config::CorsOrigins;
 
 /// Why an upgrade request was refused: 400, except a method other than `GET` (405), a wrong version
 /// (426) and an origin not on the allow-list (403).

@@ -39,7 +39,7 @@ use crate::feed::{CandleUpdate, SeriesId};
 pub use crate::push::SeriesKey;
 use crate::push::gate::SeriesGates;
 use crate::push::tickers::TickerRound;
-use crate::stats::{PipelineStats, PushStats};
+use kline_core::stats::PushStats;
 
 /// The most frames one vectored write carries.
 const MAX_FRAMES_PER_WRITE: usize = 16;
@@ -472,7 +472,7 @@ impl Outbox {
     }
 
     fn end_too_slow(&self, state: &mut State) {
-        PipelineStats::add(&self.stats.slow_client_closes, 1);
+        kline_core::stats::add(&self.stats.slow_client_closes, 1);
         state.ending = Some(Ending::Close(CloseCode::TooSlow));
         state.retain_waiting(|_| false);
         self.send(state, Frame::Message(close_frame(CloseCode::TooSlow)));
@@ -633,7 +633,7 @@ impl State {
                 stats.receipt_to_push.observe_ms((now - received) as f64);
             }
         }
-        PipelineStats::add(&stats.messages_sent, 1);
+        kline_core::stats::add(&stats.messages_sent, 1);
     }
 
     /// The socket failed: nothing more is written.

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use kline_server::event::{EventRecord, SpinPetEvent, scaled_price};
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::event::{EventRecord, SpinPetEvent, scaled_price};
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::webdriver::Browser;
 use kline_tests::{KlineServer, ServerProcess, post_events};
 use serde_json::Value;

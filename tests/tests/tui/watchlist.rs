@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use kline_server::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 use kline_tests::spinpet_script::{buy_sell, key};
 use kline_tests::tmux::Tmux;
 use kline_tests::{ServerProcess, post_events};

@@ -8,9 +8,9 @@ use kline_protocol::{Interval, Symbol};
 use serde_json::Value;
 
 use super::*;
-use kline_config::{Keep, RetentionConfig};
 use crate::store::SymbolStats;
 use crate::store::series_counts_tests::write_series;
+use kline_config::{Keep, RetentionConfig};
 
 /// Unix s of the series' first candle.
 const T0: i64 = 1_700_000_000;
@@ -29,7 +29,7 @@ fn put_symbol(store: &CandleStore, mint: [u8; 32], updated_at_ms: i64) {
     let mut batch = store.batch();
     let stats = SymbolStats {
         last_price: 1.0,
-        last_key: crate::aggregator::OrderKey::default(),
+        last_key: kline_core::aggregator::OrderKey::default(),
         updated_at_ms,
         event_count: 1,
     };

@@ -9,12 +9,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::*;
-use crate::aggregator::CandleKey;
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::source::simulator::SimulatedMarket;
 use crate::store::HistoryQuery;
 use crate::store::series_counts_tests::candle;
 use crate::ws::outbox::Outbox;
+use kline_core::aggregator::CandleKey;
+use kline_core::simulated_market::SimulatedMarket;
 
 const T0_MS: i64 = 1_764_000_000_000;
 

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use kline_protocol::{Candle, DayStats, Symbol, Ticker};
 
 use crate::feed::CandleVersion;
-use crate::names::{TokenName, TokenNames};
+use crate::names::TokenNames;
+use kline_core::names::TokenName;
 
 /// One mint's state.
 #[derive(Debug)]

@@ -39,9 +39,9 @@ pub use round::TickerRound;
 use super::Subscriber;
 use super::hub::ConnectionId;
 use crate::feed::{CandleFeed, Drained, Inbox};
-use crate::pipeline::service::now_ms;
-use crate::stats::{PipelineStats, PushStats};
 use crate::store::{CandleStore, HistoryQuery};
+use kline_core::clock::now_ms;
+use kline_core::stats::PushStats;
 
 /// How often the changed tickers go out.
 pub const ROUND: Duration = Duration::from_secs(1);
@@ -161,7 +161,7 @@ pub fn spawn(
         max_subscriptions: settings.max_subscriptions,
         stats,
     };
-    let thread = crate::own_thread::spawn("kline-ticker-hub", move || hub.run(rx, shutdown));
+    let thread = kline_core::own_thread::spawn("kline-ticker-hub", move || hub.run(rx, shutdown));
     let handle = TickerHub {
         commands: Some(commands),
     };
@@ -313,7 +313,7 @@ impl Hub {
         let before = self.members.len();
         self.members
             .retain(|_, subscriber| subscriber.push_tickers(&round));
-        PipelineStats::add(&self.stats.tickers_delivered, self.members.len());
+        kline_core::stats::add(&self.stats.tickers_delivered, self.members.len());
         let left = before - self.members.len();
         if left > 0 {
             self.stats.ticker_subscriptions_active.dec_by(left as u64);

@@ -11,7 +11,7 @@ use super::*;
 use crate::feed::CandleFeed;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::push::hub::tests::connected;
-use crate::source::simulator::SimulatedMarket;
+use kline_core::simulated_market::SimulatedMarket;
 
 const T0_MS: i64 = 1_764_000_000_000;
 

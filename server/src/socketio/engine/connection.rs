@@ -70,7 +70,7 @@ struct Joined {
 async fn serve_socket(socket: TcpStream, read_ahead: Bytes, state: PushContext, sid: Box<str>) {
     let push = state.push_stats.clone();
     push.socketio_websocket_connections_active.inc();
-    let _active = crate::stats::Decrement(&push.socketio_websocket_connections_active);
+    let _active = kline_core::stats::Decrement(&push.socketio_websocket_connections_active);
     let config = &state.config.socketio;
     let ws = &state.config.websocket;
     let outbox = Arc::new(

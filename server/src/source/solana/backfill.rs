@@ -31,7 +31,7 @@ use super::rpc::{RpcClient, SignatureInfo};
 use super::waiting::HeardTx;
 use super::{BACKFILL_CHUNK, Cursor, SolanaStatus, Source, SourceError};
 use kline_config::SolanaConfig;
-use crate::pipeline::service::now_ms;
+use kline_core::clock::now_ms;
 
 /// One page of the gap as the scan saw it.
 #[derive(Debug, Clone, PartialEq)]

@@ -24,7 +24,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
 use super::rpc::{BlockSignatures, RpcClient};
-use crate::stats::Counter;
+use kline_core::stats::Counter;
 
 /// What the source keeps of one block.
 #[derive(Debug, Clone, Default, PartialEq)]

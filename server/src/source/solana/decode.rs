@@ -1,7 +1,7 @@
 //! Decoding Spin Pet events from their on-chain form: an 8-byte discriminator
 //! (`sha256("event:<Name>")[..8]`) followed by the event's fields in Borsh, in the IDL's order.
 //!
-//! The fields are declared once, on the event structs of [`crate::event`] (which derive
+//! The fields are declared once, on the event structs of [`kline_core::event`] (which derive
 //! `BorshDeserialize`); this module only maps a discriminator to its struct and names what was wrong.
 //!
 //! Forward compatible: when the program is upgraded, Anchor appends new fields at the end of an event, so
@@ -12,7 +12,7 @@
 
 use borsh::BorshDeserialize;
 
-use crate::event::SpinPetEvent;
+use kline_core::event::SpinPetEvent;
 
 /// Discriminators from the program's IDL (`events`).
 pub const TOKEN_CREATED: [u8; 8] = [96, 122, 113, 138, 50, 227, 149, 57];

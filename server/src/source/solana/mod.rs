@@ -62,13 +62,14 @@ use self::blocks::{BlockCache, BlockPositions, BlockSettings};
 use self::gather::GatherWindow;
 use self::rpc::{RpcClient, RpcCounters, RpcLimits};
 use self::waiting::{HeardTx, ReceiptLag};
+use crate::pipeline::service::{IngestError, IngestHandle, PendingWrite, WriteChain};
+use crate::store::CandleStore;
 use kline_config::SolanaConfig;
-use crate::event::{
+use kline_core::clock::now_ms;
+use kline_core::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };
-use crate::pipeline::service::{IngestError, IngestHandle, PendingWrite, WriteChain, now_ms};
-use crate::stats::{Counter, Gauge};
-use crate::store::CandleStore;
+use kline_core::stats::{Counter, Gauge};
 
 /// Key of the cursor in the store's `meta` column family.
 pub const CURSOR_KEY: &str = "solana.cursor";

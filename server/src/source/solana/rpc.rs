@@ -19,7 +19,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use serde_json::{Value, json};
 
-use crate::stats::Counter;
+use kline_core::stats::Counter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {

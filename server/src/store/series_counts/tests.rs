@@ -4,8 +4,8 @@
 use kline_protocol::Interval;
 
 use super::*;
-use crate::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
 use crate::store::HistoryQuery;
+use kline_core::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
 
 const MINT: [u8; 32] = [7; 32];
 
@@ -19,7 +19,7 @@ pub(crate) fn candle(time: i64, updates: u32) -> CandleState {
             ts_ms: time * 1000,
             ..OrderKey::default()
         },
-        trade: crate::event::TradeAmounts::default(),
+        trade: kline_core::event::TradeAmounts::default(),
     };
     let mut state = CandleState::first(time, &tick);
     state.update_count = updates;

@@ -16,13 +16,13 @@ use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::{Redis, T0_MS, contents, start_edge, stream_config, wait_until, writer_pipeline};
-use kline_config::StreamConfig;
 use crate::feed::CandleFeed;
-use crate::source::simulator::SimulatedMarket;
 use crate::store::CandleStore;
 use crate::stream::outbox::Outbox;
 use crate::stream::redis::RedisStream;
 use crate::stream::{ReadinessPolicy, StreamStatus, epoch, snapshot};
+use kline_config::StreamConfig;
+use kline_core::simulated_market::SimulatedMarket;
 
 const SEED: u64 = 21;
 const MINTS: usize = 3;

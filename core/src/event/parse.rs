@@ -153,7 +153,7 @@ pub fn split_body(body: &str) -> Result<Vec<&str>, EventError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::simulator::SimulatedMarket;
+    use crate::simulated_market::SimulatedMarket;
 
     const NOW_MS: i64 = 1_764_000_000_000;
     const LIMITS: ParseLimits = ParseLimits {

@@ -19,7 +19,37 @@
 use kline_protocol::{Side, Trade, TradeId, TradeKind};
 
 use super::{EventRecord, SpinPetEvent};
-use crate::store::TradePosition;
+
+/// Where a trade sits in its mint's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradePosition {
+    pub slot: u64,
+    pub tx_index: Option<u32>,
+    pub event_index: u32,
+    pub signature: [u8; 64],
+}
+
+impl TradePosition {
+    /// Where `trade` sits in its mint's index.
+    pub fn of_trade(trade: &kline_protocol::Trade) -> TradePosition {
+        TradePosition {
+            slot: trade.slot,
+            tx_index: trade.tx_index,
+            event_index: trade.event_index,
+            signature: trade.id.signature_bytes(),
+        }
+    }
+
+    /// The block order of trades, as their keys sort (an unknown `tx_index` after the known ones).
+    pub fn order(&self) -> (u64, u32, u32, [u8; 64]) {
+        (
+            self.slot,
+            self.tx_index.unwrap_or(crate::aggregator::NO_TX_INDEX),
+            self.event_index,
+            self.signature,
+        )
+    }
+}
 
 /// Decimals of a Spin Pet token amount.
 pub const TOKEN_DECIMALS: u32 = 6;

@@ -241,24 +241,31 @@ fn kind_at(bytes: &[u8]) -> Option<usize> {
     Some(FIXED_LEN + tx_index + tail)
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Helpers for the tests of this crate and of the crates above it (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support {
     use super::*;
-    use crate::source::simulator::SimulatedMarket;
-
-    /// `record` decoded from `bytes` under its key in this layout.
-    fn decode_keyed(record: &EventRecord, bytes: &[u8]) -> Result<EventRecord, StoredEventError> {
-        let id = record.id();
-        decode(&id.signature[..SIGNATURE_HEAD], id.event_index, bytes)
-    }
 
     /// `record` as the versions before format 3 stored it (no signature in the record).
-    pub(crate) fn encode_without_signature(record: &EventRecord) -> Vec<u8> {
+    pub fn encode_without_signature(record: &EventRecord) -> Vec<u8> {
         let mut bytes = encode(record);
         let tail_at = kind_at(&bytes).unwrap() - SIGNATURE_TAIL;
         bytes.drain(tail_at..tail_at + SIGNATURE_TAIL);
         bytes[0] = FORMAT_WITHOUT_SIGNATURE;
         bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::encode_without_signature;
+    use super::*;
+    use crate::simulated_market::SimulatedMarket;
+
+    /// `record` decoded from `bytes` under its key in this layout.
+    fn decode_keyed(record: &EventRecord, bytes: &[u8]) -> Result<EventRecord, StoredEventError> {
+        let id = record.id();
+        decode(&id.signature[..SIGNATURE_HEAD], id.event_index, bytes)
     }
 
     #[test]

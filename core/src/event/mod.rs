@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use fields::{EventTime, Signature, U128};
 pub use parse::{EventError, ParseLimits, parse_event, parse_stored, split_body, validate};
 pub use price::{PriceError, scaled_price};
-pub use trade::{SOL_DECIMALS, TOKEN_DECIMALS, TradeAmounts, whole_units};
+pub use trade::{SOL_DECIMALS, TOKEN_DECIMALS, TradeAmounts, TradePosition, whole_units};
 
 /// A Solana public key (any account, not only mints): base58 of 32 bytes.
 pub type Pubkey = Symbol;
