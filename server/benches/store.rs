@@ -13,7 +13,7 @@ use kline_core::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
 use kline_core::simulated_market::SimulatedMarket;
 use kline_protocol::Interval;
 use kline_server::pipeline::{Pipeline, PipelineSettings};
-use kline_server::store::{CandleStore, HistoryQuery};
+use kline_store::{CandleStore, HistoryQuery};
 
 const BATCH: usize = 4096;
 

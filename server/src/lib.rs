@@ -5,7 +5,6 @@
 //! ## Layout
 //! - [`feed`]: the live candle feed from the pipeline to the hub shards: coalescing, bounded inboxes.
 //! - [`fds`]: the open-file limit and how it is shared between client sockets, RocksDB and the rest.
-//! - [`history`]: history queries answered as protocol `history_data` payloads.
 //! - [`http`]: the HTTP parts, each a sub-router with its own state: REST reads, ingest, status; the
 //!   accept loop.
 //! - [`names`]: token names (ticker, name, URI from `TokenCreated`): sanitised, stored, in memory.
@@ -13,16 +12,12 @@
 //! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
 //! - [`push`]: the transport-neutral push core: subscription hub, rate limit.
 //! - [`readiness`]: whether the node takes new clients (`/ready`, `/ws`, Socket.IO).
-//! - [`retention`]: background deletion of candles past their interval's retention.
 //! - [`socketio`]: the old Spin Pet server's Socket.IO endpoint (`/socket.io`, namespace `/kline`).
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
-//! - [`store`]: `CandleStore`, RocksDB column families for events, candles and metadata.
-//! - [`symbol_directory`]: the known mints, newest first, read from the store on a bounded schedule and shared.
 //! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod fds;
 pub mod feed;
-pub mod history;
 pub mod http;
 pub mod memory;
 pub mod names;
@@ -30,10 +25,7 @@ pub mod node;
 pub mod pipeline;
 pub mod push;
 pub mod readiness;
-pub mod retention;
 pub mod socketio;
 pub mod source;
-pub mod store;
 pub mod stream;
-pub mod symbol_directory;
 pub mod ws;

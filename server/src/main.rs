@@ -9,7 +9,7 @@ use kline_config::{Config, ConfigLayers};
 use kline_server::node;
 use kline_server::pipeline::{Pipeline, PipelineSettings};
 use kline_server::source::replay::replay_file;
-use kline_server::store::CandleStore;
+use kline_store::CandleStore;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 

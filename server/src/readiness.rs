@@ -19,7 +19,11 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::stream::{NotReady, ReadinessPolicy, StreamStatus};
+use kline_store::replication::NotReady;
+
+use kline_store::replication::StreamStatus;
+
+use kline_store::replication::ReadinessPolicy;
 
 /// Seconds a refused client is told to wait before it tries again (as at the socket budget).
 const RETRY_AFTER_SECS: &str = "5";

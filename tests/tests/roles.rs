@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use kline_core::simulated_market::SimulatedMarket;
-use kline_server::stream::NotReady;
+use kline_store::replication::NotReady;
 use kline_tests::{
     InProcessServer, KlineServer, ServerProcess, TOKEN, free_local_addr, get_json, metrics_text,
     post_events, server_binary,

@@ -378,7 +378,7 @@ async fn transactions_of_one_slot_follow_their_block_positions_live_backfilled_a
             .terminate(Duration::from_secs(20))
             .is_some_and(|s| s.success())
     );
-    let store = kline_server::store::CandleStore::open_at(&data, false, 64).unwrap();
+    let store = kline_store::CandleStore::open_at(&data, false, 64).unwrap();
     let stored = |signature: &str| -> Value {
         let id = kline_core::event::EventId {
             signature: kline_core::event::Signature::parse(signature)

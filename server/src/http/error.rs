@@ -74,8 +74,8 @@ pub fn limit_param(
         })
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(err: crate::store::StoreError) -> Self {
+impl From<kline_store::StoreError> for ApiError {
+    fn from(err: kline_store::StoreError) -> Self {
         ApiError::Storage(err.to_string())
     }
 }

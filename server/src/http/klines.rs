@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::reads::ReadSide;
-use crate::history::{HistoryRequest, history_data};
+use kline_store::history::{HistoryRequest, history_data};
 
 /// `GET /api/v1/klines?symbol=&interval=&limit=&from=&to=`: same semantics and validation as the WebSocket
 /// `history` request; answers with its `history_data` payload.

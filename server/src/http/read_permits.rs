@@ -13,8 +13,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
-use crate::store::{CandleStore, StoreError};
 use kline_core::stats::Counter;
+use kline_store::{CandleStore, StoreError};
 
 /// What a refused request is told to wait before trying again (the header's unit: whole seconds).
 const RETRY_AFTER_SECS: u64 = 1;

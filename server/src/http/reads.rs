@@ -14,10 +14,10 @@ use axum::routing::get;
 
 use super::read_permits::ReadPermits;
 use super::{klines, legacy_kline, symbols, trades};
-use crate::store::CandleStore;
-use crate::symbol_directory::SymbolDirectory;
 use kline_config::Config;
 use kline_core::stats::StoreStats;
+use kline_store::CandleStore;
+use kline_store::symbol_directory::SymbolDirectory;
 
 /// What the read routes need: the store, its read permits, the symbol list and the limits.
 #[derive(Clone)]

@@ -15,9 +15,9 @@ use crate::pipeline::service::IngestHandle;
 use crate::pipeline::stats::PipelineStats;
 use crate::readiness::Readiness;
 use crate::source::solana::SolanaStatus;
-use crate::stream::StreamStatus;
 use kline_config::Role;
 use kline_core::stats::PushStats;
+use kline_store::replication::StreamStatus;
 
 /// What the status routes read. Built once per process by the role's composition.
 pub struct NodeStatus {

@@ -1,5 +1,5 @@
 //! `GET /api/v1/symbols?limit=&cursor=`: the known mints with their last price, most recently updated
-//! first, a page at a time from the shared [`crate::symbol_directory::SymbolDirectory`], each with its
+//! first, a page at a time from the shared [`kline_store::symbol_directory::SymbolDirectory`], each with its
 //! token's `ticker`, `name` and `uri` (sanitised; `null` when unknown), read for the page's mints only.
 //!
 //! The body is the JSON array it always was; without parameters it is the first
@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use super::error::{ApiError, limit_param};
 use super::reads::ReadSide;
-use crate::symbol_directory::{SymbolCursor, SymbolEntry};
 use kline_core::names::TokenName;
+use kline_store::symbol_directory::{SymbolCursor, SymbolEntry};
 
 /// The route's path, which the `Link` header's next page repeats.
 const PATH: &str = "/api/v1/symbols";

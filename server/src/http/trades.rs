@@ -9,7 +9,7 @@ use kline_protocol::{MAX_TRADES_LIMIT, Symbol, TradeId, TradesPage};
 use super::error::{ApiError, limit_param};
 use super::read_permits::ReadError;
 use super::reads::ReadSide;
-use crate::store::StoreError;
+use kline_store::StoreError;
 
 /// Trades per page when the request gives no `limit`.
 pub const DEFAULT_TRADES_LIMIT: u32 = 100;

@@ -12,8 +12,8 @@
 use std::time::Instant;
 
 use super::TokenName;
-use crate::store::{CandleStore, StoreBatch, StoreError};
 use kline_core::event::SpinPetEvent;
+use kline_store::{CandleStore, StoreBatch, StoreError};
 
 /// `meta` key set once every stored `TokenCreated` event's name is stored.
 pub const NAMES_INDEX_KEY: &str = "names.indexed";

@@ -4,7 +4,7 @@
 //! Where names live and travel:
 //! - **Stored** in the `symbols` column family under `mint ++ b'n'` (`store::names`), written in the same
 //!   batch as the `TokenCreated` event by the pipeline; a snapshot carries the family whole, and the stream
-//!   record carries the names of its group (`stream::record`), so edges hold them too.
+//!   record carries the names of its group (`kline_store::replication::record`), so edges hold them too.
 //! - **Indexed once** from the events of a store written before names were kept ([`index`]).
 //! - **In memory** in [`TokenNames`], loaded from the store at start and updated after each write that
 //!   stores names (the pipeline; on an edge, the replica), so `connection_success` and the ticker stream
@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use kline_core::names::TokenName;
 use kline_protocol::{Symbol, SymbolName};
 
-use crate::store::{CandleStore, StoreError};
+use kline_store::{CandleStore, StoreError};
 
 /// Every known mint's name, shared by the writer of names (the pipeline or the replica, through the live
 /// feed: `feed::CandleFeed::names`) and the readers (`connection_success`, the ticker hub). Small API: look

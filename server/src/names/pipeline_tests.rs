@@ -8,12 +8,12 @@ use kline_protocol::Interval;
 
 use crate::feed::CandleFeed;
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::store::CandleStore;
-use crate::stream::StreamStatus;
-use crate::stream::outbox::Outbox;
-use crate::stream::record::GroupRecord;
 use kline_core::event::{EventTime, SpinPetEvent};
 use kline_core::simulated_market::SimulatedMarket;
+use kline_store::CandleStore;
+use kline_store::replication::StreamStatus;
+use kline_store::replication::outbox::Outbox;
+use kline_store::replication::record::GroupRecord;
 
 const T0_MS: i64 = 1_764_000_000_000;
 
@@ -67,7 +67,7 @@ fn a_hostile_name_is_stored_sanitised_in_its_events_write_sent_to_edges_and_in_m
     let [record] = records(&store).try_into().unwrap();
     assert_eq!(record.names.len(), 1);
     assert_eq!(
-        crate::store::names::decode_name(&record.names[0].value).unwrap(),
+        kline_store::names::decode_name(&record.names[0].value).unwrap(),
         stored
     );
 

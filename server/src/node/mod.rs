@@ -32,10 +32,11 @@ pub use write_path::WritePath;
 
 use crate::http::reads::ReadSide;
 use crate::http::serve::{HeadLimits, SocketBudget};
-use crate::store::{CandleStore, StoreError};
-use crate::{fds, http, retention};
+use crate::{fds, http};
 use kline_config::{Config, ConfigError, Role};
 use kline_core::stats::StoreStats;
+use kline_store::sweeper;
+use kline_store::{CandleStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -129,7 +130,7 @@ impl Base {
         background: &TaskTracker,
         shutdown: &CancellationToken,
     ) {
-        background.spawn(retention::run(
+        background.spawn(sweeper::run(
             self.store.clone(),
             config.retention.clone(),
             self.store_stats.clone(),

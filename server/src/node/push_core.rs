@@ -20,10 +20,10 @@ use crate::push::symbols::SymbolList;
 use crate::push::tickers::{self, TickerSettings};
 use crate::push::trade_hub;
 use crate::readiness::Readiness;
-use crate::store::CandleStore;
 use crate::{http, memory, socketio, ws};
 use kline_config::Config;
 use kline_core::stats::PushStats;
+use kline_store::CandleStore;
 
 /// The running push side.
 pub struct PushCore {

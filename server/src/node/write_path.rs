@@ -18,9 +18,9 @@ use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source;
 use crate::source::solana::SolanaStatus;
-use crate::store::{CandleStore, StoreError};
-use crate::stream::outbox::Outbox;
 use kline_config::Config;
+use kline_store::replication::outbox::Outbox;
+use kline_store::{CandleStore, StoreError};
 
 impl PipelineSettings {
     pub fn from_config(config: &Config) -> PipelineSettings {

@@ -20,10 +20,11 @@ use crate::http::serve::SocketBudget;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
-use crate::stream::outbox::Outbox;
-use crate::stream::{StreamStatus, publisher};
+use crate::stream::publisher;
 use kline_config::Config;
 use kline_core::stats::PushStats;
+use kline_store::replication::StreamStatus;
+use kline_store::replication::outbox::Outbox;
 
 pub async fn run(
     config: Config,

@@ -26,16 +26,16 @@ use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
 use crate::names::index::{NameBatch, index_stored_names};
 use crate::pipeline::stats::PipelineStats;
-use crate::store::keys;
-use crate::store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradeValue};
-use crate::stream::outbox::Outbox;
-use crate::stream::record::TradeEntry;
 use kline_core::aggregator::{
     Aggregator, CandleChange, CandleKey, CandleState, OrderKey, PriceTick,
 };
 use kline_core::event::TradePosition;
 use kline_core::event::{EventRecord, SpinPetEvent, scaled_price};
 use kline_core::names::TokenName;
+use kline_store::keys;
+use kline_store::replication::outbox::Outbox;
+use kline_store::replication::record::TradeEntry;
+use kline_store::{CandleStore, StoreBatch, StoreError, SymbolStats, TradeValue};
 
 /// Key of the probe write in the store's `meta` column family ([`Pipeline::probe_storage`]).
 pub const STORAGE_PROBE_KEY: &str = "storage.probe";
@@ -597,5 +597,7 @@ impl Pipeline {
     }
 }
 
+#[cfg(test)]
+mod disk_tests;
 #[cfg(test)]
 mod tests;

@@ -17,8 +17,8 @@
 use std::sync::Mutex;
 
 use super::service::IngestError;
-use crate::store::StoreError;
 use kline_core::stats::Gauge;
+use kline_store::StoreError;
 
 /// First pause after a failed write.
 const FIRST_PAUSE_MS: i64 = 100;

@@ -7,10 +7,10 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::store::HistoryQuery;
 use kline_core::aggregator::CandleState;
 use kline_core::event::{EventTime, SpinPetEvent, scaled_price};
 use kline_core::simulated_market::SimulatedMarket;
+use kline_store::HistoryQuery;
 
 const T0_MS: i64 = 1_764_000_000_000;
 

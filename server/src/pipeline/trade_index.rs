@@ -6,8 +6,8 @@
 //! [`BATCH`]. An event that no longer parses (which cannot happen for what the server stored) is logged
 //! and skipped.
 
-use crate::store::{CandleStore, StoreError};
 use kline_core::event::scaled_price;
+use kline_store::{CandleStore, StoreError};
 
 /// `meta` key set once every stored event is in the trade index.
 pub const TRADE_INDEX_KEY: &str = "trades.indexed";

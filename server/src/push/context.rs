@@ -14,9 +14,9 @@ use super::symbols::SymbolList;
 use super::tickers::TickerHub;
 use super::trade_hub::TradeHub;
 use crate::readiness::Readiness;
-use crate::store::CandleStore;
 use kline_config::{Config, CorsOrigins, KlineConfig, SocketIoConfig, WebSocketConfig};
 use kline_core::stats::PushStats;
+use kline_store::CandleStore;
 
 /// The configuration sections the push transports read.
 #[derive(Debug, Clone)]

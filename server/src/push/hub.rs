@@ -37,9 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{SeriesKey, Subscriber};
 use crate::feed::{CandleFeed, CandleUpdate, CandleVersion, Drained, Inbox, SeriesId};
-use crate::store::CandleStore;
 use kline_core::clock::now_ms;
 use kline_core::stats::PushStats;
+use kline_store::CandleStore;
 
 /// Identifies one connection in the index.
 pub type ConnectionId = u64;

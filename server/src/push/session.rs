@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::hub::{ConnectionId, Hub};
 use super::{SeriesKey, Subscriber};
-use crate::store::{CandleStore, StoreError};
+use kline_store::{CandleStore, StoreError};
 
 /// The series one connection is subscribed to. A few per connection (bounded by
 /// `kline.max_subscriptions_per_client`): a vector is smaller than a set.

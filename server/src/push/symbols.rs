@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use kline_protocol::Symbol;
 
-use crate::store::CandleStore;
-use crate::symbol_directory::SymbolDirectory;
+use kline_store::CandleStore;
+use kline_store::symbol_directory::SymbolDirectory;
 
 pub struct SymbolList(SymbolDirectory);
 

@@ -32,10 +32,10 @@ use tokio_util::sync::CancellationToken;
 use super::Subscriber;
 use super::hub::ConnectionId;
 use crate::feed::trades::{DrainedTrades, LiveTrade, TradeFeed};
-use crate::store::CandleStore;
 use kline_core::event::EventId;
 use kline_core::event::TradePosition;
 use kline_core::stats::PushStats;
+use kline_store::CandleStore;
 
 /// A trade's place in block order ([`TradePosition::order`]).
 type TradeOrder = (u64, u32, u32, [u8; 64]);

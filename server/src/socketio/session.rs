@@ -426,7 +426,7 @@ impl Session<'_> {
                     let has_more = newest.total > newest.candles.len();
                     return Ok((newest.candles, has_more, newest.total));
                 }
-                let query = crate::store::HistoryQuery {
+                let query = kline_store::HistoryQuery {
                     from,
                     to: None,
                     limit: limit as usize,

@@ -13,17 +13,17 @@ use std::sync::Arc;
 
 use kline_protocol::Symbol;
 
-use super::StreamStatus;
 use super::continuity::{self, Break};
-use super::epoch::Position;
-use super::record::{BadRecord, GroupRecord};
 use super::redis::Entry;
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate, SeriesId};
-use crate::store::replication::{APPLIED_EPOCH, APPLIED_SEQ, Replicated};
-use crate::store::{CandleStore, StoreBatch, StoreError, TradeValue, codec, keys, names};
 use kline_core::aggregator::{CandleKey, CandleState};
 use kline_core::event::TradePosition;
+use kline_store::replication::StreamStatus;
+use kline_store::replication::epoch::Position;
+use kline_store::replication::record::{BadRecord, GroupRecord};
+use kline_store::replication::{APPLIED_EPOCH, APPLIED_SEQ, Replicated};
+use kline_store::{CandleStore, StoreBatch, StoreError, TradeValue, codec, keys, names};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

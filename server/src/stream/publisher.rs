@@ -8,7 +8,7 @@
 //! edge that needs older groups than that loads a snapshot. While Redis is unreachable nothing queues in
 //! memory: the records wait in the outbox.
 //!
-//! Every entry carries the store's epoch (`stream::epoch`). A stream of another epoch (this store was wiped
+//! Every entry carries the store's epoch (`kline_store::replication::epoch`). A stream of another epoch (this store was wiped
 //! or replaced) is replaced by this store's outbox; a stream of this epoch past the store's newest group
 //! (the store was restored from a backup) makes the publisher start a new epoch first. The edges see the
 //! new epoch and load a snapshot, so the new groups reach them instead of being numbered below the
@@ -19,12 +19,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::StreamStatus;
 use super::backoff;
-use super::epoch::{self, ResumePlan};
 use super::redis::{RedisStream, StreamError};
-use crate::store::{CandleStore, StoreError};
 use kline_config::StreamConfig;
+use kline_store::replication::StreamStatus;
+use kline_store::replication::epoch::{self, ResumePlan};
+use kline_store::{CandleStore, StoreError};
 
 /// Records appended per round trip, and about how many bytes of them (groups of full-speed ingest are
 /// megabytes each).

@@ -1,6 +1,6 @@
 //! The stream engine: Redis Streams through the `redis` crate. Entries carry their group number as their
 //! stream id (`<seq>-0`), so "read after group N" is `XREAD … <N>-0` and the numbering survives a Redis
-//! restart; and the writer's epoch (`stream::epoch`) as a field beside the record. The publisher and the
+//! restart; and the writer's epoch (`kline_store::replication::epoch`) as a field beside the record. The publisher and the
 //! replica use only the operations here (connect, head, append, read after, reset); another engine (NATS
 //! JetStream: publish with a message id, consume from a sequence, purge) would provide the same and
 //! nothing else would change.
@@ -13,8 +13,8 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadRe
 use tokio_util::sync::CancellationToken;
 
 use super::backoff;
-use super::epoch::Position;
 use kline_config::{READ_BLOCK, StreamConfig};
+use kline_store::replication::epoch::Position;
 
 /// The field holding an entry's record.
 const FIELD: &str = "g";

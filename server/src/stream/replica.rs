@@ -19,15 +19,15 @@ use std::time::Duration;
 use backon::RetryableWithContext;
 use tokio_util::sync::CancellationToken;
 
-use super::StreamStatus;
 use super::apply::{ApplyError, Replica};
 use super::backoff;
 use super::continuity::{self, AtHead};
 use super::redis::{RedisStream, StreamError};
 use super::snapshot::{self, Loaded, SnapshotError};
 use crate::feed::CandleFeed;
-use crate::store::CandleStore;
 use kline_config::StreamConfig;
+use kline_store::CandleStore;
+use kline_store::replication::StreamStatus;
 
 #[derive(Debug, thiserror::Error)]
 enum FollowError {
@@ -111,8 +111,8 @@ async fn follow(
                     if let Some(epoch) = epoch {
                         tracing::warn!(
                             applied = replica.applied(),
-                            epoch = %super::epoch::hex(replica.position().epoch),
-                            stream_epoch = %super::epoch::hex(epoch),
+                            epoch = %kline_store::replication::epoch::hex(replica.position().epoch),
+                            stream_epoch = %kline_store::replication::epoch::hex(epoch),
                             "the stream is of another epoch (the writer's store was wiped or restored); \
                              loading a snapshot"
                         );
@@ -218,7 +218,7 @@ async fn repair(
     };
     tracing::info!(
         seq = loaded.at.seq,
-        epoch = %super::epoch::hex(loaded.at.epoch),
+        epoch = %kline_store::replication::epoch::hex(loaded.at.epoch),
         series = loaded.changed.len(),
         url = %url,
         "snapshot loaded"
@@ -240,7 +240,7 @@ async fn attempt<'a>(
 
 /// About how many bytes of records one read should bring: full-speed ingest makes groups of megabytes,
 /// and `stream.read_count` of those at once would be gigabytes in memory. Records are deflated and
-/// inflate ~4–6× (`stream::record`), so a read is held as ~20 MB once decoded.
+/// inflate ~4–6× (`kline_store::replication::record`), so a read is held as ~20 MB once decoded.
 const READ_BYTES: usize = 4 << 20;
 
 /// The entry count for the next read: halved after a read of more than [`READ_BYTES`], doubled (up to

@@ -27,12 +27,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
 use super::apply::{ApplyError, Replica};
-use super::epoch::Position;
 use crate::feed::SeriesId;
-use crate::store::replication::Replicated;
-use crate::store::{CandleStore, StoreError};
 use kline_config::StreamConfig;
 use kline_core::stats::StoreStats;
+use kline_store::replication::Replicated;
+use kline_store::replication::epoch::Position;
+use kline_store::{CandleStore, StoreError};
 
 /// Entries per frame.
 const FRAME_ENTRIES: usize = 2048;

@@ -11,15 +11,16 @@ use std::time::{Duration, Instant};
 use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::Outbox;
 use super::redis::Entry;
-use super::{ReadinessPolicy, StreamStatus, publisher, replica, snapshot};
+use super::{publisher, replica, snapshot};
 use crate::feed::CandleFeed;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::store::{CandleStore, HistoryQuery};
 use kline_config::{Config, StreamConfig};
 use kline_core::simulated_market::SimulatedMarket;
+use kline_store::replication::outbox::Outbox;
+use kline_store::replication::{ReadinessPolicy, StreamStatus};
+use kline_store::{CandleStore, HistoryQuery};
 
 mod breaks;
 
@@ -343,7 +344,7 @@ fn records_are_stored_and_streamed_deflated() {
     assert_eq!(records.len(), 50);
     let (mut deflated, mut plain) = (0, 0);
     for (seq, bytes) in &records {
-        let record = super::record::GroupRecord::decode(bytes).unwrap();
+        let record = kline_store::replication::record::GroupRecord::decode(bytes).unwrap();
         assert_eq!(record.seq, *seq);
         assert_eq!(record.trades.len(), 5);
         assert!(record.candles.len() >= Interval::ALL.len());

@@ -30,13 +30,13 @@ use super::frame;
 use super::outbox::{Ending, Outbox};
 use super::socket::ClientStream;
 use super::writer::{self, WriterSettings};
-use crate::history::{self, HistoryRequest, history_data};
 use crate::push::PushContext;
 use crate::push::hub::ConnectionId;
 use crate::push::rate_limit::{self, Charge, RequestBudget};
 use crate::push::session::{self, Subscriptions};
 use crate::push::{SeriesKey, Subscriber};
 use kline_core::clock::now_ms;
+use kline_store::history::{self, HistoryRequest, history_data};
 
 use kline_core::event::TradePosition;
 

@@ -8,9 +8,9 @@ use kline_protocol::{Interval, Symbol};
 use serde_json::Value;
 
 use super::*;
-use crate::store::SymbolStats;
-use crate::store::series_counts_tests::write_series;
 use kline_config::{Keep, RetentionConfig};
+use kline_store::SymbolStats;
+use kline_store::test_support::write_series;
 
 /// Unix s of the series' first candle.
 const T0: i64 = 1_700_000_000;
@@ -105,7 +105,7 @@ async fn a_million_candle_series_answers_api_kline_reading_only_the_page() {
         candles: [(Interval::S1, keep)].into(),
         check_every: Duration::from_secs(60),
     };
-    let report = crate::retention::prune_once(&store, &retention, now_ms).unwrap();
+    let report = kline_store::sweeper::prune_once(&store, &retention, now_ms).unwrap();
     assert_eq!(report.series_pruned, 1);
     let kept = store.count_series_candles(&mint, Interval::S1).unwrap();
     assert!(kept < 260_000 && kept > 240_000, "{kept}");

@@ -10,11 +10,11 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::*;
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::store::HistoryQuery;
-use crate::store::series_counts_tests::candle;
 use crate::ws::outbox::Outbox;
 use kline_core::aggregator::CandleKey;
 use kline_core::simulated_market::SimulatedMarket;
+use kline_store::HistoryQuery;
+use kline_store::test_support::candle;
 
 const T0_MS: i64 = 1_764_000_000_000;
 

@@ -39,9 +39,9 @@ pub use round::TickerRound;
 use super::Subscriber;
 use super::hub::ConnectionId;
 use crate::feed::{CandleFeed, Drained, Inbox};
-use crate::store::{CandleStore, HistoryQuery};
 use kline_core::clock::now_ms;
 use kline_core::stats::PushStats;
+use kline_store::{CandleStore, HistoryQuery};
 
 /// How often the changed tickers go out.
 pub const ROUND: Duration = Duration::from_secs(1);

@@ -63,13 +63,13 @@ use self::gather::GatherWindow;
 use self::rpc::{RpcClient, RpcCounters, RpcLimits};
 use self::waiting::{HeardTx, ReceiptLag};
 use crate::pipeline::service::{IngestError, IngestHandle, PendingWrite, WriteChain};
-use crate::store::CandleStore;
 use kline_config::SolanaConfig;
 use kline_core::clock::now_ms;
 use kline_core::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };
 use kline_core::stats::{Counter, Gauge};
+use kline_store::CandleStore;
 
 /// Key of the cursor in the store's `meta` column family.
 pub const CURSOR_KEY: &str = "solana.cursor";

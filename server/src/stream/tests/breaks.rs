@@ -17,12 +17,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Redis, T0_MS, contents, start_edge, stream_config, wait_until, writer_pipeline};
 use crate::feed::CandleFeed;
-use crate::store::CandleStore;
-use crate::stream::outbox::Outbox;
 use crate::stream::redis::RedisStream;
-use crate::stream::{ReadinessPolicy, StreamStatus, epoch, snapshot};
+use crate::stream::snapshot;
 use kline_config::StreamConfig;
 use kline_core::simulated_market::SimulatedMarket;
+use kline_store::CandleStore;
+use kline_store::replication::ReadinessPolicy;
+use kline_store::replication::StreamStatus;
+use kline_store::replication::epoch;
+use kline_store::replication::outbox::Outbox;
 
 const SEED: u64 = 21;
 const MINTS: usize = 3;

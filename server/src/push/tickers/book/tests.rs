@@ -84,7 +84,7 @@ fn an_older_state_of_a_candle_is_ignored_and_an_equal_one_changes_nothing() {
 fn loading_from_the_store_replaces_the_window_and_names_follow_the_directory() {
     let names = Arc::new(TokenNames::default());
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::CandleStore::open_at(dir.path(), false, 64).unwrap();
+    let store = kline_store::CandleStore::open_at(dir.path(), false, 64).unwrap();
     names.reload(&store).unwrap();
     let mut book = TickerBook::new(START, names.clone());
     let mint = [3; 32];

@@ -1,5 +1,5 @@
 //! The retention task: keeps what `[retention]` says and removes the rest so that the disk shrinks
-//! (the store side: [`crate::store`]'s `retention` module), and refreshes the store's size in `/metrics`.
+//! (the store side: [`crate`]'s `retention` module), and refreshes the store's size in `/metrics`.
 //!
 //! A pass, every `retention.check_every`: candles past their interval's retention and trades past
 //! `retention.trades` are range-deleted (per series, per mint); the events' compaction filter is given
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{CandleStore, SWEPT_FAMILIES, StoreError};
+use crate::{CandleStore, SWEPT_FAMILIES, StoreError};
 use kline_config::{Keep, RetentionConfig};
 use kline_core::stats::StoreStats;
 

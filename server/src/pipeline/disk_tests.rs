@@ -5,16 +5,18 @@ use std::time::Duration;
 
 use kline_protocol::Interval;
 
-use super::*;
+use kline_store::sweeper::{prune_once, sweep_slices};
+use kline_store::test_support::{event_entries, write_as_legacy};
+use kline_store::{CandleStore, HistoryQuery, SWEPT_FAMILIES};
+
 use crate::pipeline::{Pipeline, PipelineSettings};
-use crate::retention::{prune_once, sweep_slices};
 use kline_config::{Keep, RetentionConfig};
-use kline_core::event::SpinPetEvent;
+use kline_core::event::{SpinPetEvent, stored};
 use kline_core::simulated_market::SimulatedMarket;
 
 const NOW_MS: i64 = 1_764_000_000_000;
 
-fn open(dir: &Path) -> (Arc<CandleStore>, Pipeline) {
+fn open(dir: &std::path::Path) -> (Arc<CandleStore>, Pipeline) {
     let store = Arc::new(CandleStore::open_at(dir, false, 64).unwrap());
     let settings = PipelineSettings {
         intervals: Interval::ALL.to_vec(),
@@ -93,9 +95,7 @@ fn retention_removes_old_events_trades_and_candles_and_the_disk_shrinks() {
     let (store, mut pipeline) = open(dir.path());
     // 40 s of events at 1,000/s; keep the newest 10 s.
     ingest(&mut pipeline, 40_000, NOW_MS, |_| true);
-    let created = store
-        .db
-        .iterator_cf(store.cf(CF_EVENTS), IteratorMode::Start)
+    let created = event_entries(&store)
         .filter(|item| stored::is_token_created(&item.as_ref().unwrap().1))
         .count();
     let before_bytes = bytes_on_disk(&store);
@@ -119,10 +119,7 @@ fn retention_removes_old_events_trades_and_candles_and_the_disk_shrinks() {
     assert!(!trades.is_empty() && trades.len() * 2 < before_trades);
     assert!(trades.iter().all(|trade| trade.time >= cutoff_ms));
     let mut kept_events = 0;
-    for item in store
-        .db
-        .iterator_cf(store.cf(CF_EVENTS), IteratorMode::Start)
-    {
+    for item in event_entries(&store) {
         let (_, value) = item.unwrap();
         let time = stored::time_ms(&value).unwrap();
         assert!(
@@ -169,35 +166,6 @@ fn sweeps_take_a_quarter_of_the_shortest_retention_within_bounds() {
     config.events = Keep::For(Duration::from_secs(30 * 86_400));
     config.check_every = Duration::from_secs(600);
     assert_eq!(sweep_slices(&config), 144, "a day's sweep at most");
-}
-
-/// Rewrites every event and trade entry of `store` as the versions before the signature-head layout
-/// stored them (whole signatures in both keys, records without the signature) and forgets the layout mark.
-fn write_as_legacy(store: &CandleStore) {
-    let (events, trades) = (store.cf(CF_EVENTS), store.cf(CF_TRADES));
-    let mut batch = store.batch();
-    for item in store.db.iterator_cf(events, IteratorMode::Start) {
-        let (key, value) = item.unwrap();
-        let (head, index) = keys::split_event_key(&key).unwrap();
-        let event = stored::decode(head, index, &value).unwrap();
-        batch.batch.delete_cf(events, &key);
-        let legacy = keys::legacy_event_key(&event.id());
-        let record = kline_core::event::stored::test_support::encode_without_signature(&event);
-        batch.batch.put_cf(events, legacy, record);
-    }
-    for item in store.db.iterator_cf(trades, IteratorMode::Start) {
-        let (key, value) = item.unwrap();
-        let event_key = keys::event_key_of_trade(&key).unwrap();
-        let bytes = store.db.get_cf(events, &event_key).unwrap().unwrap();
-        let (head, index) = keys::split_event_key(&event_key).unwrap();
-        let event = stored::decode(head, index, &bytes).unwrap();
-        let mint: [u8; 32] = key[..32].try_into().unwrap();
-        batch.batch.delete_cf(trades, &key);
-        let legacy = keys::legacy_trade_key(&mint, &event.trade_position());
-        batch.batch.put_cf(trades, legacy, value);
-    }
-    batch.batch.delete_cf(store.cf(CF_META), layout::LAYOUT_KEY);
-    store.write(batch).unwrap();
 }
 
 /// A store of the legacy layout (every event and trade) is rewritten when opened, reads the same, and

@@ -4,55 +4,9 @@
 use kline_protocol::Interval;
 
 use super::*;
-use crate::store::HistoryQuery;
-use kline_core::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
-
-const MINT: [u8; 32] = [7; 32];
-
-/// A candle of `MINT` at `time` (Unix s) with `updates` events, not final (with more than one update, its
-/// write leaves the open-candle index alone: a million of them are written fast).
-pub(crate) fn candle(time: i64, updates: u32) -> CandleState {
-    let tick = PriceTick {
-        mint: MINT,
-        price: 1.0 + time as f64,
-        key: OrderKey {
-            ts_ms: time * 1000,
-            ..OrderKey::default()
-        },
-        trade: kline_core::event::TradeAmounts::default(),
-    };
-    let mut state = CandleState::first(time, &tick);
-    state.update_count = updates;
-    state
-}
-
-/// Writes `times` as candles of (`mint`, `interval`), `per_batch` to a batch.
-pub(crate) fn write_series(
-    store: &CandleStore,
-    mint: [u8; 32],
-    interval: Interval,
-    times: impl IntoIterator<Item = i64>,
-    per_batch: usize,
-) {
-    let mut batch = store.batch();
-    let mut in_batch = 0;
-    for time in times {
-        let key = CandleKey {
-            mint,
-            interval,
-            time,
-        };
-        batch.put_candle(&key, &candle(time, 2));
-        in_batch += 1;
-        if in_batch == per_batch {
-            store
-                .write(std::mem::replace(&mut batch, store.batch()))
-                .unwrap();
-            in_batch = 0;
-        }
-    }
-    store.write(batch).unwrap();
-}
+use crate::HistoryQuery;
+use crate::test_support::{MINT, candle, write_series};
+use kline_core::aggregator::CandleKey;
 
 fn open(dir: &std::path::Path) -> CandleStore {
     CandleStore::open_at(dir, false, 64).unwrap()
@@ -109,9 +63,9 @@ fn a_replicated_candle_counts_like_one_the_pipeline_wrote() {
     for _ in 0..2 {
         let mut batch = store.batch();
         batch.put_replicated(
-            crate::store::replication::Replicated::Candles,
-            &crate::store::keys::candle_key(&key),
-            &crate::store::codec::encode_candle(&candle(5, 1)),
+            crate::replication::Replicated::Candles,
+            &crate::keys::candle_key(&key),
+            &crate::codec::encode_candle(&candle(5, 1)),
         );
         store.write(batch).unwrap();
     }
@@ -189,8 +143,8 @@ fn a_store_from_before_the_counts_gets_them_built_once_at_open() {
                 };
                 db.put_cf(
                     candles,
-                    crate::store::keys::candle_key(&key),
-                    crate::store::codec::encode_candle(&candle(time * 15, 1)),
+                    crate::keys::candle_key(&key),
+                    crate::codec::encode_candle(&candle(time * 15, 1)),
                 )
                 .unwrap();
             }

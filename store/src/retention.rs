@@ -21,7 +21,7 @@ use rocksdb::compaction_filter::Decision;
 use rocksdb::{Direction, IteratorMode, Options, ReadOptions};
 
 use super::{CF_CANDLES, CF_EVENTS, CF_TRADES, COLUMN_FAMILIES, CandleStore, StoreError, keys};
-use crate::store::TradeValue;
+use crate::TradeValue;
 use kline_core::event::stored;
 
 /// Families a retention pass compacts slice by slice.

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::StreamStatus;
-use super::record::GroupRecord;
-use crate::store::replication::COMMITTED_SEQ;
-use crate::store::{CandleStore, StoreBatch, StoreError};
+use super::status::StreamStatus;
+use crate::replication::COMMITTED_SEQ;
+use crate::replication::record::GroupRecord;
+use crate::{CandleStore, StoreBatch, StoreError};
 
 /// Numbers the pipeline's write groups and adds their records to the writes. Owned by the pipeline.
 pub struct Outbox {
@@ -29,7 +29,7 @@ pub struct Outbox {
 
 impl Outbox {
     /// Resumes numbering after the newest group committed in `store`; gives a store without a stream
-    /// epoch its first (`stream::epoch`).
+    /// epoch its first ([`epoch`](super::epoch)).
     pub fn open(
         store: &CandleStore,
         max_len: u64,
@@ -86,10 +86,10 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::replication::decode_seq;
+    use crate::replication::decode_seq;
 
     fn record_with_symbol(outbox: &mut Outbox, byte: u8) {
-        let stats = crate::store::SymbolStats {
+        let stats = crate::SymbolStats {
             last_price: 1.0,
             last_key: Default::default(),
             updated_at_ms: 1,

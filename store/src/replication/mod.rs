@@ -1,13 +1,27 @@
-//! What the stream to the edges (`crate::stream`) needs from the store: the writer's outbox (group number →
-//! record, in the same write as the group), raw writes of replicated values on an edge, the newest candle
-//! state per key (to apply only newer ones), and a consistent dump of the replicated column families for
-//! snapshots.
+//! What the stream to the edges (the `kline-stream` crate) needs from the store: the writer's outbox (group
+//! number → record, in the same write as the group), raw writes of replicated values on an edge, the newest
+//! candle state per key (to apply only newer ones), and a consistent dump of the replicated column families
+//! for snapshots.
+//!
+//! - [`record`]: a stream entry's content (the group's candles, trades, events, symbol stats) and its encoding.
+//! - [`outbox`]: the writer side of the pipeline's write: the group's record and its sequence number go
+//!   into the same RocksDB write as the group (no gap, no duplicate after a crash).
+//! - [`epoch`]: the numbering's lineage: the writer's store carries an epoch every entry carries, so a
+//!   wiped or restored store starts a new one and the edges load a snapshot instead of stalling.
+//! - [`status`]: sequence numbers, staleness and readiness, read by `/ready`, `/health` and `/metrics`.
 //!
 //! Replicated column families: `candles`, `trades`, `events` (those behind trades), `symbols`. Not
 //! replicated: `open_candles` (the writer's aggregator state; an edge keeps its own in step through
 //! [`StoreBatch::put_candle`]), `meta` (each node's own cursors and numbers), `outbox`.
 
+pub mod epoch;
+pub mod outbox;
+pub mod record;
+pub mod status;
+
 use rocksdb::{Direction, IteratorMode, ReadOptions};
+
+pub use status::{NotReady, ReadinessPolicy, StreamStatus};
 
 use super::{
     CF_CANDLES, CF_EVENTS, CF_META, CF_OUTBOX, CF_SYMBOLS, CF_TRADES, CandleStore, StoreBatch,
@@ -18,7 +32,7 @@ use super::{
 pub const COMMITTED_SEQ: &str = "stream_committed_seq";
 /// An edge's newest applied group number (`meta`).
 pub const APPLIED_SEQ: &str = "stream_applied_seq";
-/// The writer's stream epoch (`meta`, 8 bytes big-endian; `stream::epoch`).
+/// The writer's stream epoch (`meta`, 8 bytes big-endian; [`epoch`]).
 pub const EPOCH: &str = "stream_epoch";
 /// The epoch of an edge's applied group number (`meta`).
 pub const APPLIED_EPOCH: &str = "stream_applied_epoch";

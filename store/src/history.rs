@@ -3,7 +3,7 @@
 
 use kline_protocol::{HistoryData, Interval, MAX_HISTORY_LIMIT, SubscriptionId, Symbol};
 
-use crate::store::{CandleStore, HistoryQuery, StoreError};
+use crate::{CandleStore, HistoryQuery, StoreError};
 
 /// A validated history request (the protocol's `history`, or a subscription's snapshot).
 #[derive(Debug, Clone)]

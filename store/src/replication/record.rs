@@ -14,7 +14,7 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 
-use crate::store::{SymbolStats, codec, keys, names};
+use crate::{SymbolStats, codec, keys, names};
 use kline_core::aggregator::{CandleKey, CandleState};
 use kline_core::names::TokenName;
 
@@ -232,7 +232,7 @@ mod tests {
             mint: [7; 32],
             key: vec![2; keys::TRADE_KEY_LEN],
             event_key: vec![1; keys::EVENT_KEY_LEN],
-            value: crate::store::TradeValue::encode(1.5, 1_000).to_vec(),
+            value: crate::TradeValue::encode(1.5, 1_000).to_vec(),
             event_json: "{\"a\":1}".into(),
         });
         record.add_name(

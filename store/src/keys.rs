@@ -93,7 +93,7 @@ pub fn trade_key_of_legacy(legacy: &[u8]) -> Option<[u8; TRADE_KEY_LEN]> {
 }
 
 /// The legacy layout's trade key (tests write stores as older versions did).
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub fn legacy_trade_key(mint: &[u8; 32], position: &TradePosition) -> Vec<u8> {
     let mut out = trade_key(mint, position)[..TRADE_SIGNATURE_AT].to_vec();
     out.extend_from_slice(&position.signature);

@@ -17,8 +17,8 @@
 
 use rand::Rng;
 
-use crate::store::replication::EPOCH;
-use crate::store::{CandleStore, StoreError};
+use crate::replication::EPOCH;
+use crate::{CandleStore, StoreError};
 
 /// A place in the stream's numbering: group `seq` of `epoch` (`seq` 0: before the first group, or an
 /// empty stream).

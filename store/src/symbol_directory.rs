@@ -26,7 +26,7 @@ use kline_protocol::Symbol;
 use std::time::Instant;
 use tokio::sync::Mutex;
 
-use crate::store::{CandleStore, StoreError, SymbolStats};
+use crate::{CandleStore, StoreError, SymbolStats};
 
 /// A listed mint.
 #[derive(Debug, Clone, Copy, PartialEq)]

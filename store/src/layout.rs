@@ -59,7 +59,7 @@ pub struct LayoutUpgrade {
 
 impl CandleStore {
     /// Rewrites every legacy entry into this layout, unless the store is marked as done.
-    pub(super) fn upgrade_layout(&self) -> Result<LayoutUpgrade, StoreError> {
+    pub fn upgrade_layout(&self) -> Result<LayoutUpgrade, StoreError> {
         let mut done = LayoutUpgrade::default();
         if self.meta(LAYOUT_KEY)?.as_deref() == Some(LAYOUT) {
             return Ok(done);

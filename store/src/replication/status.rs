@@ -110,7 +110,7 @@ pub struct StreamStatus {
     replica_loaded: AtomicBool,
     head_read: AtomicBool,
     head: AtomicU64,
-    /// The writer's epoch, or the epoch of the edge's replica (`stream::epoch`).
+    /// The writer's epoch, or the epoch of the edge's replica ([`epoch`](super::epoch)).
     epoch: AtomicU64,
     last_read: LastRead,
 }

@@ -21,6 +21,7 @@
 //! symbols) run concurrently and take no lock.
 
 pub mod codec;
+pub mod history;
 pub mod keys;
 mod layout;
 pub mod names;
@@ -28,8 +29,11 @@ pub mod replication;
 mod retention;
 mod series;
 mod series_counts;
-#[cfg(test)]
-pub(crate) use series_counts::tests as series_counts_tests;
+
+pub mod sweeper;
+pub mod symbol_directory;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 mod trades;
 
 use std::path::{Path, PathBuf};
@@ -500,7 +504,5 @@ impl StoreBatch<'_> {
     }
 }
 
-#[cfg(test)]
-mod disk_tests;
 #[cfg(test)]
 mod tests;
