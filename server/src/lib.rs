@@ -3,13 +3,10 @@
 //! Turns Spin Pet trade events into OHLC candles, stores both in RocksDB, and serves them.
 //!
 //! ## Layout
-//! - [`feed`]: the live candle feed from the pipeline to the hub shards: coalescing, bounded inboxes.
 //! - [`fds`]: the open-file limit and how it is shared between client sockets, RocksDB and the rest.
 //! - [`http`]: the HTTP parts, each a sub-router with its own state: REST reads, ingest, status; the
 //!   accept loop.
-//! - [`names`]: token names (ticker, name, URI from `TokenCreated`): sanitised, stored, in memory.
 //! - [`node`]: a process by role (`all`, `writer`, `edge`): its parts, `bind`, `run`, the shutdown order.
-//! - [`pipeline`]: the single write path (dedup → aggregate → one write batch → publish), on its own thread.
 //! - [`push`]: the transport-neutral push core: subscription hub, rate limit.
 //! - [`readiness`]: whether the node takes new clients (`/ready`, `/ws`, Socket.IO).
 //! - [`socketio`]: the old Spin Pet server's Socket.IO endpoint (`/socket.io`, namespace `/kline`).
@@ -17,12 +14,9 @@
 //! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod fds;
-pub mod feed;
 pub mod http;
 pub mod memory;
-pub mod names;
 pub mod node;
-pub mod pipeline;
 pub mod push;
 pub mod readiness;
 pub mod socketio;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kline_config::{Config, ConfigLayers};
+use kline_pipeline::{Pipeline, PipelineSettings};
 use kline_server::node;
-use kline_server::pipeline::{Pipeline, PipelineSettings};
 use kline_server::source::replay::replay_file;
 use kline_store::CandleStore;
 use tokio_util::sync::CancellationToken;
@@ -114,7 +114,7 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 
 fn replay(config: Config, file: &std::path::Path) -> anyhow::Result<()> {
     let store = Arc::new(CandleStore::open(&config.storage)?);
-    let feed = kline_server::feed::CandleFeed::unread();
+    let feed = kline_pipeline::feed::CandleFeed::unread();
     let mut pipeline = Pipeline::open(
         store.clone(),
         PipelineSettings::from_config(&config),

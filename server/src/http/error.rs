@@ -80,11 +80,11 @@ impl From<kline_store::StoreError> for ApiError {
     }
 }
 
-impl From<crate::pipeline::service::IngestError> for ApiError {
-    fn from(err: crate::pipeline::service::IngestError) -> Self {
+impl From<kline_pipeline::service::IngestError> for ApiError {
+    fn from(err: kline_pipeline::service::IngestError) -> Self {
         match err {
-            crate::pipeline::service::IngestError::ShuttingDown => ApiError::Unavailable,
-            crate::pipeline::service::IngestError::Unavailable {
+            kline_pipeline::service::IngestError::ShuttingDown => ApiError::Unavailable,
+            kline_pipeline::service::IngestError::Unavailable {
                 reason,
                 retry_after_ms,
             } => ApiError::StorageUnavailable {

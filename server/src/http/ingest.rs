@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use super::bearer;
 use super::error::ApiError;
-use crate::pipeline::service::IngestHandle;
-use crate::pipeline::stats::PipelineStats;
 use kline_config::Config;
 use kline_core::clock::now_ms;
 use kline_core::event::{ParseLimits, parse_event, split_body};
+use kline_pipeline::service::IngestHandle;
+use kline_pipeline::stats::PipelineStats;
 
 /// What the ingest route needs: the pipeline's queue, the token, the price scale and the rejection counter.
 #[derive(Clone)]

@@ -12,9 +12,9 @@ use axum::response::IntoResponse;
 use prometheus_client::registry::Registry;
 
 use super::status::NodeStatus;
-use crate::pipeline::stats::PipelineStats;
 use crate::source::solana::SolanaStatus;
 use kline_core::stats::{PushStats, StoreStats};
+use kline_pipeline::stats::PipelineStats;
 
 /// Builds the registry of a role's metrics; called once at start. `pipeline`: roles `all` and `writer`.
 /// The push metrics are registered on every role: the HTTP socket budget's refusals are counted there

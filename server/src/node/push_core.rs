@@ -10,7 +10,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::feed::CandleFeed;
 use crate::http::serve::SocketBudget;
 use crate::http::status::PushStatus;
 use crate::push::PushContext;
@@ -23,6 +22,7 @@ use crate::readiness::Readiness;
 use crate::{http, memory, socketio, ws};
 use kline_config::Config;
 use kline_core::stats::PushStats;
+use kline_pipeline::feed::CandleFeed;
 use kline_store::CandleStore;
 
 /// The running push side.

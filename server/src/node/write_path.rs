@@ -9,28 +9,18 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::feed::CandleFeed;
 use crate::http::ingest::{self, Ingest};
 use crate::http::status::WriteStatus;
-use crate::pipeline::provisional::ProvisionalLimits;
-use crate::pipeline::service::{self, IngestHandle};
-use crate::pipeline::stats::PipelineStats;
-use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::source;
 use crate::source::solana::SolanaStatus;
 use kline_config::Config;
+use kline_pipeline::feed::CandleFeed;
+use kline_pipeline::provisional::ProvisionalLimits;
+use kline_pipeline::service::{self, IngestHandle};
+use kline_pipeline::stats::PipelineStats;
+use kline_pipeline::{Pipeline, PipelineSettings};
 use kline_store::replication::outbox::Outbox;
 use kline_store::{CandleStore, StoreError};
-
-impl PipelineSettings {
-    pub fn from_config(config: &Config) -> PipelineSettings {
-        PipelineSettings {
-            intervals: config.kline.intervals.clone(),
-            finality_grace_ms: config.kline.finality_grace_ms,
-            price_scale_decimals: config.kline.price_scale_decimals,
-        }
-    }
-}
 
 /// The running write path.
 pub struct WritePath {

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Base, ServerError, WritePath, grace, internal, serve_http, wait_bounded};
-use crate::feed::CandleFeed;
 use crate::http::serve::SocketBudget;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
@@ -23,6 +22,7 @@ use crate::readiness::Readiness;
 use crate::stream::publisher;
 use kline_config::Config;
 use kline_core::stats::PushStats;
+use kline_pipeline::feed::CandleFeed;
 use kline_store::replication::StreamStatus;
 use kline_store::replication::outbox::Outbox;
 

@@ -53,7 +53,7 @@ pub struct PushParts {
     /// The ticker stream's subscribers and its rounds.
     pub ticker_hub: TickerHub,
     /// Token names, for `connection_success`.
-    pub names: Arc<crate::names::TokenNames>,
+    pub names: Arc<kline_pipeline::names::TokenNames>,
     pub push_stats: Arc<PushStats>,
     /// Permits for history reads over all connections (`websocket.max_concurrent_history_reads`).
     pub history_reads: Semaphore,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kline_protocol::Candle;
 
-use crate::feed::{CandleUpdate, CandleVersion, SeriesId};
+use kline_pipeline::feed::{CandleUpdate, CandleVersion, SeriesId};
 
 /// The gated series of one subscriber and the updates each holds. Empty for most subscribers.
 #[derive(Default)]

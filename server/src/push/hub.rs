@@ -3,7 +3,7 @@
 //! Each shard is a task on a thread of its own and the one owner of the subscriptions of its share of the
 //! connections (connection id modulo the shard count), so fan-out writes spread over the cores with no
 //! shared index and no lock. Each shard reads its own [`Inbox`] of the candle feed at its own pace (a
-//! shard that falls behind gets the newest state of each candle, never a gap: see [`crate::feed`]) and its
+//! shard that falls behind gets the newest state of each candle, never a gap: see [`kline_pipeline::feed`]) and its
 //! connections' commands. For each update the `kline_data` frame is encoded **once** (shared by every
 //! shard) and the updates of a series that one read brought are pushed into every subscriber's outbox
 //! together, which writes them to the socket at once, in one write, when it has room (never blocking: see
@@ -36,9 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{SeriesKey, Subscriber};
-use crate::feed::{CandleFeed, CandleUpdate, CandleVersion, Drained, Inbox, SeriesId};
 use kline_core::clock::now_ms;
 use kline_core::stats::PushStats;
+use kline_pipeline::feed::{CandleFeed, CandleUpdate, CandleVersion, Drained, Inbox, SeriesId};
 use kline_store::CandleStore;
 
 /// Identifies one connection in the index.

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use crate::feed::CandleUpdate;
-use crate::feed::trades::LiveTrade;
 use crate::push::tickers::TickerRound;
 use crate::socketio::engine::socket::DirectSocket;
 use crate::socketio::sink::SocketIoSink;
 use crate::ws::outbox::Outbox;
+use kline_pipeline::feed::CandleUpdate;
+use kline_pipeline::feed::trades::LiveTrade;
 
 #[derive(Clone)]
 pub enum Subscriber {

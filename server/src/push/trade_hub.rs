@@ -3,7 +3,7 @@
 //!
 //! One task on a thread of its own (like the candle shards, it must not be starved by connection tasks)
 //! owns the index (mint → members); connections change it only through [`TradeHub`] commands over a
-//! bounded queue. It reads the trade feed ([`crate::feed::trades`]) and does nothing for the mints nobody
+//! bounded queue. It reads the trade feed ([`kline_pipeline::feed::trades`]) and does nothing for the mints nobody
 //! subscribed: the candle hot path is not touched.
 //!
 //! Rules, per member (one connection's subscription to one mint):
@@ -31,10 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Subscriber;
 use super::hub::ConnectionId;
-use crate::feed::trades::{DrainedTrades, LiveTrade, TradeFeed};
 use kline_core::event::EventId;
 use kline_core::event::TradePosition;
 use kline_core::stats::PushStats;
+use kline_pipeline::feed::trades::{DrainedTrades, LiveTrade, TradeFeed};
 use kline_store::CandleStore;
 
 /// A trade's place in block order ([`TradePosition::order`]).

@@ -36,11 +36,11 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::Notify;
 
 use super::wire::{KlineData, LegacyCandle};
-use crate::feed::CandleUpdate;
-use crate::feed::trades::LiveTrade;
 use crate::push::SeriesKey;
 use crate::push::gate::SeriesGates;
 use kline_core::stats::PushStats;
+use kline_pipeline::feed::CandleUpdate;
+use kline_pipeline::feed::trades::LiveTrade;
 
 /// The first pause before the drain tries socketioxide's full buffer again.
 const FIRST_RETRY: Duration = Duration::from_millis(5);
@@ -408,6 +408,6 @@ pub(crate) fn event_data(trade: &LiveTrade) -> &RawValue {
     })
 }
 
-fn series_id((symbol, interval): &SeriesKey) -> crate::feed::SeriesId {
+fn series_id((symbol, interval): &SeriesKey) -> kline_pipeline::feed::SeriesId {
     (symbol.to_bytes(), *interval)
 }

@@ -66,7 +66,7 @@ pub struct EventUpdate<'a> {
 }
 
 /// The `EventUpdate` of a trade (its stored event JSON is valid JSON: the pipeline wrote it).
-pub fn event_update(trade: &crate::feed::trades::LiveTrade) -> EventUpdate<'_> {
+pub fn event_update(trade: &kline_pipeline::feed::trades::LiveTrade) -> EventUpdate<'_> {
     EventUpdate {
         symbol: &trade.trade.symbol,
         event_type: trade.trade.event_type,

@@ -1,5 +1,5 @@
 //! Where events come from. Every source hands validated events to the pipeline through an
-//! [`IngestHandle`](crate::pipeline::service::IngestHandle); none writes to the store itself.
+//! [`IngestHandle`](kline_pipeline::service::IngestHandle); none writes to the store itself.
 //!
 //! - [`simulator`]: simulated Spin Pet trading for development (on in `default.toml`).
 //! - [`replay`]: loads an NDJSON file of events (`kline-server replay FILE`).

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::pipeline::Pipeline;
 use kline_core::clock::now_ms;
 use kline_core::event::{EventRecord, ParseLimits, parse_event};
+use kline_pipeline::Pipeline;
 use kline_store::StoreError;
 
 /// Events written per RocksDB batch during a replay.

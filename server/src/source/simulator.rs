@@ -11,7 +11,7 @@ use kline_core::event::EventRecord;
 use kline_core::simulated_market::SimulatedMarket;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::service::{IngestError, IngestHandle};
+use kline_pipeline::service::{IngestError, IngestHandle};
 
 /// Emits simulated events at `config.events_per_sec` until `shutdown`.
 pub async fn run(config: SimulatorConfig, ingest: IngestHandle, shutdown: CancellationToken) {

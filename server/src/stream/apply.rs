@@ -15,10 +15,10 @@ use kline_protocol::Symbol;
 
 use super::continuity::{self, Break};
 use super::redis::Entry;
-use crate::feed::trades::LiveTrade;
-use crate::feed::{CandleFeed, CandleUpdate, SeriesId};
 use kline_core::aggregator::{CandleKey, CandleState};
 use kline_core::event::TradePosition;
+use kline_pipeline::feed::trades::LiveTrade;
+use kline_pipeline::feed::{CandleFeed, CandleUpdate, SeriesId};
 use kline_store::replication::StreamStatus;
 use kline_store::replication::epoch::Position;
 use kline_store::replication::record::{BadRecord, GroupRecord};

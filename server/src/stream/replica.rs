@@ -24,8 +24,8 @@ use super::backoff;
 use super::continuity::{self, AtHead};
 use super::redis::{RedisStream, StreamError};
 use super::snapshot::{self, Loaded, SnapshotError};
-use crate::feed::CandleFeed;
 use kline_config::StreamConfig;
+use kline_pipeline::feed::CandleFeed;
 use kline_store::CandleStore;
 use kline_store::replication::StreamStatus;
 

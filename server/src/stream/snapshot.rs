@@ -27,9 +27,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
 use super::apply::{ApplyError, Replica};
-use crate::feed::SeriesId;
 use kline_config::StreamConfig;
 use kline_core::stats::StoreStats;
+use kline_pipeline::feed::SeriesId;
 use kline_store::replication::Replicated;
 use kline_store::replication::epoch::Position;
 use kline_store::{CandleStore, StoreError};

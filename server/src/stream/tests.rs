@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::redis::Entry;
 use super::{publisher, replica, snapshot};
-use crate::feed::CandleFeed;
-use crate::pipeline::stats::PipelineStats;
-use crate::pipeline::{Pipeline, PipelineSettings};
 use kline_config::{Config, StreamConfig};
 use kline_core::simulated_market::SimulatedMarket;
+use kline_pipeline::feed::CandleFeed;
+use kline_pipeline::stats::PipelineStats;
+use kline_pipeline::{Pipeline, PipelineSettings};
 use kline_store::replication::outbox::Outbox;
 use kline_store::replication::{ReadinessPolicy, StreamStatus};
 use kline_store::{CandleStore, HistoryQuery};

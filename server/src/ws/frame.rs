@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kline_protocol::{KlineData, ServerMessage};
 
 use super::deflate::{self, Deflate};
-use crate::feed::CandleUpdate;
+use kline_pipeline::feed::CandleUpdate;
 
 const FIN: u8 = 0x80;
 /// Set on the first frame of a compressed message (RFC 7692 §6).

@@ -35,11 +35,11 @@ use tokio::sync::Notify;
 
 use super::deflate::Deflate;
 use super::frame;
-use crate::feed::{CandleUpdate, SeriesId};
 pub use crate::push::SeriesKey;
 use crate::push::gate::SeriesGates;
 use crate::push::tickers::TickerRound;
 use kline_core::stats::PushStats;
+use kline_pipeline::feed::{CandleUpdate, SeriesId};
 
 /// The most frames one vectored write carries.
 const MAX_FRAMES_PER_WRITE: usize = 16;

@@ -5,7 +5,7 @@ use kline_protocol::ServerMessage;
 use kline_protocol::response::unix_millis_now;
 
 use super::frame;
-use crate::feed::trades::LiveTrade;
+use kline_pipeline::feed::trades::LiveTrade;
 
 /// The `trade` frame of `trade` (uncompressed: a trade is small; a connection that negotiated
 /// permessage-deflate takes uncompressed messages too).

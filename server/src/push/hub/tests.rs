@@ -9,10 +9,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::*;
-use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::ws::outbox::Outbox;
 use kline_core::aggregator::CandleKey;
 use kline_core::simulated_market::SimulatedMarket;
+use kline_pipeline::{Pipeline, PipelineSettings};
 use kline_store::HistoryQuery;
 use kline_store::test_support::candle;
 

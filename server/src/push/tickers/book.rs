@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use kline_protocol::{Candle, DayStats, Symbol, Ticker};
 
-use crate::feed::CandleVersion;
-use crate::names::TokenNames;
 use kline_core::names::TokenName;
+use kline_pipeline::feed::CandleVersion;
+use kline_pipeline::names::TokenNames;
 
 /// One mint's state.
 #[derive(Debug)]

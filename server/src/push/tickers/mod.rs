@@ -38,9 +38,9 @@ pub use round::TickerRound;
 
 use super::Subscriber;
 use super::hub::ConnectionId;
-use crate::feed::{CandleFeed, Drained, Inbox};
 use kline_core::clock::now_ms;
 use kline_core::stats::PushStats;
+use kline_pipeline::feed::{CandleFeed, Drained, Inbox};
 use kline_store::{CandleStore, HistoryQuery};
 
 /// How often the changed tickers go out.

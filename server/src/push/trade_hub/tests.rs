@@ -8,10 +8,10 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
-use crate::feed::CandleFeed;
-use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::push::hub::tests::connected;
 use kline_core::simulated_market::SimulatedMarket;
+use kline_pipeline::feed::CandleFeed;
+use kline_pipeline::{Pipeline, PipelineSettings};
 
 const T0_MS: i64 = 1_764_000_000_000;
 

@@ -12,11 +12,11 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::packet;
-use crate::feed::CandleUpdate;
-use crate::feed::trades::LiveTrade;
 use crate::push::SeriesKey;
 use crate::ws::frame;
 use crate::ws::outbox::Outbox;
+use kline_pipeline::feed::CandleUpdate;
+use kline_pipeline::feed::trades::LiveTrade;
 
 pub struct DirectSocket {
     /// The Socket.IO socket id (`40/kline,{"sid":…}`, and `connection_success`'s `client_id`).

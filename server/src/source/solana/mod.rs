@@ -4,7 +4,7 @@
 //!   skipped; every `Program data:` line the program itself emitted ([`logs`]) is decoded ([`decode`]) into
 //!   an event whose `event_index` is its position in the transaction.
 //! - Pushed at once, stored in block order: a notification's events are pushed live *provisionally* the
-//!   moment it arrives (time estimated from its receipt, no position: [`crate::pipeline::provisional`]).
+//!   moment it arrives (time estimated from its receipt, no position: [`kline_pipeline::provisional`]).
 //!   The block of its slot (`getBlock`, several slots at once, retried for as long as it takes: [`blocks`])
 //!   gives its block time and its position in the block (`tx_index`); then the events are stored for good,
 //!   and the candles they touched are published again with the block's open and close. A slow node delays
@@ -62,13 +62,13 @@ use self::blocks::{BlockCache, BlockPositions, BlockSettings};
 use self::gather::GatherWindow;
 use self::rpc::{RpcClient, RpcCounters, RpcLimits};
 use self::waiting::{HeardTx, ReceiptLag};
-use crate::pipeline::service::{IngestError, IngestHandle, PendingWrite, WriteChain};
 use kline_config::SolanaConfig;
 use kline_core::clock::now_ms;
 use kline_core::event::{
     EventMeta, EventRecord, EventTime, ParseLimits, Signature, TimeSource, TxIndexSource, validate,
 };
 use kline_core::stats::{Counter, Gauge};
+use kline_pipeline::service::{IngestError, IngestHandle, PendingWrite, WriteChain};
 use kline_store::CandleStore;
 
 /// Key of the cursor in the store's `meta` column family.
@@ -162,7 +162,7 @@ enum SourceError {
     #[error(transparent)]
     Rpc(#[from] rpc::RpcError),
     #[error("storing events failed: {0}")]
-    Ingest(#[from] crate::pipeline::service::IngestError),
+    Ingest(#[from] kline_pipeline::service::IngestError),
     #[error("{0}")]
     Protocol(String),
     #[error("shutting down")]

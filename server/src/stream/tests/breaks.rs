@@ -16,11 +16,11 @@ use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::{Redis, T0_MS, contents, start_edge, stream_config, wait_until, writer_pipeline};
-use crate::feed::CandleFeed;
 use crate::stream::redis::RedisStream;
 use crate::stream::snapshot;
 use kline_config::StreamConfig;
 use kline_core::simulated_market::SimulatedMarket;
+use kline_pipeline::feed::CandleFeed;
 use kline_store::CandleStore;
 use kline_store::replication::ReadinessPolicy;
 use kline_store::replication::StreamStatus;

@@ -38,7 +38,7 @@ pub enum IngestError {
 
 enum Request {
     Store(IngestRequest),
-    /// Events to push before they are stored (see [`crate::pipeline::provisional`]), and when they reached
+    /// Events to push before they are stored (see [`crate::provisional`]), and when they reached
     /// the server.
     Provisional(Vec<EventRecord>, i64),
 }
@@ -177,7 +177,7 @@ impl IngestHandle {
     }
 
     /// Pushes `events` live before they are stored, as part of their candles (see
-    /// [`crate::pipeline::provisional`]); the source stores them later with their block position.
+    /// [`crate::provisional`]); the source stores them later with their block position.
     pub async fn push_provisional(
         &self,
         events: Vec<EventRecord>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kline_protocol::Interval;
 
 use crate::feed::CandleFeed;
-use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::{Pipeline, PipelineSettings};
 use kline_core::event::{EventTime, SpinPetEvent};
 use kline_core::simulated_market::SimulatedMarket;
 use kline_store::CandleStore;

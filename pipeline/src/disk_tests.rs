@@ -9,7 +9,7 @@ use kline_store::sweeper::{prune_once, sweep_slices};
 use kline_store::test_support::{event_entries, write_as_legacy};
 use kline_store::{CandleStore, HistoryQuery, SWEPT_FAMILIES};
 
-use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::{Pipeline, PipelineSettings};
 use kline_config::{Keep, RetentionConfig};
 use kline_core::event::{SpinPetEvent, stored};
 use kline_core::simulated_market::SimulatedMarket;

@@ -1,8 +1,14 @@
+//! # kline-pipeline
+//!
+//! The write path and what it feeds: [`Pipeline`] (this module), the live [`feed`] from it to the push
+//! side, and the token [`names`] it stores and keeps in memory. Above the store; below the push core, the
+//! stream and the server, which each take what they need from it.
+//!
 //! The single write path: every source's events go through [`Pipeline::ingest`].
 //!
 //! For a group of event batches it drops duplicates (by identity, against the store and within the group),
 //! feeds price events to the [`Aggregator`], and writes the events, their entries in their mint's trade
-//! index (the price only: a read builds the trade from the event, see `store::trades`), every candle they
+//! index (the price only: a read builds the trade from the event, see `kline_store`'s `trades` module), every candle they
 //! changed, the symbol stats and the names of the tokens created (`TokenCreated`, sanitised:
 //! [`crate::names`]) in one RocksDB write batch. Only after that write succeeds are the changed
 //! candles published to the live stream, so a subscriber never sees a candle the store does not hold —
@@ -10,6 +16,8 @@
 //! candle is then published as the stored state plus those events, and published again when they are
 //! stored for good. [`service`] runs it on its own thread behind a bounded queue.
 
+pub mod feed;
+pub mod names;
 pub mod provisional;
 pub mod service;
 pub mod stats;
@@ -25,7 +33,7 @@ use self::provisional::{ProvisionalLimits, ProvisionalTicks};
 use crate::feed::trades::LiveTrade;
 use crate::feed::{CandleFeed, CandleUpdate};
 use crate::names::index::{NameBatch, index_stored_names};
-use crate::pipeline::stats::PipelineStats;
+use crate::stats::PipelineStats;
 use kline_core::aggregator::{
     Aggregator, CandleChange, CandleKey, CandleState, OrderKey, PriceTick,
 };
@@ -46,6 +54,16 @@ pub struct PipelineSettings {
     pub intervals: Vec<Interval>,
     pub finality_grace_ms: u64,
     pub price_scale_decimals: u32,
+}
+
+impl PipelineSettings {
+    pub fn from_config(config: &kline_config::Config) -> PipelineSettings {
+        PipelineSettings {
+            intervals: config.kline.intervals.clone(),
+            finality_grace_ms: config.kline.finality_grace_ms,
+            price_scale_decimals: config.kline.price_scale_decimals,
+        }
+    }
 }
 
 /// The outcome for one submitted batch of (already validated) events.

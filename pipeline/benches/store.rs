@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use kline_core::aggregator::{CandleKey, CandleState, OrderKey, PriceTick};
 use kline_core::simulated_market::SimulatedMarket;
+use kline_pipeline::{Pipeline, PipelineSettings};
 use kline_protocol::Interval;
-use kline_server::pipeline::{Pipeline, PipelineSettings};
 use kline_store::{CandleStore, HistoryQuery};
 
 const BATCH: usize = 4096;
@@ -25,7 +25,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn ingest_rate(events: usize, sync: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(CandleStore::open_at(dir.path(), sync, 256).unwrap());
-    let feed = kline_server::feed::CandleFeed::unread();
+    let feed = kline_pipeline::feed::CandleFeed::unread();
     let settings = PipelineSettings {
         intervals: Interval::ALL.to_vec(),
         finality_grace_ms: 2000,
