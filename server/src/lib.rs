@@ -11,7 +11,6 @@
 //! - [`readiness`]: whether the node takes new clients (`/ready`, `/ws`, Socket.IO).
 //! - [`socketio`]: the old Spin Pet server's Socket.IO endpoint (`/socket.io`, namespace `/kline`).
 //! - [`source`]: where events come from: simulator, replay (HTTP ingest is in `http`).
-//! - [`stream`]: writer → edges over Redis Streams: outbox, publisher, replica, snapshot (docs/scaling.md).
 //! - [`ws`]: the WebSocket push service at `/ws`: subscription hub, fan-out, per-connection outboxes.
 pub mod fds;
 pub mod http;
@@ -21,5 +20,4 @@ pub mod push;
 pub mod readiness;
 pub mod socketio;
 pub mod source;
-pub mod stream;
 pub mod ws;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::bearer;
 use crate::readiness::{self, Readiness};
-use crate::stream::snapshot::{self, SnapshotService};
+use kline_stream::snapshot::{self, SnapshotService};
 
 /// What the internal routes need.
 pub struct InternalRoutes {

@@ -17,10 +17,10 @@ use super::{Base, PushCore, ServerError, grace, internal, serve_http, wait_bound
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
-use crate::stream::replica;
 use kline_config::{Config, StreamConfig};
 use kline_store::replication::ReadinessPolicy;
 use kline_store::replication::StreamStatus;
+use kline_stream::replica;
 
 pub async fn run(
     config: Config,

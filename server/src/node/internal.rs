@@ -13,9 +13,9 @@ use super::{Base, ServerError, bind_addr, serve_listener};
 use crate::http::internal::{self, InternalRoutes};
 use crate::http::serve::SocketBudget;
 use crate::readiness::Readiness;
-use crate::stream::snapshot::SnapshotService;
 use kline_config::Config;
 use kline_core::stats::PushStats;
+use kline_stream::snapshot::SnapshotService;
 
 /// Sockets the internal listener holds at once: edges loading snapshots and operators' checks, a few.
 const MAX_INTERNAL_SOCKETS: usize = 64;

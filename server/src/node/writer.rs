@@ -19,12 +19,12 @@ use crate::http::serve::SocketBudget;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
 use crate::readiness::Readiness;
-use crate::stream::publisher;
 use kline_config::Config;
 use kline_core::stats::PushStats;
 use kline_pipeline::feed::CandleFeed;
 use kline_store::replication::StreamStatus;
 use kline_store::replication::outbox::Outbox;
+use kline_stream::publisher;
 
 pub async fn run(
     config: Config,

@@ -16,8 +16,8 @@ use kline_protocol::Interval;
 use tokio_util::sync::CancellationToken;
 
 use super::{Redis, T0_MS, contents, start_edge, stream_config, wait_until, writer_pipeline};
-use crate::stream::redis::RedisStream;
-use crate::stream::snapshot;
+use crate::redis::RedisStream;
+use crate::snapshot;
 use kline_config::StreamConfig;
 use kline_core::simulated_market::SimulatedMarket;
 use kline_pipeline::feed::CandleFeed;

@@ -1,3 +1,5 @@
+//! # kline-stream
+//!
 //! The stream from the writer to the edges (issue 16, docs/scaling.md): each committed write group of the
 //! writer becomes one numbered entry of a Redis stream; edges apply the entries to their replica in order.
 //!
