@@ -11,7 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use super::bearer;
-use crate::readiness::{self, Readiness};
+use kline_push::readiness::{self, Readiness};
 use kline_stream::snapshot::{self, SnapshotService};
 
 /// What the internal routes need.

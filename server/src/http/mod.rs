@@ -2,7 +2,7 @@
 //! runs (`crate::node` merges them): [`reads`] (REST reads over the store), [`ingest`] (`POST
 //! /api/v1/events`), [`status`] (`/health`, `/ready`, `/metrics`), [`chart`] (the chart page), [`internal`]
 //! (`/internal/*`, on the internal listener only). `/ws` is
-//! [`crate::ws::routes`], Socket.IO [`crate::socketio::attach`]. [`serve`] runs the result on a listener,
+//! [`kline_push::ws::routes`], Socket.IO [`kline_push::socketio::attach`]. [`serve`] runs the result on a listener,
 //! behind [`tls`] when the listener speaks TLS.
 
 mod bearer;
@@ -14,7 +14,6 @@ pub mod internal;
 mod klines;
 mod legacy_kline;
 pub mod metrics;
-pub mod origin;
 pub mod read_permits;
 pub mod reads;
 mod ready;

@@ -11,12 +11,12 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use super::{health, metrics, ready};
-use crate::readiness::Readiness;
 use crate::source::solana::SolanaStatus;
 use kline_config::Role;
 use kline_core::stats::PushStats;
 use kline_pipeline::service::IngestHandle;
 use kline_pipeline::stats::PipelineStats;
+use kline_push::readiness::Readiness;
 use kline_store::replication::StreamStatus;
 
 /// What the status routes read. Built once per process by the role's composition.

@@ -1,6 +1,6 @@
 //! TLS on the server's own listener (`server.tls`): a terminator in front of the plain HTTP server.
 //!
-//! The push path writes WebSocket frames straight to each client's `TcpStream` ([`crate::ws::outbox`]),
+//! The push path writes WebSocket frames straight to each client's `TcpStream` ([`kline_push::websocket::outbox`]),
 //! which a TLS session cannot be. So the terminator accepts on the public address, completes the TLS
 //! handshake (within `server.header_read_timeout_secs`), opens a loopback connection to the plain server
 //! ([`super::serve`], on `127.0.0.1:<ephemeral>`) and relays bytes both ways until either side closes.

@@ -13,8 +13,8 @@ use tokio_util::task::TaskTracker;
 use super::{Base, PushCore, ServerError, WritePath, grace, serve_http, wait_bounded};
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
-use crate::readiness::Readiness;
 use kline_config::Config;
+use kline_push::readiness::Readiness;
 
 pub async fn run(
     config: Config,

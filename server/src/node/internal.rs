@@ -12,9 +12,9 @@ use tokio_util::task::TaskTracker;
 use super::{Base, ServerError, bind_addr, serve_listener};
 use crate::http::internal::{self, InternalRoutes};
 use crate::http::serve::SocketBudget;
-use crate::readiness::Readiness;
 use kline_config::Config;
 use kline_core::stats::PushStats;
+use kline_push::readiness::Readiness;
 use kline_stream::snapshot::SnapshotService;
 
 /// Sockets the internal listener holds at once: edges loading snapshots and operators' checks, a few.

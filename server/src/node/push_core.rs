@@ -12,17 +12,18 @@ use tokio_util::task::TaskTracker;
 
 use crate::http::serve::SocketBudget;
 use crate::http::status::PushStatus;
-use crate::push::PushContext;
-use crate::push::context::{PushConfig, PushParts};
-use crate::push::hub::{self, HubSettings};
-use crate::push::symbols::SymbolList;
-use crate::push::tickers::{self, TickerSettings};
-use crate::push::trade_hub;
-use crate::readiness::Readiness;
-use crate::{http, memory, socketio, ws};
+use crate::{http, memory};
 use kline_config::Config;
 use kline_core::stats::PushStats;
 use kline_pipeline::feed::CandleFeed;
+use kline_push::PushContext;
+use kline_push::context::{PushConfig, PushParts};
+use kline_push::hub::{self, HubSettings};
+use kline_push::readiness::Readiness;
+use kline_push::symbols::SymbolList;
+use kline_push::tickers::{self, TickerSettings};
+use kline_push::trade_hub;
+use kline_push::{socketio, ws};
 use kline_store::CandleStore;
 
 /// The running push side.

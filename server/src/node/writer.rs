@@ -18,10 +18,10 @@ use super::{Base, ServerError, WritePath, grace, internal, serve_http, wait_boun
 use crate::http::serve::SocketBudget;
 use crate::http::status::{self, NodeStatus};
 use crate::http::{self, metrics};
-use crate::readiness::Readiness;
 use kline_config::Config;
 use kline_core::stats::PushStats;
 use kline_pipeline::feed::CandleFeed;
+use kline_push::readiness::Readiness;
 use kline_store::replication::StreamStatus;
 use kline_store::replication::outbox::Outbox;
 use kline_stream::publisher;

@@ -36,8 +36,8 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::Notify;
 
 use super::wire::{KlineData, LegacyCandle};
-use crate::push::SeriesKey;
-use crate::push::gate::SeriesGates;
+use crate::SeriesKey;
+use crate::gate::SeriesGates;
 use kline_core::stats::PushStats;
 use kline_pipeline::feed::CandleUpdate;
 use kline_pipeline::feed::trades::LiveTrade;
@@ -347,7 +347,7 @@ impl SocketIoSink {
         self.emit("event_data", event_data(trade))
     }
 
-    /// Starts holding the updates of `series` (see [`crate::push::gate`]).
+    /// Starts holding the updates of `series` (see [`crate::gate`]).
     pub fn close_gate(&self, series: &SeriesKey) {
         self.lock().gates.close(series_id(series));
     }

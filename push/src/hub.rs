@@ -7,7 +7,7 @@
 //! connections' commands. For each update the `kline_data` frame is encoded **once** (shared by every
 //! shard) and the updates of a series that one read brought are pushed into every subscriber's outbox
 //! together, which writes them to the socket at once, in one write, when it has room (never blocking: see
-//! each transport's overflow policy, e.g. [`crate::ws::outbox::Outbox`]'s). Connections change the index only through [`Hub`] commands over a bounded
+//! each transport's overflow policy, e.g. [`crate::websocket::outbox::Outbox`]'s). Connections change the index only through [`Hub`] commands over a bounded
 //! queue; their writers run on other threads.
 //!
 //! A final that comes alone (when the candles of a second close, every s1 series gets one at once) is

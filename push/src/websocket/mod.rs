@@ -1,4 +1,5 @@
-//! The WebSocket push service at `/ws`, speaking the protocol crate's contract v1.
+//! WebSocket connections as both transports (`/ws` in [`crate::ws`], Socket.IO's own websocket transport in
+//! [`crate::socketio::engine`]) run them: we write to the socket ourselves, below tungstenite.
 //!
 //! - [`handshake`]: the opening handshake and the hand-over of the raw TCP socket.
 //! - [`outbox`]: a connection's socket writer: immediate writes, the bounded backlog, the overflow policy.
@@ -8,12 +9,10 @@
 //! - [`socket`]: the stream tungstenite reads client frames from.
 //! - [`writer`]: writes a connection's backlog when the socket has room; pings; the close.
 //! - [`close`]: the closing handshake: close codes for protocol violations, reading after our close.
-//! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
-//! - [`trades`]: a live trade's frame.
-//! - [`tickers`]: a ticker round's frame.
+//! - [`trades`]: a live trade's `/ws` frame, encoded once and shared.
+//! - [`tickers`]: a ticker round's `/ws` frame, encoded once and shared.
 
 pub mod close;
-pub mod connection;
 pub mod deflate;
 pub mod frame;
 pub mod handshake;
@@ -23,15 +22,3 @@ pub mod socket;
 pub mod tickers;
 pub mod trades;
 pub mod writer;
-
-pub use handshake::upgrade;
-
-use axum::Router;
-use axum::routing::get;
-
-use crate::push::PushContext;
-
-/// `GET /ws`, with its state applied.
-pub fn routes(push: PushContext) -> Router {
-    Router::new().route("/ws", get(upgrade)).with_state(push)
-}

@@ -6,7 +6,7 @@ use kline_protocol::{ServerMessage, Tickers};
 
 use super::deflate::Deflate;
 use super::frame;
-use crate::push::tickers::TickerRound;
+use crate::tickers::TickerRound;
 
 /// The `tickers` frame of `round` for a connection that agreed to `deflate` (or not).
 pub fn frame(round: &TickerRound, deflate: Option<Deflate>) -> &Bytes {

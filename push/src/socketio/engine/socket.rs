@@ -12,9 +12,9 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::packet;
-use crate::push::SeriesKey;
-use crate::ws::frame;
-use crate::ws::outbox::Outbox;
+use crate::SeriesKey;
+use crate::websocket::frame;
+use crate::websocket::outbox::Outbox;
 use kline_pipeline::feed::CandleUpdate;
 use kline_pipeline::feed::trades::LiveTrade;
 
@@ -110,7 +110,7 @@ fn event_frame<T: Serialize + ?Sized>(event: &str, data: &T) -> Option<Bytes> {
 }
 
 /// The frame of an update's `kline_data` packet, encoded by the first delivery and shared by every socket
-/// of this transport (the outbox's [`crate::ws::outbox::Framing::Updates`]).
+/// of this transport (the outbox's [`crate::websocket::outbox::Framing::Updates`]).
 pub fn kline_data(update: &CandleUpdate) -> &Bytes {
     update.socketio_frame.get_or_init(|| {
         let payload = crate::socketio::sink::kline_data(update);

@@ -2,11 +2,11 @@
 //!
 //! The handshake is done here rather than by axum's `WebSocketUpgrade` because the push path writes to
 //! the socket itself (see [`super::outbox`]): after the 101 response, hyper hands the connection back and
-//! it is downcast to the `TcpStream` the accept loop ([`crate::http::serve`]) gave hyper. A permessage-deflate
+//! it is downcast to the `TcpStream` the accept loop (the server's accept loop (`http::serve`)) gave hyper. A permessage-deflate
 //! offer is answered here ([`super::deflate`]) when `websocket.compression` is on. A node that is not ready
 //! ([`crate::readiness`]) answers 503 instead.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,10 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::connection;
 use super::deflate::{self, Deflate};
-use crate::http;
-use crate::push::PushContext;
+use crate::PushContext;
 use kline_config::CorsOrigins;
 
 /// Why an upgrade request was refused: 400, except a method other than `GET` (405), a wrong version
@@ -100,18 +98,12 @@ pub fn accept_key(headers: &HeaderMap) -> Result<String, HandshakeError> {
     Ok(derive_accept_key(key.as_bytes()))
 }
 
-/// The Origin allow-list ([`http::origin`]): an origin off `server.cors_allowed_origins` may not open `/ws`.
+/// The Origin allow-list ([`crate::origin`]): an origin off `server.cors_allowed_origins` may not open `/ws`.
 pub fn check_origin(headers: &HeaderMap, allowed: &CorsOrigins) -> Result<(), HandshakeError> {
-    match http::origin::refused(headers, allowed) {
+    match crate::origin::refused(headers, allowed) {
         Some(origin) => Err(HandshakeError::Origin(origin)),
         None => Ok(()),
     }
-}
-
-/// Answers 101 and serves the connection on its own task once hyper hands the socket over.
-pub async fn upgrade(State(state): State<PushContext>, request: Request) -> Response {
-    let compression = state.config.websocket.compression;
-    accept(state, request, compression, connection::serve)
 }
 
 /// The opening handshake of every WebSocket endpoint that writes to its socket itself (`/ws`, and

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use crate::push::tickers::TickerRound;
 use crate::socketio::engine::socket::DirectSocket;
 use crate::socketio::sink::SocketIoSink;
-use crate::ws::outbox::Outbox;
+use crate::tickers::TickerRound;
+use crate::websocket::outbox::Outbox;
 use kline_pipeline::feed::CandleUpdate;
 use kline_pipeline::feed::trades::LiveTrade;
 
@@ -43,7 +43,7 @@ impl Subscriber {
         match self {
             Subscriber::WebSocket(outbox) => trades
                 .iter()
-                .all(|trade| outbox.push_message(crate::ws::trades::frame(trade).clone())),
+                .all(|trade| outbox.push_message(crate::websocket::trades::frame(trade).clone())),
             Subscriber::SocketIo(sink) => trades.iter().all(|trade| sink.emit_event_data(trade)),
             Subscriber::SocketIoWebSocket(socket) => socket.push_trades(trades),
         }

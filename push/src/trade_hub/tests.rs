@@ -8,7 +8,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
-use crate::push::hub::tests::connected;
+use crate::hub::tests::connected;
 use kline_core::simulated_market::SimulatedMarket;
 use kline_pipeline::feed::CandleFeed;
 use kline_pipeline::{Pipeline, PipelineSettings};

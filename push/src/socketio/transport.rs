@@ -2,7 +2,7 @@
 //! of [`super::session`]: emitting a packet, what the hubs deliver to, the gate's replies, disconnecting,
 //! and the close of a reader that stopped.
 //!
-//! An enum, like [`crate::push::Subscriber`]: two variants, known here, and no boxed futures.
+//! An enum, like [`crate::Subscriber`]: two variants, known here, and no boxed futures.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::socket::DirectSocket;
 use super::sink::SocketIoSink;
-use crate::push::{SeriesKey, Subscriber};
+use crate::{SeriesKey, Subscriber};
 
 #[derive(Clone)]
 pub enum Transport {

@@ -1,5 +1,5 @@
 //! The Socket.IO endpoint of the existing Spin Pet front-ends: `/socket.io`, namespace `/kline`, with the
-//! old server's events and payloads ([`wire`]), over the same push core as `/ws` ([`crate::push`]).
+//! old server's events and payloads ([`wire`]), over the same push core as `/ws` ([`crate`]).
 //!
 //! - [`wire`]: the events' payloads in the old shapes, and request validation.
 //! - [`session`]: one socket's requests, in order, and its lifetime, whatever the transport.
@@ -13,7 +13,7 @@
 //! session's upgrade to websocket (requests with `sid`), by socketioxide through the router's layer. Both
 //! have the Engine.IO heartbeat (`socketio.ping_interval_secs` / `ping_timeout_secs`) that closes dead
 //! connections; on shutdown every socket is closed before the hub stops. In front of both: a request from
-//! an origin off `server.cors_allowed_origins` gets 403, as `/ws`'s upgrade does ([`crate::http::origin`]);
+//! an origin off `server.cors_allowed_origins` gets 403, as `/ws`'s upgrade does ([`crate::origin`]);
 //! a node that is not ready ([`crate::readiness`]) answers a new session with 503; open sessions stay.
 
 pub mod engine;
@@ -33,7 +33,7 @@ use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::layer::SocketIoLayer;
 
-use crate::push::PushContext;
+use crate::PushContext;
 use crate::readiness::Readiness;
 use kline_config::CorsOrigins;
 
@@ -74,7 +74,7 @@ async fn gate_request(State(gate): State<Gate>, request: Request, next: Next) ->
     if !uri.path().starts_with(PATH) {
         return next.run(request).await;
     }
-    if let Some(origin) = crate::http::origin::refused(request.headers(), &gate.origins) {
+    if let Some(origin) = crate::origin::refused(request.headers(), &gate.origins) {
         tracing::debug!(%origin, "Socket.IO request refused: origin not allowed");
         return (
             StatusCode::FORBIDDEN,

@@ -1,6 +1,9 @@
-//! The transport-neutral push core, shared by the transports (`/ws` in [`crate::ws`], Socket.IO in
-//! [`crate::socketio`]): they are adapters that parse requests and encode replies; subscriptions, their
-//! ordering, limits and fan-out are here.
+//! # kline-push
+//!
+//! The push side: the transport-neutral core at the top of this crate, the WebSocket connection plumbing
+//! both transports share ([`websocket`]), and the two transports, `/ws` ([`ws`]) and Socket.IO
+//! ([`socketio`]). The transports are adapters that parse requests and encode replies; subscriptions,
+//! their ordering, limits and fan-out are in the core, which imports neither transport.
 //!
 //! - [`hub`]: the subscription index and the fan-out (one thread per shard, one owner).
 //! - [`subscriber`]: what the hub delivers to, one variant per transport.
@@ -12,16 +15,24 @@
 //! - [`rate_limit`]: the token bucket.
 //! - [`context`]: [`PushContext`], the parts the transports share (hubs, store, limits, shutdown).
 //! - [`symbols`]: the cached symbol list of `connection_success`.
+//! - [`readiness`]: whether the node takes new clients (`/ready`, `/ws`, Socket.IO).
+//! - [`origin`]: the Origin allow-list of the push endpoints.
 
 pub mod context;
 pub mod gate;
 pub mod hub;
+pub mod origin;
 pub mod rate_limit;
+pub mod readiness;
 pub mod session;
 pub mod subscriber;
 pub mod symbols;
 pub mod tickers;
 pub mod trade_hub;
+
+pub mod socketio;
+pub mod websocket;
+pub mod ws;
 
 use kline_protocol::{Interval, Symbol};
 

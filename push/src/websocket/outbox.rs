@@ -19,7 +19,7 @@
 //!    Nothing else is dropped silently. (The waiting bytes are summed when a backlog exists: it holds at most
 //!    `capacity` frames, and only a slow client has one.)
 //!
-//! While a subscription's snapshot is being read, its series is *gated* ([`crate::push::gate`]): its updates
+//! While a subscription's snapshot is being read, its series is *gated* ([`crate::gate`]): its updates
 //! wait aside and, when the snapshot is queued, only those newer than the snapshot follow it (see
 //! [`Outbox::open_gate`]).
 
@@ -35,9 +35,9 @@ use tokio::sync::Notify;
 
 use super::deflate::Deflate;
 use super::frame;
-pub use crate::push::SeriesKey;
-use crate::push::gate::SeriesGates;
-use crate::push::tickers::TickerRound;
+pub use crate::SeriesKey;
+use crate::gate::SeriesGates;
+use crate::tickers::TickerRound;
 use kline_core::stats::PushStats;
 use kline_pipeline::feed::{CandleUpdate, SeriesId};
 

@@ -24,17 +24,17 @@ use tracing::Instrument;
 use super::heartbeat::{Beat, Heartbeat};
 use super::packet::{self, ClientPacket, EnginePacket, Malformed};
 use super::socket::{self as direct, DirectSocket};
-use crate::push::PushContext;
-use crate::push::hub::next_connection_id;
+use crate::PushContext;
+use crate::hub::next_connection_id;
 use crate::socketio::NAMESPACE;
 use crate::socketio::session::{self, EVENTS, Request, RequestQueue};
 use crate::socketio::transport::Transport;
-use crate::ws::close::{self, ReadEnd};
-use crate::ws::deflate::Deflate;
-use crate::ws::frame;
-use crate::ws::outbox::{Framing, Outbox};
-use crate::ws::socket::ClientStream;
-use crate::ws::writer::{self, WriterSettings};
+use crate::websocket::close::{self, ReadEnd};
+use crate::websocket::deflate::Deflate;
+use crate::websocket::frame;
+use crate::websocket::outbox::{Framing, Outbox};
+use crate::websocket::socket::ClientStream;
+use crate::websocket::writer::{self, WriterSettings};
 
 /// Serves one upgraded socket until it closes (`_deflate`: never negotiated here; engine.io's
 /// `perMessageDeflate` is off by default too).

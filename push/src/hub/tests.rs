@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::*;
-use crate::ws::outbox::Outbox;
+use crate::websocket::outbox::Outbox;
 use kline_core::aggregator::CandleKey;
 use kline_core::simulated_market::SimulatedMarket;
 use kline_pipeline::{Pipeline, PipelineSettings};
@@ -31,12 +31,12 @@ pub(crate) async fn connected(
     // The connection's writer, as a connection task runs it: it writes what the socket could not take.
     let writing = outbox.clone();
     tokio::spawn(async move {
-        let settings = crate::ws::writer::WriterSettings {
+        let settings = crate::websocket::writer::WriterSettings {
             ping_every: Some(Duration::from_secs(3600)),
             write_timeout: Duration::from_secs(10),
             min_drain_bytes_per_sec: 1,
         };
-        crate::ws::writer::run(&writing, &settings).await
+        crate::websocket::writer::run(&writing, &settings).await
     });
     let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
     (outbox, client)

@@ -1,5 +1,5 @@
 use super::*;
-use crate::ws::deflate;
+use crate::websocket::deflate;
 
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -182,16 +182,16 @@ fn an_idle_inflater_holds_no_buffers() {
 
 #[test]
 fn a_client_inflates_the_servers_unmasked_frames() {
-    use crate::ws::deflate::Deflate;
+    use crate::websocket::deflate::Deflate;
     let json = r#"{"type":"history_data","data":[]}"#.repeat(20);
     let deflate = Deflate {
         window_bits: 15,
         min_bytes: 0,
         level: 1,
     };
-    let mut wire = crate::ws::frame::text_for(&json, Some(deflate)).to_vec();
+    let mut wire = crate::websocket::frame::text_for(&json, Some(deflate)).to_vec();
     assert_eq!(wire[0], 0x80 | RSV1 | 0x1, "sent compressed");
-    let ping = crate::ws::frame::ping();
+    let ping = crate::websocket::frame::ping();
     wire.extend_from_slice(&ping);
     let mut inflater = Inflater::for_server_frames(1 << 20);
     inflater.feed(&wire).unwrap();

@@ -24,11 +24,11 @@ use tracing::Instrument;
 use super::sink::{BacklogLimits, SocketIoSink};
 use super::transport::Transport;
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
-use crate::push::PushContext;
-use crate::push::hub::{ConnectionId, next_connection_id};
-use crate::push::rate_limit::{Charge, RequestBudget, socketio_request_cost};
-use crate::push::session::{Subscriptions, read_history};
-use crate::push::{SeriesKey, Subscriber};
+use crate::PushContext;
+use crate::hub::{ConnectionId, next_connection_id};
+use crate::rate_limit::{Charge, RequestBudget, socketio_request_cost};
+use crate::session::{Subscriptions, read_history};
+use crate::{SeriesKey, Subscriber};
 use kline_core::event::EventId;
 use kline_core::event::TradePosition;
 use kline_core::stats::PushStats;
@@ -218,7 +218,7 @@ struct Session<'a> {
     subscriptions: Subscriptions,
     /// Mints whose trades reach this socket as `event_data`: those with a subscribed series, each once.
     trade_mints: Vec<[u8; 32]>,
-    /// The same budget as a `/ws` connection's ([`crate::push::rate_limit`]).
+    /// The same budget as a `/ws` connection's ([`crate::rate_limit`]).
     budget: RequestBudget,
     /// Refused `websocket.rate_limit_strikes` times in a row: the socket is disconnected.
     exhausted: bool,
