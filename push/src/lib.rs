@@ -1,12 +1,12 @@
 //! # kline-push
 //!
-//! The push side: the transport-neutral core at the top of this crate, the WebSocket connection plumbing
-//! both transports share ([`websocket`]), and the two transports, `/ws` ([`ws`]) and Socket.IO
-//! ([`socketio`]). The transports are adapters that parse requests and encode replies; subscriptions,
-//! their ordering, limits and fan-out are in the core, which imports neither transport.
+//! The transport-neutral push core, and the WebSocket connection plumbing both transports share
+//! ([`websocket`]). The transports, `/ws` (`kline-ws`) and Socket.IO (`kline-socketio`), are crates above
+//! this one: adapters that parse requests and encode replies; subscriptions, their ordering, limits and
+//! fan-out are here, and this crate cannot name either transport.
 //!
 //! - [`hub`]: the subscription index and the fan-out (one thread per shard, one owner).
-//! - [`subscriber`]: what the hub delivers to, one variant per transport.
+//! - [`subscriber`]: what the hubs deliver to: a `/ws` connection's outbox, or another transport's [`subscriber::Sink`].
 //! - [`gate`]: subscribe gating (snapshot first, then only newer updates).
 //! - [`session`]: a connection's subscriptions, the subscription limit, the subscribe/unsubscribe steps
 //!   and history reads.
@@ -30,9 +30,7 @@ pub mod symbols;
 pub mod tickers;
 pub mod trade_hub;
 
-pub mod socketio;
 pub mod websocket;
-pub mod ws;
 
 use kline_protocol::{Interval, Symbol};
 

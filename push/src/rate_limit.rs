@@ -1,7 +1,7 @@
 //! A connection's request budget, the same on every transport ([`RequestBudget`]): a token bucket of
 //! `websocket.rate_limit_burst` tokens refilled at `rate_limit_per_sec`, each request costing tokens by the
-//! candles it reads ([`request_cost`] for `/ws`, [`socketio_request_cost`] for Socket.IO, both
-//! [`history_cost`]); a refused request gets error 1004, and `rate_limit_strikes` refusals in a row end
+//! candles it reads ([`request_cost`] for `/ws`; Socket.IO's `socketio::wire::request_cost` by the same
+//! rule; both [`history_cost`]); a refused request gets error 1004, and `rate_limit_strikes` refusals in a row end
 //! the connection (`/ws`: close 1008; Socket.IO: disconnected from `/kline`).
 
 use std::time::Instant;
@@ -126,21 +126,6 @@ pub fn request_cost(text: &str) -> u32 {
     }
 }
 
-/// The tokens a Socket.IO request costs, by the same rule as `/ws`: `history` by its `limit` (the old
-/// server's default 100), `subscribe` by the snapshot it reads (`kline.history_data_limit` candles; its 300
-/// trade events are not charged, as `/ws`'s `subscribe_trades` is not), anything else 1.
-pub fn socketio_request_cost(event: &str, data: &serde_json::Value, snapshot_candles: u32) -> u32 {
-    match event {
-        "history" => history_cost(
-            data["limit"]
-                .as_u64()
-                .unwrap_or(u64::from(crate::socketio::wire::DEFAULT_HISTORY_LIMIT)),
-        ),
-        "subscribe" => history_cost(u64::from(snapshot_candles)),
-        _ => 1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -179,23 +164,6 @@ mod tests {
         assert_eq!(budget.charge(later, 2), Charge::Refused);
         assert_eq!(budget.charge(later, 2), Charge::Refused);
         assert_eq!(budget.charge(later, 2), Charge::Exhausted);
-    }
-
-    #[test]
-    fn socketio_requests_cost_what_the_same_ws_requests_cost() {
-        let history =
-            |limit: u32| serde_json::json!({"symbol": "x", "interval": "s1", "limit": limit});
-        for limit in [1, 100, 1000, 5000] {
-            let ws = format!(r#"{{"msg_type":"history","limit":{limit}}}"#);
-            assert_eq!(
-                socketio_request_cost("history", &history(limit), 100),
-                request_cost(&ws)
-            );
-        }
-        let no_limit = serde_json::json!({"symbol": "x", "interval": "s1"});
-        assert_eq!(socketio_request_cost("history", &no_limit, 100), 2);
-        assert_eq!(socketio_request_cost("subscribe", &no_limit, 500), 6);
-        assert_eq!(socketio_request_cost("ping", &no_limit, 500), 1);
     }
 
     #[test]

@@ -1,27 +1,44 @@
-//! `Subscriber`: what the hub delivers candle updates to, whatever the transport.
+//! `Subscriber`: what the hubs deliver candle updates, trades and ticker rounds to, whatever the transport.
 //!
-//! An enum rather than a trait object: delivery is the hub's hot path (once per subscriber per update), and
-//! a `match` over the transports is a static, inlinable call where `dyn` would be an indirect one. Each
-//! variant keeps its own overflow policy; to the hub a subscriber either takes the updates or is closed.
+//! `/ws` connections are the [`Subscriber::WebSocket`] variant, called statically: delivery is the hub's hot
+//! path (once per subscriber per update), and a `match` is an inlinable call where `dyn` is an indirect one.
+//! Other transports (Socket.IO's two) implement [`Sink`] and are called through it, so the core names no
+//! transport. Each keeps its own overflow policy; to the hub a subscriber either takes the updates or is
+//! closed.
 
 use std::sync::Arc;
 
-use crate::socketio::engine::socket::DirectSocket;
-use crate::socketio::sink::SocketIoSink;
+use crate::SeriesKey;
 use crate::tickers::TickerRound;
 use crate::websocket::outbox::Outbox;
+use crate::websocket::trades;
 use kline_pipeline::feed::CandleUpdate;
 use kline_pipeline::feed::trades::LiveTrade;
+
+/// A subscriber of a transport other than `/ws`: it frames what the hubs deliver in its own protocol and
+/// buffers it under its own overflow policy. `Socket.IO` implements it twice (socketioxide's sockets, and
+/// our own websocket transport's).
+pub trait Sink: Send + Sync {
+    /// See [`Subscriber::deliver`].
+    fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize>;
+    /// See [`Subscriber::push_trades`].
+    fn push_trades(&self, trades: &[Arc<LiveTrade>]) -> bool;
+    /// See [`Subscriber::push_tickers`]. By default the transport has no ticker stream: `false`.
+    fn push_tickers(&self, _round: &Arc<TickerRound>) -> bool {
+        false
+    }
+    /// See [`Subscriber::close_gate`].
+    fn close_gate(&self, series: &SeriesKey);
+    /// See [`Subscriber::purge`].
+    fn purge(&self, series: &SeriesKey);
+}
 
 #[derive(Clone)]
 pub enum Subscriber {
     /// A `/ws` connection: its socket writer.
     WebSocket(Arc<Outbox>),
-    /// A Socket.IO socket on `/kline` served by socketioxide (polling, or upgraded to websocket).
-    SocketIo(Arc<SocketIoSink>),
-    /// A Socket.IO socket on `/kline` on our own websocket transport (`crate::socketio::engine`): its
-    /// socket writer, framing updates as `kline_data` packets.
-    SocketIoWebSocket(Arc<DirectSocket>),
+    /// A subscriber of another transport (Socket.IO on `/kline`).
+    Sink(Arc<dyn Sink>),
 }
 
 impl Subscriber {
@@ -32,8 +49,7 @@ impl Subscriber {
     pub fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
         match self {
             Subscriber::WebSocket(outbox) => outbox.push_updates(updates).ok(),
-            Subscriber::SocketIo(sink) => sink.deliver(updates),
-            Subscriber::SocketIoWebSocket(socket) => socket.deliver(updates),
+            Subscriber::Sink(sink) => sink.deliver(updates),
         }
     }
 
@@ -43,9 +59,8 @@ impl Subscriber {
         match self {
             Subscriber::WebSocket(outbox) => trades
                 .iter()
-                .all(|trade| outbox.push_message(crate::websocket::trades::frame(trade).clone())),
-            Subscriber::SocketIo(sink) => trades.iter().all(|trade| sink.emit_event_data(trade)),
-            Subscriber::SocketIoWebSocket(socket) => socket.push_trades(trades),
+                .all(|trade| outbox.push_message(trades::frame(trade).clone())),
+            Subscriber::Sink(sink) => sink.push_trades(trades),
         }
     }
 
@@ -55,25 +70,23 @@ impl Subscriber {
     pub fn push_tickers(&self, round: &Arc<TickerRound>) -> bool {
         match self {
             Subscriber::WebSocket(outbox) => outbox.push_tickers(round),
-            Subscriber::SocketIo(_) | Subscriber::SocketIoWebSocket(_) => false,
+            Subscriber::Sink(sink) => sink.push_tickers(round),
         }
     }
 
     /// Starts holding back the updates of `series` while its snapshot is read ([`super::gate`]).
-    pub fn close_gate(&self, series: &super::SeriesKey) {
+    pub fn close_gate(&self, series: &SeriesKey) {
         match self {
             Subscriber::WebSocket(outbox) => outbox.close_gate(series),
-            Subscriber::SocketIoWebSocket(socket) => socket.outbox.close_gate(series),
-            Subscriber::SocketIo(sink) => sink.close_gate(series),
+            Subscriber::Sink(sink) => sink.close_gate(series),
         }
     }
 
     /// Drops what is waiting or held for `series` (after an unsubscribe, or a failed snapshot).
-    pub fn purge(&self, series: &super::SeriesKey) {
+    pub fn purge(&self, series: &SeriesKey) {
         match self {
             Subscriber::WebSocket(outbox) => outbox.purge(series),
-            Subscriber::SocketIoWebSocket(socket) => socket.outbox.purge(series),
-            Subscriber::SocketIo(sink) => sink.purge(series),
+            Subscriber::Sink(sink) => sink.purge(series),
         }
     }
 }

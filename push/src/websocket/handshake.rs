@@ -107,7 +107,7 @@ pub fn check_origin(headers: &HeaderMap, allowed: &CorsOrigins) -> Result<(), Ha
 }
 
 /// The opening handshake of every WebSocket endpoint that writes to its socket itself (`/ws`, and
-/// Socket.IO's websocket transport in [`crate::socketio::engine`]): the method, readiness, the key and the
+/// Socket.IO's websocket transport in `kline_socketio::engine`): the method, readiness, the key and the
 /// Origin are checked, permessage-deflate is agreed if `compression` and offered, and `serve` runs on a
 /// task of its own (tracked in `state.connections`) once hyper hands the socket over.
 pub fn accept<F, Fut>(

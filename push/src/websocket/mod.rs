@@ -1,5 +1,5 @@
-//! WebSocket connections as both transports (`/ws` in [`crate::ws`], Socket.IO's own websocket transport in
-//! [`crate::socketio::engine`]) run them: we write to the socket ourselves, below tungstenite.
+//! WebSocket connections as both transports (`/ws` in `kline_ws`, Socket.IO's own websocket transport in
+//! `kline_socketio::engine`) run them: we write to the socket ourselves, below tungstenite.
 //!
 //! - [`handshake`]: the opening handshake and the hand-over of the raw TCP socket.
 //! - [`outbox`]: a connection's socket writer: immediate writes, the bounded backlog, the overflow policy.

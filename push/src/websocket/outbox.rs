@@ -71,7 +71,7 @@ impl Frame {
 pub enum Framing {
     /// `/ws`'s protocol, compressed if the connection negotiated permessage-deflate (`Some`).
     Protocol(Option<Deflate>),
-    /// Another protocol's frame of an update (Socket.IO's `kline_data`, see [`crate::socketio::engine`]),
+    /// Another protocol's frame of an update (Socket.IO's `kline_data`, see `kline_socketio::engine`),
     /// made by this function, once per update. Such a connection gets no ticker rounds.
     Updates(fn(&CandleUpdate) -> &Bytes),
 }

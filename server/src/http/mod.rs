@@ -2,7 +2,7 @@
 //! runs (`crate::node` merges them): [`reads`] (REST reads over the store), [`ingest`] (`POST
 //! /api/v1/events`), [`status`] (`/health`, `/ready`, `/metrics`), [`chart`] (the chart page), [`internal`]
 //! (`/internal/*`, on the internal listener only). `/ws` is
-//! [`kline_push::ws::routes`], Socket.IO [`kline_push::socketio::attach`]. [`serve`] runs the result on a listener,
+//! [`kline_ws::routes`], Socket.IO [`kline_socketio::attach`]. [`serve`] runs the result on a listener,
 //! behind [`tls`] when the listener speaks TLS.
 
 mod bearer;

@@ -23,7 +23,7 @@ use kline_push::readiness::Readiness;
 use kline_push::symbols::SymbolList;
 use kline_push::tickers::{self, TickerSettings};
 use kline_push::trade_hub;
-use kline_push::{socketio, ws};
+
 use kline_store::CandleStore;
 
 /// The running push side.
@@ -131,10 +131,10 @@ impl PushCore {
     /// Socket.IO on it when `socketio.enabled`.
     pub fn serve_on(&self, router: Router) -> Router {
         let router = router
-            .merge(ws::routes(self.context.clone()))
+            .merge(kline_ws::routes(self.context.clone()))
             .merge(http::chart::routes());
         if self.context.config.socketio.enabled {
-            socketio::attach(router, &self.context)
+            kline_socketio::attach(router, &self.context)
         } else {
             router
         }

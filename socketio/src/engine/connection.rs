@@ -24,17 +24,17 @@ use tracing::Instrument;
 use super::heartbeat::{Beat, Heartbeat};
 use super::packet::{self, ClientPacket, EnginePacket, Malformed};
 use super::socket::{self as direct, DirectSocket};
-use crate::PushContext;
-use crate::hub::next_connection_id;
-use crate::socketio::NAMESPACE;
-use crate::socketio::session::{self, EVENTS, Request, RequestQueue};
-use crate::socketio::transport::Transport;
-use crate::websocket::close::{self, ReadEnd};
-use crate::websocket::deflate::Deflate;
-use crate::websocket::frame;
-use crate::websocket::outbox::{Framing, Outbox};
-use crate::websocket::socket::ClientStream;
-use crate::websocket::writer::{self, WriterSettings};
+use crate::NAMESPACE;
+use crate::session::{self, EVENTS, Request, RequestQueue};
+use crate::transport::Transport;
+use kline_push::PushContext;
+use kline_push::hub::next_connection_id;
+use kline_push::websocket::close::{self, ReadEnd};
+use kline_push::websocket::deflate::Deflate;
+use kline_push::websocket::frame;
+use kline_push::websocket::outbox::{Framing, Outbox};
+use kline_push::websocket::socket::ClientStream;
+use kline_push::websocket::writer::{self, WriterSettings};
 
 /// Serves one upgraded socket until it closes (`_deflate`: never negotiated here; engine.io's
 /// `perMessageDeflate` is off by default too).

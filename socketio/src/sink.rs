@@ -36,11 +36,11 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::Notify;
 
 use super::wire::{KlineData, LegacyCandle};
-use crate::SeriesKey;
-use crate::gate::SeriesGates;
 use kline_core::stats::PushStats;
 use kline_pipeline::feed::CandleUpdate;
 use kline_pipeline::feed::trades::LiveTrade;
+use kline_push::SeriesKey;
+use kline_push::gate::SeriesGates;
 
 /// The first pause before the drain tries socketioxide's full buffer again.
 const FIRST_RETRY: Duration = Duration::from_millis(5);
@@ -347,7 +347,7 @@ impl SocketIoSink {
         self.emit("event_data", event_data(trade))
     }
 
-    /// Starts holding the updates of `series` (see [`crate::gate`]).
+    /// Starts holding the updates of `series` (see [`kline_push::gate`]).
     pub fn close_gate(&self, series: &SeriesKey) {
         self.lock().gates.close(series_id(series));
     }

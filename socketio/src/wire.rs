@@ -8,6 +8,8 @@
 use kline_protocol::{Candle, ErrorCode, Interval, SubscriptionId, Symbol, UpdateType};
 use serde::{Deserialize, Serialize};
 
+use kline_push::rate_limit;
+
 /// The message of `subscription_confirmed`, as the old server sent it.
 pub const SUBSCRIBED_MESSAGE: &str = "订阅成功";
 
@@ -276,6 +278,21 @@ pub struct Pong {
     pub server_time: i64,
 }
 
+/// The tokens a Socket.IO request costs, by the same rule as `/ws`: `history` by its `limit` (the old
+/// server's default 100), `subscribe` by the snapshot it reads (`kline.history_data_limit` candles; its 300
+/// trade events are not charged, as `/ws`'s `subscribe_trades` is not), anything else 1.
+pub fn request_cost(event: &str, data: &serde_json::Value, snapshot_candles: u32) -> u32 {
+    match event {
+        "history" => rate_limit::history_cost(
+            data["limit"]
+                .as_u64()
+                .unwrap_or(u64::from(DEFAULT_HISTORY_LIMIT)),
+        ),
+        "subscribe" => rate_limit::history_cost(u64::from(snapshot_candles)),
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +358,22 @@ mod tests {
             serde_json::to_value(error).unwrap(),
             json!({"code": 1002, "message": "full"})
         );
+    }
+
+    #[test]
+    fn socketio_requests_cost_what_the_same_ws_requests_cost() {
+        let history =
+            |limit: u32| serde_json::json!({"symbol": "x", "interval": "s1", "limit": limit});
+        for limit in [1, 100, 1000, 5000] {
+            let ws = format!(r#"{{"msg_type":"history","limit":{limit}}}"#);
+            assert_eq!(
+                request_cost("history", &history(limit), 100),
+                rate_limit::request_cost(&ws)
+            );
+        }
+        let no_limit = serde_json::json!({"symbol": "x", "interval": "s1"});
+        assert_eq!(request_cost("history", &no_limit, 100), 2);
+        assert_eq!(request_cost("subscribe", &no_limit, 500), 6);
+        assert_eq!(request_cost("ping", &no_limit, 500), 1);
     }
 }

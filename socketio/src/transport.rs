@@ -2,7 +2,8 @@
 //! of [`super::session`]: emitting a packet, what the hubs deliver to, the gate's replies, disconnecting,
 //! and the close of a reader that stopped.
 //!
-//! An enum, like [`crate::Subscriber`]: two variants, known here, and no boxed futures.
+//! An enum: two variants, known here, and no boxed futures. To the hubs both are a [`Sink`] (implemented
+//! here), the core's interface to transports other than `/ws`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::socket::DirectSocket;
 use super::sink::SocketIoSink;
-use crate::{SeriesKey, Subscriber};
+use kline_pipeline::feed::CandleUpdate;
+use kline_pipeline::feed::trades::LiveTrade;
+use kline_push::subscriber::Sink;
+use kline_push::{SeriesKey, Subscriber};
 
 #[derive(Clone)]
 pub enum Transport {
@@ -43,8 +47,8 @@ impl Transport {
     /// What the hubs deliver this socket's updates and trades to.
     pub fn subscriber(&self) -> Subscriber {
         match self {
-            Transport::Socketioxide(sink) => Subscriber::SocketIo(sink.clone()),
-            Transport::WebSocket(socket) => Subscriber::SocketIoWebSocket(socket.clone()),
+            Transport::Socketioxide(sink) => Subscriber::Sink(sink.clone()),
+            Transport::WebSocket(socket) => Subscriber::Sink(socket.clone()),
         }
     }
 
@@ -104,5 +108,43 @@ impl Transport {
                 _ => return,
             }
         }
+    }
+}
+
+/// socketioxide's sockets, as the hubs deliver to them.
+impl Sink for SocketIoSink {
+    fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
+        SocketIoSink::deliver(self, updates)
+    }
+
+    fn push_trades(&self, trades: &[Arc<LiveTrade>]) -> bool {
+        trades.iter().all(|trade| self.emit_event_data(trade))
+    }
+
+    fn close_gate(&self, series: &SeriesKey) {
+        SocketIoSink::close_gate(self, series);
+    }
+
+    fn purge(&self, series: &SeriesKey) {
+        SocketIoSink::purge(self, series);
+    }
+}
+
+/// Our own websocket transport's sockets, as the hubs deliver to them.
+impl Sink for DirectSocket {
+    fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
+        DirectSocket::deliver(self, updates)
+    }
+
+    fn push_trades(&self, trades: &[Arc<LiveTrade>]) -> bool {
+        DirectSocket::push_trades(self, trades)
+    }
+
+    fn close_gate(&self, series: &SeriesKey) {
+        self.outbox.close_gate(series);
+    }
+
+    fn purge(&self, series: &SeriesKey) {
+        self.outbox.purge(series);
     }
 }

@@ -24,18 +24,18 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 
-use crate::PushContext;
-use crate::hub::ConnectionId;
-use crate::rate_limit::{self, Charge, RequestBudget};
-use crate::session::{self, Subscriptions};
-use crate::websocket::close::{self, ReadEnd};
-use crate::websocket::deflate::Deflate;
-use crate::websocket::frame;
-use crate::websocket::outbox::{Ending, Outbox};
-use crate::websocket::socket::ClientStream;
-use crate::websocket::writer::{self, WriterSettings};
-use crate::{SeriesKey, Subscriber};
 use kline_core::clock::now_ms;
+use kline_push::PushContext;
+use kline_push::hub::ConnectionId;
+use kline_push::rate_limit::{self, Charge, RequestBudget};
+use kline_push::session::{self, Subscriptions};
+use kline_push::websocket::close::{self, ReadEnd};
+use kline_push::websocket::deflate::Deflate;
+use kline_push::websocket::frame;
+use kline_push::websocket::outbox::{Ending, Outbox};
+use kline_push::websocket::socket::ClientStream;
+use kline_push::websocket::writer::{self, WriterSettings};
+use kline_push::{SeriesKey, Subscriber};
 use kline_store::history::{self, HistoryRequest, history_data};
 
 use kline_core::event::TradePosition;
@@ -48,7 +48,7 @@ pub async fn serve(
     deflate: Option<Deflate>,
     state: PushContext,
 ) {
-    let conn = crate::hub::next_connection_id();
+    let conn = kline_push::hub::next_connection_id();
     let client_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("ws", client = %client_id, conn);
     serve_admitted(socket, read_ahead, deflate, state, conn, client_id)
@@ -271,7 +271,7 @@ impl Session<'_> {
     }
 
     /// Joins the ticker stream: the hub queues the snapshot (encoded here, sent from its thread), then its
-    /// rounds (see [`crate::tickers`]).
+    /// rounds (see [`kline_push::tickers`]).
     async fn subscribe_tickers(&mut self, request: SubscribeTickersRequest) {
         let sub_id = request
             .subscription_id
@@ -305,7 +305,7 @@ impl Session<'_> {
     }
 
     /// Joins the mint's trades (gated), reads the snapshot, and opens the gate with the snapshot as its
-    /// reply: the snapshot, then every trade committed after it (see [`crate::trade_hub`]).
+    /// reply: the snapshot, then every trade committed after it (see [`kline_push::trade_hub`]).
     async fn subscribe_trades(&mut self, request: SubscribeTradesRequest) {
         let sub_id = request
             .subscription_id

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::socketio::NAMESPACE;
+use crate::NAMESPACE;
 
 /// An Engine.IO packet from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The WebSocket push service at `/ws`, speaking the protocol crate's contract v1: a transport over the push
-//! core. The connection plumbing it shares with Socket.IO is in [`crate::websocket`].
+//! core. The connection plumbing it shares with Socket.IO is in [`kline_push::websocket`].
 //!
-//! - [`upgrade`]: `GET /ws`: the opening handshake ([`crate::websocket::handshake`]), then [`connection`].
+//! - [`upgrade`]: `GET /ws`: the opening handshake ([`kline_push::websocket::handshake`]), then [`connection`].
 //! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
 
 pub mod connection;
@@ -11,8 +11,8 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::get;
 
-use crate::PushContext;
-use crate::websocket::handshake::accept;
+use kline_push::PushContext;
+use kline_push::websocket::handshake::accept;
 
 /// `GET /ws`, with its state applied.
 pub fn routes(push: PushContext) -> Router {

@@ -1,7 +1,7 @@
 //! `DirectSocket`: a Socket.IO socket on our own websocket transport, as its session sees it: packets are
 //! encoded here into whole websocket frames and written through the connection's [`Outbox`] (the `/ws`
 //! writer, its backlog and its overflow policy). Candle updates and trades reach the same outbox from the
-//! hubs (as `Subscriber::SocketIoWebSocket`), their frames encoded once and shared ([`kline_data`],
+//! hubs (as a [`kline_push::subscriber::Sink`]), their frames encoded once and shared ([`kline_data`],
 //! [`event_data`]).
 
 use std::sync::Arc;
@@ -12,11 +12,11 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::packet;
-use crate::SeriesKey;
-use crate::websocket::frame;
-use crate::websocket::outbox::Outbox;
 use kline_pipeline::feed::CandleUpdate;
 use kline_pipeline::feed::trades::LiveTrade;
+use kline_push::SeriesKey;
+use kline_push::websocket::frame;
+use kline_push::websocket::outbox::Outbox;
 
 pub struct DirectSocket {
     /// The Socket.IO socket id (`40/kline,{"sid":…}`, and `connection_success`'s `client_id`).
@@ -110,10 +110,10 @@ fn event_frame<T: Serialize + ?Sized>(event: &str, data: &T) -> Option<Bytes> {
 }
 
 /// The frame of an update's `kline_data` packet, encoded by the first delivery and shared by every socket
-/// of this transport (the outbox's [`crate::websocket::outbox::Framing::Updates`]).
+/// of this transport (the outbox's [`kline_push::websocket::outbox::Framing::Updates`]).
 pub fn kline_data(update: &CandleUpdate) -> &Bytes {
     update.socketio_frame.get_or_init(|| {
-        let payload = crate::socketio::sink::kline_data(update);
+        let payload = crate::sink::kline_data(update);
         frame::text(&packet::event("kline_data", payload.get()))
     })
 }
@@ -121,7 +121,7 @@ pub fn kline_data(update: &CandleUpdate) -> &Bytes {
 /// The frame of a trade's `event_data` packet, encoded once and shared.
 pub fn event_data(trade: &LiveTrade) -> &Bytes {
     trade.socketio_frame.get_or_init(|| {
-        let payload = crate::socketio::sink::event_data(trade);
+        let payload = crate::sink::event_data(trade);
         frame::text(&packet::event("event_data", payload.get()))
     })
 }
@@ -144,7 +144,7 @@ mod tests {
             false,
         );
         let first = kline_data(&update);
-        let payload = crate::socketio::sink::kline_data(&update).get();
+        let payload = crate::sink::kline_data(&update).get();
         let expected = format!(r#"42/kline,["kline_data",{payload}]"#);
         assert_eq!(first, &frame::text(&expected));
         assert!(

@@ -24,14 +24,15 @@ use tracing::Instrument;
 use super::sink::{BacklogLimits, SocketIoSink};
 use super::transport::Transport;
 use super::wire::{self, HistoryRequest, SeriesRequest, SioError};
-use crate::PushContext;
-use crate::hub::{ConnectionId, next_connection_id};
-use crate::rate_limit::{Charge, RequestBudget, socketio_request_cost};
-use crate::session::{Subscriptions, read_history};
-use crate::{SeriesKey, Subscriber};
+use crate::wire::request_cost;
 use kline_core::event::EventId;
 use kline_core::event::TradePosition;
 use kline_core::stats::PushStats;
+use kline_push::PushContext;
+use kline_push::hub::{ConnectionId, next_connection_id};
+use kline_push::rate_limit::{Charge, RequestBudget};
+use kline_push::session::{Subscriptions, read_history};
+use kline_push::{SeriesKey, Subscriber};
 
 /// The events a client may send.
 pub const EVENTS: [&str; 4] = ["subscribe", "unsubscribe", "history", "ping"];
@@ -218,7 +219,7 @@ struct Session<'a> {
     subscriptions: Subscriptions,
     /// Mints whose trades reach this socket as `event_data`: those with a subscribed series, each once.
     trade_mints: Vec<[u8; 32]>,
-    /// The same budget as a `/ws` connection's ([`crate::rate_limit`]).
+    /// The same budget as a `/ws` connection's ([`kline_push::rate_limit`]).
     budget: RequestBudget,
     /// Refused `websocket.rate_limit_strikes` times in a row: the socket is disconnected.
     exhausted: bool,
@@ -245,7 +246,7 @@ impl Session<'_> {
             }
         };
         let snapshot = self.state.config.kline.history_data_limit;
-        let cost = socketio_request_cost(&request.event, &data, snapshot);
+        let cost = request_cost(&request.event, &data, snapshot);
         match self.budget.charge(Instant::now(), cost) {
             Charge::Allowed => {}
             refused => {

@@ -1,7 +1,7 @@
 //! Socket.IO's websocket transport, served by the server itself: a client that opens `/socket.io/` as a
 //! websocket at once (`?EIO=4&transport=websocket`, no `sid`: what socket.io-client does first with
 //! `transports: ['websocket', …]`) gets Engine.IO v4 and Socket.IO v5 from here, over the machinery of
-//! `/ws` (its handshake, one task per connection, the [`crate::websocket::outbox::Outbox`] for every frame). Polling
+//! `/ws` (its handshake, one task per connection, the [`kline_push::websocket::outbox::Outbox`] for every frame). Polling
 //! and the polling→websocket upgrade (requests with a `sid`) stay socketioxide's; both transports run the
 //! one session logic of [`super::session`].
 //!
@@ -19,7 +19,7 @@ use axum::extract::Request;
 use axum::http::Uri;
 use axum::response::Response;
 
-use crate::PushContext;
+use kline_push::PushContext;
 
 /// Whether `uri` opens a Socket.IO websocket directly (Engine.IO v4, transport websocket, no session id):
 /// such a request is served here, every other `/socket.io/` request by socketioxide.
@@ -30,9 +30,9 @@ pub fn is_direct_websocket(uri: &Uri) -> bool {
     has("EIO=4") && has("transport=websocket") && !has_sid
 }
 
-/// Answers the WebSocket handshake (`/ws`'s, [`crate::websocket::handshake::accept`]) and serves the connection.
+/// Answers the WebSocket handshake (`/ws`'s, [`kline_push::websocket::handshake::accept`]) and serves the connection.
 pub fn upgrade(state: PushContext, request: Request) -> Response {
-    crate::websocket::handshake::accept(state, request, false, connection::serve)
+    kline_push::websocket::handshake::accept(state, request, false, connection::serve)
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@
 //! session's upgrade to websocket (requests with `sid`), by socketioxide through the router's layer. Both
 //! have the Engine.IO heartbeat (`socketio.ping_interval_secs` / `ping_timeout_secs`) that closes dead
 //! connections; on shutdown every socket is closed before the hub stops. In front of both: a request from
-//! an origin off `server.cors_allowed_origins` gets 403, as `/ws`'s upgrade does ([`crate::origin`]);
-//! a node that is not ready ([`crate::readiness`]) answers a new session with 503; open sessions stay.
+//! an origin off `server.cors_allowed_origins` gets 403, as `/ws`'s upgrade does ([`kline_push::origin`]);
+//! a node that is not ready ([`kline_push::readiness`]) answers a new session with 503; open sessions stay.
 
 pub mod engine;
 pub mod session;
@@ -33,9 +33,9 @@ use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::layer::SocketIoLayer;
 
-use crate::PushContext;
-use crate::readiness::Readiness;
 use kline_config::CorsOrigins;
+use kline_push::PushContext;
+use kline_push::readiness::Readiness;
 
 /// The namespace the old server's front-ends connect to.
 pub const NAMESPACE: &str = "/kline";
@@ -74,7 +74,7 @@ async fn gate_request(State(gate): State<Gate>, request: Request, next: Next) ->
     if !uri.path().starts_with(PATH) {
         return next.run(request).await;
     }
-    if let Some(origin) = crate::origin::refused(request.headers(), &gate.origins) {
+    if let Some(origin) = kline_push::origin::refused(request.headers(), &gate.origins) {
         tracing::debug!(%origin, "Socket.IO request refused: origin not allowed");
         return (
             StatusCode::FORBIDDEN,
@@ -89,7 +89,7 @@ async fn gate_request(State(gate): State<Gate>, request: Request, next: Next) ->
         .any(|pair| pair.starts_with("sid="));
     if opens_session && let Err(reason) = gate.readiness.check() {
         tracing::debug!(%reason, "Socket.IO session refused: not ready");
-        return crate::readiness::refusal(&reason);
+        return kline_push::readiness::refusal(&reason);
     }
     if engine::is_direct_websocket(uri) {
         return engine::upgrade(gate.push, request);
