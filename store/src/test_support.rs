@@ -56,10 +56,11 @@ pub fn write_series(
     store.write(batch).unwrap();
 }
 
+/// One raw entry of a column family: key and value, as RocksDB's iterator yields it.
+pub type RawEntry = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>;
+
 /// The raw entries of the `events` family, in key order.
-pub fn event_entries(
-    store: &CandleStore,
-) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), rocksdb::Error>> + '_ {
+pub fn event_entries(store: &CandleStore) -> impl Iterator<Item = RawEntry> + '_ {
     store
         .db
         .iterator_cf(store.cf(CF_EVENTS), IteratorMode::Start)

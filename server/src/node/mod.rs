@@ -9,15 +9,14 @@
 //! "internal": on the internal listener (`node.internal_addr`, [`internal`]), never on the public port.
 //!
 //! Each part owns its state and hands the HTTP layer only what its routes need (`http::reads::ReadSide`,
-//! `http::ingest::Ingest`, `push::PushContext`, `http::status::NodeStatus`). Every role stops in order,
-//! each step bounded by `server.shutdown_timeout_secs` (see each role's module).
+//! `http::ingest::Ingest`, `kline_push::PushContext`, `http::status::NodeStatus`). A role is its list of
+//! parts ([`parts`]); [`run`] starts, serves and stops every role the same way, in the one shutdown order
+//! [`parts`] gives, each step bounded by `server.shutdown_timeout_secs`.
 
-mod all;
-mod edge;
 mod internal;
+mod parts;
 mod push_core;
 mod write_path;
-mod writer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,13 +26,14 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use parts::Parts;
 pub use push_core::PushCore;
 pub use write_path::WritePath;
 
 use crate::http::reads::ReadSide;
 use crate::http::serve::{HeadLimits, SocketBudget};
 use crate::{fds, http};
-use kline_config::{Config, ConfigError, Role};
+use kline_config::{Config, ConfigError};
 use kline_core::stats::StoreStats;
 use kline_store::sweeper;
 use kline_store::{CandleStore, StoreError};
@@ -84,11 +84,26 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let base = Base::open(&config)?;
-    match config.node.role {
-        Role::All => all::run(config, base, listener, shutdown).await,
-        Role::Writer => writer::run(config, base, listener, shutdown).await,
-        Role::Edge => edge::run(config, base, listener, shutdown).await,
-    }
+    let mut parts = Parts::start(&config, &base, &shutdown)?;
+    let background = TaskTracker::new();
+    base.start_retention(&config, &background, &shutdown);
+    let (router, budget) = parts.public_http(&config, &base);
+    let internal_listener = parts.internal.take();
+    let (served, internal_served) = tokio::join!(
+        serve_http(&config, &base, listener, router, budget, &shutdown),
+        internal::serve(
+            &config,
+            &base,
+            internal_listener,
+            parts.readiness.clone(),
+            &shutdown
+        ),
+    );
+    internal_served?;
+
+    parts.stop(grace(&config), &base.store, &background).await?;
+    tracing::info!("store flushed; bye");
+    served
 }
 
 /// What every role starts with: the open-file budget and the store.
