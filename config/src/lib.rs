@@ -218,7 +218,7 @@ pub enum Role {
 pub struct PipelineConfig {
     pub queue_capacity: usize,
     pub max_batch_events: usize,
-    /// Events pushed before their block position is known, at most (see `pipeline::provisional`).
+    /// Events pushed before their block position is known, at most (see `kline_pipeline::provisional`).
     pub provisional_max_events: usize,
     /// How long a provisional event counts in its candles if it is never stored, in milliseconds.
     pub provisional_ttl_ms: u64,
@@ -273,7 +273,7 @@ pub struct SolanaConfig {
     /// Transactions heard but not yet stored; when full, the source stops reading notifications.
     pub max_waiting_transactions: usize,
     /// A notification joins the provisional push of the previous one if it arrives within this many ms
-    /// (0: only those already read); see `source::solana::gather`.
+    /// (0: only those already read); see `kline-server`'s `source::solana::gather`.
     pub gather_idle_ms: u64,
     /// Longest a provisional push waits for more notifications after its first (those already read join
     /// regardless).

@@ -14,7 +14,7 @@
 //! catches up, however far behind; it never closes its subscribers.
 //!
 //! The feed also carries the committed trades to the trade hub ([`trades`]): a queue, not coalesced; every
-//! `h1` candle state to the ticker hub (`push::tickers`), through an inbox of its own that watches the whole
+//! `h1` candle state to the ticker hub (`kline_push::tickers`), through an inbox of its own that watches the whole
 //! interval once the ticker hub starts (same policy; the late corrections, stored but never pushed live,
 //! put their series in resync there: [`CandleFeed::stored_late`]); and the names of the tokens created
 //! ([`TokenNames`]), after their write like everything else.
@@ -46,20 +46,20 @@ pub struct CandleUpdate {
     /// Unix ms when the event behind this state reached the server (HTTP request, Solana notification);
     /// `None` for a state no event produced (a candle made final by the clock).
     pub received_at_ms: Option<i64>,
-    /// The state holds events pushed before their block position was known (`pipeline::provisional`):
+    /// The state holds events pushed before their block position was known (`crate::provisional`):
     /// the same candle with the same number of events, stored, is newer.
     pub provisional: bool,
     /// The push transport's encoding of the update (for `/ws`, the whole WebSocket frame), made once by
-    /// the first shard that delivers it and shared by all (see `ws::frame::update`).
+    /// the first shard that delivers it and shared by all (see `kline_push::websocket::frame::update`).
     pub encoded: OnceLock<Bytes>,
-    /// The same, compressed for connections that negotiated permessage-deflate (`ws::frame::update_deflated`;
+    /// The same, compressed for connections that negotiated permessage-deflate (`kline_push::websocket::frame::update_deflated`;
     /// the plain frame again when compression does not pay).
     pub compressed: OnceLock<Bytes>,
     /// The Socket.IO `kline_data` payload (JSON), made once by the first Socket.IO delivery and shared (see
-    /// `socketio::sink`).
+    /// `kline_socketio::sink`).
     pub socketio_payload: OnceLock<Box<serde_json::value::RawValue>>,
     /// The whole WebSocket frame of that `kline_data` packet for Socket.IO's direct websocket transport
-    /// (`42/kline,["kline_data",{…}]`), made once and shared (see `socketio::engine::frame`).
+    /// (`42/kline,["kline_data",{…}]`), made once and shared (see `kline_socketio::engine::frame`).
     pub socketio_frame: OnceLock<Bytes>,
 }
 

@@ -24,9 +24,9 @@ pub struct PipelineStats {
     pub batches_written: Counter,
     /// RocksDB write failures (pipeline).
     pub write_errors: Counter,
-    /// Whether the store takes writes, and why not (pipeline; see `pipeline::storage`).
+    /// Whether the store takes writes, and why not (pipeline; see `crate::storage`).
     pub storage: StorageHealth,
-    /// Events pushed live before their block position was known (pipeline; see `pipeline::provisional`).
+    /// Events pushed live before their block position was known (pipeline; see `crate::provisional`).
     pub provisional_events: Counter,
     /// Candles published again because provisional events left them (confirmed, expired) (pipeline).
     pub provisional_corrections: Counter,

@@ -1,5 +1,9 @@
+//! # kline-socketio
+//!
 //! The Socket.IO endpoint of the existing Spin Pet front-ends: `/socket.io`, namespace `/kline`, with the
-//! old server's events and payloads ([`wire`]), over the same push core as `/ws` ([`crate`]).
+//! old server's events and payloads ([`wire`]), over the same push core as `/ws` (`kline_push`): a
+//! subscribed series' candles as `kline_data` (its history and the mint's recent trades first, as
+//! `history_data` and `history_event_data`), and the mint's live trades as `event_data`.
 //!
 //! - [`wire`]: the events' payloads in the old shapes, and request validation.
 //! - [`session`]: one socket's requests, in order, and its lifetime, whatever the transport.

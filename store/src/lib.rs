@@ -1,4 +1,9 @@
-//! `CandleStore`: events, candles and metadata in one embedded RocksDB.
+//! # kline-store
+//!
+//! `CandleStore`: events, candles and metadata in one embedded RocksDB. Above `kline-core` (what is
+//! stored) and below the pipeline, the stream and the push side (who writes and reads); besides the store
+//! itself: [`history`] reads as protocol payloads, the [`symbol_directory`], the retention [`sweeper`], and
+//! [`replication`], what the stream to the edges keeps in the store.
 //!
 //! Column families:
 //! - `events`: event identity (the signature's first 16 bytes + index: [`keys`]) → the event in binary, with

@@ -88,7 +88,7 @@ impl Replica {
     }
 
     /// Applies `entries` (each continuing the one before, the first continuing [`Replica::position`]:
-    /// `stream::continuity`) in one write, then publishes them. Returns the number of candle states
+    /// `crate::continuity`) in one write, then publishes them. Returns the number of candle states
     /// written.
     pub fn apply(&mut self, entries: &[Entry]) -> Result<usize, ApplyError> {
         let mut groups = Vec::with_capacity(entries.len());

@@ -1,5 +1,5 @@
 //! The edge's replica task: reads the stream after the newest applied group and hands each read to
-//! [`Replica::apply`] (one RocksDB write, then the local hub). What it may apply is `stream::continuity`'s
+//! [`Replica::apply`] (one RocksDB write, then the local hub). What it may apply is `crate::continuity`'s
 //! rule: the next group of the replica's epoch. At a break — the stream no longer reaches back to the
 //! group after the applied one (a new edge after the stream was trimmed, an edge down for long, Redis
 //! restarted empty), a gap in the middle of a read, an entry that does not decode, or another epoch (the

@@ -1,3 +1,5 @@
+//! # kline-ws
+//!
 //! The WebSocket push service at `/ws`, speaking the protocol crate's contract v1: a transport over the push
 //! core. The connection plumbing it shares with Socket.IO is in [`kline_push::websocket`].
 //!

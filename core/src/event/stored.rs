@@ -1,5 +1,5 @@
 //! The stored form of an event: a compact binary record, the value of the `events` family. Its key holds the
-//! event's index and the first [`SIGNATURE_HEAD`] bytes of its signature (`store::keys`); the record
+//! event's index and the first [`SIGNATURE_HEAD`] bytes of its signature (`kline_store::keys`); the record
 //! holds the rest of the signature, so the signature is stored once.
 //!
 //! Layout (little-endian):
@@ -30,7 +30,7 @@ use super::{
 pub const FORMAT: u8 = 3;
 /// The first byte of a binary record written before [`FORMAT`]: no signature in it (its key held it whole).
 pub const FORMAT_WITHOUT_SIGNATURE: u8 = 2;
-/// How many bytes of an event's signature its key holds (`store::keys`); the record holds the rest.
+/// How many bytes of an event's signature its key holds (`kline_store::keys`); the record holds the rest.
 pub const SIGNATURE_HEAD: usize = 16;
 const SIGNATURE_TAIL: usize = 64 - SIGNATURE_HEAD;
 /// Where the timestamp sits in a binary record.

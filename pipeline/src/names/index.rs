@@ -2,7 +2,7 @@
 //! (marked done in `meta` under [`NAMES_INDEX_KEY`]).
 //!
 //! Such a store holds the `TokenCreated` events (the server stored every event) but no names. This pass
-//! reads each stored event once (a full scan, as `pipeline::trade_index` does), and hands the names it
+//! reads each stored event once (a full scan, as `crate::trade_index` does), and hands the names it
 //! finds to its caller in batches of [`BATCH`] names, so memory stays bounded however many tokens the store
 //! knows; the pipeline commits each batch like a group of its own (on a writer, through the stream's
 //! outbox, so the edges get the names too). When a mint has several `TokenCreated` events (a replay of

@@ -2,7 +2,7 @@
 //! ([`kline_protocol::token`]), and [`TokenNames`], the in-memory directory the push side reads them from.
 //!
 //! Where names live and travel:
-//! - **Stored** in the `symbols` column family under `mint ++ b'n'` (`store::names`), written in the same
+//! - **Stored** in the `symbols` column family under `mint ++ b'n'` (`kline_store::names`), written in the same
 //!   batch as the `TokenCreated` event by the pipeline; a snapshot carries the family whole, and the stream
 //!   record carries the names of its group (`kline_store::replication::record`), so edges hold them too.
 //! - **Indexed once** from the events of a store written before names were kept ([`index`]).

@@ -13,7 +13,7 @@ pub struct TickerRound {
     pub window_start: i64,
     /// Ordered by symbol.
     pub tickers: Vec<Ticker>,
-    /// The `/ws` frame (`ws::tickers::frame`), made by the first delivery.
+    /// The `/ws` frame (`crate::websocket::tickers::frame`), made by the first delivery.
     pub ws_frame: OnceLock<Bytes>,
     /// The same, compressed for connections that negotiated permessage-deflate.
     pub ws_compressed: OnceLock<Bytes>,

@@ -2,7 +2,7 @@
 //!
 //! The handshake is done here rather than by axum's `WebSocketUpgrade` because the push path writes to
 //! the socket itself (see [`super::outbox`]): after the 101 response, hyper hands the connection back and
-//! it is downcast to the `TcpStream` the accept loop (the server's accept loop (`http::serve`)) gave hyper. A permessage-deflate
+//! it is downcast to the `TcpStream` the accept loop (the server's accept loop (`kline-server`'s `http::serve`)) gave hyper. A permessage-deflate
 //! offer is answered here ([`super::deflate`]) when `websocket.compression` is on. A node that is not ready
 //! ([`crate::readiness`]) answers 503 instead.
 

@@ -4,7 +4,7 @@
 //! the record in borsh, deflated (level 1: a record repeats its mints, keys and JSON field names, and
 //! comes out 5–6× smaller, which is what every edge reads from Redis and what Redis keeps).
 //!
-//! Values are carried in the store's own encodings (`store::codec`, `store::keys`), so an edge writes them
+//! Values are carried in the store's own encodings (`crate::codec`, `crate::keys`), so an edge writes them
 //! as the writer did; candle states are decoded on the edge to apply only newer ones.
 
 use std::io::Read;
@@ -59,9 +59,9 @@ impl From<RecordWithoutNames> for GroupRecord {
 /// A candle's new state.
 #[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
 pub struct CandleEntry {
-    /// `store::keys::candle_key`.
+    /// `crate::keys::candle_key`.
     pub key: Vec<u8>,
-    /// `store::codec::encode_candle`.
+    /// `crate::codec::encode_candle`.
     pub value: Vec<u8>,
     /// Whether the writer published it live (a late correction of a final candle is stored, not pushed).
     pub publish: bool,
@@ -73,11 +73,11 @@ pub struct CandleEntry {
 #[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
 pub struct TradeEntry {
     pub mint: [u8; 32],
-    /// `store::keys::trade_key` of the trade.
+    /// `crate::keys::trade_key` of the trade.
     pub key: Vec<u8>,
-    /// `store::keys::event_key` of the event.
+    /// `crate::keys::event_key` of the event.
     pub event_key: Vec<u8>,
-    /// The trade-index value (`store::TradeValue`; from a writer before format 2, the protocol `Trade` as
+    /// The trade-index value (`crate::TradeValue`; from a writer before format 2, the protocol `Trade` as
     /// JSON, which `TradeValue::decode` reads too).
     pub value: Vec<u8>,
     /// The stored event, JSON.
@@ -88,7 +88,7 @@ pub struct TradeEntry {
 #[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
 pub struct SymbolEntry {
     pub mint: [u8; 32],
-    /// `store::codec::encode_symbol`.
+    /// `crate::codec::encode_symbol`.
     pub value: Vec<u8>,
 }
 
@@ -96,7 +96,7 @@ pub struct SymbolEntry {
 #[derive(Debug, Clone, PartialEq, BorshSerialize, BorshDeserialize)]
 pub struct NameEntry {
     pub mint: [u8; 32],
-    /// `store::names::encode_name`.
+    /// `crate::names::encode_name`.
     pub value: Vec<u8>,
 }
 
