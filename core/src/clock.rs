@@ -2,6 +2,7 @@
 //! and latency stamp.
 
 /// Wall-clock Unix milliseconds.
+#[inline]
 pub fn now_ms() -> i64 {
     kline_protocol::response::unix_millis_now()
 }

@@ -25,6 +25,7 @@ impl Drop for Decrement<'_> {
 }
 
 /// Adds `n` to `counter` (a count of items, as `usize`).
+#[inline]
 pub fn add(counter: &Counter, n: usize) {
     counter.inc_by(n as u64);
 }
@@ -146,6 +147,7 @@ impl std::ops::Deref for LatencyHistogram {
 }
 
 impl HistogramCounts {
+    #[inline]
     pub fn observe_ms(&self, ms: f64) {
         let index = LATENCY_BUCKETS_MS
             .iter()

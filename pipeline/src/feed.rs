@@ -87,11 +87,13 @@ impl CandleUpdate {
         }
     }
 
+    #[inline]
     pub fn series(&self) -> SeriesId {
         (self.symbol.to_bytes(), self.interval)
     }
 
     /// Same candle (series and bucket).
+    #[inline]
     pub fn same_candle(&self, other: &CandleUpdate) -> bool {
         self.candle.time == other.candle.time
             && self.interval == other.interval
@@ -99,6 +101,7 @@ impl CandleUpdate {
     }
 
     /// How far along this state of its candle is.
+    #[inline]
     pub fn version(&self) -> CandleVersion {
         CandleVersion {
             update_count: self.candle.update_count,
@@ -108,6 +111,7 @@ impl CandleUpdate {
     }
 
     /// Whether this state is newer than `known`, a state of the same candle.
+    #[inline]
     pub fn is_newer_than(&self, known: CandleVersion) -> bool {
         self.version() > known
     }
