@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 
 use super::deflate::Deflate;
 use super::frame;
-pub use crate::SeriesKey;
+use crate::SeriesKey;
 use crate::gate::SeriesGates;
 use crate::tickers::TickerRound;
 use kline_core::stats::PushStats;
