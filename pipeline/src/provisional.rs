@@ -6,8 +6,9 @@
 //! time and position, through the ordinary write path. Provisional events are never stored. This module
 //! keeps them and answers what a candle looks like with them ([`ProvisionalTicks::view`]): the stored
 //! (confirmed) state plus every provisional tick of that candle. Because a candle's state does not depend
-//! on the order its events are applied in (open and close go by [`OrderKey`]), confirmed ⊕ provisional is
-//! what the candle will be once the positions are known, up to the corrections those positions bring.
+//! on the order its events are applied in (open and close go by [`kline_core::aggregator::OrderKey`]),
+//! confirmed ⊕ provisional is what the candle will be once the positions are known, up to the corrections
+//! those positions bring.
 //!
 //! When the event comes for good it leaves this set ([`ProvisionalTicks::confirm`]) and the candles it
 //! touched are published again: the corrective update, with the block's open and close.

@@ -48,7 +48,7 @@ pub const NAMESPACE: &str = "/kline";
 pub const PATH: &str = "/socket.io";
 
 /// Serves Socket.IO on `router` (every route of it must already be there): the layer, and in front of it
-/// the [`gate`] every `/socket.io` request passes.
+/// the gate every `/socket.io` request passes ([`gate_request`]).
 pub fn attach(router: Router, state: &PushContext) -> Router {
     let gate = Gate {
         readiness: state.readiness.clone(),

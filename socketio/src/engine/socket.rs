@@ -56,7 +56,7 @@ impl DirectSocket {
         open
     }
 
-    /// The hub's delivery (see [`Subscriber::deliver`]).
+    /// The hub's delivery (see [`kline_push::Subscriber::deliver`]).
     pub fn deliver(&self, updates: &[Arc<CandleUpdate>]) -> Option<usize> {
         let replaced = self.outbox.push_updates(updates).ok();
         self.open(replaced.is_some());

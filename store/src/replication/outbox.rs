@@ -2,9 +2,9 @@
 //! same RocksDB write as the group itself, so the store never holds a group without its record or the
 //! reverse, and numbers are gap-free across crashes (the next number is read back from the store on start).
 //!
-//! The [`publisher`](super::publisher) reads records from the store, so the outbox keeps no queue in
-//! memory: it retains the newest `stream.max_len` records (each write deletes the one that falls out),
-//! which is also how far back the publisher can republish after Redis lost its data.
+//! The stream's publisher (`kline_stream::publisher`) reads records from the store, so the outbox keeps no
+//! queue in memory: it retains the newest `stream.max_len` records (each write deletes the one that falls
+//! out), which is also how far back the publisher can republish after Redis lost its data.
 
 use std::sync::Arc;
 

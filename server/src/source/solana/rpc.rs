@@ -23,7 +23,7 @@ use kline_core::stats::Counter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
-    /// Without its URL (see [`RpcError::transport`]).
+    /// Without its URL (the `From<reqwest::Error>` below strips it: URLs may carry API keys).
     #[error("RPC transport: {0}")]
     Transport(#[source] reqwest::Error),
     /// An HTTP status other than 200; `retry_after`: what a 429's or 503's `Retry-After` asked for.
