@@ -61,7 +61,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most header fields in an HTTP request; more gets 431.
     pub max_headers: usize,
-    /// File descriptors kept for what is not a client socket nor a RocksDB table file (see the server's `fds` module).
+    /// File descriptors kept for what is not a client socket nor a RocksDB table file (see the server's `fds`
+    /// module).
     pub fd_reserve: usize,
     pub cors_allowed_origins: CorsOrigins,
     pub tls: ServerTlsConfig,

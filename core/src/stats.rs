@@ -55,7 +55,8 @@ pub struct StoreStats {
     pub snapshots_refused: Counter,
     /// Snapshots cut off: the reader took no frame for `node.snapshot_write_timeout_secs`, or went away.
     pub snapshots_cut_off: Counter,
-    /// REST reads refused with 503 because no read permit freed in time (`kline-server`'s `http::read_permits`).
+    /// REST reads refused with 503 because no read permit freed in time (`kline-server`'s
+    /// `http::read_permits`).
     pub rest_reads_refused: Counter,
     /// Candle entries the read paths stepped over (the store's own counter, shared).
     pub candles_read: Counter,
@@ -112,8 +113,8 @@ pub struct PushStats {
     pub socketio_connections_active: Gauge,
     /// Socket.IO sockets accepted on `/kline` since start (Socket.IO sessions).
     pub socketio_connections_total: Counter,
-    /// Open Socket.IO connections on our own websocket transport (`kline_socketio::engine`), joined to `/kline`
-    /// or not; the rest of `socketio_connections_active` is socketioxide's (polling, upgraded).
+    /// Open Socket.IO connections on our own websocket transport (`kline_socketio::engine`), joined to
+    /// `/kline` or not; the rest of `socketio_connections_active` is socketioxide's (polling, upgraded).
     pub socketio_websocket_connections_active: Gauge,
     /// Time from an update's production (after its write) to its write on a client socket (writers).
     pub push_latency: LatencyHistogram,

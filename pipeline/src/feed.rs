@@ -14,9 +14,9 @@
 //! catches up, however far behind; it never closes its subscribers.
 //!
 //! The feed also carries the committed trades to the trade hub ([`trades`]): a queue, not coalesced; every
-//! `h1` candle state to the ticker hub (`kline_push::tickers`), through an inbox of its own that watches the whole
-//! interval once the ticker hub starts (same policy; the late corrections, stored but never pushed live,
-//! put their series in resync there: [`CandleFeed::stored_late`]); and the names of the tokens created
+//! `h1` candle state to the ticker hub (`kline_push::tickers`), through an inbox of its own that watches the
+//! whole interval once the ticker hub starts (same policy; the late corrections, stored but never pushed
+//! live, put their series in resync there: [`CandleFeed::stored_late`]); and the names of the tokens created
 //! ([`TokenNames`]), after their write like everything else.
 
 use std::collections::{HashMap, HashSet};
@@ -52,8 +52,9 @@ pub struct CandleUpdate {
     /// The push transport's encoding of the update (for `/ws`, the whole WebSocket frame), made once by
     /// the first shard that delivers it and shared by all (see `kline_push::websocket::frame::update`).
     pub encoded: OnceLock<Bytes>,
-    /// The same, compressed for connections that negotiated permessage-deflate (`kline_push::websocket::frame::update_deflated`;
-    /// the plain frame again when compression does not pay).
+    /// The same, compressed for connections that negotiated permessage-deflate
+    /// (`kline_push::websocket::frame::update_deflated`; the plain frame again when compression does not
+    /// pay).
     pub compressed: OnceLock<Bytes>,
     /// The Socket.IO `kline_data` payload (JSON), made once by the first Socket.IO delivery and shared (see
     /// `kline_socketio::sink`).

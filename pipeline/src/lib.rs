@@ -7,14 +7,14 @@
 //! The single write path: every source's events go through [`Pipeline::ingest`].
 //!
 //! For a group of event batches it drops duplicates (by identity, against the store and within the group),
-//! feeds price events to the [`Aggregator`], and writes the events, their entries in their mint's trade
-//! index (the price only: a read builds the trade from the event, see `kline_store`'s `trades` module), every candle they
-//! changed, the symbol stats and the names of the tokens created (`TokenCreated`, sanitised:
-//! [`crate::names`]) in one RocksDB write batch. Only after that write succeeds are the changed
-//! candles published to the live stream, so a subscriber never sees a candle the store does not hold —
-//! except for [`provisional`] events, pushed before their block position is known and never stored: a
-//! candle is then published as the stored state plus those events, and published again when they are
-//! stored for good. [`service`] runs it on its own thread behind a bounded queue.
+//! feeds price events to the [`Aggregator`], and writes the events, their entries in their mint's trade index
+//! (the price only: a read builds the trade from the event, see `kline_store`'s `trades` module), every
+//! candle they changed, the symbol stats and the names of the tokens created (`TokenCreated`, sanitised:
+//! [`crate::names`]) in one RocksDB write batch. Only after that write succeeds are the changed candles
+//! published to the live stream, so a subscriber never sees a candle the store does not hold — except for
+//! [`provisional`] events, pushed before their block position is known and never stored: a candle is then
+//! published as the stored state plus those events, and published again when they are stored for good.
+//! [`service`] runs it on its own thread behind a bounded queue.
 
 pub mod feed;
 pub mod names;

@@ -1,14 +1,14 @@
 //! The subscription hub: the subscription index (series → subscribers) and the fan-out, in shards.
 //!
 //! Each shard is a task on a thread of its own and the one owner of the subscriptions of its share of the
-//! connections (connection id modulo the shard count), so fan-out writes spread over the cores with no
-//! shared index and no lock. Each shard reads its own [`Inbox`] of the candle feed at its own pace (a
-//! shard that falls behind gets the newest state of each candle, never a gap: see [`kline_pipeline::feed`]) and its
-//! connections' commands. For each update the `kline_data` frame is encoded **once** (shared by every
-//! shard) and the updates of a series that one read brought are pushed into every subscriber's outbox
-//! together, which writes them to the socket at once, in one write, when it has room (never blocking: see
-//! each transport's overflow policy, e.g. [`crate::websocket::outbox::Outbox`]'s). Connections change the index only through [`Hub`] commands over a bounded
-//! queue; their writers run on other threads.
+//! connections (connection id modulo the shard count), so fan-out writes spread over the cores with no shared
+//! index and no lock. Each shard reads its own [`Inbox`] of the candle feed at its own pace (a shard that
+//! falls behind gets the newest state of each candle, never a gap: see [`kline_pipeline::feed`]) and its
+//! connections' commands. For each update the `kline_data` frame is encoded **once** (shared by every shard)
+//! and the updates of a series that one read brought are pushed into every subscriber's outbox together,
+//! which writes them to the socket at once, in one write, when it has room (never blocking: see each
+//! transport's overflow policy, e.g. [`crate::websocket::outbox::Outbox`]'s). Connections change the index
+//! only through [`Hub`] commands over a bounded queue; their writers run on other threads.
 //!
 //! A final that comes alone (when the candles of a second close, every s1 series gets one at once) is
 //! held back for at most `websocket.final_hold_ms` and rides along with its series' next update in the

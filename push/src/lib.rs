@@ -6,7 +6,8 @@
 //! fan-out are here, and this crate cannot name either transport.
 //!
 //! - [`hub`]: the subscription index and the fan-out (one thread per shard, one owner).
-//! - [`subscriber`]: what the hubs deliver to: a `/ws` connection's outbox, or another transport's [`subscriber::Sink`].
+//! - [`subscriber`]: what the hubs deliver to: a `/ws` connection's outbox, or another transport's
+//!   [`subscriber::Sink`].
 //! - [`gate`]: subscribe gating (snapshot first, then only newer updates).
 //! - [`session`]: a connection's subscriptions, the subscription limit, the subscribe/unsubscribe steps
 //!   and history reads.

@@ -1,8 +1,8 @@
 //! A connection's request budget, the same on every transport ([`RequestBudget`]): a token bucket of
 //! `websocket.rate_limit_burst` tokens refilled at `rate_limit_per_sec`, each request costing tokens by the
 //! candles it reads ([`request_cost`] for `/ws`; Socket.IO's `kline_socketio::wire::request_cost` by the same
-//! rule; both [`history_cost`]); a refused request gets error 1004, and `rate_limit_strikes` refusals in a row end
-//! the connection (`/ws`: close 1008; Socket.IO: disconnected from `/kline`).
+//! rule; both [`history_cost`]); a refused request gets error 1004, and `rate_limit_strikes` refusals in a
+//! row end the connection (`/ws`: close 1008; Socket.IO: disconnected from `/kline`).
 
 use std::time::Instant;
 

@@ -1,9 +1,9 @@
 //! The trade hub: who subscribed the trades of which mint, and the delivery of every committed trade to
 //! them, each **once per connection**, in block order, after the connection's snapshot.
 //!
-//! One task on a thread of its own (like the candle shards, it must not be starved by connection tasks)
-//! owns the index (mint → members); connections change it only through [`TradeHub`] commands over a
-//! bounded queue. It reads the trade feed ([`kline_pipeline::feed::trades`]) and does nothing for the mints nobody
+//! One task on a thread of its own (like the candle shards, it must not be starved by connection tasks) owns
+//! the index (mint → members); connections change it only through [`TradeHub`] commands over a bounded queue.
+//! It reads the trade feed ([`kline_pipeline::feed::trades`]) and does nothing for the mints nobody
 //! subscribed: the candle hot path is not touched.
 //!
 //! Rules, per member (one connection's subscription to one mint):

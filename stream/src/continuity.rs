@@ -1,9 +1,9 @@
 //! The edge's rule for what it may apply: an entry continues the replica when it is the next group of the
 //! replica's epoch. Everything else — a gap (the stream was trimmed past the replica, Redis lost data, the
 //! writer's outbox overflowed while Redis was away) or another epoch (the writer's store was wiped or
-//! restored: `kline_store::replication::epoch`) — is a [`Break`], which the replica answers with a snapshot. A read is
-//! applied up to its first break, so a gap in the middle of one read never makes the edge re-read the
-//! same entries.
+//! restored: `kline_store::replication::epoch`) — is a [`Break`], which the replica answers with a snapshot.
+//! A read is applied up to its first break, so a gap in the middle of one read never makes the edge re-read
+//! the same entries.
 
 use super::redis::Entry;
 use kline_store::replication::epoch::Position;

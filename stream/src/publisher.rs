@@ -8,10 +8,10 @@
 //! edge that needs older groups than that loads a snapshot. While Redis is unreachable nothing queues in
 //! memory: the records wait in the outbox.
 //!
-//! Every entry carries the store's epoch (`kline_store::replication::epoch`). A stream of another epoch (this store was wiped
-//! or replaced) is replaced by this store's outbox; a stream of this epoch past the store's newest group
-//! (the store was restored from a backup) makes the publisher start a new epoch first. The edges see the
-//! new epoch and load a snapshot, so the new groups reach them instead of being numbered below the
+//! Every entry carries the store's epoch (`kline_store::replication::epoch`). A stream of another epoch (this
+//! store was wiped or replaced) is replaced by this store's outbox; a stream of this epoch past the store's
+//! newest group (the store was restored from a backup) makes the publisher start a new epoch first. The edges
+//! see the new epoch and load a snapshot, so the new groups reach them instead of being numbered below the
 //! stream's head, where no edge would read them.
 
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! The stream engine: Redis Streams through the `redis` crate. Entries carry their group number as their
 //! stream id (`<seq>-0`), so "read after group N" is `XREAD … <N>-0` and the numbering survives a Redis
-//! restart; and the writer's epoch (`kline_store::replication::epoch`) as a field beside the record. The publisher and the
-//! replica use only the operations here (connect, head, append, read after, reset); another engine (NATS
-//! JetStream: publish with a message id, consume from a sequence, purge) would provide the same and
-//! nothing else would change.
+//! restart; and the writer's epoch (`kline_store::replication::epoch`) as a field beside the record. The
+//! publisher and the replica use only the operations here (connect, head, append, read after, reset); another
+//! engine (NATS JetStream: publish with a message id, consume from a sequence, purge) would provide the same
+//! and nothing else would change.
 
 use backon::Retryable;
 use kline_tls::{ClientTls, FailureLog, HandshakeFailure, Redacted};

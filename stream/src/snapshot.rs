@@ -97,7 +97,8 @@ impl SnapshotService {
     }
 }
 
-/// The snapshot route, with its state applied. Served only on the internal listener (`kline-server`'s `node::internal`).
+/// The snapshot route, with its state applied. Served only on the internal listener (`kline-server`'s
+/// `node::internal`).
 pub fn routes(service: SnapshotService) -> Router {
     Router::new()
         .route("/internal/snapshot", get(serve))

@@ -3,7 +3,8 @@
 //! The WebSocket push service at `/ws`, speaking the protocol crate's contract v1: a transport over the push
 //! core. The connection plumbing it shares with Socket.IO is in [`kline_push::websocket`].
 //!
-//! - [`upgrade`]: `GET /ws`: the opening handshake ([`kline_push::websocket::handshake`]), then [`connection`].
+//! - [`upgrade`]: `GET /ws`: the opening handshake ([`kline_push::websocket::handshake`]), then
+//!   [`connection`].
 //! - [`connection`]: a connection's task: requests, rate limit, idle timeout, cleanup.
 
 pub mod connection;

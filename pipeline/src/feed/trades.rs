@@ -1,4 +1,5 @@
-//! The live trade feed: from the pipeline (the one publisher) to the trade hub (the push crate's `trade_hub`).
+//! The live trade feed: from the pipeline (the one publisher) to the trade hub (the push crate's
+//! `trade_hub`).
 //!
 //! Trades are not coalesced like candles (every trade matters): the inbox keeps every published trade of
 //! the mints the trade hub watches (someone subscribed their trades), in the order the pipeline committed

@@ -2,9 +2,10 @@
 //! ([`kline_protocol::token`]), and [`TokenNames`], the in-memory directory the push side reads them from.
 //!
 //! Where names live and travel:
-//! - **Stored** in the `symbols` column family under `mint ++ b'n'` (`kline_store::names`), written in the same
-//!   batch as the `TokenCreated` event by the pipeline; a snapshot carries the family whole, and the stream
-//!   record carries the names of its group (`kline_store::replication::record`), so edges hold them too.
+//! - **Stored** in the `symbols` column family under `mint ++ b'n'` (`kline_store::names`), written in the
+//!   same batch as the `TokenCreated` event by the pipeline; a snapshot carries the family whole, and the
+//!   stream record carries the names of its group (`kline_store::replication::record`), so edges hold them
+//!   too.
 //! - **Indexed once** from the events of a store written before names were kept ([`index`]).
 //! - **In memory** in [`TokenNames`], loaded from the store at start and updated after each write that
 //!   stores names (the pipeline; on an edge, the replica), so `connection_success` and the ticker stream

@@ -1,10 +1,10 @@
 //! `GET /ws`: the WebSocket opening handshake (RFC 6455 §4.2) and the hand-over of the raw TCP socket.
 //!
-//! The handshake is done here rather than by axum's `WebSocketUpgrade` because the push path writes to
-//! the socket itself (see [`super::outbox`]): after the 101 response, hyper hands the connection back and
-//! it is downcast to the `TcpStream` the accept loop (the server's accept loop (`kline-server`'s `http::serve`)) gave hyper. A permessage-deflate
-//! offer is answered here ([`super::deflate`]) when `websocket.compression` is on. A node that is not ready
-//! ([`crate::readiness`]) answers 503 instead.
+//! The handshake is done here rather than by axum's `WebSocketUpgrade` because the push path writes to the
+//! socket itself (see [`super::outbox`]): after the 101 response, hyper hands the connection back and it is
+//! downcast to the `TcpStream` the accept loop (`kline-server`'s `http::serve`) gave hyper. A
+//! permessage-deflate offer is answered here ([`super::deflate`]) when `websocket.compression` is on. A node
+//! that is not ready ([`crate::readiness`]) answers 503 instead.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};

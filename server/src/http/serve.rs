@@ -2,8 +2,8 @@
 //!
 //! Ours rather than `axum::serve` for two reasons: the connection is given to hyper as a plain
 //! `TokioIo<TcpStream>` so an upgraded WebSocket can be downcast back to its `TcpStream` (the push path
-//! writes to sockets directly, see [`kline_push::websocket::outbox`]), and every accepted socket gets `TCP_NODELAY`
-//! (a candle update is one small frame that must not wait for Nagle's algorithm).
+//! writes to sockets directly, see [`kline_push::websocket::outbox`]), and every accepted socket gets
+//! `TCP_NODELAY` (a candle update is one small frame that must not wait for Nagle's algorithm).
 //!
 //! On shutdown it stops accepting, lets each HTTP connection finish the request it is serving
 //! (`graceful_shutdown`), and returns when they have all closed. Upgraded WebSocket connections are not

@@ -1,11 +1,11 @@
 //! TLS on the server's own listener (`server.tls`): a terminator in front of the plain HTTP server.
 //!
-//! The push path writes WebSocket frames straight to each client's `TcpStream` ([`kline_push::websocket::outbox`]),
-//! which a TLS session cannot be. So the terminator accepts on the public address, completes the TLS
-//! handshake (within `server.header_read_timeout_secs`), opens a loopback connection to the plain server
-//! ([`super::serve`], on `127.0.0.1:<ephemeral>`) and relays bytes both ways until either side closes.
-//! The HTTP server and everything behind it see an ordinary TCP client and behave exactly as on a plain
-//! listener (limits, Origin checks, the socket budget, slow-reader closes).
+//! The push path writes WebSocket frames straight to each client's `TcpStream`
+//! ([`kline_push::websocket::outbox`]), which a TLS session cannot be. So the terminator accepts on the
+//! public address, completes the TLS handshake (within `server.header_read_timeout_secs`), opens a loopback
+//! connection to the plain server ([`super::serve`], on `127.0.0.1:<ephemeral>`) and relays bytes both ways
+//! until either side closes. The HTTP server and everything behind it see an ordinary TCP client and behave
+//! exactly as on a plain listener (limits, Origin checks, the socket budget, slow-reader closes).
 //!
 //! Costs, written down: each TLS client holds 3 file descriptors (its socket and both ends of the loopback
 //! pair; [`crate::fds`] counts them) and every byte is copied once more through loopback. For 10,000+

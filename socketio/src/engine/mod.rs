@@ -1,9 +1,9 @@
 //! Socket.IO's websocket transport, served by the server itself: a client that opens `/socket.io/` as a
 //! websocket at once (`?EIO=4&transport=websocket`, no `sid`: what socket.io-client does first with
-//! `transports: ['websocket', …]`) gets Engine.IO v4 and Socket.IO v5 from here, over the machinery of
-//! `/ws` (its handshake, one task per connection, the [`kline_push::websocket::outbox::Outbox`] for every frame). Polling
-//! and the polling→websocket upgrade (requests with a `sid`) stay socketioxide's; both transports run the
-//! one session logic of [`super::session`].
+//! `transports: ['websocket', …]`) gets Engine.IO v4 and Socket.IO v5 from here, over the machinery of `/ws`
+//! (its handshake, one task per connection, the [`kline_push::websocket::outbox::Outbox`] for every frame).
+//! Polling and the polling→websocket upgrade (requests with a `sid`) stay socketioxide's; both transports run
+//! the one session logic of [`super::session`].
 //!
 //! - [`packet`]: the Engine.IO and Socket.IO packets, parsed and encoded (no I/O).
 //! - [`heartbeat`]: Engine.IO's ping/pong deadlines (no I/O).
@@ -30,7 +30,8 @@ pub fn is_direct_websocket(uri: &Uri) -> bool {
     has("EIO=4") && has("transport=websocket") && !has_sid
 }
 
-/// Answers the WebSocket handshake (`/ws`'s, [`kline_push::websocket::handshake::accept`]) and serves the connection.
+/// Answers the WebSocket handshake (`/ws`'s, [`kline_push::websocket::handshake::accept`]) and serves the
+/// connection.
 pub fn upgrade(state: PushContext, request: Request) -> Response {
     kline_push::websocket::handshake::accept(state, request, false, connection::serve)
 }

@@ -9,8 +9,8 @@
 //!   or lost its newest writes) makes it start a new epoch first, then replace the stream. Either way the
 //!   new groups reach the edges; resuming after the stream's head, as before epochs, would have numbered
 //!   them below it and no edge would ever have read them.
-//! - **Edge** (`kline_stream::continuity`): an entry or a head of an epoch other than its replica's makes it load
-//!   a snapshot (which carries the epoch it is consistent with) and read on in the new epoch.
+//! - **Edge** (`kline_stream::continuity`): an entry or a head of an epoch other than its replica's makes it
+//!   load a snapshot (which carries the epoch it is consistent with) and read on in the new epoch.
 //!
 //! Entries and snapshots of writers before epochs carry none: they read as epoch 0, which a writer takes
 //! for its own (an in-place upgrade) and an edge matches only with a replica of epoch 0.

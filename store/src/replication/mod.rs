@@ -3,7 +3,8 @@
 //! candle state per key (to apply only newer ones), and a consistent dump of the replicated column families
 //! for snapshots.
 //!
-//! - [`record`]: a stream entry's content (the group's candles, trades, events, symbol stats) and its encoding.
+//! - [`record`]: a stream entry's content (the group's candles, trades, events, symbol stats) and its
+//!   encoding.
 //! - [`outbox`]: the writer side of the pipeline's write: the group's record and its sequence number go
 //!   into the same RocksDB write as the group (no gap, no duplicate after a crash).
 //! - [`epoch`]: the numbering's lineage: the writer's store carries an epoch every entry carries, so a
