@@ -411,7 +411,7 @@ impl Source<'_> {
                     let mut message = message;
                     // The notifications of one burst (a slot's, as the node sends them) join the line
                     // before the next write, and their events are pushed together: each candle once.
-                    let gathering_since = tokio::time::Instant::now();
+                    let gathering_since = heard;
                     let mut provisional = Vec::new();
                     let mut first_received = None;
                     loop {
